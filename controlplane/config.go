@@ -1,0 +1,63 @@
+package controlplane
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a control plane. It is copied by New and never mutated.
+type Config struct {
+	// EtcdEndpoints, when set, makes the control plane use an external etcd
+	// cluster and start none of its own.
+	EtcdEndpoints []string
+	// DataDir is the embedded etcd's data directory (ignored with
+	// EtcdEndpoints). Zero means "shoal-data" in the working directory.
+	DataDir string
+	// EtcdListen is the embedded etcd's client address (host:port); its
+	// peer port is the next port up. Zero means 127.0.0.1:2379.
+	EtcdListen string
+	// EtcdPeerListen is the embedded etcd's raft peer address; zero means
+	// EtcdListen's port + 1.
+	EtcdPeerListen string
+
+	// XDSListen, APIListen and AdminListen are the listen addresses of the
+	// xDS server, the management API and the admin/metrics HTTP server.
+	// Port 0 picks a free port (see Server.Addrs).
+	XDSListen   string
+	APIListen   string
+	AdminListen string
+	// GossipListen is the memberlist bind address.
+	GossipListen string
+	// GossipJoin lists gossip seeds.
+	GossipJoin []string
+
+	// ID names this control plane among several; zero means the host name
+	// and xDS port.
+	ID string
+	// ShutdownTimeout bounds the graceful stop of the gRPC servers; zero
+	// means 5s.
+	ShutdownTimeout time.Duration
+
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the control plane's metrics; nil means a private
+	// registry served on /metrics.
+	Registerer prometheus.Registerer
+	// Gatherer is served on /metrics; it must be the Registerer's
+	// counterpart when Registerer is set.
+	Gatherer prometheus.Gatherer
+}
+
+// DefaultConfig returns the documented defaults of `shoal controlplane`.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:      "shoal-data",
+		EtcdListen:   "127.0.0.1:2379",
+		XDSListen:    "127.0.0.1:18000",
+		APIListen:    "127.0.0.1:18001",
+		AdminListen:  "127.0.0.1:18002",
+		GossipListen: "127.0.0.1:7946",
+	}
+}

@@ -1,0 +1,287 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/shoal-mesh/shoal/internal/etcdserver"
+)
+
+// Server is a running control plane. Create it with New, run it with Run.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	etcd   *etcdserver.Server // nil with external etcd
+	client *clientv3.Client
+
+	reg      prometheus.Registerer
+	gatherer prometheus.Gatherer
+
+	xdsLis, apiLis, adminLis net.Listener
+	xdsGRPC, apiGRPC         *grpc.Server
+	health                   *health.Server
+	admin                    *http.Server
+
+	// state joins the registry and routes and tells xDS about changes.
+	state *meshState
+
+	closeOnce sync.Once
+}
+
+// New starts etcd (embedded unless Config.EtcdEndpoints is set), connects
+// to it and binds every listener, so that when New returns the addresses
+// are known. Serving starts in Run. On error everything started is stopped.
+func New(cfg Config) (s *Server, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	s = &Server{cfg: cfg, log: cfg.Logger.With("component", "controlplane")}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	if err := s.startEtcd(); err != nil {
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	s.setupMetrics()
+	if err := s.setupServices(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) startEtcd() error {
+	endpoints := s.cfg.EtcdEndpoints
+	if len(endpoints) == 0 {
+		clientURL, peerURL, err := etcdURLs(s.cfg.EtcdListen, s.cfg.EtcdPeerListen)
+		if err != nil {
+			return err
+		}
+		dir := s.cfg.DataDir
+		if dir == "" {
+			dir = "shoal-data"
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("controlplane: data dir: %w", err)
+		}
+		s.etcd, err = etcdserver.Start(etcdserver.Config{
+			Dir: filepath.Join(dir, "etcd"), ClientURL: clientURL, PeerURL: peerURL, Logger: s.log,
+		})
+		if err != nil {
+			return err
+		}
+		endpoints = []string{clientURL}
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+		Logger:               zap.NewNop(),
+	})
+	if err != nil {
+		return fmt.Errorf("controlplane: etcd client: %w", err)
+	}
+	s.client = cli
+	return nil
+}
+
+// etcdURLs derives the embedded etcd's client and peer URLs; the peer port
+// defaults to the client port + 1.
+func etcdURLs(listen, peer string) (clientURL, peerURL string, err error) {
+	if listen == "" {
+		listen = "127.0.0.1:2379"
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", "", fmt.Errorf("controlplane: --etcd-listen %q: %w", listen, err)
+	}
+	if peer == "" {
+		p, err := strconv.Atoi(port)
+		if err != nil || p <= 0 || p >= 65535 {
+			return "", "", fmt.Errorf("controlplane: --etcd-listen %q: needs a fixed port below 65535", listen)
+		}
+		peer = net.JoinHostPort(host, strconv.Itoa(p+1))
+	}
+	return "http://" + listen, "http://" + peer, nil
+}
+
+func (s *Server) listen() error {
+	var err error
+	for _, l := range []struct {
+		addr string
+		dst  *net.Listener
+		flag string
+	}{
+		{s.cfg.XDSListen, &s.xdsLis, "--xds-listen"},
+		{s.cfg.APIListen, &s.apiLis, "--api-listen"},
+		{s.cfg.AdminListen, &s.adminLis, "--admin-listen"},
+	} {
+		if *l.dst, err = net.Listen("tcp", l.addr); err != nil {
+			return fmt.Errorf("controlplane: %s: %w", l.flag, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) setupMetrics() {
+	s.reg, s.gatherer = s.cfg.Registerer, s.cfg.Gatherer
+	if s.reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		s.reg, s.gatherer = r, r
+	}
+}
+
+// Addrs are the bound listen addresses.
+type Addrs struct {
+	XDS, API, Admin string
+	// Etcd is the etcd client endpoint in use (the embedded one's URL, or
+	// the first external endpoint).
+	Etcd string
+}
+
+// Addrs returns the addresses the server listens on.
+func (s *Server) Addrs() Addrs {
+	return Addrs{
+		XDS: s.xdsLis.Addr().String(), API: s.apiLis.Addr().String(), Admin: s.adminLis.Addr().String(),
+		Etcd: s.client.Endpoints()[0],
+	}
+}
+
+// Client returns the etcd client the server uses. It is closed by Run's
+// shutdown and must not be closed by the caller.
+func (s *Server) Client() *clientv3.Client { return s.client }
+
+// Run serves until ctx is done, then shuts down in order: stop accepting
+// API and xDS calls (GracefulStop under ShutdownTimeout, then Stop), stop
+// the watches, close the etcd client, stop embedded etcd. It returns nil on
+// a clean shutdown, or the error that stopped it.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	serve := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("controlplane: %s: %w", name, err)
+			}
+		}()
+	}
+	serve("xds", func() error { return s.xdsGRPC.Serve(s.xdsLis) })
+	serve("api", func() error { return s.apiGRPC.Serve(s.apiLis) })
+	serve("admin", func() error { return s.admin.Serve(s.adminLis) })
+	serve("state", func() error { return s.state.run(ctx) })
+	s.log.Info("control plane serving", "xds", s.xdsLis.Addr(), "api", s.apiLis.Addr(),
+		"admin", s.adminLis.Addr(), "etcd", s.client.Endpoints())
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		s.log.Error("control plane failed", "err", err)
+	case err = <-s.etcdErr():
+		err = fmt.Errorf("controlplane: embedded etcd: %w", err)
+	}
+	cancel()
+	s.shutdown()
+	wg.Wait()
+	s.closeAll()
+	return err
+}
+
+func (s *Server) etcdErr() <-chan error {
+	if s.etcd == nil {
+		return nil
+	}
+	return s.etcd.Err()
+}
+
+func (s *Server) shutdown() {
+	s.health.Shutdown()
+	var wg sync.WaitGroup
+	for _, g := range []*grpc.Server{s.xdsGRPC, s.apiGRPC} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { g.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(s.cfg.ShutdownTimeout):
+				g.Stop()
+				<-done
+			}
+		}()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.admin.Shutdown(sctx)
+	wg.Wait()
+}
+
+// closeAll releases what New acquired; safe to call more than once.
+func (s *Server) closeAll() {
+	s.closeOnce.Do(func() {
+		for _, l := range []net.Listener{s.xdsLis, s.apiLis, s.adminLis} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		if s.client != nil {
+			s.client.Close()
+		}
+		if s.etcd != nil {
+			s.etcd.Close()
+		}
+	})
+}
+
+func (s *Server) setupServices() error {
+	s.health = health.NewServer()
+	s.state = newMeshState(s.client, s.log)
+	s.xdsGRPC = grpc.NewServer()
+	s.apiGRPC = grpc.NewServer()
+	healthpb.RegisterHealthServer(s.apiGRPC, s.health)
+	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		if !s.state.ready() {
+			http.Error(w, "not ready: first read of etcd not done", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return nil
+}
