@@ -17,11 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 )
 
@@ -98,15 +98,9 @@ func (s *Server) startEtcd() error {
 		}
 		endpoints = []string{clientURL}
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            endpoints,
-		DialTimeout:          5 * time.Second,
-		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 5 * time.Second,
-		Logger:               zap.NewNop(),
-	})
+	cli, err := etcdclient.New(endpoints)
 	if err != nil {
-		return fmt.Errorf("controlplane: etcd client: %w", err)
+		return err
 	}
 	s.client = cli
 	return nil

@@ -12,9 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
+	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -35,9 +33,9 @@ func (f *etcdFlags) store() (*registry.Store, func(), error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, nil, fmt.Errorf("-o %q: want table or json", f.output)
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: splitList(f.endpoints), DialTimeout: f.timeout, Logger: zap.NewNop()})
+	cli, err := etcdclient.New(splitList(f.endpoints))
 	if err != nil {
-		return nil, nil, fmt.Errorf("etcd %s: %w", f.endpoints, err)
+		return nil, nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	return registry.NewStore(cli, quiet), func() { cli.Close() }, nil

@@ -13,9 +13,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
+	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 )
 
@@ -80,12 +79,7 @@ func (e *Etcd) Restart() {
 // Client returns a new client closed at test cleanup.
 func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{e.clientURL},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{},
-	})
+	cli, err := etcdclient.New([]string{e.clientURL})
 	if err != nil {
 		t.Fatalf("etcdtest: client: %v", err)
 	}

@@ -1,0 +1,315 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/shoal-mesh/shoal/internal/etcdclient"
+	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
+	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/kvwatch"
+)
+
+func TestMain(m *testing.M) {
+	if ep := os.Getenv("SHOAL_REGISTRY_HELPER_ETCD"); ep != "" {
+		os.Exit(helperProcess(ep))
+	}
+	goleak.VerifyTestMain(m, etcdtest.LeakOptions()...)
+}
+
+// helperProcess registers one instance and blocks: the tests kill it.
+func helperProcess(endpoint string) int {
+	cli, err := etcdclient.New([]string{endpoint})
+	if err != nil {
+		return 3
+	}
+	in := registry.Instance{ID: "child-1", Service: "child", Address: "127.0.0.1", Port: 4000}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := registry.NewStore(cli, nil).Register(ctx, in, registry.RegisterOptions{TTL: 2 * time.Second}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
+	fmt.Println("registered")
+	select {}
+}
+
+const defaultTestTimeout = 20 * time.Second
+
+// eventually polls cond every 20ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func instanceIDs(t *testing.T, st *registry.Store, service string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ins, _, err := st.List(ctx, service)
+	if err != nil {
+		return nil // etcd may be restarting; callers poll
+	}
+	var ids []string
+	for _, in := range ins {
+		ids = append(ids, in.ID)
+	}
+	return ids
+}
+
+func register(t *testing.T, st *registry.Store, id string, ttl time.Duration) *registry.Registration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
+	defer cancel()
+	r, err := st.Register(ctx, registry.Instance{ID: id, Service: "orders", Address: "127.0.0.1", Port: 3001}, registry.RegisterOptions{
+		TTL: ttl, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("Register(%s): %v", id, err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// watchView runs Store.Watch into a map service/id -> instance, readable
+// via snapshot().
+type watchView struct {
+	req chan chan map[string]*registry.Instance
+}
+
+func startWatchView(t *testing.T, st *registry.Store) *watchView {
+	t.Helper()
+	v := &watchView{req: make(chan chan map[string]*registry.Instance)}
+	batches := make(chan registry.Batch, 1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.Watch(ctx, func(b registry.Batch) { batches <- b })
+	}()
+	go func() {
+		state := map[string]*registry.Instance{}
+		for {
+			select {
+			case b := <-batches:
+				for _, ev := range b.Events {
+					if ev.Type == kvwatch.Put {
+						state[ev.Service+"/"+ev.ID] = ev.Instance
+					} else {
+						delete(state, ev.Service+"/"+ev.ID)
+					}
+				}
+			case c := <-v.req:
+				c <- maps.Clone(state)
+			case <-done:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return v
+}
+
+func (v *watchView) snapshot() map[string]*registry.Instance {
+	c := make(chan map[string]*registry.Instance)
+	v.req <- c
+	return <-c
+}
+
+func TestRegisterIsVisibleInListAndWatch(t *testing.T) {
+	e := etcdtest.Start(t)
+	st := registry.NewStore(e.Client(t), nil)
+	v := startWatchView(t, st)
+	r := register(t, st, "orders-1", 0)
+
+	if got := instanceIDs(t, st, "orders"); !cmp.Equal(got, []string{"orders-1"}) {
+		t.Errorf("List = %v, want [orders-1]", got)
+	}
+	eventually(t, defaultTestTimeout, "watch sees orders-1", func() bool { return v.snapshot()["orders/orders-1"] != nil })
+	got := v.snapshot()["orders/orders-1"]
+	want := &registry.Instance{ID: "orders-1", Service: "orders", Address: "127.0.0.1", Port: 3001, Protocol: "http", Zone: "local", Weight: 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("watched instance (-want +got):\n%s", diff)
+	}
+	svcs, err := st.Services(t.Context())
+	if err != nil || !cmp.Equal(svcs, []registry.ServiceSummary{{Name: "orders", Instances: 1}}) {
+		t.Errorf("Services = %v, %v", svcs, err)
+	}
+
+	if err := r.Deregister(t.Context()); err != nil {
+		t.Fatalf("Deregister: %v", err)
+	}
+	if got := instanceIDs(t, st, "orders"); len(got) != 0 {
+		t.Errorf("List after Deregister = %v, want none (deregistration is immediate)", got)
+	}
+	eventually(t, defaultTestTimeout, "watch sees the deregistration", func() bool { return len(v.snapshot()) == 0 })
+}
+
+func TestRegisterRejectsInvalidInstanceAndWritesNothing(t *testing.T) {
+	e := etcdtest.Start(t)
+	cli := e.Client(t)
+	st := registry.NewStore(cli, nil)
+	before, _ := cli.Get(t.Context(), "x")
+	_, err := st.Register(t.Context(), registry.Instance{ID: "a", Service: "orders", Address: "127.0.0.1", Port: 0}, registry.RegisterOptions{})
+	var fe *registry.FieldError
+	if !errors.As(err, &fe) || fe.Field != "port" {
+		t.Fatalf("Register(port 0) = %v, want a FieldError on port", err)
+	}
+	after, _ := cli.Get(t.Context(), "x")
+	if before.Header.Revision != after.Header.Revision {
+		t.Errorf("etcd revision moved from %d to %d: something was written", before.Header.Revision, after.Header.Revision)
+	}
+}
+
+func TestKilledProcessIsGoneWithinTTL(t *testing.T) {
+	e := etcdtest.Start(t)
+	st := registry.NewStore(e.Client(t), nil)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SHOAL_REGISTRY_HELPER_ETCD="+e.Endpoint())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	buf := make([]byte, 64)
+	if n, _ := out.Read(buf); !strings.Contains(string(buf[:n]), "registered") {
+		t.Fatalf("helper did not register: %q", buf[:n])
+	}
+	if got := instanceIDs(t, st, "child"); !cmp.Equal(got, []string{"child-1"}) {
+		t.Fatalf("List = %v, want [child-1]", got)
+	}
+	cmd.Process.Kill() // kill -9: no deregistration
+	took := eventually(t, 3*time.Second, "killed instance gone within TTL (2s) + 1s", func() bool {
+		return len(instanceIDs(t, st, "child")) == 0
+	})
+	t.Logf("killed instance gone after %s (TTL 2s)", took.Round(10*time.Millisecond))
+}
+
+func TestRegistrationsSurviveEtcdRestart(t *testing.T) {
+	e := etcdtest.Start(t)
+	st := registry.NewStore(e.Client(t), nil)
+	for i := range 3 {
+		register(t, st, fmt.Sprintf("orders-%d", i), 2*time.Second)
+	}
+	// Down for longer than the TTL: leases may be gone when it returns.
+	e.Stop()
+	time.Sleep(3 * time.Second) // the outage itself, not synchronisation
+	e.Restart()
+	restarted := time.Now()
+	took := eventually(t, 5*time.Second, "every instance registered within 5s of the restart", func() bool {
+		return len(instanceIDs(t, st, "orders")) == 3
+	})
+	t.Logf("all registered %s after restart", took)
+	// And they stay: their leases are kept alive (wait past one TTL).
+	for time.Since(restarted) < 4*time.Second {
+		if got := instanceIDs(t, st, "orders"); len(got) != 3 {
+			t.Fatalf("instances after restart = %v, want 3 to stay registered", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestLostLeaseIsRegisteredAgain(t *testing.T) {
+	e := etcdtest.Start(t)
+	cli := e.Client(t)
+	st := registry.NewStore(cli, nil)
+	r := register(t, st, "orders-1", 0)
+	old := r.LeaseID()
+	if _, err := cli.Revoke(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "re-registered under a new lease", func() bool {
+		return r.LeaseID() != old && cmp.Equal(instanceIDs(t, st, "orders"), []string{"orders-1"})
+	})
+	// Deleting the key alone (lease alive) also re-registers.
+	if _, err := cli.Delete(t.Context(), registry.InstanceKey("orders", "orders-1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "re-registered after key deletion", func() bool {
+		return cmp.Equal(instanceIDs(t, st, "orders"), []string{"orders-1"})
+	})
+}
+
+func TestMalformedValuesAreSkipped(t *testing.T) {
+	e := etcdtest.Start(t)
+	cli := e.Client(t)
+	st := registry.NewStore(cli, nil)
+	v := startWatchView(t, st)
+	ctx := t.Context()
+	cli.Put(ctx, registry.InstanceKey("orders", "bad-json"), "{not json")
+	cli.Put(ctx, registry.InstanceKey("orders", "bad-port"), `{"id":"bad-port","service":"orders","address":"127.0.0.1","port":0}`)
+	cli.Put(ctx, registry.InstanceKey("orders", "wrong-key"), `{"id":"other","service":"orders","address":"127.0.0.1","port":1}`)
+	cli.Put(ctx, registry.InstancesPrefix+"no-id", `{}`)
+	register(t, st, "orders-1", 0)
+
+	if got := instanceIDs(t, st, "orders"); !cmp.Equal(got, []string{"orders-1"}) {
+		t.Errorf("List = %v, want only the valid orders-1", got)
+	}
+	eventually(t, defaultTestTimeout, "watch holds only orders-1", func() bool {
+		s := v.snapshot()
+		return len(s) == 1 && s["orders/orders-1"] != nil
+	})
+	// A valid instance that turns malformed leaves the view.
+	cli.Put(ctx, registry.InstanceKey("orders", "orders-1"), "garbage")
+	eventually(t, defaultTestTimeout, "watch drops the now-malformed instance", func() bool { return len(v.snapshot()) == 0 })
+}
+
+func TestWatchAfterCompactionMatchesEtcd(t *testing.T) {
+	e := etcdtest.Start(t)
+	cli := e.Client(t)
+	st := registry.NewStore(e.Client(t), nil)
+	for i := range 3 {
+		register(t, st, fmt.Sprintf("orders-%d", i), 0)
+	}
+	v := startWatchView(t, st)
+	eventually(t, defaultTestTimeout, "watch sees 3", func() bool { return len(v.snapshot()) == 3 })
+
+	e.Stop() // the watcher is disconnected
+	e.Restart()
+	ctx := t.Context()
+	cli.Delete(ctx, registry.InstanceKey("orders", "orders-0"))
+	cli.Put(ctx, registry.InstanceKey("users", "users-1"), `{"id":"users-1","service":"users","address":"127.0.0.1","port":5000}`)
+	e.Compact(t, cli)
+
+	want := func() []string {
+		ins, _, _ := st.List(ctx, "")
+		var keys []string
+		for _, in := range ins {
+			keys = append(keys, in.Service+"/"+in.ID)
+		}
+		return keys
+	}
+	eventually(t, defaultTestTimeout, "watch view equals etcd's Get", func() bool {
+		got := v.snapshot()
+		w := want()
+		if len(got) != len(w) {
+			return false
+		}
+		for _, k := range w {
+			if got[k] == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
