@@ -1,0 +1,39 @@
+'use strict';
+
+// A tiny service registered in the shoal mesh. It answers every request with
+// its identity and serves /healthz (200 while serving, 503 while draining).
+//
+//   SERVICE=web PORT=3000 INSTANCE_ID=web-1 SHOAL_ETCD=127.0.0.1:2379 node server.js
+//
+// SIGTERM or SIGINT deregisters the instance (its etcd key is gone at once),
+// lets in-flight requests finish and exits with code 0.
+
+const http = require('node:http');
+const { register } = require('../../nodejs');
+
+const service = process.env.SERVICE || 'web';
+const port = Number(process.env.PORT || 3000);
+const ttl = process.env.SHOAL_TTL ? Number(process.env.SHOAL_TTL) : undefined;
+
+let shoal; // the registration handle, set once registered
+let health = (req, res) => res.writeHead(503).end(); // not registered yet
+
+async function main() {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/healthz') return health(req, res);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ instance: shoal?.id ?? process.env.INSTANCE_ID, service }));
+  });
+  await new Promise((resolve, reject) => server.once('error', reject).listen(port, process.env.HOST || '127.0.0.1', resolve));
+
+  // etcd endpoints come from SHOAL_ETCD, the address from SHOAL_ADDRESS.
+  shoal = await register({ service, port: server.address().port, id: process.env.INSTANCE_ID || undefined, ttl, server });
+  health = shoal.healthHandler();
+  shoal.on('lost', ({ reason }) => console.error(`registration lost (${reason}), registering again`));
+  console.log(`${service} instance ${shoal.id} listening on ${server.address().port}, registered at ${shoal.key}`);
+}
+
+main().catch((err) => {
+  console.error(err.message);
+  process.exit(1);
+});

@@ -1,0 +1,86 @@
+'use strict';
+
+// Graceful drain: signal handling and closing an http.Server.
+//
+// Signals are process-wide, so one listener per signal serves every handle
+// that asked for signal handling; it drains them all in parallel and then
+// decides whether to exit (see installSignalHandlers).
+
+const os = require('node:os');
+
+const SIGNALS = ['SIGTERM', 'SIGINT'];
+const IDLE_SWEEP_MS = 100;
+
+const handles = new Set(); // handles with handleSignals: true that have not drained yet
+let draining = null; // promise of the drain started by the first signal
+
+/** otherListeners reports whether anyone but shoal listens for sig. */
+function otherListeners(sig) {
+  return process.listeners(sig).some((l) => l !== onSignal);
+}
+
+function onSignal(sig) {
+  const exitAfter = !otherListeners(sig);
+  if (draining) {
+    // A second signal while draining: the operator insists. Exit at once the
+    // way Node's default handler would have, unless the app handles signals.
+    if (exitAfter) process.exit(128 + (os.constants.signals[sig] ?? 15));
+    return;
+  }
+  draining = Promise.all([...handles].map((h) => h.drain()));
+  draining.then(() => {
+    if (exitAfter) process.exit(0);
+  });
+}
+
+/**
+ * installSignalHandlers makes SIGTERM and SIGINT drain handle. It returns a
+ * function that removes handle again; the process listeners go away with the
+ * last handle, which restores Node's default signal behaviour.
+ */
+function installSignalHandlers(handle) {
+  if (handles.size === 0) {
+    for (const sig of SIGNALS) process.on(sig, onSignal);
+  }
+  handles.add(handle);
+  return () => {
+    if (!handles.delete(handle) || handles.size > 0 || draining) return;
+    for (const sig of SIGNALS) process.removeListener(sig, onSignal);
+  };
+}
+
+/**
+ * drainServer stops server from accepting connections, lets in-flight
+ * requests finish, closes keep-alive connections as soon as they are idle,
+ * and after timeoutMs closes whatever is left. It resolves when the server
+ * has closed; it never rejects.
+ */
+function drainServer(server, timeoutMs) {
+  return new Promise((resolve) => {
+    // Responses written from now on ask the client to close the connection,
+    // so keep-alive clients move to other instances.
+    const closeAfterResponse = (req, res) => {
+      if (!res.headersSent) res.setHeader('connection', 'close');
+    };
+    server.prependListener('request', closeAfterResponse);
+    const sweepIdle = () => server.closeIdleConnections?.();
+    const sweeper = setInterval(sweepIdle, IDLE_SWEEP_MS).unref();
+    const deadline = setTimeout(() => {
+      server.closeAllConnections?.();
+      finish();
+    }, timeoutMs).unref();
+    let done = false;
+    function finish() {
+      if (done) return;
+      done = true;
+      clearInterval(sweeper);
+      clearTimeout(deadline);
+      server.removeListener('request', closeAfterResponse);
+      resolve();
+    }
+    server.close(() => finish()); // also called (with an error) when not listening
+    sweepIdle();
+  });
+}
+
+module.exports = { installSignalHandlers, drainServer };

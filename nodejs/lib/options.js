@@ -1,0 +1,184 @@
+'use strict';
+
+// Validation and defaults for register() options. The rules mirror the Go
+// registry (registry/instance.go) so that anything this package writes is an
+// instance the control plane accepts: see ARCHITECTURE.md, "Contract: etcd keys".
+
+const os = require('node:os');
+const net = require('node:net');
+
+const KEY_PREFIX = '/shoal/v1/instances/';
+const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'];
+const MAX_WEIGHT = 10000;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const INSTANCE_ID = /^[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9])?$/;
+const DEFAULT_ETCD = 'http://127.0.0.1:2379';
+
+/**
+ * fieldError builds the error thrown for a bad option. Its message names the
+ * field first; `err.field` carries the field name for programs.
+ */
+function fieldError(Ctor, field, reason) {
+  const err = new Ctor(`shoal: invalid option ${field}: ${reason}`);
+  err.field = field;
+  return err;
+}
+
+function validName(s) {
+  return typeof s === 'string' && s.length <= 63 && DNS_LABEL.test(s);
+}
+
+function validID(s) {
+  return typeof s === 'string' && s.length <= 253 && INSTANCE_ID.test(s);
+}
+
+function validAddress(s) {
+  if (typeof s !== 'string' || s === '' || s.length > 253) return false;
+  if (net.isIP(s)) return true;
+  return s.split('.').every((l) => l !== '' && l.length <= 63 && INSTANCE_ID.test(l) && !l.includes(':'));
+}
+
+/** defaultID returns `<service>-<hostname>-<pid>` reduced to a valid instance id. */
+function defaultID(service, hostname = os.hostname(), pid = process.pid) {
+  let id = `${service}-${hostname}-${pid}`.replace(/[^A-Za-z0-9._:-]+/g, '-');
+  id = id.slice(0, 253).replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  return id || `${service}-${pid}`;
+}
+
+/** parseEndpoints turns "a:2379,http://b:2379" or an array into base URLs. */
+function parseEndpoints(value) {
+  const list = Array.isArray(value) ? value : String(value).split(',');
+  const out = [];
+  for (const raw of list) {
+    const s = String(raw).trim();
+    if (s === '') continue;
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? s : `http://${s}`;
+    let url;
+    try {
+      url = new URL(withScheme);
+    } catch {
+      throw fieldError(TypeError, 'etcd', `${JSON.stringify(s)} is not an endpoint (host:port or http(s)://host:port)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw fieldError(TypeError, 'etcd', `${JSON.stringify(s)} must use http or https`);
+    }
+    out.push(url.origin);
+  }
+  if (out.length === 0) throw fieldError(TypeError, 'etcd', 'no endpoint given');
+  return out;
+}
+
+function checkInteger(field, v, min, max) {
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw fieldError(TypeError, field, `${JSON.stringify(v)} is not an integer`);
+  }
+  if (v < min || v > max) throw fieldError(RangeError, field, `${v} is outside ${min}-${max}`);
+}
+
+function checkMetadata(md) {
+  if (md === undefined || md === null) return {};
+  if (typeof md !== 'object' || Array.isArray(md)) {
+    throw fieldError(TypeError, 'metadata', 'must be an object of string values');
+  }
+  const out = {};
+  for (const [k, v] of Object.entries(md)) {
+    if (k === '' || k.length > 253) throw fieldError(TypeError, 'metadata', `key ${JSON.stringify(k)} must be 1-253 characters`);
+    if (typeof v !== 'string') throw fieldError(TypeError, `metadata.${k}`, `${JSON.stringify(v)} is not a string`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function checkZone(zone) {
+  if (typeof zone !== 'string' || zone === '' || zone.length > 128 || /[/\s]/.test(zone)) {
+    throw fieldError(TypeError, 'zone', `${JSON.stringify(zone)} must be 1-128 characters without '/' or spaces`);
+  }
+}
+
+function checkDuration(field, v) {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw fieldError(TypeError, field, `${JSON.stringify(v)} is not a non-negative number of milliseconds`);
+  }
+}
+
+/**
+ * normalize validates the options of register() and fills the documented
+ * defaults. It throws a TypeError (wrong type or format) or a RangeError
+ * (number out of range) whose message and `field` name the offending option.
+ */
+function normalize(opts, env = process.env) {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('shoal: register() needs an options object');
+  const { service } = opts;
+  if (!validName(service)) {
+    throw fieldError(TypeError, 'service', `${JSON.stringify(service)} is not a lowercase DNS label of at most 63 characters`);
+  }
+  checkInteger('port', opts.port, 1, 65535);
+  const id = opts.id ?? defaultID(service);
+  if (!validID(id)) {
+    throw fieldError(TypeError, 'id', `${JSON.stringify(id)} must be 1-253 characters of [A-Za-z0-9._:-], starting and ending alphanumeric`);
+  }
+  const address = opts.address ?? (env.SHOAL_ADDRESS || '127.0.0.1');
+  if (!validAddress(address)) throw fieldError(TypeError, 'address', `${JSON.stringify(address)} is not an IP address or host name`);
+  const protocol = opts.protocol ?? 'http';
+  if (!PROTOCOLS.includes(protocol)) {
+    throw fieldError(TypeError, 'protocol', `${JSON.stringify(protocol)} is not one of ${PROTOCOLS.join(', ')}`);
+  }
+  const weight = opts.weight ?? 1;
+  checkInteger('weight', weight, 1, MAX_WEIGHT);
+  const zone = opts.zone ?? 'local';
+  checkZone(zone);
+  const metadata = checkMetadata(opts.metadata);
+  const ttl = opts.ttl ?? 10;
+  checkInteger('ttl', ttl, 1, 9e9);
+  const etcd = parseEndpoints(opts.etcd ?? (env.SHOAL_ETCD || DEFAULT_ETCD));
+  const drainTimeout = opts.drainTimeout ?? 10000;
+  checkDuration('drainTimeout', drainTimeout);
+  const drainDelay = opts.drainDelay ?? 0;
+  checkDuration('drainDelay', drainDelay);
+  const requestTimeout = opts.requestTimeout ?? 5000;
+  checkDuration('requestTimeout', requestTimeout);
+  const startTimeout = opts.startTimeout ?? 10000;
+  checkDuration('startTimeout', startTimeout);
+  const server = opts.server ?? null;
+  if (server !== null && (typeof server.close !== 'function' || typeof server.on !== 'function')) {
+    throw fieldError(TypeError, 'server', 'must be an http.Server (or anything with close() and on())');
+  }
+  // Field order is the contract's, so every writer produces the same bytes.
+  const instance = { id, service, address, port: opts.port, protocol, zone, weight, metadata };
+  return {
+    instance,
+    key: `${KEY_PREFIX}${service}/${id}`,
+    etcd,
+    ttl,
+    server,
+    drainTimeout,
+    drainDelay,
+    requestTimeout,
+    startTimeout,
+    handleSignals: opts.handleSignals ?? true,
+    logger: normalizeLogger(opts.logger),
+  };
+}
+
+const noop = () => {};
+
+/**
+ * normalizeLogger accepts a console-like object. The default stays silent at
+ * debug/info and writes warn/error to stderr; `false` or `null` silences all.
+ */
+function normalizeLogger(logger) {
+  if (logger === false || logger === null) return { debug: noop, info: noop, warn: noop, error: noop };
+  if (logger === undefined) {
+    return {
+      debug: noop,
+      info: noop,
+      warn: (...a) => console.warn('shoal:', ...a),
+      error: (...a) => console.error('shoal:', ...a),
+    };
+  }
+  if (typeof logger !== 'object') throw fieldError(TypeError, 'logger', 'must be a console-like object or false');
+  const pick = (m) => (typeof logger[m] === 'function' ? logger[m].bind(logger) : noop);
+  return { debug: pick('debug'), info: pick('info'), warn: pick('warn'), error: pick('error') };
+}
+
+module.exports = { normalize, defaultID, parseEndpoints, validName, KEY_PREFIX, PROTOCOLS, MAX_WEIGHT };
