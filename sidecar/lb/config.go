@@ -51,6 +51,14 @@ type RingHashConfig struct {
 	// MaxRingSize caps the number of ring entries. Zero means
 	// DefaultMaxRingSize.
 	MaxRingSize uint64
+	// HashesPerWeight, when non-zero, replaces Envoy's ring sizing: every
+	// endpoint gets HashesPerWeight×Weight entries regardless of the other
+	// endpoints (capped by MaxRingSize; MinRingSize is ignored). Removing an
+	// endpoint then moves only its own keys, where Envoy's sizing grows the
+	// survivors' share of the ring and moves about 8 % of their keys too.
+	// The ring is then no longer identical to Envoy's. Zero (the default)
+	// means Envoy-compatible sizing.
+	HashesPerWeight uint64
 	// BoundedLoadFactor enables consistent hashing with bounded loads
 	// (Mirrokni, Thorup, Zadimoghaddam 2018) with c = BoundedLoadFactor:
 	// an endpoint whose in-flight count would exceed c times the average is
