@@ -10,7 +10,8 @@ export PATH="$PWD/.bin:$PATH"
 buf lint
 buf generate
 if [ "${1:-}" = "--check" ]; then
-  if ! git diff --exit-code --stat -- proto/; then
+  if [ -n "$(git status --porcelain -- proto/)" ]; then
+    git status --short -- proto/ >&2
     echo "generated code in proto/ is stale: run scripts/gen-proto.sh and commit" >&2
     exit 1
   fi
