@@ -79,15 +79,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// parseFlags parses args into fs, mapping parse errors to errUsage (the flag
-// package has printed them already).
+// parseFlags parses args into fs, allowing flags after positional
+// arguments ("shoal instances web -o json"); fs.Args() then holds the
+// positional arguments. Parse errors become errUsage (the flag package has
+// printed them already).
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
 		}
-		return errUsage
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	return fs.Parse(append([]string{"--"}, positional...))
 }
