@@ -43,18 +43,18 @@ func (e *Endpoint) EffectiveWeight() uint32 {
 
 // Begin records the start of a request to e. Every Begin must be paired with
 // exactly one End. Safe for concurrent use; never blocks.
-func (e *Endpoint) Begin() { e.Load.add(&e.Load.active, 1) }
+func (e *Endpoint) Begin() { e.Load.add(false, 1) }
 
 // End records the end of a request started with Begin.
-func (e *Endpoint) End() { e.Load.add(&e.Load.active, -1) }
+func (e *Endpoint) End() { e.Load.add(false, -1) }
 
 // BeginConnect records a connection attempt to e that has not completed.
 // Pending connects count as load for least request and bounded load, so a
 // host that accepts connections slowly is not flooded.
-func (e *Endpoint) BeginConnect() { e.Load.add(&e.Load.connecting, 1) }
+func (e *Endpoint) BeginConnect() { e.Load.add(true, 1) }
 
 // EndConnect records the completion (success or failure) of a connect.
-func (e *Endpoint) EndConnect() { e.Load.add(&e.Load.connecting, -1) }
+func (e *Endpoint) EndConnect() { e.Load.add(true, -1) }
 
 // InFlight returns the requests plus pending connects currently recorded
 // for e. The value is a snapshot and may be stale by the time it is used.
@@ -70,9 +70,13 @@ type Load struct {
 }
 
 // add is nil-safe so that untracked endpoints cost one branch.
-func (l *Load) add(c *atomic.Int64, d int64) {
-	if l != nil {
-		c.Add(d)
+func (l *Load) add(connect bool, d int64) {
+	switch {
+	case l == nil:
+	case connect:
+		l.connecting.Add(d)
+	default:
+		l.active.Add(d)
 	}
 }
 
