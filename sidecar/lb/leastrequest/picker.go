@@ -75,6 +75,9 @@ func (p *Picker) Pick(info *lb.PickInfo) (*lb.Endpoint, error) {
 	if len(p.eps) == 0 {
 		return nil, lb.ErrNoEndpoint
 	}
+	if !info.HasExclusions() {
+		info = nil // IsExcluded on nil returns at once
+	}
 	if !p.exact {
 		if i := p.draw(info); i >= 0 {
 			return p.eps[i], nil
