@@ -1,0 +1,218 @@
+package route
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/lb/roundrobin"
+)
+
+// Protocol is how the proxy talks to a cluster's endpoints.
+type Protocol uint8
+
+// Cluster protocols. The zero value is HTTP1.
+const (
+	// HTTP1 is HTTP/1.1 with keep-alive connection pools.
+	HTTP1 Protocol = iota
+	// HTTP2 is HTTP/2 cleartext with prior knowledge (h2c), used for gRPC.
+	HTTP2
+	// TCP proxies raw bytes; only fixed-cluster listeners use TCP clusters.
+	TCP
+)
+
+// String returns "http1", "h2c" or "tcp".
+func (p Protocol) String() string {
+	switch p {
+	case HTTP1:
+		return "http1"
+	case HTTP2:
+		return "h2c"
+	case TCP:
+		return "tcp"
+	}
+	return fmt.Sprintf("protocol(%d)", uint8(p))
+}
+
+// Defaults for zero ClusterConfig and OutlierDetection fields (Envoy's
+// defaults where Envoy has one).
+const (
+	DefaultMaxRequests        = 1024
+	DefaultConnectTimeout     = 5 * time.Second
+	DefaultConsecutive5xx     = 5
+	DefaultConsecutiveConnect = 5
+	DefaultBaseEjectionTime   = 30 * time.Second
+	DefaultMaxEjectionTime    = 300 * time.Second
+	DefaultMaxEjectionPercent = 10
+)
+
+// Endpoint is one upstream host of a cluster.
+type Endpoint struct {
+	// Address is "host:port".
+	Address string
+	// Weight is the load-balancing weight; zero means 1.
+	Weight uint32
+	// Healthy reports whether the endpoint may be picked (EDS health and
+	// gossip); unhealthy endpoints are picked only in panic mode.
+	Healthy bool
+	// Metadata is opaque to routing (e.g. the instance's version label).
+	Metadata any
+	// Index is the endpoint's position in its cluster's Endpoints, set by
+	// New; readers use it to find per-endpoint state in parallel slices.
+	Index int
+}
+
+// OutlierDetection configures passive outlier detection (Envoy
+// outlier_detection). Zero fields take the documented defaults.
+type OutlierDetection struct {
+	// Disabled turns outlier detection off for the cluster.
+	Disabled bool
+	// Consecutive5xx ejects an endpoint after this many consecutive 5xx
+	// responses. Zero means DefaultConsecutive5xx.
+	Consecutive5xx int
+	// ConsecutiveConnectFailures ejects an endpoint after this many
+	// consecutive connect failures or resets (Envoy's gateway failures).
+	// Zero means DefaultConsecutiveConnect.
+	ConsecutiveConnectFailures int
+	// BaseEjectionTime is multiplied by the number of times the endpoint has
+	// been ejected. Zero means DefaultBaseEjectionTime.
+	BaseEjectionTime time.Duration
+	// MaxEjectionTime caps an ejection. Zero means DefaultMaxEjectionTime.
+	MaxEjectionTime time.Duration
+	// MaxEjectionPercent caps the share of endpoints ejected at once; one
+	// endpoint may always be ejected (as in Envoy). Zero means
+	// DefaultMaxEjectionPercent.
+	MaxEjectionPercent int
+}
+
+// WithDefaults returns o with zero fields replaced by their defaults.
+func (o OutlierDetection) WithDefaults() OutlierDetection {
+	if o.Consecutive5xx == 0 {
+		o.Consecutive5xx = DefaultConsecutive5xx
+	}
+	if o.ConsecutiveConnectFailures == 0 {
+		o.ConsecutiveConnectFailures = DefaultConsecutiveConnect
+	}
+	if o.BaseEjectionTime == 0 {
+		o.BaseEjectionTime = DefaultBaseEjectionTime
+	}
+	if o.MaxEjectionTime == 0 {
+		o.MaxEjectionTime = DefaultMaxEjectionTime
+	}
+	if o.MaxEjectionPercent == 0 {
+		o.MaxEjectionPercent = DefaultMaxEjectionPercent
+	}
+	return o
+}
+
+// ClusterConfig describes a cluster; New compiles it into a *Cluster.
+type ClusterConfig struct {
+	// Name is the cluster name routes refer to ("orders", "orders/ring_hash").
+	Name string
+	// Protocol is the upstream protocol; the zero value is HTTP1.
+	Protocol Protocol
+	// LB builds the picker. Nil means round robin.
+	LB lb.Builder
+	// LBConfig configures LB; the zero value is valid (no panic mode).
+	LBConfig lb.Config
+	// Endpoints are the hosts, in EDS order.
+	Endpoints []Endpoint
+	// Outlier configures passive outlier detection.
+	Outlier OutlierDetection
+	// MaxRequests is the circuit breaker's limit on concurrent requests to
+	// the cluster. Zero means DefaultMaxRequests.
+	MaxRequests int
+	// ConnectTimeout bounds a TCP connect. Zero means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+}
+
+// Cluster is a compiled, immutable cluster. Safe for concurrent use.
+type Cluster struct {
+	// ClusterConfig is the cluster's configuration with defaults filled in
+	// (Outlier, MaxRequests, ConnectTimeout, LB). Its Endpoints slice holds
+	// the compiled endpoints with Index set; it must not be modified.
+	ClusterConfig
+	// Index is the cluster's position in Table.Clusters.
+	Index int
+
+	lbEndpoints []*lb.Endpoint
+	picker      lb.Picker
+}
+
+// Pick picks an endpoint with the cluster's picker; see lb.Picker. It does
+// not allocate. Use EndpointOf to get the route Endpoint (and its Index).
+func (c *Cluster) Pick(info *lb.PickInfo) (*lb.Endpoint, error) {
+	return c.picker.Pick(info)
+}
+
+// LBEndpoints returns the lb endpoints, parallel to Endpoints. The slice
+// must not be modified.
+func (c *Cluster) LBEndpoints() []*lb.Endpoint { return c.lbEndpoints }
+
+// EndpointOf returns the route Endpoint an lb endpoint of a Cluster was
+// built from, or nil if e was not built by this package.
+func EndpointOf(e *lb.Endpoint) *Endpoint {
+	re, _ := e.Metadata.(*Endpoint)
+	return re
+}
+
+func compileCluster(cc ClusterConfig, index int, loads *Loads) (*Cluster, error) {
+	if cc.Name == "" {
+		return nil, fmt.Errorf("route: cluster %d has no name", index)
+	}
+	if cc.LB == nil {
+		cc.LB = roundrobin.Builder{}
+	}
+	if err := cc.LBConfig.Validate(); err != nil {
+		return nil, fmt.Errorf("route: cluster %q: %w", cc.Name, err)
+	}
+	if cc.MaxRequests == 0 {
+		cc.MaxRequests = DefaultMaxRequests
+	}
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = DefaultConnectTimeout
+	}
+	cc.Outlier = cc.Outlier.WithDefaults()
+	eps := make([]Endpoint, len(cc.Endpoints))
+	lbs := make([]*lb.Endpoint, len(cc.Endpoints))
+	for i, e := range cc.Endpoints {
+		if e.Address == "" {
+			return nil, fmt.Errorf("route: cluster %q: endpoint %d has no address", cc.Name, i)
+		}
+		e.Index = i
+		eps[i] = e
+		lbs[i] = &lb.Endpoint{Address: e.Address, Weight: e.Weight, Healthy: e.Healthy, Metadata: &eps[i]}
+	}
+	cc.Endpoints = eps
+	loads.store(cc.Name).Attach(lbs)
+	return &Cluster{ClusterConfig: cc, Index: index, lbEndpoints: lbs, picker: cc.LB.Build(lbs, cc.LBConfig)}, nil
+}
+
+// Loads keeps one lb.LoadStore per cluster name so that in-flight counts
+// (least request, bounded load) survive table rebuilds. Pass the same
+// *Loads to every New of one proxy (see Config.Loads). Safe for concurrent
+// use; only New touches it.
+type Loads struct {
+	// mu guards m.
+	mu sync.Mutex
+	m  map[string]*lb.LoadStore
+}
+
+// NewLoads returns an empty Loads.
+func NewLoads() *Loads { return &Loads{m: make(map[string]*lb.LoadStore)} }
+
+// store returns the LoadStore of a cluster; a nil Loads yields a fresh one.
+func (l *Loads) store(cluster string) *lb.LoadStore {
+	if l == nil {
+		return lb.NewLoadStore()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.m[cluster]
+	if !ok {
+		s = lb.NewLoadStore()
+		l.m[cluster] = s
+	}
+	return s
+}
