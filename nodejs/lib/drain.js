@@ -50,19 +50,43 @@ function installSignalHandlers(handle) {
 }
 
 /**
- * drainServer stops server from accepting connections, lets in-flight
- * requests finish, closes keep-alive connections as soon as they are idle,
- * and after timeoutMs closes whatever is left. It resolves when the server
- * has closed; it never rejects.
+ * trackResponses follows the responses server has in flight so a drain can
+ * ask their clients to close the connection (Connection: close) instead of
+ * keeping it alive for requests the server will no longer take.
  */
-function drainServer(server, timeoutMs) {
+function trackResponses(server) {
+  const open = new Set(); // responses whose headers may not be sent yet
+  let closing = false;
+  const onRequest = (req, res) => {
+    if (closing) {
+      res.shouldKeepAlive = false;
+      return;
+    }
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  };
+  server.prependListener('request', onRequest);
+  return {
+    closeAfterResponse() {
+      closing = true;
+      for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
+      open.clear();
+    },
+    stop() {
+      server.removeListener('request', onRequest);
+    },
+  };
+}
+
+/**
+ * drainServer stops server from accepting connections, lets in-flight
+ * requests finish (their responses say Connection: close), closes keep-alive
+ * connections as soon as they are idle, and after timeoutMs closes whatever
+ * is left. It resolves when the server has closed; it never rejects.
+ */
+function drainServer(server, tracker, timeoutMs) {
   return new Promise((resolve) => {
-    // Responses written from now on ask the client to close the connection,
-    // so keep-alive clients move to other instances.
-    const closeAfterResponse = (req, res) => {
-      if (!res.headersSent) res.setHeader('connection', 'close');
-    };
-    server.prependListener('request', closeAfterResponse);
+    tracker.closeAfterResponse();
     const sweepIdle = () => server.closeIdleConnections?.();
     const sweeper = setInterval(sweepIdle, IDLE_SWEEP_MS).unref();
     const deadline = setTimeout(() => {
@@ -75,7 +99,7 @@ function drainServer(server, timeoutMs) {
       done = true;
       clearInterval(sweeper);
       clearTimeout(deadline);
-      server.removeListener('request', closeAfterResponse);
+      tracker.stop();
       resolve();
     }
     server.close(() => finish()); // also called (with an error) when not listening
@@ -83,4 +107,4 @@ function drainServer(server, timeoutMs) {
   });
 }
 
-module.exports = { installSignalHandlers, drainServer };
+module.exports = { installSignalHandlers, drainServer, trackResponses };

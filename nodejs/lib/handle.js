@@ -9,7 +9,7 @@
 
 const { EventEmitter } = require('node:events');
 const { Client, UnavailableError } = require('./etcd');
-const { drainServer, installSignalHandlers } = require('./drain');
+const { drainServer, installSignalHandlers, trackResponses } = require('./drain');
 
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 5000;
@@ -42,6 +42,7 @@ class Handle extends EventEmitter {
     this.failing = false; // logged the start of an outage already
     this.deregisterPromise = null;
     this.drainPromise = null;
+    this.responses = cfg.server ? trackResponses(cfg.server) : null;
     this.removeSignals = cfg.handleSignals ? installSignalHandlers(this) : () => {};
   }
 
@@ -129,6 +130,7 @@ class Handle extends EventEmitter {
           // case it was deleted or etcd lost its data.
           await this.client.put(this.key, this.value, this.leaseId, { background: true });
           this.needPut = false;
+          this.emit('registered', { id: this.id, key: this.key, leaseId: this.leaseId, ttl: this.ttl });
         }
       }
       if (this.failing) this.log.info(`etcd reachable again; ${this.key} is registered`);
@@ -202,7 +204,7 @@ class Handle extends EventEmitter {
       this.log.warn(`deregister ${this.key}: ${err.message} (the lease expires in ${this.ttl}s)`);
     }
     if (this.cfg.drainDelay > 0) await sleep(this.cfg.drainDelay);
-    if (this.cfg.server) await drainServer(this.cfg.server, this.cfg.drainTimeout);
+    if (this.cfg.server) await drainServer(this.cfg.server, this.responses, this.cfg.drainTimeout);
     this.removeSignals();
   }
 
@@ -223,6 +225,7 @@ class Handle extends EventEmitter {
     this.closed = true;
     clearTimeout(this.timer);
     this.removeSignals();
+    this.responses?.stop();
     this.client.close();
   }
 }
