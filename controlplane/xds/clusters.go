@@ -1,0 +1,134 @@
+package xds
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/shoal-mesh/shoal/registry"
+)
+
+// Cluster defaults. Circuit breakers bound each client's load on one
+// service; outlier detection ejects an instance after consecutive 5xx
+// (gateway) errors. Success-rate ejection is off: a small fleet gives it no
+// statistics to work with.
+const (
+	connectTimeout     = 2 * time.Second
+	maxConnections     = 1024
+	maxPendingRequests = 1024
+	maxRequests        = 1024
+	maxRetries         = 3
+	consecutiveErrors  = 5
+	odInterval         = 10 * time.Second
+	odBaseEjection     = 30 * time.Second
+	odMaxEjectionPct   = 50
+	leastRequestChoice = 2
+	ringMinSize        = 1024
+	ringMaxSize        = 8 * 1024 * 1024 // gRPC's cap
+)
+
+// clusters returns every cluster, sorted by name: all EDS over ADS, each
+// reading its load assignment through eds_cluster_config.service_name.
+func (t *translator) clusters() []types.Resource {
+	out := make([]types.Resource, 0, len(t.clusterSpecs))
+	for _, name := range sortedKeys(t.clusterSpecs) {
+		out = append(out, t.cluster(name, t.clusterSpecs[name]))
+	}
+	return out
+}
+
+func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
+	c := &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{
+			EdsConfig:   adsConfigSource(),
+			ServiceName: spec.cla,
+		},
+		ConnectTimeout: durationpb.New(connectTimeout),
+		// Unroutable endpoints (unhealthy, suspect, draining, dead) never
+		// take traffic: no panic routing.
+		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{Value: 0}},
+		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			Priority:           corev3.RoutingPriority_DEFAULT,
+			MaxConnections:     wrapperspb.UInt32(maxConnections),
+			MaxPendingRequests: wrapperspb.UInt32(maxPendingRequests),
+			MaxRequests:        wrapperspb.UInt32(maxRequests),
+			MaxRetries:         wrapperspb.UInt32(maxRetries),
+		}}},
+		OutlierDetection: &clusterv3.OutlierDetection{
+			Consecutive_5Xx:            wrapperspb.UInt32(consecutiveErrors),
+			ConsecutiveGatewayFailure:  wrapperspb.UInt32(consecutiveErrors),
+			Interval:                   durationpb.New(odInterval),
+			BaseEjectionTime:           durationpb.New(odBaseEjection),
+			MaxEjectionPercent:         wrapperspb.UInt32(odMaxEjectionPct),
+			EnforcingSuccessRate:       wrapperspb.UInt32(0),
+			EnforcingConsecutive_5Xx:   wrapperspb.UInt32(100),
+			EnforcingFailurePercentage: wrapperspb.UInt32(0),
+		},
+	}
+	switch spec.kind {
+	case lbRoundRobin:
+		c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+	case lbLeastRequest:
+		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+		c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{
+			ChoiceCount: wrapperspb.UInt32(leastRequestChoice),
+		}}
+	case lbRingHash:
+		c.LbPolicy = clusterv3.Cluster_RING_HASH
+		c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: &clusterv3.Cluster_RingHashLbConfig{
+			// gRPC takes only xxHash (gRFC A42).
+			HashFunction:    clusterv3.Cluster_RingHashLbConfig_XX_HASH,
+			MinimumRingSize: wrapperspb.UInt64(ringMinSize),
+			MaximumRingSize: wrapperspb.UInt64(ringMaxSize),
+		}}
+	case lbMaglev:
+		c.LbPolicy = clusterv3.Cluster_MAGLEV
+	case lbRandom:
+		c.LbPolicy = clusterv3.Cluster_RANDOM
+	}
+	if t.caps.HTTPProxy && t.speaksHTTP2(t.subsets[spec.cla].service) {
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{
+				UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+				}},
+			}),
+		}
+	}
+	return c
+}
+
+// speaksHTTP2 reports whether a proxy must use HTTP/2 upstream: when every
+// instance of the service declares http2 or grpc.
+func (t *translator) speaksHTTP2(svc string) bool {
+	eps := t.services[svc]
+	return len(eps) > 0 && !slices.ContainsFunc(eps, func(ep registry.Endpoint) bool {
+		return ep.Protocol != registry.ProtocolHTTP2 && ep.Protocol != registry.ProtocolGRPC
+	})
+}
+
+func adsConfigSource() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+	}
+}
+
+// sortByName sorts resources by their xDS name.
+func sortByName(rs []types.Resource) {
+	slices.SortFunc(rs, func(a, b types.Resource) int {
+		return cmp.Compare(cache.GetResourceName(a), cache.GetResourceName(b))
+	})
+}

@@ -1,0 +1,34 @@
+// Package xds turns the registry (instances with their health) and the
+// routes into Envoy v3 xDS resources, and serves them over ADS with
+// go-control-plane, state-of-the-world and delta.
+//
+// The translation is a pure function, Translate: the same Input and
+// Capabilities always give byte-identical resources, so several control
+// planes reading one etcd serve identical resources and identical versions
+// (versions are hashes of content, never process-local counters).
+//
+// Resource names follow the ARCHITECTURE.md contract "xDS resource naming":
+//
+//	Listeners            outbound, inbound, gateway, <service> (API listener for xds:///<service>)
+//	RouteConfigurations  outbound, gateway, <service>
+//	Clusters             <service> (round robin), <service>/<strategy> (least_request,
+//	                     ring_hash, maglev, random), and for a route destination with a
+//	                     subset <service>[k=v,...] and <service>[k=v,...]/<strategy>
+//	ClusterLoadAssignments <service>, <service>[k=v,...]
+//
+// A subset name lists the subset's labels sorted by key, each key and value
+// query-escaped (net/url.QueryEscape), joined with ",". Every cluster reads
+// its endpoints through eds_cluster_config.service_name, so all strategy
+// variants of one service (or subset) share one ClusterLoadAssignment.
+//
+// What a client can take is decided per client from its node
+// (user_agent_name, client_features): see CapabilitiesFor.
+//
+// The server side:
+//
+//	srv, err := xds.NewServer(xds.Config{Logger: log, Registerer: reg})
+//	if err != nil { ... }
+//	srv.Register(grpcServer)      // ADS, SotW and delta
+//	go srv.Run(ctx)               // coalesces updates; serves nothing before the first one
+//	srv.Update(xds.Input{...})    // after the first full read of etcd, then on every change
+package xds

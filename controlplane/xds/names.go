@@ -1,0 +1,96 @@
+package xds
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+)
+
+// Fixed resource names from the ARCHITECTURE.md xDS naming contract.
+const (
+	ListenerOutbound = "outbound"
+	ListenerInbound  = "inbound"
+	ListenerGateway  = "gateway"
+
+	RouteOutbound = "outbound"
+	RouteGateway  = "gateway"
+
+	// LocalAppCluster is the cluster the inbound listener routes to. Every
+	// proxy defines it itself (the shoal sidecar from --app-port, Envoy in
+	// its bootstrap's static_resources): only the proxy knows its app.
+	LocalAppCluster = "local_app"
+)
+
+// lbKind is the load-balancing policy a cluster variant uses, after the
+// client's capabilities were applied.
+type lbKind uint8
+
+const (
+	lbRoundRobin lbKind = iota
+	lbLeastRequest
+	lbRingHash
+	lbMaglev
+	lbRandom
+)
+
+// suffix is the cluster-name suffix of a variant; round robin is the
+// service's default cluster and has none.
+func (k lbKind) suffix() string {
+	switch k {
+	case lbLeastRequest:
+		return "least_request"
+	case lbRingHash:
+		return "ring_hash"
+	case lbMaglev:
+		return "maglev"
+	case lbRandom:
+		return "random"
+	}
+	return ""
+}
+
+// subsetName is the deterministic name of a subset of a service: the
+// service followed by its labels, sorted by key, in brackets. Without
+// labels it is the service name.
+func subsetName(service string, labels map[string]string) string {
+	if len(labels) == 0 {
+		return service
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(service)
+	b.WriteByte('[')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(url.QueryEscape(k))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(labels[k]))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// ClusterName returns the name of the cluster for a service (or a subset
+// name from subsetName) under a load-balancing variant.
+func clusterName(claName string, k lbKind) string {
+	if s := k.suffix(); s != "" {
+		return claName + "/" + s
+	}
+	return claName
+}
+
+// Type URLs, short.
+const (
+	listenerType = resource.ListenerType
+	routeType    = resource.RouteType
+	clusterType  = resource.ClusterType
+	endpointType = resource.EndpointType
+)
