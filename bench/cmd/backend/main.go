@@ -1,0 +1,48 @@
+// Command backend is the benchmark's upstream: a minimal HTTP/1.1
+// keep-alive server that answers every request with a short fixed body and
+// its id in the X-Backend header, fast enough that it is never the
+// bottleneck of a proxy benchmark.
+//
+// It prints "listening ADDR" on stdout once it accepts connections, so a
+// harness can start it on port 0 and read the port. GET /__count on any
+// backend answers its request count so far (the harness reads it directly,
+// not through a proxy, to check how a proxy spread the load).
+//
+// Usage:
+//
+//	backend -listen 127.0.0.1:0 -id b1
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	id := flag.String("id", "b1", "backend id, sent in the X-Backend header")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "backend:", err)
+		os.Exit(1)
+	}
+	srv := NewServer(*id)
+	fmt.Printf("listening %s\n", lis.Addr())
+	go func() {
+		<-ctx.Done()
+		lis.Close()
+	}()
+	if err := srv.Serve(lis); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "backend:", err)
+		os.Exit(1)
+	}
+	srv.Close()
+}
