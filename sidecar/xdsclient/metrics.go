@@ -1,0 +1,62 @@
+package xdsclient
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the client's Prometheus metrics. With a nil Registerer they
+// are created but not registered.
+type metrics struct {
+	connected  prometheus.Gauge
+	responses  *prometheus.CounterVec // by type and result (ack, nack)
+	streams    *prometheus.CounterVec // stream ends by reason (error, unimplemented)
+	delivered  prometheus.Counter
+	coalesced  prometheus.Counter
+	stateWrite *prometheus.CounterVec // by result (ok, error)
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shoal_xdsclient_connected",
+			Help: "1 while an ADS stream to the control plane is up and has delivered a response.",
+		}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_xdsclient_responses_total",
+			Help: "xDS responses received, by type and result (ack, nack).",
+		}, []string{"type", "result"}),
+		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_xdsclient_stream_failures_total",
+			Help: "ADS streams that ended with an error, by mode.",
+		}, []string{"mode"}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_xdsclient_snapshots_delivered_total",
+			Help: "Snapshots passed to OnUpdate.",
+		}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_xdsclient_snapshots_coalesced_total",
+			Help: "Snapshots replaced by a newer one before OnUpdate saw them.",
+		}),
+		stateWrite: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_xdsclient_state_writes_total",
+			Help: "Writes of the last good snapshot to the state dir, by result.",
+		}, []string{"result"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	cs := []prometheus.Collector{m.connected, m.responses, m.streams, m.delivered, m.coalesced, m.stateWrite}
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, reg.Register(c))
+	}
+	return m, errors.Join(errs...)
+}
+
+// typeLabel shortens a type URL to its message name, e.g. "Listener".
+func typeLabel(typeURL string) string {
+	return typeURL[strings.LastIndex(typeURL, ".")+1:]
+}

@@ -1,0 +1,160 @@
+package xdsclient
+
+import (
+	"maps"
+	"slices"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/proto"
+)
+
+// wildcard is the explicit wildcard resource name of the xDS protocol.
+const wildcard = "*"
+
+// types lists the subscribed types in subscription order: listeners and
+// clusters first, then what they reference.
+var types = []string{ListenerType, ClusterType, RouteType, EndpointType}
+
+// typeState holds the accepted resources of one type.
+type typeState struct {
+	// resources are the accepted resources by name; never mutated in place.
+	resources map[string]proto.Message
+	// versions are the per-resource versions by name.
+	versions map[string]string
+	// version is the type's last accepted version_info.
+	version string
+	// synced is set once a response of this type was accepted in this run.
+	synced bool
+}
+
+// store holds the last good resources of every type. It is not safe for
+// concurrent use: the Run goroutine owns it.
+type store struct {
+	types map[string]*typeState
+	// listeners is Config.Listeners; empty means wildcard.
+	listeners []string
+	// gen counts changes; deliveries remember the generation they carried.
+	gen int64
+}
+
+func newStore(listeners []string) *store {
+	st := &store{types: map[string]*typeState{}, listeners: listeners}
+	for _, t := range types {
+		st.types[t] = &typeState{resources: map[string]proto.Message{}, versions: map[string]string{}}
+	}
+	return st
+}
+
+// apply merges u into the store and reports whether any resource changed.
+// Resources equal to the held ones do not count as changes, so a SotW
+// re-send after a reconnect does not cause a new delivery.
+func (st *store) apply(u *update) bool {
+	ts := st.types[u.typeURL]
+	changed := false
+	remove := slices.Clone(u.removed)
+	if u.full {
+		for name := range ts.resources {
+			if _, ok := u.upserts[name]; !ok {
+				remove = append(remove, name)
+			}
+		}
+	}
+	for _, name := range remove {
+		if _, ok := ts.resources[name]; ok {
+			delete(ts.resources, name)
+			delete(ts.versions, name)
+			changed = true
+		}
+	}
+	for name, m := range u.upserts {
+		if old, ok := ts.resources[name]; !ok || !proto.Equal(old, m) {
+			ts.resources[name] = m
+			changed = true
+		}
+		ts.versions[name] = u.versions[name]
+	}
+	ts.version = u.version
+	if changed {
+		st.gen++
+	}
+	return changed
+}
+
+// wanted returns the names to subscribe to for typeURL; wildcard is
+// represented by the single name "*".
+func (st *store) wanted(typeURL string) map[string]bool {
+	set := map[string]bool{}
+	switch typeURL {
+	case ListenerType:
+		if len(st.listeners) == 0 {
+			set[wildcard] = true
+		}
+		for _, n := range st.listeners {
+			set[n] = true
+		}
+	case ClusterType:
+		set[wildcard] = true
+	case RouteType:
+		for _, m := range st.types[ListenerType].resources {
+			for _, n := range routeNames(m.(*listenerv3.Listener)) {
+				set[n] = true
+			}
+		}
+	case EndpointType:
+		for _, m := range st.types[ClusterType].resources {
+			if n := edsName(m.(*clusterv3.Cluster)); n != "" {
+				set[n] = true
+			}
+		}
+	}
+	return set
+}
+
+// prune drops held resources of typeURL that are no longer wanted (a route
+// configuration or assignment nothing references any more).
+func (st *store) prune(typeURL string, want map[string]bool) {
+	if want[wildcard] {
+		return
+	}
+	ts := st.types[typeURL]
+	for name := range ts.resources {
+		if !want[name] {
+			delete(ts.resources, name)
+			delete(ts.versions, name)
+			st.gen++
+		}
+	}
+}
+
+// missing returns the referenced route configurations and endpoint
+// assignments that are not held, sorted.
+func (st *store) missing() (routes, endpoints []string) {
+	return st.absent(RouteType), st.absent(EndpointType)
+}
+
+func (st *store) absent(typeURL string) []string {
+	var out []string
+	for name := range st.wanted(typeURL) {
+		if _, ok := st.types[typeURL].resources[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// held returns the per-resource versions held for typeURL among want (all
+// of them for a wildcard), for delta initial_resource_versions.
+func (st *store) held(typeURL string, want map[string]bool) map[string]string {
+	vs := maps.Clone(st.types[typeURL].versions)
+	if !want[wildcard] {
+		maps.DeleteFunc(vs, func(name, _ string) bool { return !want[name] })
+	}
+	return vs
+}
+
+// synced reports whether listeners and clusters were both received.
+func (st *store) synced() bool {
+	return st.types[ListenerType].synced && st.types[ClusterType].synced
+}
