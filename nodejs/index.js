@@ -21,3 +21,5 @@ async function register(opts) {
 }
 
 module.exports = { register, defaultID, KEY_PREFIX, Handle, EtcdError, EtcdUnavailableError: UnavailableError };
+// `import shoal from '@shoal-mesh/node'` and `require('@shoal-mesh/node').default` both work.
+module.exports.default = module.exports;

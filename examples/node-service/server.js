@@ -5,6 +5,10 @@
 //
 //   SERVICE=web PORT=3000 INSTANCE_ID=web-1 SHOAL_ETCD=127.0.0.1:2379 node server.js
 //
+// PORT=0 picks a free port. SHOAL_TTL sets the lease TTL in seconds (default
+// 10), SHOAL_ADDRESS the address registered (default 127.0.0.1), HOST the
+// address listened on (default 127.0.0.1).
+//
 // SIGTERM or SIGINT deregisters the instance (its etcd key is gone at once),
 // lets in-flight requests finish and exits with code 0.
 

@@ -60,3 +60,51 @@ test('after kill -9 the instance disappears within TTL + 1 s', async () => {
   assert.deepEqual(await etcd.instances('web'), []);
   assert.equal((await ex.exited).signal, 'SIGKILL');
 });
+
+/** runScript runs a CommonJS snippet with the package as `shoal` and resolves with its exit. */
+function runScript(source, env) {
+  const { spawn } = require('node:child_process');
+  const path = require('node:path');
+  const child = spawn(process.execPath, ['-e', `const shoal = require(${JSON.stringify(path.join(__dirname, '..'))});\n${source}`], {
+    env: { ...process.env, SHOAL_ETCD: etcd.endpoint, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, output })));
+  return { child, exited, output: () => output };
+}
+
+test('the package never keeps a process alive by itself', async () => {
+  const started = Date.now();
+  const run = runScript(`shoal.register({ service: 'batch', port: 9, id: 'batch-1', ttl: 30 }).then(() => console.log('registered'));`);
+  const { code, output } = await run.exited;
+  assert.equal(code, 0, output);
+  assert.match(output, /registered/);
+  assert.ok(Date.now() - started < 5000);
+  // Nobody deregistered it: the key stays until its lease expires.
+  assert.ok(await etcd.get('/shoal/v1/instances/batch/batch-1'));
+});
+
+test('with its own SIGTERM listener the app decides when to exit', async () => {
+  const run = runScript(`
+    const http = require('node:http');
+    const server = http.createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1', async () => {
+      const h = await shoal.register({ service: 'owned', port: server.address().port, id: 'owned-1', ttl: 30, server });
+      process.on('SIGTERM', async () => {
+        await h.drain();           // the same drain shoal started
+        console.log('drained');
+        setTimeout(() => process.exit(7), 10);
+      });
+      console.log('ready');
+    });`);
+  await waitFor(() => run.output().includes('ready'), { timeoutMs: 10000, what: 'the script to register' });
+  assert.ok(await etcd.get('/shoal/v1/instances/owned/owned-1'));
+  run.child.kill('SIGTERM');
+  const { code, output } = await run.exited;
+  assert.equal(code, 7, output);
+  assert.match(output, /drained/);
+  assert.equal(await etcd.get('/shoal/v1/instances/owned/owned-1'), null);
+});

@@ -1,0 +1,147 @@
+// Type declarations for @shoal-mesh/node (hand-written; the package has no build step).
+
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+
+export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
+
+/** A console-like logger. Pass `false` to silence the package. */
+export interface Logger {
+  debug?(...args: unknown[]): void;
+  info?(...args: unknown[]): void;
+  warn?(...args: unknown[]): void;
+  error?(...args: unknown[]): void;
+}
+
+export interface RegisterOptions {
+  /** Service name: a lowercase DNS label, at most 63 characters. */
+  service: string;
+  /** Port the instance serves on, 1-65535. */
+  port: number;
+  /** etcd endpoints: "host:port", "http(s)://host:port", comma-separated or an array. Default $SHOAL_ETCD or http://127.0.0.1:2379. */
+  etcd?: string | string[];
+  /** Lease TTL in seconds (default 10). etcd may grant more than asked; see Handle.ttl. */
+  ttl?: number;
+  /** Free-form string labels, e.g. { version: 'v1' }. */
+  metadata?: Record<string, string>;
+  /** Zone (default "local"). */
+  zone?: string;
+  /** Load-balancing weight, 1-10000 (default 1). */
+  weight?: number;
+  /** Instance id (default `<service>-<hostname>-<pid>`, sanitized). */
+  id?: string;
+  /** Address others reach this instance on (default $SHOAL_ADDRESS or 127.0.0.1). */
+  address?: string;
+  /** Default "http". */
+  protocol?: Protocol;
+  /** Default: silent debug/info, warn/error to stderr. `false` silences everything. */
+  logger?: Logger | false | null;
+  /** Install SIGTERM/SIGINT handlers that drain and exit (default true). */
+  handleSignals?: boolean;
+  /** The server to drain on shutdown: stop accepting, finish in-flight requests, close keep-alive connections. */
+  server?: Server;
+  /** Milliseconds to wait for in-flight requests before closing every connection (default 10000). */
+  drainTimeout?: number;
+  /** Milliseconds to keep serving after deregistering, before closing the server (default 0). */
+  drainDelay?: number;
+  /** Milliseconds before one etcd request times out (default 5000). */
+  requestTimeout?: number;
+  /** Milliseconds register() keeps retrying an unreachable etcd before it rejects (default 10000). */
+  startTimeout?: number;
+}
+
+/** The value stored at /shoal/v1/instances/<service>/<id> (ARCHITECTURE.md, "Contract: etcd keys"). */
+export interface Instance {
+  readonly id: string;
+  readonly service: string;
+  readonly address: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly zone: string;
+  readonly weight: number;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface RegisteredEvent {
+  id: string;
+  key: string;
+  leaseId: string;
+  ttl: number;
+}
+
+export interface LostEvent {
+  id: string;
+  key: string;
+  /** The lease that is gone. */
+  leaseId: string | null;
+  reason: string;
+}
+
+export interface HandleEvents {
+  /** The key was written: first registration, after a lost lease, or after etcd came back. */
+  registered: [RegisteredEvent];
+  /** The lease was found gone (expired or revoked); the handle registers again. */
+  lost: [LostEvent];
+  /** An attempt to reach etcd failed; the handle retries with backoff. Only emitted when listened to. */
+  error: [Error];
+  /** drain() started (a signal, or called directly). */
+  draining: [{ id: string; key: string }];
+  /** The lease was revoked by deregister(). */
+  deregistered: [{ id: string; key: string; leaseId: string | null }];
+}
+
+export declare class Handle extends EventEmitter<HandleEvents> {
+  /** The instance as written to etcd. */
+  readonly instance: Instance;
+  readonly id: string;
+  readonly service: string;
+  /** `/shoal/v1/instances/<service>/<id>` */
+  readonly key: string;
+  /** The current lease (a decimal string), or null while the registration is lost. */
+  readonly leaseId: string | null;
+  /** The TTL in seconds etcd granted. */
+  readonly ttl: number | null;
+  /** True while the key is believed to be in etcd and deregister() has not been called. */
+  readonly registered: boolean;
+  /** True once drain() has started. */
+  readonly draining: boolean;
+  /** Revokes the lease (the key is deleted at once) and stops the keepalive. Idempotent. */
+  deregister(): Promise<void>;
+  /** Deregisters, waits drainDelay, then drains the server option if given. Idempotent; never rejects. */
+  drain(): Promise<void>;
+  /** An http request listener: 200 {"status":"serving"} while serving, 503 {"status":"draining"} while draining. */
+  healthHandler(): (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+/**
+ * Registers this process in etcd and keeps it registered. Rejects with a
+ * TypeError or RangeError naming the field (`err.field`) for bad options,
+ * or with an etcd error if etcd refuses or stays unreachable for startTimeout.
+ */
+export declare function register(opts: RegisterOptions): Promise<Handle>;
+
+/** The default instance id: `<service>-<hostname>-<pid>` reduced to [A-Za-z0-9._:-]. */
+export declare function defaultID(service: string, hostname?: string, pid?: number): string;
+
+/** "/shoal/v1/instances/" */
+export declare const KEY_PREFIX: string;
+
+/** etcd answered and refused the request. `code` is the gRPC status code. */
+export declare class EtcdError extends Error {
+  readonly code: number | undefined;
+  readonly status: number | undefined;
+  readonly endpoint: string | undefined;
+}
+
+/** No etcd endpoint could be reached (or all answered "unavailable"). */
+export declare class EtcdUnavailableError extends Error {}
+
+declare const shoal: {
+  register: typeof register;
+  defaultID: typeof defaultID;
+  KEY_PREFIX: typeof KEY_PREFIX;
+  Handle: typeof Handle;
+  EtcdError: typeof EtcdError;
+  EtcdUnavailableError: typeof EtcdUnavailableError;
+};
+export default shoal;
