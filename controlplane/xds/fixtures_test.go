@@ -5,8 +5,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/shoal-mesh/shoal/registry"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+	"github.com/shoal-mesh/shoal/registry"
 )
 
 // endpoint builds a registered instance; zone, weight and metadata are
@@ -19,9 +19,11 @@ func endpoint(svc, id, addr string, port int, h registry.Health, opts ...func(*r
 	return registry.Endpoint{Instance: in, Health: h}
 }
 
-func zone(z string) func(*registry.Instance)  { return func(in *registry.Instance) { in.Zone = z } }
-func weight(w int) func(*registry.Instance)   { return func(in *registry.Instance) { in.Weight = w } }
-func grpcProto() func(*registry.Instance)     { return func(in *registry.Instance) { in.Protocol = registry.ProtocolGRPC } }
+func zone(z string) func(*registry.Instance) { return func(in *registry.Instance) { in.Zone = z } }
+func weight(w int) func(*registry.Instance)  { return func(in *registry.Instance) { in.Weight = w } }
+func grpcProto() func(*registry.Instance) {
+	return func(in *registry.Instance) { in.Protocol = registry.ProtocolGRPC }
+}
 func labels(kv ...string) func(*registry.Instance) {
 	return func(in *registry.Instance) {
 		in.Metadata = map[string]string{}

@@ -26,8 +26,8 @@ var _ cache.Cache = (*gate)(nil)
 // heldWatch is one watch created through the gate. Its cancel is the inner
 // cache's once the gate has opened.
 type heldWatch struct {
-	forward   func() (func(), error)
-	cancel    func()
+	forward func() (func(), error)
+	cancel  func()
 }
 
 func newGate(inner cache.Cache) *gate {

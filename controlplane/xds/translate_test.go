@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/shoal-mesh/shoal/registry"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+	"github.com/shoal-mesh/shoal/registry"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current translation")
