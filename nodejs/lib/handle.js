@@ -8,7 +8,7 @@
 // lease state needs no locking.
 
 const { EventEmitter } = require('node:events');
-const { Client, UnavailableError } = require('./etcd');
+const { Client, EtcdError, UnavailableError, GRPC_NOT_FOUND } = require('./etcd');
 const { drainServer, installSignalHandlers, trackResponses } = require('./drain');
 
 const BACKOFF_MIN_MS = 200;
@@ -139,6 +139,13 @@ class Handle extends EventEmitter {
       this.schedule(this.keepAliveInterval());
     } catch (err) {
       if (this.closed) return;
+      if (err instanceof EtcdError && err.code === GRPC_NOT_FOUND && this.leaseId !== null) {
+        // Some etcd versions answer a keepalive or put for an unknown lease
+        // with "requested lease not found" instead of TTL 0.
+        this.lose(err.message);
+        this.schedule(0);
+        return;
+      }
       this.needPut = true;
       this.fail(err);
       this.schedule(this.nextBackoff());
