@@ -7,7 +7,8 @@
 //
 // PORT=0 picks a free port. SHOAL_TTL sets the lease TTL in seconds (default
 // 10), SHOAL_ADDRESS the address registered (default 127.0.0.1), HOST the
-// address listened on (default 127.0.0.1).
+// address listened on (default 127.0.0.1). SHOAL_REGISTER=0 leaves registration
+// to a sidecar; DELAY_MS delays every answer (a slow instance).
 //
 // SIGTERM or SIGINT deregisters the instance (its etcd key is gone at once),
 // lets in-flight requests finish and exits with code 0.
@@ -18,6 +19,11 @@ const { register } = require('../../nodejs');
 const service = process.env.SERVICE || 'web';
 const port = Number(process.env.PORT || 3000);
 const ttl = process.env.SHOAL_TTL ? Number(process.env.SHOAL_TTL) : undefined;
+// SHOAL_REGISTER=0: the app does not register itself (a sidecar does it).
+const selfRegister = process.env.SHOAL_REGISTER !== '0';
+// DELAY_MS makes every answer slow (to watch least-connections at work).
+const delayMs = Number(process.env.DELAY_MS || 0);
+let draining = false;
 
 let shoal; // the registration handle, set once registered
 let health = (req, res) => res.writeHead(503).end(); // not registered yet
@@ -25,10 +31,28 @@ let health = (req, res) => res.writeHead(503).end(); // not registered yet
 async function main() {
   const server = http.createServer((req, res) => {
     if (req.url === '/healthz') return health(req, res);
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ instance: shoal?.id ?? process.env.INSTANCE_ID, service }));
+    const answer = () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-instance': shoal?.id ?? process.env.INSTANCE_ID ?? '' });
+      res.end(JSON.stringify({ instance: shoal?.id ?? process.env.INSTANCE_ID, service }));
+    };
+    if (delayMs > 0) setTimeout(answer, delayMs);
+    else answer();
   });
   await new Promise((resolve, reject) => server.once('error', reject).listen(port, process.env.HOST || '127.0.0.1', resolve));
+
+  if (!selfRegister) {
+    health = (req, res) => res.writeHead(draining ? 503 : 200).end(draining ? 'draining' : 'ok');
+    const stop = () => {
+      draining = true;
+      server.close(() => process.exit(0));
+      server.closeIdleConnections();
+      setTimeout(() => process.exit(0), 10000).unref();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    console.log(`${service} instance ${process.env.INSTANCE_ID} listening on ${server.address().port} (registered by its sidecar)`);
+    return;
+  }
 
   // etcd endpoints come from SHOAL_ETCD, the address from SHOAL_ADDRESS.
   shoal = await register({ service, port: server.address().port, id: process.env.INSTANCE_ID || undefined, ttl, server });

@@ -1,0 +1,95 @@
+package sidecar
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Mode is what a proxy fronts.
+type Mode int
+
+const (
+	// ModeSidecar runs next to one app instance: it registers the app,
+	// checks its health, serves inbound and outbound traffic.
+	ModeSidecar Mode = iota
+	// ModeGateway is the edge proxy: a public listener routed by the
+	// `gateway` route table; it fronts no app.
+	ModeGateway
+)
+
+// Config configures a Proxy. It is copied by New and never mutated.
+type Config struct {
+	Mode Mode
+
+	// Service is the app's service name (required in ModeSidecar).
+	Service string
+	// InstanceID names the app instance; zero means
+	// "<service>-<hostname>-<app port>".
+	InstanceID string
+	// AppAddress and AppPort locate the local app; AppAddress zero means
+	// 127.0.0.1. AppPort is required in ModeSidecar.
+	AppAddress string
+	AppPort    int
+	// AppProtocol is http (zero value), http2, grpc or tcp.
+	AppProtocol string
+	// Zone, Weight and Metadata are registered with the instance.
+	Zone     string
+	Weight   int
+	Metadata map[string]string
+
+	// Register makes the sidecar register the app in etcd (the default for
+	// `shoal sidecar`; --no-register turns it off when the app registers
+	// itself).
+	Register bool
+	// EtcdEndpoints are used for registration.
+	EtcdEndpoints []string
+	// TTL of the registration lease; zero means 10s.
+	TTL time.Duration
+
+	// HealthPath is the app's HTTP health path; empty means a TCP connect
+	// check. HealthInterval zero means 250ms.
+	HealthPath     string
+	HealthInterval time.Duration
+
+	// XDS is the control plane's xDS address. Required.
+	XDS string
+	// XDSSotW selects state-of-the-world xDS instead of delta.
+	XDSSotW bool
+	// StateDir keeps the last good config for static stability.
+	StateDir string
+
+	// Listen is the inbound listener (to the local app); empty means none,
+	// and the app is registered at its own port.
+	Listen string
+	// Outbound is the egress listener routed by Host header; empty means
+	// none.
+	Outbound string
+	// Upstreams maps a service name to a local listen address that proxies
+	// only to that service (e.g. orders=127.0.0.1:9001).
+	Upstreams map[string]string
+	// GatewayListen is the public listener in ModeGateway.
+	GatewayListen string
+	// TrustedHops is how many X-Forwarded-For hops the gateway trusts when
+	// it takes the client IP for IP hash (0: the peer address).
+	TrustedHops int
+	// AdminListen serves /ready, /metrics, /config_dump, /clusters.
+	AdminListen string
+
+	// GossipListen is the memberlist bind address; empty disables gossip.
+	GossipListen string
+	// GossipJoin lists seeds.
+	GossipJoin []string
+	// GossipKey is an optional base64 32-byte key (AES-GCM).
+	GossipKey string
+	// GossipLabel keeps meshes apart; zero means "shoal".
+	GossipLabel string
+
+	// DrainTimeout bounds the graceful drain on shutdown; zero means 10s.
+	DrainTimeout time.Duration
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
