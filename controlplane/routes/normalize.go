@@ -3,6 +3,7 @@ package routes
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,8 +105,12 @@ func normalizeValue(v any, fd protoreflect.FieldDescriptor, path string) (any, *
 			return nil, fieldErr(path, "want a string, got %s (quote it)", jsonKind(v))
 		}
 	default: // numbers; protobuf JSON also accepts them quoted
-		switch v.(type) {
-		case json.Number, string:
+		switch x := v.(type) {
+		case json.Number:
+		case string:
+			if _, err := strconv.ParseFloat(x, 64); err != nil {
+				return nil, fieldErr(path, "want a number, got %s", jsonKind(v))
+			}
 		default:
 			return nil, fieldErr(path, "want a number, got %s", jsonKind(v))
 		}

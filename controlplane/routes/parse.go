@@ -51,12 +51,11 @@ func Parse(data []byte) ([]*shoalv1.Route, error) {
 // document in data. Numbers stay json.Number so that no precision is lost.
 func splitDocuments(data []byte) ([]any, error) {
 	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && json.Valid(trimmed) {
-		v, err := decodeJSON(trimmed)
-		if err != nil {
-			return nil, err
+	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
+		if docs, err := decodeJSONStream(trimmed); err == nil {
+			return docs, nil
 		}
-		return []any{v}, nil
+		// Not JSON: YAML flow style ({name: web}) also starts with '{'.
 	}
 	var docs []any
 	for i, chunk := range splitYAML(data) {
@@ -64,28 +63,34 @@ func splitDocuments(data []byte) ([]any, error) {
 		if err != nil {
 			return nil, &FieldError{Doc: i + 1, Reason: fmt.Sprintf("invalid YAML: %v", err)}
 		}
-		v, err := decodeJSON(j)
+		v, err := decodeJSONStream(j)
 		if err != nil {
 			return nil, &FieldError{Doc: i + 1, Reason: err.Error()}
+		}
+		docs = append(docs, v...)
+	}
+	return docs, nil
+}
+
+// decodeJSONStream decodes one or more concatenated JSON values, dropping
+// nulls (empty YAML documents).
+func decodeJSONStream(data []byte) ([]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var docs []any
+	for {
+		var v any
+		err := dec.Decode(&v)
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("invalid JSON: %w", err)
 		}
 		if v != nil {
 			docs = append(docs, v)
 		}
 	}
-	return docs, nil
-}
-
-func decodeJSON(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("routes: invalid JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("routes: invalid JSON: data after the top-level value")
-	}
-	return v, nil
 }
 
 // splitYAML splits a YAML stream at "---" lines (and drops "..." document

@@ -1,0 +1,269 @@
+package routes_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/shoal-mesh/shoal/controlplane/routes"
+	"github.com/shoal-mesh/shoal/controlplane/routes/routestest"
+	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+	"github.com/shoal-mesh/shoal/registry/kvwatch"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, etcdtest.LeakOptions()...) }
+
+const defaultTestTimeout = 20 * time.Second
+
+func newStore(t *testing.T) (*routes.Store, *clientv3.Client, *etcdtest.Etcd) {
+	t.Helper()
+	e := etcdtest.Start(t)
+	cli := e.Client(t)
+	return routes.NewStore(cli, slog.New(slog.DiscardHandler)), cli, e
+}
+
+func revision(t *testing.T, cli *clientv3.Client) int64 {
+	t.Helper()
+	resp, err := cli.Get(t.Context(), "revision-probe")
+	if err != nil {
+		t.Fatalf("get revision: %v", err)
+	}
+	return resp.Header.Revision
+}
+
+
+func TestStoreCRUD(t *testing.T) {
+	st, cli, _ := newStore(t)
+	ctx := t.Context()
+
+	created, err := st.Create(ctx, routestest.Valid("web"))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if created.GetVersion() == "" {
+		t.Fatal("Create returned no version")
+	}
+	got, err := st.Get(ctx, "web")
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if diff := cmp.Diff(created, got, protocmp.Transform()); diff != "" {
+		t.Errorf("Get (-want +got):\n%s", diff)
+	}
+	if _, err := st.Create(ctx, routestest.Valid("web")); !errors.Is(err, routes.ErrAlreadyExists) {
+		t.Errorf("second Create = %v, want ErrAlreadyExists", err)
+	}
+
+	next := proto.CloneOf(got)
+	next.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_RANDOM
+	updated, err := st.Update(ctx, next)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if updated.GetVersion() == got.GetVersion() {
+		t.Error("Update kept the version")
+	}
+	if _, err := st.Update(ctx, next); !errors.Is(err, routes.ErrVersionMismatch) {
+		t.Errorf("Update with a stale version = %v, want ErrVersionMismatch", err)
+	}
+	if err := st.Delete(ctx, "web", got.GetVersion()); !errors.Is(err, routes.ErrVersionMismatch) {
+		t.Errorf("Delete with a stale version = %v, want ErrVersionMismatch", err)
+	}
+	rev := revision(t, cli)
+	if _, err := st.Update(ctx, routestest.Valid("nope")); !errors.Is(err, routes.ErrNotFound) {
+		t.Errorf("Update of a missing route = %v, want ErrNotFound", err)
+	}
+	if got := revision(t, cli); got != rev {
+		t.Errorf("failed Update wrote: revision %d -> %d", rev, got)
+	}
+
+	all, _, err := st.List(ctx)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if diff := cmp.Diff([]*shoalv1.Route{updated}, all, protocmp.Transform()); diff != "" {
+		t.Errorf("List (-want +got):\n%s", diff)
+	}
+	if err := st.Delete(ctx, "web", updated.GetVersion()); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := st.Get(ctx, "web"); !errors.Is(err, routes.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+	}
+	if err := st.Delete(ctx, "web", ""); !errors.Is(err, routes.ErrNotFound) {
+		t.Errorf("Delete of a missing route = %v, want ErrNotFound", err)
+	}
+}
+
+func TestStoreRejectsConflictsWithoutWriting(t *testing.T) {
+	st, cli, _ := newStore(t)
+	first, second, field := routestest.Conflict("web", "web-canary")
+	if _, err := st.Create(t.Context(), first); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	rev := revision(t, cli)
+	_, err := st.Create(t.Context(), second)
+	var fe *routes.FieldError
+	if !errors.As(err, &fe) || fe.Field != field {
+		t.Fatalf("Create(conflicting) = %v, want FieldError on %s", err, field)
+	}
+	if got := revision(t, cli); got != rev {
+		t.Errorf("revision %d -> %d", rev, got)
+	}
+}
+
+func TestStoreSkipsMalformedValues(t *testing.T) {
+	st, cli, _ := newStore(t)
+	ctx := t.Context()
+	if _, err := st.Create(ctx, routestest.Valid("web")); err != nil {
+		t.Fatal(err)
+	}
+	for key, val := range map[string]string{
+		routes.Key("junk"):     "{not json",
+		routes.Key("misnamed"): `{"name":"other","hosts":["x"],"rules":[{"destinations":[{"service":"x"}]}]}`,
+		routes.Key("invalid"):  `{"name":"invalid","hosts":[]}`,
+	} {
+		if _, err := cli.Put(ctx, key, val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _, err := st.List(ctx)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(all) != 1 || all[0].GetName() != "web" {
+		t.Errorf("List = %v, want only web", all)
+	}
+	if _, err := st.Get(ctx, "junk"); err == nil || errors.As(err, new(*routes.FieldError)) {
+		t.Errorf("Get(junk) = %v, want a plain error", err)
+	}
+}
+
+// watcher collects route batches from Store.Watch.
+type watcher struct {
+	batches chan routes.Batch
+}
+
+func startWatch(t *testing.T, st *routes.Store) *watcher {
+	t.Helper()
+	w := &watcher{batches: make(chan routes.Batch, 256)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- st.Watch(ctx, func(b routes.Batch) { w.batches <- b })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+// waitFor applies batches to view until cond holds.
+func (w *watcher) waitFor(t *testing.T, view map[string]*shoalv1.Route, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case b := <-w.batches:
+			for _, ev := range b.Events {
+				if ev.Type == kvwatch.Put {
+					view[ev.Name] = ev.Route
+				} else {
+					delete(view, ev.Name)
+				}
+			}
+		case <-ctx.Done():
+			t.Fatalf("timed out; view has %d routes", len(view))
+		}
+	}
+}
+
+func TestStoreWatch(t *testing.T) {
+	st, cli, _ := newStore(t)
+	ctx := t.Context()
+	web, err := st.Create(ctx, routestest.Valid("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, st)
+	view := map[string]*shoalv1.Route{}
+	w.waitFor(t, view, func() bool { return view["web"] != nil })
+	if diff := cmp.Diff(web, view["web"], protocmp.Transform()); diff != "" {
+		t.Errorf("initial route (-want +got):\n%s", diff)
+	}
+
+	api, err := st.Create(ctx, routestest.Valid("api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, view, func() bool { return view["api"] != nil })
+	if diff := cmp.Diff(api, view["api"], protocmp.Transform()); diff != "" {
+		t.Errorf("created route (-want +got):\n%s", diff)
+	}
+
+	// A value that becomes malformed is delivered as a delete.
+	if _, err := cli.Put(ctx, routes.Key("web"), "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, view, func() bool { return view["web"] == nil })
+
+	// Compaction and re-listing are kvwatch's, tested there.
+	if err := st.Delete(ctx, "api", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(ctx, routestest.Valid("orders")); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, view, func() bool { return view["api"] == nil && view["orders"] != nil })
+	if diff := cmp.Diff([]string{"orders"}, keys(view)); diff != "" {
+		t.Errorf("view (-want +got):\n%s", diff)
+	}
+}
+
+func keys(m map[string]*shoalv1.Route) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestRacingUpdatesOneWins(t *testing.T) {
+	st, _, _ := newStore(t)
+	base, err := st.Create(t.Context(), routestest.Valid("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, s := range []shoalv1.Strategy{shoalv1.Strategy_STRATEGY_RANDOM, shoalv1.Strategy_STRATEGY_ROUND_ROBIN} {
+		r := proto.CloneOf(base)
+		r.Rules[0].Strategy = s
+		go func() {
+			_, err := st.Update(context.Background(), r)
+			errs <- err
+		}()
+	}
+	var ok, aborted int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, routes.ErrVersionMismatch):
+			aborted++
+		default:
+			t.Errorf("Update = %v", err)
+		}
+	}
+	if ok != 1 || aborted != 1 {
+		t.Errorf("%d succeeded and %d got ErrVersionMismatch, want 1 and 1", ok, aborted)
+	}
+}
+

@@ -1,0 +1,120 @@
+package routes_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-mesh/shoal/controlplane/routes"
+	"github.com/shoal-mesh/shoal/controlplane/routes/routestest"
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+)
+
+func TestValidateRejectsEveryInvalidCase(t *testing.T) {
+	for _, tc := range routestest.Invalid("web") {
+		t.Run(tc.Name, func(t *testing.T) {
+			before := proto.CloneOf(tc.Route)
+			err := routes.Validate(tc.Route)
+			var fe *routes.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Validate() = %v, want a *FieldError", err)
+			}
+			if fe.Field != tc.Field {
+				t.Errorf("Field = %q, want %q (error: %v)", fe.Field, tc.Field, err)
+			}
+			if !strings.Contains(err.Error(), tc.Field+": ") || !strings.Contains(err.Error(), tc.Contains) {
+				t.Errorf("error %q does not name %q / contain %q", err, tc.Field, tc.Contains)
+			}
+			if !proto.Equal(before, tc.Route) {
+				t.Error("Validate modified the route")
+			}
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(r *shoalv1.Route)
+	}{
+		{"the fixture", func(*shoalv1.Route) {}},
+		{"a minimal route", func(r *shoalv1.Route) {
+			*r = shoalv1.Route{Name: "web", Hosts: []string{"web"}, Rules: []*shoalv1.Rule{{Destinations: []*shoalv1.Destination{{Service: "web"}}}}}
+		}},
+		{"wildcard, domain and catch-all hosts", func(r *shoalv1.Route) { r.Hosts = []string{"*.example.com", "api.example.com", "*"} }},
+		{"a zero weight beside a non-zero one", func(r *shoalv1.Route) { r.Rules[0].Destinations[1].Weight = 0 }},
+		{"ip hash without a key", func(r *shoalv1.Route) { r.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_IP_HASH }},
+		{"ring hash on a cookie", func(r *shoalv1.Route) {
+			r.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_RING_HASH
+			r.Rules[0].HashKey = &shoalv1.HashKey{Key: &shoalv1.HashKey_Cookie{Cookie: "session"}}
+		}},
+		{"pseudo-header match", func(r *shoalv1.Route) { r.Rules[0].Match.Headers = []*shoalv1.HeaderMatch{{Name: ":authority", Invert: true}} }},
+		{"a version (ignored)", func(r *shoalv1.Route) { r.Version = "not-a-number" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := routestest.Valid("web")
+			tc.mutate(r)
+			if err := routes.Validate(r); err != nil {
+				t.Fatalf("Validate() = %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestCheckConflicts(t *testing.T) {
+	first, second, field := routestest.Conflict("web", "web-canary")
+	tests := []struct {
+		name      string
+		candidate *shoalv1.Route
+		others    []*shoalv1.Route
+		wantField string
+	}{
+		{"same host and match in another route", second, []*shoalv1.Route{first}, field},
+		{"the route replacing itself", first, []*shoalv1.Route{first}, ""},
+		{"disjoint hosts", routestest.Valid("api"), []*shoalv1.Route{first}, ""},
+		{"method order and prefix / do not matter", func() *shoalv1.Route {
+			r := routestest.Valid("other")
+			r.Hosts = []string{"web"}
+			r.Rules = r.Rules[1:]
+			r.Rules[0].Match = &shoalv1.Match{Path: &shoalv1.Match_Prefix{Prefix: "/"}}
+			return r
+		}(), []*shoalv1.Route{first}, "rules[0].match"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := routes.CheckConflicts(tc.candidate, tc.others)
+			var fe *routes.FieldError
+			switch {
+			case tc.wantField == "" && err != nil:
+				t.Fatalf("CheckConflicts() = %v, want nil", err)
+			case tc.wantField != "" && (!errors.As(err, &fe) || fe.Field != tc.wantField):
+				t.Fatalf("CheckConflicts() = %v, want a FieldError on %s", err, tc.wantField)
+			}
+		})
+	}
+}
+
+func TestValidateSet(t *testing.T) {
+	first, second, _ := routestest.Conflict("web", "web-canary")
+	tests := []struct {
+		name    string
+		set     []*shoalv1.Route
+		wantErr string
+	}{
+		{"distinct routes", []*shoalv1.Route{routestest.Valid("web"), routestest.Valid("api")}, ""},
+		{"same name twice", []*shoalv1.Route{routestest.Valid("web"), routestest.Valid("web")}, `route "web": name: the same name is given twice`},
+		{"conflicting routes", []*shoalv1.Route{first, second}, `route "web-canary": rules[1].match: host "web"`},
+		{"an invalid route", []*shoalv1.Route{routestest.Invalid("web")[0].Route}, "name: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := routes.ValidateSet(tc.set)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("ValidateSet() = %v, want error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
