@@ -40,7 +40,6 @@ func revision(t *testing.T, cli *clientv3.Client) int64 {
 	return resp.Header.Revision
 }
 
-
 func TestStoreCRUD(t *testing.T) {
 	st, cli, _ := newStore(t)
 	ctx := t.Context()
@@ -266,4 +265,3 @@ func TestRacingUpdatesOneWins(t *testing.T) {
 		t.Errorf("%d succeeded and %d got ErrVersionMismatch, want 1 and 1", ok, aborted)
 	}
 }
-

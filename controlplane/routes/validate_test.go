@@ -50,7 +50,9 @@ func TestValidateAccepts(t *testing.T) {
 			r.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_RING_HASH
 			r.Rules[0].HashKey = &shoalv1.HashKey{Key: &shoalv1.HashKey_Cookie{Cookie: "session"}}
 		}},
-		{"pseudo-header match", func(r *shoalv1.Route) { r.Rules[0].Match.Headers = []*shoalv1.HeaderMatch{{Name: ":authority", Invert: true}} }},
+		{"pseudo-header match", func(r *shoalv1.Route) {
+			r.Rules[0].Match.Headers = []*shoalv1.HeaderMatch{{Name: ":authority", Invert: true}}
+		}},
 		{"a version (ignored)", func(r *shoalv1.Route) { r.Version = "not-a-number" }},
 	}
 	for _, tc := range tests {
