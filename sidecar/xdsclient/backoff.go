@@ -18,7 +18,7 @@ func backoffDefaults(b backoff.Config) backoff.Config {
 	if b.Multiplier < 1 {
 		b.Multiplier = DefaultBackoff.Multiplier
 	}
-	if b.Jitter < 0 || b.Jitter > 1 {
+	if b.Jitter <= 0 || b.Jitter > 1 {
 		b.Jitter = DefaultBackoff.Jitter
 	}
 	if b.MaxDelay <= 0 {

@@ -78,7 +78,8 @@ type Config struct {
 	// StateDir, if set, is where the last delivered snapshot is persisted and
 	// read back at start (static stability). Empty disables persistence.
 	StateDir string
-	// Backoff paces reconnects. Zero fields take DefaultBackoff's values.
+	// Backoff paces reconnects of the stream and of the gRPC channel. Zero
+	// fields (and a Jitter outside (0, 1]) take DefaultBackoff's values.
 	Backoff backoff.Config
 	// SettleTimeout bounds how long an incomplete snapshot (a referenced
 	// RouteConfiguration or ClusterLoadAssignment missing) is held back.

@@ -35,7 +35,7 @@ type stateFile struct {
 // then renamed over StateFile, so a crash leaves the old or the new file.
 func saveState(dir, nodeID string, s *Snapshot) error {
 	f := stateFile{Format: stateFormat, NodeID: nodeID, SavedAt: time.Now().UTC()}
-	for _, t := range types {
+	for _, t := range subscribedTypes {
 		b, err := proto.Marshal(snapshotResponse(s, t))
 		if err != nil {
 			return fmt.Errorf("xdsclient: encode state: %w", err)

@@ -51,10 +51,13 @@ func newUpdate(typeURL, version string, full bool) *update {
 // empty, must match the resource's own name.
 func (u *update) add(name, version string, a *anypb.Any) error {
 	m, err := decodeResource(u.typeURL, a)
+	got := resourceName(m) // m may be set even if invalid: name the culprit
+	if name == "" {
+		name = got
+	}
 	if err != nil {
 		return fmt.Errorf("resource %q: %w", name, err)
 	}
-	got := resourceName(m)
 	switch {
 	case name != "" && got != name:
 		return fmt.Errorf("resource %q: message is named %q", name, got)
@@ -85,7 +88,8 @@ func newMessage(typeURL string) (proto.Message, error) {
 }
 
 // decodeResource unmarshals a and runs ValidateAll on it (and, for
-// listeners, on their HTTP connection managers).
+// listeners, on their HTTP connection managers). A validation error comes
+// with the unmarshalled message.
 func decodeResource(typeURL string, a *anypb.Any) (proto.Message, error) {
 	if a.GetTypeUrl() != typeURL {
 		return nil, fmt.Errorf("type %q in a %q response", a.GetTypeUrl(), typeURL)
@@ -98,11 +102,11 @@ func decodeResource(typeURL string, a *anypb.Any) (proto.Message, error) {
 		return nil, fmt.Errorf("unmarshal: %w", err)
 	}
 	if err := m.(interface{ ValidateAll() error }).ValidateAll(); err != nil {
-		return nil, err
+		return m, err
 	}
 	if l, ok := m.(*listenerv3.Listener); ok {
 		if _, err := listenerHCMs(l); err != nil {
-			return nil, err
+			return m, err
 		}
 	}
 	return m, nil

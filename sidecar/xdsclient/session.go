@@ -28,6 +28,9 @@ type session struct {
 
 type nackKey struct{ version, err string }
 
+// errServerClosed reports a stream the server ended with an OK status.
+var errServerClosed = errors.New("xdsclient: stream closed by server")
+
 // runStream runs one ADS stream until it fails or ctx is done, and reports
 // whether it received any response. The stream's receive goroutine has
 // exited when runStream returns.
@@ -58,6 +61,10 @@ func (c *Client) runStream(ctx context.Context, conn *grpc.ClientConn, mode Mode
 func recvLoop(ctx context.Context, v variant, respCh chan<- *response, errCh chan<- error) {
 	for {
 		r, err := v.recv()
+		if errors.Is(err, io.EOF) {
+			// Not io.EOF, which streamErr reads as "ask Recv".
+			err = errServerClosed
+		}
 		if err != nil {
 			errCh <- err
 			return
@@ -195,7 +202,7 @@ func (s *session) flushNACKs() error {
 // referenced.
 func (s *session) syncSubscriptions() error {
 	st := s.c.st
-	for _, t := range types {
+	for _, t := range subscribedTypes {
 		want := st.wanted(t)
 		st.prune(t, want)
 		if err := s.v.subscribe(t, want, st.held(t, want)); err != nil {

@@ -14,7 +14,7 @@ const wildcard = "*"
 
 // types lists the subscribed types in subscription order: listeners and
 // clusters first, then what they reference.
-var types = []string{ListenerType, ClusterType, RouteType, EndpointType}
+var subscribedTypes = []string{ListenerType, ClusterType, RouteType, EndpointType}
 
 // typeState holds the accepted resources of one type.
 type typeState struct {
@@ -40,7 +40,7 @@ type store struct {
 
 func newStore(listeners []string) *store {
 	st := &store{types: map[string]*typeState{}, listeners: listeners}
-	for _, t := range types {
+	for _, t := range subscribedTypes {
 		st.types[t] = &typeState{resources: map[string]proto.Message{}, versions: map[string]string{}}
 	}
 	return st

@@ -1,0 +1,94 @@
+package xdsclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+func writeFile(t *testing.T, dir, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), d)
+}
+
+func stateJSON(t *testing.T, format string, responses ...proto.Message) string {
+	t.Helper()
+	f := stateFile{Format: format}
+	for _, r := range responses {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Responses = append(f.Responses, b)
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestLoadState(t *testing.T) {
+	bad := edsCluster("broken")
+	bad.ConnectTimeout = nil
+	bad.LbPolicy = 99 // not a defined enum value
+	badAny, _ := anypb.New(bad)
+	goodAny, _ := anypb.New(edsCluster("orders"))
+	tests := []struct {
+		name    string
+		content string
+		wantErr string
+	}{
+		{name: "rejects a file that is not JSON", content: "{", wantErr: "decode state"},
+		{name: "rejects an unknown format", content: stateJSON(t, "shoal.xdsclient.state/v0"), wantErr: "state format"},
+		{name: "rejects bad protobuf bytes", content: `{"format":"shoal.xdsclient.state/v1","responses":["/////w=="]}`, wantErr: "decode state"},
+		{name: "rejects an invalid resource", content: stateJSON(t, stateFormat, &discoveryv3.DeltaDiscoveryResponse{
+			TypeUrl: ClusterType, Resources: []*discoveryv3.Resource{{Name: "broken", Resource: badAny}},
+		}), wantErr: "LbPolicy"},
+		{name: "loads a valid file", content: stateJSON(t, stateFormat, &discoveryv3.DeltaDiscoveryResponse{
+			TypeUrl: ClusterType, SystemVersionInfo: "v7",
+			Resources: []*discoveryv3.Resource{{Name: "orders", Version: "h1", Resource: goodAny}},
+		})},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, dir, tc.content)
+			s, err := LoadState(dir)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("LoadState() error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LoadState() error = %v", err)
+			}
+			if !s.FromState || !has(s.Clusters, "orders") || s.Versions[ClusterType] != "v7" || s.resourceVersions[ClusterType]["orders"] != "h1" {
+				t.Errorf("LoadState() = %+v", s)
+			}
+		})
+	}
+}
+
+func TestLoadStateMissingFile(t *testing.T) {
+	if _, err := LoadState(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadState() error = %v, want fs.ErrNotExist", err)
+	}
+}
