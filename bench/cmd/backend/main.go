@@ -5,8 +5,10 @@
 //
 // It prints "listening ADDR" on stdout once it accepts connections, so a
 // harness can start it on port 0 and read the port. GET /__count on any
-// backend answers its request count so far (the harness reads it directly,
-// not through a proxy, to check how a proxy spread the load).
+// backend answers "REQUESTS CONNECTIONS": its request count and accepted
+// connections so far. The harness reads it directly, not through a proxy,
+// to check how a proxy spread the load and whether it reuses upstream
+// connections.
 //
 // Usage:
 //

@@ -21,10 +21,11 @@ type Server struct {
 	id    string
 	ok    []byte       // the fixed 200 response
 	count atomic.Int64 // requests answered, /__count excluded
+	conns atomic.Int64 // connections accepted, /__count's included
 
-	// mu guards conns and closed.
+	// mu guards open and closed.
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	open   map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup // one per connection goroutine
 }
@@ -32,9 +33,9 @@ type Server struct {
 // NewServer returns a server whose responses carry X-Backend: id.
 func NewServer(id string) *Server {
 	return &Server{
-		id:    id,
-		ok:    response("200 OK", id, "ok\n", false),
-		conns: make(map[net.Conn]struct{}),
+		id:   id,
+		ok:   response("200 OK", id, "ok\n", false),
+		open: make(map[net.Conn]struct{}),
 	}
 }
 
@@ -52,6 +53,9 @@ func response(status, id, body string, closeConn bool) []byte {
 
 // Count returns the number of requests answered so far.
 func (s *Server) Count() int64 { return s.count.Load() }
+
+// Conns returns the number of connections accepted so far.
+func (s *Server) Conns() int64 { return s.conns.Load() }
 
 // Serve accepts connections on lis until it fails (it returns nil once
 // lis is closed). Each connection is served by its own goroutine, which
@@ -79,7 +83,8 @@ func (s *Server) track(c net.Conn) bool {
 	if s.closed {
 		return false
 	}
-	s.conns[c] = struct{}{}
+	s.open[c] = struct{}{}
+	s.conns.Add(1)
 	s.wg.Add(1)
 	return true
 }
@@ -89,7 +94,7 @@ func (s *Server) track(c net.Conn) bool {
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
-	for c := range s.conns {
+	for c := range s.open {
 		c.Close()
 	}
 	s.mu.Unlock()
@@ -99,7 +104,7 @@ func (s *Server) Close() {
 func (s *Server) serveConn(c net.Conn) {
 	defer func() {
 		s.mu.Lock()
-		delete(s.conns, c)
+		delete(s.open, c)
 		s.mu.Unlock()
 		c.Close()
 		s.wg.Done()
@@ -157,7 +162,7 @@ func (s *Server) handle(out, buf []byte, skip int) ([]byte, []byte, int, bool) {
 		case req.chunked:
 			return append(out, response("501 Not Implemented", s.id, "", true)...), buf[:0], 0, true
 		case req.path == "/__count":
-			out = append(out, response("200 OK", s.id, strconv.FormatInt(s.count.Load(), 10)+"\n", req.close)...)
+			out = append(out, response("200 OK", s.id, strconv.FormatInt(s.count.Load(), 10)+" "+strconv.FormatInt(s.conns.Load(), 10)+"\n", req.close)...)
 		default:
 			s.count.Add(1)
 			if req.close {

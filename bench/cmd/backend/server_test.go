@@ -64,8 +64,8 @@ func TestServerKeepAlive(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if string(body) != "5\n" {
-		t.Errorf("/__count = %q, want %q", body, "5\n")
+	if string(body) != "5 1\n" {
+		t.Errorf("/__count = %q, want %q (5 requests on 1 connection)", body, "5 1\n")
 	}
 }
 

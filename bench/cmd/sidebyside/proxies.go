@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// instance is a proxy (or the direct baseline) running for one
+// measurement.
+type instance struct {
+	addr string // where wrk sends its load
+	root *proc  // the proxy's root process; nil for direct
+	note string // caveat to report with the run
+}
+
+// nginxStrategy and haproxyStrategy map the harness's strategies to each
+// proxy's directive.
+var (
+	nginxStrategy   = map[string]string{"rr": "", "least": "least_conn;", "hash": "ip_hash;"}
+	haproxyStrategy = map[string]string{"rr": "roundrobin", "least": "leastconn", "hash": "source"}
+)
+
+// nginxConf is one worker, no access log, an upstream block with
+// keepalive 64 (the load-balancing directive must precede keepalive), and
+// HTTP/1.1 with the Connection header cleared so that upstream connections
+// are reused.
+func nginxConf(dir, listen, strategy string, backends []string) string {
+	var servers strings.Builder
+	for _, b := range backends {
+		fmt.Fprintf(&servers, "        server %s;\n", b)
+	}
+	lb := nginxStrategy[strategy]
+	if lb != "" {
+		lb = "        " + lb + "\n"
+	}
+	return fmt.Sprintf(`worker_processes 1;
+daemon off;
+master_process on;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+worker_rlimit_nofile 65536;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy_temp;
+    fastcgi_temp_path %[1]s/fastcgi_temp;
+    uwsgi_temp_path %[1]s/uwsgi_temp;
+    scgi_temp_path %[1]s/scgi_temp;
+    upstream backend {
+%[3]s%[4]s        keepalive 64;
+    }
+    server {
+        listen %[2]s;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`, dir, listen, lb, servers.String())
+}
+
+// haproxyConf is one thread, no logging, keep-alive on both sides and
+// http-reuse always (the closest match to nginx's keepalive pool).
+func haproxyConf(listen, strategy string, backends []string) string {
+	var servers strings.Builder
+	for i, b := range backends {
+		fmt.Fprintf(&servers, "    server b%d %s\n", i+1, b)
+	}
+	return fmt.Sprintf(`global
+    nbthread 1
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    http-reuse always
+
+frontend fe
+    bind %s
+    default_backend be
+
+backend be
+    balance %s
+%s`, listen, haproxyStrategy[strategy], servers.String())
+}
+
+func (h *harness) startNginx(ctx context.Context, strategy, dir string) (*instance, error) {
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxConf(dir, listen, strategy, h.backendAddrs())), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := h.ps.start(spec{
+		name: "nginx-" + strategy,
+		args: []string{h.cfg.NginxBin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")},
+		cpus: h.proxyCPUs(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h.ready(ctx, &instance{addr: listen, root: p})
+}
+
+func (h *harness) startHAProxy(ctx context.Context, strategy, dir string) (*instance, error) {
+	listen, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(conf, []byte(haproxyConf(listen, strategy, h.backendAddrs())), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := h.ps.start(spec{
+		name: "haproxy-" + strategy,
+		args: []string{h.cfg.HAProxyBin, "-db", "-f", conf},
+		cpus: h.proxyCPUs(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h.ready(ctx, &instance{addr: listen, root: p})
+}
+
+// ready waits until a request through inst is answered by a backend, or
+// fails with the tail of the proxy's log.
+func (h *harness) ready(ctx context.Context, inst *instance) (*instance, error) {
+	err := waitBackendAnswer(ctx, "http://"+inst.addr+"/", 20*time.Second, inst.root)
+	if err != nil {
+		h.ps.stop(inst.root, 3*time.Second)
+		return nil, fmt.Errorf("%s not ready: %w\n%s", inst.root.name, err, inst.root.tail())
+	}
+	return inst, nil
+}
