@@ -84,3 +84,8 @@ func sameSet(a, b map[string]bool) bool {
 	}
 	return true
 }
+
+var (
+	_ variant = (*deltaStream)(nil)
+	_ variant = (*sotwStream)(nil)
+)
