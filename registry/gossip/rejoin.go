@@ -2,9 +2,13 @@ package gossip
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"time"
 )
+
+// randIntN picks the seed to re-join when every seed looks alive.
+var randIntN = rand.IntN
 
 // run is the member's background goroutine: it expires stale suspicions
 // and forgotten members every probe interval and re-joins seeds every
@@ -32,9 +36,14 @@ func (m *Member) run() {
 }
 
 // rejoin joins every seed that is not an alive member of this member's
-// view. Partitioned halves of a memberlist cluster declare each other dead
-// and never talk again on their own (hashicorp/memberlist#222); a join with
-// a seed on the other side re-merges them.
+// view, or one random seed when all are. Partitioned halves of a memberlist
+// cluster declare each other dead and may never talk again on their own
+// (hashicorp/memberlist#222); a join (a TCP push/pull) with a seed on the
+// other side re-merges them. The join with a seed that looks alive covers
+// the lopsided heal: after a partition the seed may have refuted and look
+// alive to us while it still holds us dead; only a push/pull tells us, and
+// memberlist's own runs every PushPullInterval (15 s), so this bounds
+// re-merge by RejoinInterval instead.
 func (m *Member) rejoin(ctx context.Context) {
 	seeds := slices.Clone(m.cfg.Seeds)
 	if m.cfg.SeedSource != nil {
@@ -52,11 +61,16 @@ func (m *Member) rejoin(ctx context.Context) {
 			alive[p.Addr] = true
 		}
 	}
-	seeds = slices.DeleteFunc(seeds, func(s string) bool { return s == "" || alive[s] })
+	seeds = slices.DeleteFunc(seeds, func(s string) bool { return s == "" || s == m.Addr() })
 	slices.Sort(seeds)
 	seeds = slices.Compact(seeds)
 	if len(seeds) == 0 || ctx.Err() != nil {
 		return
+	}
+	if missing := slices.DeleteFunc(slices.Clone(seeds), func(s string) bool { return alive[s] }); len(missing) > 0 {
+		seeds = missing
+	} else {
+		seeds = seeds[randIntN(len(seeds)):][:1]
 	}
 	n, err := m.ml.Join(seeds)
 	switch {
