@@ -31,7 +31,7 @@ type stateFile struct {
 	Responses [][]byte  `json:"responses"`
 }
 
-// saveState writes s to dir atomically: a temporary file in dir, fsynced,
+// saveState writes s to dir (created if missing) atomically: a temporary file in dir, fsynced,
 // then renamed over StateFile, so a crash leaves the old or the new file.
 func saveState(dir, nodeID string, s *Snapshot) error {
 	f := stateFile{Format: stateFormat, NodeID: nodeID, SavedAt: time.Now().UTC()}
@@ -45,6 +45,9 @@ func saveState(dir, nodeID string, s *Snapshot) error {
 	data, err := json.Marshal(f)
 	if err != nil {
 		return fmt.Errorf("xdsclient: encode state: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("xdsclient: write state: %w", err)
 	}
 	return writeAtomic(filepath.Join(dir, StateFile), data)
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestBackoffDelay(t *testing.T) {
@@ -97,5 +99,20 @@ func TestNewValidatesConfig(t *testing.T) {
 				t.Errorf("defaults not filled: %+v", c.cfg)
 			}
 		})
+	}
+}
+
+func TestMetricsRegistration(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := Config{Server: "x", Node: NewNode(NodeInfo{ID: "a"}), OnUpdate: func(*Snapshot) {}, Registerer: reg}
+	if _, err := New(cfg); err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	if _, err := New(cfg); err == nil {
+		t.Error("New() with metrics already registered: nil error")
+	}
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) == 0 {
+		t.Errorf("Gather() = %d families, %v", len(mfs), err)
 	}
 }
