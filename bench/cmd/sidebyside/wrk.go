@@ -64,8 +64,8 @@ func parseWrk(out string) (wrkResult, error) {
 				n, _ := strconv.ParseInt(strings.TrimSuffix(f[i+1], ","), 10, 64)
 				r.SocketErrs += n
 			}
-		case strings.HasPrefix(line, "Non-2xx or 3xx responses:") && len(f) == 4:
-			r.Non2xx, _ = strconv.ParseInt(f[3], 10, 64)
+		case strings.HasPrefix(line, "Non-2xx or 3xx responses:"):
+			r.Non2xx, _ = strconv.ParseInt(f[len(f)-1], 10, 64)
 		}
 	}
 	if !haveReqs || !haveRPS || !haveP99 {

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const wrkOutput = `Running 10s test @ http://127.0.0.1:8080/
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   815.09us  312.11us  12.34ms   91.22%
+    Req/Sec    61.2k     2.1k   65.0k    80.00%
+  Latency Distribution
+     50%  761.00us
+     75%  850.00us
+     90%    1.02ms
+     99%    2.10ms
+  612345 requests in 10.00s, 60.11MB read
+  Socket errors: connect 0, read 3, write 0, timeout 2
+  Non-2xx or 3xx responses: 7
+Requests/sec:  61234.50
+Transfer/sec:      6.01MB
+`
+
+func TestParseWrk(t *testing.T) {
+	tests := []struct {
+		name    string
+		out     string
+		want    wrkResult
+		wantErr string
+	}{
+		{
+			name: "reads counts, rate, percentiles and errors",
+			out:  wrkOutput,
+			want: wrkResult{Requests: 612345, RPS: 61234.5, P50us: 761, P90us: 1020, P99us: 2100, SocketErrs: 5, Non2xx: 7},
+		},
+		{
+			name:    "fails without the latency distribution",
+			out:     "  10 requests in 1.00s, 1KB read\nRequests/sec:  10.00\n",
+			wantErr: "lacks",
+		},
+		{
+			name:    "fails on a malformed percentile",
+			out:     "  Latency Distribution\n     99%  2.10xs\n",
+			wantErr: "percentile",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseWrk(tc.out)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("parseWrk() error = %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("parseWrk() (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and parentheses, as proc(5) allows.
+	line := "4242 (nginx: (worker) x) S 4200 4200 4200 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 1 0 99 0 0"
+	got, err := parseStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (stat{ppid: 4200, utime: 1234, stime: 567}); got != want {
+		t.Errorf("parseStat() = %+v, want %+v", got, want)
+	}
+	if _, err := parseStat("4242 (x) S 1"); err == nil {
+		t.Error("parseStat(short line) succeeded, want an error")
+	}
+}
+
+func TestTreeUsageOfSelf(t *testing.T) {
+	u, err := treeUsage(1) // init's tree includes this test process
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.procs < 1 || u.rssKB <= 0 {
+		t.Errorf("treeUsage(1) = %+v, want at least one process with RSS", u)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{"is zero for no values", nil, 0},
+		{"is the middle of an odd count", []float64{3, 1, 2}, 2},
+		{"is the mean of the middle two of an even count", []float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := median(tc.in); got != tc.want {
+				t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestProxyConfigs(t *testing.T) {
+	backends := []string{"127.0.0.1:9001", "127.0.0.1:9002"}
+	tests := []struct {
+		name, conf string
+		want       []string
+	}{
+		{"nginx least_conn precedes keepalive", nginxConf("/w", "127.0.0.1:8080", "least", backends),
+			[]string{"worker_processes 1;", "least_conn;\n        server 127.0.0.1:9001;", "keepalive 64;", "proxy_http_version 1.1;", `proxy_set_header Connection "";`, "listen 127.0.0.1:8080;"}},
+		{"nginx ip_hash", nginxConf("/w", "127.0.0.1:8080", "hash", backends), []string{"ip_hash;"}},
+		{"haproxy source", haproxyConf("127.0.0.1:8080", "hash", backends),
+			[]string{"nbthread 1", "http-reuse always", "balance source", "server b2 127.0.0.1:9002"}},
+		{"haproxy leastconn", haproxyConf("127.0.0.1:8080", "least", backends), []string{"balance leastconn"}},
+		{"shoal route", routeYAML("hash"), []string{"hosts: [backend]", "strategy: STRATEGY_IP_HASH", "- service: backend"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, w := range tc.want {
+				if !strings.Contains(tc.conf, w) {
+					t.Errorf("config lacks %q:\n%s", w, tc.conf)
+				}
+			}
+		})
+	}
+	if strings.Contains(nginxConf("/w", "a", "rr", backends), "least_conn") {
+		t.Error("nginx round robin config names a balancing directive")
+	}
+}
+
+func TestParseConfigQuick(t *testing.T) {
+	c, err := parseConfig([]string{"-quick", "-runs", "3", "-proxies", "haproxy,nginx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Runs != 3 || c.Duration.Seconds() != 2 || c.Warmup.Seconds() != 1 {
+		t.Errorf("quick with -runs 3: runs %d duration %v warmup %v, want 3, 2s, 1s", c.Runs, c.Duration, c.Warmup)
+	}
+	if diff := cmp.Diff([]string{"nginx", "haproxy"}, c.Proxies); diff != "" {
+		t.Errorf("proxies (-want +got):\n%s", diff)
+	}
+	if _, err := parseConfig([]string{"-proxies", "envoy"}); err == nil {
+		t.Error("unknown proxy accepted")
+	}
+}
