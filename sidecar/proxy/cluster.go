@@ -1,0 +1,195 @@
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-mesh/shoal/sidecar/route"
+)
+
+// clusterState is the proxy's state of one cluster name; it survives table
+// swaps so that ejections, pools and counters persist across xDS updates.
+type clusterState struct {
+	name     string
+	inflight atomic.Int64 // circuit breaker
+	ejected  atomic.Int32 // hosts currently ejected
+	codes    codeCounters
+	latency  prometheus.Observer
+	ejects   prometheus.Counter
+
+	// mu guards hosts.
+	mu    sync.Mutex
+	hosts map[string]*host
+}
+
+// host is the proxy's state of one endpoint address within a cluster:
+// connection pool, outlier detection and metrics. Safe for concurrent use.
+type host struct {
+	addr     string
+	cluster  *clusterState
+	pool     pool
+	requests prometheus.Counter
+
+	consec5xx     atomic.Int32
+	consecFailure atomic.Int32
+	isEjected     atomic.Bool
+	ejectedUntil  atomic.Int64 // unix nanoseconds
+	timesEjected  atomic.Int32
+}
+
+// binding attaches a table to the proxy's persistent state: per cluster
+// (by Cluster.Index) its state and per endpoint (by Endpoint.Index) its
+// host. Immutable once built; swapped atomically with the table.
+type binding struct {
+	table    *route.Table
+	clusters []*clusterState
+	hosts    [][]*host
+}
+
+// bind builds the binding for t, creating state for new clusters and
+// hosts, and retires state for clusters and hosts t no longer has.
+func (p *Proxy) bind(t *route.Table) *binding {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters))}
+	keep := make(map[string]map[string]bool, len(t.Clusters))
+	for i, c := range t.Clusters {
+		cs := p.clusterState(c.Name)
+		b.clusters[i] = cs
+		b.hosts[i] = make([]*host, len(c.Endpoints))
+		addrs := make(map[string]bool, len(c.Endpoints))
+		for j, e := range c.Endpoints {
+			b.hosts[i][j] = cs.host(e.Address, p.metrics)
+			addrs[e.Address] = true
+		}
+		keep[c.Name] = addrs
+	}
+	p.retire(keep)
+	return b
+}
+
+// clusterState returns the state of a cluster name; p.stateMu is held.
+func (p *Proxy) clusterState(name string) *clusterState {
+	if cs, ok := p.states[name]; ok {
+		return cs
+	}
+	cs := &clusterState{
+		name:    name,
+		codes:   codeCounters{vec: p.metrics.requests, cluster: name},
+		latency: p.metrics.latency.WithLabelValues(name),
+		ejects:  p.metrics.ejections.WithLabelValues(name),
+		hosts:   make(map[string]*host),
+	}
+	p.states[name] = cs
+	return cs
+}
+
+func (cs *clusterState) host(addr string, m *metrics) *host {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if h, ok := cs.hosts[addr]; ok {
+		return h
+	}
+	h := &host{addr: addr, cluster: cs, requests: m.upstream.WithLabelValues(cs.name, addr)}
+	cs.hosts[addr] = h
+	return h
+}
+
+// retire closes idle connections and forgets the state of clusters and
+// hosts that are not in keep. In-flight requests on them finish normally.
+func (p *Proxy) retire(keep map[string]map[string]bool) {
+	for name, cs := range p.states {
+		addrs, ok := keep[name]
+		cs.mu.Lock()
+		for addr, h := range cs.hosts {
+			if ok && addrs[addr] {
+				continue
+			}
+			delete(cs.hosts, addr)
+			if h.isEjected.Load() {
+				cs.ejected.Add(-1)
+			}
+			h.pool.closeAll()
+			p.metrics.upstream.DeleteLabelValues(name, addr)
+		}
+		cs.mu.Unlock()
+		if !ok && name != "" {
+			delete(p.states, name)
+		}
+	}
+}
+
+// available reports whether h may take traffic, lifting an expired
+// ejection. It reads the clock only for ejected hosts.
+func (h *host) available() bool {
+	if !h.isEjected.Load() {
+		return true
+	}
+	if time.Now().UnixNano() < h.ejectedUntil.Load() {
+		return false
+	}
+	if h.isEjected.CompareAndSwap(true, false) {
+		h.cluster.ejected.Add(-1)
+		h.consec5xx.Store(0)
+		h.consecFailure.Store(0)
+	}
+	return true
+}
+
+// onSuccess records a non-5xx response.
+func (h *host) onSuccess() {
+	if h.consec5xx.Load() != 0 {
+		h.consec5xx.Store(0)
+	}
+	if h.consecFailure.Load() != 0 {
+		h.consecFailure.Store(0)
+	}
+}
+
+// on5xx records a 5xx response and ejects h past the threshold.
+func (h *host) on5xx(od *route.OutlierDetection, n int) {
+	if int(h.consec5xx.Add(1)) >= od.Consecutive5xx {
+		h.eject(od, n)
+	}
+}
+
+// onFailure records a connect failure, reset or timeout (Envoy's gateway
+// failure); these also count as 5xx.
+func (h *host) onFailure(od *route.OutlierDetection, n int) {
+	h.consec5xx.Add(1)
+	if int(h.consecFailure.Add(1)) >= od.ConsecutiveConnectFailures {
+		h.eject(od, n)
+	}
+}
+
+// eject ejects h for BaseEjectionTime × times ejected (capped), unless
+// that would exceed MaxEjectionPercent of the n hosts; one host may always
+// be ejected.
+func (h *host) eject(od *route.OutlierDetection, n int) {
+	if od.Disabled || h.isEjected.Load() {
+		return
+	}
+	cs := h.cluster
+	limit := max(1, n*od.MaxEjectionPercent/100)
+	if int(cs.ejected.Load()) >= limit {
+		return
+	}
+	if !h.isEjected.CompareAndSwap(false, true) {
+		return
+	}
+	if int(cs.ejected.Add(1)) > limit {
+		h.isEjected.Store(false)
+		cs.ejected.Add(-1)
+		return
+	}
+	times := h.timesEjected.Add(1)
+	d := min(od.BaseEjectionTime*time.Duration(times), max(od.MaxEjectionTime, od.BaseEjectionTime))
+	h.ejectedUntil.Store(time.Now().Add(d).UnixNano())
+	h.consec5xx.Store(0)
+	h.consecFailure.Store(0)
+	h.pool.closeAll()
+	cs.ejects.Inc()
+}

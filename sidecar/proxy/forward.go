@@ -1,0 +1,314 @@
+package proxy
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/route"
+)
+
+// outcome is the result of one upstream attempt.
+type outcome uint8
+
+const (
+	relayed       outcome = iota // a response went to the client (maybe cut short)
+	connectFailed                // nothing was sent
+	reset                        // the upstream failed before any response
+	timedOut                     // the attempt's deadline passed before a response
+	retryStatus                  // a retriable status was received and discarded
+	stale                        // a reused connection failed before any response
+	clientFailed                 // the client's body was malformed or cut
+)
+
+// attempt is the per-request retry state of forward.
+type attempt struct {
+	rt         *route.Route // nil: defaults (no timeout, connect retries only)
+	cl         *route.Cluster
+	cs         *clusterState
+	hosts      []*host
+	start      time.Time
+	deadline   time.Time // zero: none
+	replayable bool      // the request can be sent again
+	retries    int       // policy retries left
+	connects   int       // connect-failure retries left
+}
+
+func (a *attempt) policy() *route.RetryPolicy {
+	if a.rt == nil {
+		return nil
+	}
+	return a.rt.Retry
+}
+
+// forward sends the request to the cluster with retries and relays the
+// response. It returns the status code seen by the client and whether the
+// client connection stays open.
+func (c *conn) forward(a *attempt) (code int, keep bool) {
+	last := 502
+	for {
+		e, h := c.pick(a)
+		switch {
+		case h == nil && len(a.cl.Endpoints) == 0:
+			return 503, c.localReply(503, "no endpoints in cluster "+a.cl.Name)
+		case h == nil:
+			return 502, c.localReply(502, "no healthy upstream")
+		case c.triedHost(h):
+			return last, c.localReply(last, failureMessage(last))
+		}
+		c.markTried(h)
+		out, code, keep := c.try(a, e, h)
+		switch out {
+		case relayed:
+			return code, keep
+		case clientFailed:
+			return code, false
+		case connectFailed:
+			h.onFailure(&a.cl.Outlier, len(a.hosts))
+			last = 502
+			switch {
+			case a.connects > 0:
+				a.connects--
+				continue
+			case a.retries <= 0:
+				return 502, c.localReply(502, failureMessage(502))
+			}
+		case timedOut, reset:
+			h.onFailure(&a.cl.Outlier, len(a.hosts))
+			last = 502
+			if out == timedOut {
+				last = 504
+			}
+			if !a.mayRetry() {
+				return last, c.localReply(last, failureMessage(last))
+			}
+		case retryStatus:
+			last = code
+		}
+		a.retries--
+	}
+}
+
+// mayRetry reports whether a failed attempt without a response may be
+// retried under the route policy.
+func (a *attempt) mayRetry() bool {
+	if a.retries <= 0 || !a.replayable || !a.policy().RetryReset() {
+		return false
+	}
+	return a.deadline.IsZero() || time.Now().Before(a.deadline)
+}
+
+// mayRetryStatus reports whether a response status should be retried on
+// another host instead of being relayed.
+func (a *attempt) mayRetryStatus(c *conn, code int) bool {
+	return a.retries > 0 && a.replayable && c.nTried < len(a.hosts) && a.policy().RetryStatus(code)
+}
+
+func failureMessage(code int) string {
+	switch code {
+	case 504:
+		return "upstream request timeout"
+	case 502:
+		return "upstream connect error or disconnect/reset before headers"
+	}
+	return "upstream failed"
+}
+
+// pick chooses an endpoint that is neither ejected nor tried, if the
+// picker offers one within lb.MaxExcluded draws.
+func (c *conn) pick(a *attempt) (*lb.Endpoint, *host) {
+	var last *lb.Endpoint
+	var lastHost *host
+	for range lb.MaxExcluded {
+		e, err := a.cl.Pick(&c.info)
+		if err != nil {
+			return last, lastHost
+		}
+		h := a.hosts[route.EndpointOf(e).Index]
+		if h.available() && !c.triedHost(h) {
+			return e, h
+		}
+		last, lastHost = e, h
+		c.info.Exclude(e.Address)
+	}
+	return last, lastHost
+}
+
+func (c *conn) triedHost(h *host) bool {
+	for i := 0; i < c.nTried; i++ {
+		if c.tried[i] == h {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *conn) markTried(h *host) {
+	if c.nTried < len(c.tried) {
+		c.tried[c.nTried] = h
+		c.nTried++
+	}
+	c.info.Exclude(h.addr)
+}
+
+// try runs one attempt against h, redoing it once on a fresh connection
+// when a pooled connection turns out to be stale.
+func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
+	h.requests.Inc()
+	for fresh := false; ; fresh = true {
+		now := time.Now()
+		var uc *upConn
+		if !fresh {
+			uc = h.pool.get(now, c.p.cfg.UpstreamIdleTimeout)
+		}
+		reused := uc != nil
+		if uc == nil {
+			var err error
+			if uc, err = c.p.dial(h, e, a.cl.ConnectTimeout, a.deadline); err != nil {
+				return connectFailed, 502, false
+			}
+		}
+		e.Begin()
+		out, code, keep := c.exchange(a, uc, h, reused, now)
+		e.End()
+		if out != stale {
+			return out, code, keep
+		}
+		if fresh {
+			return reset, 502, false
+		}
+	}
+}
+
+// exchange writes the request on uc and relays the response.
+func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.Time) (outcome, int, bool) {
+	uc.setDeadline(a.tryDeadline(now))
+	uc.bw.Write(c.out)
+	if a.replayable {
+		uc.bw.Write(c.replay)
+	} else if c.req.hasBody() {
+		if err := c.copyBody(uc.bw); err != nil {
+			uc.close()
+			var we writeError
+			if errors.As(err, &we) {
+				return c.failAfterBody(reset)
+			}
+			c.reject(errBadChunk)
+			return clientFailed, 400, false
+		}
+	}
+	if err := uc.bw.Flush(); err != nil {
+		uc.close()
+		return c.upstreamError(a, err, reused, nil)
+	}
+	head, err := c.readResponseHead(uc)
+	if err != nil {
+		uc.close()
+		return c.upstreamError(a, err, reused, uc)
+	}
+	if err := parseResponse(&c.resp, head); err != nil {
+		uc.close()
+		h.onFailure(&a.cl.Outlier, len(a.hosts))
+		return relayed, 502, c.localReply(502, "malformed upstream response")
+	}
+	code := c.resp.code
+	if code >= 500 {
+		h.on5xx(&a.cl.Outlier, len(a.hosts))
+	} else {
+		h.onSuccess()
+	}
+	if a.mayRetryStatus(c, code) {
+		uc.close()
+		return retryStatus, code, false
+	}
+	keep := c.relay(uc, h)
+	return relayed, code, keep
+}
+
+// failAfterBody handles an upstream failure once the client's body was
+// consumed: the request cannot be resent.
+func (c *conn) failAfterBody(out outcome) (outcome, int, bool) {
+	return relayed, 502, c.localReply(502, failureMessage(502))
+}
+
+// upstreamError classifies a failure before any response: stale pooled
+// connection (nothing received), timeout or reset.
+func (c *conn) upstreamError(a *attempt, err error, reused bool, uc *upConn) (outcome, int, bool) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return timedOut, 504, false
+	}
+	nothing := uc == nil || len(uc.br.buffered()) == 0 && !errors.Is(err, errUnexpectedEOF)
+	if reused && nothing && a.replayable && (c.req.idempotent() || a.policy().RetryReset()) {
+		return stale, 502, false
+	}
+	if c.bodyConsumed && !a.replayable {
+		return c.failAfterBody(reset)
+	}
+	return reset, 502, false
+}
+
+// readResponseHead reads the final response head, skipping interim 1xx
+// responses other than 101 (the proxy answers Expect itself).
+func (c *conn) readResponseHead(uc *upConn) ([]byte, error) {
+	for {
+		head, err := uc.br.head(c.p.cfg.MaxHeaderBytes, c.p.cfg.MaxHeaderBytes, nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(head) > 12 && head[9] == '1' && string(head[9:12]) != "101" {
+			continue
+		}
+		return head, nil
+	}
+}
+
+// tryDeadline is the earlier of the route deadline and the per-try one.
+func (a *attempt) tryDeadline(now time.Time) time.Time {
+	p := a.policy()
+	if p == nil || p.PerTryTimeout <= 0 {
+		return a.deadline
+	}
+	d := now.Add(p.PerTryTimeout)
+	if a.deadline.IsZero() || d.Before(a.deadline) {
+		return d
+	}
+	return a.deadline
+}
+
+// relay writes the response head and body to the client and returns the
+// upstream connection to the pool when it can be reused. It reports
+// whether the client connection stays open.
+func (c *conn) relay(uc *upConn, h *host) bool {
+	head := string(c.req.method) == "HEAD"
+	fr := c.resp.framing(head)
+	closeClient := c.req.closeConn || c.p.shutting.Load()
+	chunked := false
+	if fr == frameChunked || fr == frameClose {
+		if c.req.minor == 1 {
+			chunked = true
+		} else {
+			closeClient = true
+		}
+	}
+	c.resp.writeHead(c.bw, fr, chunked, closeClient, c.req.minor == 0 && !closeClient)
+	var err error
+	switch fr {
+	case frameLength:
+		err = copyN(c.bw, &uc.br, c.resp.contentLength)
+	case frameChunked:
+		err = copyChunked(c.bw, &uc.br, chunked)
+	case frameClose:
+		err = copyUntilEOF(c.bw, &uc.br, chunked)
+	}
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil || fr == frameClose || c.resp.closeConn || len(uc.br.buffered()) > 0 {
+		uc.close()
+	} else {
+		uc.setDeadline(time.Time{})
+		h.pool.put(uc, time.Now(), c.p.cfg.MaxIdlePerHost)
+	}
+	return err == nil && !closeClient
+}

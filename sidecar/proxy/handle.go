@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/route"
+)
+
+// handle routes and forwards one parsed request and reports whether the
+// client connection stays open.
+func (c *conn) handle() bool {
+	start := time.Now()
+	b := c.p.bound.Load()
+	c.fillView()
+	rt, cl := c.resolve(b)
+	cs := c.p.noCluster
+	if cl != nil {
+		cs = b.clusters[cl.Index]
+	}
+	code, keep := c.dispatch(b, rt, cl, cs, start)
+	cs.codes.inc(code)
+	cs.latency.Observe(time.Since(start).Seconds())
+	return keep
+}
+
+func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) (int, bool) {
+	switch {
+	case rt == nil && cl == nil:
+		return 404, c.localReply(404, "no route matches "+string(c.req.host)+string(c.req.path))
+	case cl == nil:
+		return 503, c.localReply(503, "cluster not found")
+	case cl.Protocol == route.TCP:
+		return 400, c.localReply(400, "cluster "+cl.Name+" is TCP")
+	}
+	if int(cs.inflight.Add(1)) > cl.MaxRequests {
+		cs.inflight.Add(-1)
+		return 503, c.localReply(503, "upstream overflow (circuit breaker)")
+	}
+	defer cs.inflight.Add(-1)
+	c.info = lb.PickInfo{}
+	if rt != nil {
+		if h, ok := rt.HashKey(&c.view); ok {
+			c.info.SetHash(h)
+		}
+	}
+	if cl.Protocol == route.HTTP2 || c.req.upgrade {
+		return c.forwardViaTransport(b, rt, cl, cs, start)
+	}
+	c.buildOut(cl)
+	a := c.newAttempt(b, rt, cl, cs, start)
+	if c.req.expectContinue && c.req.hasBody() {
+		c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		c.bw.Flush()
+	}
+	limit := c.p.cfg.ReplayBufferBytes
+	if a.policy() == nil {
+		limit = 0
+	}
+	ok, err := c.readReplay(limit)
+	if err != nil {
+		return 400, false
+	}
+	a.replayable = ok
+	return c.forward(a)
+}
+
+func (c *conn) newAttempt(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) *attempt {
+	c.nTried, c.bodyConsumed = 0, false
+	a := &c.attempt
+	*a = attempt{rt: rt, cl: cl, cs: cs, hosts: b.hosts[cl.Index], start: start, connects: c.p.cfg.ConnectRetries}
+	if rt != nil {
+		if rt.Timeout > 0 {
+			a.deadline = start.Add(rt.Timeout)
+		}
+		a.retries = rt.Retry.Retries()
+	}
+	return a
+}
+
+// resolve finds the route and cluster for the request per listener mode.
+func (c *conn) resolve(b *binding) (*route.Route, *route.Cluster) {
+	return resolve(b.table, c.mode, &c.view, c.fixed)
+}
+
+// resolve finds the route (nil for defaults) and cluster (nil: none) of a
+// request per listener mode. For Fixed it overwrites v.Host with fixed.
+func resolve(t *route.Table, m Mode, v *route.Request, fixed []byte) (*route.Route, *route.Cluster) {
+	switch m.Kind {
+	case Inbound:
+		return nil, t.Cluster(m.Cluster)
+	case Fixed:
+		v.Host = fixed
+		if rt := t.Match(v); rt != nil {
+			return rt, rt.PickCluster()
+		}
+		return nil, t.Cluster(m.Cluster)
+	}
+	rt := t.Match(v)
+	if rt == nil {
+		return nil, nil
+	}
+	return rt, rt.PickCluster()
+}
+
+func (c *conn) fillView() {
+	r := &c.req
+	c.view = route.Request{Host: r.host, Method: r.method, Path: r.path, Headers: r.headers, SourceIP: c.peerIP}
+	if c.mode.Kind == Gateway && c.mode.XFFTrustedHops > 0 && r.hasXFF {
+		if ip := c.trustedClientIP(); ip != nil {
+			c.view.SourceIP = ip
+		}
+	}
+}
+
+// trustedClientIP returns the XFFTrustedHops-th address from the right of
+// X-Forwarded-For (several fields form one list), or nil if too short.
+func (c *conn) trustedClientIP() []byte {
+	n := c.mode.XFFTrustedHops
+	hs := c.req.headers
+	for i := len(hs) - 1; i >= 0; i-- {
+		if !equalFold(hs[i].Name, "x-forwarded-for") {
+			continue
+		}
+		v := hs[i].Value
+		for len(v) > 0 {
+			j := bytes.LastIndexByte(v, ',')
+			if n--; n == 0 {
+				return trimOWS(v[j+1:])
+			}
+			if j < 0 {
+				break
+			}
+			v = v[:j]
+		}
+	}
+	return nil
+}
+
+// buildOut writes the upstream request head into c.out: origin-form
+// target, Host first, hop-by-hop headers removed (RFC 9110 7.6.1; the
+// Connection header and the fields it names, Keep-Alive, Proxy-Connection,
+// TE except "trailers", Transfer-Encoding, Upgrade), X-Forwarded-For/-Proto
+// per httputil.ReverseProxy's Rewrite and SetXForwarded semantics
+// (golang/go#50580: dropped from untrusted clients, appended to from
+// trusted ones), an X-Request-Id when absent, and framing.
+func (c *conn) buildOut(cl *route.Cluster) {
+	r := &c.req
+	trusted := c.mode.trustsForwarded()
+	o := append(c.out[:0], r.method...)
+	o = append(o, ' ')
+	o = append(o, r.target...)
+	o = append(o, " HTTP/1.1\r\nHost: "...)
+	if r.host != nil {
+		o = append(o, r.host...)
+	} else {
+		o = append(o, cl.Name...)
+	}
+	o = append(o, "\r\n"...)
+	toks := r.connTokens[:r.nConnTokens]
+	hasProto := false
+	for i := range r.headers {
+		f := &r.headers[i]
+		switch classify(f.Name) {
+		case hdrForward:
+			if (len(toks) > 0 && namedIn(f.Name, toks)) || (r.expectContinue && equalFold(f.Name, "expect")) {
+				continue
+			}
+		case hdrForwarded:
+			if !trusted {
+				continue
+			}
+			hasProto = hasProto || equalFold(f.Name, "x-forwarded-proto")
+		default:
+			continue
+		}
+		o = appendField(o, f.Name, f.Value)
+	}
+	o = c.appendXFF(o, trusted)
+	if !hasProto {
+		o = append(o, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if !r.hasReqID {
+		o = append(o, "X-Request-Id: "...)
+		o = append(appendRequestID(o), "\r\n"...)
+	}
+	c.out = appendFraming(o, r)
+}
+
+func (c *conn) appendXFF(o []byte, trusted bool) []byte {
+	o = append(o, "X-Forwarded-For: "...)
+	if trusted && c.req.hasXFF {
+		for i := range c.req.headers {
+			if f := &c.req.headers[i]; equalFold(f.Name, "x-forwarded-for") {
+				o = append(append(o, f.Value...), ", "...)
+			}
+		}
+	}
+	o = append(o, c.peerIP...)
+	return append(o, "\r\n"...)
+}
+
+func appendFraming(o []byte, r *request) []byte {
+	switch {
+	case r.chunked:
+		o = append(o, "Transfer-Encoding: chunked\r\n"...)
+	case r.contentLength >= 0:
+		o = append(o, "Content-Length: "...)
+		o = append(appendInt(o, r.contentLength), "\r\n"...)
+	}
+	if r.teTrailers {
+		o = append(o, "Te: trailers\r\n"...)
+	}
+	return append(o, "\r\n"...)
+}
+
+func appendField(o, name, value []byte) []byte {
+	o = append(o, name...)
+	o = append(o, ": "...)
+	o = append(o, value...)
+	return append(o, "\r\n"...)
+}

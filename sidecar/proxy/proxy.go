@@ -1,0 +1,319 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-mesh/shoal/sidecar/route"
+)
+
+// ErrClosed is returned by Serve after Shutdown or Close.
+var ErrClosed = errors.New("proxy: closed")
+
+// Defaults for zero Config fields.
+const (
+	DefaultReadHeaderTimeout   = 10 * time.Second
+	DefaultIdleTimeout         = 60 * time.Second
+	DefaultUpstreamIdleTimeout = 4 * time.Second
+	DefaultMaxIdlePerHost      = 256
+	DefaultMaxHeaderBytes      = 60 << 10
+	DefaultMaxHeaders          = 100
+	DefaultMaxRequestLine      = 8 << 10
+	DefaultReplayBufferBytes   = 64 << 10
+	DefaultConnectRetries      = 2
+)
+
+// Config configures a Proxy. Zero fields take the documented defaults.
+type Config struct {
+	// Logger receives warnings; nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the proxy's metrics; nil means unregistered.
+	Registerer prometheus.Registerer
+	// ReadHeaderTimeout bounds reading a request head once its first byte
+	// arrived (slowloris). Zero means DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes client connections idle between requests (and
+	// bounds each body read). Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// UpstreamIdleTimeout retires pooled upstream connections; keep it
+	// below the upstream's keep-alive timeout (Node.js: 5 s). Zero means
+	// DefaultUpstreamIdleTimeout.
+	UpstreamIdleTimeout time.Duration
+	// MaxIdlePerHost caps pooled connections per endpoint. Zero means
+	// DefaultMaxIdlePerHost.
+	MaxIdlePerHost int
+	// MaxHeaderBytes caps a request head (431). Zero means 60 KiB.
+	MaxHeaderBytes int
+	// MaxHeaders caps the number of request header fields (431). Zero
+	// means 100.
+	MaxHeaders int
+	// MaxRequestLine caps the request line (414). Zero means 8 KiB.
+	MaxRequestLine int
+	// ReplayBufferBytes is the largest request body buffered so that the
+	// request can be retried. Zero means 64 KiB; negative disables.
+	ReplayBufferBytes int
+	// ConnectRetries is how many connect failures a request may retry on
+	// other endpoints when its route has no larger retry budget. Zero
+	// means DefaultConnectRetries.
+	ConnectRetries int
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
+	defInt(&c.MaxIdlePerHost, DefaultMaxIdlePerHost)
+	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	defInt(&c.MaxHeaders, DefaultMaxHeaders)
+	defInt(&c.MaxRequestLine, DefaultMaxRequestLine)
+	defInt(&c.ReplayBufferBytes, DefaultReplayBufferBytes)
+	defInt(&c.ConnectRetries, DefaultConnectRetries)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Proxy is the sidecar data path. All methods are safe for concurrent use.
+type Proxy struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	loads   *route.Loads
+	bound   atomic.Pointer[binding]
+	h2      *h2Handler
+	// noCluster counts requests answered before a cluster was chosen.
+	noCluster *clusterState
+
+	// stateMu guards states; held only by SetTable and admin snapshots.
+	stateMu sync.Mutex
+	states  map[string]*clusterState
+
+	shutting atomic.Bool
+	// mu guards listeners and conns.
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // connection goroutines
+}
+
+// New returns a Proxy with an empty table: every request gets 404 until
+// SetTable installs a table.
+func New(cfg Config) (*Proxy, error) {
+	cfg = cfg.withDefaults()
+	if cfg.MaxHeaderBytes < cfg.MaxRequestLine {
+		return nil, fmt.Errorf("proxy: MaxHeaderBytes %d below MaxRequestLine %d", cfg.MaxHeaderBytes, cfg.MaxRequestLine)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: register metrics: %w", err)
+	}
+	p := &Proxy{
+		cfg: cfg, log: cfg.Logger.With("component", "proxy"), metrics: m, loads: route.NewLoads(),
+		states: make(map[string]*clusterState), listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
+	}
+	p.h2 = newH2Handler(p)
+	p.noCluster = p.clusterState("")
+	empty, _ := route.New(route.Config{})
+	p.SetTable(empty)
+	return p, nil
+}
+
+// Loads returns the in-flight counter store to pass as route.Config.Loads
+// when building tables for this proxy, so that least-request and bounded
+// load see requests that started under an earlier table.
+func (p *Proxy) Loads() *route.Loads { return p.loads }
+
+// SetTable installs t atomically: requests that already picked a route
+// finish with the old table; later requests see t. Pooled connections and
+// outlier state of endpoints that t keeps are preserved. t must not be
+// nil. SetTable calls are serialized; it does not block on traffic.
+func (p *Proxy) SetTable(t *route.Table) {
+	p.bound.Store(p.bind(t))
+}
+
+// Table returns the current table.
+func (p *Proxy) Table() *route.Table { return p.bound.Load().table }
+
+// ModeKind selects how a listener picks a route.
+type ModeKind uint8
+
+// Listener modes.
+const (
+	// Outbound routes by the Host header through the table's virtual hosts.
+	Outbound ModeKind = iota
+	// Inbound sends everything to Mode.Cluster (the local app).
+	Inbound
+	// Fixed serves one upstream on a local port: routes of the virtual host
+	// matching Mode.Cluster as the host apply, falling back to Mode.Cluster.
+	// A TCP cluster is proxied as raw bytes.
+	Fixed
+	// Gateway is Outbound at the edge: client X-Forwarded-* headers are not
+	// trusted unless XFFTrustedHops is set.
+	Gateway
+)
+
+// Mode configures one listener. See Outbound, Inbound, Fixed, Gateway.
+type Mode struct {
+	// Kind is the routing mode.
+	Kind ModeKind
+	// Cluster is the cluster for Inbound and Fixed.
+	Cluster string
+	// XFFTrustedHops (Gateway) is the number of trusted proxies in front
+	// of the gateway: the client IP is the XFFTrustedHops-th address from
+	// the right of X-Forwarded-For (Envoy xff_num_trusted_hops). Zero
+	// means the peer address, and incoming X-Forwarded-* are replaced.
+	XFFTrustedHops int
+}
+
+// trustsForwarded reports whether incoming X-Forwarded-* are kept and
+// appended to: the local app (outbound, fixed) and mesh peers (inbound)
+// are trusted; the edge only with trusted hops.
+func (m Mode) trustsForwarded() bool { return m.Kind != Gateway || m.XFFTrustedHops > 0 }
+
+// Serve accepts connections on l until Shutdown and serves them in mode.
+// HTTP/1.1 and h2c prior-knowledge connections are detected per
+// connection. Serve always returns a non-nil error; after Shutdown it is
+// ErrClosed. The proxy owns l from now on and closes it.
+func (p *Proxy) Serve(l net.Listener, mode Mode) error {
+	if !p.trackListener(l, true) {
+		l.Close()
+		return ErrClosed
+	}
+	defer p.trackListener(l, false)
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if p.shutting.Load() {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		c := p.newConn(nc, mode)
+		if !p.trackConn(c, true) {
+			nc.Close()
+			return ErrClosed
+		}
+		p.wg.Add(1)
+		go c.serve()
+	}
+}
+
+func (p *Proxy) trackListener(l net.Listener, add bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if add {
+		if p.shutting.Load() {
+			return false
+		}
+		p.listeners[l] = struct{}{}
+	} else {
+		delete(p.listeners, l)
+	}
+	return true
+}
+
+func (p *Proxy) trackConn(c *conn, add bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if add {
+		if p.shutting.Load() {
+			return false
+		}
+		p.conns[c] = struct{}{}
+	} else {
+		delete(p.conns, c)
+	}
+	return true
+}
+
+// Shutdown stops accepting, closes idle client connections, lets in-flight
+// requests finish (their connections close afterwards), and closes pooled
+// upstream connections. When ctx ends first, the remaining connections are
+// closed and ctx's error is returned. Shutdown waits for every connection
+// goroutine before returning; it is idempotent.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.shutting.Store(true)
+	for l := range p.listeners {
+		l.Close()
+	}
+	p.mu.Unlock()
+	p.h2.shutdown()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+	for !p.closeIdle() {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			p.closeAll()
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	p.wg.Wait()
+	p.h2.close()
+	p.stateMu.Lock()
+	for _, cs := range p.states {
+		cs.mu.Lock()
+		for _, h := range cs.hosts {
+			h.pool.shutdown()
+		}
+		cs.mu.Unlock()
+	}
+	p.stateMu.Unlock()
+	return err
+}
+
+// Close is Shutdown with an already expired context.
+func (p *Proxy) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// closeIdle wakes idle connections so they exit, and reports whether no
+// connection is left.
+func (p *Proxy) closeIdle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.closeIfIdle()
+	}
+	return len(p.conns) == 0
+}
+
+func (p *Proxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.nc.Close()
+	}
+}

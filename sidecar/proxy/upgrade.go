@@ -1,0 +1,35 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"time"
+)
+
+// splice completes a protocol upgrade (WebSocket, RFC 6455): it relays the
+// 101 response, then copies bytes both ways until either side closes. It
+// always ends the client connection. The client-to-upstream copy runs in a
+// goroutine owned by splice and joined before it returns.
+func (c *conn) splice(res *http.Response) bool {
+	up, ok := res.Body.(io.ReadWriteCloser)
+	if !ok {
+		return false
+	}
+	defer up.Close()
+	c.bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	res.Header.Write(c.bw)
+	c.bw.WriteString("\r\n")
+	if c.bw.Flush() != nil {
+		return false
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(up, &c.br)
+		up.Close()
+	}()
+	io.Copy(c.nc, up)
+	c.nc.SetReadDeadline(time.Unix(1, 0)) // unblock the client reader
+	<-done
+	return false
+}

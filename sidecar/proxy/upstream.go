@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+)
+
+// Upstream connection buffer sizes.
+const (
+	upstreamReadBuf  = 8 << 10
+	upstreamWriteBuf = 4 << 10
+)
+
+// upConn is one HTTP/1.1 connection to an upstream endpoint. It is owned by
+// one request at a time: taken from the pool, returned when reusable.
+type upConn struct {
+	nc          net.Conn
+	br          bufReader
+	bw          *bufio.Writer
+	h           *host
+	idleSince   time.Time
+	hasDeadline bool
+}
+
+// setDeadline sets or clears the connection deadline, skipping the call
+// when there is nothing to change (the common case without timeouts).
+func (uc *upConn) setDeadline(t time.Time) {
+	if t.IsZero() && !uc.hasDeadline {
+		return
+	}
+	uc.nc.SetDeadline(t)
+	uc.hasDeadline = !t.IsZero()
+}
+
+func (uc *upConn) close() { uc.nc.Close() }
+
+// pool is a LIFO stack of idle keep-alive connections to one host. LIFO
+// keeps the hottest connections busy and lets the coldest idle out.
+// Safe for concurrent use.
+type pool struct {
+	// mu guards idle and closed.
+	mu     sync.Mutex
+	idle   []*upConn
+	closed bool
+}
+
+// get pops the most recently used idle connection younger than maxIdle.
+// Older ones are closed: a Node.js server closes idle keep-alive
+// connections after 5 s, and reusing one risks a reset.
+func (p *pool) get(now time.Time, maxIdle time.Duration) *upConn {
+	p.mu.Lock()
+	n := len(p.idle)
+	if n == 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	uc := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	if now.Sub(uc.idleSince) < maxIdle {
+		p.mu.Unlock()
+		return uc
+	}
+	stale := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	uc.close()
+	for _, c := range stale {
+		c.close()
+	}
+	return nil
+}
+
+// put returns a reusable connection; it is closed when the pool is full
+// or closed.
+func (p *pool) put(uc *upConn, now time.Time, maxConns int) {
+	uc.idleSince = now
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= maxConns {
+		p.mu.Unlock()
+		uc.close()
+		return
+	}
+	p.idle = append(p.idle, uc)
+	p.mu.Unlock()
+}
+
+// closeAll closes the idle connections; the pool stays usable.
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, uc := range idle {
+		uc.close()
+	}
+}
+
+// shutdown closes the idle connections and refuses later puts.
+func (p *pool) shutdown() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.closeAll()
+}
+
+// dial opens a new connection to e, counting it as a pending connect for
+// least request. deadline (if set) caps timeout.
+func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline time.Time) (*upConn, error) {
+	if !deadline.IsZero() {
+		timeout = min(timeout, time.Until(deadline))
+	}
+	e.BeginConnect()
+	nc, err := net.DialTimeout("tcp", h.addr, timeout)
+	e.EndConnect()
+	if err != nil {
+		return nil, err
+	}
+	uc := &upConn{nc: nc, bw: bufio.NewWriterSize(nc, upstreamWriteBuf), h: h}
+	uc.br = bufReader{rd: nc, buf: make([]byte, upstreamReadBuf)}
+	return uc, nil
+}
