@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -342,6 +343,9 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	if w.Requests == 0 {
 		return errors.New("wrk completed no request")
 	}
+	if n := spreadNote(res.Target.Strategy, res.BackendShares); n != "" {
+		res.Note = strings.TrimPrefix(res.Note+"; "+n, "; ")
+	}
 	if errs := w.SocketErrs + w.Non2xx; errs > w.Requests/1000 {
 		return fmt.Errorf("%d socket errors and %d non-2xx responses in %d requests", w.SocketErrs, w.Non2xx, w.Requests)
 	}
@@ -366,6 +370,24 @@ func (h *harness) wrk(ctx context.Context, addr string, d time.Duration) (wrkRes
 		return wrkResult{}, err
 	}
 	return parseWrk(out)
+}
+
+// spreadNote flags a backend spread that contradicts the strategy: wrk
+// has one source IP, so IP hash must send (nearly) everything to one
+// backend, and round robin must spread evenly.
+func spreadNote(strategy string, counts []int64) string {
+	f := fractions(counts)
+	if len(f) == 0 {
+		return ""
+	}
+	lo, hi := slices.Min(f), slices.Max(f)
+	switch {
+	case strategy == "hash" && hi < 0.9:
+		return fmt.Sprintf("spread %s: not hashing on the one source IP", spread(counts))
+	case strategy == "rr" && hi-lo > 0.1:
+		return fmt.Sprintf("spread %s: uneven for round robin", spread(counts))
+	}
+	return ""
 }
 
 // backendCount is what a backend reports on /__count.

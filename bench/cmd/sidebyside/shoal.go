@@ -221,7 +221,8 @@ func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instan
 		return nil, err
 	}
 	if err := confirmStrategy(ctx, admin, strategy, p); err != nil {
-		note = strings.TrimPrefix(note+"; strategy not confirmed: "+err.Error(), "; ")
+		note = strings.TrimPrefix(note+"; strategy not confirmed in /config_dump", "; ")
+		fmt.Fprintf(os.Stderr, "sidebyside: shoal/%s: strategy not confirmed: %v\n", strategy, err)
 	}
 	inst.note = note
 	return inst, nil
