@@ -26,6 +26,7 @@ func commands() []command {
 		{"controlplane", "run the control plane (embedded etcd by default)", runControlPlane},
 		{"services", "list registered services", runServices},
 		{"instances", "list the instances of a service", runInstances},
+		{"routes", "manage routes: apply -f FILE, list, get NAME, delete NAME", runRoutes},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "shoal", version)
 			return nil

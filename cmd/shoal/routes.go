@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
+
+	"github.com/shoal-mesh/shoal/controlplane/routes"
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+)
+
+const routesUsage = `usage: shoal routes COMMAND [flags]
+
+commands:
+  apply -f FILE [-f FILE...]  create or update the routes in YAML/JSON files
+  list                        list routes
+  get NAME                    show one route
+  delete NAME                 delete a route
+
+flags (every command): --api ADDR, -o table|yaml|json, --timeout D
+`
+
+// runRoutes is `shoal routes ...`, a client of the management API.
+func runRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, routesUsage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return flag.ErrHelp
+	}
+	var f apiFlags
+	var files stringList
+	fs := flag.NewFlagSet("shoal routes "+args[0], flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(stderr, routesUsage) }
+	f.register(fs)
+	wantArgs := 1
+	switch args[0] {
+	case "apply":
+		fs.Var(&files, "f", "route file (YAML or JSON; repeatable)")
+		wantArgs = 0
+	case "list":
+		wantArgs = 0
+	case "get", "delete":
+	default:
+		fmt.Fprintf(stderr, "shoal routes: unknown command %q\n\n%s", args[0], routesUsage)
+		return errUsage
+	}
+	if err := parseFlags(fs, args[1:], stderr); err != nil {
+		return err
+	}
+	pos := fs.Args()
+	switch {
+	case len(pos) != wantArgs:
+		fmt.Fprintf(stderr, "shoal routes %s: want %d argument(s), got %d\n\n%s", args[0], wantArgs, len(pos), routesUsage)
+		return errUsage
+	case args[0] == "apply" && len(files) == 0:
+		fmt.Fprintf(stderr, "shoal routes apply: -f FILE is required\n")
+		return errUsage
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	conn, err := f.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := &routesCmd{f: f, rc: shoalv1.NewRouteServiceClient(conn), stdout: stdout}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	switch args[0] {
+	case "apply":
+		return c.apply(ctx, files)
+	case "list":
+		return c.list(ctx)
+	case "get":
+		return c.get(ctx, pos[0])
+	}
+	return c.delete(ctx, pos[0])
+}
+
+// routesCmd runs one routes subcommand.
+type routesCmd struct {
+	f      apiFlags
+	rc     shoalv1.RouteServiceClient
+	stdout io.Writer
+}
+
+func (c *routesCmd) apply(ctx context.Context, files []string) error {
+	rs, err := readRouteFiles(files)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		result, err := c.applyOne(ctx, r)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "route/%s %s\n", r.GetName(), result)
+	}
+	return nil
+}
+
+// applyOne creates r, or updates it unless it is unchanged (ignoring the
+// version). The update carries the version read, so a concurrent change
+// makes it fail rather than be overwritten.
+func (c *routesCmd) applyOne(ctx context.Context, r *shoalv1.Route) (string, error) {
+	want := proto.CloneOf(r)
+	want.Version = ""
+	cur, err := c.rc.GetRoute(ctx, &shoalv1.GetRouteRequest{Name: r.GetName()})
+	if status.Code(err) == codes.NotFound {
+		if _, err := c.rc.CreateRoute(ctx, &shoalv1.CreateRouteRequest{Route: want}); err != nil {
+			return "", c.f.apiError(err)
+		}
+		return "created", nil
+	}
+	if err != nil {
+		return "", c.f.apiError(err)
+	}
+	have := proto.CloneOf(cur.GetRoute())
+	want.Version, have.Version = "", ""
+	if proto.Equal(want, have) {
+		return "unchanged", nil
+	}
+	want.Version = cur.GetRoute().GetVersion()
+	if _, err := c.rc.UpdateRoute(ctx, &shoalv1.UpdateRouteRequest{Route: want}); err != nil {
+		if status.Code(err) == codes.Aborted {
+			return "", fmt.Errorf("route %q changed while it was being applied; apply again", r.GetName())
+		}
+		return "", c.f.apiError(err)
+	}
+	return "updated", nil
+}
+
+// readRouteFiles parses and validates every file as one set, so that
+// nothing is written unless all of them are valid. Errors name the file.
+func readRouteFiles(files []string) ([]*shoalv1.Route, error) {
+	var all []*shoalv1.Route
+	from := map[string]string{} // route name -> file
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := routes.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "routes: "))
+		}
+		for _, r := range rs {
+			if _, dup := from[r.GetName()]; !dup {
+				from[r.GetName()] = file
+			}
+		}
+		all = append(all, rs...)
+	}
+	if err := routes.ValidateSet(all); err != nil {
+		var fe *routes.FieldError
+		file := files[0]
+		if errors.As(err, &fe) && from[fe.Route] != "" {
+			file = from[fe.Route]
+		}
+		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "routes: "))
+	}
+	return all, nil
+}
+
+func (c *routesCmd) list(ctx context.Context) error {
+	resp, err := c.rc.ListRoutes(ctx, &shoalv1.ListRoutesRequest{})
+	if err != nil {
+		return c.f.apiError(err)
+	}
+	return writeRoutes(c.stdout, c.f.output, resp.GetRoutes(), true)
+}
+
+func (c *routesCmd) get(ctx context.Context, name string) error {
+	resp, err := c.rc.GetRoute(ctx, &shoalv1.GetRouteRequest{Name: name})
+	if err != nil {
+		return c.f.apiError(err)
+	}
+	return writeRoutes(c.stdout, c.f.output, []*shoalv1.Route{resp.GetRoute()}, false)
+}
+
+func (c *routesCmd) delete(ctx context.Context, name string) error {
+	if _, err := c.rc.DeleteRoute(ctx, &shoalv1.DeleteRouteRequest{Name: name}); err != nil {
+		return c.f.apiError(err)
+	}
+	fmt.Fprintf(c.stdout, "route/%s deleted\n", name)
+	return nil
+}
+
+// writeRoutes prints rs as a table, as a YAML stream (one document per
+// route), or as JSON (a list when list is true). YAML and JSON use the
+// proto field names, as route files do, so the output can be applied again.
+func writeRoutes(w io.Writer, format string, rs []*shoalv1.Route, list bool) error {
+	switch format {
+	case "table":
+		return writeRouteTable(w, rs)
+	case "json":
+		docs := make([]json.RawMessage, len(rs))
+		for i, r := range rs {
+			b, err := routeJSON(r)
+			if err != nil {
+				return err
+			}
+			docs[i] = b
+		}
+		var v any = docs
+		if !list && len(docs) == 1 {
+			v = docs[0]
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	for i, r := range rs {
+		b, err := routeJSON(r)
+		if err != nil {
+			return err
+		}
+		y, err := yaml.JSONToYAML(b)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(w, "---")
+		}
+		if _, err := w.Write(y); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func routeJSON(r *shoalv1.Route) ([]byte, error) {
+	return protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
+}
+
+func writeRouteTable(w io.Writer, rs []*shoalv1.Route) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tHOSTS\tRULES\tSTRATEGIES\tDESTINATIONS\tVERSION")
+	for _, r := range rs {
+		var strategies, dests []string
+		for _, rule := range r.GetRules() {
+			if s := routes.StrategyName(rule.GetStrategy()); !slices.Contains(strategies, s) {
+				strategies = append(strategies, s)
+			}
+			for _, d := range rule.GetDestinations() {
+				if name := destName(d); !slices.Contains(dests, name) {
+					dests = append(dests, name)
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.GetName(), strings.Join(r.GetHosts(), ","), len(r.GetRules()),
+			strings.Join(strategies, ","), strings.Join(dests, ","), r.GetVersion())
+	}
+	return tw.Flush()
+}
+
+// destName is "service" or "service{labels}".
+func destName(d *shoalv1.Destination) string {
+	if len(d.GetSubset()) == 0 {
+		return d.GetService()
+	}
+	return d.GetService() + "{" + formatLabels(d.GetSubset()) + "}"
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
