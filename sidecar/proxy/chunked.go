@@ -80,8 +80,7 @@ func copyUntilEOF(dst *bufio.Writer, src *bufReader, chunk bool) error {
 
 func writeChunk(dst *bufio.Writer, b []byte, chunk bool) error {
 	if chunk {
-		var hb [20]byte
-		dst.Write(appendHex(hb[:0], uint64(len(b))))
+		writeHex(dst, uint64(len(b)))
 		dst.WriteString("\r\n")
 	}
 	dst.Write(b)
@@ -90,20 +89,6 @@ func writeChunk(dst *bufio.Writer, b []byte, chunk bool) error {
 		return err
 	}
 	return nil
-}
-
-func appendHex(b []byte, n uint64) []byte {
-	var tmp [16]byte
-	i := len(tmp)
-	for {
-		i--
-		tmp[i] = hexDigits[n&0xf]
-		n >>= 4
-		if n == 0 {
-			break
-		}
-	}
-	return append(b, tmp[i:]...)
 }
 
 // copyChunked decodes a chunked body from src strictly (RFC 9112 7.1) and
@@ -127,8 +112,7 @@ func copyChunked(dst *bufio.Writer, src *bufReader, rechunk bool) error {
 			return copyTrailers(dst, src, rechunk)
 		}
 		if rechunk {
-			var hb [20]byte
-			dst.Write(appendHex(hb[:0], uint64(size)))
+			writeHex(dst, uint64(size))
 			dst.WriteString("\r\n")
 		}
 		if err := copyN(dst, src, size); err != nil {

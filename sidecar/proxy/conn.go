@@ -163,13 +163,12 @@ func (c *conn) reject(e *httpError) {
 func (c *conn) localReply(code int, msg string) (keep bool) {
 	keep = !c.req.closeConn && !c.p.shutting.Load() && c.skipBody()
 	w := c.bw
-	var nb [20]byte
 	w.WriteString("HTTP/1.1 ")
-	w.Write(appendInt(nb[:0], int64(code)))
+	writeInt(w, int64(code))
 	w.WriteString(" ")
 	w.WriteString(http.StatusText(code))
 	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
-	w.Write(appendInt(nb[:0], int64(len(msg)+1)))
+	writeInt(w, int64(len(msg)+1))
 	if !keep {
 		w.WriteString("\r\nConnection: close")
 	}

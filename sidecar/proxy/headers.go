@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"math/rand/v2"
 )
@@ -206,4 +207,39 @@ func appendInt(b []byte, n int64) []byte {
 		}
 	}
 	return append(b, tmp[i:]...)
+}
+
+// writeInt writes the decimal form of a non-negative n. It writes byte by
+// byte because a slice handed to bufio.Writer.Write escapes to the heap.
+func writeInt(w *bufio.Writer, n int64) {
+	var tmp [20]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	for _, c := range tmp[i:] {
+		w.WriteByte(c)
+	}
+}
+
+// writeHex writes n in lower-case hex, like writeInt.
+func writeHex(w *bufio.Writer, n uint64) {
+	var tmp [16]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = hexDigits[n&0xf]
+		n >>= 4
+		if n == 0 {
+			break
+		}
+	}
+	for _, c := range tmp[i:] {
+		w.WriteByte(c)
+	}
 }

@@ -162,9 +162,8 @@ func (r *response) writeHead(w *bufio.Writer, fr framing, clientChunked, closeCl
 	case clientChunked:
 		w.WriteString("Transfer-Encoding: chunked\r\n")
 	case fr == frameLength || (fr == frameNone && r.contentLength >= 0):
-		var nb [20]byte
 		w.WriteString("Content-Length: ")
-		w.Write(appendInt(nb[:0], r.contentLength))
+		writeInt(w, r.contentLength)
 		w.WriteString("\r\n")
 	}
 	switch {
