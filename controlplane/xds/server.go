@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +35,11 @@ type Config struct {
 	// MaxDelay bounds how long a continuous stream of updates can hold one
 	// back. Zero means 250ms.
 	MaxDelay time.Duration
+	// RemovalDelay is how long a removed cluster or load assignment is
+	// still served, so that clients switch their routes away from it
+	// before it disappears (make before break: xDS gives no order between
+	// a route update and a cluster removal). Zero means 5s.
+	RemovalDelay time.Duration
 }
 
 // Server serves the mesh's xDS resources over ADS, state-of-the-world and
@@ -73,14 +76,17 @@ type Server struct {
 	running atomic.Bool
 	runDone chan struct{}
 
-	// mu guards pending and routes.
+	// mu guards pending, routes and last.
 	mu      sync.Mutex
 	pending *Input
 	routes  []*shoalv1.RouteStatus
 
-	// Owned by Run's goroutine.
-	claVersions  map[string]string
-	snapVersions map[string][3]string
+	// last is the last applied input, translated again when lingering
+	// resources expire.
+	last *Input
+
+	// pub is owned by Run's goroutine.
+	pub *publisher
 }
 
 // NewServer returns a Server that serves nothing until the first Update
@@ -95,18 +101,19 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.MaxDelay <= 0 {
 		cfg.MaxDelay = 250 * time.Millisecond
 	}
+	if cfg.RemovalDelay <= 0 {
+		cfg.RemovalDelay = 5 * time.Second
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("xds: metrics: %w", err)
 	}
 	s := &Server{
-		cfg:          cfg,
-		log:          cfg.Logger.With("component", "xds"),
-		m:            m,
-		kick:         make(chan struct{}, 1),
-		runDone:      make(chan struct{}),
-		claVersions:  make(map[string]string),
-		snapVersions: make(map[string][3]string),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "xds"),
+		m:       m,
+		kick:    make(chan struct{}, 1),
+		runDone: make(chan struct{}),
 	}
 	cl := logAdapter{s.log}
 	s.eds = cache.NewLinearCache(endpointType, cache.WithVersionPrefix(edsVersionPrefix), cache.WithLogger(cl))
@@ -117,6 +124,7 @@ func NewServer(cfg Config) (*Server, error) {
 		Caches:        map[string]cache.Cache{"eds": s.eds, "snapshot": s.snaps},
 	})
 	s.track = newTracker(m, time.Now)
+	s.pub = newPublisher(s.eds, s.snaps, cfg.RemovalDelay, m, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.xds = serverv3.NewServer(s.ctx, s.gate, callbacks{s.track})
 	return s, nil
@@ -159,16 +167,11 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("xds: Run called twice")
 	}
 	defer close(s.runDone)
-	var (
-		timer   *time.Timer
-		timerC  <-chan time.Time
-		firstAt time.Time
-	)
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	debounce := newTimer()
+	defer debounce.stop()
+	sweep := newTimer()
+	defer sweep.stop()
+	var firstAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -177,22 +180,45 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-s.kick:
 			now := time.Now()
-			if timerC == nil {
+			if debounce.c == nil {
 				firstAt = now
 			}
-			wait := min(s.cfg.Debounce, s.cfg.MaxDelay-now.Sub(firstAt))
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			timerC = timer.C
-		case <-timerC:
-			timerC = nil
-			s.apply()
+			debounce.reset(min(s.cfg.Debounce, s.cfg.MaxDelay-now.Sub(firstAt)))
+		case <-debounce.c:
+			debounce.c = nil
+			sweep.resetAt(s.apply(false))
+		case <-sweep.c:
+			sweep.c = nil
+			sweep.resetAt(s.apply(true))
 		}
 	}
 }
+
+// timer is a time.Timer whose channel is nil while it is not armed.
+type timer struct {
+	t *time.Timer
+	c <-chan time.Time
+}
+
+func newTimer() *timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &timer{t: t}
+}
+
+func (t *timer) reset(d time.Duration) { t.t.Reset(d); t.c = t.t.C }
+
+// resetAt arms the timer for at, or disarms it for the zero time.
+func (t *timer) resetAt(at time.Time) {
+	if at.IsZero() {
+		t.t.Stop()
+		t.c = nil
+		return
+	}
+	t.reset(time.Until(at))
+}
+
+func (t *timer) stop() { t.t.Stop() }
 
 // Close ends every xDS stream and waits for Run to return. Idempotent.
 // Stop the gRPC server first (the lead's shutdown order): Close does not
@@ -228,44 +254,36 @@ func (s *Server) RouteStatuses() []*shoalv1.RouteStatus {
 	return out
 }
 
-// apply translates the pending input for every capability profile and
-// publishes it: new and changed load assignments first, then the
-// listeners, routes and clusters, then removed load assignments, so that a
-// client never sees a cluster whose assignment is missing.
-func (s *Server) apply() {
+// apply translates the pending input (or, for a sweep, the last one) for
+// every capability profile and publishes it. It returns when the next
+// lingering resource expires (zero if none).
+func (s *Server) apply(sweep bool) time.Time {
 	s.mu.Lock()
 	in := s.pending
 	s.pending = nil
+	if in == nil && sweep {
+		in = s.last
+	}
 	s.mu.Unlock()
 	if in == nil {
-		return
+		return time.Time{}
 	}
 	profiles := Profiles()
-	results := make([]*Resources, len(profiles))
+	results := make(map[string]*Resources, len(profiles))
 	var statuses []*shoalv1.RouteStatus
-	for i, caps := range profiles {
+	for _, caps := range profiles {
 		res, st := Translate(*in, caps)
 		if err := res.Check(); err != nil {
 			// A translator bug: keep serving the last good state.
 			s.m.failures.Inc()
 			s.log.Error("translation failed its check; keeping the last state", "profile", caps.Profile, "err", err)
-			return
+			return s.pub.nextExpiry()
 		}
-		results[i], statuses = res, st
+		results[caps.Profile], statuses = res, st
 	}
-	removed := s.updateEndpoints(results[0].Endpoints)
-	for i, caps := range profiles {
-		if err := s.setSnapshot(caps.Profile, results[i]); err != nil {
-			s.log.Error("set snapshot", "profile", caps.Profile, "err", err)
-		}
-	}
-	if len(removed) > 0 {
-		if err := s.eds.UpdateResources(nil, removed); err != nil {
-			s.log.Error("remove endpoint assignments", "err", err)
-		}
-	}
+	next := s.pub.publish(s.ctx, results, time.Now())
 	s.mu.Lock()
-	s.routes = statuses
+	s.routes, s.last = statuses, in
 	s.mu.Unlock()
 	rejected := 0
 	for _, st := range statuses {
@@ -278,63 +296,7 @@ func (s *Server) apply() {
 	if err := s.gate.openGate(); err != nil {
 		s.log.Warn("open held xDS watches", "err", err)
 	}
-}
-
-// updateEndpoints puts new and changed load assignments in the EDS cache
-// and returns the names of those to remove.
-func (s *Server) updateEndpoints(clas []types.Resource) (removed []string) {
-	changed := make(map[string]types.Resource)
-	next := make(map[string]string, len(clas))
-	for _, r := range clas {
-		name := cache.GetResourceName(r)
-		v := hashResource(r)
-		next[name] = v
-		if s.claVersions[name] != v {
-			changed[name] = r
-		}
-	}
-	for name := range s.claVersions {
-		if _, ok := next[name]; !ok {
-			removed = append(removed, name)
-		}
-	}
-	slices.Sort(removed)
-	s.claVersions = next
-	s.m.changedCLA.Add(float64(len(changed) + len(removed)))
-	if len(changed) > 0 {
-		if err := s.eds.UpdateResources(changed, nil); err != nil {
-			s.log.Error("update endpoint assignments", "err", err)
-		}
-	}
-	return removed
-}
-
-// setSnapshot publishes a profile's listeners, routes and clusters with
-// content-hash versions, unless none of them changed.
-func (s *Server) setSnapshot(profile string, res *Resources) error {
-	groups := [3][]types.Resource{res.Listeners, res.Routes, res.Clusters}
-	var versions [3]string
-	for i, g := range groups {
-		names := make([]string, len(g))
-		hashes := make(map[string]string, len(g))
-		for j, r := range g {
-			names[j] = cache.GetResourceName(r)
-			hashes[names[j]] = hashResource(r)
-		}
-		versions[i] = hashVersion(names, hashes)
-	}
-	if old, ok := s.snapVersions[profile]; ok && old == versions {
-		return nil
-	}
-	snap := &cache.Snapshot{}
-	snap.Resources[types.Listener] = cache.NewResources(versions[0], groups[0])
-	snap.Resources[types.Route] = cache.NewResources(versions[1], groups[1])
-	snap.Resources[types.Cluster] = cache.NewResources(versions[2], groups[2])
-	if err := s.snaps.SetSnapshot(s.ctx, profile, snap); err != nil {
-		return err
-	}
-	s.snapVersions[profile] = versions
-	return nil
+	return next
 }
 
 // profileHash keys the snapshot cache by capability profile: clients with
