@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shoal-mesh/shoal/bench/internal/proc"
 	"io"
 	"net"
 	"net/http"
@@ -19,7 +20,7 @@ import (
 // harness owns the processes and state of one benchmark run.
 type harness struct {
 	cfg      Config
-	ps       *procs
+	ps       *proc.Group
 	work     string
 	tck      int64 // clock ticks per second for /proc CPU times
 	backends []backendProc
@@ -30,7 +31,7 @@ type harness struct {
 
 type backendProc struct {
 	id, addr string
-	p        *proc
+	p        *proc.Proc
 }
 
 // target is one measured configuration.
@@ -82,11 +83,11 @@ func newHarness(cfg Config) (*harness, error) {
 	}
 	runID := strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	fmt.Fprintf(os.Stderr, "sidebyside: run %s, logs in %s\n", runID, work)
-	return &harness{cfg: cfg, ps: newProcs(runID, work), work: work, tck: clockTicks()}, nil
+	return &harness{cfg: cfg, ps: proc.NewGroup(runID, work), work: work, tck: proc.ClockTicks()}, nil
 }
 
 func (h *harness) close() {
-	h.ps.stopAll()
+	h.ps.StopAll()
 	if !h.cfg.KeepWork && h.cfg.WorkDir == "" {
 		os.RemoveAll(h.work)
 	}
@@ -115,12 +116,12 @@ func (h *harness) startBackends() error {
 			id = "app"
 		}
 		pr, pw := io.Pipe()
-		p, err := h.ps.start(spec{
-			name:   "backend-" + id,
-			args:   []string{h.cfg.BackendBin, "-listen", "127.0.0.1:0", "-id", id},
-			cpus:   h.loadCPUs(),
-			env:    []string{"GOMAXPROCS=1"},
-			stdout: pw,
+		p, err := h.ps.Start(proc.Spec{
+			Name:   "backend-" + id,
+			Args:   []string{h.cfg.BackendBin, "-listen", "127.0.0.1:0", "-id", id},
+			CPUs:   h.loadCPUs(),
+			Env:    []string{"GOMAXPROCS=1"},
+			Stdout: pw,
 		})
 		if err != nil {
 			return err
@@ -128,7 +129,7 @@ func (h *harness) startBackends() error {
 		addr, err := readListening(pr, 10*time.Second)
 		go io.Copy(io.Discard, pr) // keep draining; the pipe closes when the process exits
 		if err != nil {
-			return fmt.Errorf("backend %s: %w: %s", id, err, p.tail())
+			return fmt.Errorf("backend %s: %w: %s", id, err, p.Tail())
 		}
 		b := backendProc{id: id, addr: addr, p: p}
 		if i == 3 {
@@ -288,7 +289,7 @@ func (h *harness) measure(ctx context.Context, t target, round int) runResult {
 		return res
 	}
 	if inst.root != nil {
-		defer h.ps.stop(inst.root, 3*time.Second)
+		defer h.ps.Stop(inst.root, 3*time.Second)
 	}
 	res.Note = inst.note
 	if err := h.measureInstance(ctx, inst, &res); err != nil {
@@ -307,9 +308,9 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	if err != nil {
 		return err
 	}
-	var u0 usage
+	var u0 proc.Usage
 	if inst.root != nil {
-		if u0, err = treeUsage(inst.root.pid()); err != nil {
+		if u0, err = proc.TreeUsage(inst.root.Pid()); err != nil {
 			return err
 		}
 	}
@@ -319,12 +320,12 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	}
 	res.Wrk = w
 	if inst.root != nil {
-		u1, err := treeUsage(inst.root.pid())
+		u1, err := proc.TreeUsage(inst.root.Pid())
 		if err != nil {
-			return fmt.Errorf("proxy died during the run: %w\n%s", err, inst.root.tail())
+			return fmt.Errorf("proxy died during the run: %w\n%s", err, inst.root.Tail())
 		}
-		res.CPUTicks = u1.ticks - u0.ticks
-		res.RSSKB, res.Procs = u1.rssKB, u1.procs
+		res.CPUTicks = u1.Ticks - u0.Ticks
+		res.RSSKB, res.Procs = u1.RSSKB, u1.Procs
 		if w.Requests > 0 {
 			res.CPUusPerReq = float64(res.CPUTicks) * 1e6 / float64(h.tck) / float64(w.Requests)
 		}
@@ -360,11 +361,11 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 // wrk runs one bounded wrk load against addr on the load CPUs.
 func (h *harness) wrk(ctx context.Context, addr string, d time.Duration) (wrkResult, error) {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	out, err := h.ps.run(ctx, spec{
-		name: "wrk",
-		args: []string{h.cfg.WrkBin, "-t", strconv.Itoa(h.cfg.Threads), "-c", strconv.Itoa(h.cfg.Conns),
+	out, err := h.ps.Run(ctx, proc.Spec{
+		Name: "wrk",
+		Args: []string{h.cfg.WrkBin, "-t", strconv.Itoa(h.cfg.Threads), "-c", strconv.Itoa(h.cfg.Conns),
 			"-d", strconv.Itoa(secs) + "s", "--timeout", "5s", "--latency", "http://" + addr + "/"},
-		cpus: h.loadCPUs(),
+		CPUs: h.loadCPUs(),
 	}, d+30*time.Second)
 	if err != nil {
 		return wrkResult{}, err
@@ -444,7 +445,7 @@ func getBody(url string, timeout time.Duration) (string, error) {
 
 // waitBackendAnswer polls url until a backend answers through it (200
 // with X-Backend), the timeout passes, or p exits.
-func waitBackendAnswer(ctx context.Context, url string, timeout time.Duration, p *proc) error {
+func waitBackendAnswer(ctx context.Context, url string, timeout time.Duration, p *proc.Proc) error {
 	return poll(ctx, timeout, p, func() error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := httpClient.Do(req)
@@ -462,7 +463,7 @@ func waitBackendAnswer(ctx context.Context, url string, timeout time.Duration, p
 
 // poll calls check every 50ms until it succeeds, returning its last error
 // once timeout passes, ctx is done or p (if not nil) exits.
-func poll(ctx context.Context, timeout time.Duration, p *proc, check func() error) error {
+func poll(ctx context.Context, timeout time.Duration, p *proc.Proc, check func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -472,8 +473,8 @@ func poll(ctx context.Context, timeout time.Duration, p *proc, check func() erro
 		if err == nil {
 			return nil
 		}
-		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited (%v); last check: %w", p.name, p.err, err)
+		if p != nil && p.Exited() {
+			return fmt.Errorf("%s exited (%v); last check: %w", p.Name, p.Err(), err)
 		}
 		select {
 		case <-ctx.Done():

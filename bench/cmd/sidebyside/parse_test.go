@@ -66,31 +66,6 @@ func TestParseWrk(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	// A command name with spaces and parentheses, as proc(5) allows.
-	line := "4242 (nginx: (worker) x) S 4200 4200 4200 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 1 0 99 0 0"
-	got, err := parseStat(line)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (stat{ppid: 4200, utime: 1234, stime: 567}); got != want {
-		t.Errorf("parseStat() = %+v, want %+v", got, want)
-	}
-	if _, err := parseStat("4242 (x) S 1"); err == nil {
-		t.Error("parseStat(short line) succeeded, want an error")
-	}
-}
-
-func TestTreeUsageOfSelf(t *testing.T) {
-	u, err := treeUsage(1) // init's tree includes this test process
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.procs < 1 || u.rssKB <= 0 {
-		t.Errorf("treeUsage(1) = %+v, want at least one process with RSS", u)
-	}
-}
-
 func TestMedian(t *testing.T) {
 	tests := []struct {
 		name string

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/shoal-mesh/shoal/bench/internal/proc"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +13,9 @@ import (
 // instance is a proxy (or the direct baseline) running for one
 // measurement.
 type instance struct {
-	addr string // where wrk sends its load
-	root *proc  // the proxy's root process; nil for direct
-	note string // caveat to report with the run
+	addr string     // where wrk sends its load
+	root *proc.Proc // the proxy's root process; nil for direct
+	note string     // caveat to report with the run
 }
 
 // nginxStrategy and haproxyStrategy map the harness's strategies to each
@@ -105,10 +106,10 @@ func (h *harness) startNginx(ctx context.Context, strategy, dir string) (*instan
 	if err := os.WriteFile(conf, []byte(nginxConf(dir, listen, strategy, h.backendAddrs())), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := h.ps.start(spec{
-		name: "nginx-" + strategy,
-		args: []string{h.cfg.NginxBin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")},
-		cpus: h.proxyCPUs(),
+	p, err := h.ps.Start(proc.Spec{
+		Name: "nginx-" + strategy,
+		Args: []string{h.cfg.NginxBin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")},
+		CPUs: h.proxyCPUs(),
 	})
 	if err != nil {
 		return nil, err
@@ -125,10 +126,10 @@ func (h *harness) startHAProxy(ctx context.Context, strategy, dir string) (*inst
 	if err := os.WriteFile(conf, []byte(haproxyConf(listen, strategy, h.backendAddrs())), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := h.ps.start(spec{
-		name: "haproxy-" + strategy,
-		args: []string{h.cfg.HAProxyBin, "-db", "-f", conf},
-		cpus: h.proxyCPUs(),
+	p, err := h.ps.Start(proc.Spec{
+		Name: "haproxy-" + strategy,
+		Args: []string{h.cfg.HAProxyBin, "-db", "-f", conf},
+		CPUs: h.proxyCPUs(),
 	})
 	if err != nil {
 		return nil, err
@@ -141,8 +142,8 @@ func (h *harness) startHAProxy(ctx context.Context, strategy, dir string) (*inst
 func (h *harness) ready(ctx context.Context, inst *instance) (*instance, error) {
 	err := waitBackendAnswer(ctx, "http://"+inst.addr+"/", 20*time.Second, inst.root)
 	if err != nil {
-		h.ps.stop(inst.root, 3*time.Second)
-		return nil, fmt.Errorf("%s not ready: %w\n%s", inst.root.name, err, inst.root.tail())
+		h.ps.Stop(inst.root, 3*time.Second)
+		return nil, fmt.Errorf("%s not ready: %w\n%s", inst.root.Name, err, inst.root.Tail())
 	}
 	return inst, nil
 }

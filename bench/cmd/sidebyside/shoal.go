@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shoal-mesh/shoal/bench/internal/proc"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,7 +45,7 @@ var sidecarFlags = []string{"service", "app-port", "no-register", "etcd", "xds",
 // shoalEnv is the control plane shared by every shoal measurement, with
 // the backends registered in its etcd.
 type shoalEnv struct {
-	cp                            *proc
+	cp                            *proc.Proc
 	etcd, xds, api, admin, gossip string // addresses
 	routesCLI                     bool   // `shoal routes apply` exists
 }
@@ -93,13 +94,13 @@ func (h *harness) startControlPlane(ctx context.Context, env *shoalEnv) error {
 		addrs[i] = a
 	}
 	env.etcd, env.xds, env.api, env.admin, env.gossip = addrs[0], addrs[2], addrs[3], addrs[4], addrs[5]
-	p, err := h.ps.start(spec{
-		name: "shoal-controlplane",
-		args: []string{h.cfg.ShoalBin, "controlplane", "--data-dir", filepath.Join(h.work, "cp-data"),
+	p, err := h.ps.Start(proc.Spec{
+		Name: "shoal-controlplane",
+		Args: []string{h.cfg.ShoalBin, "controlplane", "--data-dir", filepath.Join(h.work, "cp-data"),
 			"--etcd-listen", env.etcd, "--etcd-peer-listen", addrs[1], "--xds-listen", env.xds,
 			"--api-listen", env.api, "--admin-listen", env.admin, "--gossip-listen", env.gossip,
 			"--log-level", "warn"},
-		cpus: h.loadCPUs(),
+		CPUs: h.loadCPUs(),
 	})
 	if err != nil {
 		return err
@@ -110,7 +111,7 @@ func (h *harness) startControlPlane(ctx context.Context, env *shoalEnv) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("control plane not ready: %w\n%s", err, p.tail())
+		return fmt.Errorf("control plane not ready: %w\n%s", err, p.Tail())
 	}
 	return nil
 }
@@ -203,15 +204,15 @@ func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instan
 	}
 	upstream, inbound, outbound, admin, gossip := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 	_, appPort, _ := strings.Cut(h.app.addr, ":")
-	p, err := h.ps.start(spec{
-		name: "shoal-sidecar-" + strategy,
-		args: []string{h.cfg.ShoalBin, "sidecar", "--service", "bench-client", "--app-port", appPort,
+	p, err := h.ps.Start(proc.Spec{
+		Name: "shoal-sidecar-" + strategy,
+		Args: []string{h.cfg.ShoalBin, "sidecar", "--service", "bench-client", "--app-port", appPort,
 			"--no-register", "--etcd", "http://" + env.etcd, "--xds", env.xds,
 			"--listen", inbound, "--outbound", outbound, "--upstream", benchService + "=" + upstream,
 			"--admin-listen", admin, "--state-dir", filepath.Join(dir, "state"),
 			"--gossip-listen", gossip, "--gossip-join", env.gossip},
-		cpus: h.proxyCPUs(),
-		env:  []string{"GOMAXPROCS=1"},
+		CPUs: h.proxyCPUs(),
+		Env:  []string{"GOMAXPROCS=1"},
 	})
 	if err != nil {
 		return nil, err
@@ -228,7 +229,7 @@ func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instan
 	return inst, nil
 }
 
-func confirmStrategy(ctx context.Context, admin, strategy string, p *proc) error {
+func confirmStrategy(ctx context.Context, admin, strategy string, p *proc.Proc) error {
 	markers := strategyMarkers[strategy]
 	if len(markers) == 0 {
 		return nil

@@ -1,4 +1,6 @@
-package main
+// Package proc starts and ends the benchmark harnesses' child processes
+// and reads their CPU time and memory from /proc.
+package proc
 
 import (
 	"bufio"
@@ -16,83 +18,83 @@ import (
 	"time"
 )
 
-// markerEnv is set in the environment of every process the harness starts,
+// MarkerEnv is set in the environment of every process the harness starts,
 // with the run's id as value, so that bench/run.sh's trap can find and end
 // exactly those (and no other engineer's) processes if the harness itself
 // dies.
-const markerEnv = "SHOAL_BENCH_RUN"
+const MarkerEnv = "SHOAL_BENCH_RUN"
 
-// procs starts and ends the harness's child processes. Each child leads
+// Group starts and ends the harness's child processes. Each child leads
 // its own process group (nginx's workers stay in it), so ending it ends
 // the whole tree. The set of live groups is mirrored to a pid file for
 // bench/run.sh's trap. It is safe for concurrent use.
-type procs struct {
+type Group struct {
 	runID   string
 	pidFile string
 	logDir  string
 
 	// mu guards live.
 	mu   sync.Mutex
-	live map[int]*proc
+	live map[int]*Proc
 }
 
-// proc is one started child process (the root of its process group).
-type proc struct {
-	name string
+// Proc is one started child process (the root of its process group).
+type Proc struct {
+	Name string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when Wait returned
-	err  error         // Wait's result, valid after done
+	err  error         // Wait's result, valid after done; see Err
 	log  string        // path of the combined stdout+stderr log
 }
 
-func newProcs(runID, workDir string) *procs {
-	return &procs{
+func NewGroup(runID, workDir string) *Group {
+	return &Group{
 		runID:   runID,
 		pidFile: filepath.Join(workDir, "pids"),
 		logDir:  workDir,
-		live:    make(map[int]*proc),
+		live:    make(map[int]*Proc),
 	}
 }
 
-// spec says how to start a process.
-type spec struct {
-	name string   // for logs and errors; also the log file's name
-	args []string // argv, args[0] looked up in PATH
-	cpus string   // taskset CPU list; empty means not pinned
-	env  []string // added to the harness's environment
-	// stdout, when set, receives the process's stdout instead of the log.
-	stdout io.Writer
+// Spec says how to start a process.
+type Spec struct {
+	Name string   // for logs and errors; also the log file's name
+	Args []string // argv, Args[0] looked up in PATH
+	CPUs string   // taskset CPU list; empty means not pinned
+	Env  []string // added to the harness's environment
+	// Stdout, when set, receives the process's stdout instead of the log.
+	Stdout io.Writer
 }
 
-// start launches s. The process is ended by stop or stopAll.
-func (ps *procs) start(s spec) (*proc, error) {
-	argv := s.args
-	if s.cpus != "" {
-		argv = append([]string{"taskset", "-c", s.cpus}, argv...)
+// Start launches s. The process is ended by Stop or StopAll.
+func (ps *Group) Start(s Spec) (*Proc, error) {
+	argv := s.Args
+	if s.CPUs != "" {
+		argv = append([]string{"taskset", "-c", s.CPUs}, argv...)
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", s.name, err)
+		return nil, fmt.Errorf("start %s: %w", s.Name, err)
 	}
-	logPath := filepath.Join(ps.logDir, sanitize(s.name)+".log")
+	logPath := filepath.Join(ps.logDir, sanitize(s.Name)+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", s.name, err)
+		return nil, fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	defer logf.Close()
 	cmd := &exec.Cmd{Path: path, Args: argv, Stdout: logf, Stderr: logf}
-	if s.stdout != nil {
-		cmd.Stdout = s.stdout
+	if s.Stdout != nil {
+		cmd.Stdout = s.Stdout
 	}
-	cmd.Env = append(append(os.Environ(), markerEnv+"="+ps.runID), s.env...)
+	cmd.Env = append(append(os.Environ(), MarkerEnv+"="+ps.runID), s.Env...)
 	// taskset execs the program, so the pid is the program's. Pdeathsig
 	// ends the child if the harness is killed outright; the trap in run.sh
 	// covers grandchildren.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", s.name, err)
+		return nil, fmt.Errorf("start %s: %w", s.Name, err)
 	}
-	p := &proc{name: s.name, cmd: cmd, done: make(chan struct{}), log: logPath}
+	p := &Proc{Name: s.Name, cmd: cmd, done: make(chan struct{}), log: logPath}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -113,10 +115,19 @@ func sanitize(s string) string {
 	}, s)
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+// Pid is the process's id, also its process group's.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
+// Err is the process's exit error once Exited reports true.
+func (p *Proc) Err() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.err
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -125,8 +136,8 @@ func (p *proc) exited() bool {
 	}
 }
 
-// tail returns the last lines of the process's log, for error messages.
-func (p *proc) tail() string {
+// Tail returns the last lines of the process's log, for error messages.
+func (p *Proc) Tail() string {
 	b, err := os.ReadFile(p.log)
 	if err != nil {
 		return ""
@@ -135,10 +146,10 @@ func (p *proc) tail() string {
 	return strings.Join(lines[max(0, len(lines)-8):], "\n")
 }
 
-// stop sends SIGTERM to p's process group, then SIGKILL after grace, and
+// Stop sends SIGTERM to p's process group, then SIGKILL after grace, and
 // waits for p to exit.
-func (ps *procs) stop(p *proc, grace time.Duration) {
-	pgid := p.pid()
+func (ps *Group) Stop(p *Proc, grace time.Duration) {
+	pgid := p.Pid()
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -154,22 +165,22 @@ func (ps *procs) stop(p *proc, grace time.Duration) {
 	ps.mu.Unlock()
 }
 
-// stopAll stops every live process, in parallel.
-func (ps *procs) stopAll() {
+// StopAll stops every live process, in parallel.
+func (ps *Group) StopAll() {
 	ps.mu.Lock()
-	all := make([]*proc, 0, len(ps.live))
+	all := make([]*Proc, 0, len(ps.live))
 	for _, p := range ps.live {
 		all = append(all, p)
 	}
 	ps.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range all {
-		wg.Go(func() { ps.stop(p, 3*time.Second) })
+		wg.Go(func() { ps.Stop(p, 3*time.Second) })
 	}
 	wg.Wait()
 }
 
-func (ps *procs) writePidsLocked() {
+func (ps *Group) writePidsLocked() {
 	var b strings.Builder
 	for pid := range ps.live {
 		fmt.Fprintln(&b, pid)
@@ -177,11 +188,11 @@ func (ps *procs) writePidsLocked() {
 	_ = os.WriteFile(ps.pidFile, []byte(b.String()), 0o644)
 }
 
-// run runs s to completion under ctx, returning its stdout.
-func (ps *procs) run(ctx context.Context, s spec, timeout time.Duration) (string, error) {
+// Run runs s to completion under ctx, returning its stdout.
+func (ps *Group) Run(ctx context.Context, s Spec, timeout time.Duration) (string, error) {
 	var out strings.Builder
-	s.stdout = &out
-	p, err := ps.start(s)
+	s.Stdout = &out
+	p, err := ps.Start(s)
 	if err != nil {
 		return "", err
 	}
@@ -190,41 +201,41 @@ func (ps *procs) run(ctx context.Context, s spec, timeout time.Duration) (string
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		ps.stop(p, time.Second)
-		return out.String(), fmt.Errorf("%s: %w", s.name, ctx.Err())
+		ps.Stop(p, time.Second)
+		return out.String(), fmt.Errorf("%s: %w", s.Name, ctx.Err())
 	}
-	ps.stop(p, time.Second)
+	ps.Stop(p, time.Second)
 	if p.err != nil {
-		return out.String(), fmt.Errorf("%s: %w: %s", s.name, p.err, p.tail())
+		return out.String(), fmt.Errorf("%s: %w: %s", s.Name, p.err, p.Tail())
 	}
 	return out.String(), nil
 }
 
-// usage is what /proc says about a process tree at one moment.
-type usage struct {
-	ticks int64 // utime+stime of every process in the tree, in clock ticks
-	rssKB int64 // VmRSS summed over the tree
-	procs int   // processes in the tree
+// Usage is what /proc says about a process tree at one moment.
+type Usage struct {
+	Ticks int64 // utime+stime of every process in the tree, in clock ticks
+	RSSKB int64 // VmRSS summed over the tree
+	Procs int   // processes in the tree
 }
 
-// treeUsage sums CPU time and RSS over root and all its descendants.
-func treeUsage(root int) (usage, error) {
+// TreeUsage sums CPU time and RSS over root and all its descendants.
+func TreeUsage(root int) (Usage, error) {
 	pids, err := descendants(root)
 	if err != nil {
-		return usage{}, err
+		return Usage{}, err
 	}
-	var u usage
+	var u Usage
 	for _, pid := range pids {
 		t, err := procTicks(pid)
 		if err != nil {
 			continue // exited in between
 		}
 		rss, _ := procRSS(pid)
-		u.ticks += t
-		u.rssKB += rss
-		u.procs++
+		u.Ticks += t
+		u.RSSKB += rss
+		u.Procs++
 	}
-	if u.procs == 0 {
+	if u.Procs == 0 {
 		return u, fmt.Errorf("process %d is gone", root)
 	}
 	return u, nil
@@ -310,9 +321,9 @@ func procRSS(pid int) (int64, error) {
 	return 0, sc.Err()
 }
 
-// clockTicks is sysconf(_SC_CLK_TCK), which is 100 on every Linux
+// ClockTicks is sysconf(_SC_CLK_TCK), which is 100 on every Linux
 // architecture Go supports (USER_HZ); getconf confirms it when present.
-func clockTicks() int64 {
+func ClockTicks() int64 {
 	out, err := exec.Command("getconf", "CLK_TCK").Output()
 	if err == nil {
 		if n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && n > 0 {
