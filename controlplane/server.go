@@ -21,8 +21,12 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/shoal-mesh/shoal/controlplane/api"
+	"github.com/shoal-mesh/shoal/controlplane/xds"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+	"github.com/shoal-mesh/shoal/registry"
 )
 
 // Server is a running control plane. Create it with New, run it with Run.
@@ -43,6 +47,8 @@ type Server struct {
 
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
+	api   *api.Server
+	xds   *xds.Server
 
 	closeOnce sync.Once
 }
@@ -195,6 +201,7 @@ func (s *Server) Run(ctx context.Context) error {
 	serve("api", func() error { return s.apiGRPC.Serve(s.apiLis) })
 	serve("admin", func() error { return s.admin.Serve(s.adminLis) })
 	serve("state", func() error { return s.state.run(ctx) })
+	serve("xds-translate", func() error { return s.xds.Run(ctx) })
 	s.log.Info("control plane serving", "xds", s.xdsLis.Addr(), "api", s.apiLis.Addr(),
 		"admin", s.adminLis.Addr(), "etcd", s.client.Endpoints())
 	var err error
@@ -221,6 +228,10 @@ func (s *Server) etcdErr() <-chan error {
 
 func (s *Server) shutdown() {
 	s.health.Shutdown()
+	// End the API's watch streams and the xDS streams so GracefulStop need
+	// not wait for long-lived streams.
+	s.api.Close()
+	s.xds.Close()
 	var wg sync.WaitGroup
 	for _, g := range []*grpc.Server{s.xdsGRPC, s.apiGRPC} {
 		wg.Add(1)
@@ -262,14 +273,32 @@ func (s *Server) closeAll() {
 func (s *Server) setupServices() error {
 	s.health = health.NewServer()
 	s.state = newMeshState(s.client, s.log)
-	s.xdsGRPC = grpc.NewServer()
-	s.apiGRPC = grpc.NewServer()
-	healthpb.RegisterHealthServer(s.apiGRPC, s.health)
+	var err error
+	s.xds, err = xds.NewServer(xds.Config{Logger: s.log.With("component", "xds"), Registerer: s.reg})
+	if err != nil {
+		return err
+	}
+	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
+		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts})
+	}
+	s.api, err = api.New(api.Config{
+		Routes:    s.state.routes,
+		Instances: s.state,
+		Status:    statusSource{s},
+		Logger:    s.log.With("component", "api"),
+	})
+	if err != nil {
+		return err
+	}
+	s.apiGRPC = api.NewGRPCServer(s.health)
+	s.api.Register(s.apiGRPC)
+	s.xdsGRPC = grpc.NewServer(api.ServerOptions()...)
+	s.xds.Register(s.xdsGRPC)
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
-		if !s.state.ready() {
+		if !s.state.ready() || !s.xds.Ready() {
 			http.Error(w, "not ready: first read of etcd not done", http.StatusServiceUnavailable)
 			return
 		}
@@ -279,3 +308,28 @@ func (s *Server) setupServices() error {
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return nil
 }
+
+// statusSource fills MeshService.Status from the server's parts.
+type statusSource struct{ s *Server }
+
+func (ss statusSource) Status() *shoalv1.StatusResponse {
+	s := ss.s
+	return &shoalv1.StatusResponse{
+		ControlPlaneVersion: Version,
+		ControlPlaneId:      s.id(),
+		Ready:               s.state.ready() && s.xds.Ready(),
+		Clients:             s.xds.Status(),
+		Routes:              s.xds.RouteStatuses(),
+	}
+}
+
+func (s *Server) id() string {
+	if s.cfg.ID != "" {
+		return s.cfg.ID
+	}
+	host, _ := os.Hostname()
+	return host + ":" + strconv.Itoa(s.xdsLis.Addr().(*net.TCPAddr).Port)
+}
+
+// Version is the shoal build, set by the command (main.version).
+var Version = "dev"

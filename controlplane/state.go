@@ -3,75 +3,165 @@ package controlplane
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/shoal-mesh/shoal/controlplane/routes"
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/kvwatch"
 )
 
 // meshState is the control plane's view of etcd: every instance (with the
-// health known for it) and every route. It is rebuilt from etcd alone.
+// health known for it) and every route. It holds nothing etcd cannot
+// rebuild. It is safe for concurrent use.
 type meshState struct {
-	store *registry.Store
-	log   *slog.Logger
+	instances *registry.Store
+	routes    *routes.Store
+	log       *slog.Logger
+	// onChange is called (from the watch goroutines, serialized by mu) after
+	// every change once both watches have done their first full read. It
+	// must not block.
+	onChange func(endpoints []registry.Endpoint, routes []*shoalv1.Route)
 
-	synced atomic.Bool // the first full read of the registry is done
+	instancesSynced, routesSynced atomic.Bool
 
-	// mu guards instances.
-	mu        sync.RWMutex
-	instances map[string]*registry.Instance // by service/id
+	// mu guards insts, rts, health and subs.
+	mu     sync.Mutex
+	insts  map[string]*registry.Instance // by service/id
+	rts    map[string]*shoalv1.Route     // by name
+	health map[string]registry.Health    // by service/id, from gossip
+	subs   map[int]func()
+	nextID int
 }
 
 func newMeshState(cli *clientv3.Client, log *slog.Logger) *meshState {
 	return &meshState{
-		store:     registry.NewStore(cli, log),
+		instances: registry.NewStore(cli, log),
+		routes:    routes.NewStore(cli, log),
 		log:       log,
-		instances: map[string]*registry.Instance{},
+		insts:     map[string]*registry.Instance{},
+		rts:       map[string]*shoalv1.Route{},
+		health:    map[string]registry.Health{},
+		subs:      map[int]func(){},
 	}
 }
 
-func (m *meshState) ready() bool { return m.synced.Load() }
+// ready reports whether the first full read of etcd is done.
+func (m *meshState) ready() bool { return m.instancesSynced.Load() && m.routesSynced.Load() }
 
 // run follows etcd until ctx is done.
 func (m *meshState) run(ctx context.Context) error {
-	err := m.store.Watch(ctx, m.applyInstances)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); m.instances.Watch(ctx, m.applyInstances) }()
+	go func() { defer wg.Done(); m.routes.Watch(ctx, m.applyRoutes) }()
+	wg.Wait()
+	return nil
 }
 
 func (m *meshState) applyInstances(b registry.Batch) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, ev := range b.Events {
 		key := ev.Service + "/" + ev.ID
 		if ev.Type == kvwatch.Put {
-			m.instances[key] = ev.Instance
+			m.insts[key] = ev.Instance
 		} else {
-			delete(m.instances, key)
+			delete(m.insts, key)
 		}
 	}
-	m.mu.Unlock()
 	if b.Initial {
-		m.synced.Store(true)
+		m.instancesSynced.Store(true)
+	}
+	m.changedLocked()
+}
+
+func (m *meshState) applyRoutes(b routes.Batch) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ev := range b.Events {
+		if ev.Type == kvwatch.Put {
+			m.rts[ev.Name] = ev.Route
+		} else {
+			delete(m.rts, ev.Name)
+		}
+	}
+	if b.Initial {
+		m.routesSynced.Store(true)
+	}
+	m.changedLocked()
+}
+
+// setHealth overlays health for instance service/id (from gossip);
+// HealthUnknown removes the overlay.
+func (m *meshState) setHealth(key string, h registry.Health) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.health[key] == h {
+		return
+	}
+	if h == registry.HealthUnknown {
+		delete(m.health, key)
+	} else {
+		m.health[key] = h
+	}
+	m.changedLocked()
+}
+
+func (m *meshState) changedLocked() {
+	for _, notify := range m.subs {
+		notify()
+	}
+	if m.onChange != nil && m.ready() {
+		m.onChange(m.endpointsLocked(), m.routesLocked())
 	}
 }
 
-// endpoints returns every instance with its health, sorted.
-func (m *meshState) endpoints() []registry.Endpoint {
-	m.mu.RLock()
-	ins := make([]*registry.Instance, 0, len(m.instances))
-	for _, in := range m.instances {
+// Endpoints returns every instance with its health, sorted by service and
+// id (api.InstanceSource).
+func (m *meshState) Endpoints() []registry.Endpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.endpointsLocked()
+}
+
+func (m *meshState) endpointsLocked() []registry.Endpoint {
+	ins := make([]*registry.Instance, 0, len(m.insts))
+	for _, in := range m.insts {
 		ins = append(ins, in)
 	}
-	m.mu.RUnlock()
 	registry.SortInstances(ins)
 	out := make([]registry.Endpoint, len(ins))
 	for i, in := range ins {
-		out[i] = registry.Endpoint{Instance: in}
+		out[i] = registry.Endpoint{Instance: in, Health: m.health[in.Service+"/"+in.ID]}
 	}
 	return out
+}
+
+func (m *meshState) routesLocked() []*shoalv1.Route {
+	out := make([]*shoalv1.Route, 0, len(m.rts))
+	for _, r := range m.rts {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out
+}
+
+// Subscribe calls notify after every change until cancel (api.InstanceSource).
+// notify must not block.
+func (m *meshState) Subscribe(notify func()) (cancel func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := m.nextID
+	m.nextID++
+	m.subs[id] = notify
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.subs, id)
+	}
 }

@@ -30,6 +30,7 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	cfg.EtcdEndpoints = splitList(*etcdEndpoints)
 	cfg.GossipJoin = splitList(*gossipJoin)
 	cfg.Logger = newLogger(stderr, *logLevel)
+	controlplane.Version = version
 	srv, err := controlplane.New(cfg)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -63,6 +64,11 @@ func runRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	pos := fs.Args()
+	if args[0] == "apply" && len(files) > 0 {
+		// `-f examples/routes/*.yaml`: the shell expands the glob into one
+		// -f value and more arguments; they are files too.
+		files, pos = append(files, pos...), nil
+	}
 	switch {
 	case len(pos) != wantArgs:
 		fmt.Fprintf(stderr, "shoal routes %s: want %d argument(s), got %d\n\n%s", args[0], wantArgs, len(pos), routesUsage)
@@ -151,6 +157,10 @@ func (c *routesCmd) applyOne(ctx context.Context, r *shoalv1.Route) (string, err
 func readRouteFiles(files []string) ([]*shoalv1.Route, error) {
 	var all []*shoalv1.Route
 	from := map[string]string{} // route name -> file
+	files, err := expandDirs(files)
+	if err != nil {
+		return nil, err
+	}
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -283,3 +293,32 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// expandDirs replaces each directory by the .yaml, .yml and .json files in
+// it, sorted by name (like kubectl apply -f DIR).
+func expandDirs(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			switch filepath.Ext(e.Name()) {
+			case ".yaml", ".yml", ".json":
+				if !e.IsDir() {
+					out = append(out, filepath.Join(p, e.Name()))
+				}
+			}
+		}
+	}
+	return out, nil
+}
