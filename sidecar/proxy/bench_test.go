@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bufio"
+	"io"
+	"sync/atomic"
 	"context"
 	"net"
 	"sync"
@@ -14,6 +17,7 @@ import (
 // the proxy alone. Its goroutines end when the listener and conns close.
 type rawBackend struct {
 	l     net.Listener
+	count atomic.Int64 // request heads received
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns []net.Conn
@@ -57,6 +61,7 @@ func startRawBackend(tb testing.TB) *rawBackend {
 
 func (rb *rawBackend) serve(c net.Conn) {
 	defer rb.wg.Done()
+	discard := bufio.NewWriter(io.Discard)
 	br := bufReader{rd: c, buf: make([]byte, 8192)}
 	var req request
 	resp := []byte(rawResponse)
@@ -65,8 +70,13 @@ func (rb *rawBackend) serve(c net.Conn) {
 		if err != nil || parseRequest(&req, head, 100) != nil {
 			return
 		}
-		if req.contentLength > 0 {
-			br.discard(int(req.contentLength))
+		rb.count.Add(1)
+		if req.chunked {
+			if copyChunked(discard, &br, false) != nil {
+				return
+			}
+		} else if req.contentLength > 0 && copyN(discard, &br, req.contentLength) != nil {
+			return
 		}
 		if _, err := c.Write(resp); err != nil {
 			return

@@ -73,12 +73,12 @@ func (b *bufReader) head(maxLine, maxHead int, started func()) ([]byte, error) {
 			b.r += 2
 		}
 		data := b.buf[b.r:b.w]
+		if nl := bytes.IndexByte(data, '\n'); (nl < 0 && len(data) > maxLine) || nl > maxLine {
+			return nil, errLineTooLong
+		}
 		if end := headEnd(data, scanned); end > 0 {
 			b.r += end
 			return data[:end], nil
-		}
-		if nl := bytes.IndexByte(data, '\n'); (nl < 0 && len(data) > maxLine) || nl > maxLine {
-			return nil, errLineTooLong
 		}
 		scanned = max(0, len(data)-3)
 		if len(data) >= maxHead {
