@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+)
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f apiFlags
+	fs := flag.NewFlagSet("shoal status", flag.ContinueOnError)
+	f.register(fs)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	conn, err := f.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	st, err := shoalv1.NewMeshServiceClient(conn).Status(ctx, &shoalv1.StatusRequest{})
+	if err != nil {
+		return f.apiError(err)
+	}
+	switch f.output {
+	case "json", "yaml":
+		data, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if f.output == "yaml" {
+			if data, err = yaml.JSONToYAML(data); err != nil {
+				return err
+			}
+		}
+		_, err = stdout.Write(data)
+		return err
+	}
+	return printStatus(stdout, st)
+}
+
+func printStatus(w io.Writer, st *shoalv1.StatusResponse) error {
+	ready := "ready"
+	if !st.GetReady() {
+		ready = "NOT READY (first read of etcd not done)"
+	}
+	fmt.Fprintf(w, "control plane %s (shoal %s): %s\n\n", st.GetControlPlaneId(), st.GetControlPlaneVersion(), ready)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "XDS CLIENT\tAGENT\tSTREAM\tTYPE\tSENT\tACKED\tNACKED\tLAST ACK\n")
+	for _, c := range st.GetClients() {
+		stream := "sotw"
+		if c.GetDelta() {
+			stream = "delta"
+		}
+		for i, r := range c.GetResources() {
+			node, agent, strm := c.GetNodeId(), c.GetUserAgent(), stream
+			if i > 0 {
+				node, agent, strm = "", "", ""
+			}
+			nacked := "-"
+			if r.GetNackedVersion() != "" || r.GetNackError() != "" {
+				nacked = r.GetNackedVersion() + ": " + oneLine(r.GetNackError(), 80)
+			}
+			lastAck := "-"
+			if r.GetLastAckTime() != nil {
+				lastAck = time.Since(r.GetLastAckTime().AsTime()).Round(time.Second).String() + " ago"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", node, agent, strm, shortType(r.GetTypeUrl()),
+				short(r.GetSentVersion()), short(r.GetAckedVersion()), nacked, lastAck)
+		}
+	}
+	if len(st.GetClients()) == 0 {
+		fmt.Fprintln(tw, "(none connected)")
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "ROUTE\tVERSION\tSERVED\tERROR\n")
+	for _, r := range st.GetRoutes() {
+		served, errText := "yes", "-"
+		if !r.GetAccepted() {
+			served, errText = "NO", oneLine(r.GetError(), 120)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.GetName(), r.GetVersion(), served, errText)
+	}
+	tw.Flush()
+	if len(st.GetMembers()) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "MEMBER\tROLE\tADDRESS\tSTATE\tAPP\tINSTANCES\n")
+		for _, m := range st.GetMembers() {
+			app := "healthy"
+			if !m.GetAppHealthy() {
+				app = "unhealthy"
+			}
+			if m.GetRole() != "sidecar" {
+				app = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.GetName(), m.GetRole(), m.GetAddress(), m.GetState(), app, strings.Join(m.GetInstances(), ","))
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+func shortType(url string) string {
+	switch {
+	case strings.HasSuffix(url, "Listener"):
+		return "LDS"
+	case strings.HasSuffix(url, "RouteConfiguration"):
+		return "RDS"
+	case strings.HasSuffix(url, "ClusterLoadAssignment"):
+		return "EDS"
+	case strings.HasSuffix(url, "Cluster"):
+		return "CDS"
+	}
+	return url
+}
+
+func short(v string) string {
+	if len(v) > 12 {
+		return v[:12]
+	}
+	if v == "" {
+		return "-"
+	}
+	return v
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
