@@ -18,8 +18,8 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
-	"github.com/shoal-mesh/shoal/registry"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+	"github.com/shoal-mesh/shoal/registry"
 )
 
 const xdsTestTimeout = 30 * time.Second
