@@ -2,11 +2,11 @@ package proxy
 
 import (
 	"bufio"
-	"io"
-	"sync/atomic"
 	"context"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/shoal-mesh/shoal/sidecar/route"
