@@ -14,6 +14,8 @@ type delegate struct {
 	// SetLocalHealth; memberlist reads it whenever it builds an alive message.
 	meta *atomic.Pointer[[]byte]
 	view *view
+	// refute is signalled (never blocking) when a peer asks us to refute.
+	refute chan<- struct{}
 }
 
 var (
@@ -30,8 +32,16 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return nil
 }
 
-// NotifyMsg implements memberlist.Delegate; shoal sends no user messages.
-func (d *delegate) NotifyMsg([]byte) {}
+// NotifyMsg implements memberlist.Delegate. The only user message is the
+// refutation nudge (see nudge.go).
+func (d *delegate) NotifyMsg(msg []byte) {
+	if string(msg) == nudgeMsg {
+		select {
+		case d.refute <- struct{}{}:
+		default: // a refutation is already pending
+		}
+	}
+}
 
 // GetBroadcasts implements memberlist.Delegate.
 func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }

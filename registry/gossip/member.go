@@ -39,7 +39,12 @@ type Member struct {
 	local   []InstanceHealth
 	meta    atomic.Pointer[[]byte]
 
-	// cancel ends ctx, the lifetime of the run goroutine (wg).
+	// refuteCh carries peers' requests to refute a suspicion (delegate →
+	// nudge worker); nudgeCh carries suspects to nudge (run → nudge worker).
+	refuteCh chan struct{}
+	nudgeCh  chan []Peer
+
+	// cancel ends ctx, the lifetime of the run and nudge goroutines (wg).
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -57,6 +62,7 @@ func New(cfg Config) (m *Member, err error) {
 	}
 	cfg.Instances = slices.Clone(cfg.Instances)
 	m = &Member{cfg: cfg, met: newMetrics(), local: cfg.Instances,
+		refuteCh: make(chan struct{}, 1), nudgeCh: make(chan []Peer, 1),
 		log: cfg.Logger.With("component", "gossip", "node", cfg.Name)}
 	meta, err := encodeMeta(nodeMeta{Role: cfg.Role, Instances: m.local})
 	if err != nil {
@@ -83,8 +89,9 @@ func New(cfg Config) (m *Member, err error) {
 		return nil, err
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.run()
+	go m.nudger()
 	return m, nil
 }
 
@@ -122,7 +129,7 @@ func (m *Member) memberlistConfig(stdlog *log.Logger) *memberlist.Config {
 	c.Transport = m.tr
 	c.Label = m.cfg.Label
 	c.Keyring = m.ring
-	c.Delegate = &delegate{meta: &m.meta, view: m.view}
+	c.Delegate = &delegate{meta: &m.meta, view: m.view, refute: m.refuteCh}
 	c.Events = c.Delegate.(*delegate)
 	c.Logger = stdlog
 	c.ProbeInterval, c.ProbeTimeout, c.IndirectChecks = t.ProbeInterval, t.ProbeTimeout, t.IndirectChecks

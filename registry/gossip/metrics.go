@@ -16,6 +16,7 @@ type metrics struct {
 	coalesced prometheus.Counter
 	rejoins   *prometheus.CounterVec // by result
 	tapErrors prometheus.Counter
+	nudges    *prometheus.CounterVec // by result
 }
 
 func newMetrics() *metrics {
@@ -44,11 +45,14 @@ func newMetrics() *metrics {
 		tapErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_gossip_tap_errors_total", Help: "Packets the suspicion tap could not decode.",
 		}),
+		nudges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_gossip_refute_nudges_total", Help: "Long-suspected members asked to refute, by result.",
+		}, []string{"result"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.members, m.suspect, m.refuted, m.dead, m.flips, m.coalesced, m.rejoins, m.tapErrors}
+	return []prometheus.Collector{m.members, m.suspect, m.refuted, m.dead, m.flips, m.coalesced, m.rejoins, m.tapErrors, m.nudges}
 }
 
 // register registers every collector with r, undoing on failure.

@@ -28,7 +28,12 @@ func (m *Member) run() {
 		case <-m.ctx.Done():
 			return
 		case <-expire.C:
-			m.view.expire()
+			if nudge := m.view.expire(m.nudgeAfter()); len(nudge) > 0 {
+				select {
+				case m.nudgeCh <- nudge:
+				default: // the worker is busy; these are retried after nudgeAfter
+				}
+			}
 		case <-rejoin:
 			m.rejoin(m.ctx)
 		}

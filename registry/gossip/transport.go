@@ -73,10 +73,10 @@ func (t *tapTransport) StreamCh() <-chan net.Conn { return t.streamCh }
 
 // WriteTo implements memberlist.Transport.
 func (t *tapTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	t.tap(b) // before the blackhole: the packet is sent, then lost on the wire
 	if t.blackholed() {
-		return time.Now(), nil // lost on the wire
+		return time.Now(), nil
 	}
-	t.tap(b)
 	return t.NetTransport.WriteTo(b, addr)
 }
 

@@ -34,9 +34,10 @@ type view struct {
 // peerState is a Peer plus the incarnation bookkeeping of the tap.
 type peerState struct {
 	Peer
-	inc        uint32 // highest incarnation seen on the wire
-	suspectInc uint32 // incarnation the standing suspicion is about
-	leaving    bool   // a dead message from the member itself was seen
+	inc        uint32    // highest incarnation seen on the wire
+	suspectInc uint32    // incarnation the standing suspicion is about
+	leaving    bool      // a dead message from the member itself was seen
+	nudged     time.Time // when the member was last asked to refute
 }
 
 func newView(self string, met *metrics, suspectTTL func(int) time.Duration, onErr func(string, ...any)) *view {
@@ -126,14 +127,19 @@ func (v *view) observe(msgs []wireMsg) {
 }
 
 // expire ends suspicions that outlived suspectTTL and forgets members dead
-// or left for longer than deadTTL.
-func (v *view) expire() {
+// or left for longer than deadTTL. It returns the members suspected for
+// longer than nudgeAfter (at most once per nudgeAfter each), to be asked
+// to refute.
+func (v *view) expire(nudgeAfter time.Duration) (nudge []Peer) {
 	now := v.now()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	ttl := v.suspectTTL(len(v.peers))
 	for name, p := range v.peers {
 		switch {
+		case p.State == MemberSuspect && now.Sub(p.Since) > nudgeAfter && now.Sub(p.nudged) > nudgeAfter && now.Sub(p.Since) <= ttl:
+			p.nudged = now
+			nudge = append(nudge, p.copy())
 		case p.State == MemberSuspect && now.Sub(p.Since) > ttl:
 			v.setState(p, MemberAlive)
 			v.emit(p)
@@ -143,6 +149,7 @@ func (v *view) expire() {
 			delete(v.peers, name)
 		}
 	}
+	return nudge
 }
 
 // setState moves p to s and keeps the members gauge in step. mu is held.
