@@ -274,7 +274,7 @@ func (s *Server) setupServices() error {
 	s.health = health.NewServer()
 	s.state = newMeshState(s.client, s.log)
 	var err error
-	s.xds, err = xds.NewServer(xds.Config{Logger: s.log.With("component", "xds"), Registerer: s.reg})
+	s.xds, err = xds.NewServer(xds.Config{Logger: s.log, Registerer: s.reg})
 	if err != nil {
 		return err
 	}

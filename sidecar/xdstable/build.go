@@ -1,0 +1,245 @@
+package xdstable
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/lb/builtin"
+	"github.com/shoal-mesh/shoal/sidecar/route"
+	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
+)
+
+// LocalAppCluster is the cluster the inbound listener routes to; the
+// sidecar defines it from --app-port (the xDS contract leaves it to the
+// proxy: only the proxy knows its app).
+const LocalAppCluster = "local_app"
+
+// Options tune Build.
+type Options struct {
+	// RouteConfig is the RouteConfiguration to serve ("outbound" for a
+	// sidecar, "gateway" for the gateway).
+	RouteConfig string
+	// LocalApp, if set, is added as the LocalAppCluster cluster.
+	LocalApp *route.Endpoint
+	// LocalAppProtocol is the local app's protocol.
+	LocalAppProtocol route.Protocol
+	// Loads keeps in-flight counters across tables (proxy.Loads()).
+	Loads *route.Loads
+	// Unroutable reports instances that gossip has taken out of rotation
+	// (suspect, dead, left, failing their health check). Nil means none.
+	// It is called during Build only.
+	Unroutable func(service, instanceID string) bool
+}
+
+// Build compiles snap into a routing table. Resources the table cannot
+// express are skipped with an error listing them; the table is still
+// returned (a partial table beats none).
+func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
+	cfg := route.Config{Loads: o.Loads}
+	var errs []string
+	if snap != nil {
+		cfg.Version = snapVersion(snap)
+		if rc := snap.Routes[o.RouteConfig]; rc != nil {
+			cfg.VirtualHosts = virtualHosts(rc, &errs)
+		}
+		for _, name := range sortedKeys(snap.Clusters) {
+			cc, err := cluster(snap.Clusters[name], snap.Endpoints, o.Unroutable)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			cfg.Clusters = append(cfg.Clusters, cc)
+		}
+	}
+	if o.LocalApp != nil {
+		cfg.Clusters = append(cfg.Clusters, route.ClusterConfig{
+			Name: LocalAppCluster, Protocol: o.LocalAppProtocol, Endpoints: []route.Endpoint{*o.LocalApp},
+			// The local app is the only endpoint: never eject it.
+			Outlier: route.OutlierDetection{Disabled: true},
+		})
+	}
+	t, err := route.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("xdstable: %w", err)
+	}
+	if len(errs) > 0 {
+		return t, fmt.Errorf("xdstable: skipped: %s", strings.Join(errs, "; "))
+	}
+	return t, nil
+}
+
+func snapVersion(s *xdsclient.Snapshot) string {
+	keys := sortedKeys(s.Versions)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k[strings.LastIndexByte(k, '.')+1:]+"="+s.Versions[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// cluster converts one Cluster and its ClusterLoadAssignment.
+func cluster(c *clusterv3.Cluster, clas map[string]*endpointv3.ClusterLoadAssignment, unroutable func(string, string) bool) (route.ClusterConfig, error) {
+	cc := route.ClusterConfig{
+		Name:           c.GetName(),
+		ConnectTimeout: c.GetConnectTimeout().AsDuration(),
+		Outlier:        outlier(c.GetOutlierDetection()),
+	}
+	if !c.ProtoReflect().IsValid() {
+		return cc, fmt.Errorf("cluster %q: empty", c.GetName())
+	}
+	b, lbcfg, err := lbPolicy(c)
+	if err != nil {
+		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	cc.LB, cc.LBConfig = b, lbcfg
+	for _, th := range c.GetCircuitBreakers().GetThresholds() {
+		if th.GetPriority() == corev3.RoutingPriority_DEFAULT && th.GetMaxRequests() != nil {
+			cc.MaxRequests = int(th.GetMaxRequests().GetValue())
+		}
+	}
+	if usesHTTP2(c) {
+		cc.Protocol = route.HTTP2
+	}
+	claName := c.GetEdsClusterConfig().GetServiceName()
+	if claName == "" {
+		claName = c.GetName()
+	}
+	service := claName
+	if i := strings.IndexByte(service, '['); i >= 0 {
+		service = service[:i] // a subset: "orders[version=v2]"
+	}
+	cc.Endpoints = endpoints(clas[claName], service, unroutable)
+	return cc, nil
+}
+
+func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
+	cfg := lb.DefaultConfig()
+	if p := c.GetCommonLbConfig().GetHealthyPanicThreshold(); p != nil {
+		cfg.PanicThreshold = p.GetValue()
+	}
+	var name string
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		name = lb.RoundRobin
+	case clusterv3.Cluster_LEAST_REQUEST:
+		name = lb.LeastRequest
+		if n := c.GetLeastRequestLbConfig().GetChoiceCount(); n != nil {
+			cfg.LeastRequest.ChoiceCount = int(n.GetValue())
+		}
+	case clusterv3.Cluster_RING_HASH:
+		name = lb.RingHash
+		if rc := c.GetRingHashLbConfig(); rc != nil {
+			if v := rc.GetMinimumRingSize(); v != nil {
+				cfg.RingHash.MinRingSize = v.GetValue()
+			}
+			if v := rc.GetMaximumRingSize(); v != nil {
+				cfg.RingHash.MaxRingSize = v.GetValue()
+			}
+		}
+	case clusterv3.Cluster_MAGLEV:
+		name = lb.Maglev
+	case clusterv3.Cluster_RANDOM:
+		name = lb.Random
+	default:
+		return nil, cfg, fmt.Errorf("lb_policy %s is not supported", c.GetLbPolicy())
+	}
+	b, err := builtin.Builder(name)
+	return b, cfg, err
+}
+
+func usesHTTP2(c *clusterv3.Cluster) bool {
+	a := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+	if a == nil {
+		return false
+	}
+	var opts httpv3.HttpProtocolOptions
+	if err := a.UnmarshalTo(&opts); err != nil {
+		return false
+	}
+	return opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
+}
+
+func outlier(od *clusterv3.OutlierDetection) route.OutlierDetection {
+	if od == nil {
+		return route.OutlierDetection{Disabled: true}
+	}
+	o := route.OutlierDetection{
+		Consecutive5xx:             int(od.GetConsecutive_5Xx().GetValue()),
+		ConsecutiveConnectFailures: int(od.GetConsecutiveGatewayFailure().GetValue()),
+		BaseEjectionTime:           od.GetBaseEjectionTime().AsDuration(),
+		MaxEjectionTime:            od.GetMaxEjectionTime().AsDuration(),
+		MaxEjectionPercent:         int(od.GetMaxEjectionPercent().GetValue()),
+	}
+	return o
+}
+
+// endpoints flattens a CLA's localities. An endpoint is healthy when EDS
+// says HEALTHY or UNKNOWN and gossip has not taken it out of rotation.
+func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, unroutable func(string, string) bool) []route.Endpoint {
+	var out []route.Endpoint
+	for _, loc := range cla.GetEndpoints() {
+		for _, le := range loc.GetLbEndpoints() {
+			sa := le.GetEndpoint().GetAddress().GetSocketAddress()
+			if sa == nil {
+				continue
+			}
+			id := le.GetEndpoint().GetHostname()
+			healthy := le.GetHealthStatus() == corev3.HealthStatus_HEALTHY || le.GetHealthStatus() == corev3.HealthStatus_UNKNOWN
+			if healthy && unroutable != nil && id != "" && unroutable(service, id) {
+				healthy = false
+			}
+			out = append(out, route.Endpoint{
+				Address:  joinHostPort(sa.GetAddress(), sa.GetPortValue()),
+				Weight:   le.GetLoadBalancingWeight().GetValue(),
+				Healthy:  healthy,
+				Metadata: service + "/" + id,
+			})
+		}
+	}
+	return out
+}
+
+func joinHostPort(host string, port uint32) string {
+	if strings.IndexByte(host, ':') >= 0 {
+		return fmt.Sprintf("[%s]:%d", host, port)
+	}
+	return fmt.Sprintf("%s:%d", host, port)
+}
+
+// DefaultRouteTimeout is Envoy's route timeout when none is set.
+const DefaultRouteTimeout = 15 * time.Second
+
+func virtualHosts(rc *routev3.RouteConfiguration, errs *[]string) []route.VirtualHost {
+	var out []route.VirtualHost
+	for _, vh := range rc.GetVirtualHosts() {
+		v := route.VirtualHost{Name: vh.GetName(), Domains: vh.GetDomains()}
+		for _, r := range vh.GetRoutes() {
+			rt, err := convertRoute(r)
+			if err != nil {
+				*errs = append(*errs, fmt.Sprintf("route %q in virtual host %q: %v", r.GetName(), vh.GetName(), err))
+				continue
+			}
+			v.Routes = append(v.Routes, rt)
+		}
+		out = append(out, v)
+	}
+	return out
+}

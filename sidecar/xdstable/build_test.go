@@ -1,0 +1,172 @@
+package xdstable_test
+
+import (
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shoal-mesh/shoal/controlplane/xds"
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/route"
+	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
+	"github.com/shoal-mesh/shoal/sidecar/xdstable"
+)
+
+func endpoint(service, id string, port int, h registry.Health, meta map[string]string) registry.Endpoint {
+	return registry.Endpoint{Instance: &registry.Instance{ID: id, Service: service, Address: "127.0.0.1", Port: port,
+		Protocol: "http", Zone: "local", Weight: 1, Metadata: meta}, Health: h}
+}
+
+// snapshotOf translates in for the shoal sidecar, as the control plane does,
+// and packs the resources as the xDS client delivers them.
+func snapshotOf(t *testing.T, in xds.Input) *xdsclient.Snapshot {
+	t.Helper()
+	res, _ := xds.Translate(in, xds.CapabilitiesEnvoy)
+	s := &xdsclient.Snapshot{
+		Listeners: map[string]*listenerv3.Listener{}, Routes: map[string]*routev3.RouteConfiguration{},
+		Clusters: map[string]*clusterv3.Cluster{}, Endpoints: map[string]*endpointv3.ClusterLoadAssignment{},
+	}
+	add := func(rs []types.Resource, f func(types.Resource)) {
+		for _, r := range rs {
+			f(r)
+		}
+	}
+	add(res.Listeners, func(r types.Resource) { l := r.(*listenerv3.Listener); s.Listeners[l.GetName()] = l })
+	add(res.Routes, func(r types.Resource) { rc := r.(*routev3.RouteConfiguration); s.Routes[rc.GetName()] = rc })
+	add(res.Clusters, func(r types.Resource) { c := r.(*clusterv3.Cluster); s.Clusters[c.GetName()] = c })
+	add(res.Endpoints, func(r types.Resource) {
+		cla := r.(*endpointv3.ClusterLoadAssignment)
+		s.Endpoints[cla.GetClusterName()] = cla
+	})
+	return s
+}
+
+func request(host, path string) *route.Request {
+	return &route.Request{Method: []byte("GET"), Host: []byte(host), Path: []byte(path)}
+}
+
+func healthyAddrs(c *route.Cluster) []string {
+	var out []string
+	for _, e := range c.Endpoints {
+		if e.Healthy {
+			out = append(out, e.Address)
+		}
+	}
+	return out
+}
+
+func TestBuildRoutesEveryServiceByHostWithItsStrategy(t *testing.T) {
+	in := xds.Input{
+		Endpoints: []registry.Endpoint{
+			endpoint("orders", "orders-1", 3001, registry.HealthUnknown, nil),
+			endpoint("orders", "orders-2", 3002, registry.HealthHealthy, nil),
+			endpoint("orders", "orders-3", 3003, registry.HealthUnhealthy, nil),
+			endpoint("users", "users-1", 4001, registry.HealthHealthy, nil),
+		},
+		Routes: []*shoalv1.Route{{
+			Name: "users", Hosts: []string{"users"},
+			Rules: []*shoalv1.Rule{{
+				Destinations: []*shoalv1.Destination{{Service: "users"}},
+				Strategy:     shoalv1.Strategy_STRATEGY_RING_HASH,
+				HashKey:      &shoalv1.HashKey{Key: &shoalv1.HashKey_Header{Header: "x-user"}},
+				Timeout:      durationpb.New(2e9),
+				Retry:        &shoalv1.RetryPolicy{Attempts: 3, RetryOn: []string{"5xx"}},
+			}},
+		}},
+	}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+
+	// A service with no route is reachable by its name, round robin.
+	r := tbl.Match(request("orders:8080", "/x"))
+	if r == nil {
+		t.Fatal("no route for host orders")
+	}
+	c := r.PickCluster()
+	if c == nil || c.Name != "orders" || c.LB.Name() != lb.RoundRobin {
+		t.Fatalf("orders cluster = %+v", c)
+	}
+	if got := healthyAddrs(c); len(got) != 2 {
+		t.Errorf("healthy orders endpoints = %v, want the two routable ones (unhealthy excluded)", got)
+	}
+
+	r = tbl.Match(request("users", "/"))
+	if r == nil {
+		t.Fatal("no route for host users")
+	}
+	c = r.PickCluster()
+	if c == nil || c.LB.Name() != lb.RingHash {
+		t.Fatalf("users cluster = %+v, want ring hash", c)
+	}
+	if len(r.Hash) != 1 || r.Hash[0].Kind != route.HashHeader || r.Hash[0].Name != "x-user" {
+		t.Errorf("hash policy = %+v, want header x-user", r.Hash)
+	}
+	if r.Timeout != 2e9 || r.Retry == nil || r.Retry.NumRetries != 3 || !r.Retry.Has(route.Retry5xx) {
+		t.Errorf("timeout %v retry %+v, want 2s and 3 retries on 5xx", r.Timeout, r.Retry)
+	}
+	if tbl.Match(request("nope", "/")) != nil {
+		t.Errorf("unknown host matched a route")
+	}
+}
+
+func TestBuildAppliesTheGossipOverlayAndLocalApp(t *testing.T) {
+	in := xds.Input{Endpoints: []registry.Endpoint{
+		endpoint("orders", "orders-1", 3001, registry.HealthUnknown, nil),
+		endpoint("orders", "orders-2", 3002, registry.HealthUnknown, nil),
+	}}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{
+		RouteConfig: "outbound",
+		LocalApp:    &route.Endpoint{Address: "127.0.0.1:9999", Healthy: true},
+		Unroutable:  func(service, id string) bool { return service == "orders" && id == "orders-2" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := healthyAddrs(tbl.Cluster("orders")); len(got) != 1 || got[0] != "127.0.0.1:3001" {
+		t.Errorf("healthy = %v, want only orders-1 (gossip took orders-2 out)", got)
+	}
+	if c := tbl.Cluster(xdstable.LocalAppCluster); c == nil || len(c.Endpoints) != 1 {
+		t.Errorf("local app cluster = %+v", c)
+	}
+}
+
+func TestBuildSplitsTrafficByWeight(t *testing.T) {
+	in := xds.Input{
+		Endpoints: []registry.Endpoint{
+			endpoint("web", "web-1", 3001, 0, map[string]string{"version": "v1"}),
+			endpoint("web", "web-2", 3002, 0, map[string]string{"version": "v2"}),
+		},
+		Routes: []*shoalv1.Route{{
+			Name: "web", Hosts: []string{"web"},
+			Rules: []*shoalv1.Rule{{Destinations: []*shoalv1.Destination{
+				{Service: "web", Subset: map[string]string{"version": "v1"}, Weight: 90},
+				{Service: "web", Subset: map[string]string{"version": "v2"}, Weight: 10},
+			}}},
+		}},
+	}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := tbl.Match(request("web", "/"))
+	if r == nil || len(r.Clusters) != 2 {
+		t.Fatalf("route = %+v, want a two-way split", r)
+	}
+	counts := map[string]int{}
+	for range 10000 {
+		c := r.PickCluster()
+		counts[healthyAddrs(c)[0]]++
+	}
+	if v1 := counts["127.0.0.1:3001"]; v1 < 8500 || v1 > 9500 {
+		t.Errorf("v1 got %d of 10000, want about 9000 (90/10 split)", v1)
+	}
+}
