@@ -112,7 +112,7 @@ func (p *Proxy) retire(keep map[string]map[string]bool) {
 			if h.isEjected.Load() {
 				cs.ejected.Add(-1)
 			}
-			h.pool.closeAll()
+			h.pool.shutdown() // requests in flight close their connections
 			p.metrics.upstream.DeleteLabelValues(name, addr)
 		}
 		cs.mu.Unlock()

@@ -240,7 +240,11 @@ func copyResponse(w http.ResponseWriter, res *http.Response) int {
 	}
 	w.WriteHeader(res.StatusCode)
 	rc := http.NewResponseController(w)
-	rc.Flush()
+	if res.Header.Get("Grpc-Status") == "" {
+		// Send headers now for streams; a gRPC trailers-only response
+		// must instead end with its HEADERS frame (END_STREAM).
+		rc.Flush()
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := res.Body.Read(buf)
