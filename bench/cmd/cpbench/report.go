@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shoal-mesh/shoal/bench/internal/proc"
+)
+
+// report is cpbench's result; every latency is in milliseconds.
+type report struct {
+	Config          Config    `json:"config"`
+	Start           time.Time `json:"start"`
+	PopulateSeconds float64   `json:"populate_seconds"`
+
+	Synced      int            `json:"clients_synced"`
+	SyncSeconds float64        `json:"sync_seconds"`
+	InitBytes   map[string]int `json:"initial_bytes_per_client_median"` // by mode
+	TypesSeen   map[string]int `json:"clients_per_type"`                // clients that got each type
+	Problems    []string       `json:"problems,omitempty"`
+
+	PutLatencies []float64 `json:"etcd_put_ms"`
+	// AllAcked is, per change, write → last synced client's ACK; changes
+	// that did not reach every client are counted in Incomplete instead.
+	AllAcked   []float64            `json:"all_acked_ms"`
+	Incomplete int                  `json:"changes_incomplete"`
+	PerClient  map[string][]float64 `json:"per_client_ms"`    // by mode
+	Bytes      map[string][]float64 `json:"bytes_per_change"` // by mode, per client
+
+	ChurnSeconds      float64 `json:"churn_seconds"`
+	CPCPUSecondsChurn float64 `json:"controlplane_cpu_seconds_churn"`
+	CPCPUSecondsTotal float64 `json:"controlplane_cpu_seconds_total"`
+	CPRSSMiB          float64 `json:"controlplane_rss_mib"`
+}
+
+func modeName(delta bool) string {
+	if delta {
+		return "delta"
+	}
+	return "sotw"
+}
+
+func (r *report) sync(clients, synced []*client, d time.Duration) {
+	r.Synced, r.SyncSeconds = len(synced), d.Seconds()
+	r.TypesSeen, r.InitBytes = map[string]int{}, map[string]int{}
+	sizes := map[string][]float64{}
+	for _, c := range synced {
+		sizes[modeName(c.delta)] = append(sizes[modeName(c.delta)], float64(c.initSize))
+	}
+	for m, s := range sizes {
+		r.InitBytes[m] = int(percentile(s, 50))
+	}
+	errs := map[string]int{}
+	for _, c := range clients {
+		mask := c.typesMask.Load()
+		for i, t := range subscribed {
+			if mask&(1<<i) != 0 {
+				r.TypesSeen[shortType(t)]++
+			}
+		}
+		if err := c.err(); err != nil {
+			errs[modeName(c.delta)+": "+err.Error()]++
+		}
+	}
+	for e, n := range errs {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d clients: %s", n, e))
+	}
+	if len(synced) < len(clients) {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d of %d clients did not receive all of CDS, EDS, LDS and RDS (per type: %v)",
+			len(clients)-len(synced), len(clients), r.TypesSeen))
+	}
+	sort.Strings(r.Problems)
+}
+
+func shortType(t string) string { return t[strings.LastIndexByte(t, '.')+1:] }
+
+func (r *report) change(seq int, got []seen, want int) {
+	if r.PerClient == nil {
+		r.PerClient, r.Bytes = map[string][]float64{}, map[string][]float64{}
+	}
+	var worst time.Duration
+	for _, s := range got {
+		m := modeName(s.delta)
+		r.PerClient[m] = append(r.PerClient[m], s.latency.Seconds()*1e3)
+		r.Bytes[m] = append(r.Bytes[m], float64(s.bytes))
+		worst = max(worst, s.latency)
+	}
+	if len(got) < want {
+		r.Incomplete++
+		fmt.Fprintf(os.Stderr, "cpbench: change %d reached %d of %d clients\n", seq, len(got), want)
+		return
+	}
+	r.AllAcked = append(r.AllAcked, worst.Seconds()*1e3)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	c := r.Config
+	fmt.Fprintf(&b, "## shoal control-plane bench (%s)\n\n", r.Start.Format(time.RFC3339))
+	fmt.Fprintf(&b, "%d clients (%s), %d services × %d endpoints, %d endpoint changes every %s.\n\n",
+		c.Clients, c.Mode, c.Services, c.Endpoints, c.Changes, c.Interval)
+	fmt.Fprintf(&b, "- initial sync: %d/%d clients got CDS+EDS+LDS+RDS in %.1fs; median bytes per client %v\n",
+		r.Synced, c.Clients, r.SyncSeconds, r.InitBytes)
+	if len(r.AllAcked)+r.Incomplete > 0 {
+		fmt.Fprintf(&b, "- etcd write → every client ACKed: p50 %.1f ms, p99 %.1f ms over %d changes (%d did not reach every client within %s)\n",
+			percentile(r.AllAcked, 50), percentile(r.AllAcked, 99), len(r.AllAcked), r.Incomplete, c.Wait)
+		fmt.Fprintf(&b, "- etcd put latency: p50 %.1f ms, p99 %.1f ms\n", percentile(r.PutLatencies, 50), percentile(r.PutLatencies, 99))
+		b.WriteString("\n| mode | per-client p50 | per-client p99 | bytes per change per client (median) | receipts |\n|---|--:|--:|--:|--:|\n")
+		for _, m := range []string{"delta", "sotw"} {
+			if l := r.PerClient[m]; len(l) > 0 {
+				fmt.Fprintf(&b, "| %s | %.1f ms | %.1f ms | %.0f | %d |\n", m, percentile(l, 50), percentile(l, 99), percentile(r.Bytes[m], 50), len(l))
+			}
+		}
+	}
+	if r.CPCPUSecondsChurn > 0 || r.CPRSSMiB > 0 {
+		fmt.Fprintf(&b, "\n- control plane: %.1f ms CPU per change during the churn (%.1f s over %.1f s), %.1f s CPU in total, RSS %.0f MiB\n",
+			1e3*r.CPCPUSecondsChurn/float64(max(1, c.Changes)), r.CPCPUSecondsChurn, r.ChurnSeconds, r.CPCPUSecondsTotal, r.CPRSSMiB)
+	}
+	if len(r.Problems) > 0 {
+		b.WriteString("\nNot measured / problems:\n")
+		for _, p := range r.Problems {
+			fmt.Fprintf(&b, "- %s\n", p)
+		}
+	}
+	return b.String()
+}
+
+func (r *report) write(dir string) error {
+	md := r.markdown()
+	fmt.Print(md)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	stamp := r.Start.Format("20060102-150405")
+	if err := os.WriteFile(filepath.Join(dir, "cpbench-"+stamp+".json"), js, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "cpbench-"+stamp+".md"), []byte(md), 0o644)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitReady(ctx context.Context, url string, p *proc.Proc) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		if p.Exited() {
+			return fmt.Errorf("exited (%v): %w", p.Err(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
