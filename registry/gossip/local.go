@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -92,7 +93,7 @@ func (m *Member) Keys() [][]byte {
 
 // ErrNoEncryption is returned by key operations on a member started
 // without Keys: encryption cannot be turned on at runtime.
-var ErrNoEncryption = fmt.Errorf("gossip: encryption is off (no Keys at start)")
+var ErrNoEncryption = errors.New("gossip: encryption is off (no Keys at start)")
 
 type keyring interface {
 	AddKey([]byte) error

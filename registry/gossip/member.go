@@ -201,7 +201,8 @@ func (m *Member) Leave(timeout time.Duration) error {
 // Close stops the member without a Leave (peers will suspect it, then
 // declare it dead; call Leave first for a graceful exit). Order: the rejoin
 // loop, memberlist and its transport, then subscriber goroutines (each
-// in-flight callback is waited for), then metrics are unregistered. It is
+// in-flight callback is waited for), then metrics are unregistered. It may
+// wait up to Timing.TCPTimeout for an in-flight re-join or nudge. It is
 // idempotent and safe to call concurrently; every call waits.
 func (m *Member) Close() error {
 	m.closeOnce.Do(func() {
