@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/backoff"
 )
 
 // Mode is what a proxy fronts.
@@ -57,6 +58,9 @@ type Config struct {
 	XDS string
 	// XDSSotW selects state-of-the-world xDS instead of delta.
 	XDSSotW bool
+	// XDSBackoff paces reconnects to the control plane; zero fields take
+	// gRPC's connection backoff (1s x1.6 +-20%, capped at 30s).
+	XDSBackoff backoff.Config
 	// StateDir keeps the last good config for static stability.
 	StateDir string
 
@@ -88,6 +92,10 @@ type Config struct {
 
 	// DrainTimeout bounds the graceful drain on shutdown; zero means 10s.
 	DrainTimeout time.Duration
+	// DrainDelay is how long the sidecar keeps serving after it announced
+	// it is leaving (gossip unhealthy, etcd key revoked) so that peers stop
+	// sending before its listeners close; zero means 1s.
+	DrainDelay time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer

@@ -24,6 +24,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"controlplane", "run the control plane (embedded etcd by default)", runControlPlane},
+		{"sidecar", "run a sidecar next to an app instance", runSidecar},
+		{"gateway", "run the edge gateway", runGateway},
 		{"services", "list registered services", runServices},
 		{"instances", "list the instances of a service", runInstances},
 		{"routes", "manage routes: apply -f FILE, list, get NAME, delete NAME", runRoutes},

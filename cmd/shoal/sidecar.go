@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/shoal-mesh/shoal/sidecar"
+)
+
+// repeated is a repeatable string flag.
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+
+// proxyFlags are the flags `shoal sidecar` and `shoal gateway` share.
+type proxyFlags struct {
+	xds, stateDir, admin, gossipListen, gossipJoin, gossipKey, gossipLabel, logLevel string
+	sotw                                                                             bool
+	upstreams                                                                        repeated
+	drainTimeout                                                                     time.Duration
+}
+
+func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
+	fs.StringVar(&f.xds, "xds", "127.0.0.1:18000", "control plane xDS address")
+	fs.BoolVar(&f.sotw, "xds-sotw", false, "use state-of-the-world xDS instead of delta")
+	fs.StringVar(&f.stateDir, "state-dir", "", "directory for the last good config (static stability when the control plane is down)")
+	fs.StringVar(&f.admin, "admin-listen", adminDefault, "admin address (/ready, /metrics, /config_dump, /clusters); empty disables")
+	fs.StringVar(&f.gossipListen, "gossip-listen", "", "gossip (memberlist) address, e.g. 127.0.0.1:7947; empty disables gossip")
+	fs.StringVar(&f.gossipJoin, "gossip-join", "", "comma-separated gossip seeds (e.g. the control plane's --gossip-listen)")
+	fs.StringVar(&f.gossipKey, "gossip-key", "", "base64 32-byte gossip encryption key (AES-GCM)")
+	fs.StringVar(&f.gossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
+	fs.Var(&f.upstreams, "upstream", "NAME=ADDR: a local port that proxies only to service NAME (repeatable)")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
+	cfg.XDS, cfg.XDSSotW, cfg.StateDir, cfg.AdminListen = f.xds, f.sotw, f.stateDir, f.admin
+	cfg.GossipListen, cfg.GossipJoin, cfg.GossipKey, cfg.GossipLabel = f.gossipListen, splitList(f.gossipJoin), f.gossipKey, f.gossipLabel
+	cfg.DrainTimeout = f.drainTimeout
+	cfg.Logger = newLogger(stderr, f.logLevel)
+	cfg.Upstreams = map[string]string{}
+	for _, u := range f.upstreams {
+		name, addr, ok := strings.Cut(u, "=")
+		if !ok || name == "" || addr == "" {
+			return fmt.Errorf("--upstream %q: want NAME=HOST:PORT", u)
+		}
+		cfg.Upstreams[name] = addr
+	}
+	sidecar.Version = version
+	return nil
+}
+
+func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f proxyFlags
+	cfg := sidecar.Config{Mode: sidecar.ModeSidecar, Register: true}
+	fs := flag.NewFlagSet("shoal sidecar", flag.ContinueOnError)
+	f.register(fs, "127.0.0.1:15000")
+	fs.StringVar(&cfg.Service, "service", "", "the app's service name (required)")
+	fs.IntVar(&cfg.AppPort, "app-port", 0, "the app's port (required)")
+	fs.StringVar(&cfg.AppAddress, "app-address", "127.0.0.1", "the app's address")
+	fs.StringVar(&cfg.AppProtocol, "app-protocol", "http", "the app's protocol: http, http2, grpc or tcp")
+	fs.StringVar(&cfg.InstanceID, "instance-id", "", "instance id (default SERVICE-HOSTNAME-APPPORT)")
+	fs.StringVar(&cfg.Zone, "zone", "", "the instance's zone")
+	fs.IntVar(&cfg.Weight, "weight", 0, "the instance's load-balancing weight (1-10000, default 1)")
+	labels := fs.String("metadata", "", "instance metadata as k=v,k=v (e.g. version=v2)")
+	noRegister := fs.Bool("no-register", false, "do not register the app in etcd (the app registers itself)")
+	etcd := fs.String("etcd", "127.0.0.1:2379", "comma-separated etcd endpoints for registration")
+	fs.DurationVar(&cfg.TTL, "ttl", 10*time.Second, "registration lease TTL")
+	fs.StringVar(&cfg.HealthPath, "health-path", "", "HTTP path of the app's health check (default: TCP connect)")
+	fs.DurationVar(&cfg.HealthInterval, "health-interval", 250*time.Millisecond, "health check interval")
+	fs.StringVar(&cfg.Listen, "listen", "", "inbound listener to the app (registered instead of the app port when set)")
+	fs.StringVar(&cfg.Outbound, "outbound", "127.0.0.1:15001", "outbound listener routed by Host header; empty disables")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := f.apply(&cfg, stderr); err != nil {
+		return err
+	}
+	cfg.Register, cfg.EtcdEndpoints = !*noRegister, splitList(*etcd)
+	md, err := parseLabels(*labels)
+	if err != nil {
+		return err
+	}
+	cfg.Metadata = md
+	p, err := sidecar.New(cfg)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
+
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f proxyFlags
+	cfg := sidecar.Config{Mode: sidecar.ModeGateway}
+	fs := flag.NewFlagSet("shoal gateway", flag.ContinueOnError)
+	f.register(fs, "127.0.0.1:15100")
+	fs.StringVar(&cfg.GatewayListen, "listen", "0.0.0.0:8080", "public listener")
+	fs.IntVar(&cfg.TrustedHops, "trusted-hops", 0, "X-Forwarded-For hops to trust for the client IP (0: the peer address)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := f.apply(&cfg, stderr); err != nil {
+		return err
+	}
+	p, err := sidecar.New(cfg)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range splitList(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--metadata %q: want k=v,k=v", s)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,255 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shoal-mesh/shoal/internal/etcdclient"
+	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/gossip"
+	"github.com/shoal-mesh/shoal/sidecar/healthcheck"
+	"github.com/shoal-mesh/shoal/sidecar/proxy"
+	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
+)
+
+// Version is the shoal build, sent to the control plane as the node's
+// user_agent_version.
+var Version = "dev"
+
+func (p *Proxy) startGossip() error {
+	c := p.cfg
+	if c.GossipListen == "" {
+		return nil
+	}
+	host, port, err := splitHostPort(c.GossipListen)
+	if err != nil {
+		return fmt.Errorf("sidecar: --gossip-listen: %w", err)
+	}
+	role, name := gossip.RoleSidecar, c.InstanceID
+	if c.Mode == ModeGateway {
+		role, name = gossip.RoleGateway, "gateway-"+p.listeners[0].l.Addr().String()
+	}
+	gc := gossip.DefaultConfig(name, role)
+	gc.BindAddr, gc.BindPort, gc.Seeds, gc.Label = host, port, c.GossipJoin, c.GossipLabel
+	gc.Logger, gc.Registerer = c.Logger, p.reg
+	if c.GossipKey != "" {
+		key, err := base64.StdEncoding.DecodeString(c.GossipKey)
+		if err != nil || len(key) != 32 {
+			return errors.New("sidecar: --gossip-key must be 32 bytes, base64-encoded")
+		}
+		gc.Keys = [][]byte{key}
+	}
+	if c.Mode == ModeSidecar {
+		// Not healthy until the first check passes.
+		gc.Instances = []gossip.InstanceHealth{{InstanceKey: p.selfKey(), Healthy: false}}
+	}
+	if p.member, err = gossip.New(gc); err != nil {
+		return err
+	}
+	if len(c.GossipJoin) > 0 {
+		if _, err := p.member.Join(c.GossipJoin); err != nil {
+			// Rejoin retries the seeds periodically; routing does not need
+			// gossip to start.
+			p.log.Warn("gossip join failed; will retry", "seeds", c.GossipJoin, "err", err)
+		}
+	}
+	return nil
+}
+
+func (p *Proxy) selfKey() gossip.InstanceKey {
+	return gossip.InstanceKey{Service: p.cfg.Service, ID: p.cfg.InstanceID}
+}
+
+func (p *Proxy) newXDSClient() error {
+	c := p.cfg
+	info := xdsclient.NodeInfo{ID: c.InstanceID, Cluster: c.Service, Service: c.Service, InstanceID: c.InstanceID, Zone: c.Zone, Version: Version}
+	if c.Mode == ModeGateway {
+		info.ID, info.Cluster = "gateway-"+p.listeners[0].l.Addr().String(), "gateway"
+	}
+	mode := xdsclient.ModeDelta
+	if c.XDSSotW {
+		mode = xdsclient.ModeSotW
+	}
+	var err error
+	p.xds, err = xdsclient.New(xdsclient.Config{
+		Server: c.XDS, Node: xdsclient.NewNode(info), Mode: mode, StateDir: c.StateDir,
+		Logger: c.Logger, Registerer: p.reg, Backoff: c.XDSBackoff,
+		OnUpdate: func(s *xdsclient.Snapshot) {
+			p.snap.Store(s)
+			p.rebuildTable()
+			p.applied.Store(true)
+		},
+	})
+	return err
+}
+
+// Run serves until ctx is done, then drains: it announces the app is
+// leaving (gossip unhealthy, etcd registration revoked), keeps serving for
+// DrainDelay so peers stop sending, then stops accepting, lets in-flight
+// requests finish within DrainTimeout, closes keep-alive connections and
+// leaves gossip. It returns nil after a clean drain.
+func (p *Proxy) Run(ctx context.Context) error {
+	defer p.release()
+	bg, cancelBG := context.WithCancel(context.Background())
+	defer cancelBG()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(p.listeners)+4)
+	goRun := func(f func() error) {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- f() }()
+	}
+	for _, s := range p.listeners {
+		goRun(func() error { return ignoreClosed(p.proxy.Serve(s.l, s.mode)) })
+	}
+	if p.admin != nil {
+		goRun(func() error { return ignoreClosed(p.admin.Serve(p.adminLis)) })
+	}
+	goRun(func() error { return p.xds.Run(bg) })
+	goRun(func() error { return p.rebuildLoop(bg) })
+	reg, err := p.startHealthAndRegistration(bg, goRun)
+	if err != nil {
+		cancelBG()
+		p.proxy.Close()
+		wg.Wait()
+		return err
+	}
+	p.log.Info("serving", "addrs", p.Addrs(), "xds", p.cfg.XDS)
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if err != nil {
+			p.log.Error("stopping", "err", err)
+		}
+	}
+	p.drain(reg)
+	cancelBG()
+	if p.admin != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		p.admin.Shutdown(sctx)
+		cancel()
+	}
+	wg.Wait()
+	return err
+}
+
+func ignoreClosed(err error) error {
+	if err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, proxy.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// startHealthAndRegistration starts the local health check (publishing to
+// gossip) and registers the app in etcd.
+func (p *Proxy) startHealthAndRegistration(ctx context.Context, goRun func(func() error)) (*registry.Registration, error) {
+	c := p.cfg
+	if c.Mode != ModeSidecar {
+		return nil, nil
+	}
+	// The check targets the app itself, not the inbound listener.
+	hc, err := healthcheck.New(healthcheck.Config{
+		Address: appAddr(c), Path: c.HealthPath, Interval: c.HealthInterval, OnChange: p.onLocalHealth,
+	})
+	if err != nil {
+		return nil, err
+	}
+	goRun(func() error { hc.Run(ctx); return nil })
+	if !c.Register {
+		return nil, nil
+	}
+	cli, err := etcdclient.New(c.EtcdEndpoints)
+	if err != nil {
+		return nil, err
+	}
+	goRun(func() error { <-ctx.Done(); cli.Close(); return nil })
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	reg, err := registry.NewStore(cli, c.Logger).Register(rctx, p.self, registry.RegisterOptions{TTL: c.TTL})
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: register %s/%s: %w", p.self.Service, p.self.ID, err)
+	}
+	p.log.Info("registered", "instance", p.self.Service+"/"+p.self.ID, "address", p.self.HostPort())
+	return reg, nil
+}
+
+// onLocalHealth publishes the local app's health through gossip at once.
+func (p *Proxy) onLocalHealth(healthy bool, reason string) {
+	p.log.Info("local app health changed", "healthy", healthy, "reason", reason)
+	if p.member != nil {
+		if err := p.member.SetLocalHealth(p.selfKey(), healthy); err != nil {
+			p.log.Warn("publishing health failed", "err", err)
+		}
+	}
+}
+
+// drain announces the departure and drains the proxy.
+func (p *Proxy) drain(reg *registry.Registration) {
+	start := time.Now()
+	if p.member != nil && p.cfg.Mode == ModeSidecar {
+		p.member.SetLocalHealth(p.selfKey(), false)
+	}
+	if reg != nil {
+		if err := reg.Close(); err != nil {
+			p.log.Warn("deregistration failed; the lease will lapse", "err", err)
+		}
+	}
+	if p.member != nil || reg != nil {
+		time.Sleep(p.cfg.DrainDelay) // let peers take us out of rotation
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+	defer cancel()
+	if err := p.proxy.Shutdown(ctx); err != nil {
+		p.log.Warn("drain timed out; closed remaining connections", "err", err)
+	}
+	if p.member != nil {
+		p.member.Leave(time.Second)
+	}
+	p.log.Info("drained", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// rebuildLoop rebuilds the table whenever gossip changes the view.
+func (p *Proxy) rebuildLoop(ctx context.Context) error {
+	if p.member != nil {
+		cancel := p.member.Subscribe(func(gossip.Event) { p.requestRebuild() })
+		defer cancel()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.rebuild:
+			p.rebuildTable()
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func appAddr(c Config) string { return net.JoinHostPort(c.AppAddress, strconv.Itoa(c.AppPort)) }
+
+func splitHostPort(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, n, nil
+}

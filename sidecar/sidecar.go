@@ -1,0 +1,273 @@
+package sidecar
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/gossip"
+	"github.com/shoal-mesh/shoal/sidecar/proxy"
+	"github.com/shoal-mesh/shoal/sidecar/route"
+	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
+	"github.com/shoal-mesh/shoal/sidecar/xdstable"
+)
+
+// Proxy is a running sidecar or gateway. Create it with New, run it with
+// Run.
+type Proxy struct {
+	cfg Config
+	log *slog.Logger
+
+	reg      prometheus.Registerer
+	gatherer prometheus.Gatherer
+
+	proxy  *proxy.Proxy
+	xds    *xdsclient.Client
+	member *gossip.Member // nil without gossip
+	self   registry.Instance
+
+	listeners []served     // bound in New, served in Run
+	adminLis  net.Listener // nil without admin
+	admin     *http.Server // nil without admin
+	snap      atomic.Pointer[xdsclient.Snapshot]
+	applied   atomic.Bool   // a table from xDS (or the state dir) is in place
+	rebuild   chan struct{} // capacity 1: a table rebuild is wanted
+	buildErr  atomic.Pointer[string]
+
+	closeOnce sync.Once
+}
+
+// served is a bound listener and how it routes.
+type served struct {
+	name string
+	l    net.Listener
+	mode proxy.Mode
+}
+
+// New validates cfg, binds every listener and joins gossip, so that when
+// it returns the addresses are known. Serving starts in Run. On error
+// everything acquired is released.
+func New(cfg Config) (p *Proxy, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	p = &Proxy{cfg: cfg, rebuild: make(chan struct{}, 1)}
+	p.log = cfg.Logger.With("component", "sidecar")
+	if cfg.Mode == ModeGateway {
+		p.log = cfg.Logger.With("component", "gateway")
+	}
+	defer func() {
+		if err != nil {
+			p.release()
+		}
+	}()
+	p.reg, p.gatherer = cfg.Registerer, cfg.Gatherer
+	if p.reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		p.reg, p.gatherer = r, r
+	}
+	p.self = p.instance()
+	if p.proxy, err = proxy.New(proxy.Config{Logger: cfg.Logger, Registerer: p.reg}); err != nil {
+		return nil, err
+	}
+	if err := p.bind(); err != nil {
+		return nil, err
+	}
+	if err := p.startGossip(); err != nil {
+		return nil, err
+	}
+	if err := p.newXDSClient(); err != nil {
+		return nil, err
+	}
+	p.rebuildTable() // the local app is routable before xDS arrives
+	return p, nil
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.XDS == "":
+		return errors.New("sidecar: --xds (the control plane's xDS address) is required")
+	case c.Mode == ModeSidecar && !registry.ValidName(c.Service):
+		return fmt.Errorf("sidecar: --service %q is not a lowercase DNS label of at most 63 characters", c.Service)
+	case c.Mode == ModeSidecar && (c.AppPort < 1 || c.AppPort > 65535):
+		return fmt.Errorf("sidecar: --app-port %d is outside 1-65535", c.AppPort)
+	case c.Mode == ModeSidecar && c.Register && len(c.EtcdEndpoints) == 0:
+		return errors.New("sidecar: --etcd is required to register the app (or pass --no-register)")
+	case c.Mode == ModeGateway && c.GatewayListen == "":
+		return errors.New("gateway: --listen is required")
+	}
+	return nil
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.AppAddress == "" {
+		c.AppAddress = "127.0.0.1"
+	}
+	if c.AppProtocol == "" {
+		c.AppProtocol = string(registry.ProtocolHTTP)
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.DrainDelay == 0 {
+		c.DrainDelay = time.Second
+	}
+	if c.GossipLabel == "" {
+		c.GossipLabel = "shoal"
+	}
+	if c.InstanceID == "" && c.Mode == ModeSidecar {
+		host, _ := os.Hostname()
+		c.InstanceID = fmt.Sprintf("%s-%s-%d", c.Service, host, c.AppPort)
+	}
+}
+
+// instance is what the sidecar registers: the app, reached through the
+// inbound listener when there is one.
+func (p *Proxy) instance() registry.Instance {
+	c := p.cfg
+	in := registry.Instance{
+		ID: c.InstanceID, Service: c.Service, Address: c.AppAddress, Port: c.AppPort,
+		Protocol: registry.Protocol(c.AppProtocol), Zone: c.Zone, Weight: c.Weight, Metadata: c.Metadata,
+	}
+	if c.Listen != "" {
+		if host, port, err := net.SplitHostPort(c.Listen); err == nil {
+			if n, err := strconv.Atoi(port); err == nil && n > 0 {
+				in.Port = n
+				if host != "" && host != "0.0.0.0" && host != "::" {
+					in.Address = host
+				}
+			}
+		}
+	}
+	return in
+}
+
+// bind opens every listener.
+func (p *Proxy) bind() error {
+	c := p.cfg
+	add := func(name, addr string, mode proxy.Mode) error {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("sidecar: %s listener %s: %w", name, addr, err)
+		}
+		p.listeners = append(p.listeners, served{name: name, l: l, mode: mode})
+		return nil
+	}
+	if c.Mode == ModeGateway {
+		if err := add("gateway", c.GatewayListen, proxy.Mode{Kind: proxy.Gateway, XFFTrustedHops: c.TrustedHops}); err != nil {
+			return err
+		}
+	} else {
+		if c.Listen != "" {
+			if err := add("inbound", c.Listen, proxy.Mode{Kind: proxy.Inbound, Cluster: xdstable.LocalAppCluster}); err != nil {
+				return err
+			}
+		}
+		if c.Outbound != "" {
+			if err := add("outbound", c.Outbound, proxy.Mode{Kind: proxy.Outbound}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range sortedKeys(c.Upstreams) {
+		if err := add("upstream "+name, c.Upstreams[name], proxy.Mode{Kind: proxy.Fixed, Cluster: name}); err != nil {
+			return err
+		}
+	}
+	if c.AdminListen != "" {
+		l, err := net.Listen("tcp", c.AdminListen)
+		if err != nil {
+			return fmt.Errorf("sidecar: admin listener %s: %w", c.AdminListen, err)
+		}
+		p.adminLis = l
+		p.admin = &http.Server{Handler: p.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return nil
+}
+
+// Addrs returns the bound listener addresses by name ("inbound",
+// "outbound", "gateway", "upstream NAME", "admin").
+func (p *Proxy) Addrs() map[string]string {
+	out := map[string]string{}
+	for _, s := range p.listeners {
+		out[s.name] = s.l.Addr().String()
+	}
+	if p.adminLis != nil {
+		out["admin"] = p.adminLis.Addr().String()
+	}
+	return out
+}
+
+// release closes what New acquired; safe to call more than once.
+func (p *Proxy) release() {
+	p.closeOnce.Do(func() {
+		for _, s := range p.listeners {
+			s.l.Close()
+		}
+		if p.adminLis != nil {
+			p.adminLis.Close()
+		}
+		if p.member != nil {
+			p.member.Close()
+		}
+	})
+}
+
+// rebuildTable builds a routing table from the last snapshot and the
+// gossip view and installs it. Called from New and from the rebuild loop.
+func (p *Proxy) rebuildTable() {
+	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Unroutable: p.unroutable}
+	if p.cfg.Mode == ModeGateway {
+		opts.RouteConfig = "gateway"
+	} else {
+		opts.LocalApp = &route.Endpoint{Address: net.JoinHostPort(p.cfg.AppAddress, strconv.Itoa(p.cfg.AppPort)), Healthy: true}
+		if p.cfg.AppProtocol == string(registry.ProtocolHTTP2) || p.cfg.AppProtocol == string(registry.ProtocolGRPC) {
+			opts.LocalAppProtocol = route.HTTP2
+		}
+	}
+	t, err := xdstable.Build(p.snap.Load(), opts)
+	if err != nil {
+		msg := err.Error()
+		p.buildErr.Store(&msg)
+		p.log.Warn("routing table built with errors", "err", err)
+	} else {
+		p.buildErr.Store(nil)
+	}
+	if t != nil {
+		p.proxy.SetTable(t)
+	}
+}
+
+// unroutable reports an instance that gossip has taken out of rotation.
+// An instance gossip has never seen stays routable on etcd's word.
+func (p *Proxy) unroutable(service, id string) bool {
+	if p.member == nil {
+		return false
+	}
+	st, known := p.member.Health(gossip.InstanceKey{Service: service, ID: id})
+	return known && !st.Routable()
+}
+
+// requestRebuild asks the rebuild loop for a new table; it never blocks.
+func (p *Proxy) requestRebuild() {
+	select {
+	case p.rebuild <- struct{}{}:
+	default:
+	}
+}
