@@ -155,6 +155,10 @@ func classify(name []byte) int {
 		if equalFold(name, "x-forwarded-proto") {
 			return hdrForwarded
 		}
+	case 18:
+		if equalFold(name, "proxy-authenticate") {
+			return hdrHop
+		}
 	case 19:
 		if equalFold(name, "proxy-authorization") {
 			return hdrHop
