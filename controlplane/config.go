@@ -32,6 +32,11 @@ type Config struct {
 	GossipListen string
 	// GossipJoin lists gossip seeds.
 	GossipJoin []string
+	// GossipKeys are 32-byte AES-GCM keys, the primary first; empty means
+	// no encryption.
+	GossipKeys [][]byte
+	// GossipLabel keeps meshes apart; zero means "shoal".
+	GossipLabel string
 
 	// ID names this control plane among several; zero means the host name
 	// and xDS port.

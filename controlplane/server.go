@@ -27,6 +27,7 @@ import (
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/gossip"
 )
 
 // Server is a running control plane. Create it with New, run it with Run.
@@ -49,6 +50,9 @@ type Server struct {
 	state *meshState
 	api   *api.Server
 	xds   *xds.Server
+	// member is this control plane's gossip membership; nil without gossip.
+	member       *gossip.Member
+	cancelGossip func()
 
 	closeOnce sync.Once
 }
@@ -77,6 +81,9 @@ func New(cfg Config) (s *Server, err error) {
 	}
 	s.setupMetrics()
 	if err := s.setupServices(); err != nil {
+		return nil, err
+	}
+	if err := s.startGossip(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -261,6 +268,13 @@ func (s *Server) closeAll() {
 				l.Close()
 			}
 		}
+		if s.member != nil {
+			if s.cancelGossip != nil {
+				s.cancelGossip()
+			}
+			s.member.Leave(time.Second)
+			s.member.Close()
+		}
 		if s.client != nil {
 			s.client.Close()
 		}
@@ -320,6 +334,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Ready:               s.state.ready() && s.xds.Ready(),
 		Clients:             s.xds.Status(),
 		Routes:              s.xds.RouteStatuses(),
+		Members:             s.members(),
 	}
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base64"
+	"errors"
 	"context"
 	"flag"
 	"io"
@@ -22,6 +24,8 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&cfg.AdminListen, "admin-listen", cfg.AdminListen, "admin HTTP address (/metrics, /ready)")
 	fs.StringVar(&cfg.GossipListen, "gossip-listen", cfg.GossipListen, "gossip (memberlist) address")
 	gossipJoin := fs.String("gossip-join", "", "comma-separated gossip seeds")
+	gossipKey := fs.String("gossip-key", "", "base64 32-byte gossip encryption key (AES-GCM)")
+	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -29,6 +33,13 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	cfg.EtcdEndpoints = splitList(*etcdEndpoints)
 	cfg.GossipJoin = splitList(*gossipJoin)
+	if *gossipKey != "" {
+		key, err := base64.StdEncoding.DecodeString(*gossipKey)
+		if err != nil || len(key) != 32 {
+			return errors.New("--gossip-key must be 32 bytes, base64-encoded")
+		}
+		cfg.GossipKeys = [][]byte{key}
+	}
 	cfg.Logger = newLogger(stderr, *logLevel)
 	controlplane.Version = version
 	srv, err := controlplane.New(cfg)
