@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
-	"context"
 	"flag"
 	"io"
 	"log/slog"
