@@ -146,6 +146,13 @@ func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
 		}
 	case clusterv3.Cluster_RING_HASH:
 		name = lb.RingHash
+		// Deliberate deviation from Envoy's ring sizing: every endpoint gets
+		// RingHashesPerWeight entries per unit of weight whatever the other
+		// endpoints are, so when one of N endpoints leaves only its own keys
+		// move (about 1/N). Envoy's sizing spreads the ring anew and moves
+		// about 41 % of keys when one of three leaves. Sidecars agree among
+		// themselves; a key may map differently in Envoy.
+		cfg.RingHash.HashesPerWeight = RingHashesPerWeight
 		if rc := c.GetRingHashLbConfig(); rc != nil {
 			if v := rc.GetMinimumRingSize(); v != nil {
 				cfg.RingHash.MinRingSize = v.GetValue()
@@ -223,6 +230,10 @@ func joinHostPort(host string, port uint32) string {
 	}
 	return fmt.Sprintf("%s:%d", host, port)
 }
+
+// RingHashesPerWeight is the ring entries an endpoint gets per unit of
+// weight in ring-hash clusters (see lbPolicy).
+const RingHashesPerWeight = 160
 
 // DefaultRouteTimeout is Envoy's route timeout when none is set.
 const DefaultRouteTimeout = 15 * time.Second
