@@ -108,7 +108,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "## shoal control-plane bench (%s)\n\n", r.Start.Format(time.RFC3339))
 	fmt.Fprintf(&b, "%d clients (%s), %d services × %d endpoints, %d endpoint changes every %s.\n\n",
 		c.Clients, c.Mode, c.Services, c.Endpoints, c.Changes, c.Interval)
-	fmt.Fprintf(&b, "- initial sync: %d/%d clients got CDS+EDS+LDS+RDS in %.1fs; median bytes per client %v\n",
+	fmt.Fprintf(&b, "- initial sync: %d/%d clients got a first CDS, EDS, LDS and RDS response in %.1fs; median bytes of those per client %v (first responses may precede the full registry)\n",
 		r.Synced, c.Clients, r.SyncSeconds, r.InitBytes)
 	if len(r.AllAcked)+r.Incomplete > 0 {
 		fmt.Fprintf(&b, "- etcd write → every client ACKed: p50 %.1f ms, p99 %.1f ms over %d changes (%d did not reach every client within %s)\n",

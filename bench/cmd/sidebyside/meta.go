@@ -41,6 +41,10 @@ func collectMeta(cfg Config) meta {
 	}
 	m.CPUModel = cpuModel()
 	m.ShoalRev = firstLine(output("git", "rev-parse", "--short", "HEAD"))
+	// run.sh builds from the work tree: say so when it differs from HEAD.
+	if strings.TrimSpace(output("git", "status", "--porcelain", "--untracked-files=no")) != "" {
+		m.ShoalRev += "+uncommitted"
+	}
 	m.Versions["nginx"] = firstLine(output(cfg.NginxBin, "-v"))
 	m.Versions["haproxy"] = firstLine(output(cfg.HAProxyBin, "-v"))
 	m.Versions["wrk"] = firstLine(output(cfg.WrkBin, "--version"))

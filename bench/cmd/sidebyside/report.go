@@ -130,7 +130,8 @@ func (rep *report) markdown() string {
 	var b strings.Builder
 	m := rep.Meta
 	fmt.Fprintf(&b, "## shoal side-by-side (%s)\n\n", m.Start.Format(time.RFC3339))
-	fmt.Fprintf(&b, "%s; %d CPUs (%s); load average at start %s. ", m.Kernel, m.NumCPU, m.CPUModel, m.LoadAvg)
+	fmt.Fprintf(&b, "shoal %s, %s; %s; %d CPUs (%s); load average at start %s. ",
+		m.ShoalRev, m.Versions["nginx"], m.Kernel, m.NumCPU, m.CPUModel, m.LoadAvg)
 	fmt.Fprintf(&b, "wrk -t%d -c%d, %s measured after %s warmup, %d interleaved rounds, medians. %s.\n\n",
 		m.Threads, m.Conns, m.Duration, m.Warmup, m.Runs, m.Pinning)
 	b.WriteString("| proxy | strategy | rps | p50 | p99 | p99 added | proxy CPU µs/req | proxy RSS MiB | backend spread | runs |\n")
