@@ -72,9 +72,12 @@ func addClaims(claims map[string]claim, r *shoalv1.Route) {
 	}
 }
 
-// matchKey is a canonical form of m: equal keys accept the same requests.
+// MatchKey is a canonical form of m: equal keys accept the same requests.
 // Method order and header order do not matter; header names are
-// case-insensitive.
+// case-insensitive. Two routes' rules conflict (CheckConflicts) when they
+// share a host and their matches have equal keys.
+func MatchKey(m *shoalv1.Match) string { return matchKey(m) }
+
 func matchKey(m *shoalv1.Match) string {
 	var b strings.Builder
 	switch p := m.GetPath().(type) {

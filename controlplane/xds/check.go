@@ -20,7 +20,8 @@ type validator interface{ ValidateAll() error }
 
 // Check reports whether r is safe to serve: every resource (and every
 // HTTP connection manager inside a listener) passes ValidateAll, names are
-// unique, and the set is consistent — every RDS name a listener reads, every
+// unique, no domain is in two virtual hosts of one route configuration
+// (Envoy NACKs that), and the set is consistent — every RDS name a listener reads, every
 // cluster a route names and every load assignment an EDS cluster reads
 // exists.
 func (r *Resources) Check() error {
@@ -57,6 +58,9 @@ func (r *Resources) Check() error {
 		}
 	}
 	for _, res := range r.Routes {
+		if err := uniqueDomains(res.(*routev3.RouteConfiguration)); err != nil {
+			errs = append(errs, err)
+		}
 		for _, c := range routeClusters(res.(*routev3.RouteConfiguration)) {
 			need(clusterType, c, "route configuration "+cache.GetResourceName(res))
 		}
@@ -83,6 +87,20 @@ func listenerManager(l *listenerv3.Listener) (*hcmv3.HttpConnectionManager, erro
 		return nil, fmt.Errorf("xds: listener %q: http connection manager: %w", l.GetName(), err)
 	}
 	return hcm, nil
+}
+
+// uniqueDomains fails if a domain is in two virtual hosts of rc.
+func uniqueDomains(rc *routev3.RouteConfiguration) error {
+	owner := make(map[string]string)
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, d := range vh.GetDomains() {
+			if o, ok := owner[d]; ok {
+				return fmt.Errorf("xds: route configuration %q: domain %q is in virtual hosts %q and %q", rc.GetName(), d, o, vh.GetName())
+			}
+			owner[d] = vh.GetName()
+		}
+	}
+	return nil
 }
 
 func routeClusters(rc *routev3.RouteConfiguration) []string {

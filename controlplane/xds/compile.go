@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-mesh/shoal/controlplane/routes"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 )
@@ -34,6 +35,10 @@ type compiledRoute struct {
 }
 
 type compiledRule struct {
+	// route and index name the rule where it came from: route entries are
+	// named <route>/<index> in every virtual host that merges the rule.
+	route    string
+	index    int
 	match    *shoalv1.Match
 	dests    []dest
 	strategy shoalv1.Strategy
@@ -48,17 +53,21 @@ type dest struct {
 	weight  uint32
 }
 
-// compileRoutes checks routes in name order. A route with an error, a
-// duplicate name, or a host an earlier route already serves is rejected.
-func compileRoutes(routes []*shoalv1.Route) ([]*compiledRoute, []*shoalv1.RouteStatus) {
-	sorted := slices.Clone(routes)
+// compileRoutes checks routes in name order. A route with an error or a
+// duplicate name is rejected, and so is a route with a rule whose host and
+// match an earlier accepted route already routes: routes.CheckConflicts
+// refuses such a write, and this catches one written around the API (the
+// later route by name would be unreachable for that host). Several routes
+// may otherwise claim one host: routeConfigs merges them.
+func compileRoutes(rs []*shoalv1.Route) ([]*compiledRoute, []*shoalv1.RouteStatus) {
+	sorted := slices.Clone(rs)
 	sorted = slices.DeleteFunc(sorted, func(r *shoalv1.Route) bool { return r == nil })
 	slices.SortStableFunc(sorted, func(a, b *shoalv1.Route) int {
 		return cmp.Or(cmp.Compare(a.GetName(), b.GetName()), cmp.Compare(a.GetVersion(), b.GetVersion()))
 	})
 	var out []*compiledRoute
 	var statuses []*shoalv1.RouteStatus
-	owner := make(map[string]string) // host -> route name
+	claimed := make(claims)
 	seen := make(map[string]bool)
 	for _, r := range sorted {
 		st := &shoalv1.RouteStatus{Name: r.GetName(), Version: r.GetVersion(), Accepted: true}
@@ -68,7 +77,7 @@ func compileRoutes(routes []*shoalv1.Route) ([]*compiledRoute, []*shoalv1.RouteS
 			err = errors.New("duplicate route name")
 		}
 		if err == nil {
-			err = claimHosts(cr, owner)
+			err = claimed.claim(cr)
 		}
 		seen[r.GetName()] = true
 		if err != nil {
@@ -80,20 +89,25 @@ func compileRoutes(routes []*shoalv1.Route) ([]*compiledRoute, []*shoalv1.RouteS
 	return out, statuses
 }
 
-// claimHosts records the route as the owner of its hosts, or fails if
-// another route owns one: Envoy NACKs a route configuration with a domain
-// in two virtual hosts.
-func claimHosts(cr *compiledRoute, owner map[string]string) error {
-	for _, h := range cr.hosts {
-		for _, d := range domains(h) {
-			if o, ok := owner[d]; ok {
-				return fmt.Errorf("host %q is already served by route %q", h, o)
+// claims maps a host and a canonical match (routes.MatchKey) to the
+// accepted route rule that routes them.
+type claims map[string]*compiledRule
+
+// claim records cr's rules in c, or fails without recording anything if a
+// rule of cr has the host and match of an accepted route's rule.
+func (c claims) claim(cr *compiledRoute) error {
+	keys := make([]string, len(cr.rules))
+	for i, rule := range cr.rules {
+		keys[i] = routes.MatchKey(rule.match)
+		for _, h := range cr.hosts {
+			if o, ok := c[h+"\x00"+keys[i]]; ok {
+				return fmt.Errorf("rules[%d].match: host %q with this match is already routed by route %q (rules[%d])", i, h, o.route, o.index)
 			}
 		}
 	}
-	for _, h := range cr.hosts {
-		for _, d := range domains(h) {
-			owner[d] = cr.name
+	for i, rule := range cr.rules {
+		for _, h := range cr.hosts {
+			c[h+"\x00"+keys[i]] = rule
 		}
 	}
 	return nil
@@ -139,6 +153,7 @@ func compileRoute(r *shoalv1.Route) (*compiledRoute, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rules[%d]: %w", i, err)
 		}
+		cr2.route, cr2.index = cr.name, i
 		cr.rules = append(cr.rules, cr2)
 	}
 	return cr, nil

@@ -21,6 +21,20 @@
 // its endpoints through eds_cluster_config.service_name, so all strategy
 // variants of one service (or subset) share one ClusterLoadAssignment.
 //
+// Several routes may claim one host. Every host gets one virtual host (in
+// outbound and gateway) whose routes are the rules of every accepted route
+// claiming it, merged in route-name order, each route's rules in their own
+// order; the first rule that matches wins, so a catch-all rule in an
+// earlier route hides the later routes' rules for that host. Hosts claimed
+// by exactly the same routes share one virtual host, named after the routes
+// ("orders-api+users-by-id"); no domain is ever in two virtual hosts (Envoy
+// NACKs that). The <service> route configuration of proxyless clients
+// takes the merged rules of the routes claiming the bare service name.
+// Route entries are named <route>/<rule index>. Two routes with a rule of
+// the same host and match cannot both be served: routes.CheckConflicts
+// refuses such a write, and if one reaches the translator anyway the later
+// route by name is reported not accepted and left out.
+//
 // What a client can take is decided per client from its node
 // (user_agent_name, client_features): see CapabilitiesFor.
 //

@@ -22,28 +22,21 @@ import (
 const channelIDKey = "io.grpc.channel_id"
 
 // routeConfigs returns outbound, gateway and one route configuration per
-// service, sorted by name. outbound and gateway hold a virtual host per
-// accepted route, then one per service no route claims by name.
+// service, sorted by name. outbound and gateway hold one virtual host per
+// host that accepted routes claim (see hostGroups), then one per service no
+// route claims by name. No domain is in two virtual hosts: Envoy NACKs
+// that.
 func (t *translator) routeConfigs(routes []*compiledRoute) []types.Resource {
-	byHost := make(map[string]*compiledRoute)
+	groups, byHost := hostGroups(routes)
 	var vhosts []*routev3.VirtualHost
-	for _, r := range routes {
-		vhosts = append(vhosts, t.virtualHost(r.name, r.hosts, r.rules))
-		for _, h := range r.hosts {
-			for _, d := range domains(h) {
-				byHost[d] = r
-			}
-		}
+	for _, g := range groups {
+		vhosts = append(vhosts, t.virtualHost(g.name, g.hosts, g.rules))
 	}
 	services := sortedKeys(t.services)
 	for _, svc := range services {
-		if _, ok := byHost[svc]; ok {
-			continue
+		if _, ok := byHost[svc]; !ok {
+			vhosts = append(vhosts, t.virtualHost("service-"+svc, []string{svc}, defaultRules(svc)))
 		}
-		if _, ok := byHost[svc+":*"]; ok {
-			continue
-		}
-		vhosts = append(vhosts, t.virtualHost("service-"+svc, []string{svc}, defaultRules(svc)))
 	}
 	out := []types.Resource{
 		&routev3.RouteConfiguration{Name: RouteGateway, VirtualHosts: vhosts},
@@ -51,8 +44,8 @@ func (t *translator) routeConfigs(routes []*compiledRoute) []types.Resource {
 	}
 	for _, svc := range services {
 		rules := defaultRules(svc)
-		if r, ok := byHost[svc]; ok {
-			rules = r.rules
+		if g, ok := byHost[svc]; ok {
+			rules = g.rules
 		}
 		// A proxyless client's channel has one virtual host; "*" matches
 		// whatever authority it dialed.
@@ -62,6 +55,58 @@ func (t *translator) routeConfigs(routes []*compiledRoute) []types.Resource {
 	}
 	sortByName(out)
 	return out
+}
+
+// hostGroup is the virtual host of the hosts claimed by the same routes.
+type hostGroup struct {
+	// name is the claiming routes' names joined with "+" (route names are
+	// DNS labels, so it cannot be another group's name).
+	name  string
+	hosts []string
+	// rules are the rules of every claiming route, in route-name order,
+	// each route's rules in their own order.
+	rules []*compiledRule
+}
+
+// hostGroups gives every host that routes (accepted, in name order) claim
+// one virtual host whose rules are the merged rules of the routes claiming
+// it. Hosts claimed by exactly the same routes have the same rules and
+// share a virtual host, so a route alone on its hosts still gets one
+// virtual host named after it. byHost maps each host to its group. Hosts
+// map to disjoint domain sets (see domains), so no domain lands in two
+// groups.
+func hostGroups(routes []*compiledRoute) (groups []*hostGroup, byHost map[string]*hostGroup) {
+	claimants := make(map[string][]*compiledRoute)
+	var hosts []string // in order of first claim
+	for _, r := range routes {
+		for _, h := range r.hosts {
+			if _, ok := claimants[h]; !ok {
+				hosts = append(hosts, h)
+			}
+			claimants[h] = append(claimants[h], r)
+		}
+	}
+	byName := make(map[string]*hostGroup)
+	byHost = make(map[string]*hostGroup, len(hosts))
+	for _, h := range hosts {
+		names := make([]string, len(claimants[h]))
+		for i, r := range claimants[h] {
+			names[i] = r.name
+		}
+		name := strings.Join(names, "+")
+		g, ok := byName[name]
+		if !ok {
+			g = &hostGroup{name: name}
+			for _, r := range claimants[h] {
+				g.rules = append(g.rules, r.rules...)
+			}
+			byName[name] = g
+			groups = append(groups, g)
+		}
+		g.hosts = append(g.hosts, h)
+		byHost[h] = g
+	}
+	return groups, byHost
 }
 
 // defaultRules route every request for a service no route names to its
@@ -81,7 +126,14 @@ func (t *translator) virtualHost(name string, hosts []string, rules []*compiledR
 	return vh
 }
 
+// route translates a rule. Its name is <route>/<index> of the rule in the
+// route it came from (the same in every virtual host that merges it), or
+// <vhost>/<i> for a service's default rule.
 func (t *translator) route(vhost string, i int, rule *compiledRule) *routev3.Route {
+	name := vhost + "/" + strconv.Itoa(i)
+	if rule.route != "" {
+		name = rule.route + "/" + strconv.Itoa(rule.index)
+	}
 	kind := t.caps.lbKind(rule.strategy)
 	action := &routev3.RouteAction{HashPolicy: t.hashPolicy(rule.hashKey)}
 	if len(rule.dests) == 1 {
@@ -106,7 +158,7 @@ func (t *translator) route(vhost string, i int, rule *compiledRule) *routev3.Rou
 	}
 	action.RetryPolicy = t.retryPolicy(rule.retry)
 	return &routev3.Route{
-		Name:   vhost + "/" + strconv.Itoa(i),
+		Name:   name,
 		Match:  routeMatch(rule.match),
 		Action: &routev3.Route_Route{Route: action},
 	}

@@ -104,6 +104,7 @@ var goldenCases = []struct {
 		route("Bad_Name", []string{"d.example.com"}, rule(0, to("orders"))),
 		route("no-rules", []string{"e.example.com"}),
 	}}},
+	{name: "shared-host", in: sharedHostInput()},
 }
 
 func TestTranslateGolden(t *testing.T) {

@@ -103,6 +103,11 @@ type Route struct {
 	// Hosts this route answers for: service names (matched as the Host header
 	// "orders", "orders:port", and by proxyless gRPC clients dialing
 	// xds:///orders) or domains ("api.example.com", "*.example.com").
+	// Several routes may share a host: its requests are matched against the
+	// rules of every route claiming it, merged in route-name order, each
+	// route's rules in their own order (the first match wins, so a catch-all
+	// rule hides the rules of routes named after it). Two routes may not have
+	// a rule with the same host and the same match.
 	Hosts []string `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	// Rules are tried in order; the first whose match accepts the request wins.
 	Rules []*Rule `protobuf:"bytes,3,rep,name=rules,proto3" json:"rules,omitempty"`
