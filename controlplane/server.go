@@ -169,6 +169,8 @@ func (s *Server) setupMetrics() {
 // Addrs are the bound listen addresses.
 type Addrs struct {
 	XDS, API, Admin string
+	// Gossip is the gossip bind address (empty without gossip).
+	Gossip string
 	// Etcd is the etcd client endpoint in use (the embedded one's URL, or
 	// the first external endpoint).
 	Etcd string
@@ -176,10 +178,14 @@ type Addrs struct {
 
 // Addrs returns the addresses the server listens on.
 func (s *Server) Addrs() Addrs {
-	return Addrs{
+	a := Addrs{
 		XDS: s.xdsLis.Addr().String(), API: s.apiLis.Addr().String(), Admin: s.adminLis.Addr().String(),
 		Etcd: s.client.Endpoints()[0],
 	}
+	if s.member != nil {
+		a.Gossip = s.member.Addr()
+	}
+	return a
 }
 
 // Client returns the etcd client the server uses. It is closed by Run's
@@ -333,7 +339,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		ControlPlaneId:      s.id(),
 		Ready:               s.state.ready() && s.xds.Ready(),
 		Clients:             s.xds.Status(),
-		Routes:              s.xds.RouteStatuses(),
+		Routes:              s.state.routeStatuses(s.xds.RouteStatuses()),
 		Members:             s.members(),
 	}
 }

@@ -23,6 +23,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "run a whole mesh on this machine and show each strategy and a failover", runDemo},
 		{"controlplane", "run the control plane (embedded etcd by default)", runControlPlane},
 		{"sidecar", "run a sidecar next to an app instance", runSidecar},
 		{"gateway", "run the edge gateway", runGateway},

@@ -1,0 +1,159 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"syscall"
+	"time"
+)
+
+func (m *mesh) scenarios(ctx context.Context) error {
+	m.printf("applying routes: rr.demo (round robin), lc.demo (least connections), iphash.demo (IP hash), user.demo (hash on header x-user) ... ")
+	if err := m.applyRoutes(ctx); err != nil {
+		return err
+	}
+	for _, host := range []string{"rr.demo", "lc.demo", "iphash.demo", "user.demo"} {
+		if err := m.waitRouted(ctx, host); err != nil {
+			return err
+		}
+	}
+	m.printf("ok\n")
+	n := m.cfg.Requests
+
+	res := m.run(ctx, load{host: "rr.demo", requests: n})
+	m.table("round robin — Host: rr.demo", res, "every instance gets the same share")
+
+	res = m.run(ctx, load{host: "lc.demo", requests: n})
+	m.table(fmt.Sprintf("least connections — Host: lc.demo (%s answers in %s, the others at once)", m.appIDs[len(m.appIDs)-1], slowDelay),
+		res, "the slow instance holds requests longer, so it is sent fewer")
+
+	res = m.run(ctx, load{host: "iphash.demo", requests: n, clientIPs: true})
+	s, k, owners := sticky(res)
+	m.table(fmt.Sprintf("IP hash — Host: iphash.demo, %d clients on 127.0.0.10-%d", m.cfg.Concurrency, 9+m.cfg.Concurrency),
+		res, fmt.Sprintf("%d of %d client IPs always reached the same instance (clients per instance: %s)", s, k, formatOwners(owners)))
+
+	res = m.run(ctx, load{host: "user.demo", requests: n, users: 30})
+	s, k, owners = sticky(res)
+	m.table("consistent hash on header x-user — Host: user.demo, 30 users", res,
+		fmt.Sprintf("%d of %d users always reached the same instance (users per instance: %s)", s, k, formatOwners(owners)))
+
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return m.failover(ctx)
+}
+
+// failover kills one instance (kill -9 of its Node.js process) under round
+// robin load and reports errors and how fast it left the rotation.
+func (m *mesh) failover(ctx context.Context) error {
+	victim := m.appIDs[0]
+	m.printf("\nfailover: round robin load for 4s; kill -9 %s after 1s ...\n", victim)
+	var killedAt time.Time
+	ejected := make(chan time.Duration, 1)
+	go func() {
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return
+		}
+		killedAt = time.Now()
+		m.apps[0].Process.Signal(syscall.SIGKILL)
+		ejected <- m.timeToEject(ctx, m.appAddrs[0], killedAt)
+	}()
+	res := m.run(ctx, load{host: "rr.demo", duration: 4 * time.Second})
+	m.table("round robin while "+victim+" crashes", res, "")
+	if killedAt.IsZero() {
+		return ctx.Err()
+	}
+	last := res.lastSeen[victim]
+	out := "no request reached it after the kill"
+	if last.After(killedAt) {
+		out = fmt.Sprintf("last request answered by it %s after the kill (in flight or accepted just before it died)", last.Sub(killedAt).Round(time.Millisecond))
+	}
+	m.printf("  %d errors out of %d requests; %s.\n", res.errors, res.total, out)
+	if d := <-ejected; d > 0 {
+		m.printf("  the gateway took %s out of rotation %s after the kill.\n", victim, d.Round(time.Millisecond))
+	}
+	m.printf("  the sidecars retried on other instances, ejected the dead one, and gossip took it out of every rotation.\n")
+	return nil
+}
+
+// waitRouted waits until the gateway routes host to an instance.
+func (m *mesh) waitRouted(ctx context.Context, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.gwAddr+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && resp.Header.Get("x-instance") != "" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo: gateway does not route %s yet: %w", host, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (m *mesh) printKeep() {
+	a := m.cp.Addrs()
+	m.printf(`
+The mesh keeps running (--keep); Ctrl-C stops it.
+  curl -H 'Host: rr.demo' http://%[1]s/
+  curl -H 'Host: user.demo' -H 'x-user: alice' http://%[1]s/
+  shoal status --api %[2]s
+  shoal routes list --api %[2]s
+  shoal instances web --etcd %[3]s
+`, m.gwAddr, a.API, a.Etcd)
+}
+
+// timeToEject polls the gateway's /clusters until addr is unhealthy or
+// ejected in the web cluster, and returns how long after since it took
+// (0 if it did not happen within 5s).
+func (m *mesh) timeToEject(ctx context.Context, addr string, since time.Time) time.Duration {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if m.outOfRotation(addr) {
+			return time.Since(since)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0
+}
+
+func (m *mesh) outOfRotation(addr string) bool {
+	resp, err := http.Get("http://" + m.gwAdmin + "/clusters")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var clusters []struct {
+		Name      string
+		Endpoints []struct {
+			Address          string
+			Healthy, Ejected bool
+		}
+	}
+	if json.NewDecoder(resp.Body).Decode(&clusters) != nil {
+		return false
+	}
+	for _, c := range clusters {
+		if c.Name != "web" {
+			continue
+		}
+		for _, e := range c.Endpoints {
+			if e.Address == addr {
+				return !e.Healthy || e.Ejected
+			}
+		}
+		return true // gone from the cluster
+	}
+	return false
+}
