@@ -101,10 +101,20 @@ func (p *Proxy) Run(ctx context.Context) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(p.listeners)+4)
+	// errc carries the result of the first goroutine to return; Run reads
+	// at most one, so later results are dropped rather than block their
+	// goroutine (and wg.Wait) forever.
+	errc := make(chan error, 1)
 	goRun := func(f func() error) {
 		wg.Add(1)
-		go func() { defer wg.Done(); errc <- f() }()
+		go func() {
+			defer wg.Done()
+			err := f()
+			select {
+			case errc <- err:
+			default:
+			}
+		}()
 	}
 	for _, s := range p.listeners {
 		goRun(func() error { return ignoreClosed(p.proxy.Serve(s.l, s.mode)) })
