@@ -240,7 +240,7 @@ func (l *Load) one(ctx context.Context, client *http.Client, n int) {
 		hdr = l.o.Header(n)
 	}
 	start := time.Now()
-	instance, status, err := Fetch(ctx, client, l.o.Method, l.o.URL, l.o.Host, hdr, l.o.Timeout)
+	instance, status, body, err := fetch(ctx, client, l.o.Method, l.o.URL, l.o.Host, hdr, l.o.Timeout)
 	took := time.Since(start)
 	if err != nil && ctx.Err() != nil {
 		return
@@ -259,7 +259,7 @@ func (l *Load) one(ctx context.Context, client *http.Client, n int) {
 		r.addFailure(fmt.Sprintf("#%d at +%s: %v", n, start.Sub(l.start).Round(time.Millisecond), err))
 	case status < 200 || status > 299:
 		r.Non2xx++
-		r.addFailure(fmt.Sprintf("#%d at +%s: status %d from %q", n, start.Sub(l.start).Round(time.Millisecond), status, instance))
+		r.addFailure(fmt.Sprintf("#%d at +%s: status %d from %q: %.100q", n, start.Sub(l.start).Round(time.Millisecond), status, instance, body))
 	default:
 		r.OK++
 		r.ByInstance[instance]++
@@ -291,11 +291,17 @@ func NewHTTPClient(localIP string) *http.Client {
 // status and any transport error. The body is read to the end so the
 // connection is reused.
 func Fetch(ctx context.Context, client *http.Client, method, url, host string, hdr http.Header, timeout time.Duration) (instance string, status int, err error) {
+	instance, status, _, err = fetch(ctx, client, method, url, host, hdr, timeout)
+	return instance, status, err
+}
+
+// fetch is Fetch that also returns the body of a non-2xx answer.
+func fetch(ctx context.Context, client *http.Client, method, url, host string, hdr http.Header, timeout time.Duration) (instance string, status int, body []byte, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
-		return "", 0, err
+		return "", 0, nil, err
 	}
 	if host != "" {
 		req.Host = host
@@ -305,11 +311,16 @@ func Fetch(ctx context.Context, client *http.Client, method, url, host string, h
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", 0, err
+		return "", 0, nil, err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return "", 0, err
+	w := io.Discard
+	var b strings.Builder
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		w = &b
 	}
-	return resp.Header.Get("X-Instance"), resp.StatusCode, nil
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return "", 0, nil, err
+	}
+	return resp.Header.Get("X-Instance"), resp.StatusCode, []byte(b.String()), nil
 }

@@ -80,7 +80,17 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 			if out == timedOut {
 				last = 504
 			}
-			if !a.mayRetry() {
+			switch {
+			case a.mayRetry():
+			case out == reset && a.mayRetryIdempotent(c):
+				// Like nginx's proxy_next_upstream error: an idempotent
+				// request that got no response is safe to send to another
+				// host (RFC 9110 9.2.2) even without a route policy, so a
+				// GET in flight on a crashed instance is not lost. It
+				// spends the connect-failure budget.
+				a.connects--
+				continue
+			default:
 				return last, c.localReply(last, failureMessage(last))
 			}
 		case retryStatus:
@@ -94,6 +104,16 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 // retried under the route policy.
 func (a *attempt) mayRetry() bool {
 	if a.retries <= 0 || !a.replayable || !a.policy().RetryReset() {
+		return false
+	}
+	return a.deadline.IsZero() || time.Now().Before(a.deadline)
+}
+
+// mayRetryIdempotent reports whether an idempotent request whose attempt
+// was reset before a response may go to another host on the default
+// (connect-failure) budget.
+func (a *attempt) mayRetryIdempotent(c *conn) bool {
+	if a.connects <= 0 || !a.replayable || !c.req.idempotent() {
 		return false
 	}
 	return a.deadline.IsZero() || time.Now().Before(a.deadline)
