@@ -140,8 +140,19 @@ func (p *Proc) Wait(timeout time.Duration) bool {
 	}
 }
 
-// Exited reports whether the process has exited.
-func (p *Proc) Exited() bool { return p.Wait(0) }
+// Exited reports whether the process has exited. (Not Wait(0): a select
+// between a closed channel and an expired timer picks either at random.)
+func (p *Proc) Exited() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
 
 // ExitCode returns the exit code of an exited process (-1 if signalled).
 func (p *Proc) ExitCode() int {
