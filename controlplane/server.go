@@ -60,14 +60,14 @@ type Server struct {
 // New starts etcd (embedded unless Config.EtcdEndpoints is set), connects
 // to it and binds every listener, so that when New returns the addresses
 // are known. Serving starts in Run. On error everything started is stopped.
-func New(cfg Config) (s *Server, err error) {
+func New(cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
-	s = &Server{cfg: cfg, log: cfg.Logger.With("component", "controlplane")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "controlplane")}
 	defer func() {
 		if err != nil {
 			s.closeAll()

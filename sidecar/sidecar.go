@@ -58,12 +58,12 @@ type served struct {
 // New validates cfg, binds every listener and joins gossip, so that when
 // it returns the addresses are known. Serving starts in Run. On error
 // everything acquired is released.
-func New(cfg Config) (p *Proxy, err error) {
+func New(cfg Config) (_ *Proxy, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	cfg.defaults()
-	p = &Proxy{cfg: cfg, rebuild: make(chan struct{}, 1)}
+	p := &Proxy{cfg: cfg, rebuild: make(chan struct{}, 1)}
 	p.log = cfg.Logger.With("component", "sidecar")
 	if cfg.Mode == ModeGateway {
 		p.log = cfg.Logger.With("component", "gateway")
