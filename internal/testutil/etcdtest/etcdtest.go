@@ -124,3 +124,15 @@ func LeakOptions() []goleak.Option {
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
 	}
 }
+
+// Client returns a client for an etcd at endpoint (host:port or URL),
+// closed at test cleanup.
+func Client(t testing.TB, endpoint string) *clientv3.Client {
+	t.Helper()
+	cli, err := etcdclient.New([]string{endpoint})
+	if err != nil {
+		t.Fatalf("etcdtest: client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}

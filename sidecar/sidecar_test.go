@@ -1,0 +1,159 @@
+package sidecar_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/shoal-mesh/shoal/controlplane"
+	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
+	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/sidecar"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, etcdtest.LeakOptions()...) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func startControlPlane(t *testing.T) controlplane.Addrs {
+	t.Helper()
+	cfg := controlplane.DefaultConfig()
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.EtcdListen, cfg.EtcdPeerListen = etcdtest.FreeAddr(t), etcdtest.FreeAddr(t)
+	cfg.XDSListen, cfg.APIListen, cfg.AdminListen, cfg.GossipListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Logger = quiet
+	srv, err := controlplane.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	poll(t, "control plane ready", func() bool { return get("http://"+srv.Addrs().Admin+"/ready") == http.StatusOK })
+	return srv.Addrs()
+}
+
+// runSidecar runs p until the returned stop is called (idempotent).
+func runSidecar(t *testing.T, p *sidecar.Proxy) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func appPort(t *testing.T, app *httptest.Server) int {
+	t.Helper()
+	_, p, _ := net.SplitHostPort(strings.TrimPrefix(app.URL, "http://"))
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func TestSidecarRegistersRoutesAndDeregistersOnShutdown(t *testing.T) {
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	cp := startControlPlane(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-instance", "web-1")
+		io.WriteString(w, "hello from web-1")
+	}))
+	defer app.Close()
+
+	web, err := sidecar.New(sidecar.Config{
+		Service: "web", InstanceID: "web-1", AppPort: appPort(t, app), Register: true,
+		EtcdEndpoints: []string{cp.Etcd}, XDS: cp.XDS, AdminListen: "127.0.0.1:0",
+		GossipListen: "127.0.0.1:0", GossipJoin: []string{cp.Gossip}, Logger: quiet, DrainDelay: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopWeb := runSidecar(t, web)
+	client, err := sidecar.New(sidecar.Config{
+		Service: "client", InstanceID: "client-1", AppPort: 1, XDS: cp.XDS,
+		Outbound: "127.0.0.1:0", Upstreams: map[string]string{"web": "127.0.0.1:0"},
+		AdminListen: "127.0.0.1:0", StateDir: t.TempDir(), Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runSidecar(t, client)
+	addrs := client.Addrs()
+	poll(t, "client sidecar ready", func() bool { return get("http://"+addrs["admin"]+"/ready") == http.StatusOK })
+
+	// Both the per-upstream port and the Host-routed outbound reach web-1.
+	poll(t, "web reachable through the upstream port", func() bool { return get("http://"+addrs["upstream web"]+"/") == http.StatusOK })
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addrs["outbound"]+"/", nil)
+	req.Host = "web"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "hello from web-1" {
+		t.Errorf("outbound Host: web = %d %q", resp.StatusCode, body)
+	}
+	req.Host = "nope"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown host = %v, %v; want 404", resp, err)
+	}
+
+	// Graceful shutdown deregisters: the key is gone right after Run returns.
+	cli := etcdtest.Client(t, cp.Etcd)
+	store := registry.NewStore(cli, quiet)
+	if ins, _, _ := store.List(t.Context(), "web"); len(ins) != 1 {
+		t.Fatalf("instances before shutdown = %v, want web-1", ins)
+	}
+	stopWeb()
+	if ins, _, _ := store.List(t.Context(), "web"); len(ins) != 0 {
+		t.Errorf("instances after shutdown = %v, want none", ins)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []sidecar.Config{
+		{Service: "web", AppPort: 80},                             // no --xds
+		{Service: "Web", AppPort: 80, XDS: "x:1"},                 // bad service
+		{Service: "web", AppPort: 0, XDS: "x:1"},                  // bad port
+		{Service: "web", AppPort: 80, XDS: "x:1", Register: true}, // no etcd
+		{Mode: sidecar.ModeGateway, XDS: "x:1"},                   // gateway without listener
+	} {
+		if _, err := sidecar.New(cfg); err == nil {
+			t.Errorf("New(%+v) succeeded, want an error", cfg)
+		}
+	}
+}
