@@ -128,8 +128,13 @@ func TestSidecarRegistersRoutesAndDeregistersOnShutdown(t *testing.T) {
 		t.Errorf("outbound Host: web = %d %q", resp.StatusCode, body)
 	}
 	req.Host = "nope"
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
-		t.Errorf("unknown host = %v, %v; want 404", resp, err)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown host = %d, want 404", resp.StatusCode)
 	}
 
 	// Graceful shutdown deregisters: the key is gone right after Run returns.
