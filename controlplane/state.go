@@ -3,7 +3,10 @@ package controlplane
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -29,13 +32,16 @@ type meshState struct {
 
 	instancesSynced, routesSynced atomic.Bool
 
-	// mu guards insts, rts, health and subs.
-	mu     sync.Mutex
-	insts  map[string]*registry.Instance // by service/id
-	rts    map[string]*shoalv1.Route     // by name
-	health map[string]registry.Health    // by service/id, from gossip
-	subs   map[int]func()
-	nextID int
+	// mu guards insts, rts, rejected, health and subs.
+	mu    sync.Mutex
+	insts map[string]*registry.Instance // by service/id
+	rts   map[string]*shoalv1.Route     // by name: the last good version
+	// rejected are the routes whose stored value the watch refused, by
+	// name (routes.Batch.Rejected).
+	rejected []routes.Rejection
+	health   map[string]registry.Health // by service/id, from gossip
+	subs     map[int]func()
+	nextID   int
 }
 
 func newMeshState(cli *clientv3.Client, log *slog.Logger) *meshState {
@@ -90,10 +96,41 @@ func (m *meshState) applyRoutes(b routes.Batch) {
 			delete(m.rts, ev.Name)
 		}
 	}
+	m.rejected = b.Rejected
 	if b.Initial {
 		m.routesSynced.Store(true)
 	}
-	m.changedLocked()
+	if len(b.Events) > 0 || b.Initial {
+		m.changedLocked()
+	}
+}
+
+// routeStatuses merges served, the statuses of the translated routes
+// (xds.Server.RouteStatuses, sorted by name), with the routes whose stored
+// value was refused: such a route is reported not accepted at the refused
+// version, and its error says which version, if any, is still served. The
+// result is sorted by name; served is modified.
+func (m *meshState) routeStatuses(served []*shoalv1.RouteStatus) []*shoalv1.RouteStatus {
+	m.mu.Lock()
+	rejected := m.rejected
+	m.mu.Unlock()
+	for _, rej := range rejected {
+		st := &shoalv1.RouteStatus{Name: rej.Name, Version: strconv.FormatInt(rej.Revision, 10)}
+		i := slices.IndexFunc(served, func(s *shoalv1.RouteStatus) bool { return s.GetName() == rej.Name })
+		switch {
+		case i < 0:
+			st.Error = rej.Error() + "; no version of it is served"
+			served = append(served, st)
+		case served[i].GetAccepted():
+			st.Error = rej.Error() + "; serving version " + served[i].GetVersion()
+			served[i] = st
+		default:
+			st.Error = rej.Error() + "; version " + served[i].GetVersion() + " is not served either: " + served[i].GetError()
+			served[i] = st
+		}
+	}
+	slices.SortStableFunc(served, func(a, b *shoalv1.RouteStatus) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return served
 }
 
 // setHealth overlays health for instance service/id (from gossip);

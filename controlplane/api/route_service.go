@@ -66,7 +66,12 @@ func (rs *routeService) DeleteRoute(ctx context.Context, req *shoalv1.DeleteRout
 }
 
 // WatchRoutes runs a route watch of its own for the stream: the watch's
-// callback enqueues (never blocks) and this goroutine sends.
+// callback enqueues (never blocks) and this goroutine sends. The stream
+// carries the routes the control plane serves: a stored value it refuses
+// (written around the API, see routes.Store.Watch) sends no event, so the
+// watcher keeps the route's last good version as the mesh does, and a
+// route never valid does not appear. Refusals are reported by
+// MeshService.Status, not on this stream.
 func (rs *routeService) WatchRoutes(_ *shoalv1.WatchRoutesRequest, stream grpc.ServerStreamingServer[shoalv1.WatchRoutesResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -81,8 +86,8 @@ func (rs *routeService) WatchRoutes(_ *shoalv1.WatchRoutesRequest, stream grpc.S
 	watchDone := make(chan error, 1)
 	go func() {
 		watchDone <- rs.s.cfg.Routes.Watch(ctx, func(b routes.Batch) {
-			if overflowed.Load() {
-				return
+			if overflowed.Load() || (len(b.Events) == 0 && !b.Initial) {
+				return // nothing for the stream: only Rejected changed
 			}
 			select {
 			case queue <- watchResponse(b):

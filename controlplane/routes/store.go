@@ -45,7 +45,11 @@ func NewStore(cli *clientv3.Client, logger *slog.Logger) *Store {
 	return &Store{cli: cli, log: logger.With("component", "routes")}
 }
 
-// Get returns the route named name, or ErrNotFound.
+// Get returns the route named name, or ErrNotFound. A stored value that
+// fails validation (written around the Store; Watch refuses it) is
+// returned as it is stored, with its Version, so that it can be inspected
+// and replaced with Update; one that is not route JSON, or names another
+// route, comes back as just its Name and Version.
 func (s *Store) Get(ctx context.Context, name string) (*shoalv1.Route, error) {
 	if err := validName(name); err != nil {
 		return nil, err
@@ -58,7 +62,15 @@ func (s *Store) Get(ctx context.Context, name string) (*shoalv1.Route, error) {
 		return nil, ErrNotFound
 	}
 	kv := resp.Kvs[0]
-	return decode(string(kv.Key), kv.Value, kv.ModRevision)
+	if r, err := decode(string(kv.Key), kv.Value, kv.ModRevision); err == nil {
+		return r, nil
+	}
+	r := &shoalv1.Route{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(kv.Value, r); err != nil || r.GetName() != name {
+		r = &shoalv1.Route{Name: name}
+	}
+	r.Version = strconv.FormatInt(kv.ModRevision, 10)
+	return r, nil
 }
 
 // List returns every route ordered by name and the etcd revision read.
@@ -224,18 +236,28 @@ func encode(r *shoalv1.Route) ([]byte, error) {
 // its own key. Unknown fields are dropped so that an older control plane can
 // read what a newer one wrote.
 func decode(key string, value []byte, modRev int64) (*shoalv1.Route, error) {
-	r := &shoalv1.Route{}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(value, r); err != nil {
-		return nil, fmt.Errorf("routes: decode %q: %w", key, err)
-	}
-	if name := strings.TrimPrefix(key, registry.RoutesPrefix); r.GetName() != name {
-		return nil, fmt.Errorf("routes: decode %q: value names route %q", key, r.GetName())
-	}
-	if err := Validate(r); err != nil {
+	r, err := checkStored(key, value)
+	if err != nil {
 		// %v: a stored route that fails validation is not the caller's
 		// invalid argument.
 		return nil, fmt.Errorf("routes: decode %q: %v", key, err)
 	}
 	r.Version = strconv.FormatInt(modRev, 10)
+	return r, nil
+}
+
+// checkStored is decode without the version and the error prefix: a
+// *FieldError for an invalid route, a plain error otherwise.
+func checkStored(key string, value []byte) (*shoalv1.Route, error) {
+	r := &shoalv1.Route{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(value, r); err != nil {
+		return nil, fmt.Errorf("not route JSON: %w", err)
+	}
+	if name := strings.TrimPrefix(key, registry.RoutesPrefix); r.GetName() != name {
+		return nil, fmt.Errorf("value names route %q, not %q", r.GetName(), name)
+	}
+	if err := Validate(r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }

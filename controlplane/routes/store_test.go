@@ -3,13 +3,16 @@ package routes_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
@@ -142,14 +145,27 @@ func TestStoreSkipsMalformedValues(t *testing.T) {
 	if len(all) != 1 || all[0].GetName() != "web" {
 		t.Errorf("List = %v, want only web", all)
 	}
-	if _, err := st.Get(ctx, "junk"); err == nil || errors.As(err, new(*routes.FieldError)) {
-		t.Errorf("Get(junk) = %v, want a plain error", err)
+	// Get returns what is stored, with its version, so that it can be
+	// replaced.
+	for _, name := range []string{"junk", "misnamed", "invalid"} {
+		r, err := st.Get(ctx, name)
+		if err != nil || r.GetName() != name || r.GetVersion() == "" {
+			t.Errorf("Get(%s) = %v, %v; want the name and a version", name, r, err)
+			continue
+		}
+		fixed := routestest.Valid(name)
+		fixed.Version = r.GetVersion()
+		if _, err := st.Update(ctx, fixed); err != nil {
+			t.Errorf("Update(%s) over the stored value = %v", name, err)
+		}
 	}
 }
 
 // watcher collects route batches from Store.Watch.
 type watcher struct {
 	batches chan routes.Batch
+	// rejected is Batch.Rejected of the last batch waitFor applied.
+	rejected []routes.Rejection
 }
 
 func startWatch(t *testing.T, st *routes.Store) *watcher {
@@ -172,6 +188,7 @@ func (w *watcher) waitFor(t *testing.T, view map[string]*shoalv1.Route, cond fun
 	for !cond() {
 		select {
 		case b := <-w.batches:
+			w.rejected = b.Rejected
 			for _, ev := range b.Events {
 				if ev.Type == kvwatch.Put {
 					view[ev.Name] = ev.Route
@@ -208,11 +225,15 @@ func TestStoreWatch(t *testing.T) {
 		t.Errorf("created route (-want +got):\n%s", diff)
 	}
 
-	// A value that becomes malformed is delivered as a delete.
+	// A value that becomes malformed is refused: the last good version
+	// stays (tested in detail in TestStoreWatchKeepsLastGoodVersion).
 	if _, err := cli.Put(ctx, routes.Key("web"), "garbage"); err != nil {
 		t.Fatal(err)
 	}
-	w.waitFor(t, view, func() bool { return view["web"] == nil })
+	w.waitFor(t, view, func() bool { return len(w.rejected) == 1 })
+	if view["web"] == nil {
+		t.Error("a malformed value removed the route")
+	}
 
 	// Compaction and re-listing are kvwatch's, tested there.
 	if err := st.Delete(ctx, "api", ""); err != nil {
@@ -221,9 +242,76 @@ func TestStoreWatch(t *testing.T) {
 	if _, err := st.Create(ctx, routestest.Valid("orders")); err != nil {
 		t.Fatal(err)
 	}
-	w.waitFor(t, view, func() bool { return view["api"] == nil && view["orders"] != nil })
+	if err := st.Delete(ctx, "web", ""); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, view, func() bool { return view["api"] == nil && view["web"] == nil && view["orders"] != nil })
+	if len(w.rejected) != 0 {
+		t.Errorf("Rejected = %v after the refused route was deleted, want none", w.rejected)
+	}
 	if diff := cmp.Diff([]string{"orders"}, keys(view)); diff != "" {
 		t.Errorf("view (-want +got):\n%s", diff)
+	}
+}
+
+// TestStoreWatchKeepsLastGoodVersion writes invalid values around the store
+// (issue 6): the watch keeps delivering the last good version, lists the
+// refusal with its revision and field path, and a later valid write clears
+// it.
+func TestStoreWatchKeepsLastGoodVersion(t *testing.T) {
+	st, cli, _ := newStore(t)
+	ctx := t.Context()
+	good, err := st.Create(ctx, routestest.Valid("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A route never valid: refused from the first batch, never delivered.
+	if _, err := cli.Put(ctx, routes.Key("never"), `{"name":"never","hosts":[]}`); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, st)
+	view := map[string]*shoalv1.Route{}
+	w.waitFor(t, view, func() bool { return view["web"] != nil && len(w.rejected) == 1 })
+	if r := w.rejected[0]; r.Name != "never" || !strings.Contains(r.Error(), "hosts: at least one host is required") {
+		t.Errorf("Rejected = %v, want never with hosts: ...", r)
+	}
+	if view["never"] != nil {
+		t.Error("an invalid route was delivered")
+	}
+
+	bad := proto.CloneOf(good)
+	bad.Rules[0].Destinations[0].Weight = -5
+	val, err := protojson.Marshal(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put, err := cli.Put(ctx, routes.Key("web"), string(val))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, view, func() bool { return len(w.rejected) == 2 })
+	rej := w.rejected[1] // sorted by name: never, web
+	wantPrefix := fmt.Sprintf("rejected version %d: rules[0].destinations[0].weight: ", put.Header.Revision)
+	if rej.Name != "web" || rej.Revision != put.Header.Revision || !strings.HasPrefix(rej.Error(), wantPrefix) {
+		t.Errorf("Rejected[1] = {%s %d %q}, want web at %d with %q...", rej.Name, rej.Revision, rej.Error(), put.Header.Revision, wantPrefix)
+	}
+	if !errors.As(rej, new(*routes.FieldError)) {
+		t.Errorf("Rejection %v does not wrap the *FieldError", rej)
+	}
+	if diff := cmp.Diff(good, view["web"], protocmp.Transform()); diff != "" {
+		t.Errorf("route after the refused write (-want last good +got):\n%s", diff)
+	}
+
+	fixed := proto.CloneOf(good)
+	fixed.Version = ""
+	fixed.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_RANDOM
+	next, err := st.Update(ctx, fixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, view, func() bool { return view["web"].GetVersion() == next.GetVersion() })
+	if len(w.rejected) != 1 || w.rejected[0].Name != "never" {
+		t.Errorf("Rejected = %v after a valid write of web, want only never", w.rejected)
 	}
 }
 

@@ -2,6 +2,10 @@ package routes
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
@@ -28,50 +32,113 @@ type Batch struct {
 	Initial bool
 	// Resync is true after a re-list (compaction, leader loss).
 	Resync bool
+	// Rejected lists, in name order, every route whose current stored value
+	// Watch refused (see Watch). It is complete in every batch, not a
+	// change: a route leaves it when a valid value or a delete replaces the
+	// refused one. It is the caller's to keep.
+	Rejected []Rejection
 }
+
+// Rejection is a stored route value that Watch refused: not route JSON, a
+// route that fails Validate, or a value naming another route than its key.
+// Such a value can only have been written around the Store (etcdctl, a
+// script), since every Store write validates first.
+type Rejection struct {
+	// Name is the route's name: its key below the routes prefix.
+	Name string
+	// Revision is the etcd ModRevision of the refused value, i.e. the
+	// version it would have had.
+	Revision int64
+	// Err says what is wrong. For an invalid route it is the *FieldError,
+	// whose Field is the path of the offending field.
+	Err error
+}
+
+// Error is "rejected version <revision>: <field path>: <reason>".
+func (r Rejection) Error() string {
+	reason := r.Err.Error()
+	var fe *FieldError
+	if errors.As(r.Err, &fe) {
+		reason = fe.Reason
+		if fe.Field != "" {
+			reason = fe.Field + ": " + fe.Reason
+		}
+	}
+	return fmt.Sprintf("rejected version %d: %s", r.Revision, reason)
+}
+
+func (r Rejection) Unwrap() error { return r.Err }
 
 // Watch follows every route until ctx is done, calling handle serially from
 // its own goroutine (it must not block for long and must not retain
 // Batch.Events). It is built on kvwatch, so it resumes from revisions and
-// re-lists after compaction. A stored value that is malformed or invalid is
-// logged and skipped; if the route was delivered before, it is delivered as
-// a Delete (a route nobody can read is not served). Watch returns
-// ctx.Err().
+// re-lists after compaction.
+//
+// A stored value that is malformed or invalid is refused and logged, and
+// delivers no event: a route whose last good version was delivered keeps
+// it (issue 6: a bad write around the API must not take a served route
+// out of the mesh), and a route never delivered stays absent. The refusal
+// is listed in Batch.Rejected until a valid value or a delete replaces it;
+// a batch is delivered whenever that list changes, even with no events.
+// Watch returns ctx.Err().
 func (s *Store) Watch(ctx context.Context, handle func(Batch)) error {
-	// delivered is owned by kvwatch.Run's goroutine (Handle runs serially).
+	// delivered and rejected are owned by kvwatch.Run's goroutine (Handle
+	// runs serially).
 	delivered := map[string]bool{}
+	rejected := map[string]Rejection{}
 	return kvwatch.Run(ctx, kvwatch.Config{
 		Client: s.cli,
 		Prefix: registry.RoutesPrefix,
 		Logger: s.log,
 		Handle: func(b kvwatch.Batch) {
 			out := Batch{Revision: b.Revision, Initial: b.Initial, Resync: b.Resync, Events: make([]Event, 0, len(b.Events))}
+			changed := false
 			for _, ev := range b.Events {
-				if e, ok := s.event(ev, delivered); ok {
+				e, ok, rej := s.event(ev, delivered, rejected)
+				if ok {
 					out.Events = append(out.Events, e)
 				}
+				changed = changed || rej
 			}
-			if len(out.Events) > 0 || out.Initial {
+			if len(out.Events) > 0 || out.Initial || changed {
+				out.Rejected = sortedRejections(rejected)
 				handle(out)
 			}
 		},
 	})
 }
 
-// event turns a key change into a route event, and updates delivered.
-func (s *Store) event(ev kvwatch.Event, delivered map[string]bool) (Event, bool) {
+// event turns a key change into a route event, and updates delivered and
+// rejected; rejChanged reports whether rejected changed.
+func (s *Store) event(ev kvwatch.Event, delivered map[string]bool, rejected map[string]Rejection) (e Event, ok, rejChanged bool) {
 	name := strings.TrimPrefix(ev.Key, registry.RoutesPrefix)
+	_, wasRejected := rejected[name]
 	if ev.Type == kvwatch.Put {
-		r, err := decode(ev.Key, ev.Value, ev.ModRevision)
-		if err == nil {
-			delivered[name] = true
-			return Event{Type: kvwatch.Put, Name: name, Route: r}, true
+		r, err := checkStored(ev.Key, ev.Value)
+		if err != nil {
+			rej := Rejection{Name: name, Revision: ev.ModRevision, Err: err}
+			s.log.Warn("refusing invalid stored route; keeping its last good version", "key", ev.Key, "err", rej.Error(), "delivered", delivered[name])
+			rejected[name] = rej
+			return Event{}, false, true
 		}
-		s.log.Warn("skipping malformed route", "key", ev.Key, "err", err)
+		delete(rejected, name)
+		r.Version = strconv.FormatInt(ev.ModRevision, 10)
+		delivered[name] = true
+		return Event{Type: kvwatch.Put, Name: name, Route: r}, true, wasRejected
 	}
+	delete(rejected, name)
 	if !delivered[name] {
-		return Event{}, false
+		return Event{}, false, wasRejected
 	}
 	delete(delivered, name)
-	return Event{Type: kvwatch.Delete, Name: name}, true
+	return Event{Type: kvwatch.Delete, Name: name}, true, wasRejected
+}
+
+func sortedRejections(m map[string]Rejection) []Rejection {
+	out := make([]Rejection, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Rejection) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
