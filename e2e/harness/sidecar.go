@@ -256,3 +256,19 @@ func getBody(url string) ([]byte, error) {
 // adminClient polls admin endpoints without keep-alive, so no pooled
 // connection (and its goroutines) outlives a test.
 var adminClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+// Versions returns the xDS version the sidecar holds per type URL (from
+// /config_dump).
+func (s *Sidecar) Versions() (map[string]string, error) {
+	dump, err := s.ConfigDump()
+	if err != nil {
+		return nil, err
+	}
+	var d struct {
+		Versions map[string]string `json:"versions"`
+	}
+	if err := json.Unmarshal([]byte(dump), &d); err != nil {
+		return nil, fmt.Errorf("harness: /config_dump: %w", err)
+	}
+	return d.Versions, nil
+}

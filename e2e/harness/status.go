@@ -80,3 +80,54 @@ func (s *Status) AllAcked(nodes ...string) bool {
 	}
 	return true
 }
+
+// Sent returns, per node and type URL, the version last sent on the
+// node's current stream (types with nothing sent are absent).
+func (s *Status) Sent() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, c := range s.Clients {
+		out[c.NodeID] = map[string]string{}
+		for _, r := range c.Resources {
+			if r.SentVersion != "" {
+				out[c.NodeID][r.TypeURL] = r.SentVersion
+			}
+		}
+	}
+	return out
+}
+
+// Settled reports whether every client in nodes is connected, has NACKed
+// nothing, and has ACKed whatever was last sent to it. Unlike AllAcked it
+// accepts a type with nothing sent on the current stream: a delta client
+// that resumed with up-to-date initial_resource_versions is sent nothing.
+func (s *Status) Settled(nodes ...string) bool {
+	seen := map[string]bool{}
+	for _, c := range s.Clients {
+		for _, r := range c.Resources {
+			if r.NackedVersion != "" || r.AckedVersion != r.SentVersion {
+				return false
+			}
+		}
+		seen[c.NodeID] = true
+	}
+	for _, n := range nodes {
+		if !seen[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// Connected reports whether every node in nodes has an xDS stream.
+func (s *Status) Connected(nodes ...string) bool {
+	seen := map[string]bool{}
+	for _, c := range s.Clients {
+		seen[c.NodeID] = true
+	}
+	for _, n := range nodes {
+		if !seen[n] {
+			return false
+		}
+	}
+	return true
+}

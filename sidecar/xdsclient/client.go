@@ -126,6 +126,11 @@ func (c *Client) reconnectLoop(ctx context.Context, conn *grpc.ClientConn) {
 		if !c.wait(ctx, d) {
 			return
 		}
+		// The channel keeps its own backoff; without a reset the stream
+		// fails fast while the channel waits out its next attempt, and the
+		// two jittered schedules stack (seconds after the server is back).
+		// Reset, the channel connects now and the stream waits for it.
+		conn.ResetConnectBackoff()
 	}
 }
 
