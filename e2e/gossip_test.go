@@ -172,3 +172,42 @@ func TestGossipPauseIsNotDeath(t *testing.T) {
 		t.Errorf("the member was never seen alive: %v", s.states)
 	}
 }
+
+// Issue 8: a sidecar with another gossip label, or with an encryption key
+// the mesh does not use, never joins: the control plane never lists it.
+func TestGossipWrongLabelOrKeyNeverJoins(t *testing.T) {
+	t.Parallel()
+	cp := harness.StartControlPlane(t)
+	client := func(id string, o harness.SidecarOptions) *harness.Sidecar {
+		o.CP, o.Service, o.InstanceID, o.AppPort, o.NoRegister = cp, "client", id, harness.FreePort(t), true
+		return harness.StartSidecar(t, o)
+	}
+	client("good", harness.SidecarOptions{})
+	client("other-label", harness.SidecarOptions{GossipLabel: "other"})
+	client("wrong-key", harness.SidecarOptions{GossipKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="})
+
+	members := func() map[string]string {
+		st, err := cp.Status(t)
+		if err != nil {
+			t.Fatalf("shoal status: %v", err)
+		}
+		out := map[string]string{}
+		for _, m := range st.Members {
+			out[m.Name] = m.State
+		}
+		return out
+	}
+	joined := harness.Eventually(t, harness.DefaultTimeout, "the good sidecar joins", func() bool { return members()["good"] == "alive" })
+	// The others tried to join at start, as the good one did; give them
+	// the same time again plus a few seconds more.
+	deadline := time.Now().Add(joined + 3*time.Second)
+	for time.Now().Before(deadline) {
+		ms := members()
+		for _, bad := range []string{"other-label", "wrong-key"} {
+			if state, ok := ms[bad]; ok {
+				t.Fatalf("%s joined the mesh (state %s): %v", bad, state, ms)
+			}
+		}
+	}
+	t.Logf("after %s: members %v; other-label and wrong-key never joined", joined.Round(time.Millisecond)+3*time.Second, members())
+}
