@@ -232,7 +232,7 @@ func (p *Proxy) release() {
 // rebuildTable builds a routing table from the last snapshot and the
 // gossip view and installs it. Called from New and from the rebuild loop.
 func (p *Proxy) rebuildTable() {
-	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Unroutable: p.unroutable}
+	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Gossip: p.gossipVerdict}
 	if p.cfg.Mode == ModeGateway {
 		opts.RouteConfig = "gateway"
 	} else {
@@ -254,14 +254,22 @@ func (p *Proxy) rebuildTable() {
 	}
 }
 
-// unroutable reports an instance that gossip has taken out of rotation.
-// An instance gossip has never seen stays routable on etcd's word.
-func (p *Proxy) unroutable(service, id string) bool {
+// gossipVerdict is this proxy's gossip view of an instance for the routing
+// table. An instance gossip has never seen stays routable on etcd's word.
+func (p *Proxy) gossipVerdict(service, id string) xdstable.Verdict {
 	if p.member == nil {
-		return false
+		return xdstable.VerdictUnknown
 	}
 	st, known := p.member.Health(gossip.InstanceKey{Service: service, ID: id})
-	return known && !st.Routable()
+	switch {
+	case !known:
+		return xdstable.VerdictUnknown
+	case st == gossip.StatusHealthy:
+		return xdstable.VerdictRoutable
+	case st == gossip.StatusSuspect:
+		return xdstable.VerdictSuspect
+	}
+	return xdstable.VerdictOut
 }
 
 // requestRebuild asks the rebuild loop for a new table; it never blocks.

@@ -34,10 +34,9 @@ type Options struct {
 	LocalAppProtocol route.Protocol
 	// Loads keeps in-flight counters across tables (proxy.Loads()).
 	Loads *route.Loads
-	// Unroutable reports instances that gossip has taken out of rotation
-	// (suspect, dead, left, failing their health check). Nil means none.
-	// It is called during Build only.
-	Unroutable func(service, instanceID string) bool
+	// Gossip reports what this proxy's gossip view says of an instance.
+	// Nil means gossip knows nothing. It is called during Build only.
+	Gossip func(service, instanceID string) Verdict
 }
 
 // Build compiles snap into a routing table. Resources the table cannot
@@ -52,7 +51,7 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 			cfg.VirtualHosts = virtualHosts(rc, &errs)
 		}
 		for _, name := range sortedKeys(snap.Clusters) {
-			cc, err := cluster(snap.Clusters[name], snap.Endpoints, o.Unroutable)
+			cc, err := cluster(snap.Clusters[name], snap.Endpoints, o.Gossip)
 			if err != nil {
 				errs = append(errs, err.Error())
 				continue
@@ -96,7 +95,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // cluster converts one Cluster and its ClusterLoadAssignment.
-func cluster(c *clusterv3.Cluster, clas map[string]*endpointv3.ClusterLoadAssignment, unroutable func(string, string) bool) (route.ClusterConfig, error) {
+func cluster(c *clusterv3.Cluster, clas map[string]*endpointv3.ClusterLoadAssignment, gossip func(string, string) Verdict) (route.ClusterConfig, error) {
 	cc := route.ClusterConfig{
 		Name:           c.GetName(),
 		ConnectTimeout: c.GetConnectTimeout().AsDuration(),
@@ -126,7 +125,7 @@ func cluster(c *clusterv3.Cluster, clas map[string]*endpointv3.ClusterLoadAssign
 	if i := strings.IndexByte(service, '['); i >= 0 {
 		service = service[:i] // a subset: "orders[version=v2]"
 	}
-	cc.Endpoints = endpoints(clas[claName], service, unroutable)
+	cc.Endpoints = endpoints(clas[claName], service, gossip)
 	return cc, nil
 }
 
@@ -198,10 +197,36 @@ func outlier(od *clusterv3.OutlierDetection) route.OutlierDetection {
 	return o
 }
 
+// Verdict is the local gossip view of one instance.
+type Verdict uint8
+
+// Verdicts.
+const (
+	// VerdictUnknown: gossip has never seen the instance; etcd's word (EDS)
+	// decides.
+	VerdictUnknown Verdict = iota
+	// VerdictRoutable: alive and passing its health check.
+	VerdictRoutable
+	// VerdictSuspect: its host is suspected by the failure detector. Soft:
+	// out of rotation while other instances can take the traffic.
+	VerdictSuspect
+	// VerdictOut: failing its health check, dead or gone. Hard.
+	VerdictOut
+)
+
 // endpoints flattens a CLA's localities. An endpoint is healthy when EDS
 // says HEALTHY or UNKNOWN and gossip has not taken it out of rotation.
-func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, unroutable func(string, string) bool) []route.Endpoint {
+//
+// Suspicion is soft evidence: a loaded host can miss a probe and be
+// suspected for a moment. When the overlay would leave no healthy endpoint
+// at all, endpoints that are out only on soft evidence (suspected here, or
+// unhealthy in EDS while this proxy's gossip sees them alive or suspect)
+// are kept in rotation: trying them beats answering 502 for sure, and the
+// proxy's retries and outlier detection handle a real failure.
+func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, gossip func(string, string) Verdict) []route.Endpoint {
 	var out []route.Endpoint
+	var soft []int
+	anyHealthy := false
 	for _, loc := range cla.GetEndpoints() {
 		for _, le := range loc.GetLbEndpoints() {
 			sa := le.GetEndpoint().GetAddress().GetSocketAddress()
@@ -209,16 +234,29 @@ func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, unroutable
 				continue
 			}
 			id := le.GetEndpoint().GetHostname()
-			healthy := le.GetHealthStatus() == corev3.HealthStatus_HEALTHY || le.GetHealthStatus() == corev3.HealthStatus_UNKNOWN
-			if healthy && unroutable != nil && id != "" && unroutable(service, id) {
-				healthy = false
+			v := VerdictUnknown
+			if gossip != nil && id != "" {
+				v = gossip(service, id)
 			}
+			hs := le.GetHealthStatus()
+			edsOK := hs == corev3.HealthStatus_HEALTHY || hs == corev3.HealthStatus_UNKNOWN
+			healthy := edsOK && (v == VerdictUnknown || v == VerdictRoutable)
+			if !healthy && hs != corev3.HealthStatus_DRAINING && v != VerdictOut &&
+				(v == VerdictSuspect || (hs == corev3.HealthStatus_UNHEALTHY && v == VerdictRoutable)) {
+				soft = append(soft, len(out))
+			}
+			anyHealthy = anyHealthy || healthy
 			out = append(out, route.Endpoint{
 				Address:  joinHostPort(sa.GetAddress(), sa.GetPortValue()),
 				Weight:   le.GetLoadBalancingWeight().GetValue(),
 				Healthy:  healthy,
 				Metadata: service + "/" + id,
 			})
+		}
+	}
+	if !anyHealthy {
+		for _, i := range soft {
+			out[i].Healthy = true
 		}
 	}
 	return out

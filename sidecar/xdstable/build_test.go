@@ -1,6 +1,7 @@
 package xdstable_test
 
 import (
+	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -126,7 +127,12 @@ func TestBuildAppliesTheGossipOverlayAndLocalApp(t *testing.T) {
 	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{
 		RouteConfig: "outbound",
 		LocalApp:    &route.Endpoint{Address: "127.0.0.1:9999", Healthy: true},
-		Unroutable:  func(service, id string) bool { return service == "orders" && id == "orders-2" },
+		Gossip: func(service, id string) xdstable.Verdict {
+			if service == "orders" && id == "orders-2" {
+				return xdstable.VerdictOut
+			}
+			return xdstable.VerdictRoutable
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -168,5 +174,41 @@ func TestBuildSplitsTrafficByWeight(t *testing.T) {
 	}
 	if v1 := counts["127.0.0.1:3001"]; v1 < 8500 || v1 > 9500 {
 		t.Errorf("v1 got %d of 10000, want about 9000 (90/10 split)", v1)
+	}
+}
+
+func TestBuildKeepsSuspectsWhenNothingElseIsLeft(t *testing.T) {
+	in := xds.Input{Endpoints: []registry.Endpoint{
+		endpoint("orders", "orders-1", 3001, registry.HealthUnknown, nil),
+		endpoint("orders", "orders-2", 3002, registry.HealthSuspect, nil), // the control plane suspects it
+		endpoint("orders", "orders-3", 3003, registry.HealthDead, nil),
+	}}
+	tests := []struct {
+		name   string
+		gossip map[string]xdstable.Verdict
+		want   []string
+	}{
+		{"suspects leave the rotation while another instance can serve",
+			map[string]xdstable.Verdict{"orders-1": xdstable.VerdictRoutable, "orders-2": xdstable.VerdictSuspect},
+			[]string{"127.0.0.1:3001"}},
+		{"every instance suspected: suspects stay in rotation, the dead one does not",
+			map[string]xdstable.Verdict{"orders-1": xdstable.VerdictSuspect, "orders-2": xdstable.VerdictSuspect, "orders-3": xdstable.VerdictOut},
+			[]string{"127.0.0.1:3001", "127.0.0.1:3002"}},
+		{"hard evidence is never overridden",
+			map[string]xdstable.Verdict{"orders-1": xdstable.VerdictOut, "orders-2": xdstable.VerdictOut, "orders-3": xdstable.VerdictOut},
+			nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound",
+				Gossip: func(_, id string) xdstable.Verdict { return tc.gossip[id] }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := healthyAddrs(tbl.Cluster("orders"))
+			if len(got) != len(tc.want) || (len(got) > 0 && strings.Join(got, ",") != strings.Join(tc.want, ",")) {
+				t.Errorf("healthy = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
