@@ -79,7 +79,7 @@ func TestControlPlaneKilledUnderLoad(t *testing.T) {
 		return true
 	}
 
-	load := steadyLoad(t, m.URL(), false)
+	load := steadyLoad(t, m.URL(), false, outage)
 	waitRequests(t, load, 300)
 	m.CP.Kill()
 	downAt := time.Now()

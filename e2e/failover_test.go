@@ -11,11 +11,11 @@ import (
 )
 
 // steadyLoad is the background GET load of the resilience scenarios:
-// four keep-alive clients, each pacing its requests, bounded in time.
-// hashed adds an x-user header from 64 keys.
-func steadyLoad(t *testing.T, url string, hashed bool) *harness.Load {
+// four keep-alive clients, each pacing its requests, bounded in time
+// (90s plus extra). hashed adds an x-user header from 64 keys.
+func steadyLoad(t *testing.T, url string, hashed bool, extra time.Duration) *harness.Load {
 	t.Helper()
-	o := harness.LoadOptions{URL: url, Concurrency: 4, Pace: 2 * time.Millisecond, Duration: 90 * time.Second}
+	o := harness.LoadOptions{URL: url, Concurrency: 4, Pace: 2 * time.Millisecond, Duration: 90*time.Second + extra}
 	if hashed {
 		o.Header = func(n int) http.Header { return http.Header{"X-User": {fmt.Sprintf("user-%d", n%64)}} }
 	}
@@ -46,7 +46,7 @@ func TestKillOneOfThreeUnderLoad(t *testing.T) {
 				m := harness.StartMesh(t, 3, harness.MeshOptions{})
 				cluster := clusterFor(s.name)
 				m.ApplyRoute(t, strategyRoute(s.name, s.hashKey), map[string][]int{cluster: nil})
-				load := steadyLoad(t, m.URL(), s.hashKey != "")
+				load := steadyLoad(t, m.URL(), s.hashKey != "", 0)
 				waitRequests(t, load, 300)
 
 				const victim = 0

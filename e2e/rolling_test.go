@@ -16,7 +16,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	rolls := envInt(t, "SHOAL_E2E_ROLLS", 1)
 	m := harness.StartMesh(t, 3, harness.MeshOptions{})
-	load := steadyLoad(t, m.URL(), false)
+	load := steadyLoad(t, m.URL(), false, time.Duration(rolls)*time.Minute)
 	waitRequests(t, load, 200)
 	start := time.Now()
 	for roll := range rolls {
