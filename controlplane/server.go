@@ -28,6 +28,7 @@ import (
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
+	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
 )
 
 // Server is a running control plane. Create it with New, run it with Run.
@@ -325,6 +326,14 @@ func (s *Server) setupServices() error {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	// Key rotation for operators (shoal gossip keys); gossip starts after
+	// this mux is built, hence the lookup per request.
+	mux.Handle(keyadmin.Path, keyadmin.Handler(func() keyadmin.Keyring {
+		if s.member == nil {
+			return nil
+		}
+		return s.member
+	}, s.log))
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return nil
 }

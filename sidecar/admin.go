@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
 )
 
 // adminMux serves the admin endpoints.
@@ -33,6 +35,14 @@ func (p *Proxy) adminMux() *http.ServeMux {
 		}
 		writeJSON(w, p.member.Peers())
 	})
+	// Key rotation for operators (shoal gossip keys); member is set after
+	// the mux is built, hence the lookup per request.
+	mux.Handle(keyadmin.Path, keyadmin.Handler(func() keyadmin.Keyring {
+		if p.member == nil {
+			return nil
+		}
+		return p.member
+	}, p.log))
 	return mux
 }
 

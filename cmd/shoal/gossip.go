@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
+)
+
+const gossipUsage = `usage:
+  shoal gossip keys generate                       print a new random key (base64)
+  shoal gossip keys list --admin ADDR[,ADDR...]     show each member's key fingerprints
+  shoal gossip keys install|use|remove KEY --admin ADDR[,ADDR...]
+                                                   apply one rotation step to every member
+
+Rotation (each step must succeed on every member before the next; then no
+packet is unreadable and no member is suspected):
+  shoal gossip keys install NEW --admin ...   # all members decrypt NEW too
+  shoal gossip keys use NEW --admin ...       # all members encrypt with NEW
+  shoal gossip keys remove OLD --admin ...    # OLD is gone
+Then change --gossip-key to NEW wherever members are started: a member
+restarted with OLD would no longer join. KEY "-" reads the key from stdin.
+ADDR is a member's --admin-listen (sidecar, gateway or control plane).
+`
+
+func runGossip(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || args[0] != "keys" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprint(stdout, gossipUsage)
+			return flag.ErrHelp
+		}
+		fmt.Fprint(stderr, gossipUsage)
+		return errUsage
+	}
+	op, args := args[1], args[2:]
+	fs := flag.NewFlagSet("shoal gossip keys "+op, flag.ContinueOnError)
+	admins := fs.String("admin", "", "comma-separated admin addresses of the members (host:port)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each member")
+	output := fs.String("o", "table", "output format: table or json")
+	fs.Usage = func() { fmt.Fprint(stderr, gossipUsage); fs.PrintDefaults() }
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *output != "table" && *output != "json" {
+		return fmt.Errorf("-o %q: want table or json", *output)
+	}
+	if op == "generate" {
+		return generateKey(stdout)
+	}
+	req, err := keyRequest(op, fs.Args())
+	if err != nil {
+		fmt.Fprint(stderr, gossipUsage)
+		return err
+	}
+	members := splitList(*admins)
+	if len(members) == 0 {
+		return errors.New("--admin: at least one member's admin address is required")
+	}
+	results := applyKeyStep(ctx, members, req, *timeout)
+	if err := printKeyResults(stdout, *output, results); err != nil {
+		return err
+	}
+	failed := 0
+	for _, r := range results {
+		if r.Err != "" {
+			failed++
+		}
+	}
+	if failed > 0 {
+		if req == nil {
+			return fmt.Errorf("list failed on %d of %d members", failed, len(results))
+		}
+		return fmt.Errorf("%s failed on %d of %d members; do not start the next step", op, failed, len(results))
+	}
+	return nil
+}
+
+func generateKey(stdout io.Writer) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+	return nil
+}
+
+// keyRequest returns the POST body for op, or nil for list.
+func keyRequest(op string, rest []string) (*keyadmin.Request, error) {
+	switch op {
+	case "list":
+		if len(rest) != 0 {
+			return nil, fmt.Errorf("list takes no arguments, got %q", rest)
+		}
+		return nil, nil
+	case keyadmin.OpInstall, keyadmin.OpUse, keyadmin.OpRemove:
+	default:
+		return nil, fmt.Errorf("unknown keys command %q", op)
+	}
+	if len(rest) != 1 {
+		return nil, fmt.Errorf("%s takes one KEY argument, got %d", op, len(rest))
+	}
+	key := rest[0]
+	if key == "-" {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<10))
+		if err != nil {
+			return nil, fmt.Errorf("reading the key from stdin: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if _, err := keyadmin.ParseKey(key); err != nil {
+		return nil, err
+	}
+	return &keyadmin.Request{Op: op, Key: key}, nil
+}
+
+// keyResult is one member's answer.
+type keyResult struct {
+	Admin string         `json:"admin"`
+	Keys  []keyadmin.Key `json:"keys,omitempty"`
+	Err   string         `json:"error,omitempty"`
+}
+
+// applyKeyStep sends req (nil: list) to every member concurrently and
+// returns the answers in the members' order.
+func applyKeyStep(ctx context.Context, members []string, req *keyadmin.Request, timeout time.Duration) []keyResult {
+	out := make([]keyResult, len(members))
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	var wg sync.WaitGroup
+	for i, addr := range members {
+		wg.Go(func() {
+			rctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			out[i] = keyCall(rctx, client, addr, req)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func keyCall(ctx context.Context, client *http.Client, addr string, req *keyadmin.Request) keyResult {
+	res := keyResult{Admin: addr}
+	url := addr
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	url = strings.TrimSuffix(url, "/") + keyadmin.Path
+	method, body := http.MethodGet, []byte(nil)
+	if req != nil {
+		method = http.MethodPost
+		body, _ = json.Marshal(req) // a Request of two strings always marshals
+	}
+	hreq, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(hreq)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	defer resp.Body.Close()
+	var kr keyadmin.Response
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&kr); err != nil {
+		res.Err = fmt.Sprintf("%s: %s (not a shoal admin endpoint?)", url, resp.Status)
+		return res
+	}
+	res.Keys = kr.Keys
+	if resp.StatusCode != http.StatusOK {
+		res.Err = fmt.Sprintf("%s: %s", resp.Status, kr.Error)
+	}
+	return res
+}
+
+func printKeyResults(w io.Writer, output string, results []keyResult) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER ADMIN\tRESULT\tKEYS (* primary)")
+	for _, r := range results {
+		result := "ok"
+		if r.Err != "" {
+			result = "FAILED: " + oneLine(r.Err, 100)
+		}
+		var keys []string
+		for _, k := range r.Keys {
+			if k.Primary {
+				keys = append(keys, k.Fingerprint+"*")
+			} else {
+				keys = append(keys, k.Fingerprint)
+			}
+		}
+		if len(keys) == 0 {
+			keys = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Admin, result, strings.Join(keys, " "))
+	}
+	return tw.Flush()
+}
