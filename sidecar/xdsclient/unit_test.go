@@ -22,7 +22,7 @@ func TestBackoffDelay(t *testing.T) {
 		{name: "third retry multiplies again", retries: 2, rand: 0.5, want: 2560 * time.Millisecond},
 		{name: "jitter lowers by up to 20 percent", retries: 0, rand: 0, want: 800 * time.Millisecond},
 		{name: "jitter raises by up to 20 percent", retries: 0, rand: 1, want: 1200 * time.Millisecond},
-		{name: "delay is capped at 30s", retries: 50, rand: 0.5, want: 30 * time.Second},
+		{name: "delay is capped at 10s", retries: 50, rand: 0.5, want: 10 * time.Second},
 	}
 	defer func(f func() float64) { randFloat64 = f }(randFloat64)
 	for _, tc := range tests {
