@@ -31,6 +31,8 @@ func commands() []command {
 		{"instances", "list the instances of a service", runInstances},
 		{"routes", "manage routes: apply -f FILE, list, get NAME, delete NAME", runRoutes},
 		{"status", "show the control plane's xDS clients, routes and gossip members", runStatus},
+		{"inject", "add the sidecar to annotated workloads in manifests: -f FILE|-", runInject},
+		{"inject-webhook", "serve the sidecar-injecting Kubernetes admission webhook", runInjectWebhook},
 		{"gossip", "rotate the gossip key: keys install|use|remove KEY --admin ADDR,...; keys list; keys generate", runGossip},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "shoal", version)

@@ -1,0 +1,19 @@
+# syntax=docker/dockerfile:1
+# The one shoal binary (control plane, sidecar, gateway, injector) on a
+# distroless static base: no shell, no libc, runs as nonroot (65532).
+#   docker build -t ghcr.io/shoal-mesh/shoal:latest --build-arg VERSION=$(git describe --always) .
+
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+ARG VERSION=dev
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/shoal ./cmd/shoal
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/shoal /shoal
+USER 65532:65532
+EXPOSE 18000 18001 18002 7946 15000 15006 8080 8443
+ENTRYPOINT ["/shoal"]

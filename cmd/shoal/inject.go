@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/shoal-mesh/shoal/deploy/inject"
+)
+
+// injectFlags are the injector-wide settings `shoal inject` and
+// `shoal inject-webhook` share.
+type injectFlags struct {
+	image, etcd, xds, gossipJoin, pullPolicy string
+	drain                                    time.Duration
+}
+
+func (f *injectFlags) register(fs *flag.FlagSet) {
+	d := inject.DefaultConfig()
+	fs.StringVar(&f.image, "image", d.Image, "sidecar image")
+	fs.StringVar(&f.pullPolicy, "image-pull-policy", "", "sidecar imagePullPolicy (default: the Kubernetes default)")
+	fs.StringVar(&f.etcd, "etcd", strings.Join(d.EtcdEndpoints, ","), "comma-separated etcd endpoints the sidecars register in")
+	fs.StringVar(&f.xds, "xds", d.XDS, "control plane xDS address the sidecars subscribe to")
+	fs.StringVar(&f.gossipJoin, "gossip-join", strings.Join(d.GossipJoin, ","), "comma-separated gossip seeds; empty disables gossip in sidecars")
+	fs.DurationVar(&f.drain, "drain", time.Duration(d.DrainSeconds)*time.Second, "app preStop sleep and sidecar drain timeout (whole seconds)")
+}
+
+func (f *injectFlags) config() (inject.Config, error) {
+	switch corev1.PullPolicy(f.pullPolicy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		return inject.Config{}, fmt.Errorf("--image-pull-policy %q: want Always, IfNotPresent or Never", f.pullPolicy)
+	}
+	if f.drain < time.Second {
+		return inject.Config{}, fmt.Errorf("--drain %v: want at least 1s", f.drain)
+	}
+	cfg := inject.DefaultConfig()
+	cfg.Image, cfg.XDS = f.image, f.xds
+	cfg.ImagePullPolicy = corev1.PullPolicy(f.pullPolicy)
+	cfg.EtcdEndpoints, cfg.GossipJoin = splitList(f.etcd), splitList(f.gossipJoin)
+	cfg.DrainSeconds = int64(f.drain / time.Second)
+	return cfg, nil
+}
+
+// runInject is `shoal inject -f FILE|-`: like `linkerd inject`, it writes
+// the manifests to stdout with every workload annotated
+// shoal.dev/inject: "true" given the sidecar.
+func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f injectFlags
+	fs := flag.NewFlagSet("shoal inject", flag.ContinueOnError)
+	file := fs.String("f", "", "manifest file, or - for standard input (required)")
+	quiet := fs.Bool("q", false, "do not report injected workloads on stderr")
+	f.register(fs)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *file == "" {
+		fmt.Fprintln(stderr, "shoal inject: -f FILE or -f - is required")
+		return errUsage
+	}
+	in := io.Reader(os.Stdin)
+	if *file != "-" {
+		fh, err := os.Open(*file)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		in = fh
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	results, err := inject.YAML(in, stdout, cfg)
+	if err != nil {
+		return err
+	}
+	if !*quiet {
+		for _, r := range results {
+			verb := "skipped (not annotated shoal.dev/inject: \"true\", or already injected)"
+			if r.Injected {
+				verb = "injected"
+			}
+			fmt.Fprintf(stderr, "%s %q %s\n", strings.ToLower(r.Kind), r.Name, verb)
+		}
+	}
+	return nil
+}
+
+// runInjectWebhook is `shoal inject-webhook`: the mutating admission
+// webhook over TLS. The key pair is re-read when its files change, so a
+// certificate rotated by cert-manager is picked up without a restart.
+func runInjectWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f injectFlags
+	fs := flag.NewFlagSet("shoal inject-webhook", flag.ContinueOnError)
+	listen := fs.String("listen", ":8443", "HTTPS address (the API server calls POST /mutate)")
+	certFile := fs.String("tls-cert", "", "TLS certificate file (PEM, required)")
+	keyFile := fs.String("tls-key", "", "TLS key file (PEM, required)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	f.register(fs)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *certFile == "" || *keyFile == "" {
+		fmt.Fprintln(stderr, "shoal inject-webhook: --tls-cert and --tls-key are required")
+		return errUsage
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, *logLevel)
+	wh, err := inject.NewWebhook(cfg, log)
+	if err != nil {
+		return err
+	}
+	kp := &keyPair{cert: *certFile, key: *keyFile}
+	if _, err := kp.get(nil); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /mutate", wh)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	srv := &http.Server{
+		Handler:           mux,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get},
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	log.Info("inject webhook serving", "addr", l.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(l, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// keyPair serves a certificate from files, reloading when either file's
+// modification time changes. get is safe for concurrent use.
+type keyPair struct {
+	cert, key string
+	// mu guards loaded and stamp.
+	mu     sync.Mutex
+	loaded *tls.Certificate
+	stamp  string
+}
+
+func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	stamp := ""
+	for _, p := range []string{k.cert, k.key} {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("inject-webhook: %w", err)
+		}
+		stamp += st.ModTime().String() + ";"
+	}
+	k.mu.Lock()
+	last, fresh := k.loaded, k.loaded != nil && stamp == k.stamp
+	k.mu.Unlock()
+	if fresh {
+		return last, nil
+	}
+	c, err := tls.LoadX509KeyPair(k.cert, k.key)
+	if err != nil {
+		if last != nil {
+			return last, nil // mid-rotation: keep the last good pair
+		}
+		return nil, fmt.Errorf("inject-webhook: load key pair: %w", err)
+	}
+	k.mu.Lock()
+	k.loaded, k.stamp = &c, stamp
+	k.mu.Unlock()
+	return &c, nil
+}

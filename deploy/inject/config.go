@@ -1,0 +1,99 @@
+package inject
+
+import (
+	"errors"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Ports and paths of the injected sidecar. The app must not use these ports.
+const (
+	ContainerName = "shoal-sidecar"
+	InboundPort   = 15006
+	AdminPort     = 15000
+	OutboundPort  = 15001
+	GossipPort    = 7946
+	StateVolume   = "shoal-state"
+	StateDir      = "/var/run/shoal"
+)
+
+// DefaultImage is the sidecar image when Config.Image is empty.
+const DefaultImage = "ghcr.io/shoal-mesh/shoal:latest"
+
+// Config is the injector-wide part of the sidecar: where the mesh's etcd,
+// control plane and gossip seeds are, and how the container is sized. It is
+// copied by value and never modified by this package.
+type Config struct {
+	// Image is the sidecar image; empty means DefaultImage.
+	Image string
+	// ImagePullPolicy is the sidecar's pull policy; empty leaves the
+	// Kubernetes default (Always for :latest, IfNotPresent otherwise).
+	ImagePullPolicy corev1.PullPolicy
+	// EtcdEndpoints are passed as --etcd (required).
+	EtcdEndpoints []string
+	// XDS is the control plane's xDS address, passed as --xds (required).
+	XDS string
+	// GossipJoin are the gossip seeds, passed as --gossip-join; empty
+	// disables gossip in the sidecar (health then travels through etcd only).
+	GossipJoin []string
+	// DrainSeconds is the preStop sleep given to app containers that have no
+	// preStop hook of their own, so the app keeps serving while the sidecar
+	// deregisters and drains; it is also the sidecar's --drain-timeout.
+	// Zero means 10.
+	DrainSeconds int64
+	// Resources are the sidecar's requests and limits; zero means
+	// DefaultConfig's.
+	Resources corev1.ResourceRequirements
+}
+
+// DefaultConfig returns the in-cluster defaults matching
+// deploy/kubernetes: etcd in the shoal-etcd StatefulSet, the control plane
+// behind the shoal-xds Service, and gossip seeds from the headless
+// shoal-gossip Service, all in namespace shoal-system.
+func DefaultConfig() Config {
+	return Config{
+		Image: DefaultImage,
+		EtcdEndpoints: []string{
+			"http://shoal-etcd-0.shoal-etcd.shoal-system.svc:2379",
+			"http://shoal-etcd-1.shoal-etcd.shoal-system.svc:2379",
+			"http://shoal-etcd-2.shoal-etcd.shoal-system.svc:2379",
+		},
+		XDS:          "shoal-xds.shoal-system.svc:18000",
+		GossipJoin:   []string{"shoal-gossip.shoal-system.svc:7946"},
+		DrainSeconds: 10,
+		Resources:    defaultResources(),
+	}
+}
+
+func defaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("50m"),
+			corev1.ResourceMemory: resource.MustParse("32Mi"),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("128Mi"),
+		},
+	}
+}
+
+// validate checks the required fields and fills the documented defaults.
+func (c *Config) validate() error {
+	switch {
+	case len(c.EtcdEndpoints) == 0:
+		return errors.New("inject: config: etcd endpoints are required")
+	case c.XDS == "":
+		return errors.New("inject: config: xDS address is required")
+	}
+	if c.Image == "" {
+		c.Image = DefaultImage
+	}
+	if c.DrainSeconds == 0 {
+		c.DrainSeconds = 10
+	}
+	if c.Resources.Requests == nil && c.Resources.Limits == nil {
+		c.Resources = defaultResources()
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package inject
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Requested reports whether annotations opt the pod in to injection.
+func Requested(annotations map[string]string) bool {
+	return annotations[AnnotationInject] == "true"
+}
+
+// Injected reports whether spec already has the sidecar.
+func Injected(spec *corev1.PodSpec) bool {
+	for _, c := range spec.Containers {
+		if c.Name == ContainerName {
+			return true
+		}
+	}
+	return false
+}
+
+// Pod returns a copy of pod with the sidecar injected when the pod asks for
+// it (see Template). pod is not modified; the result never aliases it.
+func Pod(pod *corev1.Pod, cfg Config) (*corev1.Pod, error) {
+	tpl, err := Template(corev1.PodTemplateSpec{ObjectMeta: pod.ObjectMeta, Spec: pod.Spec}, cfg)
+	if err != nil {
+		name := pod.Name
+		if name == "" {
+			name = pod.GenerateName + "*"
+		}
+		return nil, fmt.Errorf("inject: pod %q: %w", name, err)
+	}
+	out := pod.DeepCopy()
+	out.ObjectMeta, out.Spec = tpl.ObjectMeta, tpl.Spec
+	return out, nil
+}
+
+// Template returns a copy of tpl with the shoal-sidecar container added,
+// if tpl is annotated shoal.dev/inject: "true" and has no sidecar yet;
+// otherwise an unchanged copy. It is a pure function: tpl is not modified.
+// Errors name the annotation at fault (or the Config field).
+//
+// Besides the container, it adds an emptyDir volume for the sidecar's last
+// good config (--state-dir) and, to app containers without a preStop hook,
+// a preStop sleep of cfg.DrainSeconds: Kubernetes signals every container
+// at once, and the app must keep serving while the sidecar deregisters and
+// drains the requests already routed to it.
+func Template(tpl corev1.PodTemplateSpec, cfg Config) (corev1.PodTemplateSpec, error) {
+	out := *tpl.DeepCopy()
+	if !Requested(out.Annotations) || Injected(&out.Spec) {
+		return out, nil
+	}
+	if err := cfg.validate(); err != nil {
+		return corev1.PodTemplateSpec{}, err
+	}
+	o, err := parseOptions(out.Annotations, out.Labels, out.Spec.Containers)
+	if err != nil {
+		return corev1.PodTemplateSpec{}, err
+	}
+	if err := checkConflicts(&out.Spec, o); err != nil {
+		return corev1.PodTemplateSpec{}, err
+	}
+	for i := range out.Spec.Containers {
+		c := &out.Spec.Containers[i]
+		if c.Lifecycle == nil {
+			c.Lifecycle = &corev1.Lifecycle{}
+		}
+		if c.Lifecycle.PreStop == nil {
+			c.Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: cfg.DrainSeconds}}
+		}
+	}
+	out.Spec.Containers = append(out.Spec.Containers, container(o, cfg))
+	out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
+		Name:         StateVolume,
+		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
+	})
+	return out, nil
+}
+
+// checkConflicts refuses pods whose containers already use the sidecar's
+// ports or whose volumes its volume name.
+func checkConflicts(spec *corev1.PodSpec, o options) error {
+	for _, v := range spec.Volumes {
+		if v.Name == StateVolume {
+			return fmt.Errorf("volume %q is reserved for the sidecar", StateVolume)
+		}
+	}
+	for _, c := range spec.Containers {
+		for _, p := range c.Ports {
+			for _, r := range reservedPorts {
+				if p.ContainerPort == r {
+					return fmt.Errorf("container %q: port %d is reserved for the sidecar", c.Name, r)
+				}
+			}
+			for _, u := range o.upstreams {
+				if strconv.Itoa(int(p.ContainerPort)) == u[1] {
+					return fmt.Errorf("annotation %s: port %s is container %q's", AnnotationUpstreams, u[1], c.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// container builds the sidecar container.
+func container(o options, cfg Config) corev1.Container {
+	return corev1.Container{
+		Name:            ContainerName,
+		Image:           cfg.Image,
+		ImagePullPolicy: cfg.ImagePullPolicy,
+		Args:            args(o, cfg),
+		Env: []corev1.EnvVar{
+			fieldEnv("POD_NAME", "metadata.name"),
+			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+			fieldEnv("POD_IP", "status.podIP"),
+		},
+		Ports: []corev1.ContainerPort{
+			{Name: "shoal-inbound", ContainerPort: InboundPort, Protocol: corev1.ProtocolTCP},
+			{Name: "shoal-admin", ContainerPort: AdminPort, Protocol: corev1.ProtocolTCP},
+			{Name: "shoal-gossip", ContainerPort: GossipPort, Protocol: corev1.ProtocolTCP},
+			{Name: "shoal-gossip-u", ContainerPort: GossipPort, Protocol: corev1.ProtocolUDP},
+		},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/ready", Port: intstr.FromInt32(AdminPort),
+			}},
+			PeriodSeconds: 2, FailureThreshold: 3,
+		},
+		Resources:    cfg.Resources,
+		VolumeMounts: []corev1.VolumeMount{{Name: StateVolume, MountPath: StateDir}},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr(true),
+			RunAsUser:                ptr(int64(65532)),
+			AllowPrivilegeEscalation: ptr(false),
+			ReadOnlyRootFilesystem:   ptr(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+}
+
+// args are the `shoal sidecar` flags, one element each, in a fixed order.
+// $(POD_IP) and $(POD_NAME) are expanded by the kubelet from Env.
+func args(o options, cfg Config) []string {
+	a := []string{
+		"sidecar",
+		"--service=" + o.service,
+		"--app-port=" + strconv.Itoa(int(o.appPort)),
+		"--app-address=$(POD_IP)",
+		"--instance-id=$(POD_NAME)",
+	}
+	if o.protocol != "" {
+		a = append(a, "--app-protocol="+o.protocol)
+	}
+	a = append(a,
+		"--etcd="+strings.Join(cfg.EtcdEndpoints, ","),
+		"--xds="+cfg.XDS,
+		"--listen=0.0.0.0:"+strconv.Itoa(InboundPort),
+		"--outbound=127.0.0.1:"+strconv.Itoa(OutboundPort),
+		"--admin-listen=0.0.0.0:"+strconv.Itoa(AdminPort),
+		"--state-dir="+StateDir,
+		"--drain-timeout="+strconv.FormatInt(cfg.DrainSeconds, 10)+"s",
+	)
+	if len(cfg.GossipJoin) > 0 {
+		// Bind the pod IP rather than 0.0.0.0: memberlist would otherwise
+		// guess the address to advertise, and refuses pod networks outside
+		// the RFC 1918 ranges.
+		a = append(a, "--gossip-listen=$(POD_IP):"+strconv.Itoa(GossipPort), "--gossip-join="+strings.Join(cfg.GossipJoin, ","))
+	}
+	for _, u := range o.upstreams {
+		a = append(a, "--upstream="+u[0]+"=127.0.0.1:"+u[1])
+	}
+	if o.healthPath != "" {
+		a = append(a, "--health-path="+o.healthPath)
+	}
+	if o.metadata != "" {
+		a = append(a, "--metadata="+o.metadata)
+	}
+	return a
+}
+
+func fieldEnv(name, path string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+		FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path},
+	}}
+}
+
+func ptr[T any](v T) *T { return &v }

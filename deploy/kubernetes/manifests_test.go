@@ -1,0 +1,452 @@
+// Package kubernetes holds the shoal manifests; its tests check them
+// without a cluster: every document decodes strictly into its Kubernetes
+// type (an unknown or misspelt field fails), and the objects agree with
+// each other (selectors, named ports, etcd member URLs, injector flags).
+package kubernetes
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/shoal-mesh/shoal/deploy/inject"
+)
+
+const ns = "shoal-system"
+
+// object is one decoded document.
+type object struct {
+	file, apiVersion, kind, name, namespace string
+	typed                                   any
+}
+
+// newTyped maps apiVersion/kind to the type a document must decode into.
+var newTyped = map[string]func() any{
+	"v1/Namespace":                  func() any { return &corev1.Namespace{} },
+	"v1/Service":                    func() any { return &corev1.Service{} },
+	"v1/ServiceAccount":             func() any { return &corev1.ServiceAccount{} },
+	"v1/ConfigMap":                  func() any { return &corev1.ConfigMap{} },
+	"apps/v1/Deployment":            func() any { return &appsv1.Deployment{} },
+	"apps/v1/StatefulSet":           func() any { return &appsv1.StatefulSet{} },
+	"policy/v1/PodDisruptionBudget": func() any { return &policyv1.PodDisruptionBudget{} },
+	"admissionregistration.k8s.io/v1/MutatingWebhookConfiguration": func() any {
+		return &admissionregistrationv1.MutatingWebhookConfiguration{}
+	},
+}
+
+// load decodes every document of file; kinds without Go types here
+// (cert-manager's) are checked for apiVersion, kind and name only.
+func load(t *testing.T, file string) []object {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []object
+	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+		var meta struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct{ Name, Namespace string }
+		}
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("%s document %d: %v", file, i+1, err)
+		}
+		if meta.Kind == "" {
+			continue // comments only
+		}
+		if meta.APIVersion == "" || meta.Metadata.Name == "" {
+			t.Errorf("%s document %d: %s without apiVersion or metadata.name", file, i+1, meta.Kind)
+		}
+		o := object{file: file, apiVersion: meta.APIVersion, kind: meta.Kind, name: meta.Metadata.Name, namespace: meta.Metadata.Namespace}
+		if mk, ok := newTyped[meta.APIVersion+"/"+meta.Kind]; ok {
+			o.typed = mk()
+			if err := yaml.UnmarshalStrict([]byte(doc), o.typed); err != nil {
+				t.Errorf("%s: %s %q: %v", file, meta.Kind, meta.Metadata.Name, err)
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// kustomization returns the resources a kustomization.yaml lists.
+func kustomization(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		APIVersion string   `json:"apiVersion"`
+		Kind       string   `json:"kind"`
+		Resources  []string `json:"resources"`
+		Images     []struct{ Name, NewTag string }
+	}
+	if err := yaml.UnmarshalStrict(b, &k); err != nil {
+		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
+	}
+	if k.Kind != "Kustomization" || len(k.Resources) == 0 {
+		t.Fatalf("%s/kustomization.yaml: kind %q with %d resources", dir, k.Kind, len(k.Resources))
+	}
+	return k.Resources
+}
+
+// base loads every object of the base kustomization.
+func base(t *testing.T) []object {
+	t.Helper()
+	var all []object
+	for _, r := range kustomization(t, ".") {
+		all = append(all, load(t, r)...)
+	}
+	return all
+}
+
+func find[T any](t *testing.T, objs []object, kind, name string) T {
+	t.Helper()
+	for _, o := range objs {
+		if o.kind == kind && o.name == name {
+			if v, ok := o.typed.(T); ok {
+				return v
+			}
+		}
+	}
+	var zero T
+	t.Fatalf("no %s %q", kind, name)
+	return zero
+}
+
+func TestBaseHasTheExpectedObjects(t *testing.T) {
+	var got []string
+	for _, o := range base(t) {
+		got = append(got, fmt.Sprintf("%s %s/%s", filepath.Base(o.file), o.kind, o.name))
+		if o.kind != "Namespace" && o.kind != "MutatingWebhookConfiguration" && o.namespace != ns {
+			t.Errorf("%s %s: namespace %q, want %s", o.kind, o.name, o.namespace, ns)
+		}
+	}
+	want := []string{
+		"namespace.yaml Namespace/shoal-system",
+		"etcd.yaml Service/shoal-etcd", "etcd.yaml StatefulSet/shoal-etcd", "etcd.yaml PodDisruptionBudget/shoal-etcd",
+		"controlplane.yaml Deployment/shoal-controlplane", "controlplane.yaml PodDisruptionBudget/shoal-controlplane",
+		"controlplane.yaml Service/shoal-xds", "controlplane.yaml Service/shoal-api", "controlplane.yaml Service/shoal-gossip",
+		"gateway.yaml Deployment/shoal-gateway", "gateway.yaml PodDisruptionBudget/shoal-gateway", "gateway.yaml Service/shoal-gateway",
+		"injector.yaml ServiceAccount/shoal-injector", "injector.yaml Deployment/shoal-injector",
+		"injector.yaml PodDisruptionBudget/shoal-injector", "injector.yaml Service/shoal-injector",
+		"injector.yaml MutatingWebhookConfiguration/shoal-injector",
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(want, got) {
+		t.Errorf("objects:\n got %q\nwant %q", got, want)
+	}
+}
+
+// podTemplates returns every workload's pod template by workload name.
+func podTemplates(objs []object) map[string]*corev1.PodTemplateSpec {
+	out := map[string]*corev1.PodTemplateSpec{}
+	for _, o := range objs {
+		switch w := o.typed.(type) {
+		case *appsv1.Deployment:
+			out[o.name] = &w.Spec.Template
+		case *appsv1.StatefulSet:
+			out[o.name] = &w.Spec.Template
+		}
+	}
+	return out
+}
+
+func selects(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(sel) > 0
+}
+
+func TestServicesAndBudgetsSelectPodsAndNamedPorts(t *testing.T) {
+	objs := base(t)
+	tpls := podTemplates(objs)
+	for _, o := range objs {
+		var sel map[string]string
+		var ports []intstr.IntOrString
+		var protos []corev1.Protocol
+		switch v := o.typed.(type) {
+		case *corev1.Service:
+			sel = v.Spec.Selector
+			for _, p := range v.Spec.Ports {
+				ports, protos = append(ports, p.TargetPort), append(protos, p.Protocol)
+			}
+		case *policyv1.PodDisruptionBudget:
+			sel = v.Spec.Selector.MatchLabels
+		default:
+			continue
+		}
+		matched := 0
+		for wname, tpl := range tpls {
+			if !selects(sel, tpl.Labels) {
+				continue
+			}
+			matched++
+			for i, p := range ports {
+				if p.Type == intstr.String && !hasPort(tpl.Spec.Containers, p.StrVal, protos[i]) {
+					t.Errorf("%s %s: targetPort %q/%s is not a port of %s", o.kind, o.name, p.StrVal, protos[i], wname)
+				}
+			}
+		}
+		if matched != 1 {
+			t.Errorf("%s %s: selector %v matches %d workloads, want 1", o.kind, o.name, sel, matched)
+		}
+	}
+}
+
+func hasPort(cs []corev1.Container, name string, proto corev1.Protocol) bool {
+	if proto == "" {
+		proto = corev1.ProtocolTCP
+	}
+	for _, c := range cs {
+		for _, p := range c.Ports {
+			pp := p.Protocol
+			if pp == "" {
+				pp = corev1.ProtocolTCP
+			}
+			if p.Name == name && pp == proto {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestWorkloadsHaveProbesOnTheirPortsAndResources(t *testing.T) {
+	for name, tpl := range podTemplates(base(t)) {
+		for _, c := range tpl.Spec.Containers {
+			if c.ReadinessProbe == nil || c.LivenessProbe == nil {
+				t.Errorf("%s/%s: want readiness and liveness probes", name, c.Name)
+			}
+			for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+				if p == nil {
+					continue
+				}
+				port := intstr.IntOrString{}
+				switch {
+				case p.HTTPGet != nil:
+					port = p.HTTPGet.Port
+				case p.TCPSocket != nil:
+					port = p.TCPSocket.Port
+				}
+				if port.Type != intstr.String || !hasPort([]corev1.Container{c}, port.StrVal, corev1.ProtocolTCP) {
+					t.Errorf("%s/%s: probe port %v is not a named container port", name, c.Name, port.String())
+				}
+			}
+			if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+				t.Errorf("%s/%s: want cpu and memory requests and a memory limit", name, c.Name)
+			}
+			if strings.HasPrefix(c.Image, "ghcr.io/shoal-mesh/shoal") && c.Image != inject.DefaultImage {
+				t.Errorf("%s/%s: image %s, want %s", name, c.Name, c.Image, inject.DefaultImage)
+			}
+		}
+	}
+}
+
+// etcdMembers are the client URLs of the etcd StatefulSet's members.
+func etcdMembers(t *testing.T, objs []object) (client []string, initialCluster string) {
+	sts := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "shoal-etcd")
+	var peers []string
+	for i := range int(*sts.Spec.Replicas) {
+		host := fmt.Sprintf("%s-%d.%s.%s.svc", sts.Name, i, sts.Spec.ServiceName, ns)
+		client = append(client, "http://"+host+":2379")
+		peers = append(peers, fmt.Sprintf("%s-%d=http://%s:2380", sts.Name, i, host))
+	}
+	return client, strings.Join(peers, ",")
+}
+
+func TestEtcdClusterIsConsistent(t *testing.T) {
+	objs := base(t)
+	sts := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "shoal-etcd")
+	svc := find[*corev1.Service](t, objs, "Service", sts.Spec.ServiceName)
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses {
+		t.Errorf("Service %s: want headless with publishNotReadyAddresses for bootstrap", svc.Name)
+	}
+	if *sts.Spec.Replicas != 3 || sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+		t.Errorf("StatefulSet: replicas %d, policy %s; want 3, Parallel", *sts.Spec.Replicas, sts.Spec.PodManagementPolicy)
+	}
+	c := sts.Spec.Template.Spec.Containers[0]
+	if !regexp.MustCompile(`^gcr\.io/etcd-development/etcd:v3\.6\.\d+$`).MatchString(c.Image) {
+		t.Errorf("etcd image %s, want gcr.io/etcd-development/etcd:v3.6.x", c.Image)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	_, want := etcdMembers(t, objs)
+	if env["ETCD_INITIAL_CLUSTER"] != want {
+		t.Errorf("ETCD_INITIAL_CLUSTER = %s\nwant %s", env["ETCD_INITIAL_CLUSTER"], want)
+	}
+	if len(sts.Spec.VolumeClaimTemplates) != 1 || c.VolumeMounts[0].MountPath != env["ETCD_DATA_DIR"] {
+		t.Errorf("etcd data dir %s is not the claim's mount", env["ETCD_DATA_DIR"])
+	}
+}
+
+func args(c corev1.Container) map[string]string {
+	out := map[string]string{}
+	for _, a := range c.Args {
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		out[k] = v
+	}
+	return out
+}
+
+func TestControlPlaneRunsOnTheEtcdCluster(t *testing.T) {
+	objs := base(t)
+	d := find[*appsv1.Deployment](t, objs, "Deployment", "shoal-controlplane")
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("replicas %d, want 2", *d.Spec.Replicas)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	a := args(c)
+	client, _ := etcdMembers(t, objs)
+	if got := a["etcd-endpoints"]; got != strings.Join(client, ",") {
+		t.Errorf("--etcd-endpoints=%s\nwant %s", got, strings.Join(client, ","))
+	}
+	if c.Args[0] != "controlplane" || c.ReadinessProbe.HTTPGet.Path != "/ready" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Errorf("args %v, probes %s %s", c.Args, c.ReadinessProbe.HTTPGet.Path, c.LivenessProbe.HTTPGet.Path)
+	}
+	for flag, port := range map[string]string{"xds-listen": "18000", "api-listen": "18001", "admin-listen": "18002", "gossip-listen": "7946"} {
+		if !strings.HasSuffix(a[flag], ":"+port) {
+			t.Errorf("--%s=%s, want port %s", flag, a[flag], port)
+		}
+	}
+	gossip := find[*corev1.Service](t, objs, "Service", "shoal-gossip")
+	if gossip.Spec.ClusterIP != corev1.ClusterIPNone || a["gossip-join"] != "shoal-gossip."+ns+".svc:7946" {
+		t.Errorf("gossip seed: Service clusterIP %q, --gossip-join=%s", gossip.Spec.ClusterIP, a["gossip-join"])
+	}
+	for svc, port := range map[string]int32{"shoal-xds": 18000, "shoal-api": 18001} {
+		if s := find[*corev1.Service](t, objs, "Service", svc); s.Spec.Ports[0].Port != port {
+			t.Errorf("Service %s: port %d, want %d", svc, s.Spec.Ports[0].Port, port)
+		}
+	}
+}
+
+func TestInjectorMatchesTheInjectPackage(t *testing.T) {
+	objs := base(t)
+	d := find[*appsv1.Deployment](t, objs, "Deployment", "shoal-injector")
+	c := d.Spec.Template.Spec.Containers[0]
+	a := args(c)
+	def := inject.DefaultConfig()
+	client, _ := etcdMembers(t, objs)
+	want := map[string]string{
+		"image": def.Image, "xds": def.XDS, "etcd": strings.Join(client, ","),
+		"gossip-join": strings.Join(def.GossipJoin, ","),
+	}
+	for k, v := range want {
+		if a[k] != v {
+			t.Errorf("injector --%s=%s, want %s", k, a[k], v)
+		}
+	}
+	if strings.Join(def.EtcdEndpoints, ",") != strings.Join(client, ",") {
+		t.Errorf("inject.DefaultConfig etcd %v, manifests %v", def.EtcdEndpoints, client)
+	}
+	mwc := find[*admissionregistrationv1.MutatingWebhookConfiguration](t, objs, "MutatingWebhookConfiguration", "shoal-injector")
+	if len(mwc.Webhooks) != 1 {
+		t.Fatalf("%d webhooks, want 1", len(mwc.Webhooks))
+	}
+	wh := mwc.Webhooks[0]
+	svc := wh.ClientConfig.Service
+	switch {
+	case *wh.FailurePolicy != admissionregistrationv1.Ignore:
+		t.Errorf("failurePolicy %s, want Ignore", *wh.FailurePolicy)
+	case wh.NamespaceSelector.MatchLabels["shoal.dev/inject"] != "enabled":
+		t.Errorf("namespaceSelector %v, want shoal.dev/inject=enabled", wh.NamespaceSelector)
+	case svc == nil || svc.Name != "shoal-injector" || svc.Namespace != ns || *svc.Path != "/mutate" || *svc.Port != 443:
+		t.Errorf("clientConfig.service %+v, want shoal-injector.%s:443/mutate", svc, ns)
+	case !slices.Equal(wh.AdmissionReviewVersions, []string{"v1"}) || *wh.SideEffects != admissionregistrationv1.SideEffectClassNone:
+		t.Errorf("admissionReviewVersions %v sideEffects %v", wh.AdmissionReviewVersions, *wh.SideEffects)
+	case mwc.Annotations["cert-manager.io/inject-ca-from"] != ns+"/shoal-injector":
+		t.Errorf("cert-manager.io/inject-ca-from = %q", mwc.Annotations["cert-manager.io/inject-ca-from"])
+	}
+	if got := find[*corev1.Service](t, objs, "Service", "shoal-injector").Spec.Ports[0].Port; got != 443 {
+		t.Errorf("injector Service port %d, want 443", got)
+	}
+	if d.Spec.Template.Spec.Volumes[0].Secret.SecretName != "shoal-injector-tls" {
+		t.Errorf("injector TLS secret %q", d.Spec.Template.Spec.Volumes[0].Secret.SecretName)
+	}
+}
+
+func TestCertManagerOverlay(t *testing.T) {
+	res := kustomization(t, "cert-manager")
+	if !slices.Contains(res, "..") {
+		t.Errorf("overlay resources %v do not include the base", res)
+	}
+	var kinds []string
+	for _, r := range res {
+		if r == ".." {
+			continue
+		}
+		for _, o := range load(t, filepath.Join("cert-manager", r)) {
+			kinds = append(kinds, o.kind+"/"+o.name)
+			if o.apiVersion != "cert-manager.io/v1" || o.namespace != ns {
+				t.Errorf("%s %s: apiVersion %s namespace %s", o.kind, o.name, o.apiVersion, o.namespace)
+			}
+		}
+	}
+	if !slices.Contains(kinds, "Certificate/shoal-injector") {
+		t.Errorf("overlay objects %v: no Certificate/shoal-injector (named by inject-ca-from)", kinds)
+	}
+}
+
+func TestExamplesParseAndInject(t *testing.T) {
+	files, _ := filepath.Glob("examples/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no examples")
+	}
+	for _, f := range files {
+		load(t, f)
+		in, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := inject.YAML(bytes.NewReader(in), new(bytes.Buffer), inject.DefaultConfig())
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !slices.ContainsFunc(res, func(r inject.Result) bool { return r.Injected }) {
+			t.Errorf("%s: nothing injected", f)
+		}
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVer := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	for _, want := range []string{
+		"FROM golang:" + string(goVer[1]) + " AS build",
+		"CGO_ENABLED=0",
+		"./cmd/shoal",
+		"FROM gcr.io/distroless/static",
+		`ENTRYPOINT ["/shoal"]`,
+	} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
