@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,6 +29,13 @@ func (p *Proxy) adminMux() *http.ServeMux {
 		writeJSON(w, p.proxy.Clusters())
 	})
 	mux.HandleFunc("GET /config_dump", p.configDump)
+	if p.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /members", func(w http.ResponseWriter, r *http.Request) {
 		if p.member == nil {
 			writeJSON(w, []any{})

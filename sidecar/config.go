@@ -80,6 +80,9 @@ type Config struct {
 	TrustedHops int
 	// AdminListen serves /ready, /metrics, /config_dump, /clusters.
 	AdminListen string
+	// Pprof adds net/http/pprof's /debug/pprof/ to the admin listener;
+	// off (the zero value) by default.
+	Pprof bool
 
 	// GossipListen is the memberlist bind address; empty disables gossip.
 	GossipListen string

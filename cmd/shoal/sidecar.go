@@ -20,7 +20,8 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 // proxyFlags are the flags `shoal sidecar` and `shoal gateway` share.
 type proxyFlags struct {
 	xds, stateDir, admin, gossipListen, gossipJoin, gossipKey, gossipLabel, logLevel string
-	sotw                                                                             bool
+	sotw, pprof                                                                      bool
+	memoryLimit                                                                      memoryLimitFlag
 	upstreams                                                                        repeated
 	drainTimeout                                                                     time.Duration
 }
@@ -37,12 +38,16 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.Var(&f.upstreams, "upstream", "NAME=ADDR: a local port that proxies only to service NAME (repeatable)")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
+	f.memoryLimit.v = defaultProxyMemoryLimit
+	fs.Var(&f.memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 16MiB, 64MiB; 0 disables; GOMEMLIMIT in the environment wins over the default")
 }
 
 func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
-	cfg.XDS, cfg.XDSSotW, cfg.StateDir, cfg.AdminListen = f.xds, f.sotw, f.stateDir, f.admin
+	cfg.XDS, cfg.XDSSotW, cfg.StateDir, cfg.AdminListen, cfg.Pprof = f.xds, f.sotw, f.stateDir, f.admin, f.pprof
 	cfg.GossipListen, cfg.GossipJoin, cfg.GossipKey, cfg.GossipLabel = f.gossipListen, splitList(f.gossipJoin), f.gossipKey, f.gossipLabel
 	cfg.DrainTimeout = f.drainTimeout
+	f.memoryLimit.apply()
 	cfg.Logger = newLogger(stderr, f.logLevel)
 	cfg.Upstreams = map[string]string{}
 	for _, u := range f.upstreams {

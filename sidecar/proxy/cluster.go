@@ -14,11 +14,14 @@ import (
 // swaps so that ejections, pools and counters persist across xDS updates.
 type clusterState struct {
 	name     string
+	m        *metrics
 	inflight atomic.Int64 // circuit breaker
 	ejected  atomic.Int32 // hosts currently ejected
 	codes    codeCounters
-	latency  prometheus.Observer
-	ejects   prometheus.Counter
+	// latency and ejects are resolved on first use: a cluster without
+	// traffic creates no series.
+	latency lazyObserver
+	ejects  lazyCounter
 
 	// mu guards hosts.
 	mu    sync.Mutex
@@ -31,7 +34,8 @@ type host struct {
 	addr     string
 	cluster  *clusterState
 	pool     pool
-	requests prometheus.Counter
+	requests lazyCounter // upstream_requests_total{cluster, endpoint}
+	retired  atomic.Bool // no longer in the table: its series is deleted
 
 	consec5xx     atomic.Int32
 	consecFailure atomic.Int32
@@ -78,9 +82,9 @@ func (p *Proxy) clusterState(name string) *clusterState {
 	}
 	cs := &clusterState{
 		name:    name,
+		m:       p.metrics,
 		codes:   codeCounters{vec: p.metrics.requests, cluster: name},
-		latency: p.metrics.latency.WithLabelValues(name),
-		ejects:  p.metrics.ejections.WithLabelValues(name),
+		latency: lazyObserver{vec: p.metrics.latency},
 		hosts:   make(map[string]*host),
 	}
 	p.states[name] = cs
@@ -93,7 +97,7 @@ func (cs *clusterState) host(addr string, m *metrics) *host {
 	if h, ok := cs.hosts[addr]; ok {
 		return h
 	}
-	h := &host{addr: addr, cluster: cs, requests: m.upstream.WithLabelValues(cs.name, addr)}
+	h := &host{addr: addr, cluster: cs}
 	cs.hosts[addr] = h
 	return h
 }
@@ -113,6 +117,7 @@ func (p *Proxy) retire(keep map[string]map[string]bool) {
 				cs.ejected.Add(-1)
 			}
 			h.pool.shutdown() // requests in flight close their connections
+			h.retired.Store(true)
 			p.metrics.upstream.DeleteLabelValues(name, addr)
 		}
 		cs.mu.Unlock()
@@ -191,5 +196,33 @@ func (h *host) eject(od *route.OutlierDetection, n int) {
 	h.consec5xx.Store(0)
 	h.consecFailure.Store(0)
 	h.pool.closeAll()
-	cs.ejects.Inc()
+	cs.ejects.inc(cs.m.ejections, cs.name)
+}
+
+// countRequest counts an upstream attempt on h. The series is created on
+// the first attempt, not when the endpoint appears, so that a large mesh
+// pays nothing for endpoints this proxy never calls.
+func (h *host) countRequest(m *metrics) {
+	h.requests.inc(m.upstream, h.cluster.name, h.addr)
+	if h.retired.Load() {
+		// Retired while in flight: do not bring the deleted series back.
+		m.upstream.DeleteLabelValues(h.cluster.name, h.addr)
+	}
+}
+
+// lazyObserver resolves a HistogramVec child on first use. Safe for
+// concurrent use.
+type lazyObserver struct {
+	vec *prometheus.HistogramVec
+	obs atomic.Pointer[prometheus.Observer]
+}
+
+func (lo *lazyObserver) observe(label string, v float64) {
+	o := lo.obs.Load()
+	if o == nil {
+		child := lo.vec.WithLabelValues(label)
+		lo.obs.CompareAndSwap(nil, &child)
+		o = lo.obs.Load()
+	}
+	(*o).Observe(v)
 }

@@ -175,7 +175,7 @@ func (c *conn) markTried(h *host) {
 // try runs one attempt against h, redoing it once on a fresh connection
 // when a pooled connection turns out to be stale.
 func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
-	h.requests.Inc()
+	h.countRequest(c.p.metrics)
 	for fresh := false; ; fresh = true {
 		now := time.Now()
 		var uc *upConn

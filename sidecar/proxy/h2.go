@@ -108,7 +108,7 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, mode Mode,
 	}
 	code := h.forward(w, r, b, rt, cl, cs, &v, mode, peer)
 	cs.codes.inc(code)
-	cs.latency.Observe(time.Since(start).Seconds())
+	cs.latency.observe(cs.name, time.Since(start).Seconds())
 }
 
 func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, v *route.Request, mode Mode, peer string) int {
@@ -172,7 +172,7 @@ func (h *h2Handler) roundTrip(out *http.Request, b *binding, cl *route.Cluster, 
 		}
 		info.Exclude(e.Address)
 		out.URL.Scheme, out.URL.Host = "http", e.Address
-		hst.requests.Inc()
+		hst.countRequest(h.p.metrics)
 		e.Begin()
 		res, err := t.RoundTrip(out)
 		e.End()

@@ -21,7 +21,7 @@ func (c *conn) handle() bool {
 	}
 	code, keep := c.dispatch(b, rt, cl, cs, start)
 	cs.codes.inc(code)
-	cs.latency.Observe(time.Since(start).Seconds())
+	cs.latency.observe(cs.name, time.Since(start).Seconds())
 	return keep
 }
 

@@ -49,23 +49,45 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // codeCounters resolves requests_total children lazily, once per code.
-// Safe for concurrent use.
+// The per-code table itself is allocated on the first request, so that
+// clusters that never see traffic (most of them in a large mesh) cost a
+// pointer. Safe for concurrent use.
 type codeCounters struct {
 	vec     *prometheus.CounterVec
 	cluster string
-	byCode  [600]atomic.Pointer[counterRef]
+	byCode  atomic.Pointer[[500]atomic.Pointer[counterRef]] // codes 100-599
 }
 
 type counterRef struct{ c prometheus.Counter }
 
 func (cc *codeCounters) inc(code int) {
-	if code < 100 || code >= len(cc.byCode) {
+	if code < 100 || code > 599 {
 		code = 599
 	}
-	ref := cc.byCode[code].Load()
+	t := cc.byCode.Load()
+	if t == nil {
+		cc.byCode.CompareAndSwap(nil, new([500]atomic.Pointer[counterRef]))
+		t = cc.byCode.Load()
+	}
+	ref := t[code-100].Load()
 	if ref == nil {
 		ref = &counterRef{cc.vec.WithLabelValues(cc.cluster, strconv.Itoa(code))}
-		cc.byCode[code].Store(ref)
+		t[code-100].Store(ref)
+	}
+	ref.c.Inc()
+}
+
+// lazyCounter resolves one child of a CounterVec on first use. Safe for
+// concurrent use.
+type lazyCounter struct {
+	ref atomic.Pointer[counterRef]
+}
+
+func (lc *lazyCounter) inc(vec *prometheus.CounterVec, labels ...string) {
+	ref := lc.ref.Load()
+	if ref == nil {
+		lc.ref.CompareAndSwap(nil, &counterRef{vec.WithLabelValues(labels...)})
+		ref = lc.ref.Load()
 	}
 	ref.c.Inc()
 }

@@ -26,7 +26,7 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 			break
 		}
 		c.markTried(h)
-		h.requests.Inc()
+		h.countRequest(c.p.metrics)
 		uc, err := c.p.dial(h, e, cl.ConnectTimeout, time.Time{})
 		if err == nil {
 			up = uc.nc
