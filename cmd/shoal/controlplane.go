@@ -1,3 +1,5 @@
+//go:build !shoal_slim
+
 package main
 
 import (
@@ -6,8 +8,6 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"log/slog"
-	"strings"
 
 	"github.com/shoal-mesh/shoal/controlplane"
 )
@@ -47,22 +47,4 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	return srv.Run(ctx)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }

@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -22,23 +24,19 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
-		{"demo", "run a whole mesh on this machine and show each strategy and a failover", runDemo},
-		{"controlplane", "run the control plane (embedded etcd by default)", runControlPlane},
+	return append(fullCommands(), []command{
 		{"sidecar", "run a sidecar next to an app instance", runSidecar},
 		{"gateway", "run the edge gateway", runGateway},
 		{"services", "list registered services", runServices},
 		{"instances", "list the instances of a service", runInstances},
 		{"routes", "manage routes: apply -f FILE, list, get NAME, delete NAME", runRoutes},
 		{"status", "show the control plane's xDS clients, routes and gossip members", runStatus},
-		{"inject", "add the sidecar to annotated workloads in manifests: -f FILE|-", runInject},
-		{"inject-webhook", "serve the sidecar-injecting Kubernetes admission webhook", runInjectWebhook},
 		{"gossip", "rotate the gossip key: keys install|use|remove KEY --admin ADDR,...; keys list; keys generate", runGossip},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "shoal", version)
 			return nil
 		}},
-	}
+	}...)
 }
 
 func usage(w io.Writer) {
@@ -113,4 +111,22 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		args = rest[1:]
 	}
 	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }

@@ -1,0 +1,19 @@
+//go:build !shoal_slim
+
+package main
+
+// fullCommands are the subcommands the slim sidecar build leaves out: the
+// control plane (and the etcd server it embeds), the demo and the
+// Kubernetes injector. Build the slim binary with
+//
+//	go build -tags shoal_slim -o shoal-sidecar ./cmd/shoal
+//
+// for a smaller memory footprint next to every app instance.
+func fullCommands() []command {
+	return []command{
+		{"demo", "run a whole mesh on this machine and show each strategy and a failover", runDemo},
+		{"controlplane", "run the control plane (embedded etcd by default)", runControlPlane},
+		{"inject", "add the sidecar to annotated workloads in manifests: -f FILE|-", runInject},
+		{"inject-webhook", "serve the sidecar-injecting Kubernetes admission webhook", runInjectWebhook},
+	}
+}
