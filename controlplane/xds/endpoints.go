@@ -22,16 +22,20 @@ func isIP(s string) bool {
 func (t *translator) loadAssignments() []types.Resource {
 	out := make([]types.Resource, 0, len(t.subsets))
 	for _, name := range sortedKeys(t.subsets) {
-		ss := t.subsets[name]
-		var eps []registry.Endpoint
-		for _, ep := range t.services[ss.service] {
-			if hasLabels(ep.Metadata, ss.labels) {
-				eps = append(eps, ep)
-			}
-		}
-		out = append(out, loadAssignment(name, eps))
+		out = append(out, loadAssignment(name, subsetEndpoints(t.services, t.subsets[name])))
 	}
 	return out
+}
+
+// subsetEndpoints are the endpoints of ss, sorted by id.
+func subsetEndpoints(services map[string][]registry.Endpoint, ss subset) []registry.Endpoint {
+	var eps []registry.Endpoint
+	for _, ep := range services[ss.service] {
+		if hasLabels(ep.Metadata, ss.labels) {
+			eps = append(eps, ep)
+		}
+	}
+	return eps
 }
 
 func hasLabels(md, labels map[string]string) bool {

@@ -20,12 +20,18 @@ type publisher struct {
 	m     *metrics
 	log   *slog.Logger
 
-	// claVersions are the content hashes of the load assignments in eds.
-	claVersions map[string]string
+	// claVersions are the content hashes of the load assignments in eds,
+	// and claPublished the assignments they hash: an assignment that is the
+	// same value as last time is not hashed again.
+	claVersions  map[string]string
+	claPublished map[string]types.Resource
 	// claLinger holds removed load assignments until they expire.
 	claLinger map[string]lingering
-	// snapVersions are each profile's listener, route and cluster versions.
-	snapVersions map[string][3]string
+	// snapVersions are each profile's listener, route and cluster versions,
+	// and snapPublished the resources they hash: a profile whose resources
+	// are the same values as last time is not hashed again.
+	snapVersions  map[string][3]string
+	snapPublished map[string][3][]types.Resource
 	// clusters are each profile's last published clusters by name, and
 	// clusterLinger the removed ones until they expire.
 	clusters      map[string]map[string]types.Resource
@@ -41,6 +47,8 @@ func newPublisher(eds *cache.LinearCache, snaps cache.SnapshotCache, delay time.
 	return &publisher{
 		eds: eds, snaps: snaps, delay: delay, m: m, log: log,
 		claVersions:   make(map[string]string),
+		claPublished:  make(map[string]types.Resource),
+		snapPublished: make(map[string][3][]types.Resource),
 		claLinger:     make(map[string]lingering),
 		snapVersions:  make(map[string][3]string),
 		clusters:      make(map[string]map[string]types.Resource),
@@ -85,7 +93,10 @@ func (p *publisher) updateEndpoints(clas []types.Resource, now time.Time) (expir
 	present := make(map[string]types.Resource, len(clas))
 	for _, r := range clas {
 		name := cache.GetResourceName(r)
-		v := hashResource(r)
+		v, ok := p.claVersions[name]
+		if !ok || p.claPublished[name] != r {
+			v = hashResource(r)
+		}
 		next[name], present[name] = v, r
 		delete(p.claLinger, name)
 		if p.claVersions[name] != v {
@@ -108,7 +119,7 @@ func (p *publisher) updateEndpoints(clas []types.Resource, now time.Time) (expir
 		}
 	}
 	slices.Sort(expired)
-	p.claVersions = next
+	p.claVersions, p.claPublished = next, present
 	p.m.changedCLA.Add(float64(len(changed) + len(expired)))
 	if len(changed) > 0 {
 		if err := p.eds.UpdateResources(changed, nil); err != nil {
@@ -175,6 +186,9 @@ func (p *publisher) nextExpiry() time.Time {
 // content-hash versions, unless none of them changed.
 func (p *publisher) setSnapshot(ctx context.Context, profile string, res *Resources) error {
 	groups := [3][]types.Resource{res.Listeners, res.Routes, res.Clusters}
+	if last, ok := p.snapPublished[profile]; ok && sameResources(last, groups) {
+		return nil
+	}
 	var versions [3]string
 	for i, g := range groups {
 		names := make([]string, len(g))
@@ -186,6 +200,7 @@ func (p *publisher) setSnapshot(ctx context.Context, profile string, res *Resour
 		versions[i] = hashVersion(names, hashes)
 	}
 	if old, ok := p.snapVersions[profile]; ok && old == versions {
+		p.snapPublished[profile] = groups
 		return nil
 	}
 	snap := &cache.Snapshot{}
@@ -195,6 +210,17 @@ func (p *publisher) setSnapshot(ctx context.Context, profile string, res *Resour
 	if err := p.snaps.SetSnapshot(ctx, profile, snap); err != nil {
 		return err
 	}
-	p.snapVersions[profile] = versions
+	p.snapVersions[profile], p.snapPublished[profile] = versions, groups
 	return nil
+}
+
+// sameResources reports whether a and b hold the same values (pointers)
+// in the same order.
+func sameResources(a, b [3][]types.Resource) bool {
+	for i := range a {
+		if !slices.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }

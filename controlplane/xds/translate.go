@@ -79,9 +79,16 @@ type clusterSpec struct {
 }
 
 func newTranslator(in Input, caps Capabilities) *translator {
+	return newIndexedTranslator(indexEndpoints(in.Endpoints), caps)
+}
+
+// newIndexedTranslator starts a translation from endpoints already indexed
+// by indexEndpoints; services becomes the translator's and must not be
+// used elsewhere.
+func newIndexedTranslator(services map[string][]registry.Endpoint, caps Capabilities) *translator {
 	t := &translator{
 		caps:         caps,
-		services:     indexEndpoints(in.Endpoints),
+		services:     services,
 		subsets:      make(map[string]subset),
 		clusterSpecs: make(map[string]clusterSpec),
 	}
