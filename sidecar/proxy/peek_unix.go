@@ -1,0 +1,37 @@
+//go:build unix
+
+package proxy
+
+import (
+	"errors"
+	"syscall"
+)
+
+// peerClosed reports whether an idle upstream connection can no longer
+// carry a request: the upstream closed it (EOF or reset pending: a crashed
+// or restarted app, or its keep-alive timeout) or sent something nobody
+// asked for. It peeks without blocking, like nginx's keepalive cache
+// checks its idle connections, so a request that cannot be replayed (a
+// POST) is never written to a connection the app had already left, where
+// its failure would look like a reset in flight.
+func (uc *upConn) peerClosed() bool {
+	if len(uc.br.buffered()) > 0 {
+		return true
+	}
+	sc, ok := uc.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		closed = n > 0 || !errors.Is(err, syscall.EAGAIN)
+		return true // never wait for readability
+	})
+	return closed || err != nil
+}
