@@ -93,7 +93,7 @@ func printStatus(w io.Writer, st *shoalv1.StatusResponse) error {
 	for _, r := range st.GetRoutes() {
 		served, errText := "yes", "-"
 		if !r.GetAccepted() {
-			served, errText = "NO", oneLine(r.GetError(), 120)
+			served, errText = "NO", oneLine(r.GetError(), 400)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.GetName(), r.GetVersion(), served, errText)
 	}
