@@ -14,7 +14,7 @@ import (
 // and keeps removed clusters and load assignments for a while (make before
 // break). It is owned by the Server's Run goroutine.
 type publisher struct {
-	eds   *cache.LinearCache
+	eds   *edsCache
 	snaps cache.SnapshotCache
 	delay time.Duration
 	m     *metrics
@@ -43,7 +43,7 @@ type lingering struct {
 	until time.Time
 }
 
-func newPublisher(eds *cache.LinearCache, snaps cache.SnapshotCache, delay time.Duration, m *metrics, log *slog.Logger) *publisher {
+func newPublisher(eds *edsCache, snaps cache.SnapshotCache, delay time.Duration, m *metrics, log *slog.Logger) *publisher {
 	return &publisher{
 		eds: eds, snaps: snaps, delay: delay, m: m, log: log,
 		claVersions:   make(map[string]string),

@@ -47,8 +47,9 @@ type Config struct {
 // then feed it with Update.
 //
 // Caching: ClusterLoadAssignments are the same for every client and live
-// in one go-control-plane LinearCache, which re-sends only the assignments
-// that changed — on SotW as well as delta (EDS is not a full-state type).
+// in one edsCache (edscache.go), which re-sends only the assignments that
+// changed — on SotW as well as delta (EDS is not a full-state type) — and
+// finds them in a change log, without comparing every assignment per client.
 // Listeners, routes and clusters depend on the client's capabilities and
 // live in a snapshot cache keyed by capability profile; each type's version
 // is a hash of its content, and delta clients get per-resource content
@@ -59,7 +60,7 @@ type Server struct {
 	log *slog.Logger
 	m   *metrics
 
-	eds   *cache.LinearCache
+	eds   *edsCache
 	snaps cache.SnapshotCache
 	gate  *gate
 	track *tracker
@@ -117,7 +118,7 @@ func NewServer(cfg Config) (*Server, error) {
 		runDone: make(chan struct{}),
 	}
 	cl := logAdapter{s.log}
-	s.eds = cache.NewLinearCache(endpointType, cache.WithVersionPrefix(edsVersionPrefix), cache.WithLogger(cl))
+	s.eds = newEDSCache(endpointType)
 	s.snaps = cache.NewSnapshotCache(false, profileHash{}, cl)
 	s.gate = newGate(&cache.MuxCache{
 		Classify:      func(r *cache.Request) string { return cacheFor(r.GetTypeUrl()) },
@@ -300,7 +301,7 @@ type profileHash struct{}
 
 func (profileHash) ID(node *corev3.Node) string { return CapabilitiesFor(node).Profile }
 
-// edsVersionPrefix starts every EDS version. The LinearCache numbers its
+// edsVersionPrefix starts every EDS version. The edsCache numbers its
 // versions per process; callbacks replace the number with a content hash
 // before a SotW response is sent, so every control plane sends the same
 // version for the same assignments. The cache reads only this prefix of a
@@ -323,10 +324,9 @@ func (c callbacks) OnStreamResponse(ctx context.Context, id int64, req *discover
 
 // logAdapter routes go-control-plane's logging to slog; its Info is
 // per-watch chatter and goes to Debug. Debug messages are formatted only
-// when Debug is enabled: the LinearCache logs every watch with the
-// client's known versions (a map of every load assignment), and formatting
-// that for each of 1,000 clients on every change cost more CPU than all
-// the rest of the push (issue 7).
+// when Debug is enabled: go-control-plane's caches log per watch, and
+// formatting that for each of 1,000 clients on every change cost more CPU
+// than all the rest of the push (issue 7).
 type logAdapter struct{ l *slog.Logger }
 
 func (a logAdapter) Debugf(f string, args ...any) { a.debug(f, args) }
