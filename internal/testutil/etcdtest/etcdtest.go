@@ -122,6 +122,11 @@ func LeakOptions() []goleak.Option {
 		goleak.IgnoreTopFunction("go.etcd.io/etcd/pkg/v3/logutil.(*MergeLogger).outputLoop"),
 		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		// Packages that start etcd usually run gossip too: memberlist's
+		// Shutdown does not wait for an in-flight probe (state.go probeNode
+		// and its TCP fallback), which ends at the probe deadline.
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).sendPingAndWaitForAck"),
 	}
 }
 
