@@ -180,10 +180,16 @@ func TestGRPCGoXDSClient(t *testing.T) {
 
 	t.Run("ring hash on a header keeps a user on one backend", func(t *testing.T) {
 		srv.Update(xds.Input{Endpoints: eps, Routes: []*shoalv1.Route{ringHashRoute(shoalv1.Strategy_STRATEGY_RING_HASH)}})
+		// sticky reports whether ten calls for user reached one backend. A
+		// failed call counts as not sticky: while the switch is in progress
+		// grpc-go may briefly select a cluster it has not received yet.
 		sticky := func(user string) (string, bool) {
-			first := call(ctx, t, client, user)
+			first, err := tryCall(ctx, client, user)
+			if err != nil {
+				return "", false
+			}
 			for range 9 {
-				if call(ctx, t, client, user) != first {
+				if id, err := tryCall(ctx, client, user); err != nil || id != first {
 					return "", false
 				}
 			}
