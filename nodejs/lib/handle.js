@@ -99,8 +99,13 @@ class Handle extends EventEmitter {
 
   nextBackoff() {
     const d = jitter(this.backoff);
-    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
-    return d;
+    // Never wait longer than the keepalive interval while etcd is away:
+    // when it comes back it re-arms leases for one TTL, and a retry that
+    // lands later than that finds the lease expired and the key deleted
+    // (a moment with the instance unregistered).
+    const cap = this.ttl ? Math.min(BACKOFF_MAX_MS, this.keepAliveInterval()) : BACKOFF_MAX_MS;
+    this.backoff = Math.min(this.backoff * 2, cap);
+    return Math.min(d, cap);
   }
 
   schedule(ms) {
