@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,76 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	testgrpc "google.golang.org/grpc/interop/grpc_testing"
-
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/internal/testutil/xdstest"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
-	"github.com/shoal-mesh/shoal/registry"
 )
 
 const xdsTestTimeout = 30 * time.Second
-
-// echoBackend answers UnaryCall with its id.
-type echoBackend struct {
-	testgrpc.UnimplementedTestServiceServer
-	id string
-}
-
-func (b *echoBackend) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	return &testgrpc.SimpleResponse{Hostname: b.id}, nil
-}
-
-// startEchoBackends serves n gRPC backends of svc on loopback.
-func startEchoBackends(t *testing.T, svc string, n int) []registry.Endpoint {
-	t.Helper()
-	var eps []registry.Endpoint
-	for i := range n {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := fmt.Sprintf("%s-%d", svc, i+1)
-		g := grpc.NewServer()
-		testgrpc.RegisterTestServiceServer(g, &echoBackend{id: id})
-		done := make(chan struct{})
-		go func() { defer close(done); g.Serve(lis) }()
-		t.Cleanup(func() { g.Stop(); <-done })
-		eps = append(eps, registry.Endpoint{Instance: &registry.Instance{
-			ID: id, Service: svc, Address: "127.0.0.1", Port: lis.Addr().(*net.TCPAddr).Port,
-			Protocol: registry.ProtocolGRPC, Zone: "local", Weight: 1,
-		}, Health: registry.HealthHealthy})
-	}
-	return eps
-}
-
-// startXDS runs an xds.Server on loopback and returns it with its address.
-func startXDS(t *testing.T) (*xds.Server, string) {
-	t.Helper()
-	srv, err := xds.NewServer(xds.Config{Debounce: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	srv.Register(g)
-	serveDone := make(chan struct{})
-	go func() { defer close(serveDone); g.Serve(lis) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); srv.Run(ctx) }()
-	t.Cleanup(func() {
-		g.Stop()
-		<-serveDone
-		cancel()
-		<-runDone
-		srv.Close()
-	})
-	return srv, lis.Addr().String()
-}
 
 // nodeClient is e2e/nodexds/client.js: a @grpc/grpc-js-xds client.
 type nodeClient struct {
@@ -200,8 +134,8 @@ func countIDs(ids []string) map[string]int {
 // without a NACK, ring hash on a header keeps a user on one backend, and a
 // removed endpoint leaves the rotation.
 func TestNodeGRPCJSXDSClient(t *testing.T) {
-	eps := startEchoBackends(t, "echo", 3)
-	srv, addr := startXDS(t)
+	eps := xdstest.StartBackends(t, "echo", 3)
+	srv, addr := xdstest.StartServer(t)
 	srv.Update(xds.Input{Endpoints: eps})
 	c := startNodeClient(t, addr, "xds:///echo")
 

@@ -3,7 +3,6 @@ package xds_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -15,8 +14,8 @@ import (
 	grpcxds "google.golang.org/grpc/xds"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/internal/testutil/xdstest"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
-	"github.com/shoal-mesh/shoal/registry"
 )
 
 const (
@@ -25,68 +24,6 @@ const (
 	// is out of rotation within 1 s.
 	removalBound = time.Second
 )
-
-// backend is a gRPC server on loopback that answers UnaryCall with its id.
-type backend struct {
-	testgrpc.UnimplementedTestServiceServer
-	id string
-}
-
-func (b *backend) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	return &testgrpc.SimpleResponse{Hostname: b.id}, nil
-}
-
-// startBackends starts n backends of service svc and returns them as
-// registry endpoints.
-func startBackends(t *testing.T, svc string, n int) []registry.Endpoint {
-	t.Helper()
-	var eps []registry.Endpoint
-	for i := range n {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := fmt.Sprintf("%s-%d", svc, i+1)
-		g := grpc.NewServer()
-		testgrpc.RegisterTestServiceServer(g, &backend{id: id})
-		done := make(chan struct{})
-		go func() { defer close(done); g.Serve(lis) }()
-		t.Cleanup(func() { g.Stop(); <-done })
-		port := lis.Addr().(*net.TCPAddr).Port
-		eps = append(eps, registry.Endpoint{Instance: &registry.Instance{
-			ID: id, Service: svc, Address: "127.0.0.1", Port: port, Protocol: registry.ProtocolGRPC, Zone: "local", Weight: 1,
-		}, Health: registry.HealthHealthy})
-	}
-	return eps
-}
-
-// startControlPlane runs an xds.Server on loopback.
-func startControlPlane(t *testing.T) (*xds.Server, string) {
-	t.Helper()
-	srv, err := xds.NewServer(xds.Config{Debounce: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	srv.Register(g)
-	serveDone := make(chan struct{})
-	go func() { defer close(serveDone); g.Serve(lis) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() { defer close(runDone); srv.Run(ctx) }()
-	t.Cleanup(func() {
-		g.Stop()
-		<-serveDone
-		cancel()
-		<-runDone
-		srv.Close()
-	})
-	return srv, lis.Addr().String()
-}
 
 // dialXDS connects grpc-go's xds resolver to xds:///<svc> with a bootstrap
 // that points at the control plane.
@@ -156,8 +93,8 @@ func ringHashRoute(strategy shoalv1.Strategy) *shoalv1.Route {
 
 func TestGRPCGoXDSClient(t *testing.T) {
 	ctx := t.Context()
-	eps := startBackends(t, "echo", 3)
-	srv, addr := startControlPlane(t)
+	eps := xdstest.StartBackends(t, "echo", 3)
+	srv, addr := xdstest.StartServer(t)
 	srv.Update(xds.Input{Endpoints: eps})
 	client := dialXDS(t, addr, "echo")
 
