@@ -180,7 +180,7 @@ func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 		now := time.Now()
 		var uc *upConn
 		if !fresh {
-			uc = h.pool.get(now, c.p.cfg.UpstreamIdleTimeout)
+			uc = h.pool.get(now, c.p.cfg.UpstreamIdleTimeout, !c.redoableOnStale(a))
 		}
 		reused := uc != nil
 		if uc == nil {
@@ -252,6 +252,15 @@ func (c *conn) failAfterBody(out outcome) (outcome, int, bool) {
 	return relayed, 502, c.localReply(502, failureMessage(502))
 }
 
+// redoableOnStale reports whether the request may be redone on a fresh
+// connection when a pooled one turns out to be stale. Only requests that
+// may not be redone pay for checking an idle connection before use (a
+// non-blocking peek: one syscall and a few allocations), so the GET fast
+// path stays allocation-free.
+func (c *conn) redoableOnStale(a *attempt) bool {
+	return a.replayable && (c.req.idempotent() || a.policy().RetryReset())
+}
+
 // upstreamError classifies a failure before any response: stale pooled
 // connection (nothing received), timeout or reset.
 func (c *conn) upstreamError(a *attempt, err error, reused bool, uc *upConn) (outcome, int, bool) {
@@ -259,7 +268,7 @@ func (c *conn) upstreamError(a *attempt, err error, reused bool, uc *upConn) (ou
 		return timedOut, 504, false
 	}
 	nothing := uc == nil || len(uc.br.buffered()) == 0 && !errors.Is(err, errUnexpectedEOF)
-	if reused && nothing && a.replayable && (c.req.idempotent() || a.policy().RetryReset()) {
+	if reused && nothing && c.redoableOnStale(a) {
 		return stale, 502, false
 	}
 	if c.bodyConsumed && !a.replayable {

@@ -49,10 +49,10 @@ func TestPoolSkipsConnectionsThePeerClosed(t *testing.T) {
 	now := time.Now()
 	p.put(alive, now, 4)
 	p.put(dead, now, 4) // most recent: get tries it first
-	if got := p.get(now, time.Minute); got != alive {
+	if got := p.get(now, time.Minute, true); got != alive {
 		t.Errorf("get returned %p, want the open connection %p (the closed one is %p)", got, alive, dead)
 	}
-	if got := p.get(now, time.Minute); got != nil {
+	if got := p.get(now, time.Minute, true); got != nil {
 		t.Errorf("second get returned %p, want nil", got)
 	}
 }

@@ -51,8 +51,9 @@ type pool struct {
 // get pops the most recently used idle connection younger than maxIdle.
 // Older ones are closed: a Node.js server closes idle keep-alive
 // connections after 5 s, and reusing one risks a reset. One the upstream
-// has already closed (peerClosed: a crashed app) is closed and skipped.
-func (p *pool) get(now time.Time, maxIdle time.Duration) *upConn {
+// has already closed (peerClosed: a crashed app) is closed and skipped
+// when check is set (see conn.redoableOnStale).
+func (p *pool) get(now time.Time, maxIdle time.Duration, check bool) *upConn {
 	p.mu.Lock()
 	n := len(p.idle)
 	if n == 0 {
@@ -64,9 +65,9 @@ func (p *pool) get(now time.Time, maxIdle time.Duration) *upConn {
 	p.idle = p.idle[:n-1]
 	if now.Sub(uc.idleSince) < maxIdle {
 		p.mu.Unlock()
-		if uc.peerClosed() {
+		if check && uc.peerClosed() {
 			uc.close()
-			return p.get(now, maxIdle)
+			return p.get(now, maxIdle, check)
 		}
 		return uc
 	}
