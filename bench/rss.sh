@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench/rss.sh — the sidecar's memory with N endpoints loaded.
+#
+# Builds the sidecar binary the way it ships (CGO_ENABLED=0, -tags
+# shoal_slim) and the full binary for the control plane, starts a control
+# plane with embedded etcd, registers N instances of one service straight
+# into etcd, starts a sidecar with an --upstream for that service, waits
+# until its /clusters lists all N endpoints and prints VmRSS, anonymous and
+# file-backed resident memory of the sidecar.
+#
+#   bench/rss.sh              # 1000 endpoints
+#   bench/rss.sh 5000         # N endpoints
+#   SIDECAR_BIN=/path/shoal bench/rss.sh   # measure another build
+set -euo pipefail
+
+n=${1:-1000}
+cd "$(dirname "$0")/.."
+work=$(mktemp -d "${TMPDIR:-/tmp}/shoal-rss.XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/shoal" ./cmd/shoal
+sidecar=${SIDECAR_BIN:-}
+if [[ -z $sidecar ]]; then
+	CGO_ENABLED=0 go build -tags shoal_slim -o "$work/shoal-sidecar" ./cmd/shoal
+	sidecar=$work/shoal-sidecar
+fi
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+	echo $((20000 + RANDOM % 20000)); }
+etcd=127.0.0.1:$(port) peer=127.0.0.1:$(port) xds=127.0.0.1:$(port) api=127.0.0.1:$(port)
+admin=127.0.0.1:$(port) sadmin=127.0.0.1:$(port) out=127.0.0.1:$(port) up=127.0.0.1:$(port)
+
+"$work/shoal" controlplane --data-dir "$work/cp" --etcd-listen "$etcd" --etcd-peer-listen "$peer" \
+	--xds-listen "$xds" --api-listen "$api" --admin-listen "$admin" --log-level warn >"$work/cp.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://$admin/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+
+# Instances are written through etcd's JSON gateway, 8 writers at a time.
+for i in $(seq 1 "$n"); do
+	key=$(printf '/shoal/v1/instances/fleet/f%d' "$i" | base64 -w0)
+	val=$(printf '{"id":"f%d","service":"fleet","address":"127.%d.%d.%d","port":8080,"protocol":"http"}' \
+		"$i" $((i / 65536 % 256 + 1)) $((i / 256 % 256)) $((i % 256)) | base64 -w0)
+	printf '{"key":"%s","value":"%s"}\n' "$key" "$val"
+done | xargs -d "\n" -P 8 -I{} curl -fs -o /dev/null -X POST "http://$etcd/v3/kv/put" -d {}
+
+"$sidecar" sidecar --service rss --app-port 9 --no-register --etcd "$etcd" --xds "$xds" \
+	--admin-listen "$sadmin" --outbound "$out" --upstream "fleet=$up" --log-level warn >"$work/sidecar.log" 2>&1 &
+spid=$!
+pids+=($spid)
+got=0
+for _ in $(seq 150); do
+	got=$(curl -fs "http://$sadmin/clusters" 2>/dev/null | grep -c '"address"' || true)
+	((got >= n)) && break
+	sleep 0.2
+done
+if ((got < n)); then
+	echo "rss.sh: sidecar lists $got of $n endpoints" >&2
+	tail -20 "$work/sidecar.log" >&2
+	exit 1
+fi
+sleep 2 # let the post-load GC run
+rss=$(awk '/^VmRSS/{print $2}' "/proc/$spid/status")
+anon=$(awk '/^Anonymous/{print $2}' "/proc/$spid/smaps_rollup")
+printf 'sidecar with %d endpoints: VmRSS %.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB), binary %.1f MiB\n' \
+	"$n" "$(bc -l <<<"$rss/1024")" "$(bc -l <<<"$anon/1024")" "$(bc -l <<<"($rss-$anon)/1024")" \
+	"$(bc -l <<<"$(stat -c %s "$sidecar")/1048576")"
