@@ -86,6 +86,8 @@ fi
 install_tools
 log "building shoal, backend and the harness into $bin"
 go build -o "$bin/shoal" ./cmd/shoal
+# The sidecar as it ships (README, Dockerfile): static, without the control plane.
+CGO_ENABLED=0 go build -tags shoal_slim -o "$bin/shoal-sidecar" ./cmd/shoal
 go build -o "$bin/backend" ./bench/cmd/backend
 go build -o "$bin/$mode" "./bench/cmd/$mode"
 
@@ -93,7 +95,7 @@ go build -o "$bin/$mode" "./bench/cmd/$mode"
 # signal arrives; the harness gets SIGINT from the terminal itself and
 # stops its children.
 if [[ $mode == sidebyside ]]; then
-	"$bin/sidebyside" --shoal "$bin/shoal" --backend "$bin/backend" \
+	"$bin/sidebyside" --shoal "$bin/shoal" --sidecar "$bin/shoal-sidecar" --backend "$bin/backend" \
 		--nginx "$(command -v nginx || echo /usr/sbin/nginx)" \
 		--haproxy "$(command -v haproxy || echo /usr/sbin/haproxy)" \
 		--results "$root/bench/results" --work "$work" "$@" &
@@ -102,3 +104,10 @@ else
 fi
 harness_pid=$!
 wait "$harness_pid"
+harness_pid=
+if [[ $mode == sidebyside ]]; then
+	# The memory goal is stated with 1,000 endpoints loaded.
+	rss=$(SIDECAR_BIN="$bin/shoal-sidecar" bench/rss.sh 1000) || rss="bench/rss.sh failed"
+	printf '\n%s\n' "$rss"
+	printf '\n%s (bench/rss.sh 1000)\n' "$rss" >>"$root/bench/results/latest.md"
+fi

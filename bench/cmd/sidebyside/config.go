@@ -35,9 +35,11 @@ type Config struct {
 	Strategies []string // subset of allStrategies
 
 	ShoalBin, BackendBin, NginxBin, HAProxyBin, WrkBin string
-	ResultsDir                                         string // JSON and markdown go here
-	WorkDir                                            string // configs, logs, state; a temp dir by default
-	KeepWork                                           bool   // keep WorkDir (logs) after the run
+	// SidecarBin runs `shoal sidecar`; empty means ShoalBin.
+	SidecarBin string
+	ResultsDir string // JSON and markdown go here
+	WorkDir    string // configs, logs, state; a temp dir by default
+	KeepWork   bool   // keep WorkDir (logs) after the run
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -55,6 +57,7 @@ func parseConfig(args []string) (Config, error) {
 	proxies := fs.String("proxies", strings.Join(allProxies, ","), "proxies to measure besides direct")
 	strategies := fs.String("strategies", strings.Join(allStrategies, ","), "strategies: rr, least, hash")
 	fs.StringVar(&c.ShoalBin, "shoal", "bench/results/bin/shoal", "shoal binary")
+	fs.StringVar(&c.SidecarBin, "sidecar", "", "shoal binary for the sidecar (default: -shoal), e.g. the slim static build")
 	fs.StringVar(&c.BackendBin, "backend", "bench/results/bin/backend", "backend binary (bench/cmd/backend)")
 	fs.StringVar(&c.NginxBin, "nginx", "nginx", "nginx binary")
 	fs.StringVar(&c.HAProxyBin, "haproxy", "haproxy", "haproxy binary")

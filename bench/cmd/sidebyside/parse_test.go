@@ -92,7 +92,7 @@ func TestProxyConfigs(t *testing.T) {
 		want       []string
 	}{
 		{"nginx least_conn precedes keepalive", nginxConf("/w", "127.0.0.1:8080", "least", backends),
-			[]string{"worker_processes 1;", "least_conn;\n        server 127.0.0.1:9001;", "keepalive 64;", "proxy_http_version 1.1;", `proxy_set_header Connection "";`, "listen 127.0.0.1:8080;"}},
+			[]string{"worker_processes 1;", "least_conn;\n        server 127.0.0.1:9001;", "keepalive 256;", "proxy_http_version 1.1;", `proxy_set_header Connection "";`, "listen 127.0.0.1:8080;"}},
 		{"nginx ip_hash", nginxConf("/w", "127.0.0.1:8080", "hash", backends), []string{"ip_hash;"}},
 		{"haproxy source", haproxyConf("127.0.0.1:8080", "hash", backends),
 			[]string{"nbthread 1", "http-reuse always", "balance source", "server b2 127.0.0.1:9002"}},
@@ -126,5 +126,27 @@ func TestParseConfigQuick(t *testing.T) {
 	}
 	if _, err := parseConfig([]string{"-proxies", "envoy"}); err == nil {
 		t.Error("unknown proxy accepted")
+	}
+}
+
+// Ratios pair the runs of one round, so a round where the whole machine
+// was slow does not favour whichever proxy had more runs in good rounds.
+func TestPairedRatio(t *testing.T) {
+	run := func(proxy string, round int, cpu float64) runResult {
+		return runResult{Target: target{Proxy: proxy, Strategy: "rr"}, Round: round, CPUusPerReq: cpu}
+	}
+	rep := &report{Runs: []runResult{
+		run("shoal", 1, 20), run("nginx", 1, 25), // 0.8
+		run("shoal", 2, 40), run("nginx", 2, 50), // 0.8: a slow round for both
+		run("shoal", 3, 21), run("nginx", 3, 20), // 1.05
+		run("nginx", 4, 10), // no shoal run to pair with
+		{Target: target{Proxy: "shoal", Strategy: "rr"}, Round: 4, Err: "failed"},
+	}}
+	shoal, nginx := target{Proxy: "shoal", Strategy: "rr"}, target{Proxy: "nginx", Strategy: "rr"}
+	if got := rep.pairedRatio(shoal, nginx, cpuOf); got != "0.80" {
+		t.Errorf("paired CPU ratio = %s, want 0.80", got)
+	}
+	if got := rep.pairedRatio(shoal, target{Proxy: "haproxy", Strategy: "rr"}, cpuOf); got != "n/a" {
+		t.Errorf("ratio without haproxy runs = %s, want n/a", got)
 	}
 }

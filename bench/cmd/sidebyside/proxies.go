@@ -26,7 +26,9 @@ var (
 )
 
 // nginxConf is one worker, no access log, an upstream block with
-// keepalive 64 (the load-balancing directive must precede keepalive), and
+// keepalive 256 (the load-balancing directive must precede keepalive;
+// 256 idle connections, like shoal's per-endpoint pool, so that nginx does
+// not churn upstream connections at c=50 over three backends), and
 // HTTP/1.1 with the Connection header cleared so that upstream connections
 // are reused.
 func nginxConf(dir, listen, strategy string, backends []string) string {
@@ -55,7 +57,7 @@ http {
     uwsgi_temp_path %[1]s/uwsgi_temp;
     scgi_temp_path %[1]s/scgi_temp;
     upstream backend {
-%[3]s%[4]s        keepalive 64;
+%[3]s%[4]s        keepalive 256;
     }
     server {
         listen %[2]s;

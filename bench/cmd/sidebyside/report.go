@@ -176,28 +176,52 @@ func (rep *report) row(b *strings.Builder, s summary, direct *summary) {
 }
 
 // ratios prints shoal/nginx and shoal/HAProxy per strategy: CPU per
-// request and p99 below 1.0 and rps above 1.0 favour shoal.
+// request and p99 below 1.0 and rps above 1.0 favour shoal. Each ratio is
+// the median of per-round ratios: the targets of one round ran back to
+// back, so pairing them cancels most of the machine's drift between
+// rounds (a busy neighbour, thermal state) that would otherwise move the
+// medians of the two targets apart.
 func (rep *report) ratios(b *strings.Builder) {
 	b.WriteString("| strategy | CPU/req shoal/nginx | p99 shoal/nginx | rps shoal/nginx | CPU/req shoal/HAProxy | p99 shoal/HAProxy | rps shoal/HAProxy |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, st := range rep.Meta.Strategies {
-		sh, ng, ha := rep.find("shoal", st), rep.find("nginx", st), rep.find("haproxy", st)
+		r := func(other string, f func(runResult) float64) string {
+			return rep.pairedRatio(target{Proxy: "shoal", Strategy: st}, target{Proxy: other, Strategy: st}, f)
+		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", strategyTitle(st),
-			ratio(sh, ng, cpuOf), ratio(sh, ng, p99Of), ratio(sh, ng, rpsOf),
-			ratio(sh, ha, cpuOf), ratio(sh, ha, p99Of), ratio(sh, ha, rpsOf))
+			r("nginx", cpuOf), r("nginx", p99Of), r("nginx", rpsOf),
+			r("haproxy", cpuOf), r("haproxy", p99Of), r("haproxy", rpsOf))
 	}
-	b.WriteString("\nCPU/req and p99 ratios ≤ 1.00 and rps ratios ≥ 1.00 mean shoal is at least as good.\n")
+	b.WriteString("\nEach ratio is the median over rounds of shoal's run divided by the other proxy's run in the same round. ")
+	b.WriteString("CPU/req and p99 ratios ≤ 1.00 and rps ratios ≥ 1.00 mean shoal is at least as good.\n")
 }
 
-func cpuOf(s *summary) float64 { return s.CPUusPerReq }
-func p99Of(s *summary) float64 { return s.P99us }
-func rpsOf(s *summary) float64 { return s.RPS }
+func cpuOf(r runResult) float64 { return r.CPUusPerReq }
+func p99Of(r runResult) float64 { return r.Wrk.P99us }
+func rpsOf(r runResult) float64 { return r.Wrk.RPS }
 
-func ratio(a, b *summary, f func(*summary) float64) string {
-	if a == nil || b == nil || a.Runs == 0 || b.Runs == 0 || f(b) == 0 {
+// pairedRatio is the median over rounds of f(a's run)/f(b's run) in the
+// same round, "n/a" when no round has both.
+func (rep *report) pairedRatio(a, b target, f func(runResult) float64) string {
+	byRound := map[int]runResult{}
+	for _, r := range rep.Runs {
+		if r.Err == "" && r.Target.Proxy == b.Proxy && r.Target.Strategy == b.Strategy {
+			byRound[r.Round] = r
+		}
+	}
+	var xs []float64
+	for _, r := range rep.Runs {
+		if r.Err != "" || r.Target.Proxy != a.Proxy || r.Target.Strategy != a.Strategy {
+			continue
+		}
+		if o, ok := byRound[r.Round]; ok && f(o) > 0 {
+			xs = append(xs, f(r)/f(o))
+		}
+	}
+	if len(xs) == 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2f", f(a)/f(b))
+	return fmt.Sprintf("%.2f", median(xs))
 }
 
 func (rep *report) footnotes(b *strings.Builder) {

@@ -54,7 +54,7 @@ type shoalEnv struct {
 // plane (embedded etcd) on the load CPUs, and registers the backends. An
 // error says why shoal cannot be measured.
 func (h *harness) setupShoal(ctx context.Context) (*shoalEnv, error) {
-	bin := h.cfg.ShoalBin
+	bin := h.cfg.sidecarBin()
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("shoal binary: %w", err)
 	}
@@ -206,7 +206,7 @@ func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instan
 	_, appPort, _ := strings.Cut(h.app.addr, ":")
 	p, err := h.ps.Start(proc.Spec{
 		Name: "shoal-sidecar-" + strategy,
-		Args: []string{h.cfg.ShoalBin, "sidecar", "--service", "bench-client", "--app-port", appPort,
+		Args: []string{h.cfg.sidecarBin(), "sidecar", "--service", "bench-client", "--app-port", appPort,
 			"--no-register", "--etcd", "http://" + env.etcd, "--xds", env.xds,
 			"--listen", inbound, "--outbound", outbound, "--upstream", benchService + "=" + upstream,
 			"--admin-listen", admin, "--state-dir", filepath.Join(dir, "state"),
@@ -246,4 +246,12 @@ func confirmStrategy(ctx context.Context, admin, strategy string, p *proc.Proc) 
 		}
 		return fmt.Errorf("/config_dump mentions none of %q", markers)
 	})
+}
+
+// sidecarBin is the binary that runs `shoal sidecar`.
+func (c *Config) sidecarBin() string {
+	if c.SidecarBin != "" {
+		return c.SidecarBin
+	}
+	return c.ShoalBin
 }
