@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar/lb"
@@ -59,6 +60,17 @@ type conn struct {
 	tried        [lb.MaxExcluded]*host
 	nTried       int
 	attempt      attempt
+
+	// serveRaw's state (rawio_unix.go): the raw connection (nil: blocking
+	// reads only), its callback bound once, and the step it leaves with.
+	rc       syscall.RawConn
+	readable func(fd uintptr) bool
+	inRaw    bool
+	rawFirst bool
+	escaped  bool // handle left the request to the blocking path
+	rawStep  rawStep
+	rawErr   error
+	rawHerr  *httpError
 }
 
 func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
@@ -71,6 +83,8 @@ func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
 	c.req.headers = make([]route.HeaderField, 0, 32)
 	c.resp.headers = make([]route.HeaderField, 0, 32)
 	c.out = make([]byte, 0, 1024)
+	c.rc = rawConn(nc)
+	c.readable = c.onClientReadable
 	return c
 }
 
@@ -79,11 +93,12 @@ func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
 // no deadline update; while a head is being read the shorter
 // ReadHeaderTimeout stands.
 func (c *conn) Read(p []byte) (int, error) {
+	if c.inRaw {
+		rawReadHook()
+		return 0, errReadInRaw
+	}
 	if !c.inHead {
-		if d := time.Now().Add(c.p.cfg.IdleTimeout); d.Sub(c.rdl) > time.Second {
-			c.nc.SetReadDeadline(d)
-			c.rdl = d
-		}
+		c.armIdle()
 	}
 	return c.nc.Read(p)
 }
@@ -121,6 +136,12 @@ func (c *conn) serve() {
 		if c.p.shutting.Load() || !c.state.CompareAndSwap(stateActive, stateIdle) && !first {
 			return
 		}
+		if c.rc != nil {
+			if !c.afterRaw(c.serveRaw(first)) {
+				return
+			}
+			continue
+		}
 		head, err := c.br.head(c.p.cfg.MaxRequestLine, c.p.cfg.MaxHeaderBytes, c.headStarted)
 		c.inHead = false
 		if err != nil {
@@ -142,6 +163,22 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// afterRaw takes over where serveRaw stopped and reports whether the
+// connection goes on with the next request.
+func (c *conn) afterRaw(step rawStep) bool {
+	switch step {
+	case rawHeadErr:
+		c.headError(c.rawErr)
+	case rawReject:
+		c.reject(c.rawHerr)
+	case rawH2:
+		c.p.h2.serveConn(c)
+	case rawHandle:
+		return c.handle()
+	}
+	return false
 }
 
 // headError answers limit violations; other errors (EOF, timeout, reset)

@@ -218,9 +218,12 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 			return clientFailed, 400, false
 		}
 	}
-	if err := uc.bw.Flush(); err != nil {
+	if werr, rerr := uc.flushAndFill(); werr != nil || rerr != nil {
 		uc.close()
-		return c.upstreamError(a, err, reused, nil)
+		if werr != nil {
+			return c.upstreamError(a, werr, reused, nil)
+		}
+		return c.upstreamError(a, rerr, reused, uc)
 	}
 	head, err := c.readResponseHead(uc)
 	if err != nil {

@@ -15,6 +15,10 @@ func (c *conn) handle() bool {
 	b := c.p.bound.Load()
 	c.fillView()
 	rt, cl := c.resolve(b)
+	if c.inRaw && cl != nil && cl.Protocol == route.HTTP2 {
+		c.escaped = true // the transport reads the body from the client
+		return false
+	}
 	cs := c.p.noCluster
 	if cl != nil {
 		cs = b.clusters[cl.Index]

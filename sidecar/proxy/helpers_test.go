@@ -23,6 +23,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	// A client read inside serveRaw's callback would be a request that
+	// serveBuffered should have left to the blocking path.
+	rawReadHook = func() { panic("proxy: client read inside the raw read callback") }
 	goleak.VerifyTestMain(m,
 		// httptest servers' idle client connections close asynchronously
 		// after the test's own client transports are closed.

@@ -18,17 +18,12 @@ func (uc *upConn) peerClosed() bool {
 	if len(uc.br.buffered()) > 0 {
 		return true
 	}
-	sc, ok := uc.nc.(syscall.Conn)
-	if !ok {
+	if uc.rc == nil {
 		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
 	}
 	closed := false
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	err := uc.rc.Read(func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		closed = n > 0 || !errors.Is(err, syscall.EAGAIN)
 		return true // never wait for readability

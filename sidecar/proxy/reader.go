@@ -20,6 +20,11 @@ type bufReader struct {
 	rd   io.Reader
 	buf  []byte
 	r, w int // unread bytes are buf[r:w]
+
+	// The head being received: bytes already scanned for its end, and
+	// whether its start was reported (head's started).
+	scanned int
+	began   bool
 }
 
 // buffered returns the unread bytes without reading.
@@ -32,22 +37,8 @@ func (b *bufReader) discard(n int) { b.r += n }
 // the buffer (up to limit bytes) when it is full. It returns errHeadTooLarge
 // when the unread bytes already fill limit.
 func (b *bufReader) fill(limit int) error {
-	if b.r == b.w {
-		b.r, b.w = 0, 0
-	}
-	if b.w == len(b.buf) {
-		if b.r > 0 {
-			b.w = copy(b.buf, b.buf[b.r:b.w])
-			b.r = 0
-		} else {
-			if len(b.buf) >= limit {
-				return errHeadTooLarge
-			}
-			nb := make([]byte, min(2*len(b.buf), limit))
-			b.w = copy(nb, b.buf[b.r:b.w])
-			b.r = 0
-			b.buf = nb
-		}
+	if err := b.makeRoom(limit); err != nil {
+		return err
 	}
 	n, err := b.rd.Read(b.buf[b.w:])
 	b.w += n
@@ -60,6 +51,31 @@ func (b *bufReader) fill(limit int) error {
 	return err
 }
 
+// makeRoom makes buf[w:] non-empty, compacting or growing the buffer (up
+// to limit bytes) when it is full. It returns errHeadTooLarge when the
+// unread bytes already fill limit.
+func (b *bufReader) makeRoom(limit int) error {
+	if b.r == b.w {
+		b.r, b.w = 0, 0
+	}
+	if b.w < len(b.buf) {
+		return nil
+	}
+	if b.r > 0 {
+		b.w = copy(b.buf, b.buf[b.r:b.w])
+		b.r = 0
+		return nil
+	}
+	if len(b.buf) >= limit {
+		return errHeadTooLarge
+	}
+	nb := make([]byte, min(2*len(b.buf), limit))
+	b.w = copy(nb, b.buf[b.r:b.w])
+	b.r = 0
+	b.buf = nb
+	return nil
+}
+
 // head returns the next message head up to and including its terminating
 // empty line, reading as needed. Leading CRLFs are skipped (RFC 9112 2.2).
 // maxLine bounds the first line (errLineTooLong) and maxHead the head
@@ -67,36 +83,48 @@ func (b *bufReader) fill(limit int) error {
 // started is called once when part of a head is buffered and more must be
 // read (for ReadHeaderTimeout); a head that arrives whole never calls it.
 func (b *bufReader) head(maxLine, maxHead int, started func()) ([]byte, error) {
-	scanned, began := 0, false
 	for {
-		for b.w-b.r >= 2 && b.buf[b.r] == '\r' && b.buf[b.r+1] == '\n' {
-			b.r += 2
-		}
-		data := b.buf[b.r:b.w]
-		if nl := bytes.IndexByte(data, '\n'); (nl < 0 && len(data) > maxLine) || nl > maxLine {
-			return nil, errLineTooLong
-		}
-		if end := headEnd(data, scanned); end > 0 {
-			b.r += end
-			return data[:end], nil
-		}
-		scanned = max(0, len(data)-3)
-		if len(data) >= maxHead {
-			return nil, errHeadTooLarge
-		}
-		if len(data) > 0 && !began {
-			began = true
-			if started != nil {
-				started()
-			}
+		h, err := b.bufferedHead(maxLine, maxHead, started)
+		if h != nil || err != nil {
+			return h, err
 		}
 		if err := b.fill(maxHead + 4); err != nil {
-			if err == io.EOF && len(data) > 0 {
+			if err == io.EOF && b.r < b.w {
 				return nil, errUnexpectedEOF
 			}
 			return nil, err
 		}
 	}
+}
+
+// bufferedHead is head without reading: it returns nil and no error when
+// the buffered bytes hold no complete head yet (see head for the rest).
+func (b *bufReader) bufferedHead(maxLine, maxHead int, started func()) ([]byte, error) {
+	for b.w-b.r >= 2 && b.buf[b.r] == '\r' && b.buf[b.r+1] == '\n' {
+		b.r += 2
+	}
+	data := b.buf[b.r:b.w]
+	if nl := bytes.IndexByte(data, '\n'); (nl < 0 && len(data) > maxLine) || nl > maxLine {
+		b.scanned, b.began = 0, false
+		return nil, errLineTooLong
+	}
+	if end := headEnd(data, b.scanned); end > 0 {
+		b.r += end
+		b.scanned, b.began = 0, false
+		return data[:end], nil
+	}
+	b.scanned = max(0, len(data)-3)
+	if len(data) >= maxHead {
+		b.scanned, b.began = 0, false
+		return nil, errHeadTooLarge
+	}
+	if len(data) > 0 && !b.began {
+		b.began = true
+		if started != nil {
+			started()
+		}
+	}
+	return nil, nil
 }
 
 // headEnd returns the length of the head in data (through "\n\r\n" or

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar/lb"
@@ -24,6 +25,13 @@ type upConn struct {
 	h           *host
 	idleSince   time.Time
 	hasDeadline bool
+
+	// flushAndFill's state: the raw connection (nil: plain reads), its
+	// callback bound once, and the outcome of one exchange.
+	rc         syscall.RawConn
+	readable   func(fd uintptr) bool
+	sent       bool
+	werr, rerr error
 }
 
 // setDeadline sets or clears the connection deadline, skipping the call
@@ -126,7 +134,8 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 	if err != nil {
 		return nil, err
 	}
-	uc := &upConn{nc: nc, bw: bufio.NewWriterSize(nc, upstreamWriteBuf), h: h}
+	uc := &upConn{nc: nc, bw: bufio.NewWriterSize(nc, upstreamWriteBuf), h: h, rc: rawConn(nc)}
 	uc.br = bufReader{rd: nc, buf: make([]byte, upstreamReadBuf)}
+	uc.readable = uc.onReadable
 	return uc, nil
 }

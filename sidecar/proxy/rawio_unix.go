@@ -1,0 +1,145 @@
+//go:build unix
+
+package proxy
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// Go's poller reads first and waits only when the read returns EAGAIN, and
+// it forgets readiness each time a read starts (internal/poll's
+// prepareRead). Right after a request is written upstream the response is
+// never there yet, so a plain Read costs a wasted read(2) per request.
+// Writing the request from inside a raw read callback registers interest
+// before the write; the response then wakes the waiter and the first read
+// finds data — the same count of system calls as nginx's event loop.
+
+// rawConn returns nc's raw connection, or nil when nc has none.
+func rawConn(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// flushAndFill writes the buffered request and reads the first bytes of
+// the answer into br. werr is a write error (nothing was sent or the
+// request was cut); rerr a read error after a complete write, io.EOF when
+// the upstream closed without answering.
+func (uc *upConn) flushAndFill() (werr, rerr error) {
+	if uc.rc == nil {
+		if err := uc.bw.Flush(); err != nil {
+			return err, nil
+		}
+		return nil, uc.br.fill(len(uc.br.buf))
+	}
+	uc.br.r, uc.br.w = 0, 0
+	uc.sent, uc.werr, uc.rerr = false, nil, nil
+	if err := uc.rc.Read(uc.readable); err != nil && uc.werr == nil && uc.rerr == nil {
+		uc.rerr = err // the deadline passed or the connection was closed while waiting
+	}
+	return uc.werr, uc.rerr
+}
+
+// onReadable is the raw read callback of flushAndFill: called first to
+// send, then each time the connection may be readable. It reports whether
+// the exchange is done.
+func (uc *upConn) onReadable(fd uintptr) bool {
+	if !uc.sent {
+		uc.sent = true
+		if err := uc.bw.Flush(); err != nil {
+			uc.werr = err
+			return true
+		}
+		return false
+	}
+	for {
+		n, err := syscall.Read(int(fd), uc.br.buf[uc.br.w:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			uc.rerr = os.NewSyscallError("read", err)
+		case n == 0:
+			uc.rerr = io.EOF
+		default:
+			uc.br.w += n
+		}
+		return true
+	}
+}
+
+// serveRaw serves the client connection's requests from inside one raw
+// read for as long as each request is self-contained (head and body
+// buffered, plain HTTP/1.1 upstream): after a response it waits for the
+// next request without trying a read that would return EAGAIN, and since
+// the poller's readiness is never reset in between, data that arrived
+// meanwhile (a pipelining client) wakes it at once. Anything else leaves
+// with a step for the blocking path in serve.
+func (c *conn) serveRaw(first bool) rawStep {
+	c.rawFirst, c.rawStep, c.rawErr, c.rawHerr = first, rawDone, nil, nil
+	c.inRaw = true
+	err := c.rc.Read(c.readable)
+	c.inRaw = false
+	if err != nil {
+		c.inHead = false
+		c.rawErr, c.rawStep = err, rawHeadErr
+	}
+	return c.rawStep
+}
+
+// onClientReadable is serveRaw's callback; it reports whether serveRaw
+// is done (c.rawStep says why).
+func (c *conn) onClientReadable(fd uintptr) bool {
+	drained := false // called after a wakeup: the socket may hold data
+	for {
+		step, more := c.serveBuffered()
+		if !more {
+			c.rawStep = step
+			return true
+		}
+		if drained {
+			if c.br.r == c.br.w {
+				c.armIdle()
+			}
+			return false
+		}
+		if err := c.br.makeRoom(c.p.cfg.MaxHeaderBytes + 4); err != nil {
+			c.rawErr, c.rawStep = err, rawHeadErr
+			return true
+		}
+		space := len(c.br.buf) - c.br.w
+		n, err := syscall.Read(int(fd), c.br.buf[c.br.w:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			drained = true
+			continue
+		case err != nil:
+			c.rawErr = os.NewSyscallError("read", err)
+		case n == 0:
+			c.rawErr = io.EOF
+		}
+		if c.rawErr != nil {
+			if c.br.r < c.br.w && c.rawErr == io.EOF {
+				c.rawErr = errUnexpectedEOF
+			}
+			c.rawStep = rawHeadErr
+			return true
+		}
+		c.br.w += n
+		// A short read emptied the socket: further data brings a wakeup.
+		drained = n < space
+	}
+}
