@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"net"
 	"testing"
 	"time"
@@ -26,8 +25,7 @@ func TestPoolSkipsConnectionsThePeerClosed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		uc := &upConn{nc: nc, bw: bufio.NewWriter(nc), br: bufReader{rd: nc, buf: make([]byte, 64)}}
-		return uc, peer
+		return newUpConn(nc, nil), peer
 	}
 	alive, alivePeer := dial()
 	defer alive.close()

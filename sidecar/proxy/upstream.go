@@ -134,8 +134,13 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 	if err != nil {
 		return nil, err
 	}
+	return newUpConn(nc, h), nil
+}
+
+// newUpConn wraps a connection to h's endpoint.
+func newUpConn(nc net.Conn, h *host) *upConn {
 	uc := &upConn{nc: nc, bw: bufio.NewWriterSize(nc, upstreamWriteBuf), h: h, rc: rawConn(nc)}
 	uc.br = bufReader{rd: nc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable
-	return uc, nil
+	return uc
 }
