@@ -64,6 +64,7 @@ type conn struct {
 	// serveRaw's state (rawio_unix.go): the raw connection (nil: blocking
 	// reads only), its callback bound once, and the step it leaves with.
 	rc       syscall.RawConn
+	w        *connWriter // under bw
 	readable func(fd uintptr) bool
 	inRaw    bool
 	rawFirst bool
@@ -79,7 +80,8 @@ func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
 		c.peerIP = []byte(ap.IP.String())
 	}
 	c.br = bufReader{rd: c, buf: make([]byte, clientReadBuf)}
-	c.bw = bufio.NewWriterSize(nc, clientWriteBuf)
+	c.w = newConnWriter(nc)
+	c.bw = bufio.NewWriterSize(c.w, clientWriteBuf)
 	c.req.headers = make([]route.HeaderField, 0, 32)
 	c.resp.headers = make([]route.HeaderField, 0, 32)
 	c.out = make([]byte, 0, 1024)

@@ -7,6 +7,11 @@ import (
 	"syscall"
 )
 
+// connWriter is the io.Writer under a connection's bufio.Writer.
+type connWriter struct{ net.Conn }
+
+func newConnWriter(nc net.Conn) *connWriter { return &connWriter{nc} }
+
 // rawConn is nil here: reads and writes use the plain net.Conn path.
 func rawConn(net.Conn) syscall.RawConn { return nil }
 

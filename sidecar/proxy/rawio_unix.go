@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // Go's poller reads first and waits only when the read returns EAGAIN, and
@@ -16,6 +17,50 @@ import (
 // Writing the request from inside a raw read callback registers interest
 // before the write; the response then wakes the waiter and the first read
 // finds data — the same count of system calls as nginx's event loop.
+
+// Inside those callbacks the connection's descriptor is pinned (a Close
+// waits for the callback), so reads and writes there use raw system calls:
+// the sockets are non-blocking, a call never waits, and the runtime need
+// not prepare to hand the processor to another thread as it does around
+// every syscall.Syscall — on a proxy pinned to one core, a write the
+// kernel preempted would otherwise cost the goroutine its turn (sysmon
+// retakes the P; the goroutine queues behind every runnable one).
+
+// connWriter is the io.Writer under a connection's bufio.Writer. While fd
+// is set (inside a raw callback of that connection) it writes with raw
+// system calls and leaves only what the socket does not take at once to
+// the net.Conn, which waits for room under the connection's deadline.
+type connWriter struct {
+	nc net.Conn
+	fd int // -1: not inside a callback
+}
+
+func newConnWriter(nc net.Conn) *connWriter { return &connWriter{nc: nc, fd: -1} }
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	n := 0
+	for w.fd >= 0 && n < len(p) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(w.fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			break // EAGAIN, or an error the net.Conn reports in its own words
+		}
+		n += int(m)
+	}
+	if n == len(p) {
+		return n, nil
+	}
+	m, err := w.nc.Write(p[n:])
+	return n + m, err
+}
+
+// rawRead reads from fd without the runtime's syscall bookkeeping.
+func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), e
+}
 
 // rawConn returns nc's raw connection, or nil when nc has none.
 func rawConn(nc net.Conn) syscall.RawConn {
@@ -55,20 +100,23 @@ func (uc *upConn) flushAndFill() (werr, rerr error) {
 func (uc *upConn) onReadable(fd uintptr) bool {
 	if !uc.sent {
 		uc.sent = true
-		if err := uc.bw.Flush(); err != nil {
+		uc.w.fd = int(fd)
+		err := uc.bw.Flush()
+		uc.w.fd = -1
+		if err != nil {
 			uc.werr = err
 			return true
 		}
 		return false
 	}
 	for {
-		n, err := syscall.Read(int(fd), uc.br.buf[uc.br.w:])
+		n, err := rawRead(fd, uc.br.buf[uc.br.w:])
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
 			return false
-		case err != nil:
+		case err != 0:
 			uc.rerr = os.NewSyscallError("read", err)
 		case n == 0:
 			uc.rerr = io.EOF
@@ -101,6 +149,13 @@ func (c *conn) serveRaw(first bool) rawStep {
 // onClientReadable is serveRaw's callback; it reports whether serveRaw
 // is done (c.rawStep says why).
 func (c *conn) onClientReadable(fd uintptr) bool {
+	c.w.fd = int(fd)
+	done := c.clientReadable(fd)
+	c.w.fd = -1
+	return done
+}
+
+func (c *conn) clientReadable(fd uintptr) bool {
 	drained := false // called after a wakeup: the socket may hold data
 	for {
 		step, more := c.serveBuffered()
@@ -119,14 +174,14 @@ func (c *conn) onClientReadable(fd uintptr) bool {
 			return true
 		}
 		space := len(c.br.buf) - c.br.w
-		n, err := syscall.Read(int(fd), c.br.buf[c.br.w:])
+		n, err := rawRead(fd, c.br.buf[c.br.w:])
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
 			drained = true
 			continue
-		case err != nil:
+		case err != 0:
 			c.rawErr = os.NewSyscallError("read", err)
 		case n == 0:
 			c.rawErr = io.EOF

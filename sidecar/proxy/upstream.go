@@ -29,6 +29,7 @@ type upConn struct {
 	// flushAndFill's state: the raw connection (nil: plain reads), its
 	// callback bound once, and the outcome of one exchange.
 	rc         syscall.RawConn
+	w          *connWriter // under bw
 	readable   func(fd uintptr) bool
 	sent       bool
 	werr, rerr error
@@ -139,7 +140,8 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 
 // newUpConn wraps a connection to h's endpoint.
 func newUpConn(nc net.Conn, h *host) *upConn {
-	uc := &upConn{nc: nc, bw: bufio.NewWriterSize(nc, upstreamWriteBuf), h: h, rc: rawConn(nc)}
+	uc := &upConn{nc: nc, w: newConnWriter(nc), h: h, rc: rawConn(nc)}
+	uc.bw = bufio.NewWriterSize(uc.w, upstreamWriteBuf)
 	uc.br = bufReader{rd: nc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable
 	return uc
