@@ -31,10 +31,18 @@ if [[ -z $sidecar ]]; then
 	sidecar=$work/shoal-sidecar
 fi
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-	echo $((20000 + RANDOM % 20000)); }
-etcd=127.0.0.1:$(port) peer=127.0.0.1:$(port) xds=127.0.0.1:$(port) api=127.0.0.1:$(port)
-admin=127.0.0.1:$(port) sadmin=127.0.0.1:$(port) out=127.0.0.1:$(port) up=127.0.0.1:$(port)
+# Eight free loopback ports, held open together while the kernel picks
+# them so that no two are the same; without python3, random ones from a
+# range the kernel does not hand out (ip_local_port_range).
+ports=$(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(8)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join("127.0.0.1:%d" % s.getsockname()[1] for s in ss))' 2>/dev/null) || {
+	base=$((20000 + RANDOM % 12000)) ports=
+	for i in 0 1 2 3 4 5 6 7; do ports+="127.0.0.1:$((base + i)) "; done
+}
+read -r etcd peer xds api admin sadmin out up <<<"$ports"
 
 "$work/shoal" controlplane --data-dir "$work/cp" --etcd-listen "$etcd" --etcd-peer-listen "$peer" \
 	--xds-listen "$xds" --api-listen "$api" --admin-listen "$admin" --log-level warn >"$work/cp.log" 2>&1 &
@@ -47,7 +55,7 @@ for i in $(seq 1 "$n"); do
 	val=$(printf '{"id":"f%d","service":"fleet","address":"127.%d.%d.%d","port":8080,"protocol":"http"}' \
 		"$i" $((i / 65536 % 256 + 1)) $((i / 256 % 256)) $((i % 256)) | base64 -w0)
 	printf '{"key":"%s","value":"%s"}\n' "$key" "$val"
-done | xargs -d "\n" -P 8 -I{} curl -fs -o /dev/null -X POST "http://$etcd/v3/kv/put" -d {}
+done | xargs -d "\n" -P 8 -I{} curl -fsS --retry 5 --retry-all-errors --retry-delay 1 -o /dev/null -X POST "http://$etcd/v3/kv/put" -d {} || echo "rss.sh: some writes failed; the endpoint count below tells" >&2
 
 "$sidecar" sidecar --service rss --app-port 9 --no-register --etcd "$etcd" --xds "$xds" \
 	--admin-listen "$sadmin" --outbound "$out" --upstream "fleet=$up" --log-level warn >"$work/sidecar.log" 2>&1 &
@@ -67,6 +75,8 @@ fi
 sleep 2 # let the post-load GC run
 rss=$(awk '/^VmRSS/{print $2}' "/proc/$spid/status")
 anon=$(awk '/^Anonymous/{print $2}' "/proc/$spid/smaps_rollup")
-printf 'sidecar with %d endpoints: VmRSS %.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB), binary %.1f MiB\n' \
-	"$n" "$(bc -l <<<"$rss/1024")" "$(bc -l <<<"$anon/1024")" "$(bc -l <<<"($rss-$anon)/1024")" \
-	"$(bc -l <<<"$(stat -c %s "$sidecar")/1048576")"
+size=$(stat -c %s "$sidecar")
+awk -v n="$n" -v rss="$rss" -v anon="$anon" -v size="$size" 'BEGIN {
+	printf "sidecar with %d endpoints: VmRSS %.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB), binary %.1f MiB\n",
+		n, rss / 1024, anon / 1024, (rss - anon) / 1024, size / 1048576
+}'
