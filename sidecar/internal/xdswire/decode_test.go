@@ -103,7 +103,7 @@ func translatorInputs() map[string]xds.Input {
 		return &shoalv1.Route{Name: name, Hosts: hosts, Rules: rules}
 	}
 	return map[string]xds.Input{
-		"empty": {},
+		"empty":    {},
 		"services": {Endpoints: fleet},
 		"routes": {Endpoints: fleet, Routes: []*shoalv1.Route{
 			route("lr", []string{"lr.example.com"}, rule(shoalv1.Strategy_STRATEGY_LEAST_REQUEST, nil, to("orders", 0))),

@@ -106,8 +106,8 @@ func clusterAny(t *testing.T, name string) *anypb.Any {
 func TestDiscoveryResponseDecode(t *testing.T) {
 	m := &discoveryv3.DiscoveryResponse{
 		VersionInfo: "v3", TypeUrl: xdswire.ClusterType, Nonce: "n",
-		Resources:   []*anypb.Any{clusterAny(t, "a"), clusterAny(t, "b")},
-		Canary:      true, // not decoded
+		Resources: []*anypb.Any{clusterAny(t, "a"), clusterAny(t, "b")},
+		Canary:    true, // not decoded
 	}
 	b, err := proto.Marshal(m)
 	if err != nil {
