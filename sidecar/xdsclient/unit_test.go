@@ -95,7 +95,7 @@ func TestNewValidatesConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.cfg.Backoff != DefaultBackoff || c.cfg.Node.GetUserAgentName() != UserAgentName || c.cfg.Mode != ModeDelta {
+			if c.cfg.Backoff != DefaultBackoff || c.cfg.Node.UserAgentName != UserAgentName || c.cfg.Mode != ModeDelta {
 				t.Errorf("defaults not filled: %+v", c.cfg)
 			}
 		})
