@@ -8,8 +8,6 @@ import (
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
 )
@@ -55,7 +53,10 @@ func (p *Proxy) adminMux() *http.ServeMux {
 }
 
 // configDump writes the last applied xDS resources as JSON, with the xDS
-// client status and any table build error.
+// client status and any table build error. A resource shows the fields the
+// sidecar decoded, under Envoy's proto field names (as Envoy's own
+// /config_dump prints them): enums by name, durations as "1.5s", Anys with
+// their "@type".
 func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{"xds_status": p.xds.Status()}
 	if e := p.buildErr.Load(); e != nil {
@@ -72,7 +73,7 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-func dump[M proto.Message](m map[string]M) []json.RawMessage {
+func dump[M any](m map[string]M) []json.RawMessage {
 	names := make([]string, 0, len(m))
 	for n := range m {
 		names = append(names, n)
@@ -80,7 +81,7 @@ func dump[M proto.Message](m map[string]M) []json.RawMessage {
 	sort.Strings(names)
 	out := make([]json.RawMessage, 0, len(m))
 	for _, n := range names {
-		b, err := protojson.Marshal(m[n])
+		b, err := json.Marshal(m[n])
 		if err != nil {
 			continue
 		}

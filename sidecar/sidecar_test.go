@@ -1,7 +1,9 @@
 package sidecar_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -116,6 +118,7 @@ func TestSidecarRegistersRoutesAndDeregistersOnShutdown(t *testing.T) {
 
 	// Both the per-upstream port and the Host-routed outbound reach web-1.
 	poll(t, "web reachable through the upstream port", func() bool { return get("http://"+addrs["upstream web"]+"/") == http.StatusOK })
+	checkConfigDump(t, addrs["admin"])
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addrs["outbound"]+"/", nil)
 	req.Host = "web"
 	resp, err := http.DefaultClient.Do(req)
@@ -146,6 +149,51 @@ func TestSidecarRegistersRoutesAndDeregistersOnShutdown(t *testing.T) {
 	stopWeb()
 	if ins, _, _ := store.List(t.Context(), "web"); len(ins) != 0 {
 		t.Errorf("instances after shutdown = %v, want none", ins)
+	}
+}
+
+// checkConfigDump reads /config_dump as its users do (e2e harness, bench):
+// versions by type URL, resources in JSON with Envoy's field names.
+func checkConfigDump(t *testing.T, admin string) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/config_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var d struct {
+		Versions     map[string]string        `json:"versions"`
+		FromStateDir bool                     `json:"from_state_dir"`
+		XDSStatus    struct{ Connected bool } `json:"xds_status"`
+		Listeners    []map[string]any         `json:"listeners"`
+		Routes       []json.RawMessage        `json:"routes"`
+		Clusters     []map[string]any         `json:"clusters"`
+		Endpoints    []map[string]any         `json:"endpoints"`
+	}
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatalf("/config_dump is not JSON: %v\n%s", err, body)
+	}
+	if len(d.Versions) != 4 || !d.XDSStatus.Connected || len(d.Listeners) == 0 || len(d.Routes) == 0 {
+		t.Errorf("/config_dump: %d versions, connected %v, %d listeners, %d routes", len(d.Versions), d.XDSStatus.Connected, len(d.Listeners), len(d.Routes))
+	}
+	var web map[string]any
+	for _, c := range d.Clusters {
+		if c["name"] == "web" {
+			web = c
+		}
+	}
+	if web == nil || web["lb_policy"] != "ROUND_ROBIN" || web["type"] != "EDS" || web["connect_timeout"] != "2s" {
+		t.Errorf("/config_dump cluster web = %v", web)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, body); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"cluster":"web"`, `"domains":["web","web:*"]`, `"hostname":"web-1"`, `"port_value":`, `"health_status":"HEALTHY"`} {
+		if !strings.Contains(compact.String(), want) {
+			t.Errorf("/config_dump lacks %s", want)
+		}
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/shoal-mesh/shoal/controlplane/xds"
 )
 
 var modes = []Mode{ModeDelta, ModeSotW}
@@ -58,6 +61,41 @@ func TestSnapshotsFollowTheServer(t *testing.T) {
 	}
 }
 
+// TestNodeIdentity checks the node the control plane receives, decoded
+// with go-control-plane's types: its capability profile depends on
+// user_agent_name, and operators see the metadata and locality.
+func TestNodeIdentity(t *testing.T) {
+	md, err := structpb.NewStruct(map[string]any{"service": "orders", "instance_id": "orders-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &corev3.Node{
+		Id: testNodeID, Cluster: "orders", Metadata: md,
+		Locality:             &corev3.Locality{Zone: "local"},
+		UserAgentName:        UserAgentName,
+		UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: "test"},
+	}
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := startServer(t, mesh{version: "v1", services: map[string][]uint32{"orders": {3001}}}, false)
+			_, rec, _ := startClient(t, testConfig(srv.addr, mode))
+			rec.waitFor(t, "initial snapshot", func(s *Snapshot) bool { return ports(s, "orders") == "3001," })
+			// go-control-plane's SotW server copies the first request's
+			// node into the later ones, so only the first is checked.
+			nodes := srv.sentNodes()
+			if len(nodes) == 0 {
+				t.Fatal("server saw no node")
+			}
+			if diff := cmp.Diff(want, nodes[0], protocmp.Transform()); diff != "" {
+				t.Errorf("node (-want +got):\n%s", diff)
+			}
+			if caps := xds.CapabilitiesFor(nodes[0]); caps.Profile != xds.CapabilitiesEnvoy.Profile {
+				t.Errorf("control plane profile %q, want %q", caps.Profile, xds.CapabilitiesEnvoy.Profile)
+			}
+		})
+	}
+}
+
 func TestInvalidResourceIsNACKedAndLastGoodKept(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -96,7 +134,7 @@ func TestValidateHookRejects(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv := startServer(t, mesh{version: "v1", services: map[string][]uint32{"orders": {3001}}}, false)
 			cfg := testConfig(srv.addr, mode)
-			cfg.Validate = func(typeURL string, rs map[string]proto.Message) error {
+			cfg.Validate = func(typeURL string, rs map[string]Resource) error {
 				if typeURL == ClusterType && has(rs, "forbidden") {
 					return errString("cluster forbidden: unsupported")
 				}
@@ -204,7 +242,7 @@ func TestStateDirRoundTrip(t *testing.T) {
 
 func assertSameResources(t *testing.T, want, got *Snapshot) {
 	t.Helper()
-	opts := []cmp.Option{protocmp.Transform(), cmp.AllowUnexported(Snapshot{}),
+	opts := []cmp.Option{cmp.AllowUnexported(Snapshot{}),
 		cmp.FilterPath(func(p cmp.Path) bool {
 			f := p.Last().String()
 			return f == ".FromState" || f == ".MissingRoutes" || f == ".MissingEndpoints"

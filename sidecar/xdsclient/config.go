@@ -5,13 +5,12 @@ import (
 	"log/slog"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
 
 // UserAgentName is the node's user_agent_name sent to the control plane.
@@ -56,13 +55,13 @@ func (m Mode) String() string {
 }
 
 // ValidateFunc is a consumer check run on the resources of one response after
-// they have been decoded and passed ValidateAll. resources holds the resources
+// they have been decoded and passed the Envoy protos' validation rules. resources holds the resources
 // the response adds or updates (for SotW: every resource in it), keyed by name;
 // it must not be modified or retained. A non-nil error NACKs the whole
 // response with the error text as error_detail, and the previous resources of
 // that type are kept. It is called serially on the Client's receive goroutine
 // and must not block.
-type ValidateFunc func(typeURL string, resources map[string]proto.Message) error
+type ValidateFunc func(typeURL string, resources map[string]Resource) error
 
 // Config configures a Client. It is copied by New and never mutated after.
 type Config struct {
@@ -71,7 +70,7 @@ type Config struct {
 	Server string
 	// Node identifies this sidecar; Node.Id is required. It is cloned; an
 	// empty user_agent_name becomes UserAgentName. See NewNode.
-	Node *corev3.Node
+	Node *Node
 	// Mode is ModeDelta (zero value: delta with SotW fallback) or ModeSotW.
 	Mode Mode
 	// Listeners are the listener names to subscribe to. Nil or empty means a
@@ -122,19 +121,20 @@ type NodeInfo struct {
 	Version    string // user_agent_version (the shoal build)
 }
 
-// NewNode builds the xDS node identity shoal sidecars send.
-func NewNode(info NodeInfo) *corev3.Node {
-	md, _ := structpb.NewStruct(map[string]any{
-		"service":     info.Service,
-		"instance_id": info.InstanceID,
-	})
-	return &corev3.Node{
-		Id:                   info.ID,
-		Cluster:              info.Cluster,
-		Metadata:             md,
-		Locality:             &corev3.Locality{Zone: info.Zone},
-		UserAgentName:        UserAgentName,
-		UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: info.Version},
+// NewNode builds the xDS node identity shoal sidecars send: the metadata
+// struct holds "service" and "instance_id" (the control plane's capability
+// profile follows user_agent_name).
+func NewNode(info NodeInfo) *Node {
+	return &Node{
+		ID:      info.ID,
+		Cluster: info.Cluster,
+		Metadata: map[string]string{
+			"service":     info.Service,
+			"instance_id": info.InstanceID,
+		},
+		Locality:         &xdswire.Locality{Zone: info.Zone},
+		UserAgentName:    UserAgentName,
+		UserAgentVersion: info.Version,
 	}
 }
 
@@ -143,14 +143,14 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Server == "":
 		return c, errors.New("xdsclient: Config.Server is required")
-	case c.Node.GetId() == "":
+	case c.Node == nil || c.Node.ID == "":
 		return c, errors.New("xdsclient: Config.Node.Id is required")
 	case c.OnUpdate == nil:
 		return c, errors.New("xdsclient: Config.OnUpdate is required")
 	case c.Mode != ModeDelta && c.Mode != ModeSotW:
 		return c, errors.New("xdsclient: unknown Config.Mode")
 	}
-	c.Node = proto.CloneOf(c.Node)
+	c.Node = c.Node.Clone()
 	if c.Node.UserAgentName == "" {
 		c.Node.UserAgentName = UserAgentName
 	}

@@ -1,17 +1,19 @@
 package xdsclient
 
 import (
+	"fmt"
 	"maps"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
 
 // deltaStream speaks incremental xDS on one ADS stream
 // (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol#incremental-xds).
 type deltaStream struct {
-	s    discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
-	node *corev3.Node
+	s    grpc.ClientStream
+	node *Node
 	// nodeSent: the node goes on the first request of the stream only.
 	nodeSent bool
 	// subs is the subscription sent so far per type; absent until the
@@ -19,41 +21,47 @@ type deltaStream struct {
 	subs map[string]map[string]bool
 }
 
-func newDelta(s discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient, node *corev3.Node) *deltaStream {
+func newDelta(s grpc.ClientStream, node *Node) *deltaStream {
 	return &deltaStream{s: s, node: node, subs: map[string]map[string]bool{}}
 }
 
-func (d *deltaStream) send(req *discoveryv3.DeltaDiscoveryRequest) error {
+func (d *deltaStream) send(req *xdswire.DeltaDiscoveryRequest) error {
 	if !d.nodeSent {
 		req.Node = d.node
 		d.nodeSent = true
 	}
-	return d.s.Send(req)
+	b := req.Marshal()
+	return d.s.SendMsg(&b)
 }
 
 func (d *deltaStream) recv() (*response, error) {
-	m, err := d.s.Recv()
+	b, err := recvFrame(d.s)
 	if err != nil {
 		return nil, err
 	}
-	r := &response{typeURL: m.GetTypeUrl(), nonce: m.GetNonce(), version: m.GetSystemVersionInfo()}
-	r.u, r.err = decodeDelta(m)
+	var m xdswire.DeltaDiscoveryResponse
+	if err := m.Unmarshal(b); err != nil {
+		// Without a type URL and nonce there is nothing to NACK.
+		return nil, fmt.Errorf("xdsclient: malformed DeltaDiscoveryResponse: %w", err)
+	}
+	r := &response{typeURL: m.TypeURL, nonce: m.Nonce, version: m.SystemVersionInfo}
+	r.u, r.err = decodeDelta(&m)
 	return r, nil
 }
 
 // decodeDelta decodes and validates every resource of m.
-func decodeDelta(m *discoveryv3.DeltaDiscoveryResponse) (*update, error) {
-	u := newUpdate(m.GetTypeUrl(), m.GetSystemVersionInfo(), false)
+func decodeDelta(m *xdswire.DeltaDiscoveryResponse) (*update, error) {
+	u := newUpdate(m.TypeURL, m.SystemVersionInfo, false)
 	var errs []error
-	for _, r := range m.GetResources() {
-		if r.GetResource() == nil {
+	for _, r := range m.Resources {
+		if r.Resource == nil {
 			continue // a name-only entry (e.g. an alias) carries nothing to apply
 		}
-		if err := u.add(r.GetName(), r.GetVersion(), r.GetResource()); err != nil {
+		if err := u.add(r.Name, r.Version, *r.Resource); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	u.removed = m.GetRemovedResources()
+	u.removed = m.RemovedResources
 	if err := joinErrors(errs); err != nil {
 		return nil, err
 	}
@@ -67,7 +75,7 @@ func decodeDelta(m *discoveryv3.DeltaDiscoveryResponse) (*update, error) {
 // it as a legacy wildcard.
 func (d *deltaStream) subscribe(typeURL string, want map[string]bool, held map[string]string) error {
 	cur, started := d.subs[typeURL]
-	req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL}
+	req := &xdswire.DeltaDiscoveryRequest{TypeURL: typeURL}
 	switch {
 	case !started && len(want) == 0:
 		return nil
@@ -95,13 +103,13 @@ func (d *deltaStream) subscribe(typeURL string, want map[string]bool, held map[s
 
 // ack echoes the response nonce.
 func (d *deltaStream) ack(r *response) error {
-	return d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.typeURL, ResponseNonce: r.nonce})
+	return d.send(&xdswire.DeltaDiscoveryRequest{TypeURL: r.typeURL, ResponseNonce: r.nonce})
 }
 
 // nack echoes the nonce with error_detail set.
 func (d *deltaStream) nack(r *response, err error) error {
-	return d.send(&discoveryv3.DeltaDiscoveryRequest{
-		TypeUrl:       r.typeURL,
+	return d.send(&xdswire.DeltaDiscoveryRequest{
+		TypeURL:       r.typeURL,
 		ResponseNonce: r.nonce,
 		ErrorDetail:   nackStatus(err),
 	})

@@ -1,8 +1,14 @@
 // Package xdsclient is the sidecar's xDS client: one ADS stream over gRPC to
 // the control plane, delta (incremental) xDS by default with a
-// state-of-the-world fallback, delivering consistent snapshots of plain
-// Envoy protos (listeners, route configurations, clusters, endpoint
+// state-of-the-world fallback, delivering consistent snapshots of Envoy
+// resources (listeners, route configurations, clusters, endpoint
 // assignments) to the sidecar's routing table.
+//
+// No generated Envoy code is linked: requests and responses are encoded and
+// decoded by the hand-written protobuf codec of package
+// sidecar/internal/xdswire, into plain structs holding the fields the
+// sidecar reads (unknown fields are skipped), and gRPC carries their bytes
+// to the ADS methods by name.
 //
 // Protocol (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol):
 //   - Subscriptions: LDS (wildcard, or Config.Listeners) and CDS (wildcard),
@@ -10,12 +16,13 @@
 //     managers reference and EDS for the service names of EDS clusters. They
 //     follow the resources: delta sends resource_names_subscribe and
 //     resource_names_unsubscribe, SotW re-sends the request with the new names.
-//   - Every resource is unmarshalled and checked with ValidateAll (listeners'
-//     HTTP connection managers too) and then by Config.Validate. A response
-//     with any bad resource is NACKed as a whole, with the reasons in
-//     error_detail, and the type keeps its last good resources. SotW ACKs echo
-//     version_info and nonce, NACKs keep the previous version_info; delta ACKs
-//     and NACKs echo the nonce.
+//   - Every resource is decoded and checked against the Envoy protos'
+//     validation rules for the decoded fields (listeners' HTTP connection
+//     managers too), then by Config.Validate. Malformed wire data is an
+//     error like a rule violation. A response with any bad resource is
+//     NACKed as a whole, with the reasons in error_detail, and the type keeps
+//     its last good resources. SotW ACKs echo version_info and nonce, NACKs
+//     keep the previous version_info; delta ACKs and NACKs echo the nonce.
 //   - Reconnects use gRPC's connection backoff (1 s × 1.6 ± 20 %, capped at
 //     30 s by default) and re-subscribe everything; delta streams send
 //     initial_resource_versions for what is held.

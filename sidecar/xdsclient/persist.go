@@ -9,9 +9,7 @@ import (
 	"slices"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
 
 // StateFile is the name of the state file inside Config.StateDir.
@@ -23,7 +21,9 @@ const stateFormat = "shoal.xdsclient.state/v1"
 // stateFile is the on-disk form of a Snapshot: a JSON envelope with one
 // binary DeltaDiscoveryResponse per type (resources with their names and
 // per-resource versions, system_version_info = the type's version). The
-// binary encoding needs no type registry for the Anys nested in resources.
+// resources are stored as received (their wire form), so the file reads
+// the same whatever decodes it: files written before the wire codec
+// (go-control-plane's types) load unchanged, and vice versa.
 type stateFile struct {
 	Format    string    `json:"format"`
 	NodeID    string    `json:"node_id,omitempty"`
@@ -36,11 +36,7 @@ type stateFile struct {
 func saveState(dir, nodeID string, s *Snapshot) error {
 	f := stateFile{Format: stateFormat, NodeID: nodeID, SavedAt: time.Now().UTC()}
 	for _, t := range subscribedTypes {
-		b, err := proto.Marshal(snapshotResponse(s, t))
-		if err != nil {
-			return fmt.Errorf("xdsclient: encode state: %w", err)
-		}
-		f.Responses = append(f.Responses, b)
+		f.Responses = append(f.Responses, snapshotResponse(s, t).Marshal())
 	}
 	data, err := json.Marshal(f)
 	if err != nil {
@@ -53,18 +49,14 @@ func saveState(dir, nodeID string, s *Snapshot) error {
 }
 
 // snapshotResponse returns the resources of one type of s as a delta response.
-func snapshotResponse(s *Snapshot, typeURL string) *discoveryv3.DeltaDiscoveryResponse {
-	msgs := s.messages(typeURL)
-	r := &discoveryv3.DeltaDiscoveryResponse{TypeUrl: typeURL, SystemVersionInfo: s.Versions[typeURL]}
-	for _, name := range slices.Sorted(maps.Keys(msgs)) {
-		a, err := anypb.New(msgs[name])
-		if err != nil {
-			continue // cannot happen for the four registered Envoy types
-		}
-		r.Resources = append(r.Resources, &discoveryv3.Resource{
+func snapshotResponse(s *Snapshot, typeURL string) *xdswire.DeltaDiscoveryResponse {
+	raw := s.raw[typeURL]
+	r := &xdswire.DeltaDiscoveryResponse{TypeURL: typeURL, SystemVersionInfo: s.Versions[typeURL]}
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		r.Resources = append(r.Resources, xdswire.DeltaResource{
 			Name:     name,
 			Version:  s.resourceVersions[typeURL][name],
-			Resource: a,
+			Resource: &xdswire.Any{TypeURL: typeURL, Value: raw[name]},
 		})
 	}
 	return r
@@ -93,7 +85,7 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // LoadState reads the snapshot saved in dir by a Client with that
-// StateDir. Every resource is validated again (ValidateAll); a missing file
+// StateDir. Every resource is decoded and validated again; a missing file
 // returns an error satisfying errors.Is(err, fs.ErrNotExist). The returned
 // snapshot has FromState set.
 func LoadState(dir string) (*Snapshot, error) {
@@ -118,7 +110,7 @@ func loadStore(dir string, listeners []string, validate ValidateFunc) (*store, e
 		return nil, fmt.Errorf("xdsclient: decode state: %w", err)
 	}
 	if f.Format != stateFormat {
-		return nil, fmt.Errorf("xdsclient: state format %q, want %q", f.Format, stateFormat)
+		return nil, fmt.Errorf("xdsclient: state format %q, want %q (written by another shoal version; it is replaced at the next update)", f.Format, stateFormat)
 	}
 	st := newStore(listeners)
 	for _, b := range f.Responses {
@@ -130,12 +122,12 @@ func loadStore(dir string, listeners []string, validate ValidateFunc) (*store, e
 }
 
 func loadResponse(st *store, b []byte, validate ValidateFunc) error {
-	r := &discoveryv3.DeltaDiscoveryResponse{}
-	if err := proto.Unmarshal(b, r); err != nil {
+	r := &xdswire.DeltaDiscoveryResponse{}
+	if err := r.Unmarshal(b); err != nil {
 		return err
 	}
-	if _, ok := st.types[r.GetTypeUrl()]; !ok {
-		return fmt.Errorf("unsupported type %q", r.GetTypeUrl())
+	if _, ok := st.types[r.TypeURL]; !ok {
+		return fmt.Errorf("unsupported type %q", r.TypeURL)
 	}
 	u, err := decodeDelta(r)
 	if err == nil && validate != nil {

@@ -1,22 +1,14 @@
 package xdsclient
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
-
-// hcmType is the type URL of the HTTP connection manager filter config.
-const hcmType = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 
 // maxErrorDetail bounds the error_detail message of a NACK.
 const maxErrorDetail = 4096
@@ -27,9 +19,10 @@ type update struct {
 	typeURL string
 	version string
 	// upserts holds the resources to add or replace, by name; versions
-	// holds their per-resource versions.
-	upserts  map[string]proto.Message
+	// holds their per-resource versions and raw their wire form.
+	upserts  map[string]Resource
 	versions map[string]string
+	raw      map[string][]byte
 	// removed lists names to delete (delta removed_resources).
 	removed []string
 	// full means the update is the whole state of its type (SotW LDS/CDS):
@@ -41,17 +34,21 @@ func newUpdate(typeURL, version string, full bool) *update {
 	return &update{
 		typeURL:  typeURL,
 		version:  version,
-		upserts:  map[string]proto.Message{},
+		upserts:  map[string]Resource{},
 		versions: map[string]string{},
+		raw:      map[string][]byte{},
 		full:     full,
 	}
 }
 
 // add decodes and validates one resource and adds it to u. name, if not
 // empty, must match the resource's own name.
-func (u *update) add(name, version string, a *anypb.Any) error {
+func (u *update) add(name, version string, a xdswire.Any) error {
 	m, err := decodeResource(u.typeURL, a)
-	got := resourceName(m) // m may be set even if invalid: name the culprit
+	got := ""
+	if m != nil { // m may be set even if invalid: name the culprit
+		got = m.ResourceName()
+	}
 	if name == "" {
 		name = got
 	}
@@ -69,100 +66,31 @@ func (u *update) add(name, version string, a *anypb.Any) error {
 	}
 	u.upserts[got] = m
 	u.versions[got] = version
+	// A copy: the response buffer is not kept alive by one resource.
+	u.raw[got] = bytes.Clone(a.Value)
 	return nil
 }
 
-// newMessage returns an empty message of a supported type URL.
-func newMessage(typeURL string) (proto.Message, error) {
-	switch typeURL {
-	case ListenerType:
-		return &listenerv3.Listener{}, nil
-	case RouteType:
-		return &routev3.RouteConfiguration{}, nil
-	case ClusterType:
-		return &clusterv3.Cluster{}, nil
-	case EndpointType:
-		return &endpointv3.ClusterLoadAssignment{}, nil
+// decodeResource decodes a and checks it against the Envoy protos'
+// validation rules for the fields the sidecar reads (xdswire.Validate). A
+// validation error comes with the decoded resource.
+func decodeResource(typeURL string, a xdswire.Any) (Resource, error) {
+	if a.TypeURL != typeURL {
+		return nil, fmt.Errorf("type %q in a %q response", a.TypeURL, typeURL)
 	}
-	return nil, fmt.Errorf("unsupported type %q", typeURL)
-}
-
-// decodeResource unmarshals a and runs ValidateAll on it (and, for
-// listeners, on their HTTP connection managers). A validation error comes
-// with the unmarshalled message.
-func decodeResource(typeURL string, a *anypb.Any) (proto.Message, error) {
-	if a.GetTypeUrl() != typeURL {
-		return nil, fmt.Errorf("type %q in a %q response", a.GetTypeUrl(), typeURL)
-	}
-	m, err := newMessage(typeURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.UnmarshalTo(m); err != nil {
+	m, err := xdswire.Decode(typeURL, a.Value)
+	if err != nil && m == nil {
 		return nil, fmt.Errorf("unmarshal: %w", err)
 	}
-	if err := m.(interface{ ValidateAll() error }).ValidateAll(); err != nil {
-		return m, err
-	}
-	if l, ok := m.(*listenerv3.Listener); ok {
-		if _, err := listenerHCMs(l); err != nil {
-			return m, err
-		}
-	}
-	return m, nil
-}
-
-// resourceName returns the xDS name of a supported resource.
-func resourceName(m proto.Message) string {
-	switch r := m.(type) {
-	case *listenerv3.Listener:
-		return r.GetName()
-	case *routev3.RouteConfiguration:
-		return r.GetName()
-	case *clusterv3.Cluster:
-		return r.GetName()
-	case *endpointv3.ClusterLoadAssignment:
-		return r.GetClusterName()
-	}
-	return ""
-}
-
-// listenerHCMs returns the validated HTTP connection managers of l: in its
-// filter chains, default filter chain and API listener.
-func listenerHCMs(l *listenerv3.Listener) ([]*hcmv3.HttpConnectionManager, error) {
-	var anys []*anypb.Any
-	chains := append([]*listenerv3.FilterChain{l.GetDefaultFilterChain()}, l.GetFilterChains()...)
-	for _, fc := range chains {
-		for _, f := range fc.GetFilters() {
-			if tc := f.GetTypedConfig(); tc.GetTypeUrl() == hcmType {
-				anys = append(anys, tc)
-			}
-		}
-	}
-	if a := l.GetApiListener().GetApiListener(); a != nil {
-		anys = append(anys, a)
-	}
-	out := make([]*hcmv3.HttpConnectionManager, 0, len(anys))
-	for _, a := range anys {
-		h := &hcmv3.HttpConnectionManager{}
-		if err := a.UnmarshalTo(h); err != nil {
-			return nil, fmt.Errorf("http connection manager: %w", err)
-		}
-		if err := h.ValidateAll(); err != nil {
-			return nil, fmt.Errorf("http connection manager: %w", err)
-		}
-		out = append(out, h)
-	}
-	return out, nil
+	return m, err
 }
 
 // routeNames returns the RDS route_config_names l references.
-func routeNames(l *listenerv3.Listener) []string {
-	hcms, _ := listenerHCMs(l) // validated on decode
+func routeNames(l *Listener) []string {
 	var names []string
-	for _, h := range hcms {
-		if n := h.GetRds().GetRouteConfigName(); n != "" {
-			names = append(names, n)
+	for _, h := range l.HCMs() {
+		if h.RDS != nil && h.RDS.RouteConfigName != "" {
+			names = append(names, h.RDS.RouteConfigName)
 		}
 	}
 	return names
@@ -171,14 +99,14 @@ func routeNames(l *listenerv3.Listener) []string {
 // edsName returns the EDS service name of c, or "" if c is not an EDS
 // cluster. The contract names CLAs by eds_cluster_config.service_name,
 // defaulting to the cluster name as Envoy does.
-func edsName(c *clusterv3.Cluster) string {
-	if c.GetType() != clusterv3.Cluster_EDS {
+func edsName(c *Cluster) string {
+	if c.Type != xdswire.DiscoveryEDS || c.ClusterType != nil {
 		return ""
 	}
-	if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
-		return n
+	if e := c.EDSClusterConfig; e != nil && e.ServiceName != "" {
+		return e.ServiceName
 	}
-	return c.GetName()
+	return c.Name
 }
 
 // joinErrors formats errs sorted, bounded by maxErrorDetail.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -23,9 +24,10 @@ type testServer struct {
 
 	// mu guards the fields below and the running server.
 	mu          sync.Mutex
-	errDetails  []string // error_detail messages of NACKs, both variants
-	unsubscribe []string // delta resource_names_unsubscribe
-	streams     int      // streams opened, both variants
+	errDetails  []string       // error_detail messages of NACKs, both variants
+	nodes       []*corev3.Node // the node of every request that carried one
+	unsubscribe []string       // delta resource_names_unsubscribe
+	streams     int            // streams opened, both variants
 	grpc        *grpc.Server
 	cancel      context.CancelFunc
 	done        chan struct{}
@@ -63,11 +65,11 @@ func (s *testServer) serve(lis net.Listener) {
 			return nil
 		},
 		StreamRequestFunc: func(_ int64, r *discoveryv3.DiscoveryRequest) error {
-			s.record(r.GetErrorDetail().GetMessage(), nil)
+			s.record(r.GetErrorDetail().GetMessage(), nil, r.GetNode())
 			return nil
 		},
 		StreamDeltaRequestFunc: func(_ int64, r *discoveryv3.DeltaDiscoveryRequest) error {
-			s.record(r.GetErrorDetail().GetMessage(), r.GetResourceNamesUnsubscribe())
+			s.record(r.GetErrorDetail().GetMessage(), r.GetResourceNamesUnsubscribe(), r.GetNode())
 			return nil
 		},
 	}
@@ -118,9 +120,12 @@ func (s *testServer) count() {
 	s.streams++
 }
 
-func (s *testServer) record(errDetail string, unsub []string) {
+func (s *testServer) record(errDetail string, unsub []string, node *corev3.Node) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if node != nil {
+		s.nodes = append(s.nodes, node)
+	}
 	if errDetail != "" {
 		s.errDetails = append(s.errDetails, errDetail)
 	}
@@ -132,6 +137,13 @@ func (s *testServer) seen() (errDetails, unsubscribe []string, streams int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.errDetails...), append([]string(nil), s.unsubscribe...), s.streams
+}
+
+// sentNodes returns the nodes clients sent.
+func (s *testServer) sentNodes() []*corev3.Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*corev3.Node(nil), s.nodes...)
 }
 
 // sotwOnly serves SotW ADS only; its delta method is the generated

@@ -3,31 +3,41 @@ package xdsclient
 import (
 	"maps"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
 
 // Type URLs of the resources the client subscribes to.
 const (
-	ListenerType = resourcev3.ListenerType
-	RouteType    = resourcev3.RouteType
-	ClusterType  = resourcev3.ClusterType
-	EndpointType = resourcev3.EndpointType
+	ListenerType = xdswire.ListenerType
+	RouteType    = xdswire.RouteType
+	ClusterType  = xdswire.ClusterType
+	EndpointType = xdswire.EndpointType
+)
+
+// The resource types of a Snapshot: plain structs holding the subset of
+// Envoy's v3 messages the sidecar reads, decoded from the wire without
+// generated code (package sidecar/internal/xdswire).
+type (
+	// Resource is one of *Listener, *RouteConfiguration, *Cluster and
+	// *ClusterLoadAssignment.
+	Resource              = xdswire.Resource
+	Listener              = xdswire.Listener
+	RouteConfiguration    = xdswire.RouteConfiguration
+	Cluster               = xdswire.Cluster
+	ClusterLoadAssignment = xdswire.ClusterLoadAssignment
+	// Node is the identity sent to the control plane; see NewNode.
+	Node = xdswire.Node
 )
 
 // Snapshot is one consistent view of the xDS configuration. A delivered
-// Snapshot is immutable: its maps and messages are shared and must not be
+// Snapshot is immutable: its maps and resources are shared and must not be
 // modified.
 type Snapshot struct {
-	Listeners map[string]*listenerv3.Listener
-	Routes    map[string]*routev3.RouteConfiguration
-	Clusters  map[string]*clusterv3.Cluster
+	Listeners map[string]*Listener
+	Routes    map[string]*RouteConfiguration
+	Clusters  map[string]*Cluster
 	// Endpoints is keyed by the EDS service name (cluster_name of the CLA).
-	Endpoints map[string]*endpointv3.ClusterLoadAssignment
+	Endpoints map[string]*ClusterLoadAssignment
 	// Versions maps each type URL to the last accepted version_info (SotW)
 	// or system_version_info (delta).
 	Versions map[string]string
@@ -42,6 +52,9 @@ type Snapshot struct {
 	// resourceVersions holds per-resource versions by type URL; they are
 	// persisted so that delta reconnects can send initial_resource_versions.
 	resourceVersions map[string]map[string]string
+	// raw holds each resource's wire form by type URL and name, for the
+	// state file.
+	raw map[string]map[string][]byte
 }
 
 // Complete reports whether every referenced route configuration and
@@ -51,50 +64,30 @@ func (s *Snapshot) Complete() bool {
 }
 
 // newSnapshot builds a Snapshot from the typed store. The maps are copied;
-// the messages are shared (the store never mutates a message it holds).
+// the resources are shared (the store never mutates a resource it holds).
 func newSnapshot(st *store) *Snapshot {
 	s := &Snapshot{
-		Listeners:        typedMap[*listenerv3.Listener](st.types[ListenerType]),
-		Routes:           typedMap[*routev3.RouteConfiguration](st.types[RouteType]),
-		Clusters:         typedMap[*clusterv3.Cluster](st.types[ClusterType]),
-		Endpoints:        typedMap[*endpointv3.ClusterLoadAssignment](st.types[EndpointType]),
+		Listeners:        typedMap[*Listener](st.types[ListenerType]),
+		Routes:           typedMap[*RouteConfiguration](st.types[RouteType]),
+		Clusters:         typedMap[*Cluster](st.types[ClusterType]),
+		Endpoints:        typedMap[*ClusterLoadAssignment](st.types[EndpointType]),
 		Versions:         map[string]string{},
 		resourceVersions: map[string]map[string]string{},
+		raw:              map[string]map[string][]byte{},
 	}
 	for url, ts := range st.types {
 		s.Versions[url] = ts.version
 		s.resourceVersions[url] = maps.Clone(ts.versions)
+		s.raw[url] = maps.Clone(ts.raw)
 	}
 	s.MissingRoutes, s.MissingEndpoints = st.missing()
 	return s
 }
 
-func typedMap[T proto.Message](ts *typeState) map[string]T {
+func typedMap[T Resource](ts *typeState) map[string]T {
 	out := make(map[string]T, len(ts.resources))
 	for name, m := range ts.resources {
 		out[name] = m.(T)
 	}
 	return out
-}
-
-// messages returns the resources of one type of s as plain messages.
-func (s *Snapshot) messages(typeURL string) map[string]proto.Message {
-	out := map[string]proto.Message{}
-	switch typeURL {
-	case ListenerType:
-		addAll(out, s.Listeners)
-	case RouteType:
-		addAll(out, s.Routes)
-	case ClusterType:
-		addAll(out, s.Clusters)
-	case EndpointType:
-		addAll(out, s.Endpoints)
-	}
-	return out
-}
-
-func addAll[T proto.Message](dst map[string]proto.Message, src map[string]T) {
-	for k, v := range src {
-		dst[k] = v
-	}
 }

@@ -1,10 +1,12 @@
 package xdsclient
 
 import (
+	"fmt"
 	"maps"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
 
 // sotwStream speaks state-of-the-world xDS on one ADS stream
@@ -15,8 +17,8 @@ import (
 // answers a request whose names cover every resource of the type, which
 // "*" never does.
 type sotwStream struct {
-	s    discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	node *corev3.Node
+	s    grpc.ClientStream
+	node *Node
 	// nodeSent: the node goes on the first request of the stream only.
 	nodeSent bool
 	// names is the subscription sent so far per type; absent until the
@@ -29,7 +31,7 @@ type sotwStream struct {
 	version map[string]string
 }
 
-func newSotW(s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *corev3.Node) *sotwStream {
+func newSotW(s grpc.ClientStream, node *Node) *sotwStream {
 	return &sotwStream{
 		s:       s,
 		node:    node,
@@ -40,23 +42,28 @@ func newSotW(s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesC
 }
 
 func (s *sotwStream) recv() (*response, error) {
-	m, err := s.s.Recv()
+	b, err := recvFrame(s.s)
 	if err != nil {
 		return nil, err
 	}
-	r := &response{typeURL: m.GetTypeUrl(), nonce: m.GetNonce(), version: m.GetVersionInfo()}
-	r.u, r.err = decodeSotW(m)
+	var m xdswire.DiscoveryResponse
+	if err := m.Unmarshal(b); err != nil {
+		// Without a type URL and nonce there is nothing to NACK.
+		return nil, fmt.Errorf("xdsclient: malformed DiscoveryResponse: %w", err)
+	}
+	r := &response{typeURL: m.TypeURL, nonce: m.Nonce, version: m.VersionInfo}
+	r.u, r.err = decodeSotW(&m)
 	return r, nil
 }
 
 // decodeSotW decodes and validates every resource of m. Listener and
 // cluster responses carry the full state of their type.
-func decodeSotW(m *discoveryv3.DiscoveryResponse) (*update, error) {
-	full := m.GetTypeUrl() == ListenerType || m.GetTypeUrl() == ClusterType
-	u := newUpdate(m.GetTypeUrl(), m.GetVersionInfo(), full)
+func decodeSotW(m *xdswire.DiscoveryResponse) (*update, error) {
+	full := m.TypeURL == ListenerType || m.TypeURL == ClusterType
+	u := newUpdate(m.TypeURL, m.VersionInfo, full)
 	var errs []error
-	for _, a := range m.GetResources() {
-		if err := u.add("", m.GetVersionInfo(), a); err != nil {
+	for _, a := range m.Resources {
+		if err := u.add("", m.VersionInfo, a); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -68,8 +75,8 @@ func decodeSotW(m *discoveryv3.DiscoveryResponse) (*update, error) {
 
 // request sends the type's current state: version, names and nonce.
 func (s *sotwStream) request(typeURL string, errDetail error) error {
-	req := &discoveryv3.DiscoveryRequest{
-		TypeUrl:       typeURL,
+	req := &xdswire.DiscoveryRequest{
+		TypeURL:       typeURL,
 		VersionInfo:   s.version[typeURL],
 		ResponseNonce: s.nonce[typeURL],
 	}
@@ -83,7 +90,8 @@ func (s *sotwStream) request(typeURL string, errDetail error) error {
 		req.Node = s.node
 		s.nodeSent = true
 	}
-	return s.s.Send(req)
+	b := req.Marshal()
+	return s.s.SendMsg(&b)
 }
 
 // subscribe re-sends the type's request when its names change. An empty

@@ -1,12 +1,10 @@
 package xdsclient
 
 import (
+	"bytes"
 	"maps"
+	"reflect"
 	"slices"
-
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	"google.golang.org/protobuf/proto"
 )
 
 // wildcard is the explicit wildcard resource name of the xDS protocol.
@@ -19,9 +17,10 @@ var subscribedTypes = []string{ListenerType, ClusterType, RouteType, EndpointTyp
 // typeState holds the accepted resources of one type.
 type typeState struct {
 	// resources are the accepted resources by name; never mutated in place.
-	resources map[string]proto.Message
-	// versions are the per-resource versions by name.
+	resources map[string]Resource
+	// versions are the per-resource versions by name, raw their wire form.
 	versions map[string]string
+	raw      map[string][]byte
 	// version is the type's last accepted version_info.
 	version string
 	// synced is set once a response of this type was accepted in this run.
@@ -41,7 +40,7 @@ type store struct {
 func newStore(listeners []string) *store {
 	st := &store{types: map[string]*typeState{}, listeners: listeners}
 	for _, t := range subscribedTypes {
-		st.types[t] = &typeState{resources: map[string]proto.Message{}, versions: map[string]string{}}
+		st.types[t] = &typeState{resources: map[string]Resource{}, versions: map[string]string{}, raw: map[string][]byte{}}
 	}
 	return st
 }
@@ -64,14 +63,16 @@ func (st *store) apply(u *update) bool {
 		if _, ok := ts.resources[name]; ok {
 			delete(ts.resources, name)
 			delete(ts.versions, name)
+			delete(ts.raw, name)
 			changed = true
 		}
 	}
 	for name, m := range u.upserts {
-		if old, ok := ts.resources[name]; !ok || !proto.Equal(old, m) {
-			ts.resources[name] = m
+		if old, ok := ts.resources[name]; !ok || !sameResource(ts.raw[name], u.raw[name], old, m) {
 			changed = true
 		}
+		ts.resources[name] = m
+		ts.raw[name] = u.raw[name]
 		ts.versions[name] = u.versions[name]
 	}
 	ts.version = u.version
@@ -97,13 +98,13 @@ func (st *store) wanted(typeURL string) map[string]bool {
 		set[wildcard] = true
 	case RouteType:
 		for _, m := range st.types[ListenerType].resources {
-			for _, n := range routeNames(m.(*listenerv3.Listener)) {
+			for _, n := range routeNames(m.(*Listener)) {
 				set[n] = true
 			}
 		}
 	case EndpointType:
 		for _, m := range st.types[ClusterType].resources {
-			if n := edsName(m.(*clusterv3.Cluster)); n != "" {
+			if n := edsName(m.(*Cluster)); n != "" {
 				set[n] = true
 			}
 		}
@@ -122,6 +123,7 @@ func (st *store) prune(typeURL string, want map[string]bool) {
 		if !want[name] {
 			delete(ts.resources, name)
 			delete(ts.versions, name)
+			delete(ts.raw, name)
 			st.gen++
 		}
 	}
@@ -157,4 +159,11 @@ func (st *store) held(typeURL string, want map[string]bool) map[string]string {
 // synced reports whether listeners and clusters were both received.
 func (st *store) synced() bool {
 	return st.types[ListenerType].synced && st.types[ClusterType].synced
+}
+
+// sameResource reports whether a resource is unchanged: the same wire
+// bytes, or (encoders may order map entries differently) the same decoded
+// fields.
+func sameResource(oldRaw, newRaw []byte, old, m Resource) bool {
+	return bytes.Equal(oldRaw, newRaw) || reflect.DeepEqual(old, m)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
 
 func TestBackoffDelay(t *testing.T) {
@@ -95,7 +97,7 @@ func TestNewValidatesConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.cfg.Backoff != DefaultBackoff || c.cfg.Node.GetUserAgentName() != UserAgentName || c.cfg.Mode != ModeDelta {
+			if c.cfg.Backoff != DefaultBackoff || c.cfg.Node.UserAgentName != UserAgentName || c.cfg.Mode != ModeDelta {
 				t.Errorf("defaults not filled: %+v", c.cfg)
 			}
 		})
@@ -114,5 +116,25 @@ func TestMetricsRegistration(t *testing.T) {
 	mfs, err := reg.Gather()
 	if err != nil || len(mfs) == 0 {
 		t.Errorf("Gather() = %d families, %v", len(mfs), err)
+	}
+}
+
+// TestMalformedResourcesAreRejected: resource bytes that are not valid
+// protobuf make the whole response a NACK, naming the resource where the
+// response does (delta).
+func TestMalformedResourcesAreRejected(t *testing.T) {
+	garbage := xdswire.Any{TypeURL: ClusterType, Value: []byte{0x0a, 0x05, 'a'}} // name: 5 bytes, 1 present
+	if _, err := decodeSotW(&xdswire.DiscoveryResponse{TypeURL: ClusterType, Resources: []xdswire.Any{garbage}}); err == nil ||
+		!strings.Contains(err.Error(), "unmarshal") {
+		t.Errorf("SotW error = %v, want an unmarshal error", err)
+	}
+	_, err := decodeDelta(&xdswire.DeltaDiscoveryResponse{TypeURL: ClusterType, Resources: []xdswire.DeltaResource{{Name: "orders", Resource: &garbage}}})
+	if err == nil || !strings.Contains(err.Error(), `resource "orders": unmarshal`) {
+		t.Errorf("delta error = %v, want the resource named", err)
+	}
+	wrongType := xdswire.Any{TypeURL: RouteType}
+	if _, err := decodeSotW(&xdswire.DiscoveryResponse{TypeURL: ClusterType, Resources: []xdswire.Any{wrongType}}); err == nil ||
+		!strings.Contains(err.Error(), "in a") {
+		t.Errorf("SotW error for a resource of another type = %v", err)
 	}
 }

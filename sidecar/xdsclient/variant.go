@@ -2,13 +2,14 @@ package xdsclient
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
 
 // variant is one ADS stream of either protocol variant (delta or SotW).
@@ -39,27 +40,64 @@ type response struct {
 	err error
 }
 
+// adsStream is the bidirectional ADS stream: the generated
+// AggregatedDiscoveryService client's streams less the types.
+var adsStream = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
+
 // openVariant opens an ADS stream of the given mode on conn. The stream
-// lives until ctx is cancelled.
-func openVariant(ctx context.Context, conn grpc.ClientConnInterface, mode Mode, node *corev3.Node) (variant, error) {
-	ads := discoverygrpc.NewAggregatedDiscoveryServiceClient(conn)
+// lives until ctx is cancelled. Messages are encoded and decoded by
+// package xdswire; gRPC only moves their bytes (rawCodec).
+func openVariant(ctx context.Context, conn grpc.ClientConnInterface, mode Mode, node *Node) (variant, error) {
+	method := xdswire.DeltaAggregatedResourcesMethod
 	if mode == ModeSotW {
-		s, err := ads.StreamAggregatedResources(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return newSotW(s, node), nil
+		method = xdswire.StreamAggregatedResourcesMethod
 	}
-	s, err := ads.DeltaAggregatedResources(ctx)
+	s, err := conn.NewStream(ctx, adsStream, method, grpc.ForceCodecV2(rawCodec{}))
 	if err != nil {
 		return nil, err
+	}
+	if mode == ModeSotW {
+		return newSotW(s, node), nil
 	}
 	return newDelta(s, node), nil
 }
 
+// rawCodec passes encoded messages through: SendMsg takes and RecvMsg
+// fills a *[]byte. It names itself "proto" so the content-subtype is the
+// one the server's protobuf codec answers.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	b, ok := v.(*[]byte)
+	if !ok {
+		return nil, fmt.Errorf("xdsclient: raw codec cannot marshal %T", v)
+	}
+	return mem.BufferSlice{mem.SliceBuffer(*b)}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	b, ok := v.(*[]byte)
+	if !ok {
+		return fmt.Errorf("xdsclient: raw codec cannot unmarshal into %T", v)
+	}
+	*b = data.Materialize() // a copy: data is freed when Unmarshal returns
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+// recvFrame receives one encoded message.
+func recvFrame(s grpc.ClientStream) ([]byte, error) {
+	var b []byte
+	if err := s.RecvMsg(&b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // nackStatus is the error_detail of a NACK.
-func nackStatus(err error) *status.Status {
-	return &status.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+func nackStatus(err error) *xdswire.Status {
+	return &xdswire.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
 }
 
 // sortedNames returns the names of set, sorted.

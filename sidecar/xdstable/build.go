@@ -1,17 +1,13 @@
 package xdstable
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/lb/builtin"
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -95,31 +91,36 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // cluster converts one Cluster and its ClusterLoadAssignment.
-func cluster(c *clusterv3.Cluster, clas map[string]*endpointv3.ClusterLoadAssignment, gossip func(string, string) Verdict) (route.ClusterConfig, error) {
-	cc := route.ClusterConfig{
-		Name:           c.GetName(),
-		ConnectTimeout: c.GetConnectTimeout().AsDuration(),
-		Outlier:        outlier(c.GetOutlierDetection()),
+func cluster(c *xdswire.Cluster, clas map[string]*xdswire.ClusterLoadAssignment, gossip func(string, string) Verdict) (route.ClusterConfig, error) {
+	if c == nil {
+		return route.ClusterConfig{}, errors.New("cluster: empty")
 	}
-	if !c.ProtoReflect().IsValid() {
-		return cc, fmt.Errorf("cluster %q: empty", c.GetName())
+	cc := route.ClusterConfig{
+		Name:           c.Name,
+		ConnectTimeout: c.ConnectTimeout.Std(),
+		Outlier:        outlier(c.OutlierDetection),
 	}
 	b, lbcfg, err := lbPolicy(c)
 	if err != nil {
-		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+		return cc, fmt.Errorf("cluster %q: %w", c.Name, err)
 	}
 	cc.LB, cc.LBConfig = b, lbcfg
-	for _, th := range c.GetCircuitBreakers().GetThresholds() {
-		if th.GetPriority() == corev3.RoutingPriority_DEFAULT && th.GetMaxRequests() != nil {
-			cc.MaxRequests = int(th.GetMaxRequests().GetValue())
+	if cb := c.CircuitBreakers; cb != nil {
+		for _, th := range cb.Thresholds {
+			if th.Priority == xdswire.PriorityDefault && th.MaxRequests != nil {
+				cc.MaxRequests = int(*th.MaxRequests)
+			}
 		}
 	}
 	if usesHTTP2(c) {
 		cc.Protocol = route.HTTP2
 	}
-	claName := c.GetEdsClusterConfig().GetServiceName()
+	claName := ""
+	if e := c.EDSClusterConfig; e != nil {
+		claName = e.ServiceName
+	}
 	if claName == "" {
-		claName = c.GetName()
+		claName = c.Name
 	}
 	service := claName
 	if i := strings.IndexByte(service, '['); i >= 0 {
@@ -129,21 +130,21 @@ func cluster(c *clusterv3.Cluster, clas map[string]*endpointv3.ClusterLoadAssign
 	return cc, nil
 }
 
-func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
+func lbPolicy(c *xdswire.Cluster) (lb.Builder, lb.Config, error) {
 	cfg := lb.DefaultConfig()
-	if p := c.GetCommonLbConfig().GetHealthyPanicThreshold(); p != nil {
-		cfg.PanicThreshold = p.GetValue()
+	if cl := c.CommonLBConfig; cl != nil && cl.HealthyPanicThreshold != nil {
+		cfg.PanicThreshold = cl.HealthyPanicThreshold.Value
 	}
 	var name string
-	switch c.GetLbPolicy() {
-	case clusterv3.Cluster_ROUND_ROBIN:
+	switch c.LBPolicy {
+	case xdswire.LBRoundRobin:
 		name = lb.RoundRobin
-	case clusterv3.Cluster_LEAST_REQUEST:
+	case xdswire.LBLeastRequest:
 		name = lb.LeastRequest
-		if n := c.GetLeastRequestLbConfig().GetChoiceCount(); n != nil {
-			cfg.LeastRequest.ChoiceCount = int(n.GetValue())
+		if lr := c.LeastRequestLBConfig; lr != nil && lr.ChoiceCount != nil {
+			cfg.LeastRequest.ChoiceCount = int(*lr.ChoiceCount)
 		}
-	case clusterv3.Cluster_RING_HASH:
+	case xdswire.LBRingHash:
 		name = lb.RingHash
 		// Deliberate deviation from Envoy's ring sizing: every endpoint gets
 		// RingHashesPerWeight entries per unit of weight whatever the other
@@ -152,49 +153,49 @@ func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
 		// about 41 % of keys when one of three leaves. Sidecars agree among
 		// themselves; a key may map differently in Envoy.
 		cfg.RingHash.HashesPerWeight = RingHashesPerWeight
-		if rc := c.GetRingHashLbConfig(); rc != nil {
-			if v := rc.GetMinimumRingSize(); v != nil {
-				cfg.RingHash.MinRingSize = v.GetValue()
+		if rc := c.RingHashLBConfig; rc != nil {
+			if v := rc.MinimumRingSize; v != nil {
+				cfg.RingHash.MinRingSize = *v
 			}
-			if v := rc.GetMaximumRingSize(); v != nil {
-				cfg.RingHash.MaxRingSize = v.GetValue()
+			if v := rc.MaximumRingSize; v != nil {
+				cfg.RingHash.MaxRingSize = *v
 			}
 		}
-	case clusterv3.Cluster_MAGLEV:
+	case xdswire.LBMaglev:
 		name = lb.Maglev
-	case clusterv3.Cluster_RANDOM:
+	case xdswire.LBRandom:
 		name = lb.Random
 	default:
-		return nil, cfg, fmt.Errorf("lb_policy %s is not supported", c.GetLbPolicy())
+		return nil, cfg, fmt.Errorf("lb_policy %s is not supported", c.LBPolicy)
 	}
 	b, err := builtin.Builder(name)
 	return b, cfg, err
 }
 
-func usesHTTP2(c *clusterv3.Cluster) bool {
-	a := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
-	if a == nil {
-		return false
-	}
-	var opts httpv3.HttpProtocolOptions
-	if err := a.UnmarshalTo(&opts); err != nil {
-		return false
-	}
-	return opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
+func usesHTTP2(c *xdswire.Cluster) bool {
+	o := c.TypedExtensionProtocolOptions[xdswire.HTTPProtocolOptionsKey]
+	return o != nil && o.ExplicitHTTPConfig != nil && o.ExplicitHTTPConfig.HTTP2ProtocolOptions != nil
 }
 
-func outlier(od *clusterv3.OutlierDetection) route.OutlierDetection {
+func outlier(od *xdswire.OutlierDetection) route.OutlierDetection {
 	if od == nil {
 		return route.OutlierDetection{Disabled: true}
 	}
-	o := route.OutlierDetection{
-		Consecutive5xx:             int(od.GetConsecutive_5Xx().GetValue()),
-		ConsecutiveConnectFailures: int(od.GetConsecutiveGatewayFailure().GetValue()),
-		BaseEjectionTime:           od.GetBaseEjectionTime().AsDuration(),
-		MaxEjectionTime:            od.GetMaxEjectionTime().AsDuration(),
-		MaxEjectionPercent:         int(od.GetMaxEjectionPercent().GetValue()),
+	return route.OutlierDetection{
+		Consecutive5xx:             u32(od.Consecutive5xx),
+		ConsecutiveConnectFailures: u32(od.ConsecutiveGatewayFailure),
+		BaseEjectionTime:           od.BaseEjectionTime.Std(),
+		MaxEjectionTime:            od.MaxEjectionTime.Std(),
+		MaxEjectionPercent:         u32(od.MaxEjectionPercent),
 	}
-	return o
+}
+
+// u32 reads an optional UInt32Value as an int (0 when unset).
+func u32(p *uint32) int {
+	if p == nil {
+		return 0
+	}
+	return int(*p)
 }
 
 // Verdict is the local gossip view of one instance.
@@ -223,32 +224,39 @@ const (
 // unhealthy in EDS while this proxy's gossip sees them alive or suspect)
 // are kept in rotation: trying them beats answering 502 for sure, and the
 // proxy's retries and outlier detection handle a real failure.
-func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, gossip func(string, string) Verdict) []route.Endpoint {
+func endpoints(cla *xdswire.ClusterLoadAssignment, service string, gossip func(string, string) Verdict) []route.Endpoint {
+	if cla == nil {
+		return nil
+	}
 	var out []route.Endpoint
 	var soft []int
 	anyHealthy := false
-	for _, loc := range cla.GetEndpoints() {
-		for _, le := range loc.GetLbEndpoints() {
-			sa := le.GetEndpoint().GetAddress().GetSocketAddress()
-			if sa == nil {
+	for _, loc := range cla.Endpoints {
+		for _, le := range loc.LBEndpoints {
+			if le.Endpoint == nil || le.Endpoint.Address == nil || le.Endpoint.Address.SocketAddress == nil {
 				continue
 			}
-			id := le.GetEndpoint().GetHostname()
+			sa := le.Endpoint.Address.SocketAddress
+			id := le.Endpoint.Hostname
 			v := VerdictUnknown
 			if gossip != nil && id != "" {
 				v = gossip(service, id)
 			}
-			hs := le.GetHealthStatus()
-			edsOK := hs == corev3.HealthStatus_HEALTHY || hs == corev3.HealthStatus_UNKNOWN
+			hs := le.HealthStatus
+			edsOK := hs == xdswire.HealthHealthy || hs == xdswire.HealthUnknown
 			healthy := edsOK && (v == VerdictUnknown || v == VerdictRoutable)
-			if !healthy && hs != corev3.HealthStatus_DRAINING && v != VerdictOut &&
-				(v == VerdictSuspect || (hs == corev3.HealthStatus_UNHEALTHY && v == VerdictRoutable)) {
+			if !healthy && hs != xdswire.HealthDraining && v != VerdictOut &&
+				(v == VerdictSuspect || (hs == xdswire.HealthUnhealthy && v == VerdictRoutable)) {
 				soft = append(soft, len(out))
 			}
 			anyHealthy = anyHealthy || healthy
+			var weight uint32
+			if le.LoadBalancingWeight != nil {
+				weight = *le.LoadBalancingWeight
+			}
 			out = append(out, route.Endpoint{
-				Address:  joinHostPort(sa.GetAddress(), sa.GetPortValue()),
-				Weight:   le.GetLoadBalancingWeight().GetValue(),
+				Address:  joinHostPort(sa.Address, sa.PortValue),
+				Weight:   weight,
 				Healthy:  healthy,
 				Metadata: service + "/" + id,
 			})
@@ -276,14 +284,15 @@ const RingHashesPerWeight = 160
 // DefaultRouteTimeout is Envoy's route timeout when none is set.
 const DefaultRouteTimeout = 15 * time.Second
 
-func virtualHosts(rc *routev3.RouteConfiguration, errs *[]string) []route.VirtualHost {
+func virtualHosts(rc *xdswire.RouteConfiguration, errs *[]string) []route.VirtualHost {
 	var out []route.VirtualHost
-	for _, vh := range rc.GetVirtualHosts() {
-		v := route.VirtualHost{Name: vh.GetName(), Domains: vh.GetDomains()}
-		for _, r := range vh.GetRoutes() {
+	for _, vh := range rc.VirtualHosts {
+		v := route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
+		for i := range vh.Routes {
+			r := &vh.Routes[i]
 			rt, err := convertRoute(r)
 			if err != nil {
-				*errs = append(*errs, fmt.Sprintf("route %q in virtual host %q: %v", r.GetName(), vh.GetName(), err))
+				*errs = append(*errs, fmt.Sprintf("route %q in virtual host %q: %v", r.Name, vh.Name, err))
 				continue
 			}
 			v.Routes = append(v.Routes, rt)

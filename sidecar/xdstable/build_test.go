@@ -4,16 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
@@ -26,25 +24,33 @@ func endpoint(service, id string, port int, h registry.Health, meta map[string]s
 }
 
 // snapshotOf translates in for the shoal sidecar, as the control plane does,
-// and packs the resources as the xDS client delivers them.
+// and packs the resources as the xDS client delivers them: encoded by the
+// generated code, decoded by the sidecar's wire codec.
 func snapshotOf(t *testing.T, in xds.Input) *xdsclient.Snapshot {
 	t.Helper()
 	res, _ := xds.Translate(in, xds.CapabilitiesEnvoy)
 	s := &xdsclient.Snapshot{
-		Listeners: map[string]*listenerv3.Listener{}, Routes: map[string]*routev3.RouteConfiguration{},
-		Clusters: map[string]*clusterv3.Cluster{}, Endpoints: map[string]*endpointv3.ClusterLoadAssignment{},
+		Listeners: map[string]*xdsclient.Listener{}, Routes: map[string]*xdsclient.RouteConfiguration{},
+		Clusters: map[string]*xdsclient.Cluster{}, Endpoints: map[string]*xdsclient.ClusterLoadAssignment{},
 	}
-	add := func(rs []types.Resource, f func(types.Resource)) {
+	add := func(typeURL string, rs []types.Resource, f func(xdswire.Resource)) {
 		for _, r := range rs {
-			f(r)
+			b, err := proto.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := xdswire.Decode(typeURL, b)
+			if err != nil {
+				t.Fatalf("decode %s: %v", typeURL, err)
+			}
+			f(d)
 		}
 	}
-	add(res.Listeners, func(r types.Resource) { l := r.(*listenerv3.Listener); s.Listeners[l.GetName()] = l })
-	add(res.Routes, func(r types.Resource) { rc := r.(*routev3.RouteConfiguration); s.Routes[rc.GetName()] = rc })
-	add(res.Clusters, func(r types.Resource) { c := r.(*clusterv3.Cluster); s.Clusters[c.GetName()] = c })
-	add(res.Endpoints, func(r types.Resource) {
-		cla := r.(*endpointv3.ClusterLoadAssignment)
-		s.Endpoints[cla.GetClusterName()] = cla
+	add(xdsclient.ListenerType, res.Listeners, func(r xdswire.Resource) { s.Listeners[r.ResourceName()] = r.(*xdsclient.Listener) })
+	add(xdsclient.RouteType, res.Routes, func(r xdswire.Resource) { s.Routes[r.ResourceName()] = r.(*xdsclient.RouteConfiguration) })
+	add(xdsclient.ClusterType, res.Clusters, func(r xdswire.Resource) { s.Clusters[r.ResourceName()] = r.(*xdsclient.Cluster) })
+	add(xdsclient.EndpointType, res.Endpoints, func(r xdswire.Resource) {
+		s.Endpoints[r.ResourceName()] = r.(*xdsclient.ClusterLoadAssignment)
 	})
 	return s
 }
@@ -210,5 +216,85 @@ func TestBuildKeepsSuspectsWhenNothingElseIsLeft(t *testing.T) {
 				t.Errorf("healthy = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestBuildReadsClusterAndMatchSettings covers the fields the table takes
+// from clusters and routes: lb policy configs, circuit breakers, outlier
+// detection, connect timeout, HTTP/2 upstreams, method and header matches.
+func TestBuildReadsClusterAndMatchSettings(t *testing.T) {
+	grpcEP := endpoint("grpcsvc", "g-1", 50051, registry.HealthHealthy, nil)
+	grpcEP.Protocol = "grpc"
+	in := xds.Input{
+		Endpoints: []registry.Endpoint{endpoint("orders", "orders-1", 3001, registry.HealthHealthy, nil), grpcEP},
+		Routes: []*shoalv1.Route{
+			{Name: "lr", Hosts: []string{"lr"}, Rules: []*shoalv1.Rule{{
+				Match: &shoalv1.Match{
+					Path:    &shoalv1.Match_Prefix{Prefix: "/api/"},
+					Methods: []string{"GET", "POST"},
+					Headers: []*shoalv1.HeaderMatch{
+						{Name: "X-Canary", Value: &shoalv1.HeaderMatch_Exact{Exact: "1"}},
+						{Name: "x-debug", Invert: true},
+						{Name: "x-tenant", Value: &shoalv1.HeaderMatch_Regex{Regex: "^t-[0-9]+$"}},
+					},
+				},
+				Destinations: []*shoalv1.Destination{{Service: "orders"}},
+				Strategy:     shoalv1.Strategy_STRATEGY_LEAST_REQUEST,
+			}}},
+			{Name: "mg", Hosts: []string{"mg"}, Rules: []*shoalv1.Rule{{
+				Destinations: []*shoalv1.Destination{{Service: "orders"}},
+				Strategy:     shoalv1.Strategy_STRATEGY_MAGLEV,
+				HashKey:      &shoalv1.HashKey{Key: &shoalv1.HashKey_Cookie{Cookie: "session"}},
+			}}},
+			{Name: "ip", Hosts: []string{"ip"}, Rules: []*shoalv1.Rule{{
+				Match:        &shoalv1.Match{Path: &shoalv1.Match_Exact{Exact: "/x"}},
+				Destinations: []*shoalv1.Destination{{Service: "orders"}},
+				Strategy:     shoalv1.Strategy_STRATEGY_IP_HASH,
+				HashKey:      &shoalv1.HashKey{Key: &shoalv1.HashKey_SourceIp{SourceIp: true}},
+			}}},
+		},
+	}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+
+	c := tbl.Cluster("orders/least_request")
+	if c == nil || c.LB.Name() != lb.LeastRequest || c.LBConfig.LeastRequest.ChoiceCount != 2 {
+		t.Fatalf("least request cluster = %+v", c)
+	}
+	if c.MaxRequests != 1024 || c.ConnectTimeout != 2e9 || c.LBConfig.PanicThreshold != 0 || c.Protocol != route.HTTP1 {
+		t.Errorf("cluster limits: max requests %d, connect timeout %v, panic %v, protocol %v", c.MaxRequests, c.ConnectTimeout, c.LBConfig.PanicThreshold, c.Protocol)
+	}
+	if o := c.Outlier; o.Disabled || o.Consecutive5xx != 5 || o.ConsecutiveConnectFailures != 5 || o.BaseEjectionTime != 30e9 || o.MaxEjectionPercent != 50 {
+		t.Errorf("outlier detection = %+v", o)
+	}
+	if c := tbl.Cluster("orders/maglev"); c == nil || c.LB.Name() != lb.Maglev {
+		t.Errorf("maglev cluster = %+v", c)
+	}
+	if c := tbl.Cluster("orders/ring_hash"); c == nil || c.LB.Name() != lb.RingHash ||
+		c.LBConfig.RingHash.MinRingSize != 1024 || c.LBConfig.RingHash.MaxRingSize != 8*1024*1024 || c.LBConfig.RingHash.HashesPerWeight != xdstable.RingHashesPerWeight {
+		t.Errorf("ring hash cluster = %+v", c)
+	}
+	if c := tbl.Cluster("grpcsvc"); c == nil || c.Protocol != route.HTTP2 {
+		t.Errorf("grpc cluster = %+v, want HTTP/2 upstream", c)
+	}
+
+	req := request("lr", "/api/v1")
+	req.Method = []byte("POST")
+	req.Headers = []route.HeaderField{{Name: []byte("x-canary"), Value: []byte("1")}, {Name: []byte("x-tenant"), Value: []byte("t-42")}}
+	r := tbl.Match(req)
+	if r == nil || r.PickCluster().Name != "orders/least_request" {
+		t.Fatalf("route for a matching request = %+v", r)
+	}
+	if m := r.Match; m.PathPrefix != "/api/" || strings.Join(m.Methods, ",") != "GET,POST" || len(m.Headers) != 3 ||
+		m.Headers[0].Exact != "1" || !m.Headers[1].Invert || !m.Headers[1].Present || m.Headers[2].Regex != "^t-[0-9]+$" {
+		t.Errorf("match = %+v", m)
+	}
+	if r := tbl.Match(request("mg", "/")); r == nil || len(r.Hash) != 1 || r.Hash[0].Kind != route.HashCookie || r.Hash[0].Name != "session" {
+		t.Errorf("maglev route hash = %+v", r)
+	}
+	if r := tbl.Match(request("ip", "/x")); r == nil || r.Match.Path != "/x" || len(r.Hash) != 1 || r.Hash[0].Kind != route.HashSourceIP {
+		t.Errorf("ip hash route = %+v", r)
 	}
 }
