@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,22 +20,45 @@ type ControlPlane struct {
 }
 
 // StartControlPlane starts a control plane on free ports and waits until
-// its admin /ready answers 200 (etcd served and read).
+// its admin /ready answers 200 (etcd served and read). A free port can be
+// taken by another process between the pick and the bind; then it starts
+// again on other ports (up to three times).
 func StartControlPlane(t testing.TB, extra ...string) *ControlPlane {
 	t.Helper()
-	cp := &ControlPlane{
-		Etcd: FreeAddr(t), XDS: FreeAddr(t), API: FreeAddr(t), Admin: FreeAddr(t), Gossip: FreeAddr(t),
-		DataDir: t.TempDir(),
+	for attempt := 1; ; attempt++ {
+		cp := &ControlPlane{
+			Etcd: FreeAddr(t), XDS: FreeAddr(t), API: FreeAddr(t), Admin: FreeAddr(t), Gossip: FreeAddr(t),
+			DataDir: t.TempDir(),
+		}
+		args := append([]string{"controlplane",
+			"--data-dir", cp.DataDir,
+			"--etcd-listen", cp.Etcd, "--etcd-peer-listen", FreeAddr(t),
+			"--xds-listen", cp.XDS, "--api-listen", cp.API, "--admin-listen", cp.Admin,
+			"--gossip-listen", cp.Gossip,
+		}, extra...)
+		cp.Proc = Start(t, Binary(t), nil, args...)
+		if attempt < 3 && cp.waitReadyOrBindError(t) {
+			t.Logf("control plane lost a port to another process; starting again on other ports")
+			continue
+		}
+		cp.WaitReady(t)
+		return cp
 	}
-	args := append([]string{"controlplane",
-		"--data-dir", cp.DataDir,
-		"--etcd-listen", cp.Etcd, "--etcd-peer-listen", FreeAddr(t),
-		"--xds-listen", cp.XDS, "--api-listen", cp.API, "--admin-listen", cp.Admin,
-		"--gossip-listen", cp.Gossip,
-	}, extra...)
-	cp.Proc = Start(t, Binary(t), nil, args...)
-	cp.WaitReady(t)
-	return cp
+}
+
+// waitReadyOrBindError waits until the control plane is ready or exits,
+// and reports whether it exited because an address was in use.
+func (cp *ControlPlane) waitReadyOrBindError(t testing.TB) bool {
+	t.Helper()
+	bindErr := false
+	Eventually(t, DefaultTimeout, "control plane ready", func() bool {
+		if cp.Exited() {
+			bindErr = strings.Contains(cp.Output(), "address already in use")
+			return true
+		}
+		return httpOK("http://" + cp.Admin + "/ready")
+	})
+	return bindErr
 }
 
 // WaitReady waits until the admin /ready endpoint answers 200.
