@@ -28,6 +28,8 @@ type Config struct {
 	XDSListen   string
 	APIListen   string
 	AdminListen string
+	// Pprof adds net/http/pprof's /debug/pprof/ to the admin listener.
+	Pprof bool
 	// GossipListen is the memberlist bind address.
 	GossipListen string
 	// GossipJoin lists gossip seeds.

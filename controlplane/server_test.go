@@ -21,13 +21,16 @@ import (
 )
 
 // start runs a control plane with embedded etcd on free ports.
-func start(t *testing.T) (*controlplane.Server, func() error) {
+func start(t *testing.T, opts ...func(*controlplane.Config)) (*controlplane.Server, func() error) {
 	t.Helper()
 	cfg := controlplane.DefaultConfig()
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.EtcdListen, cfg.EtcdPeerListen = etcdtest.FreeAddr(t), etcdtest.FreeAddr(t)
 	cfg.XDSListen, cfg.APIListen, cfg.AdminListen, cfg.GossipListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, o := range opts {
+		o(&cfg)
+	}
 	srv, err := controlplane.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -104,6 +107,23 @@ func TestServerServesEtcdAPIAndStatus(t *testing.T) {
 	reg.Close()
 	if err := stop(); err != nil {
 		t.Errorf("Run returned %v after a clean shutdown, want nil", err)
+	}
+}
+
+// Profiles are served on the admin listener only when asked for.
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv, _ := start(t, func(c *controlplane.Config) { c.Pprof = on })
+		admin := srv.Addrs().Admin
+		waitReady(t, admin)
+		resp, err := http.Get("http://" + admin + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; resp.StatusCode != want {
+			t.Errorf("pprof %v: GET /debug/pprof/heap = %d, want %d", on, resp.StatusCode, want)
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	gossipKey := fs.String("gossip-key", "", "base64 32-byte gossip encryption key (AES-GCM)")
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
