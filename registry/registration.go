@@ -8,23 +8,50 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
-
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // DefaultTTL is the lease TTL of a registration.
 const DefaultTTL = 10 * time.Second
 
+// LeaseKV is the part of an etcd client a Registration uses: the whole
+// registration protocol, hence more methods than a consumer interface
+// usually has. The sidecar passes internal/etcdlite's client; Store.Register
+// adapts clientv3. Implementations must be safe for concurrent use; every
+// method blocks until done or ctx ends.
+type LeaseKV interface {
+	// Grant creates a lease of ttl (rounded up to seconds) and returns its ID.
+	Grant(ctx context.Context, ttl time.Duration) (lease int64, err error)
+	// Put writes key=value bound to lease and returns the revision of the
+	// write. value is not retained.
+	Put(ctx context.Context, key string, value []byte, lease int64) (rev int64, err error)
+	// KeepAlive renews lease, granted with ttl, until ctx is done (it
+	// returns ctx's error) or the lease is lost (it returns why): etcd says
+	// it is gone, or no renewal succeeded for a whole TTL.
+	KeepAlive(ctx context.Context, lease int64, ttl time.Duration) error
+	// WaitDeleted returns nil once key is deleted at a revision after rev;
+	// otherwise ctx's error, or why it cannot watch key.
+	WaitDeleted(ctx context.Context, key string, rev int64) error
+	// Revoke revokes lease, deleting the keys bound to it.
+	Revoke(ctx context.Context, lease int64) error
+	// Delete deletes key.
+	Delete(ctx context.Context, key string) error
+}
+
 // RegisterOptions tune a registration; the zero value uses the defaults.
 type RegisterOptions struct {
-	// TTL of the lease; zero means DefaultTTL. etcd rounds it to seconds
-	// and its minimum is enforced by the server.
+	// TTL of the lease; zero means DefaultTTL. It is rounded up to seconds
+	// and etcd enforces its minimum.
 	TTL time.Duration
 	// RetryMin and RetryMax bound the jittered backoff between attempts to
 	// register again after the lease was lost; zero means 200ms and 5s.
 	RetryMin, RetryMax time.Duration
+	// Logger receives the registration's state changes; nil means
+	// slog.Default() with component=registry.
+	Logger *slog.Logger
 }
+
+// errKeyDeleted is why a registration whose key was deleted is renewed.
+var errKeyDeleted = errors.New("key deleted")
 
 // Registration keeps one instance registered: it keeps its lease alive and,
 // when the lease is lost (expired while etcd was unreachable, revoked,
@@ -32,10 +59,11 @@ type RegisterOptions struct {
 // key is deleted, grants a new lease and writes the key again, with backoff,
 // until Deregister or Close. Its methods are safe for concurrent use.
 type Registration struct {
-	store *Store
+	cli   LeaseKV
 	inst  Instance
 	value []byte
 	key   string
+	ttl   time.Duration // opts.TTL rounded up to seconds
 	opts  RegisterOptions
 	log   *slog.Logger
 
@@ -44,16 +72,20 @@ type Registration struct {
 
 	// mu guards lease.
 	mu    sync.Mutex
-	lease clientv3.LeaseID
+	lease int64
 
 	stopOnce sync.Once
 	stopErr  error
 }
 
-// Register validates in, writes it under its key with a new lease and keeps
-// it registered in the background. It returns once the first write
-// succeeded, or ctx's error (nothing is left behind then).
-func (s *Store) Register(ctx context.Context, in Instance, opts RegisterOptions) (*Registration, error) {
+// Register validates in, writes it under its key with a new lease from cli
+// and keeps it registered in the background. It returns once the first
+// write succeeded, or the error (nothing is left behind then). cli must
+// outlive the Registration.
+func Register(ctx context.Context, cli LeaseKV, in Instance, opts RegisterOptions) (*Registration, error) {
+	if cli == nil {
+		return nil, errors.New("registry: Register needs an etcd client")
+	}
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -62,135 +94,137 @@ func (s *Store) Register(ctx context.Context, in Instance, opts RegisterOptions)
 	if err != nil {
 		return nil, fmt.Errorf("registry: encode instance: %w", err)
 	}
-	if opts.TTL <= 0 {
-		opts.TTL = DefaultTTL
-	}
-	if opts.RetryMin <= 0 {
-		opts.RetryMin = 200 * time.Millisecond
-	}
-	if opts.RetryMax <= 0 {
-		opts.RetryMax = 5 * time.Second
-	}
+	opts.defaults()
 	r := &Registration{
-		store: s, inst: in, value: value, key: InstanceKey(in.Service, in.ID), opts: opts,
-		log:  s.log.With("instance", in.Service+"/"+in.ID),
+		cli: cli, inst: in, value: value, key: InstanceKey(in.Service, in.ID), opts: opts,
+		ttl:  (opts.TTL + time.Second - 1) / time.Second * time.Second,
+		log:  opts.Logger.With("instance", in.Service+"/"+in.ID),
 		done: make(chan struct{}),
 	}
-	lease, err := r.put(ctx)
+	lease, rev, err := r.put(ctx)
 	if err != nil {
 		return nil, err
 	}
 	r.lease = lease
 	lctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go r.run(lctx, lease)
+	go r.run(lctx, lease, rev)
 	return r, nil
+}
+
+func (o *RegisterOptions) defaults() {
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 200 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default().With("component", "registry")
+	}
 }
 
 // Instance returns the registered instance (defaults filled).
 func (r *Registration) Instance() Instance { return r.inst }
 
 // LeaseID returns the current lease.
-func (r *Registration) LeaseID() clientv3.LeaseID {
+func (r *Registration) LeaseID() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lease
 }
 
-// put grants a lease and writes the key bound to it.
-func (r *Registration) put(ctx context.Context) (clientv3.LeaseID, error) {
-	cli := r.store.cli
-	ttl := int64((r.opts.TTL + time.Second - 1) / time.Second)
-	g, err := cli.Grant(ctx, ttl)
+// put grants a lease and writes the key bound to it; it returns the lease
+// and the revision of the write.
+func (r *Registration) put(ctx context.Context) (lease, rev int64, err error) {
+	lease, err = r.cli.Grant(ctx, r.ttl)
 	if err != nil {
-		return 0, fmt.Errorf("registry: grant lease: %w", err)
+		return 0, 0, fmt.Errorf("registry: register %q: %w", r.key, err)
 	}
-	if _, err := cli.Put(ctx, r.key, string(r.value), clientv3.WithLease(g.ID)); err != nil {
-		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if rev, err = r.cli.Put(ctx, r.key, r.value, lease); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		cli.Revoke(rctx, g.ID)
-		return 0, fmt.Errorf("registry: put %q: %w", r.key, err)
+		r.cli.Revoke(rctx, lease) // best effort: it lapses within the TTL anyway
+		return 0, 0, fmt.Errorf("registry: register %q: %w", r.key, err)
 	}
-	return g.ID, nil
+	return lease, rev, nil
 }
 
 // run owns the keepalive until ctx is done.
-func (r *Registration) run(ctx context.Context, lease clientv3.LeaseID) {
+func (r *Registration) run(ctx context.Context, lease, rev int64) {
 	defer close(r.done)
 	for {
-		reason := r.keepAlive(ctx, lease)
+		reason := r.hold(ctx, lease, rev)
 		if ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("registration lost; registering again", "reason", reason, "lease", int64(lease))
+		r.log.Warn("registration lost; registering again", "reason", reason, "lease", lease)
 		var err error
-		if lease, err = r.reregister(ctx, lease); err != nil {
+		if lease, rev, err = r.reregister(ctx, lease); err != nil {
 			return // ctx done
 		}
-		r.log.Info("registered again", "lease", int64(lease))
+		r.log.Info("registered again", "lease", lease)
 	}
 }
 
-// keepAlive keeps lease alive until it is lost or the key is deleted, and
-// says why it returned.
-func (r *Registration) keepAlive(ctx context.Context, lease clientv3.LeaseID) string {
-	kctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ka, err := r.store.cli.KeepAlive(kctx, lease)
-	if err != nil {
-		return err.Error()
-	}
-	wch := r.store.cli.Watch(clientv3.WithRequireLeader(kctx), r.key)
-	for {
-		select {
-		case _, ok := <-ka:
-			if !ok {
-				return "lease keepalive ended (expired, revoked or etcd unreachable past the TTL)"
-			}
-		case resp, ok := <-wch:
-			if !ok {
-				// The watch is only a fast path for deletions; keep the lease
-				// and stop watching.
-				wch = nil
-				continue
-			}
-			for _, ev := range resp.Events {
-				if ev.Type == mvccpb.DELETE {
-					return "key deleted"
-				}
-			}
-			if resp.Err() != nil {
-				wch = r.store.cli.Watch(clientv3.WithRequireLeader(kctx), r.key, clientv3.WithRev(resp.Header.Revision+1))
-			}
-		case <-ctx.Done():
-			return ctx.Err().Error()
+// hold keeps lease alive and watches the key (written at rev) until the
+// lease is lost, the key is deleted or ctx is done, and says why it
+// returned.
+func (r *Registration) hold(ctx context.Context, lease, rev int64) error {
+	hctx, cancel := context.WithCancel(ctx)
+	// lost carries why the registration is lost; one send at most per
+	// goroutine below, so they never block.
+	lost := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() { lost <- r.cli.KeepAlive(hctx, lease, r.ttl) })
+	wg.Go(func() {
+		err := r.cli.WaitDeleted(hctx, r.key, rev)
+		switch {
+		case err == nil:
+			lost <- errKeyDeleted
+		case hctx.Err() == nil:
+			// The watch is only the fast path for deletions; the lease still
+			// holds the registration.
+			r.log.Warn("cannot watch the instance key; relying on the lease alone", "err", err)
 		}
+	})
+	var reason error
+	select {
+	case reason = <-lost:
+	case <-ctx.Done():
+		reason = ctx.Err()
 	}
+	cancel()
+	wg.Wait()
+	return reason
 }
 
 // reregister retries put with jittered exponential backoff until it
 // succeeds or ctx is done; the old lease is revoked best-effort.
-func (r *Registration) reregister(ctx context.Context, old clientv3.LeaseID) (clientv3.LeaseID, error) {
+func (r *Registration) reregister(ctx context.Context, old int64) (lease, rev int64, err error) {
 	backoff := r.opts.RetryMin
 	for {
 		actx, cancel := context.WithTimeout(ctx, r.opts.TTL)
-		lease, err := r.put(actx)
+		lease, rev, err = r.put(actx)
 		cancel()
 		if err == nil {
 			r.mu.Lock()
 			r.lease = lease
 			r.mu.Unlock()
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
-			r.store.cli.Revoke(rctx, old) // may already be gone
+			r.cli.Revoke(rctx, old) // may already be gone
 			cancel()
-			return lease, nil
+			return lease, rev, nil
 		}
 		r.log.Warn("register failed; retrying", "err", err, "backoff", backoff)
 		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return 0, ctx.Err()
+			return 0, 0, ctx.Err()
 		case <-t.C:
 		}
 		backoff = min(r.opts.RetryMax, backoff*2)
@@ -205,12 +239,11 @@ func (r *Registration) Deregister(ctx context.Context) error {
 	r.stopOnce.Do(func() {
 		r.cancel()
 		<-r.done
-		lease := r.LeaseID()
-		_, err := r.store.cli.Revoke(ctx, lease)
+		err := r.cli.Revoke(ctx, r.LeaseID())
 		if err == nil {
 			return
 		}
-		if _, derr := r.store.cli.Delete(ctx, r.key); derr != nil {
+		if derr := r.cli.Delete(ctx, r.key); derr != nil {
 			r.stopErr = fmt.Errorf("registry: deregister %q: %w", r.key, errors.Join(err, derr))
 		}
 	})

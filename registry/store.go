@@ -1,3 +1,10 @@
+//go:build !shoal_slim
+
+// The Store reads and watches etcd with clientv3, for the control plane and
+// the CLI. The slim sidecar build (-tags shoal_slim, see cmd/shoal/full.go)
+// leaves it out, and clientv3, its gogo protos and zap with it (issue #7):
+// the sidecar registers with Register over internal/etcdlite.
+
 package registry
 
 import (

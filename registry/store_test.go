@@ -1,20 +1,18 @@
+//go:build !shoal_slim
+
 package registry_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
-	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/kvwatch"
@@ -27,16 +25,17 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, etcdtest.LeakOptions()...)
 }
 
-// helperProcess registers one instance and blocks: the tests kill it.
+// helperProcess registers one instance through the backend named by
+// SHOAL_REGISTRY_HELPER_BACKEND and blocks: the tests kill it.
 func helperProcess(endpoint string) int {
-	cli, err := etcdclient.New([]string{endpoint})
-	if err != nil {
+	reg := connectHelper(os.Getenv("SHOAL_REGISTRY_HELPER_BACKEND"), endpoint)
+	if reg == nil {
 		return 3
 	}
 	in := registry.Instance{ID: "child-1", Service: "child", Address: "127.0.0.1", Port: 4000}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := registry.NewStore(cli, nil).Register(ctx, in, registry.RegisterOptions{TTL: 2 * time.Second}); err != nil {
+	if _, err := reg(ctx, in, registry.RegisterOptions{TTL: 2 * time.Second}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
@@ -74,11 +73,11 @@ func instanceIDs(t *testing.T, st *registry.Store, service string) []string {
 	return ids
 }
 
-func register(t *testing.T, st *registry.Store, id string, ttl time.Duration) *registry.Registration {
+func register(t *testing.T, reg registerFunc, id string, ttl time.Duration) *registry.Registration {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
 	defer cancel()
-	r, err := st.Register(ctx, registry.Instance{ID: id, Service: "orders", Address: "127.0.0.1", Port: 3001}, registry.RegisterOptions{
+	r, err := reg(ctx, registry.Instance{ID: id, Service: "orders", Address: "127.0.0.1", Port: 3001}, registry.RegisterOptions{
 		TTL: ttl, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	})
 	if err != nil {
@@ -133,123 +132,6 @@ func (v *watchView) snapshot() map[string]*registry.Instance {
 	return <-c
 }
 
-func TestRegisterIsVisibleInListAndWatch(t *testing.T) {
-	e := etcdtest.Start(t)
-	st := registry.NewStore(e.Client(t), nil)
-	v := startWatchView(t, st)
-	r := register(t, st, "orders-1", 0)
-
-	if got := instanceIDs(t, st, "orders"); !cmp.Equal(got, []string{"orders-1"}) {
-		t.Errorf("List = %v, want [orders-1]", got)
-	}
-	eventually(t, defaultTestTimeout, "watch sees orders-1", func() bool { return v.snapshot()["orders/orders-1"] != nil })
-	got := v.snapshot()["orders/orders-1"]
-	want := &registry.Instance{ID: "orders-1", Service: "orders", Address: "127.0.0.1", Port: 3001, Protocol: "http", Zone: "local", Weight: 1}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("watched instance (-want +got):\n%s", diff)
-	}
-	svcs, err := st.Services(t.Context())
-	if err != nil || !cmp.Equal(svcs, []registry.ServiceSummary{{Name: "orders", Instances: 1}}) {
-		t.Errorf("Services = %v, %v", svcs, err)
-	}
-
-	if err := r.Deregister(t.Context()); err != nil {
-		t.Fatalf("Deregister: %v", err)
-	}
-	if got := instanceIDs(t, st, "orders"); len(got) != 0 {
-		t.Errorf("List after Deregister = %v, want none (deregistration is immediate)", got)
-	}
-	eventually(t, defaultTestTimeout, "watch sees the deregistration", func() bool { return len(v.snapshot()) == 0 })
-}
-
-func TestRegisterRejectsInvalidInstanceAndWritesNothing(t *testing.T) {
-	e := etcdtest.Start(t)
-	cli := e.Client(t)
-	st := registry.NewStore(cli, nil)
-	before, _ := cli.Get(t.Context(), "x")
-	_, err := st.Register(t.Context(), registry.Instance{ID: "a", Service: "orders", Address: "127.0.0.1", Port: 0}, registry.RegisterOptions{})
-	var fe *registry.FieldError
-	if !errors.As(err, &fe) || fe.Field != "port" {
-		t.Fatalf("Register(port 0) = %v, want a FieldError on port", err)
-	}
-	after, _ := cli.Get(t.Context(), "x")
-	if before.Header.Revision != after.Header.Revision {
-		t.Errorf("etcd revision moved from %d to %d: something was written", before.Header.Revision, after.Header.Revision)
-	}
-}
-
-func TestKilledProcessIsGoneWithinTTL(t *testing.T) {
-	e := etcdtest.Start(t)
-	st := registry.NewStore(e.Client(t), nil)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SHOAL_REGISTRY_HELPER_ETCD="+e.Endpoint())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	buf := make([]byte, 64)
-	if n, _ := out.Read(buf); !strings.Contains(string(buf[:n]), "registered") {
-		t.Fatalf("helper did not register: %q", buf[:n])
-	}
-	if got := instanceIDs(t, st, "child"); !cmp.Equal(got, []string{"child-1"}) {
-		t.Fatalf("List = %v, want [child-1]", got)
-	}
-	cmd.Process.Kill() // kill -9: no deregistration
-	took := eventually(t, 3*time.Second, "killed instance gone within TTL (2s) + 1s", func() bool {
-		return len(instanceIDs(t, st, "child")) == 0
-	})
-	t.Logf("killed instance gone after %s (TTL 2s)", took.Round(10*time.Millisecond))
-}
-
-func TestRegistrationsSurviveEtcdRestart(t *testing.T) {
-	e := etcdtest.Start(t)
-	st := registry.NewStore(e.Client(t), nil)
-	for i := range 3 {
-		register(t, st, fmt.Sprintf("orders-%d", i), 2*time.Second)
-	}
-	// Down for longer than the TTL: leases may be gone when it returns.
-	e.Stop()
-	time.Sleep(3 * time.Second) // the outage itself, not synchronisation
-	e.Restart()
-	restarted := time.Now()
-	took := eventually(t, 5*time.Second, "every instance registered within 5s of the restart", func() bool {
-		return len(instanceIDs(t, st, "orders")) == 3
-	})
-	t.Logf("all registered %s after restart", took)
-	// And they stay: their leases are kept alive (wait past one TTL).
-	for time.Since(restarted) < 4*time.Second {
-		if got := instanceIDs(t, st, "orders"); len(got) != 3 {
-			t.Fatalf("instances after restart = %v, want 3 to stay registered", got)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func TestLostLeaseIsRegisteredAgain(t *testing.T) {
-	e := etcdtest.Start(t)
-	cli := e.Client(t)
-	st := registry.NewStore(cli, nil)
-	r := register(t, st, "orders-1", 0)
-	old := r.LeaseID()
-	if _, err := cli.Revoke(t.Context(), old); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 5*time.Second, "re-registered under a new lease", func() bool {
-		return r.LeaseID() != old && cmp.Equal(instanceIDs(t, st, "orders"), []string{"orders-1"})
-	})
-	// Deleting the key alone (lease alive) also re-registers.
-	if _, err := cli.Delete(t.Context(), registry.InstanceKey("orders", "orders-1")); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 5*time.Second, "re-registered after key deletion", func() bool {
-		return cmp.Equal(instanceIDs(t, st, "orders"), []string{"orders-1"})
-	})
-}
-
 func TestMalformedValuesAreSkipped(t *testing.T) {
 	e := etcdtest.Start(t)
 	cli := e.Client(t)
@@ -260,7 +142,7 @@ func TestMalformedValuesAreSkipped(t *testing.T) {
 	cli.Put(ctx, registry.InstanceKey("orders", "bad-port"), `{"id":"bad-port","service":"orders","address":"127.0.0.1","port":0}`)
 	cli.Put(ctx, registry.InstanceKey("orders", "wrong-key"), `{"id":"other","service":"orders","address":"127.0.0.1","port":1}`)
 	cli.Put(ctx, registry.InstancesPrefix+"no-id", `{}`)
-	register(t, st, "orders-1", 0)
+	register(t, st.Register, "orders-1", 0)
 
 	if got := instanceIDs(t, st, "orders"); !cmp.Equal(got, []string{"orders-1"}) {
 		t.Errorf("List = %v, want only the valid orders-1", got)
@@ -279,7 +161,7 @@ func TestWatchAfterCompactionMatchesEtcd(t *testing.T) {
 	cli := e.Client(t)
 	st := registry.NewStore(e.Client(t), nil)
 	for i := range 3 {
-		register(t, st, fmt.Sprintf("orders-%d", i), 0)
+		register(t, st.Register, fmt.Sprintf("orders-%d", i), 0)
 	}
 	v := startWatchView(t, st)
 	eventually(t, defaultTestTimeout, "watch sees 3", func() bool { return len(v.snapshot()) == 3 })

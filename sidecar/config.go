@@ -44,7 +44,10 @@ type Config struct {
 	// `shoal sidecar`; --no-register turns it off when the app registers
 	// itself).
 	Register bool
-	// EtcdEndpoints are used for registration.
+	// EtcdEndpoints are the etcd cluster's client endpoints for
+	// registration: host:port, http(s)://host:port or unix(s)://path, as
+	// clientv3 takes them; https and unixs use TLS verified against the
+	// host's root CAs. Registration fails over between them.
 	EtcdEndpoints []string
 	// TTL of the registration lease; zero means 10s.
 	TTL time.Duration

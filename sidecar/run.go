@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shoal-mesh/shoal/internal/etcdclient"
+	"github.com/shoal-mesh/shoal/internal/etcdlite"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/sidecar/healthcheck"
@@ -175,16 +175,18 @@ func (p *Proxy) startHealthAndRegistration(ctx context.Context, goRun func(func(
 	if !c.Register {
 		return nil, nil
 	}
-	cli, err := etcdclient.New(c.EtcdEndpoints)
+	// etcdlite, not clientv3: the sidecar binary must not link clientv3 (its
+	// package initialisation alone costs megabytes, issue #7).
+	cli, err := etcdlite.New(etcdlite.Config{Endpoints: c.EtcdEndpoints})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sidecar: --etcd: %w", err)
 	}
 	goRun(func() error { <-ctx.Done(); cli.Close(); return nil })
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	reg, err := registry.NewStore(cli, c.Logger).Register(rctx, p.self, registry.RegisterOptions{TTL: c.TTL})
+	reg, err := registry.Register(rctx, cli, p.self, registry.RegisterOptions{TTL: c.TTL, Logger: c.Logger.With("component", "registry")})
 	if err != nil {
-		return nil, fmt.Errorf("sidecar: register %s/%s: %w", p.self.Service, p.self.ID, err)
+		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	p.log.Info("registered", "instance", p.self.Service+"/"+p.self.ID, "address", p.self.HostPort())
 	return reg, nil

@@ -3,8 +3,10 @@
 package main
 
 // fullCommands are the subcommands the slim sidecar build leaves out: the
-// control plane (and the etcd server it embeds), the demo and the
-// Kubernetes injector. Build the slim binary with
+// control plane (and the etcd server it embeds), the demo, the Kubernetes
+// injector, and the CLI commands that link etcd's clientv3 (services and
+// instances read etcd with it; routes validates with controlplane/routes,
+// which stores routes with it). Build the slim binary with
 //
 //	go build -tags shoal_slim -o shoal-sidecar ./cmd/shoal
 //
@@ -15,5 +17,8 @@ func fullCommands() []command {
 		{"controlplane", "run the control plane (embedded etcd by default)", runControlPlane},
 		{"inject", "add the sidecar to annotated workloads in manifests: -f FILE|-", runInject},
 		{"inject-webhook", "serve the sidecar-injecting Kubernetes admission webhook", runInjectWebhook},
+		{"services", "list registered services", runServices},
+		{"instances", "list the instances of a service", runInstances},
+		{"routes", "manage routes: apply -f FILE, list, get NAME, delete NAME", runRoutes},
 	}
 }

@@ -27,9 +27,6 @@ func commands() []command {
 	return append(fullCommands(), []command{
 		{"sidecar", "run a sidecar next to an app instance", runSidecar},
 		{"gateway", "run the edge gateway", runGateway},
-		{"services", "list registered services", runServices},
-		{"instances", "list the instances of a service", runInstances},
-		{"routes", "manage routes: apply -f FILE, list, get NAME, delete NAME", runRoutes},
 		{"status", "show the control plane's xDS clients, routes and gossip members", runStatus},
 		{"gossip", "rotate the gossip key: keys install|use|remove KEY --admin ADDR,...; keys list; keys generate", runGossip},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {

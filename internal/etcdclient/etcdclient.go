@@ -15,7 +15,8 @@ import (
 // New returns a client for endpoints. gRPC's default reconnect backoff grows
 // to two minutes; after an etcd restart that would leave registrations and
 // watches waiting long after etcd is back, so the backoff here is capped at
-// one second.
+// one second. internal/etcdlite, the sidecar's client, uses the same
+// tuning.
 func New(endpoints []string) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            endpoints,
