@@ -31,13 +31,19 @@ if [[ -z $sidecar ]]; then
 	sidecar=$work/shoal-sidecar
 fi
 
-# Eight free loopback ports, held open together while the kernel picks
-# them so that no two are the same; without python3, random ones from a
-# range the kernel does not hand out (ip_local_port_range).
+# Eight free loopback ports below the kernel's ephemeral range (32768+
+# here), so that no outgoing connection of another process takes one
+# between this check and the bind; held open together so no two repeat.
 ports=$(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(8)]
-for s in ss: s.bind(("127.0.0.1", 0))
+import random, socket
+ss = []
+while len(ss) < 8:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randrange(20000, 32000)))
+        ss.append(s)
+    except OSError:
+        s.close()
 print(" ".join("127.0.0.1:%d" % s.getsockname()[1] for s in ss))' 2>/dev/null) || {
 	base=$((20000 + RANDOM % 12000)) ports=
 	for i in 0 1 2 3 4 5 6 7; do ports+="127.0.0.1:$((base + i)) "; done
@@ -48,6 +54,11 @@ read -r etcd peer xds api admin sadmin out up <<<"$ports"
 	--xds-listen "$xds" --api-listen "$api" --admin-listen "$admin" --log-level warn >"$work/cp.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://$admin/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+if ! curl -fs "http://$admin/ready" >/dev/null 2>&1; then
+	echo "rss.sh: the control plane did not get ready" >&2
+	tail -5 "$work/cp.log" >&2
+	exit 1
+fi
 
 # Instances are written through etcd's JSON gateway, 8 writers at a time.
 for i in $(seq 1 "$n"); do
@@ -57,7 +68,7 @@ for i in $(seq 1 "$n"); do
 	printf '{"key":"%s","value":"%s"}\n' "$key" "$val"
 done | xargs -d "\n" -P 8 -I{} curl -fsS --retry 5 --retry-all-errors --retry-delay 1 -o /dev/null -X POST "http://$etcd/v3/kv/put" -d {} || echo "rss.sh: some writes failed; the endpoint count below tells" >&2
 
-"$sidecar" sidecar --service rss --app-port 9 --no-register --etcd "$etcd" --xds "$xds" \
+"$sidecar" sidecar ${SIDECAR_ARGS:-} --service rss --app-port 9 --no-register --etcd "$etcd" --xds "$xds" \
 	--admin-listen "$sadmin" --outbound "$out" --upstream "fleet=$up" --log-level warn >"$work/sidecar.log" 2>&1 &
 spid=$!
 pids+=($spid)
@@ -73,6 +84,7 @@ if ((got < n)); then
 	exit 1
 fi
 sleep 2 # let the post-load GC run
+[[ -n ${RSS_HOLD:-} ]] && { echo "rss.sh: sidecar admin http://$sadmin (pid $spid); holding ${RSS_HOLD}s" >&2; sleep "$RSS_HOLD"; }
 rss=$(awk '/^VmRSS/{print $2}' "/proc/$spid/status")
 anon=$(awk '/^Anonymous/{print $2}' "/proc/$spid/smaps_rollup")
 size=$(stat -c %s "$sidecar")
