@@ -7,7 +7,6 @@ import (
 	"net/http/pprof"
 	"sort"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -24,7 +23,7 @@ func (p *Proxy) adminMux() *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", p.reg)
 	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, p.proxy.Clusters())
 	})

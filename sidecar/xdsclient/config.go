@@ -6,12 +6,13 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // UserAgentName is the node's user_agent_name sent to the control plane.
@@ -102,7 +103,7 @@ type Config struct {
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the client's metrics; nil means no metrics.
-	Registerer prometheus.Registerer
+	Registerer metric.Registerer
 	// OnUpdate receives each complete snapshot, serially, on a goroutine
 	// owned by Run. It may block only briefly: while it runs, newer snapshots
 	// are coalesced (the newest wins). The snapshot must not be modified.
