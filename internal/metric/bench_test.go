@@ -7,9 +7,11 @@ import (
 )
 
 // The benchmarks compare each operation the sidecar's data path uses with
-// client_golang's (sub-benchmark "prometheus"). Run them with
+// client_golang's (sub-benchmarks lib=metric and lib=prometheus). Run them
+// and compare with
 //
-//	go test -run '^$' -bench . -benchmem -cpu 1,2 ./internal/metric/
+//	go test -run '^$' -bench . -benchmem -count 8 ./internal/metric/ >bench.txt
+//	benchstat -col /lib bench.txt
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
@@ -31,13 +33,10 @@ func bench(b *testing.B, parallel bool, f func()) {
 }
 
 func benchBoth(b *testing.B, ours, theirs func()) {
-	for _, par := range []bool{false, true} {
-		suffix := ""
-		if par {
-			suffix = "/parallel"
-		}
-		b.Run("metric"+suffix, func(b *testing.B) { bench(b, par, ours) })
-		b.Run("prometheus"+suffix, func(b *testing.B) { bench(b, par, theirs) })
+	for _, mode := range []string{"serial", "parallel"} {
+		par := mode == "parallel"
+		b.Run("mode="+mode+"/lib=metric", func(b *testing.B) { bench(b, par, ours) })
+		b.Run("mode="+mode+"/lib=prometheus", func(b *testing.B) { bench(b, par, theirs) })
 	}
 }
 

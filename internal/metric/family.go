@@ -34,7 +34,7 @@ func (t Type) String() string {
 }
 
 // Family is a snapshot of one metric family, as Registry.Gather returns it.
-// It is owned by the caller.
+// Its slices may be shared with the registry and must not be modified.
 type Family struct {
 	Name, Help string
 	Type       Type

@@ -110,14 +110,20 @@ func (v *vec[T]) collect(dst []Family, sample func(*T) Sample) []Family {
 		cs = append(cs, list...)
 	}
 	v.mu.RUnlock()
-	slices.SortFunc(cs, func(a, b *child[T]) int { return slices.Compare(a.values, b.values) })
 	f := v.d.family()
 	f.Samples = make([]Sample, len(cs))
 	for i, c := range cs {
 		f.Samples[i] = sample(c.m)
 		f.Samples[i].LabelValues = c.values
 	}
+	sortSamples(f.Samples)
 	return append(dst, f)
+}
+
+// sortSamples sorts by label values. It is not generic so that the
+// vectors of every type share one sort.
+func sortSamples(s []Sample) {
+	slices.SortFunc(s, func(a, b Sample) int { return slices.Compare(a.LabelValues, b.LabelValues) })
 }
 
 // validUTF8 returns lvs, or a copy with invalid UTF-8 replaced: a series
