@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/shoal-mesh/shoal/controlplane/internal/promadapter"
+	"github.com/shoal-mesh/shoal/internal/metric"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 )
@@ -28,9 +30,17 @@ func (s *Server) startGossip() error {
 	gc := gossip.DefaultConfig("controlplane-"+s.id(), gossip.RoleControlPlane)
 	gc.BindAddr, gc.BindPort, gc.Seeds = host, p, s.cfg.GossipJoin
 	gc.Keys, gc.Label = s.cfg.GossipKeys, s.cfg.GossipLabel
-	gc.Logger, gc.Registerer = s.log, s.reg
+	// Gossip instruments with internal/metric (it is linked into the
+	// sidecar too); its registry is exported on the control plane's.
+	greg := metric.NewRegistry()
+	gc.Logger, gc.Registerer = s.log, greg
 	if s.member, err = gossip.New(gc); err != nil {
 		return err
+	}
+	s.gossipMetrics = promadapter.New(greg)
+	if err := s.reg.Register(s.gossipMetrics); err != nil {
+		s.gossipMetrics = nil
+		return fmt.Errorf("controlplane: register gossip metrics: %w", err)
 	}
 	if len(s.cfg.GossipJoin) > 0 {
 		if _, err := s.member.Join(s.cfg.GossipJoin); err != nil {

@@ -55,6 +55,8 @@ type Server struct {
 	// member is this control plane's gossip membership; nil without gossip.
 	member       *gossip.Member
 	cancelGossip func()
+	// gossipMetrics exports the member's metrics on reg; nil without gossip.
+	gossipMetrics prometheus.Collector
 
 	closeOnce sync.Once
 }
@@ -282,6 +284,9 @@ func (s *Server) closeAll() {
 			}
 			s.member.Leave(time.Second)
 			s.member.Close()
+		}
+		if s.gossipMetrics != nil {
+			s.reg.Unregister(s.gossipMetrics)
 		}
 		if s.client != nil {
 			s.client.Close()

@@ -7,8 +7,6 @@ import (
 	"net/http/pprof"
 	"sort"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
 )
 
@@ -22,7 +20,7 @@ func (p *Proxy) adminMux() *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(p.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", p.reg)
 	mux.HandleFunc("GET /clusters", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, p.proxy.Clusters())
 	})

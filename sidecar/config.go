@@ -4,8 +4,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/backoff"
+
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // Mode is what a proxy fronts.
@@ -103,7 +104,9 @@ type Config struct {
 	// sending before its listeners close; zero means 1s.
 	DrainDelay time.Duration
 
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	Gatherer   prometheus.Gatherer
+	Logger *slog.Logger
+	// Metrics receives the proxy's, the xDS client's and gossip's metrics
+	// and is served on the admin /metrics; nil means a new registry that
+	// also has the Go runtime and process metrics.
+	Metrics *metric.Registry
 }

@@ -12,9 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
+	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
@@ -29,8 +27,7 @@ type Proxy struct {
 	cfg Config
 	log *slog.Logger
 
-	reg      prometheus.Registerer
-	gatherer prometheus.Gatherer
+	reg *metric.Registry // served on /metrics
 
 	proxy  *proxy.Proxy
 	xds    *xdsclient.Client
@@ -73,11 +70,10 @@ func New(cfg Config) (_ *Proxy, err error) {
 			p.release()
 		}
 	}()
-	p.reg, p.gatherer = cfg.Registerer, cfg.Gatherer
+	p.reg = cfg.Metrics
 	if p.reg == nil {
-		r := prometheus.NewRegistry()
-		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		p.reg, p.gatherer = r, r
+		p.reg = metric.NewRegistry()
+		p.reg.MustRegister(metric.NewGoCollector(), metric.NewProcessCollector())
 	}
 	p.self = p.instance()
 	if p.proxy, err = proxy.New(proxy.Config{Logger: cfg.Logger, Registerer: p.reg}); err != nil {

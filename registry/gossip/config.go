@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // Role is what kind of shoal process a member is.
@@ -133,7 +134,9 @@ type Config struct {
 	// Logger receives the member's and memberlist's logs. Nil: slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the shoal_gossip_* metrics. Nil: not exported.
-	Registerer prometheus.Registerer
+	// The control plane exports them through client_golang with
+	// controlplane/internal/promadapter.
+	Registerer metric.Registerer
 }
 
 // DefaultConfig returns a Config with the documented defaults filled in.

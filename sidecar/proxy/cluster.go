@@ -5,8 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -213,8 +212,8 @@ func (h *host) countRequest(m *metrics) {
 // lazyObserver resolves a HistogramVec child on first use. Safe for
 // concurrent use.
 type lazyObserver struct {
-	vec *prometheus.HistogramVec
-	obs atomic.Pointer[prometheus.Observer]
+	vec *metric.HistogramVec
+	obs atomic.Pointer[*metric.Histogram]
 }
 
 func (lo *lazyObserver) observe(label string, v float64) {

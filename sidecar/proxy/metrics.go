@@ -4,43 +4,43 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // metrics holds the proxy's collectors. Per-request paths use handles
 // resolved ahead of time (per cluster, per endpoint, per status code), so
 // counting a request is a few atomic adds with no label lookups.
 type metrics struct {
-	requests  *prometheus.CounterVec   // cluster, code
-	latency   *prometheus.HistogramVec // cluster
-	upstream  *prometheus.CounterVec   // cluster, endpoint
-	ejections *prometheus.CounterVec   // cluster
-	rejected  *prometheus.CounterVec   // code: requests refused before routing
+	requests  *metric.CounterVec   // cluster, code
+	latency   *metric.HistogramVec // cluster
+	upstream  *metric.CounterVec   // cluster, endpoint
+	ejections *metric.CounterVec   // cluster
+	rejected  *metric.CounterVec   // code: requests refused before routing
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg metric.Registerer) (*metrics, error) {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_requests_total", Help: "Requests by cluster and response status code.",
 		}, []string{"cluster", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		latency: metric.NewHistogramVec(metric.HistogramOpts{
 			Name: "shoal_sidecar_request_duration_seconds", Help: "Request latency through the proxy until the response is complete.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"cluster"}),
-		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+		upstream: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_upstream_requests_total", Help: "Upstream attempts per endpoint, retries included.",
 		}, []string{"cluster", "endpoint"}),
-		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+		ejections: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_outlier_ejections_total", Help: "Endpoints ejected by outlier detection.",
 		}, []string{"cluster"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+		rejected: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_rejected_requests_total", Help: "Malformed or over-limit requests refused before routing.",
 		}, []string{"code"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected} {
+	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -53,12 +53,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // clusters that never see traffic (most of them in a large mesh) cost a
 // pointer. Safe for concurrent use.
 type codeCounters struct {
-	vec     *prometheus.CounterVec
+	vec     *metric.CounterVec
 	cluster string
 	byCode  atomic.Pointer[[500]atomic.Pointer[counterRef]] // codes 100-599
 }
 
-type counterRef struct{ c prometheus.Counter }
+type counterRef struct{ c *metric.Counter }
 
 func (cc *codeCounters) inc(code int) {
 	if code < 100 || code > 599 {
@@ -83,7 +83,7 @@ type lazyCounter struct {
 	ref atomic.Pointer[counterRef]
 }
 
-func (lc *lazyCounter) inc(vec *prometheus.CounterVec, labels ...string) {
+func (lc *lazyCounter) inc(vec *metric.CounterVec, labels ...string) {
 	ref := lc.ref.Load()
 	if ref == nil {
 		lc.ref.CompareAndSwap(nil, &counterRef{vec.WithLabelValues(labels...)})

@@ -10,8 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -36,7 +35,7 @@ type Config struct {
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics; nil means unregistered.
-	Registerer prometheus.Registerer
+	Registerer metric.Registerer
 	// ReadHeaderTimeout bounds reading a request head once its first byte
 	// arrived (slowloris). Zero means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration

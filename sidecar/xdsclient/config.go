@@ -5,11 +5,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
 )
 
@@ -101,7 +101,7 @@ type Config struct {
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the client's metrics; nil means no metrics.
-	Registerer prometheus.Registerer
+	Registerer metric.Registerer
 	// OnUpdate receives each complete snapshot, serially, on a goroutine
 	// owned by Run. It may block only briefly: while it runs, newer snapshots
 	// are coalesced (the newest wins). The snapshot must not be modified.

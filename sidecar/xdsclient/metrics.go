@@ -4,43 +4,43 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // metrics are the client's Prometheus metrics. With a nil Registerer they
 // are created but not registered.
 type metrics struct {
-	connected  prometheus.Gauge
-	responses  *prometheus.CounterVec // by type and result (ack, nack)
-	streams    *prometheus.CounterVec // stream ends by reason (error, unimplemented)
-	delivered  prometheus.Counter
-	coalesced  prometheus.Counter
-	stateWrite *prometheus.CounterVec // by result (ok, error)
+	connected  *metric.Gauge
+	responses  *metric.CounterVec // by type and result (ack, nack)
+	streams    *metric.CounterVec // stream ends by reason (error, unimplemented)
+	delivered  *metric.Counter
+	coalesced  *metric.Counter
+	stateWrite *metric.CounterVec // by result (ok, error)
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg metric.Registerer) (*metrics, error) {
 	m := &metrics{
-		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+		connected: metric.NewGauge(metric.GaugeOpts{
 			Name: "shoal_xdsclient_connected",
 			Help: "1 while an ADS stream to the control plane is up and has delivered a response.",
 		}),
-		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+		responses: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_xdsclient_responses_total",
 			Help: "xDS responses received, by type and result (ack, nack).",
 		}, []string{"type", "result"}),
-		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
+		streams: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_xdsclient_stream_failures_total",
 			Help: "ADS streams that ended with an error, by mode.",
 		}, []string{"mode"}),
-		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+		delivered: metric.NewCounter(metric.CounterOpts{
 			Name: "shoal_xdsclient_snapshots_delivered_total",
 			Help: "Snapshots passed to OnUpdate.",
 		}),
-		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+		coalesced: metric.NewCounter(metric.CounterOpts{
 			Name: "shoal_xdsclient_snapshots_coalesced_total",
 			Help: "Snapshots replaced by a newer one before OnUpdate saw them.",
 		}),
-		stateWrite: prometheus.NewCounterVec(prometheus.CounterOpts{
+		stateWrite: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_xdsclient_state_writes_total",
 			Help: "Writes of the last good snapshot to the state dir, by result.",
 		}, []string{"result"}),
@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	cs := []prometheus.Collector{m.connected, m.responses, m.streams, m.delivered, m.coalesced, m.stateWrite}
+	cs := []metric.Collector{m.connected, m.responses, m.streams, m.delivered, m.coalesced, m.stateWrite}
 	var errs []error
 	for _, c := range cs {
 		errs = append(errs, reg.Register(c))

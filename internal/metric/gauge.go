@@ -1,0 +1,69 @@
+package metric
+
+import (
+	"math"
+	"sync/atomic"
+)
+
+// GaugeOpts configure a Gauge or GaugeVec.
+type GaugeOpts = Opts
+
+// Gauge is a value that goes up and down. The zero value is not usable;
+// create one with NewGauge or GaugeVec.WithLabelValues. Safe for
+// concurrent use.
+type Gauge struct {
+	bits atomic.Uint64 // math.Float64bits of the value
+	d    *desc         // nil for a vector's child
+}
+
+// NewGauge returns an unlabelled gauge to register.
+func NewGauge(o GaugeOpts) *Gauge {
+	return &Gauge{d: newDesc(o.Name, o.Help, GaugeType, nil)}
+}
+
+// Set sets the gauge to v.
+func (g *Gauge) Set(v float64) { g.bits.Store(math.Float64bits(v)) }
+
+// Inc adds one.
+func (g *Gauge) Inc() { g.add(1) }
+
+// Dec subtracts one.
+func (g *Gauge) Dec() { g.add(-1) }
+
+// Value returns the gauge's value.
+func (g *Gauge) Value() float64 { return math.Float64frombits(g.bits.Load()) }
+
+func (g *Gauge) add(d float64) {
+	for {
+		old := g.bits.Load()
+		if g.bits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+d)) {
+			return
+		}
+	}
+}
+
+func (g *Gauge) sample() Sample { return Sample{Value: g.Value()} }
+
+func (g *Gauge) describe(dst []Family) []Family { return describeOne(dst, g.d) }
+
+func (g *Gauge) collect(dst []Family) []Family { return collectOne(dst, g.d, g.sample()) }
+
+// GaugeVec is a family of gauges partitioned by label values. Safe for
+// concurrent use.
+type GaugeVec struct {
+	v vec[Gauge]
+}
+
+// NewGaugeVec returns a gauge family with the given label names.
+func NewGaugeVec(o GaugeOpts, labelNames []string) *GaugeVec {
+	return &GaugeVec{v: newVec(newDesc(o.Name, o.Help, GaugeType, labelNames), func() *Gauge { return new(Gauge) })}
+}
+
+// WithLabelValues returns the gauge for the label values (in the order of
+// the label names), creating it on first use. It panics when the number
+// of values is wrong.
+func (gv *GaugeVec) WithLabelValues(lvs ...string) *Gauge { return gv.v.with(lvs) }
+
+func (gv *GaugeVec) describe(dst []Family) []Family { return append(dst, gv.v.d.family()) }
+
+func (gv *GaugeVec) collect(dst []Family) []Family { return gv.v.collect(dst, (*Gauge).sample) }
