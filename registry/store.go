@@ -9,7 +9,6 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -18,9 +17,6 @@ import (
 
 	"github.com/shoal-mesh/shoal/registry/kvwatch"
 )
-
-// ErrNotFound is returned when a service has no instances.
-var ErrNotFound = errors.New("registry: service not found")
 
 // Store reads and writes instances in etcd. It is safe for concurrent use.
 type Store struct {
