@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/etcdstore"
 )
 
 // start runs a control plane with embedded etcd on free ports.
@@ -69,7 +70,7 @@ func TestServerServesEtcdAPIAndStatus(t *testing.T) {
 	// An instance written by any etcd client shows up in the API.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	reg, err := registry.NewStore(srv.Client(), nil).Register(ctx,
+	reg, err := etcdstore.New(srv.Client(), nil).Register(ctx,
 		registry.Instance{ID: "web-1", Service: "web", Address: "127.0.0.1", Port: 3001}, registry.RegisterOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/routes"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/etcdstore"
 	"github.com/shoal-mesh/shoal/registry/kvwatch"
 )
 
@@ -22,7 +23,7 @@ import (
 // health known for it) and every route. It holds nothing etcd cannot
 // rebuild. It is safe for concurrent use.
 type meshState struct {
-	instances *registry.Store
+	instances *etcdstore.Store
 	routes    *routes.Store
 	log       *slog.Logger
 	// onChange is called (from the watch goroutines, serialized by mu) after
@@ -46,7 +47,7 @@ type meshState struct {
 
 func newMeshState(cli *clientv3.Client, log *slog.Logger) *meshState {
 	return &meshState{
-		instances: registry.NewStore(cli, log),
+		instances: etcdstore.New(cli, log),
 		routes:    routes.NewStore(cli, log),
 		log:       log,
 		insts:     map[string]*registry.Instance{},
@@ -69,7 +70,7 @@ func (m *meshState) run(ctx context.Context) error {
 	return nil
 }
 
-func (m *meshState) applyInstances(b registry.Batch) {
+func (m *meshState) applyInstances(b etcdstore.Batch) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, ev := range b.Events {

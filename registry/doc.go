@@ -1,10 +1,11 @@
 // Package registry is shoal's instance model and its etcd key schema
-// (ARCHITECTURE.md, "Contract: etcd keys"), the registration that keeps an
-// instance's key alive, and the Store that lists and watches instances.
+// (ARCHITECTURE.md, "Contract: etcd keys") and the registration that keeps
+// an instance's key alive.
 //
 // Register keeps one instance registered over any LeaseKV: the sidecar
 // passes internal/etcdlite's client, so that its binary does not link
-// etcd's clientv3; Store.Register does the same over clientv3:
+// etcd's clientv3, its gogo protos and zap (issue #7); etcdstore's
+// Store.Register does the same over clientv3:
 //
 //	cli, err := etcdlite.New(etcdlite.Config{Endpoints: []string{"127.0.0.1:2379"}})
 //	...
@@ -12,8 +13,7 @@
 //	...
 //	defer reg.Close() // revokes the lease: the key is gone at once
 //
-// Store (store.go, clientv3.go) is built without the shoal_slim tag only:
-// the slim sidecar binary leaves clientv3, its gogo protos and zap out
-// (issue #7). The control plane and the CLI, which use Store, are not part
-// of that build.
+// Listing and watching instances needs clientv3 and lives in
+// registry/etcdstore, for the control plane and the CLI; this package
+// imports no etcd client, so the slim sidecar build links it as it is.
 package registry

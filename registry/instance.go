@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -156,4 +157,14 @@ func UnmarshalInstance(data []byte) (*Instance, error) {
 	}
 	in.Normalize()
 	return &in, nil
+}
+
+// SortInstances orders instances by service, then id.
+func SortInstances(ins []*Instance) {
+	sort.Slice(ins, func(i, j int) bool {
+		if ins[i].Service != ins[j].Service {
+			return ins[i].Service < ins[j].Service
+		}
+		return ins[i].ID < ins[j].ID
+	})
 }

@@ -15,9 +15,9 @@ const DefaultTTL = 10 * time.Second
 
 // LeaseKV is the part of an etcd client a Registration uses: the whole
 // registration protocol, hence more methods than a consumer interface
-// usually has. The sidecar passes internal/etcdlite's client; Store.Register
-// adapts clientv3. Implementations must be safe for concurrent use; every
-// method blocks until done or ctx ends.
+// usually has. The sidecar passes internal/etcdlite's client;
+// etcdstore.Store.Register adapts clientv3. Implementations must be safe for
+// concurrent use; every method blocks until done or ctx ends.
 type LeaseKV interface {
 	// Grant creates a lease of ttl (rounded up to seconds) and returns its ID.
 	Grant(ctx context.Context, ttl time.Duration) (lease int64, err error)

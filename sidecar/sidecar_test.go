@@ -20,7 +20,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/controlplane"
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
-	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/etcdstore"
 	"github.com/shoal-mesh/shoal/sidecar"
 )
 
@@ -142,7 +142,7 @@ func TestSidecarRegistersRoutesAndDeregistersOnShutdown(t *testing.T) {
 
 	// Graceful shutdown deregisters: the key is gone right after Run returns.
 	cli := etcdtest.Client(t, cp.Etcd)
-	store := registry.NewStore(cli, quiet)
+	store := etcdstore.New(cli, quiet)
 	if ins, _, _ := store.List(t.Context(), "web"); len(ins) != 1 {
 		t.Fatalf("instances before shutdown = %v, want web-1", ins)
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
-	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/etcdstore"
 )
 
 // etcdFlags are the flags of commands that read etcd directly.
@@ -31,7 +31,7 @@ func (f *etcdFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for etcd")
 }
 
-func (f *etcdFlags) store() (*registry.Store, func(), error) {
+func (f *etcdFlags) store() (*etcdstore.Store, func(), error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, nil, fmt.Errorf("-o %q: want table or json", f.output)
 	}
@@ -40,7 +40,7 @@ func (f *etcdFlags) store() (*registry.Store, func(), error) {
 		return nil, nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	return registry.NewStore(cli, quiet), func() { cli.Close() }, nil
+	return etcdstore.New(cli, quiet), func() { cli.Close() }, nil
 }
 
 func runServices(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,6 +1,4 @@
-//go:build !shoal_slim
-
-package registry
+package etcdstore
 
 import (
 	"context"
@@ -12,19 +10,20 @@ import (
 
 	"github.com/shoal-mesh/shoal/internal/etcdlite"
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
+	"github.com/shoal-mesh/shoal/registry"
 )
 
 // The LeaseKV contract, on both implementations: what Registration relies
 // on when it decides the registration is lost.
 
-func leaseKVs(t *testing.T, e *etcdtest.Etcd) map[string]LeaseKV {
+func leaseKVs(t *testing.T, e *etcdtest.Etcd) map[string]registry.LeaseKV {
 	t.Helper()
 	lite, err := etcdlite.New(etcdlite.Config{Endpoints: []string{e.Endpoint()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lite.Close() })
-	return map[string]LeaseKV{"clientv3": clientv3LeaseKV{e.Client(t)}, "etcdlite": lite}
+	return map[string]registry.LeaseKV{"clientv3": leaseKV{e.Client(t)}, "etcdlite": lite}
 }
 
 const shortTimeout = 200 * time.Millisecond // negative checks

@@ -1,6 +1,4 @@
-//go:build !shoal_slim
-
-package registry_test
+package etcdstore_test
 
 import (
 	"context"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
 	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/etcdstore"
 	"github.com/shoal-mesh/shoal/registry/kvwatch"
 )
 
@@ -58,7 +57,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	return time.Since(start)
 }
 
-func instanceIDs(t *testing.T, st *registry.Store, service string) []string {
+func instanceIDs(t *testing.T, st *etcdstore.Store, service string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -93,15 +92,15 @@ type watchView struct {
 	req chan chan map[string]*registry.Instance
 }
 
-func startWatchView(t *testing.T, st *registry.Store) *watchView {
+func startWatchView(t *testing.T, st *etcdstore.Store) *watchView {
 	t.Helper()
 	v := &watchView{req: make(chan chan map[string]*registry.Instance)}
-	batches := make(chan registry.Batch, 1024)
+	batches := make(chan etcdstore.Batch, 1024)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		st.Watch(ctx, func(b registry.Batch) { batches <- b })
+		st.Watch(ctx, func(b etcdstore.Batch) { batches <- b })
 	}()
 	go func() {
 		state := map[string]*registry.Instance{}
@@ -135,7 +134,7 @@ func (v *watchView) snapshot() map[string]*registry.Instance {
 func TestMalformedValuesAreSkipped(t *testing.T) {
 	e := etcdtest.Start(t)
 	cli := e.Client(t)
-	st := registry.NewStore(cli, nil)
+	st := etcdstore.New(cli, nil)
 	v := startWatchView(t, st)
 	ctx := t.Context()
 	cli.Put(ctx, registry.InstanceKey("orders", "bad-json"), "{not json")
@@ -159,7 +158,7 @@ func TestMalformedValuesAreSkipped(t *testing.T) {
 func TestWatchAfterCompactionMatchesEtcd(t *testing.T) {
 	e := etcdtest.Start(t)
 	cli := e.Client(t)
-	st := registry.NewStore(e.Client(t), nil)
+	st := etcdstore.New(e.Client(t), nil)
 	for i := range 3 {
 		register(t, st.Register, fmt.Sprintf("orders-%d", i), 0)
 	}

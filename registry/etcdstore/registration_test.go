@@ -1,6 +1,4 @@
-//go:build !shoal_slim
-
-package registry_test
+package etcdstore_test
 
 import (
 	"context"
@@ -19,9 +17,10 @@ import (
 	"github.com/shoal-mesh/shoal/internal/etcdlite"
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
 	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/etcdstore"
 )
 
-// registerFunc is Store.Register or Register over an etcdlite client.
+// registerFunc is Store.Register or registry.Register over an etcdlite client.
 type registerFunc func(context.Context, registry.Instance, registry.RegisterOptions) (*registry.Registration, error)
 
 var _ registry.LeaseKV = (*etcdlite.Client)(nil)
@@ -41,7 +40,7 @@ var backends = []struct {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cli.Close() })
-		return registry.NewStore(cli, nil).Register
+		return etcdstore.New(cli, nil).Register
 	}},
 	{"etcdlite", func(t *testing.T, endpoints ...string) registerFunc {
 		cli, err := etcdlite.New(etcdlite.Config{Endpoints: endpoints})
@@ -65,7 +64,7 @@ func connectHelper(backend, endpoint string) registerFunc {
 	switch backend {
 	case "clientv3":
 		if cli, err := etcdclient.New([]string{endpoint}); err == nil {
-			return registry.NewStore(cli, nil).Register
+			return etcdstore.New(cli, nil).Register
 		}
 	case "etcdlite":
 		if cli, err := etcdlite.New(etcdlite.Config{Endpoints: []string{endpoint}}); err == nil {
@@ -79,7 +78,7 @@ func TestRegisterIsVisibleInListAndWatch(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			e := etcdtest.Start(t)
-			st := registry.NewStore(e.Client(t), nil)
+			st := etcdstore.New(e.Client(t), nil)
 			v := startWatchView(t, st)
 			r := register(t, b.connect(t, e.Endpoint()), "orders-1", 0)
 
@@ -93,7 +92,7 @@ func TestRegisterIsVisibleInListAndWatch(t *testing.T) {
 				t.Errorf("watched instance (-want +got):\n%s", diff)
 			}
 			svcs, err := st.Services(t.Context())
-			if err != nil || !cmp.Equal(svcs, []registry.ServiceSummary{{Name: "orders", Instances: 1}}) {
+			if err != nil || !cmp.Equal(svcs, []etcdstore.ServiceSummary{{Name: "orders", Instances: 1}}) {
 				t.Errorf("Services = %v, %v", svcs, err)
 			}
 
@@ -155,7 +154,7 @@ func TestKilledProcessIsGoneWithinTTL(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			e := etcdtest.Start(t)
-			st := registry.NewStore(e.Client(t), nil)
+			st := etcdstore.New(e.Client(t), nil)
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
 			cmd.Env = append(os.Environ(), "SHOAL_REGISTRY_HELPER_ETCD="+e.Endpoint(), "SHOAL_REGISTRY_HELPER_BACKEND="+b.name)
 			out, err := cmd.StdoutPipe()
@@ -186,7 +185,7 @@ func TestRegistrationsSurviveEtcdRestart(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			e := etcdtest.Start(t)
-			st := registry.NewStore(e.Client(t), nil)
+			st := etcdstore.New(e.Client(t), nil)
 			reg := b.connect(t, e.Endpoint())
 			for i := range 3 {
 				register(t, reg, fmt.Sprintf("orders-%d", i), 2*time.Second)
@@ -207,7 +206,7 @@ func TestRegistrationsSurviveEtcdRestart(t *testing.T) {
 
 // stayRegistered checks until the deadline (past one TTL) that service
 // orders keeps n instances: their leases are kept alive.
-func stayRegistered(t *testing.T, st *registry.Store, until time.Time, n int) {
+func stayRegistered(t *testing.T, st *etcdstore.Store, until time.Time, n int) {
 	t.Helper()
 	for time.Now().Before(until) {
 		if got := instanceIDs(t, st, "orders"); len(got) != n {
@@ -222,7 +221,7 @@ func TestLostLeaseIsRegisteredAgain(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			e := etcdtest.Start(t)
 			cli := e.Client(t)
-			st := registry.NewStore(cli, nil)
+			st := etcdstore.New(cli, nil)
 			r := register(t, b.connect(t, e.Endpoint()), "orders-1", 0)
 			old := r.LeaseID()
 			if _, err := cli.Revoke(t.Context(), clientv3.LeaseID(old)); err != nil {
@@ -262,7 +261,7 @@ func TestRegistrationFailsOverToAnotherEndpoint(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			e := etcdtest.Start(t)
 			cli := e.Client(t)
-			st := registry.NewStore(cli, nil)
+			st := etcdstore.New(cli, nil)
 			first, second := etcdtest.StartProxy(t, e.Endpoint()), etcdtest.StartProxy(t, e.Endpoint())
 			never := "http://" + etcdtest.FreeAddr(t)
 			reg := b.connect(t, never, first.Endpoint(), second.Endpoint())

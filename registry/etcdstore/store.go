@@ -1,26 +1,15 @@
-//go:build !shoal_slim
-
-// The Store reads and watches etcd with clientv3, for the control plane and
-// the CLI. The slim sidecar build (-tags shoal_slim, see cmd/shoal/full.go)
-// leaves it out, and clientv3, its gogo protos and zap with it (issue #7):
-// the sidecar registers with Register over internal/etcdlite.
-
-package registry
+package etcdstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/kvwatch"
 )
-
-// ErrNotFound is returned when a service has no instances.
-var ErrNotFound = errors.New("registry: service not found")
 
 // Store reads and writes instances in etcd. It is safe for concurrent use.
 type Store struct {
@@ -28,9 +17,10 @@ type Store struct {
 	log *slog.Logger
 }
 
-// NewStore returns a Store over cli; the caller owns cli. A nil logger
-// means slog.Default().
-func NewStore(cli *clientv3.Client, logger *slog.Logger) *Store {
+// New returns a Store over cli; the caller owns cli. A nil logger means
+// slog.Default(). Its logs, and those of the registrations it starts, carry
+// component=registry, as the sidecar's registration does.
+func New(cli *clientv3.Client, logger *slog.Logger) *Store {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -40,19 +30,19 @@ func NewStore(cli *clientv3.Client, logger *slog.Logger) *Store {
 // List returns the instances of service, or of every service when service
 // is empty, sorted by service and id, and the etcd revision read. Malformed
 // values under the prefix are logged and skipped.
-func (s *Store) List(ctx context.Context, service string) ([]*Instance, int64, error) {
-	prefix := InstancesPrefix
+func (s *Store) List(ctx context.Context, service string) ([]*registry.Instance, int64, error) {
+	prefix := registry.InstancesPrefix
 	if service != "" {
-		if !ValidName(service) {
-			return nil, 0, &FieldError{"service", fmt.Sprintf("%q is not a lowercase DNS label of at most 63 characters", service)}
+		if !registry.ValidName(service) {
+			return nil, 0, &registry.FieldError{Field: "service", Reason: fmt.Sprintf("%q is not a lowercase DNS label of at most 63 characters", service)}
 		}
-		prefix = ServicePrefix(service)
+		prefix = registry.ServicePrefix(service)
 	}
 	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
-		return nil, 0, fmt.Errorf("registry: list %q: %w", prefix, err)
+		return nil, 0, fmt.Errorf("etcdstore: list %q: %w", prefix, err)
 	}
-	out := make([]*Instance, 0, len(resp.Kvs))
+	out := make([]*registry.Instance, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		in, err := s.decode(string(kv.Key), kv.Value)
 		if err != nil {
@@ -60,7 +50,7 @@ func (s *Store) List(ctx context.Context, service string) ([]*Instance, int64, e
 		}
 		out = append(out, in)
 	}
-	SortInstances(out)
+	registry.SortInstances(out)
 	return out, resp.Header.Revision, nil
 }
 
@@ -89,29 +79,19 @@ func (s *Store) Services(ctx context.Context) ([]ServiceSummary, error) {
 
 // decode parses and validates a stored instance and checks that it sits
 // under its own key; failures are logged (Warn) and returned.
-func (s *Store) decode(key string, value []byte) (*Instance, error) {
-	service, id, err := ParseInstanceKey(key)
+func (s *Store) decode(key string, value []byte) (*registry.Instance, error) {
+	service, id, err := registry.ParseInstanceKey(key)
 	if err == nil {
-		var in *Instance
-		if in, err = UnmarshalInstance(value); err == nil {
+		var in *registry.Instance
+		if in, err = registry.UnmarshalInstance(value); err == nil {
 			if in.Service == service && in.ID == id {
 				return in, nil
 			}
-			err = fmt.Errorf("registry: value names %s/%s", in.Service, in.ID)
+			err = fmt.Errorf("etcdstore: value names %s/%s", in.Service, in.ID)
 		}
 	}
 	s.log.Warn("skipping malformed instance", "key", key, "err", err)
 	return nil, err
-}
-
-// SortInstances orders instances by service, then id.
-func SortInstances(ins []*Instance) {
-	sort.Slice(ins, func(i, j int) bool {
-		if ins[i].Service != ins[j].Service {
-			return ins[i].Service < ins[j].Service
-		}
-		return ins[i].ID < ins[j].ID
-	})
 }
 
 // Event is a change to one instance.
@@ -120,7 +100,7 @@ type Event struct {
 	Service string
 	ID      string
 	// Instance is the instance after a Put; nil after a Delete.
-	Instance *Instance
+	Instance *registry.Instance
 }
 
 // Batch is a set of instance changes, in revision order.
@@ -140,12 +120,12 @@ type Batch struct {
 func (s *Store) Watch(ctx context.Context, handle func(Batch)) error {
 	return kvwatch.Run(ctx, kvwatch.Config{
 		Client: s.cli,
-		Prefix: InstancesPrefix,
+		Prefix: registry.InstancesPrefix,
 		Logger: s.log,
 		Handle: func(b kvwatch.Batch) {
 			out := Batch{Revision: b.Revision, Initial: b.Initial, Resync: b.Resync, Events: make([]Event, 0, len(b.Events))}
 			for _, ev := range b.Events {
-				service, id, err := ParseInstanceKey(ev.Key)
+				service, id, err := registry.ParseInstanceKey(ev.Key)
 				if err != nil {
 					s.log.Warn("skipping key outside the instance schema", "key", ev.Key)
 					continue

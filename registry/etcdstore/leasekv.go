@@ -1,6 +1,4 @@
-//go:build !shoal_slim
-
-package registry
+package etcdstore
 
 import (
 	"context"
@@ -10,24 +8,26 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/shoal-mesh/shoal/registry"
 )
 
-// Register is the package-level Register over the Store's clientv3 client;
-// a nil opts.Logger means the Store's.
-func (s *Store) Register(ctx context.Context, in Instance, opts RegisterOptions) (*Registration, error) {
+// Register is registry.Register over the Store's clientv3 client; a nil
+// opts.Logger means the Store's.
+func (s *Store) Register(ctx context.Context, in registry.Instance, opts registry.RegisterOptions) (*registry.Registration, error) {
 	if opts.Logger == nil {
 		opts.Logger = s.log
 	}
-	return Register(ctx, clientv3LeaseKV{s.cli}, in, opts)
+	return registry.Register(ctx, leaseKV{s.cli}, in, opts)
 }
 
-var _ LeaseKV = clientv3LeaseKV{}
+var _ registry.LeaseKV = leaseKV{}
 
-// clientv3LeaseKV adapts clientv3 to LeaseKV for the control plane, the
+// leaseKV adapts clientv3 to registry.LeaseKV for the control plane, the
 // CLI and tests; the sidecar uses internal/etcdlite instead.
-type clientv3LeaseKV struct{ cli *clientv3.Client }
+type leaseKV struct{ cli *clientv3.Client }
 
-func (c clientv3LeaseKV) Grant(ctx context.Context, ttl time.Duration) (int64, error) {
+func (c leaseKV) Grant(ctx context.Context, ttl time.Duration) (int64, error) {
 	resp, err := c.cli.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
 	if err != nil {
 		return 0, fmt.Errorf("grant lease: %w", err)
@@ -35,7 +35,7 @@ func (c clientv3LeaseKV) Grant(ctx context.Context, ttl time.Duration) (int64, e
 	return int64(resp.ID), nil
 }
 
-func (c clientv3LeaseKV) Put(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
+func (c leaseKV) Put(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
 	resp, err := c.cli.Put(ctx, key, string(value), clientv3.WithLease(clientv3.LeaseID(lease)))
 	if err != nil {
 		return 0, fmt.Errorf("put %q: %w", key, err)
@@ -43,7 +43,7 @@ func (c clientv3LeaseKV) Put(ctx context.Context, key string, value []byte, leas
 	return resp.Header.Revision, nil
 }
 
-func (c clientv3LeaseKV) KeepAlive(ctx context.Context, lease int64, _ time.Duration) error {
+func (c leaseKV) KeepAlive(ctx context.Context, lease int64, _ time.Duration) error {
 	ka, err := c.cli.KeepAlive(ctx, clientv3.LeaseID(lease))
 	if err != nil {
 		return fmt.Errorf("keepalive lease %x: %w", lease, err)
@@ -56,7 +56,7 @@ func (c clientv3LeaseKV) KeepAlive(ctx context.Context, lease int64, _ time.Dura
 	return errors.New("lease keepalive ended (expired, revoked or etcd unreachable past the TTL)")
 }
 
-func (c clientv3LeaseKV) WaitDeleted(ctx context.Context, key string, rev int64) error {
+func (c leaseKV) WaitDeleted(ctx context.Context, key string, rev int64) error {
 	next := rev + 1
 	for {
 		wch := c.cli.Watch(clientv3.WithRequireLeader(ctx), key, clientv3.WithRev(next), clientv3.WithFilterPut())
@@ -89,14 +89,14 @@ func (c clientv3LeaseKV) WaitDeleted(ctx context.Context, key string, rev int64)
 	}
 }
 
-func (c clientv3LeaseKV) Revoke(ctx context.Context, lease int64) error {
+func (c leaseKV) Revoke(ctx context.Context, lease int64) error {
 	if _, err := c.cli.Revoke(ctx, clientv3.LeaseID(lease)); err != nil {
 		return fmt.Errorf("revoke lease %x: %w", lease, err)
 	}
 	return nil
 }
 
-func (c clientv3LeaseKV) Delete(ctx context.Context, key string) error {
+func (c leaseKV) Delete(ctx context.Context, key string) error {
 	if _, err := c.cli.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
