@@ -31,13 +31,13 @@ if [[ -z $sidecar ]]; then
 	sidecar=$work/shoal-sidecar
 fi
 
-# Eight free loopback ports below the kernel's ephemeral range (32768+
+# Nine free loopback ports below the kernel's ephemeral range (32768+
 # here), so that no outgoing connection of another process takes one
 # between this check and the bind; held open together so no two repeat.
 ports=$(python3 -c '
 import random, socket
 ss = []
-while len(ss) < 8:
+while len(ss) < 9:
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", random.randrange(20000, 32000)))
@@ -46,17 +46,17 @@ while len(ss) < 8:
         s.close()
 print(" ".join("127.0.0.1:%d" % s.getsockname()[1] for s in ss))' 2>/dev/null) || {
 	base=$((20000 + RANDOM % 12000)) ports=
-	for i in 0 1 2 3 4 5 6 7; do ports+="127.0.0.1:$((base + i)) "; done
+	for i in 0 1 2 3 4 5 6 7 8; do ports+="127.0.0.1:$((base + i)) "; done
 }
-read -r etcd peer xds api admin sadmin out up <<<"$ports"
+read -r etcd peer xds api admin sadmin out up gossip <<<"$ports"
 
 "$work/shoal" controlplane --data-dir "$work/cp" --etcd-listen "$etcd" --etcd-peer-listen "$peer" \
-	--xds-listen "$xds" --api-listen "$api" --admin-listen "$admin" --log-level warn >"$work/cp.log" 2>&1 &
+	--xds-listen "$xds" --api-listen "$api" --admin-listen "$admin" --gossip-listen "$gossip" --log-level warn >"$work/cp.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://$admin/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 if ! curl -fs "http://$admin/ready" >/dev/null 2>&1; then
 	echo "rss.sh: the control plane did not get ready" >&2
-	tail -5 "$work/cp.log" >&2
+	tail -40 "$work/cp.log" >&2
 	exit 1
 fi
 

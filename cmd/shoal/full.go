@@ -6,7 +6,8 @@ package main
 // control plane (and the etcd server it embeds), the demo, the Kubernetes
 // injector, and the CLI commands that link etcd's clientv3 (services and
 // instances read etcd with it; routes validates with controlplane/routes,
-// which stores routes with it). Build the slim binary with
+// which stores routes with it) or the management API's protobuf types and
+// YAML (routes, status). Build the slim binary with
 //
 //	go build -tags shoal_slim -o shoal-sidecar ./cmd/shoal
 //
@@ -20,5 +21,6 @@ func fullCommands() []command {
 		{"services", "list registered services", runServices},
 		{"instances", "list the instances of a service", runInstances},
 		{"routes", "manage routes: apply -f FILE, list, get NAME, delete NAME", runRoutes},
+		{"status", "show the control plane's xDS clients, routes and gossip members", runStatus},
 	}
 }

@@ -214,3 +214,11 @@ func printKeyResults(w io.Writer, output string, results []keyResult) error {
 	}
 	return tw.Flush()
 }
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}

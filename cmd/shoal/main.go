@@ -27,7 +27,6 @@ func commands() []command {
 	return append(fullCommands(), []command{
 		{"sidecar", "run a sidecar next to an app instance", runSidecar},
 		{"gateway", "run the edge gateway", runGateway},
-		{"status", "show the control plane's xDS clients, routes and gossip members", runStatus},
 		{"gossip", "rotate the gossip key: keys install|use|remove KEY --admin ADDR,...; keys list; keys generate", runGossip},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "shoal", version)

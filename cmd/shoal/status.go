@@ -1,3 +1,5 @@
+//go:build !shoal_slim
+
 package main
 
 import (
@@ -139,12 +141,4 @@ func short(v string) string {
 		return "-"
 	}
 	return v
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
-	}
-	return s
 }

@@ -73,9 +73,10 @@ func New(cfg Config) (m *Member, err error) {
 		if err := m.met.register(cfg.Registerer); err != nil {
 			return nil, err
 		}
+		met := m.met // m is nil when New fails
 		defer func() {
 			if err != nil {
-				m.met.unregister(cfg.Registerer)
+				met.unregister(cfg.Registerer)
 			}
 		}()
 	}
