@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestSlimBuildLinksOnlyWhatASidecarNeeds guards the sidecar binary's
+// memory (issue #7: < 20 MB with 1,000 endpoints): the slim build
+// (-tags shoal_slim) must not link go-control-plane's generated Envoy types
+// or what they drag in (the sidecar decodes xDS with
+// sidecar/internal/xdswire), etcd's clientv3, its gogo protos and zap (it
+// registers through internal/etcdlite), prometheus/client_golang (it uses
+// internal/metric), or the management API's types and YAML (CLI only).
+func TestSlimBuildLinksOnlyWhatASidecarNeeds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool in PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-deps", "-tags", "shoal_slim", "github.com/shoal-mesh/shoal/cmd/shoal").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	banned := regexp.MustCompile(`go-control-plane|cncf/xds|envoyproxy|protoc-gen-validate|` +
+		`go\.etcd\.io/etcd/(client/v3|api|server)|go\.uber\.org/zap|prometheus/client_golang|` +
+		`shoal/proto/shoal/v1|shoal/controlplane|yaml`)
+	var bad []string
+	for _, p := range strings.Fields(string(out)) {
+		if banned.MatchString(p) {
+			bad = append(bad, p)
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("the slim build links %d packages a sidecar should not, e.g. %v; `go list -deps -tags shoal_slim ./cmd/shoal` and find the importer", len(bad), bad[:min(5, len(bad))])
+	}
+}
