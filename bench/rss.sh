@@ -5,8 +5,9 @@
 # shoal_slim) and the full binary for the control plane, starts a control
 # plane with embedded etcd, registers N instances of one service straight
 # into etcd, starts a sidecar with an --upstream for that service, waits
-# until its /clusters lists all N endpoints and prints VmRSS, anonymous and
-# file-backed resident memory of the sidecar.
+# until its /clusters lists all N endpoints and prints the highest VmRSS
+# over the next RSS_SETTLE seconds (default 30), with its anonymous and
+# file-backed parts.
 #
 #   bench/rss.sh              # 1000 endpoints
 #   bench/rss.sh 5000         # N endpoints
@@ -83,12 +84,19 @@ if ((got < n)); then
 	tail -20 "$work/sidecar.log" >&2
 	exit 1
 fi
-sleep 2 # let the post-load GC run
 [[ -n ${RSS_HOLD:-} ]] && { echo "rss.sh: sidecar admin http://$sadmin (pid $spid); holding ${RSS_HOLD}s" >&2; sleep "$RSS_HOLD"; }
-rss=$(awk '/^VmRSS/{print $2}' "/proc/$spid/status")
-anon=$(awk '/^Anonymous/{print $2}' "/proc/$spid/smaps_rollup")
+# Steady state, not a moment: the highest VmRSS seen over RSS_SETTLE seconds
+# (default 30) after every endpoint arrived, with its anonymous share.
+rss=0 anon=0
+for _ in $(seq "${RSS_SETTLE:-30}"); do
+	sleep 1
+	r=$(awk '/^VmRSS/{print $2}' "/proc/$spid/status")
+	if ((r > rss)); then
+		rss=$r anon=$(awk '/^Anonymous/{print $2}' "/proc/$spid/smaps_rollup")
+	fi
+done
 size=$(stat -c %s "$sidecar")
-awk -v n="$n" -v rss="$rss" -v anon="$anon" -v size="$size" 'BEGIN {
-	printf "sidecar with %d endpoints: VmRSS %.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB), binary %.1f MiB\n",
-		n, rss / 1024, anon / 1024, (rss - anon) / 1024, size / 1048576
+awk -v n="$n" -v rss="$rss" -v anon="$anon" -v size="$size" -v settle="${RSS_SETTLE:-30}" 'BEGIN {
+	printf "sidecar with %d endpoints: VmRSS %.1f MiB (anonymous %.1f MiB, file-backed %.1f MiB; highest over %d s), binary %.1f MiB\n",
+		n, rss / 1024, anon / 1024, (rss - anon) / 1024, settle, size / 1048576
 }'

@@ -86,6 +86,7 @@ func (p *Proxy) newXDSClient() error {
 			p.snap.Store(s)
 			p.rebuildTable()
 			p.applied.Store(true)
+			p.trim.request()
 		},
 	})
 	return err

@@ -43,6 +43,7 @@ type Proxy struct {
 	buildErr  atomic.Pointer[string]
 
 	closeOnce sync.Once
+	trim      *memTrimmer // returns freed heap after config updates
 }
 
 // served is a bound listener and how it routes.
@@ -60,7 +61,7 @@ func New(cfg Config) (_ *Proxy, err error) {
 		return nil, err
 	}
 	cfg.defaults()
-	p := &Proxy{cfg: cfg, rebuild: make(chan struct{}, 1)}
+	p := &Proxy{cfg: cfg, rebuild: make(chan struct{}, 1), trim: newMemTrimmer()}
 	p.log = cfg.Logger.With("component", "sidecar")
 	if cfg.Mode == ModeGateway {
 		p.log = cfg.Logger.With("component", "gateway")
@@ -213,6 +214,7 @@ func (p *Proxy) Addrs() map[string]string {
 // release closes what New acquired; safe to call more than once.
 func (p *Proxy) release() {
 	p.closeOnce.Do(func() {
+		p.trim.stop()
 		for _, s := range p.listeners {
 			s.l.Close()
 		}
