@@ -71,7 +71,7 @@ func (h *harness) setupShoal(ctx context.Context) (*shoalEnv, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("`shoal sidecar -h` lacks %s", strings.Join(missing, ", "))
 	}
-	routesHelp, _ := exec.CommandContext(ctx, bin, "routes", "-h").CombinedOutput()
+	routesHelp, _ := exec.CommandContext(ctx, h.cfg.ShoalBin, "routes", "-h").CombinedOutput()
 	env := &shoalEnv{routesCLI: !strings.Contains(string(routesHelp), "unknown command")}
 	if err := h.startControlPlane(ctx, env); err != nil {
 		return nil, err
