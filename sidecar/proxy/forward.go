@@ -204,6 +204,7 @@ func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 // exchange writes the request on uc and relays the response.
 func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.Time) (outcome, int, bool) {
 	uc.setDeadline(a.tryDeadline(now))
+	uc.w.early = 0
 	uc.bw.Write(c.out)
 	if a.replayable {
 		uc.bw.Write(c.replay)

@@ -8,9 +8,12 @@ import (
 )
 
 // connWriter is the io.Writer under a connection's bufio.Writer.
-type connWriter struct{ net.Conn }
+type connWriter struct {
+	net.Conn
+	early int // unused here
+}
 
-func newConnWriter(nc net.Conn) *connWriter { return &connWriter{nc} }
+func newConnWriter(nc net.Conn) *connWriter { return &connWriter{Conn: nc} }
 
 // rawConn is nil here: reads and writes use the plain net.Conn path.
 func rawConn(net.Conn) syscall.RawConn { return nil }

@@ -136,3 +136,45 @@ func TestIdleRawConnectionTimesOut(t *testing.T) {
 		t.Fatalf("idle connection: read = %v, want EOF after the idle timeout", err)
 	}
 }
+
+// An upstream may answer before it has read the whole request body (an
+// early 200 or 413). The proxy streams a large body and must then find
+// that answer, already waiting, instead of waiting for another wakeup.
+func TestEarlyUpstreamAnswerToAStreamedBody(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	const early = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly"
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.WriteString(c, early) // before reading the body
+					io.Copy(io.Discard, req.Body)
+				}
+			}()
+		}
+	}()
+	p, addr := startProxy(t, Config{ReplayBufferBytes: 16}, Mode{Kind: Outbound})
+	p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "a", Endpoints: []route.Endpoint{{Address: l.Addr().String(), Healthy: true}}}, route.Route{}))
+	c, br := rawClientConn(t, addr)
+	body := strings.Repeat("b", 256<<10)
+	for i := range 5 {
+		go io.WriteString(c, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 262144\r\n\r\n"+body)
+		if got := readBody(t, br); got != "early" {
+			t.Fatalf("request %d: body = %q, want the early answer", i, got)
+		}
+	}
+}

@@ -33,11 +33,17 @@ import (
 type connWriter struct {
 	nc net.Conn
 	fd int // -1: not inside a callback
+	// early counts the bytes written outside a callback since the last
+	// reset (flushAndFill: a streamed body the bufio.Writer passed on).
+	early int
 }
 
 func newConnWriter(nc net.Conn) *connWriter { return &connWriter{nc: nc, fd: -1} }
 
 func (w *connWriter) Write(p []byte) (int, error) {
+	if w.fd < 0 {
+		w.early += len(p)
+	}
 	n := 0
 	for w.fd >= 0 && n < len(p) {
 		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(w.fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
@@ -88,6 +94,7 @@ func (uc *upConn) flushAndFill() (werr, rerr error) {
 	}
 	uc.br.r, uc.br.w = 0, 0
 	uc.sent, uc.werr, uc.rerr = false, nil, nil
+	uc.early = uc.w.early > 0
 	if err := uc.rc.Read(uc.readable); err != nil && uc.werr == nil && uc.rerr == nil {
 		uc.rerr = err // the deadline passed or the connection was closed while waiting
 	}
@@ -107,7 +114,14 @@ func (uc *upConn) onReadable(fd uintptr) bool {
 			uc.werr = err
 			return true
 		}
-		return false
+		if !uc.early {
+			// The whole request left from here, after the poller was
+			// armed: no answer can be waiting yet.
+			return false
+		}
+		// Part of the request (a streamed body) left before: the answer,
+		// or an early one (a 413 before the body), may be here already
+		// and its wakeup is gone, so read first.
 	}
 	for {
 		n, err := rawRead(fd, uc.br.buf[uc.br.w:])

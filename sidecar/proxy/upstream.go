@@ -32,6 +32,7 @@ type upConn struct {
 	w          *connWriter // under bw
 	readable   func(fd uintptr) bool
 	sent       bool
+	early      bool // part of the request was written before flushAndFill
 	werr, rerr error
 }
 
