@@ -113,6 +113,7 @@ func container(o options, cfg Config) corev1.Container {
 		Name:            ContainerName,
 		Image:           cfg.Image,
 		ImagePullPolicy: cfg.ImagePullPolicy,
+		Command:         []string{SidecarBinary},
 		Args:            args(o, cfg),
 		Env: []corev1.EnvVar{
 			fieldEnv("POD_NAME", "metadata.name"),

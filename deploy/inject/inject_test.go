@@ -94,6 +94,9 @@ func TestPodArgsFromAnnotations(t *testing.T) {
 			if diff := cmp.Diff(tc.want, sc.Args); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
 			}
+			if diff := cmp.Diff([]string{"/shoal-sidecar"}, sc.Command); diff != "" {
+				t.Errorf("command: the image's slim sidecar binary (-want +got):\n%s", diff)
+			}
 		})
 	}
 }

@@ -444,6 +444,8 @@ func TestDockerfile(t *testing.T) {
 		"./cmd/shoal",
 		"FROM gcr.io/distroless/static",
 		`ENTRYPOINT ["/shoal"]`,
+		"-tags shoal_slim",
+		"/out/shoal-sidecar /shoal-sidecar",
 	} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("Dockerfile lacks %q", want)
