@@ -133,11 +133,24 @@ func TestHeaderHashIsStickyAndMovesFewKeys(t *testing.T) {
 			}
 		}
 	}
-	limit := 1.0/3 + 0.05
-	t.Logf("after %s left: %d of %d keys moved (%.1f%%; %d had been on %s, %d on the staying instances); limit %.1f%%",
-		leaving, moved, keys, 100*float64(moved)/keys, perInstance[leaving], leaving, movedOther, 100*limit)
-	if float64(moved)/keys > limit {
-		t.Errorf("%d of %d keys moved (%.1f%%), want <= %.1f%%", moved, keys, 100*float64(moved)/keys, 100*limit)
+	t.Logf("after %s left: %d of %d keys moved (%.1f%%; %d had been on %s, %d on the staying instances)",
+		leaving, moved, keys, 100*float64(moved)/keys, perInstance[leaving], leaving, movedOther)
+	// Consistent hashing moves exactly the leaving instance's keys: none
+	// between the instances that stay (the sidecar's ring gives every
+	// endpoint a fixed number of points), all of the leaver's. How many
+	// keys the leaver held is the ring's balance, checked loosely: a
+	// bound on its share failed about one run in 25 with 300 keys (39 %
+	// on one instance once).
+	if movedOther != 0 {
+		t.Errorf("%d keys moved between the staying instances, want 0", movedOther)
+	}
+	if moved != perInstance[leaving] {
+		t.Errorf("%d keys moved, want the %d that were on %s", moved, perInstance[leaving], leaving)
+	}
+	for id, n := range perInstance {
+		if share := float64(n) / keys; share < 0.15 || share > 0.55 {
+			t.Errorf("%s held %.0f%% of the keys; a ring of three should give each 15-55%%", id, 100*share)
+		}
 	}
 }
 
