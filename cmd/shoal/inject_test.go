@@ -5,18 +5,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/shoal-mesh/shoal/deploy/inject"
+	"github.com/shoal-mesh/shoal/internal/testutil/tlstest"
 )
 
 var updateInjectGolden = flag.Bool("update", false, "rewrite testdata/inject/*.golden")
@@ -117,42 +110,11 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// writeSelfSigned writes a certificate for 127.0.0.1 and its key to dir.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "shoal-injector"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 // TestInjectWebhookServesAdmissionReviewsOverTLS runs `shoal
 // inject-webhook` on a loopback port and sends it the AdmissionReview the
 // inject package tests with.
 func TestInjectWebhookServesAdmissionReviewsOverTLS(t *testing.T) {
-	certFile, keyFile, pool := writeSelfSigned(t, t.TempDir())
+	certFile, keyFile, pool := tlstest.SelfSigned(t, t.TempDir(), "shoal-injector")
 	ctx, cancel := context.WithCancel(t.Context())
 	var stderr lockedBuffer
 	done := make(chan error, 1)

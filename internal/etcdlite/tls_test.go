@@ -2,17 +2,9 @@ package etcdlite_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +15,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/internal/etcdlite"
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
+	"github.com/shoal-mesh/shoal/internal/testutil/tlstest"
 )
 
 // startTLSEtcd starts an embedded etcd serving clients over TLS with a
@@ -31,7 +24,7 @@ import (
 func startTLSEtcd(t *testing.T) (string, *x509.CertPool) {
 	t.Helper()
 	dir := t.TempDir()
-	certFile, keyFile, pool := selfSigned(t, dir)
+	certFile, keyFile, pool := tlstest.SelfSigned(t, dir, "etcd")
 	client, _ := url.Parse("https://" + etcdtest.FreeAddr(t))
 	peer, _ := url.Parse("http://" + etcdtest.FreeAddr(t))
 	cfg := embed.NewConfig()
@@ -54,40 +47,6 @@ func startTLSEtcd(t *testing.T) (string, *x509.CertPool) {
 		t.Fatal("TLS etcd not ready")
 	}
 	return client.String(), pool
-}
-
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "etcd"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	return certFile, keyFile, pool
 }
 
 // An https:// endpoint is spoken to over TLS, verified against Config.TLS
