@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-mesh/shoal/internal/freeport"
 )
 
 // DefaultTimeout bounds every wait in the harness.
@@ -171,15 +172,16 @@ func (p *Proc) Restart() {
 	p.start()
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that is free (TCP and UDP), outside
+// the kernel's ephemeral range so that no outgoing connection takes it
+// before the process it is meant for binds it (see internal/freeport).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
-		t.Fatalf("harness: free port: %v", err)
+		t.Fatalf("harness: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // FreeAddr returns "127.0.0.1:<free port>".

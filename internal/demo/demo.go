@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,27 +136,6 @@ func (m *mesh) goRun(name string, f func() error) {
 			m.log.Error("component stopped", "component", name, "err", err)
 		}
 	}()
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func freeAddrs(n int) ([]string, error) {
-	out := make([]string, n)
-	for i := range out {
-		a, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = a
-	}
-	return out, nil
 }
 
 // startApp starts one Node.js instance.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/controlplane"
+	"github.com/shoal-mesh/shoal/internal/freeport"
 	"github.com/shoal-mesh/shoal/sidecar"
 )
 
@@ -18,7 +19,9 @@ import (
 const slowDelay = 20 * time.Millisecond
 
 func (m *mesh) start(ctx context.Context) error {
-	addrs, err := freeAddrs(6)
+	// etcd must be told its ports (they are in its advertised URLs); the
+	// control plane's own listeners bind port 0 and report what they got.
+	addrs, err := freeport.Addrs(2)
 	if err != nil {
 		return err
 	}
@@ -26,7 +29,7 @@ func (m *mesh) start(ctx context.Context) error {
 	cfg := controlplane.DefaultConfig()
 	cfg.DataDir = filepath.Join(m.dir, "data")
 	cfg.EtcdListen, cfg.EtcdPeerListen = addrs[0], addrs[1]
-	cfg.XDSListen, cfg.APIListen, cfg.AdminListen, cfg.GossipListen = addrs[2], addrs[3], addrs[4], addrs[5]
+	cfg.XDSListen, cfg.APIListen, cfg.AdminListen, cfg.GossipListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = m.log
 	if m.cp, err = controlplane.New(cfg); err != nil {
 		return err
@@ -52,7 +55,7 @@ func (m *mesh) gossipSeed() []string { return []string{m.cp.Addrs().Gossip} }
 
 func (m *mesh) startInstance(ctx context.Context, i int) error {
 	id := fmt.Sprintf("web-%d", i)
-	appAddr, err := freeAddr()
+	appAddr, err := freeport.Addr()
 	if err != nil {
 		return err
 	}
@@ -72,15 +75,11 @@ func (m *mesh) startInstance(ctx context.Context, i int) error {
 	if err := waitHTTP(ctx, "http://"+appAddr+"/healthz"); err != nil {
 		return fmt.Errorf("demo: %s not listening: %w", id, err)
 	}
-	gossipAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	sc, err := sidecar.New(sidecar.Config{
 		Mode: sidecar.ModeSidecar, Service: "web", InstanceID: id, AppPort: port,
 		Register: true, EtcdEndpoints: []string{m.cp.Addrs().Etcd}, TTL: 10 * time.Second,
 		HealthPath: "/healthz", XDS: m.cp.Addrs().XDS, StateDir: filepath.Join(m.dir, id),
-		GossipListen: gossipAddr, GossipJoin: m.gossipSeed(), Logger: m.log.With("sidecar", id),
+		GossipListen: "127.0.0.1:0", GossipJoin: m.gossipSeed(), Logger: m.log.With("sidecar", id),
 		DrainDelay: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -91,7 +90,7 @@ func (m *mesh) startInstance(ctx context.Context, i int) error {
 }
 
 func (m *mesh) startGateway(ctx context.Context) error {
-	addrs, err := freeAddrs(3)
+	addrs, err := freeport.Addrs(3)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shoal-mesh/shoal/bench/internal/proc"
+	"github.com/shoal-mesh/shoal/internal/freeport"
 )
 
 func serviceName(i int) string { return fmt.Sprintf("svc-%04d", i) }
@@ -88,7 +89,7 @@ func startControlPlane(ctx context.Context, cfg Config, g *proc.Group, work stri
 	}
 	var addrs [6]string
 	for i := range addrs {
-		a, err := freeAddr()
+		a, err := freeport.Addr()
 		if err != nil {
 			return nil, err
 		}

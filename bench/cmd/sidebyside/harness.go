@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shoal-mesh/shoal/bench/internal/proc"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shoal-mesh/shoal/bench/internal/proc"
 )
 
 // harness owns the processes and state of one benchmark run.
@@ -408,18 +408,6 @@ func (h *harness) backendCounts() ([]backendCount, error) {
 		}
 	}
 	return out, nil
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-// For the proxies' own listeners, whose configs must name a port; the
-// readiness check catches the rare loss of the race.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/shoal-mesh/shoal/bench/internal/proc"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/shoal-mesh/shoal/bench/internal/proc"
+	"github.com/shoal-mesh/shoal/internal/freeport"
 )
 
 // instance is a proxy (or the direct baseline) running for one
@@ -104,7 +106,7 @@ backend be
 }
 
 func (h *harness) startNginx(ctx context.Context, strategy, dir string) (*instance, error) {
-	listen, err := freeAddr()
+	listen, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +126,7 @@ func (h *harness) startNginx(ctx context.Context, strategy, dir string) (*instan
 }
 
 func (h *harness) startHAProxy(ctx context.Context, strategy, dir string) (*instance, error) {
-	listen, err := freeAddr()
+	listen, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}

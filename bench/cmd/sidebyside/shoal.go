@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/shoal-mesh/shoal/bench/internal/proc"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shoal-mesh/shoal/bench/internal/proc"
+	"github.com/shoal-mesh/shoal/internal/freeport"
 )
 
 // benchService is the service the backends register as; routes and the
@@ -87,7 +89,7 @@ func (h *harness) setupShoal(ctx context.Context) (*shoalEnv, error) {
 func (h *harness) startControlPlane(ctx context.Context, env *shoalEnv) error {
 	addrs := make([]string, 6)
 	for i := range addrs {
-		a, err := freeAddr()
+		a, err := freeport.Addr()
 		if err != nil {
 			return err
 		}
@@ -198,7 +200,7 @@ func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instan
 	}
 	addrs := make([]string, 5)
 	for i := range addrs {
-		if addrs[i], err = freeAddr(); err != nil {
+		if addrs[i], err = freeport.Addr(); err != nil {
 			return nil, err
 		}
 	}

@@ -5,8 +5,6 @@ package etcdtest
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
+	"github.com/shoal-mesh/shoal/internal/freeport"
 )
 
 // Etcd is a test etcd member.
@@ -103,15 +102,15 @@ func (e *Etcd) Compact(t testing.TB, cli *clientv3.Client) int64 {
 	return rev
 }
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
+// FreeAddr returns a free loopback host:port from internal/freeport
+// (outside the kernel's ephemeral range, never handed out twice).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
-		t.Fatalf("etcdtest: free port: %v", err)
+		t.Fatalf("etcdtest: %v", err)
 	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().String())
+	return a
 }
 
 // LeakOptions are the goleak options for packages that start embedded etcd.
