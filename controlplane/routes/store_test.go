@@ -315,6 +315,98 @@ func TestStoreWatchKeepsLastGoodVersion(t *testing.T) {
 	}
 }
 
+// TestWatchStartedAfterABadWrite is a control plane that starts (or
+// restarts) after a route was overwritten with invalid values around the
+// API: it serves the route's last good version from etcd's history, as the
+// control planes that saw the good version do, and never an older one.
+// Without a valid earlier version (created invalid, deleted before the bad
+// write, history compacted) the route stays absent.
+func TestWatchStartedAfterABadWrite(t *testing.T) {
+	st, cli, e := newStore(t)
+	ctx := t.Context()
+	putRaw := func(name string, r *shoalv1.Route) {
+		t.Helper()
+		val, err := protojson.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.Put(ctx, routes.Key(name), string(val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	invalid := func(name string) *shoalv1.Route {
+		r := routestest.Valid(name)
+		r.Rules[0].Destinations[0].Weight = -5
+		return r
+	}
+
+	// web: two good versions, then two bad ones in a row.
+	v1, err := st.Create(ctx, routestest.Valid("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := proto.CloneOf(v1)
+	upd.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_RANDOM
+	v2, err := st.Update(ctx, upd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putRaw("web", invalid("web"))
+	if _, err := cli.Put(ctx, routes.Key("web"), "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	// gone: valid, deleted, then re-created invalid.
+	if _, err := st.Create(ctx, routestest.Valid("gone")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, "gone", ""); err != nil {
+		t.Fatal(err)
+	}
+	putRaw("gone", invalid("gone"))
+	// never: invalid from the start.
+	putRaw("never", invalid("never"))
+
+	w := startWatch(t, st)
+	view := map[string]*shoalv1.Route{}
+	w.waitFor(t, view, func() bool { return len(w.rejected) == 3 })
+	if diff := cmp.Diff(v2, view["web"], protocmp.Transform()); diff != "" {
+		t.Errorf("web served after two bad writes (-want last good +got):\n%s", diff)
+	}
+	for _, name := range []string{"gone", "never"} {
+		if view[name] != nil {
+			t.Errorf("%s delivered (version %s), want absent: it has no valid version since it was created", name, view[name].GetVersion())
+		}
+	}
+	var names []string
+	for _, r := range w.rejected {
+		names = append(names, r.Name)
+	}
+	if diff := cmp.Diff([]string{"gone", "never", "web"}, names); diff != "" {
+		t.Errorf("Rejected names (-want +got):\n%s", diff)
+	}
+
+	// After compaction the good version is no longer in etcd: a control
+	// plane started now cannot serve it and says so (the route is rejected,
+	// absent), rather than serving something older or failing.
+	orders, err := st.Create(ctx, routestest.Valid("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	putRaw("orders", invalid("orders"))
+	e.Compact(t, cli)
+	w2 := startWatch(t, st)
+	view2 := map[string]*shoalv1.Route{}
+	w2.waitFor(t, view2, func() bool { return len(w2.rejected) == 4 })
+	if view2["orders"] != nil {
+		t.Errorf("orders served at version %s after its history was compacted, want absent", view2["orders"].GetVersion())
+	}
+	// The watch that delivered orders' good version keeps it.
+	w.waitFor(t, view, func() bool { return len(w.rejected) == 4 })
+	if diff := cmp.Diff(orders, view["orders"], protocmp.Transform()); diff != "" {
+		t.Errorf("orders on the earlier watch (-want last good +got):\n%s", diff)
+	}
+}
+
 func keys(m map[string]*shoalv1.Route) []string {
 	var out []string
 	for k := range m {

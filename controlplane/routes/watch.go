@@ -7,6 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
@@ -77,7 +81,12 @@ func (r Rejection) Unwrap() error { return r.Err }
 // A stored value that is malformed or invalid is refused and logged, and
 // delivers no event: a route whose last good version was delivered keeps
 // it (issue 6: a bad write around the API must not take a served route
-// out of the mesh), and a route never delivered stays absent. The refusal
+// out of the mesh). A route this watch has not delivered yet (a control
+// plane started after the bad write) gets its last good version from the
+// key's etcd history, so every control plane serves the same version; it
+// stays absent only if no valid version is left before the bad one (none
+// was written since the key was created, or compaction removed it). The
+// refusal
 // is listed in Batch.Rejected until a valid value or a delete replaces it;
 // a batch is delivered whenever that list changes, even with no events.
 // Watch returns ctx.Err().
@@ -94,7 +103,7 @@ func (s *Store) Watch(ctx context.Context, handle func(Batch)) error {
 			out := Batch{Revision: b.Revision, Initial: b.Initial, Resync: b.Resync, Events: make([]Event, 0, len(b.Events))}
 			changed := false
 			for _, ev := range b.Events {
-				e, ok, rej := s.event(ev, delivered, rejected)
+				e, ok, rej := s.event(ctx, ev, delivered, rejected)
 				if ok {
 					out.Events = append(out.Events, e)
 				}
@@ -110,16 +119,26 @@ func (s *Store) Watch(ctx context.Context, handle func(Batch)) error {
 
 // event turns a key change into a route event, and updates delivered and
 // rejected; rejChanged reports whether rejected changed.
-func (s *Store) event(ev kvwatch.Event, delivered map[string]bool, rejected map[string]Rejection) (e Event, ok, rejChanged bool) {
+func (s *Store) event(ctx context.Context, ev kvwatch.Event, delivered map[string]bool, rejected map[string]Rejection) (e Event, ok, rejChanged bool) {
 	name := strings.TrimPrefix(ev.Key, registry.RoutesPrefix)
 	_, wasRejected := rejected[name]
 	if ev.Type == kvwatch.Put {
 		r, err := checkStored(ev.Key, ev.Value)
 		if err != nil {
 			rej := Rejection{Name: name, Revision: ev.ModRevision, Err: err}
-			s.log.Warn("refusing invalid stored route; keeping its last good version", "key", ev.Key, "err", rej.Error(), "delivered", delivered[name])
 			rejected[name] = rej
-			return Event{}, false, true
+			if delivered[name] {
+				s.log.Warn("refusing invalid stored route; keeping its last good version", "key", ev.Key, "err", rej.Error())
+				return Event{}, false, true
+			}
+			good := s.lastGood(ctx, ev.Key, ev.ModRevision)
+			if good == nil {
+				s.log.Warn("refusing invalid stored route; no earlier valid version in etcd's history", "key", ev.Key, "err", rej.Error())
+				return Event{}, false, true
+			}
+			s.log.Warn("refusing invalid stored route; serving its last good version from etcd's history", "key", ev.Key, "err", rej.Error(), "version", good.Version)
+			delivered[name] = true
+			return Event{Type: kvwatch.Put, Name: name, Route: good}, true, true
 		}
 		delete(rejected, name)
 		r.Version = strconv.FormatInt(ev.ModRevision, 10)
@@ -132,6 +151,37 @@ func (s *Store) event(ev kvwatch.Event, delivered map[string]bool, rejected map[
 	}
 	delete(delivered, name)
 	return Event{Type: kvwatch.Delete, Name: name}, true, wasRejected
+}
+
+// maxLookBack bounds how many refused values lastGood steps over.
+const maxLookBack = 16
+
+// lastGood returns the newest valid value key had before revision rev, from
+// etcd's history, with its version; nil if there is none: the key did not
+// exist just before (created invalid, or deleted and re-created), the
+// history is compacted, or etcd did not answer.
+func (s *Store) lastGood(ctx context.Context, key string, rev int64) *shoalv1.Route {
+	for range maxLookBack {
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := s.cli.Get(gctx, key, clientv3.WithRev(rev-1))
+		cancel()
+		if err != nil {
+			if !errors.Is(err, rpctypes.ErrCompacted) && ctx.Err() == nil {
+				s.log.Warn("reading a route's history", "key", key, "revision", rev-1, "err", err)
+			}
+			return nil
+		}
+		if len(resp.Kvs) == 0 {
+			return nil
+		}
+		kv := resp.Kvs[0]
+		if r, err := checkStored(key, kv.Value); err == nil {
+			r.Version = strconv.FormatInt(kv.ModRevision, 10)
+			return r
+		}
+		rev = kv.ModRevision
+	}
+	return nil
 }
 
 func sortedRejections(m map[string]Rejection) []Rejection {
