@@ -81,8 +81,13 @@ func printStatus(w io.Writer, st *shoalv1.StatusResponse) error {
 			if r.GetLastAckTime() != nil {
 				lastAck = time.Since(r.GetLastAckTime().AsTime()).Round(time.Second).String() + " ago"
 			}
+			sent := short(r.GetSentVersion())
+			if r.GetSentVersion() == "" && r.GetResumedResources() > 0 {
+				// A delta client that resumed up to date: nothing to send.
+				sent = fmt.Sprintf("resumed(%d)", r.GetResumedResources())
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", node, agent, strm, shortType(r.GetTypeUrl()),
-				short(r.GetSentVersion()), short(r.GetAckedVersion()), nacked, lastAck)
+				sent, short(r.GetAckedVersion()), nacked, lastAck)
 		}
 	}
 	if len(st.GetClients()) == 0 {

@@ -247,6 +247,48 @@ func TestServerStatusTracksAcksAndRoutes(t *testing.T) {
 	}
 }
 
+// TestServerStatusShowsAResumedDeltaClient: a delta client that resumes
+// after a control plane restart with up-to-date initial_resource_versions
+// is sent nothing; `shoal status` must still show it holds its resources
+// rather than an empty row.
+func TestServerStatusShowsAResumedDeltaClient(t *testing.T) {
+	srv, addr := startServer(t, Config{})
+	srv.Update(Input{Endpoints: ordersFleet()})
+	first := newDeltaClient(t, addr, envoyNode)
+	first.subscribe(endpointType, "orders", "users")
+	held := map[string]string{}
+	for _, res := range first.recv().GetResources() {
+		held[res.GetName()] = res.GetVersion()
+	}
+	if len(held) != 2 {
+		t.Fatalf("first client holds %v, want orders and users", held)
+	}
+
+	node := &corev3.Node{Id: "resumed-1", UserAgentName: "envoy"}
+	c := newDeltaClient(t, addr, node)
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: endpointType,
+		ResourceNamesSubscribe: []string{"orders", "users"}, InitialResourceVersions: held})
+	c.expectNothing()
+	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
+	defer cancel()
+	for {
+		for _, cl := range srv.Status() {
+			if cl.GetNodeId() != "resumed-1" || len(cl.GetResources()) != 1 {
+				continue
+			}
+			if rs := cl.GetResources()[0]; rs.GetResumedResources() != 2 || rs.GetSentVersion() != "" {
+				t.Fatalf("resumed client's status = %v, want 2 resumed resources and nothing sent", rs)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the resumed client is not in the status: %v", srv.Status())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // TestServerNackIsRecorded sends a NACK and expects it in Status with its
 // error detail.
 func TestServerNackIsRecorded(t *testing.T) {

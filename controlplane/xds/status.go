@@ -3,6 +3,7 @@ package xds
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -131,6 +132,16 @@ func (t *tracker) response(key streamKey, typeURL, version, nonce string, size i
 	t.m.bytes.WithLabelValues(shortType(typeURL), deltaLabel(key.delta)).Add(float64(size))
 }
 
+// resumed records that a delta client subscribed to typeURL holding n
+// resources already (initial_resource_versions).
+func (t *tracker) resumed(key streamKey, typeURL string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.streams[key]; st != nil {
+		st.typeState(typeURL).status.ResumedResources = int32(min(n, math.MaxInt32))
+	}
+}
+
 func (st *streamState) typeState(typeURL string) *typeState {
 	ts := st.types[typeURL]
 	if ts == nil {
@@ -208,7 +219,11 @@ func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3
 }
 
 func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	t.request(streamKey{id: id, delta: true}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
+	key := streamKey{id: id, delta: true}
+	if n := len(req.GetInitialResourceVersions()); n > 0 && req.GetResponseNonce() == "" {
+		t.resumed(key, req.GetTypeUrl(), n)
+	}
+	t.request(key, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	return nil
 }

@@ -255,8 +255,14 @@ type ResourceStatus struct {
 	LastAckTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_ack_time,json=lastAckTime,proto3" json:"last_ack_time,omitempty"`
 	// LastPushToAck is how long the last ACK took after its push.
 	LastPushToAck *durationpb.Duration `protobuf:"bytes,7,opt,name=last_push_to_ack,json=lastPushToAck,proto3" json:"last_push_to_ack,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// ResumedResources is, on a delta stream, how many resources of this type
+	// the client said it already held when it subscribed
+	// (initial_resource_versions, e.g. after a control plane restart); the
+	// server resends only those whose version changed, so a resumed client
+	// that is up to date has no sent or acked version on this stream.
+	ResumedResources int32 `protobuf:"varint,8,opt,name=resumed_resources,json=resumedResources,proto3" json:"resumed_resources,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ResourceStatus) Reset() {
@@ -336,6 +342,13 @@ func (x *ResourceStatus) GetLastPushToAck() *durationpb.Duration {
 		return x.LastPushToAck
 	}
 	return nil
+}
+
+func (x *ResourceStatus) GetResumedResources() int32 {
+	if x != nil {
+		return x.ResumedResources
+	}
+	return 0
 }
 
 // RouteStatus says whether a route is being served.
@@ -518,7 +531,7 @@ const file_shoal_v1_mesh_service_proto_rawDesc = "" +
 	"\x04peer\x18\x04 \x01(\tR\x04peer\x12\x14\n" +
 	"\x05delta\x18\x05 \x01(\bR\x05delta\x12=\n" +
 	"\fconnected_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vconnectedAt\x126\n" +
-	"\tresources\x18\a \x03(\v2\x18.shoal.v1.ResourceStatusR\tresources\"\xbd\x02\n" +
+	"\tresources\x18\a \x03(\v2\x18.shoal.v1.ResourceStatusR\tresources\"\xea\x02\n" +
 	"\x0eResourceStatus\x12\x19\n" +
 	"\btype_url\x18\x01 \x01(\tR\atypeUrl\x12!\n" +
 	"\fsent_version\x18\x02 \x01(\tR\vsentVersion\x12#\n" +
@@ -527,7 +540,8 @@ const file_shoal_v1_mesh_service_proto_rawDesc = "" +
 	"\n" +
 	"nack_error\x18\x05 \x01(\tR\tnackError\x12>\n" +
 	"\rlast_ack_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastAckTime\x12B\n" +
-	"\x10last_push_to_ack\x18\a \x01(\v2\x19.google.protobuf.DurationR\rlastPushToAck\"m\n" +
+	"\x10last_push_to_ack\x18\a \x01(\v2\x19.google.protobuf.DurationR\rlastPushToAck\x12+\n" +
+	"\x11resumed_resources\x18\b \x01(\x05R\x10resumedResources\"m\n" +
 	"\vRouteStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
