@@ -35,8 +35,13 @@ func TestGossipKeyRotation(t *testing.T) {
 	suspectBefore := sumGossipCounter(t, admins, "shoal_gossip_suspect_events_total")
 
 	load := harness.StartLoad(t, harness.LoadOptions{URL: m.URL(), Duration: time.Minute, Concurrency: 2, Pace: 5 * time.Millisecond})
+	// Without a key the members hold, nobody can change their keyring.
+	evil := newGossipKey(t)
+	if out, _, code := harness.Shoal(t, "gossip", "keys", "install", evil, "--admin", admins[0], "--auth-key", evil); code == 0 || !strings.Contains(out, "401") {
+		t.Fatalf("install signed with a foreign key: exit %d, want a 401 from the member:\n%s", code, out)
+	}
 	for _, step := range []struct{ op, key string }{{"install", k2}, {"use", k2}, {"remove", k1}} {
-		out, errOut, code := harness.Shoal(t, "gossip", "keys", step.op, step.key, "--admin", strings.Join(admins, ","))
+		out, errOut, code := harness.Shoal(t, "gossip", "keys", step.op, step.key, "--admin", strings.Join(admins, ","), "--auth-key", k1)
 		if code != 0 {
 			t.Fatalf("shoal gossip keys %s: exit %d\n%s%s", step.op, code, out, errOut)
 		}

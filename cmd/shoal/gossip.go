@@ -23,17 +23,21 @@ import (
 const gossipUsage = `usage:
   shoal gossip keys generate                       print a new random key (base64)
   shoal gossip keys list --admin ADDR[,ADDR...]     show each member's key fingerprints
-  shoal gossip keys install|use|remove KEY --admin ADDR[,ADDR...]
+  shoal gossip keys install|use|remove KEY --admin ADDR[,ADDR...] [--auth-key K]
                                                    apply one rotation step to every member
 
 Rotation (each step must succeed on every member before the next; then no
 packet is unreadable and no member is suspected):
-  shoal gossip keys install NEW --admin ...   # all members decrypt NEW too
+  shoal gossip keys install NEW --admin ... --auth-key OLD   # all members decrypt NEW too
   shoal gossip keys use NEW --admin ...       # all members encrypt with NEW
   shoal gossip keys remove OLD --admin ...    # OLD is gone
 Then change --gossip-key to NEW wherever members are started: a member
 restarted with OLD would no longer join. KEY "-" reads the key from stdin.
 ADDR is a member's --admin-listen (sidecar, gateway or control plane).
+
+Members only accept a step signed with a key they already have: install
+needs --auth-key (or $SHOAL_GOSSIP_AUTH_KEY), a key the members hold today;
+use and remove are signed with KEY itself, which the members hold by then.
 `
 
 func runGossip(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -50,6 +54,7 @@ func runGossip(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	admins := fs.String("admin", "", "comma-separated admin addresses of the members (host:port)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each member")
 	output := fs.String("o", "table", "output format: table or json")
+	authKey := fs.String("auth-key", os.Getenv("SHOAL_GOSSIP_AUTH_KEY"), "base64 key the members already have, to sign the step (default $SHOAL_GOSSIP_AUTH_KEY; use and remove default to KEY)")
 	fs.Usage = func() { fmt.Fprint(stderr, gossipUsage); fs.PrintDefaults() }
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -69,7 +74,13 @@ func runGossip(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(members) == 0 {
 		return errors.New("--admin: at least one member's admin address is required")
 	}
-	results := applyKeyStep(ctx, members, req, *timeout)
+	var sign []byte
+	if req != nil {
+		if sign, err = signingKey(req, *authKey); err != nil {
+			return err
+		}
+	}
+	results := applyKeyStep(ctx, members, req, sign, *timeout)
 	if err := printKeyResults(stdout, *output, results); err != nil {
 		return err
 	}
@@ -126,6 +137,23 @@ func keyRequest(op string, rest []string) (*keyadmin.Request, error) {
 	return &keyadmin.Request{Op: op, Key: key}, nil
 }
 
+// signingKey is the key a step is signed with: --auth-key when given, else
+// the step's own key for use and remove (installed by then); install needs
+// --auth-key, since its key is not installed yet.
+func signingKey(req *keyadmin.Request, authKey string) ([]byte, error) {
+	if authKey != "" {
+		k, err := keyadmin.ParseKey(strings.TrimSpace(authKey))
+		if err != nil {
+			return nil, fmt.Errorf("--auth-key: %w", err)
+		}
+		return k, nil
+	}
+	if req.Op == keyadmin.OpInstall {
+		return nil, errors.New("install needs --auth-key (or $SHOAL_GOSSIP_AUTH_KEY): a key the members already have, e.g. the current --gossip-key; members refuse unsigned changes")
+	}
+	return keyadmin.ParseKey(req.Key)
+}
+
 // keyResult is one member's answer.
 type keyResult struct {
 	Admin string         `json:"admin"`
@@ -135,7 +163,7 @@ type keyResult struct {
 
 // applyKeyStep sends req (nil: list) to every member concurrently and
 // returns the answers in the members' order.
-func applyKeyStep(ctx context.Context, members []string, req *keyadmin.Request, timeout time.Duration) []keyResult {
+func applyKeyStep(ctx context.Context, members []string, req *keyadmin.Request, sign []byte, timeout time.Duration) []keyResult {
 	out := make([]keyResult, len(members))
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	var wg sync.WaitGroup
@@ -143,14 +171,14 @@ func applyKeyStep(ctx context.Context, members []string, req *keyadmin.Request, 
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			out[i] = keyCall(rctx, client, addr, req)
+			out[i] = keyCall(rctx, client, addr, req, sign)
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-func keyCall(ctx context.Context, client *http.Client, addr string, req *keyadmin.Request) keyResult {
+func keyCall(ctx context.Context, client *http.Client, addr string, req *keyadmin.Request, sign []byte) keyResult {
 	res := keyResult{Admin: addr}
 	url := addr
 	if !strings.Contains(url, "://") {
@@ -168,6 +196,9 @@ func keyCall(ctx context.Context, client *http.Client, addr string, req *keyadmi
 		return res
 	}
 	hreq.Header.Set("Content-Type", "application/json")
+	if req != nil {
+		hreq.Header.Set(keyadmin.AuthHeader, keyadmin.Sign(sign, body, time.Now()))
+	}
 	resp, err := client.Do(hreq)
 	if err != nil {
 		res.Err = err.Error()

@@ -8,17 +8,30 @@
 //	GET  /gossip/keys                                  → {"keys":[{"fingerprint":"sha256:…","primary":true}]}
 //	POST /gossip/keys {"op":"install","key":"<base64>"} → the keys after the step
 //
-// Keys never leave the member: GET lists fingerprints only.
+// Keys never leave the member: GET lists fingerprints only. A POST must
+// prove that its sender already holds a key installed on the member (the
+// same authority gossip itself trusts): its AuthHeader carries an
+// HMAC-SHA256 of the body and a timestamp under such a key (see Sign).
+// Without it anyone who can reach an admin port (0.0.0.0 in Kubernetes, for
+// Prometheus) could install and use a key of their own, cutting the member
+// off the mesh and reading its gossip. The body still carries the new key
+// in the clear: reach admin ports over a trusted network.
 package keyadmin
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // Path is where Handler is mounted on the admin mux.
@@ -38,6 +51,65 @@ type Keyring interface {
 	UseKey(key []byte) error
 	RemoveKey(key []byte) error
 	Keys() [][]byte // primary first; nil without encryption
+}
+
+// AuthHeader is the POST header that proves the sender holds a key already
+// installed on the member: "t=<unix seconds>,mac=<base64url HMAC-SHA256>",
+// made by Sign.
+const AuthHeader = "Shoal-Keyring-Auth"
+
+// MaxClockSkew is how far an AuthHeader's time may be from the member's
+// clock: it bounds how long a captured request can be replayed.
+const MaxClockSkew = 5 * time.Minute
+
+// Sign returns the AuthHeader value for a POST of body signed with key (a
+// key the members already have) at time now.
+func Sign(key, body []byte, now time.Time) string {
+	t := strconv.FormatInt(now.Unix(), 10)
+	return "t=" + t + ",mac=" + base64.RawURLEncoding.EncodeToString(mac(key, t, body))
+}
+
+func mac(key []byte, t string, body []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	io.WriteString(h, "shoal-keyring-v1\n"+t+"\n")
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+var errNoAuth = errors.New("this POST needs a " + AuthHeader + " header signed with a gossip key the member already has (shoal gossip keys ... --auth-key)")
+
+// verify checks an AuthHeader value against every installed key.
+func verify(header string, body []byte, keys [][]byte, now time.Time) error {
+	if header == "" {
+		return errNoAuth
+	}
+	var t, sig string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			t = v
+		case "mac":
+			sig = v
+		}
+	}
+	sec, err := strconv.ParseInt(t, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s: bad or missing t=: %q", AuthHeader, t)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > MaxClockSkew || d < -MaxClockSkew {
+		return fmt.Errorf("%s: signed at %s, more than %s from this member's clock", AuthHeader, time.Unix(sec, 0).UTC().Format(time.RFC3339), MaxClockSkew)
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || len(got) != sha256.Size {
+		return fmt.Errorf("%s: bad or missing mac=", AuthHeader)
+	}
+	for _, k := range keys {
+		if hmac.Equal(got, mac(k, t, body)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: not signed with any key installed on this member", AuthHeader)
 }
 
 // Request is the body of a POST.
@@ -104,12 +176,28 @@ func Handler(ring func() Keyring, log *slog.Logger) http.Handler {
 	})
 }
 
-// post applies one rotation step. Malformed requests are 400; a step the
-// keyring refuses (use of a key not installed, removal of the primary, no
+// post applies one rotation step. A POST without a valid AuthHeader is 401
+// and changes nothing; malformed requests are 400; a step the keyring
+// refuses (use of a key not installed, removal of the primary, no
 // encryption) is 409 with the keyring unchanged.
 func post(w http.ResponseWriter, r *http.Request, kr Keyring, log *slog.Logger) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	if err != nil {
+		reply(w, http.StatusBadRequest, Response{Error: "body: " + err.Error()})
+		return
+	}
+	// A member without encryption has no key to check against; it refuses
+	// every step below anyway (409).
+	if keys := kr.Keys(); len(keys) > 0 {
+		if err := verify(r.Header.Get(AuthHeader), body, keys, time.Now()); err != nil {
+			log.Warn("refused an unauthenticated gossip keyring change", "from", r.RemoteAddr, "err", err)
+			w.Header().Set("WWW-Authenticate", AuthHeader)
+			reply(w, http.StatusUnauthorized, Response{Error: err.Error()})
+			return
+		}
+	}
 	var req Request
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&req); err != nil {
+	if err := json.Unmarshal(body, &req); err != nil {
 		reply(w, http.StatusBadRequest, Response{Error: "body: " + err.Error()})
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/memberlist"
@@ -68,7 +69,8 @@ func TestHandler(t *testing.T) {
 	defer srv.Close()
 	for _, tc := range steps {
 		t.Run(tc.name, func(t *testing.T) {
-			got, code := do(t, srv.URL, tc.method, tc.body)
+			// Signed like an operator would: with the current primary key.
+			got, code := do(t, srv.URL, tc.method, tc.body, ring.GetPrimaryKey(), time.Now())
 			if code != tc.wantCode {
 				t.Fatalf("status = %d, want %d (%+v)", code, tc.wantCode, got)
 			}
@@ -87,7 +89,7 @@ func TestHandler(t *testing.T) {
 func TestHandlerWithoutGossip(t *testing.T) {
 	srv := httptest.NewServer(keyadmin.Handler(func() keyadmin.Keyring { return nil }, slog.Default()))
 	defer srv.Close()
-	if _, code := do(t, srv.URL, "GET", ""); code != http.StatusNotFound {
+	if _, code := do(t, srv.URL, "GET", "", nil, time.Time{}); code != http.StatusNotFound {
 		t.Errorf("status = %d, want 404", code)
 	}
 }
@@ -113,11 +115,66 @@ func TestResponsesNeverContainKeys(t *testing.T) {
 	}
 }
 
-func do(t *testing.T, url, method, body string) (keyadmin.Response, int) {
+// TestHandlerRefusesUnauthenticatedChanges: only a caller holding a key
+// the member already has may change its keyring; anyone else gets 401 and
+// the keyring stays as it was. Reading fingerprints needs no key.
+func TestHandlerRefusesUnauthenticatedChanges(t *testing.T) {
+	k1, k2, evil := key(1), key(2), key(9)
+	ring, err := memberlist.NewKeyring([][]byte{k2}, k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(keyadmin.Handler(func() keyadmin.Keyring { return fakeRing{ring} }, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer srv.Close()
+	install := `{"op":"install","key":"` + b64(evil) + `"}`
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		header string
+	}{
+		{"no header", ""},
+		{"signed with a key the member does not have", keyadmin.Sign(evil, []byte(install), now)},
+		{"signed for another body", keyadmin.Sign(k1, []byte(`{"op":"install","key":"`+b64(k2)+`"}`), now)},
+		{"signed too long ago (replay)", keyadmin.Sign(k1, []byte(install), now.Add(-keyadmin.MaxClockSkew-time.Minute))},
+		{"garbage", "t=abc,mac=%%%"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, code := doHeader(t, srv.URL, "POST", install, tc.header)
+			if code != http.StatusUnauthorized || !strings.Contains(got.Error, keyadmin.AuthHeader) {
+				t.Errorf("status = %d, error %q; want 401 naming %s", code, got.Error, keyadmin.AuthHeader)
+			}
+			if n := len(ring.GetKeys()); n != 2 {
+				t.Errorf("keyring has %d keys after a refused POST, want 2", n)
+			}
+		})
+	}
+	// Any installed key signs, not only the primary one.
+	if got, code := do(t, srv.URL, "POST", install, k2, now); code != http.StatusOK || len(got.Keys) != 3 {
+		t.Errorf("POST signed with the secondary key: %d %+v, want 200 and 3 keys", code, got)
+	}
+	if _, code := do(t, srv.URL, "GET", "", nil, time.Time{}); code != http.StatusOK {
+		t.Errorf("GET without a signature = %d, want 200", code)
+	}
+}
+
+// do sends a request, signed with signKey at signAt when signKey is set.
+func do(t *testing.T, url, method, body string, signKey []byte, signAt time.Time) (keyadmin.Response, int) {
+	t.Helper()
+	header := ""
+	if signKey != nil {
+		header = keyadmin.Sign(signKey, []byte(body), signAt)
+	}
+	return doHeader(t, url, method, body, header)
+}
+
+func doHeader(t *testing.T, url, method, body, auth string) (keyadmin.Response, int) {
 	t.Helper()
 	req, err := http.NewRequest(method, url+keyadmin.Path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set(keyadmin.AuthHeader, auth)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
