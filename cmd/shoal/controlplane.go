@@ -24,7 +24,8 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&cfg.AdminListen, "admin-listen", cfg.AdminListen, "admin HTTP address (/metrics, /ready)")
 	fs.StringVar(&cfg.GossipListen, "gossip-listen", cfg.GossipListen, "gossip (memberlist) address")
 	gossipJoin := fs.String("gossip-join", "", "comma-separated gossip seeds")
-	gossipKey := fs.String("gossip-key", "", "base64 32-byte gossip encryption key (AES-GCM)")
+	var gossipKey gossipKeyFlags
+	gossipKey.register(fs)
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
@@ -34,10 +35,14 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	cfg.EtcdEndpoints = splitList(*etcdEndpoints)
 	cfg.GossipJoin = splitList(*gossipJoin)
-	if *gossipKey != "" {
-		key, err := base64.StdEncoding.DecodeString(*gossipKey)
+	b64key, err := gossipKey.resolve()
+	if err != nil {
+		return err
+	}
+	if b64key != "" {
+		key, err := base64.StdEncoding.DecodeString(b64key)
 		if err != nil || len(key) != 32 {
-			return errors.New("--gossip-key must be 32 bytes, base64-encoded")
+			return errors.New("gossip key (--gossip-key, --gossip-key-file or $SHOAL_GOSSIP_KEY) must be 32 bytes, base64-encoded")
 		}
 		cfg.GossipKeys = [][]byte{key}
 	}

@@ -24,8 +24,8 @@ import (
 // injectFlags are the injector-wide settings `shoal inject` and
 // `shoal inject-webhook` share.
 type injectFlags struct {
-	image, etcd, xds, gossipJoin, pullPolicy string
-	drain                                    time.Duration
+	image, etcd, xds, gossipJoin, gossipKeySecret, pullPolicy string
+	drain                                                     time.Duration
 }
 
 func (f *injectFlags) register(fs *flag.FlagSet) {
@@ -35,6 +35,7 @@ func (f *injectFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.etcd, "etcd", strings.Join(d.EtcdEndpoints, ","), "comma-separated etcd endpoints the sidecars register in")
 	fs.StringVar(&f.xds, "xds", d.XDS, "control plane xDS address the sidecars subscribe to")
 	fs.StringVar(&f.gossipJoin, "gossip-join", strings.Join(d.GossipJoin, ","), "comma-separated gossip seeds; empty disables gossip in sidecars")
+	fs.StringVar(&f.gossipKeySecret, "gossip-key-secret", "", "Secret in the pod's namespace whose data key \""+inject.GossipKeySecretKey+"\" holds the base64 gossip key (sidecars get it as $SHOAL_GOSSIP_KEY); empty: gossip unencrypted")
 	fs.DurationVar(&f.drain, "drain", time.Duration(d.DrainSeconds)*time.Second, "app preStop sleep and sidecar drain timeout (whole seconds)")
 }
 
@@ -52,6 +53,7 @@ func (f *injectFlags) config() (inject.Config, error) {
 	cfg.ImagePullPolicy = corev1.PullPolicy(f.pullPolicy)
 	cfg.EtcdEndpoints, cfg.GossipJoin = splitList(f.etcd), splitList(f.gossipJoin)
 	cfg.DrainSeconds = int64(f.drain / time.Second)
+	cfg.GossipKeySecret = f.gossipKeySecret
 	return cfg, nil
 }
 

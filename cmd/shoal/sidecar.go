@@ -19,11 +19,12 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 // proxyFlags are the flags `shoal sidecar` and `shoal gateway` share.
 type proxyFlags struct {
-	xds, stateDir, admin, gossipListen, gossipJoin, gossipKey, gossipLabel, logLevel string
-	sotw, pprof                                                                      bool
-	memoryLimit                                                                      memoryLimitFlag
-	upstreams                                                                        repeated
-	drainTimeout                                                                     time.Duration
+	xds, stateDir, admin, gossipListen, gossipJoin, gossipLabel, logLevel string
+	gossipKey                                                             gossipKeyFlags
+	sotw, pprof                                                           bool
+	memoryLimit                                                           memoryLimitFlag
+	upstreams                                                             repeated
+	drainTimeout                                                          time.Duration
 }
 
 func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
@@ -33,7 +34,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.admin, "admin-listen", adminDefault, "admin address (/ready, /metrics, /config_dump, /clusters); empty disables")
 	fs.StringVar(&f.gossipListen, "gossip-listen", "", "gossip (memberlist) address, e.g. 127.0.0.1:7947; empty disables gossip")
 	fs.StringVar(&f.gossipJoin, "gossip-join", "", "comma-separated gossip seeds (e.g. the control plane's --gossip-listen)")
-	fs.StringVar(&f.gossipKey, "gossip-key", "", "base64 32-byte gossip encryption key (AES-GCM)")
+	f.gossipKey.register(fs)
 	fs.StringVar(&f.gossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.Var(&f.upstreams, "upstream", "NAME=ADDR: a local port that proxies only to service NAME (repeatable)")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
@@ -45,7 +46,11 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 
 func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 	cfg.XDS, cfg.XDSSotW, cfg.StateDir, cfg.AdminListen, cfg.Pprof = f.xds, f.sotw, f.stateDir, f.admin, f.pprof
-	cfg.GossipListen, cfg.GossipJoin, cfg.GossipKey, cfg.GossipLabel = f.gossipListen, splitList(f.gossipJoin), f.gossipKey, f.gossipLabel
+	key, err := f.gossipKey.resolve()
+	if err != nil {
+		return err
+	}
+	cfg.GossipListen, cfg.GossipJoin, cfg.GossipKey, cfg.GossipLabel = f.gossipListen, splitList(f.gossipJoin), key, f.gossipLabel
 	cfg.DrainTimeout = f.drainTimeout
 	f.memoryLimit.apply()
 	cfg.Logger = newLogger(stderr, f.logLevel)

@@ -43,6 +43,11 @@ type Config struct {
 	// GossipJoin are the gossip seeds, passed as --gossip-join; empty
 	// disables gossip in the sidecar (health then travels through etcd only).
 	GossipJoin []string
+	// GossipKeySecret names a Secret in the pod's namespace whose data key
+	// GossipKeySecretKey holds the base64 gossip key; the sidecar gets it
+	// as $SHOAL_GOSSIP_KEY (never in its arguments). Empty: gossip is not
+	// encrypted.
+	GossipKeySecret string
 	// DrainSeconds is the preStop sleep given to app containers that have no
 	// preStop hook of their own, so the app keeps serving while the sidecar
 	// deregisters and drains; it is also the sidecar's --drain-timeout.
@@ -52,6 +57,9 @@ type Config struct {
 	// DefaultConfig's.
 	Resources corev1.ResourceRequirements
 }
+
+// GossipKeySecretKey is the data key read from Config.GossipKeySecret.
+const GossipKeySecretKey = "gossip-key"
 
 // DefaultConfig returns the in-cluster defaults matching
 // deploy/kubernetes: etcd in the shoal-etcd StatefulSet, the control plane

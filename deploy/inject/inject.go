@@ -109,17 +109,26 @@ func checkConflicts(spec *corev1.PodSpec, o options) error {
 
 // container builds the sidecar container.
 func container(o options, cfg Config) corev1.Container {
+	env := []corev1.EnvVar{
+		fieldEnv("POD_NAME", "metadata.name"),
+		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		fieldEnv("POD_IP", "status.podIP"),
+	}
+	if cfg.GossipKeySecret != "" {
+		env = append(env, corev1.EnvVar{Name: "SHOAL_GOSSIP_KEY", ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: cfg.GossipKeySecret},
+				Key:                  GossipKeySecretKey,
+			},
+		}})
+	}
 	return corev1.Container{
 		Name:            ContainerName,
 		Image:           cfg.Image,
 		ImagePullPolicy: cfg.ImagePullPolicy,
 		Command:         []string{SidecarBinary},
 		Args:            args(o, cfg),
-		Env: []corev1.EnvVar{
-			fieldEnv("POD_NAME", "metadata.name"),
-			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-			fieldEnv("POD_IP", "status.podIP"),
-		},
+		Env:             env,
 		Ports: []corev1.ContainerPort{
 			{Name: "shoal-inbound", ContainerPort: InboundPort, Protocol: corev1.ProtocolTCP},
 			{Name: "shoal-admin", ContainerPort: AdminPort, Protocol: corev1.ProtocolTCP},

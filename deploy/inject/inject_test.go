@@ -129,6 +129,33 @@ func TestPodAddsProbesEnvVolumeAndPreStop(t *testing.T) {
 	}
 }
 
+// TestPodGossipKeyFromSecret: with a gossip key Secret configured, the
+// sidecar reads the key from the Secret through $SHOAL_GOSSIP_KEY and never
+// has it in its arguments.
+func TestPodGossipKeyFromSecret(t *testing.T) {
+	cfg := testConfig()
+	cfg.GossipKeySecret = "shoal-gossip"
+	got, err := Pod(testPod(map[string]string{AnnotationInject: "true"}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := sidecarOf(t, got)
+	var ref *corev1.SecretKeySelector
+	for _, e := range sc.Env {
+		if e.Name == "SHOAL_GOSSIP_KEY" && e.ValueFrom != nil {
+			ref = e.ValueFrom.SecretKeyRef
+		}
+	}
+	if ref == nil || ref.Name != "shoal-gossip" || ref.Key != GossipKeySecretKey {
+		t.Errorf("SHOAL_GOSSIP_KEY env = %+v, want secretKeyRef shoal-gossip/%s", ref, GossipKeySecretKey)
+	}
+	for _, a := range sc.Args {
+		if strings.HasPrefix(a, "--gossip-key") {
+			t.Errorf("sidecar args carry %q; the key must come from the Secret", a)
+		}
+	}
+}
+
 func TestPodKeepsAnExistingPreStop(t *testing.T) {
 	pod := testPod(map[string]string{AnnotationInject: "true"})
 	hook := &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"/drain"}}}
