@@ -1,8 +1,10 @@
 package metric
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -125,9 +127,42 @@ func (r *Registry) families(get func(Collector, []Family) []Family) []Family {
 // ContentType is the media type of the text exposition format 0.0.4.
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-// ServeHTTP writes the registry in the text exposition format.
-func (r *Registry) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+// ServeHTTP writes the registry in the text exposition format, gzipped
+// when the scraper accepts it (Prometheus does: a sidecar's per-endpoint
+// series compress about tenfold).
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	b := AppendText(nil, r.Gather())
-	w.Header().Set("Content-Type", ContentType)
-	w.Write(b)
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Add("Vary", "Accept-Encoding")
+	if !acceptsGzip(req.Header.Get("Accept-Encoding")) {
+		w.Write(b)
+		return
+	}
+	h.Set("Content-Encoding", "gzip")
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(w)
+	zw.Write(b)
+	zw.Close()
+	zw.Reset(io.Discard)
+	gzipWriters.Put(zw)
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed) // a valid level never fails
+	return zw
+}}
+
+// acceptsGzip reports whether an Accept-Encoding value allows gzip (and
+// does not refuse it with q=0).
+func acceptsGzip(ae string) bool {
+	for part := range strings.SplitSeq(ae, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }

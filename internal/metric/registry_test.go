@@ -1,7 +1,10 @@
 package metric
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -174,6 +177,59 @@ func TestConcurrentCounting(t *testing.T) {
 	for _, m := range fams["h_seconds"].GetMetric() {
 		if n := m.GetHistogram().GetSampleCount(); n != perWorker {
 			t.Errorf("histogram %v count = %d, want %d", labels(m), n, perWorker)
+		}
+	}
+}
+
+// TestServeHTTPGzip: a scraper that accepts gzip (Prometheus) gets the
+// same exposition compressed; one that refuses it gets plain text.
+func TestServeHTTPGzip(t *testing.T) {
+	reg := NewRegistry()
+	v := NewCounterVec(CounterOpts{Name: "upstream_requests_total", Help: "Upstream requests."}, []string{"endpoint"})
+	reg.MustRegister(v)
+	for i := range 200 {
+		v.WithLabelValues(fmt.Sprintf("10.0.%d.%d:8080", i/250, i%250)).Inc()
+	}
+	want := AppendText(nil, reg.Gather())
+	for _, tc := range []struct {
+		ae       string
+		wantGzip bool
+	}{
+		{"gzip", true},
+		{"deflate, gzip;q=0.8", true},
+		{"GZIP", true},
+		{"gzip;q=0", false},
+		{"identity", false},
+		{"", false},
+	} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		if tc.ae != "" {
+			req.Header.Set("Accept-Encoding", tc.ae)
+		}
+		rec := httptest.NewRecorder()
+		reg.ServeHTTP(rec, req)
+		body := rec.Body.Bytes()
+		gotGzip := rec.Header().Get("Content-Encoding") == "gzip"
+		if gotGzip != tc.wantGzip {
+			t.Errorf("Accept-Encoding %q: gzip = %v, want %v", tc.ae, gotGzip, tc.wantGzip)
+			continue
+		}
+		if gotGzip {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatalf("Accept-Encoding %q: %v", tc.ae, err)
+			}
+			plain, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatalf("Accept-Encoding %q: %v", tc.ae, err)
+			}
+			if len(body)*4 > len(plain) {
+				t.Errorf("gzip body %d bytes for %d of text, want at least 4x smaller", len(body), len(plain))
+			}
+			body = plain
+		}
+		if !bytes.Equal(body, want) {
+			t.Errorf("Accept-Encoding %q: body differs from the text exposition", tc.ae)
 		}
 	}
 }
