@@ -17,8 +17,8 @@ type metrics struct {
 	ejections *metric.CounterVec   // cluster
 	rejected  *metric.CounterVec   // code: requests refused before routing
 	timeouts  *metric.CounterVec   // kind: connections closed by a timeout
-	// writeTimeouts is the child of timeouts for kind="write".
-	writeTimeouts *metric.Counter
+	// writeTimeouts and tcpIdleTimeouts are timeouts' two children.
+	writeTimeouts, tcpIdleTimeouts *metric.Counter
 }
 
 func newMetrics(reg metric.Registerer) (*metrics, error) {
@@ -41,10 +41,11 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 		}, []string{"code"}),
 		timeouts: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_connection_timeouts_total",
-			Help: "Client connections closed by a timeout: kind=write when no byte could be written to the client (it stopped reading) for the write timeout.",
+			Help: "Client connections closed by a timeout: kind=write when no byte could be written to the client (it stopped reading) for the write timeout, kind=tcp_idle when a proxied TCP connection moved no byte either way for the idle timeout.",
 		}, []string{"kind"}),
 	}
 	m.writeTimeouts = m.timeouts.WithLabelValues("write")
+	m.tcpIdleTimeouts = m.timeouts.WithLabelValues("tcp_idle")
 	if reg == nil {
 		return m, nil
 	}

@@ -29,6 +29,7 @@ const (
 	DefaultReplayBufferBytes   = 64 << 10
 	DefaultConnectRetries      = 2
 	DefaultWriteTimeout        = 60 * time.Second
+	DefaultTCPIdleTimeout      = time.Hour
 )
 
 // Config configures a Proxy. Zero fields take the documented defaults.
@@ -73,6 +74,13 @@ type Config struct {
 	// (WebSocket) connections and h2c connections. Zero means
 	// DefaultWriteTimeout; negative means none.
 	WriteTimeout time.Duration
+	// TCPIdleTimeout closes both sides of a proxied TCP connection when no
+	// byte moved in either direction for this long (Envoy's tcp_proxy
+	// idle_timeout). Zero means DefaultTCPIdleTimeout; negative means
+	// never (then io.Copy moves the bytes, spliced in the kernel on Linux;
+	// tracking the timeout copies them through a 16 KiB buffer per
+	// direction).
+	TCPIdleTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -90,6 +98,7 @@ func (c Config) withDefaults() Config {
 	def(&c.IdleTimeout, DefaultIdleTimeout)
 	def(&c.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
 	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.TCPIdleTimeout, DefaultTCPIdleTimeout)
 	defInt(&c.MaxIdlePerHost, DefaultMaxIdlePerHost)
 	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	defInt(&c.MaxHeaders, DefaultMaxHeaders)
