@@ -17,8 +17,9 @@ import (
 // connection is outside a callback — arms the deadline, and it moves the
 // deadline forward only when it has gone stale by more than slack, so a
 // stream of blocking writes costs a deadline update at most once a second
-// (as armIdle does for reads). A deadline is therefore never further than
-// timeout, and never nearer than timeout-slack, from the start of a write.
+// (as armIdle does for reads; once per quarter timeout when that is
+// shorter). A deadline is therefore never further than timeout, and never
+// nearer than timeout-slack, from the start of a write.
 //
 // It is owned by the connection's goroutine; callers serialize writes.
 type writeDeadline struct {
