@@ -97,6 +97,17 @@ type Config struct {
 	// GossipLabel keeps meshes apart; zero means "shoal".
 	GossipLabel string
 
+	// WriteTimeout closes a client connection when no byte of its
+	// response could be written for this long (a client that stopped
+	// reading); progress-based, so a slow download that keeps reading is
+	// not cut. Zero means proxy.DefaultWriteTimeout (60s); negative means
+	// none.
+	WriteTimeout time.Duration
+	// TCPIdleTimeout closes both sides of a proxied TCP connection when no
+	// byte moved either way for this long. Zero means
+	// proxy.DefaultTCPIdleTimeout (1h); negative means never.
+	TCPIdleTimeout time.Duration
+
 	// DrainTimeout bounds the graceful drain on shutdown; zero means 10s.
 	DrainTimeout time.Duration
 	// DrainDelay is how long the sidecar keeps serving after it announced

@@ -77,7 +77,8 @@ func New(cfg Config) (_ *Proxy, err error) {
 		p.reg.MustRegister(metric.NewGoCollector(), metric.NewProcessCollector())
 	}
 	p.self = p.instance()
-	if p.proxy, err = proxy.New(proxy.Config{Logger: cfg.Logger, Registerer: p.reg}); err != nil {
+	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
+	if p.proxy, err = proxy.New(pc); err != nil {
 		return nil, err
 	}
 	if err := p.bind(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar"
+	"github.com/shoal-mesh/shoal/sidecar/proxy"
 )
 
 // repeated is a repeatable string flag.
@@ -24,7 +25,7 @@ type proxyFlags struct {
 	sotw, pprof                                                           bool
 	memoryLimit                                                           memoryLimitFlag
 	upstreams                                                             repeated
-	drainTimeout                                                          time.Duration
+	drainTimeout, writeTimeout, tcpIdleTimeout                            time.Duration
 }
 
 func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
@@ -38,6 +39,8 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.gossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.Var(&f.upstreams, "upstream", "NAME=ADDR: a local port that proxies only to service NAME (repeatable)")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
+	fs.DurationVar(&f.writeTimeout, "write-timeout", proxy.DefaultWriteTimeout, "close a client connection when no byte of its response could be written for this long (a client that stopped reading; a slow download that keeps reading is not cut); negative disables")
+	fs.DurationVar(&f.tcpIdleTimeout, "tcp-idle-timeout", proxy.DefaultTCPIdleTimeout, "close both sides of a proxied TCP connection when no byte moved either way for this long; negative disables")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	f.memoryLimit.v = defaultProxyMemoryLimit
@@ -51,7 +54,7 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 		return err
 	}
 	cfg.GossipListen, cfg.GossipJoin, cfg.GossipKey, cfg.GossipLabel = f.gossipListen, splitList(f.gossipJoin), key, f.gossipLabel
-	cfg.DrainTimeout = f.drainTimeout
+	cfg.DrainTimeout, cfg.WriteTimeout, cfg.TCPIdleTimeout = f.drainTimeout, f.writeTimeout, f.tcpIdleTimeout
 	f.memoryLimit.apply()
 	cfg.Logger = newLogger(stderr, f.logLevel)
 	cfg.Upstreams = map[string]string{}

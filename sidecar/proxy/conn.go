@@ -80,7 +80,7 @@ func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
 		c.peerIP = []byte(ap.IP.String())
 	}
 	c.br = bufReader{rd: c, buf: make([]byte, clientReadBuf)}
-	c.w = newConnWriter(nc)
+	c.w = newConnWriter(nc, p.cfg.WriteTimeout)
 	c.bw = bufio.NewWriterSize(c.w, clientWriteBuf)
 	c.req.headers = make([]route.HeaderField, 0, 32)
 	c.resp.headers = make([]route.HeaderField, 0, 32)
@@ -126,6 +126,7 @@ func (c *conn) serve() {
 	defer c.p.wg.Done()
 	defer c.p.trackConn(c, false)
 	defer c.nc.Close()
+	defer c.endWriteTimedOut()
 	if c.mode.Kind == Fixed {
 		b := c.p.bound.Load()
 		if cl := b.table.Cluster(c.mode.Cluster); cl != nil && cl.Protocol == route.TCP {
@@ -165,6 +166,30 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// endWriteTimedOut prepares the close of a connection whose client
+// stopped reading (Config.WriteTimeout): the write error has already closed
+// the upstream connection of the response in flight (relay) and ended
+// serve. It counts and logs it, and makes the close reset the connection:
+// a graceful close would leave the unread rest of the response — megabytes
+// of kernel memory — in a FIN_WAIT1 socket for as long as the client keeps
+// not reading (nginx's reset_timedout_connection). The response is cut
+// short either way.
+func (c *conn) endWriteTimedOut() {
+	if !c.w.wd.expired {
+		return
+	}
+	c.writeTimedOut()
+}
+
+func (c *conn) writeTimedOut() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.p.metrics.writeTimeouts.Inc()
+	c.p.log.Debug("client stopped reading its response: connection reset",
+		"peer", c.nc.RemoteAddr().String(), "write_timeout", c.p.cfg.WriteTimeout)
 }
 
 // afterRaw takes over where serveRaw stopped and reports whether the

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -34,7 +36,12 @@ type h2Handler struct {
 }
 
 func newH2Handler(p *Proxy) *h2Handler {
-	h := &h2Handler{p: p, base: &http.Server{}, srv: &http2.Server{
+	// WriteByteTimeout is progress-based like the HTTP/1 path's write
+	// timeout. It cuts off a client that stops reading while its
+	// flow-control window is open; a closed window stalls the stream
+	// without pending writes.
+	base := &http.Server{HTTP2: &http.HTTP2Config{WriteByteTimeout: max(p.cfg.WriteTimeout, 0)}}
+	h := &h2Handler{p: p, base: base, srv: &http2.Server{
 		IdleTimeout:          p.cfg.IdleTimeout,
 		MaxConcurrentStreams: 250,
 		MaxReadFrameSize:     1 << 20,
@@ -69,6 +76,9 @@ func (h *h2Handler) serveConn(c *conn) {
 			h.serveHTTP(w, r, mode, peer)
 		}),
 	})
+	if nc.writeTimedOut.Load() {
+		c.writeTimedOut()
+	}
 }
 
 // shutdown sends GOAWAY on every h2c connection; streams in flight finish.
@@ -83,13 +93,27 @@ func (h *h2Handler) close() {
 	h.h1t.CloseIdleConnections()
 }
 
-// prefixConn replays bytes already read from a connection.
+// prefixConn replays bytes already read from a connection, and notes a
+// write that failed on the server's WriteByteTimeout.
 type prefixConn struct {
 	net.Conn
-	r io.Reader
+	r             io.Reader
+	writeTimedOut atomic.Bool
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Write sets a reset-on-close (see conn.endWriteTimedOut) before the
+// server closes the connection after a write timeout.
+func (c *prefixConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) && !c.writeTimedOut.Swap(true) {
+		if tc, ok := c.Conn.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	}
+	return n, err
+}
 
 // serveHTTP routes and forwards one request of an h2c connection.
 func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, mode Mode, peer string) {

@@ -112,6 +112,12 @@ func serve(t *testing.T, p *Proxy, mode Mode) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, p, l, mode)
+}
+
+// serveOn serves mode on l until cleanup.
+func serveOn(t *testing.T, p *Proxy, l net.Listener, mode Mode) string {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(l, mode) }()
 	t.Cleanup(func() {

@@ -16,6 +16,9 @@ type metrics struct {
 	upstream  *metric.CounterVec   // cluster, endpoint
 	ejections *metric.CounterVec   // cluster
 	rejected  *metric.CounterVec   // code: requests refused before routing
+	timeouts  *metric.CounterVec   // kind: connections closed by a timeout
+	// writeTimeouts and tcpIdleTimeouts are timeouts' two children.
+	writeTimeouts, tcpIdleTimeouts *metric.Counter
 }
 
 func newMetrics(reg metric.Registerer) (*metrics, error) {
@@ -36,11 +39,17 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 		rejected: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_rejected_requests_total", Help: "Malformed or over-limit requests refused before routing.",
 		}, []string{"code"}),
+		timeouts: metric.NewCounterVec(metric.CounterOpts{
+			Name: "shoal_sidecar_connection_timeouts_total",
+			Help: "Client connections closed by a timeout: kind=write when no byte could be written to the client (it stopped reading) for the write timeout, kind=tcp_idle when a proxied TCP connection moved no byte either way for the idle timeout.",
+		}, []string{"kind"}),
 	}
+	m.writeTimeouts = m.timeouts.WithLabelValues("write")
+	m.tcpIdleTimeouts = m.timeouts.WithLabelValues("tcp_idle")
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected} {
+	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected, m.timeouts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -28,6 +28,8 @@ const (
 	DefaultMaxRequestLine      = 8 << 10
 	DefaultReplayBufferBytes   = 64 << 10
 	DefaultConnectRetries      = 2
+	DefaultWriteTimeout        = 60 * time.Second
+	DefaultTCPIdleTimeout      = time.Hour
 )
 
 // Config configures a Proxy. Zero fields take the documented defaults.
@@ -63,6 +65,22 @@ type Config struct {
 	// other endpoints when its route has no larger retry budget. Zero
 	// means DefaultConnectRetries.
 	ConnectRetries int
+	// WriteTimeout closes a client connection when no byte of a response
+	// could be written to it for this long: a client that stops reading
+	// must not hold its connection, goroutine and upstream connection
+	// forever. It is progress-based (nginx's send_timeout, x/net/http2's
+	// WriteByteTimeout): a large response to a client that keeps reading
+	// may take longer. It applies to HTTP/1.1 responses, upgraded
+	// (WebSocket) connections and h2c connections. Zero means
+	// DefaultWriteTimeout; negative means none.
+	WriteTimeout time.Duration
+	// TCPIdleTimeout closes both sides of a proxied TCP connection when no
+	// byte moved in either direction for this long (Envoy's tcp_proxy
+	// idle_timeout). Zero means DefaultTCPIdleTimeout; negative means
+	// never (then io.Copy moves the bytes, spliced in the kernel on Linux;
+	// tracking the timeout copies them through a 16 KiB buffer per
+	// direction).
+	TCPIdleTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +97,8 @@ func (c Config) withDefaults() Config {
 	def(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	def(&c.IdleTimeout, DefaultIdleTimeout)
 	def(&c.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.TCPIdleTimeout, DefaultTCPIdleTimeout)
 	defInt(&c.MaxIdlePerHost, DefaultMaxIdlePerHost)
 	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	defInt(&c.MaxHeaders, DefaultMaxHeaders)

@@ -5,15 +5,22 @@ package proxy
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
-// connWriter is the io.Writer under a connection's bufio.Writer.
+// connWriter is the io.Writer under a connection's bufio.Writer: it
+// waits for room under the write deadline wd arms (see rawio_unix.go).
 type connWriter struct {
-	net.Conn
+	nc    net.Conn
 	early int // unused here
+	wd    writeDeadline
 }
 
-func newConnWriter(nc net.Conn) *connWriter { return &connWriter{Conn: nc} }
+func newConnWriter(nc net.Conn, writeTimeout time.Duration) *connWriter {
+	return &connWriter{nc: nc, wd: newWriteDeadline(writeTimeout)}
+}
+
+func (w *connWriter) Write(p []byte) (int, error) { return w.wd.write(w.nc, p) }
 
 // rawConn is nil here: reads and writes use the plain net.Conn path.
 func rawConn(net.Conn) syscall.RawConn { return nil }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -29,16 +30,22 @@ import (
 // connWriter is the io.Writer under a connection's bufio.Writer. While fd
 // is set (inside a raw callback of that connection) it writes with raw
 // system calls and leaves only what the socket does not take at once to
-// the net.Conn, which waits for room under the connection's deadline.
+// the net.Conn, which waits for room under the write deadline wd arms
+// (none for upstream connections: their deadline is the request's).
 type connWriter struct {
 	nc net.Conn
 	fd int // -1: not inside a callback
 	// early counts the bytes written outside a callback since the last
 	// reset (flushAndFill: a streamed body the bufio.Writer passed on).
 	early int
+	wd    writeDeadline
 }
 
-func newConnWriter(nc net.Conn) *connWriter { return &connWriter{nc: nc, fd: -1} }
+// newConnWriter returns nc's writer; writeTimeout (<= 0: none) bounds
+// the time a write may wait without progress.
+func newConnWriter(nc net.Conn, writeTimeout time.Duration) *connWriter {
+	return &connWriter{nc: nc, fd: -1, wd: newWriteDeadline(writeTimeout)}
+}
 
 func (w *connWriter) Write(p []byte) (int, error) {
 	if w.fd < 0 {
@@ -58,7 +65,7 @@ func (w *connWriter) Write(p []byte) (int, error) {
 	if n == len(p) {
 		return n, nil
 	}
-	m, err := w.nc.Write(p[n:])
+	m, err := w.wd.write(w.nc, p[n:])
 	return n + m, err
 }
 

@@ -3,6 +3,8 @@ package proxy
 import (
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar/lb"
@@ -42,27 +44,48 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 	e.Begin()
 	defer e.End()
 	c.nc.SetReadDeadline(time.Time{})
-	pipe(c.nc, up)
+	if pipe(c.nc, up, c.p.cfg.TCPIdleTimeout) {
+		c.p.metrics.tcpIdleTimeouts.Inc()
+		c.p.log.Debug("tcp proxy connection idle: closed both sides", "cluster", cl.Name,
+			"peer", c.nc.RemoteAddr().String(), "upstream", e.Address, "idle_timeout", c.p.cfg.TCPIdleTimeout)
+	}
 	cs.codes.inc(200)
 }
 
+// tcpCopyBuf is the size of each direction's copy buffer when the idle
+// timeout is tracked.
+const tcpCopyBuf = 16 << 10
+
 // pipe copies both ways, half-closing each direction when its source ends,
 // and returns when both directions are done. The upstream-to-client copy
-// runs in a goroutine owned and joined by pipe.
-func pipe(client, up net.Conn) {
+// runs in a goroutine owned and joined by pipe. With idle > 0 both sides
+// are closed once no byte moved either way for idle, and pipe reports
+// whether that happened; otherwise io.Copy moves the bytes (spliced in
+// the kernel on Linux) with no timeout.
+func pipe(client, up net.Conn, idle time.Duration) (idled bool) {
+	copyFn := func(dst, src net.Conn) error {
+		_, err := io.Copy(dst, src)
+		return err
+	}
+	if idle > 0 {
+		w := newIdleWatch(idle, client, up)
+		defer func() { idled = w.stop() }()
+		copyFn = w.copy
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(client, up)
+		copyFn(client, up)
 		closeWrite(client)
 	}()
-	if _, err := io.Copy(up, client); err != nil {
+	if err := copyFn(up, client); err != nil {
 		up.Close()
 		client.Close()
 	}
 	closeWrite(up)
 	<-done
 	up.Close()
+	return false
 }
 
 func closeWrite(c net.Conn) {
@@ -71,4 +94,81 @@ func closeWrite(c net.Conn) {
 		return
 	}
 	c.Close()
+}
+
+// idleWatch closes both sides of a proxied TCP connection once no byte
+// has moved either way for timeout (Envoy's tcp_proxy idle_timeout). The
+// copy loops note progress once per chunk; a timer looks at it once per
+// timeout, so the data path sets no deadlines and a blocked write to a
+// half-dead peer is cut off as well (closing unblocks it).
+type idleWatch struct {
+	timeout    time.Duration
+	start      time.Time    // base of last, with its monotonic reading
+	last       atomic.Int64 // when a byte last moved, as time since start
+	client, up net.Conn
+
+	// mu guards timer, stopped and idled: check re-arms the timer and
+	// must not after stop.
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+	idled   bool
+}
+
+func newIdleWatch(timeout time.Duration, client, up net.Conn) *idleWatch {
+	w := &idleWatch{timeout: timeout, start: time.Now(), client: client, up: up}
+	w.mu.Lock()
+	w.timer = time.AfterFunc(timeout, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+// copy copies src to dst until EOF or an error, noting progress.
+func (w *idleWatch) copy(dst, src net.Conn) error {
+	buf := make([]byte, tcpCopyBuf)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			w.touch()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			w.touch()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (w *idleWatch) touch() { w.last.Store(int64(time.Since(w.start))) }
+
+// check runs on the timer: it closes both sides when the connection has
+// been idle for timeout, or re-arms the timer for when it would be.
+func (w *idleWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	idle := time.Since(w.start) - time.Duration(w.last.Load())
+	if idle < w.timeout {
+		w.timer.Reset(w.timeout - idle)
+		return
+	}
+	w.idled = true
+	w.client.Close()
+	w.up.Close()
+}
+
+// stop ends the watch and reports whether it closed the connection.
+func (w *idleWatch) stop() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.timer.Stop()
+	return w.idled
 }

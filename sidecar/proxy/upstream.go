@@ -141,7 +141,7 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 
 // newUpConn wraps a connection to h's endpoint.
 func newUpConn(nc net.Conn, h *host) *upConn {
-	uc := &upConn{nc: nc, w: newConnWriter(nc), h: h, rc: rawConn(nc)}
+	uc := &upConn{nc: nc, w: newConnWriter(nc, 0), h: h, rc: rawConn(nc)}
 	uc.bw = bufio.NewWriterSize(uc.w, upstreamWriteBuf)
 	uc.br = bufReader{rd: nc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable
