@@ -126,7 +126,9 @@ func (rc *rawClient) do() error {
 	return nil
 }
 
-func BenchmarkProxyHTTP1(b *testing.B) {
+// startBenchProxy starts a proxy routing Host "bench" to one raw backend
+// and returns its listener address; it stops at the end of the benchmark.
+func startBenchProxy(b *testing.B) string {
 	be := startRawBackend(b)
 	p, err := New(Config{})
 	if err != nil {
@@ -147,11 +149,15 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(l, Mode{Kind: Outbound}) }()
-	defer func() {
+	b.Cleanup(func() {
 		p.Shutdown(context.Background())
 		<-done
-	}()
-	addr := l.Addr().String()
+	})
+	return l.Addr().String()
+}
+
+func BenchmarkProxyHTTP1(b *testing.B) {
+	addr := startBenchProxy(b)
 	b.ReportAllocs()
 	b.SetParallelism(25) // about 50 keep-alive clients on two cores
 	b.RunParallel(func(pb *testing.PB) {
@@ -163,6 +169,33 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 			}
 		}
 		rc.c.Close()
+	})
+}
+
+// BenchmarkProxyHTTP1NewConn is one request per client connection (clients
+// without keep-alive, health checkers): the per-connection cost. Its
+// allocations include the benchmark client's dial.
+func BenchmarkProxyHTTP1NewConn(b *testing.B) {
+	addr := startBenchProxy(b)
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 8192)
+		for pb.Next() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			rc := &rawClient{c: c, br: bufReader{rd: c, buf: buf},
+				req: []byte("GET /hello HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")}
+			err = rc.do()
+			c.Close()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
 	})
 }
 

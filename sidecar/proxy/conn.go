@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -72,22 +74,81 @@ type conn struct {
 	rawStep  rawStep
 	rawErr   error
 	rawHerr  *httpError
+
+	// bufs are the pooled buffers above (see release); pinned keeps them
+	// out of the pool.
+	bufs   *connBufs
+	pinned bool
 }
 
-func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
-	c := &conn{p: p, nc: nc, mode: mode, fixed: []byte(mode.Cluster)}
-	if ap, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
-		c.peerIP = []byte(ap.IP.String())
+// connBufs are a client connection's buffers (about 16 KiB), pooled:
+// clients that open a connection per request (no keep-alive, health
+// checkers) would otherwise cost the sidecar that much garbage each.
+type connBufs struct {
+	rbuf   []byte
+	w      *connWriter
+	bw     *bufio.Writer
+	reqH   []route.HeaderField
+	respH  []route.HeaderField
+	out    []byte
+	peerIP []byte
+	fixed  []byte
+}
+
+// maxPooledOut bounds the upstream head buffer kept in the pool.
+const maxPooledOut = 8 << 10
+
+var connBufPool = sync.Pool{New: func() any {
+	w := &connWriter{}
+	return &connBufs{
+		rbuf: make([]byte, clientReadBuf),
+		w:    w,
+		bw:   bufio.NewWriterSize(w, clientWriteBuf),
+		reqH: make([]route.HeaderField, 0, 32), respH: make([]route.HeaderField, 0, 32),
+		out: make([]byte, 0, 1024),
 	}
-	c.br = bufReader{rd: c, buf: make([]byte, clientReadBuf)}
-	c.w = newConnWriter(nc, p.cfg.WriteTimeout)
-	c.bw = bufio.NewWriterSize(c.w, clientWriteBuf)
-	c.req.headers = make([]route.HeaderField, 0, 32)
-	c.resp.headers = make([]route.HeaderField, 0, 32)
-	c.out = make([]byte, 0, 1024)
+}}
+
+func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
+	bufs := connBufPool.Get().(*connBufs)
+	c := &conn{p: p, nc: nc, mode: mode, bufs: bufs}
+	c.fixed = append(bufs.fixed[:0], mode.Cluster...)
+	c.peerIP = bufs.peerIP[:0]
+	if ap, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ap.IP); ok {
+			c.peerIP = a.Unmap().AppendTo(c.peerIP)
+		} else {
+			c.peerIP = append(c.peerIP, ap.IP.String()...)
+		}
+	}
+	c.br = bufReader{rd: c, buf: bufs.rbuf}
+	c.w = bufs.w
+	c.w.reset(nc, p.cfg.WriteTimeout)
+	c.bw = bufs.bw
+	c.bw.Reset(c.w)
+	c.req.headers = bufs.reqH[:0]
+	c.resp.headers = bufs.respH[:0]
+	c.out = bufs.out[:0]
 	c.rc = rawConn(nc)
 	c.readable = c.onClientReadable
 	return c
+}
+
+// release returns the connection's buffers to the pool when serve is done
+// with them. A connection handed to code that may still hold its buffers
+// after serve (h2c, a bridged HTTP/2 or upgraded request, TCP) keeps them:
+// they go to the garbage collector with it.
+func (c *conn) release() {
+	bufs := c.bufs
+	c.bufs = nil
+	if bufs == nil || c.pinned || len(c.br.buf) != clientReadBuf || cap(c.out) > maxPooledOut {
+		return
+	}
+	bufs.w.reset(nil, 0)
+	bufs.bw.Reset(bufs.w)
+	bufs.reqH, bufs.respH = c.req.headers[:0], c.resp.headers[:0]
+	bufs.out, bufs.peerIP, bufs.fixed = c.out[:0], c.peerIP[:0], c.fixed[:0]
+	connBufPool.Put(bufs)
 }
 
 // Read reads from the client connection with a progress-based idle
@@ -124,12 +185,14 @@ func (c *conn) closeIfIdle() {
 
 func (c *conn) serve() {
 	defer c.p.wg.Done()
+	defer c.release()
 	defer c.p.trackConn(c, false)
 	defer c.nc.Close()
 	defer c.endWriteTimedOut()
 	if c.mode.Kind == Fixed {
 		b := c.p.bound.Load()
 		if cl := b.table.Cluster(c.mode.Cluster); cl != nil && cl.Protocol == route.TCP {
+			c.pinned = true
 			c.state.Store(stateActive)
 			c.serveTCP(b, cl)
 			return
@@ -155,6 +218,7 @@ func (c *conn) serve() {
 			return
 		}
 		if first && string(head) == h2Preface {
+			c.pinned = true
 			c.p.h2.serveConn(c)
 			return
 		}
@@ -201,6 +265,7 @@ func (c *conn) afterRaw(step rawStep) bool {
 	case rawReject:
 		c.reject(c.rawHerr)
 	case rawH2:
+		c.pinned = true
 		c.p.h2.serveConn(c)
 	case rawHandle:
 		return c.handle()

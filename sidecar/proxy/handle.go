@@ -50,6 +50,9 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 		}
 	}
 	if cl.Protocol == route.HTTP2 || c.req.upgrade {
+		// net/http's transport may still read the body after the
+		// response: the buffers stay with this connection.
+		c.pinned = true
 		return c.forwardViaTransport(b, rt, cl, cs, start)
 	}
 	c.buildOut(cl)

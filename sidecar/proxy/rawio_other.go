@@ -17,7 +17,14 @@ type connWriter struct {
 }
 
 func newConnWriter(nc net.Conn, writeTimeout time.Duration) *connWriter {
-	return &connWriter{nc: nc, wd: newWriteDeadline(writeTimeout)}
+	w := &connWriter{}
+	w.reset(nc, writeTimeout)
+	return w
+}
+
+// reset makes w a fresh writer for nc (a pooled writer's next connection).
+func (w *connWriter) reset(nc net.Conn, writeTimeout time.Duration) {
+	*w = connWriter{nc: nc, wd: newWriteDeadline(writeTimeout)}
 }
 
 func (w *connWriter) Write(p []byte) (int, error) { return w.wd.write(w.nc, p) }

@@ -44,7 +44,14 @@ type connWriter struct {
 // newConnWriter returns nc's writer; writeTimeout (<= 0: none) bounds
 // the time a write may wait without progress.
 func newConnWriter(nc net.Conn, writeTimeout time.Duration) *connWriter {
-	return &connWriter{nc: nc, fd: -1, wd: newWriteDeadline(writeTimeout)}
+	w := &connWriter{}
+	w.reset(nc, writeTimeout)
+	return w
+}
+
+// reset makes w a fresh writer for nc (a pooled writer's next connection).
+func (w *connWriter) reset(nc net.Conn, writeTimeout time.Duration) {
+	*w = connWriter{nc: nc, fd: -1, wd: newWriteDeadline(writeTimeout)}
 }
 
 func (w *connWriter) Write(p []byte) (int, error) {
