@@ -99,13 +99,11 @@ func New(cfg Config) (m *Member, err error) {
 // start binds the transport and creates memberlist.
 func (m *Member) start() error {
 	stdlog := newStdLogger(m.log)
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{m.cfg.BindAddr}, BindPort: m.cfg.BindPort, Logger: stdlog,
-	})
+	nt, err := newNetTransport(m.cfg.BindAddr, m.cfg.BindPort, m.log)
 	if err != nil {
 		return fmt.Errorf("gossip: listen %s:%d: %w", m.cfg.BindAddr, m.cfg.BindPort, err)
 	}
-	m.port = nt.GetAutoBindPort()
+	m.port = nt.port()
 	var keys func() [][]byte
 	if m.ring != nil {
 		keys = m.ring.GetKeys
@@ -128,6 +126,10 @@ func (m *Member) memberlistConfig(stdlog *log.Logger) *memberlist.Config {
 		c.AdvertisePort = m.port
 	}
 	c.Transport = m.tr
+	// Messages are pings, acks and small state updates: compressing each
+	// (LZW) gained nothing and allocated a fresh coder per message.
+	// Compressed messages from other members are still understood.
+	c.EnableCompression = false
 	c.Label = m.cfg.Label
 	c.Keyring = m.ring
 	c.Delegate = &delegate{meta: &m.meta, view: m.view, refute: m.refuteCh}

@@ -14,7 +14,7 @@ import (
 // It is called on transport goroutines and must not block.
 type observer func(msgs []wireMsg)
 
-// tapTransport wraps memberlist's NetTransport to observe the suspect and
+// tapTransport wraps the transport (netTransport) to observe the suspect and
 // alive messages crossing it, in both directions. memberlist reports joins,
 // leaves and metadata updates through its EventDelegate but never reports
 // suspicion or its refutation (Node.State is not maintained either:
@@ -25,7 +25,7 @@ type observer func(msgs []wireMsg)
 // test hook that blackholes the member for a while (a stand-in for a paused
 // process).
 type tapTransport struct {
-	*memberlist.NetTransport
+	*netTransport
 	label   string
 	keys    func() [][]byte // the keyring's current keys; nil without encryption
 	observe observer
@@ -48,9 +48,9 @@ var _ memberlist.NodeAwareTransport = (*tapTransport)(nil)
 
 var errBlackholed = errors.New("gossip: transport blackholed")
 
-func newTapTransport(nt *memberlist.NetTransport, label string, keys func() [][]byte, obs observer, onErr func(error)) *tapTransport {
+func newTapTransport(nt *netTransport, label string, keys func() [][]byte, obs observer, onErr func(error)) *tapTransport {
 	t := &tapTransport{
-		NetTransport: nt,
+		netTransport: nt,
 		label:        label,
 		keys:         keys,
 		observe:      obs,
@@ -77,7 +77,7 @@ func (t *tapTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.blackholed() {
 		return time.Now(), nil
 	}
-	return t.NetTransport.WriteTo(b, addr)
+	return t.netTransport.WriteTo(b, addr)
 }
 
 // WriteToAddress implements memberlist.NodeAwareTransport.
@@ -90,7 +90,7 @@ func (t *tapTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 	if t.blackholed() {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errBlackholed}
 	}
-	return t.NetTransport.DialTimeout(addr, timeout)
+	return t.netTransport.DialTimeout(addr, timeout)
 }
 
 // DialAddressTimeout implements memberlist.NodeAwareTransport.
@@ -101,7 +101,7 @@ func (t *tapTransport) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 // Shutdown implements memberlist.Transport: it closes the sockets, then
 // stops and waits for the forwarding goroutines. Safe to call twice.
 func (t *tapTransport) Shutdown() error {
-	err := t.NetTransport.Shutdown()
+	err := t.netTransport.Shutdown()
 	t.once.Do(func() { close(t.stop) })
 	t.wg.Wait()
 	return err
@@ -133,7 +133,7 @@ func (t *tapTransport) tap(pkt []byte) {
 // forwardPackets owns the inbound packet path: tap, then hand to memberlist.
 func (t *tapTransport) forwardPackets() {
 	defer t.wg.Done()
-	in := t.NetTransport.PacketCh()
+	in := t.netTransport.PacketCh()
 	for {
 		select {
 		case p := <-in:
@@ -155,7 +155,7 @@ func (t *tapTransport) forwardPackets() {
 // forwardStreams owns the inbound stream path.
 func (t *tapTransport) forwardStreams() {
 	defer t.wg.Done()
-	in := t.NetTransport.StreamCh()
+	in := t.netTransport.StreamCh()
 	for {
 		select {
 		case c := <-in:

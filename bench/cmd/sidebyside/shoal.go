@@ -206,13 +206,15 @@ func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instan
 	}
 	upstream, inbound, outbound, admin, gossip := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 	_, appPort, _ := strings.Cut(h.app.addr, ":")
+	// SHOAL_BENCH_SIDECAR_ARGS adds flags for experiments, e.g. "--pprof".
+	extra := strings.Fields(os.Getenv("SHOAL_BENCH_SIDECAR_ARGS"))
 	p, err := h.ps.Start(proc.Spec{
 		Name: "shoal-sidecar-" + strategy,
-		Args: []string{h.cfg.sidecarBin(), "sidecar", "--service", "bench-client", "--app-port", appPort,
+		Args: append([]string{h.cfg.sidecarBin(), "sidecar", "--service", "bench-client", "--app-port", appPort,
 			"--no-register", "--etcd", "http://" + env.etcd, "--xds", env.xds,
 			"--listen", inbound, "--outbound", outbound, "--upstream", benchService + "=" + upstream,
 			"--admin-listen", admin, "--state-dir", filepath.Join(dir, "state"),
-			"--gossip-listen", gossip, "--gossip-join", env.gossip},
+			"--gossip-listen", gossip, "--gossip-join", env.gossip}, extra...),
 		CPUs: h.proxyCPUs(),
 		Env:  []string{"GOMAXPROCS=1"},
 	})
