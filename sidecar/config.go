@@ -92,7 +92,8 @@ type Config struct {
 	GossipListen string
 	// GossipJoin lists seeds.
 	GossipJoin []string
-	// GossipKey is an optional base64 32-byte key (AES-GCM).
+	// GossipKey is an optional base64 32-byte key (AES-GCM), or several
+	// separated by commas, the first primary (gossip.ParseKeys).
 	GossipKey string
 	// GossipLabel keeps meshes apart; zero means "shoal".
 	GossipLabel string

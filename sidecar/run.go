@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -40,12 +39,8 @@ func (p *Proxy) startGossip() error {
 	gc := gossip.DefaultConfig(name, role)
 	gc.BindAddr, gc.BindPort, gc.Seeds, gc.Label = host, port, c.GossipJoin, c.GossipLabel
 	gc.Logger, gc.Registerer = c.Logger, p.reg
-	if c.GossipKey != "" {
-		key, err := base64.StdEncoding.DecodeString(c.GossipKey)
-		if err != nil || len(key) != 32 {
-			return errors.New("sidecar: --gossip-key must be 32 bytes, base64-encoded")
-		}
-		gc.Keys = [][]byte{key}
+	if gc.Keys, err = gossip.ParseKeys(c.GossipKey); err != nil {
+		return fmt.Errorf("sidecar: --gossip-key: %w", err)
 	}
 	if c.Mode == ModeSidecar {
 		// Not healthy until the first check passes.

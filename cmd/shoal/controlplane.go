@@ -4,12 +4,12 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"flag"
+	"fmt"
 	"io"
 
 	"github.com/shoal-mesh/shoal/controlplane"
+	"github.com/shoal-mesh/shoal/registry/gossip"
 )
 
 func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,12 +39,8 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if b64key != "" {
-		key, err := base64.StdEncoding.DecodeString(b64key)
-		if err != nil || len(key) != 32 {
-			return errors.New("gossip key (--gossip-key, --gossip-key-file or $SHOAL_GOSSIP_KEY) must be 32 bytes, base64-encoded")
-		}
-		cfg.GossipKeys = [][]byte{key}
+	if cfg.GossipKeys, err = gossip.ParseKeys(b64key); err != nil {
+		return fmt.Errorf("--gossip-key: %w", err)
 	}
 	cfg.Logger = newLogger(stderr, *logLevel)
 	controlplane.Version = version

@@ -18,8 +18,8 @@ const gossipKeyEnv = "SHOAL_GOSSIP_KEY"
 type gossipKeyFlags struct{ key, file string }
 
 func (g *gossipKeyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.key, "gossip-key", "", "base64 32-byte gossip encryption key (AES-GCM); prefer --gossip-key-file or $"+gossipKeyEnv+": a key on the command line is visible to every user of the host")
-	fs.StringVar(&g.file, "gossip-key-file", "", "file holding the base64 gossip key (e.g. a mounted Kubernetes Secret)")
+	fs.StringVar(&g.key, "gossip-key", "", "base64 32-byte gossip encryption key (AES-GCM), or several separated by commas (the first encrypts, all decrypt: for a member started in the middle of a rotation); prefer --gossip-key-file or $"+gossipKeyEnv+": a key on the command line is visible to every user of the host")
+	fs.StringVar(&g.file, "gossip-key-file", "", "file holding the base64 gossip key(s) (e.g. a mounted Kubernetes Secret)")
 }
 
 // resolve returns the base64 key from the flag, the file or the

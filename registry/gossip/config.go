@@ -1,12 +1,17 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hashicorp/memberlist"
 
@@ -175,4 +180,24 @@ func (c *Config) validateAndDefault() error {
 		c.Logger = slog.Default()
 	}
 	return nil
+}
+
+// ParseKeys parses a gossip key setting: base64 32-byte keys separated by
+// commas or white space, the first one primary (it encrypts; every key
+// decrypts). Several keys let a member (re)started in the middle of a key
+// rotation join both the members still on the old key and those already on
+// the new one. Empty s is no encryption (nil).
+func ParseKeys(s string) ([][]byte, error) {
+	var keys [][]byte
+	for i, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+		k, err := base64.StdEncoding.DecodeString(f)
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("gossip key %d: want 32 bytes, base64-encoded", i+1)
+		}
+		if slices.ContainsFunc(keys, func(o []byte) bool { return bytes.Equal(o, k) }) {
+			return nil, fmt.Errorf("gossip key %d: given twice", i+1)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }

@@ -1,6 +1,7 @@
 package gossip_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"slices"
 	"testing"
@@ -223,6 +224,36 @@ func TestKeyRotationHasNoDeadOrSuspectEvents(t *testing.T) {
 	}
 	if got := ms[0].Keys(); len(got) != 1 || string(got[0]) != string(newKey) {
 		t.Errorf("keys after rotation = %q, want only the new key", got)
+	}
+}
+
+// TestMemberStartedMidRotation: between "install NEW" and "remove OLD" the
+// mesh needs both keys; a member (re)started then with only one of them
+// cannot join, one started with both (gossip.ParseKeys, as --gossip-key
+// OLD,NEW parses) can.
+func TestMemberStartedMidRotation(t *testing.T) {
+	ms := startCluster(t, 2, nil)
+	newKey := []byte("rotated-key-0123456789abcdef0123")
+	for _, m := range ms {
+		if err := m.InstallKey(newKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	both, err := gossip.ParseKeys(b64(testKey) + "," + b64(newKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := startMember(t, 4, func(c *gossip.Config) { c.Keys = both })
+	if _, err := mid.Join([]string{ms[1].Addr()}); err != nil {
+		t.Fatalf("join with both keys mid-rotation: %v", err)
+	}
+	waitFor(t, defaultTestTimeout, "mid-rotation member known everywhere", func() bool {
+		return everyone(ms, instKey(4), is(gossip.StatusHealthy))
+	})
+	only := startMember(t, 5, func(c *gossip.Config) { c.Keys = [][]byte{newKey} })
+	if _, err := only.Join([]string{ms[1].Addr()}); err == nil {
+		t.Errorf("join with only the new key succeeded while the mesh still encrypts with the old one")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -121,5 +122,34 @@ func TestNetTransportAdvertiseAddr(t *testing.T) {
 	}
 	if _, _, err := tr.FinalAdvertiseAddr("not-an-ip", 1); err == nil {
 		t.Error("a bad advertise address was accepted")
+	}
+}
+
+func TestParseKeys(t *testing.T) {
+	k1 := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	k2 := "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY="
+	for _, tc := range []struct {
+		in      string
+		n       int
+		wantErr string
+	}{
+		{"", 0, ""},
+		{k1, 1, ""},
+		{k1 + "," + k2, 2, ""},
+		{" " + k1 + "\n" + k2 + "\n", 2, ""},
+		{k1 + "," + k1, 0, "given twice"},
+		{k1 + ",c2hvcnQ=", 0, "gossip key 2: want 32 bytes"},
+		{"not base64!", 0, "gossip key 1"},
+	} {
+		keys, err := ParseKeys(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("ParseKeys(%q) = %v, want an error containing %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(keys) != tc.n {
+			t.Errorf("ParseKeys(%q) = %d keys, %v; want %d", tc.in, len(keys), err, tc.n)
+		}
 	}
 }
