@@ -28,10 +28,12 @@ const (
 )
 
 // RetryOn are the values RetryPolicy.RetryOn accepts (Envoy's names, see
-// route.proto).
+// route.proto): the HTTP conditions of x-envoy-retry-on, then the gRPC
+// ones of x-envoy-retry-grpc-on, which retry a trailers-only response by
+// its grpc-status. Envoy takes both kinds in one retry_on list.
 var RetryOn = []string{
 	"connect-failure", "refused-stream", "reset", "5xx", "gateway-error", "retriable-status-codes",
-	"cancelled", "deadline-exceeded", "resource-exhausted", "unavailable",
+	"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
 }
 
 // Validate checks one route on its own. It returns a *FieldError naming the

@@ -54,6 +54,13 @@ func TestValidateAccepts(t *testing.T) {
 			r.Rules[0].Match.Headers = []*shoalv1.HeaderMatch{{Name: ":authority", Invert: true}}
 		}},
 		{"a version (ignored)", func(r *shoalv1.Route) { r.Version = "not-a-number" }},
+		{"gRPC retry conditions", func(r *shoalv1.Route) {
+			r.Rules[0].Retry.RetryOn = []string{"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
+			r.Rules[0].Retry.RetriableStatusCodes = nil
+		}},
+		{"gRPC and HTTP retry conditions together", func(r *shoalv1.Route) {
+			r.Rules[0].Retry.RetryOn = append(r.Rules[0].Retry.RetryOn, "unavailable", "reset")
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,12 +2,17 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
@@ -126,38 +131,9 @@ func (rc *rawClient) do() error {
 	return nil
 }
 
-// startBenchProxy starts a proxy routing Host "bench" to one raw backend
-// and returns its listener address; it stops at the end of the benchmark.
-func startBenchProxy(b *testing.B) string {
-	be := startRawBackend(b)
-	p, err := New(Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tbl, err := route.New(route.Config{
-		Loads:        p.Loads(),
-		VirtualHosts: []route.VirtualHost{{Name: "bench", Domains: []string{"bench"}, Routes: []route.Route{{Match: route.Match{PathPrefix: "/"}, Clusters: one("bench")}}}},
-		Clusters:     []route.ClusterConfig{{Name: "bench", Endpoints: []route.Endpoint{{Address: be.l.Addr().String(), Healthy: true}}}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	p.SetTable(tbl)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(l, Mode{Kind: Outbound}) }()
-	b.Cleanup(func() {
-		p.Shutdown(context.Background())
-		<-done
-	})
-	return l.Addr().String()
-}
-
 func BenchmarkProxyHTTP1(b *testing.B) {
-	addr := startBenchProxy(b)
+	be := startRawBackend(b)
+	addr := benchProxy(b, route.ClusterConfig{Name: "bench", Endpoints: []route.Endpoint{{Address: be.l.Addr().String(), Healthy: true}}})
 	b.ReportAllocs()
 	b.SetParallelism(25) // about 50 keep-alive clients on two cores
 	b.RunParallel(func(pb *testing.PB) {
@@ -176,7 +152,8 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 // without keep-alive, health checkers): the per-connection cost. Its
 // allocations include the benchmark client's dial.
 func BenchmarkProxyHTTP1NewConn(b *testing.B) {
-	addr := startBenchProxy(b)
+	be := startRawBackend(b)
+	addr := benchProxy(b, route.ClusterConfig{Name: "bench", Endpoints: []route.Endpoint{{Address: be.l.Addr().String(), Healthy: true}}})
 	b.ReportAllocs()
 	b.SetParallelism(4)
 	b.RunParallel(func(pb *testing.PB) {
@@ -197,6 +174,234 @@ func BenchmarkProxyHTTP1NewConn(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchProxy serves an outbound proxy routing host "bench" to cc until the
+// benchmark ends, and returns its address.
+func benchProxy(b *testing.B, cc route.ClusterConfig) string {
+	b.Helper()
+	p, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tbl, err := route.New(route.Config{
+		Loads:        p.Loads(),
+		VirtualHosts: []route.VirtualHost{{Name: "bench", Domains: []string{"bench"}, Routes: []route.Route{{Match: route.Match{PathPrefix: "/"}, Clusters: one(cc.Name)}}}},
+		Clusters:     []route.ClusterConfig{cc},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.SetTable(tbl)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(l, Mode{Kind: Outbound}) }()
+	b.Cleanup(func() {
+		p.Shutdown(context.Background())
+		<-done
+	})
+	return l.Addr().String()
+}
+
+// rawH2Client sends GETs one at a time over an h2c prior-knowledge
+// connection with x/net/http2's Framer and a pre-encoded header block, so
+// that benchmark allocations come mostly from the proxy.
+type rawH2Client struct {
+	c       net.Conn
+	fr      *http2.Framer
+	block   []byte
+	stream  uint32
+	unacked uint32 // DATA bytes not yet returned by a WINDOW_UPDATE
+}
+
+func newRawH2Client(tb testing.TB, addr string) *rawH2Client {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	enc.SetMaxDynamicTableSize(0) // every block stands alone: it is resent as is
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "bench"}, {":path", "/hello"}, {"user-agent", "bench"}, {"accept", "*/*"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	rc := &rawH2Client{c: c, fr: http2.NewFramer(c, c), block: block.Bytes(), stream: 1}
+	rc.fr.SetReuseFrames()
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		tb.Fatal(err)
+	}
+	if err := rc.fr.WriteSettings(); err != nil {
+		tb.Fatal(err)
+	}
+	return rc
+}
+
+func (rc *rawH2Client) do() error {
+	id := rc.stream
+	rc.stream += 2
+	if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.block, EndStream: true, EndHeaders: true}); err != nil {
+		return err
+	}
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		end := false
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				err = rc.fr.WriteSettingsAck()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				err = rc.fr.WritePing(true, f.Data)
+			}
+		case *http2.GoAwayFrame:
+			return fmt.Errorf("GOAWAY %v", f.ErrCode)
+		case *http2.RSTStreamFrame:
+			return fmt.Errorf("RST_STREAM %v", f.ErrCode)
+		case *http2.HeadersFrame:
+			end = f.StreamID == id && f.StreamEnded()
+		case *http2.DataFrame:
+			if rc.unacked += f.Length; rc.unacked > 16<<10 {
+				err = rc.fr.WriteWindowUpdate(0, rc.unacked)
+				rc.unacked = 0
+			}
+			end = f.StreamID == id && f.StreamEnded()
+		}
+		if err != nil || end {
+			return err
+		}
+	}
+}
+
+// rawH2Backend is a minimal h2c server answering every request with a
+// fixed response from the connection's read loop.
+type rawH2Backend struct {
+	l     net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startRawH2Backend(tb testing.TB) *rawH2Backend {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rb := &rawH2Backend{l: l}
+	rb.wg.Add(1)
+	go func() {
+		defer rb.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			rb.mu.Lock()
+			rb.conns = append(rb.conns, c)
+			rb.mu.Unlock()
+			rb.wg.Add(1)
+			go rb.serve(c)
+		}
+	}()
+	tb.Cleanup(func() {
+		l.Close()
+		rb.mu.Lock()
+		for _, c := range rb.conns {
+			c.Close()
+		}
+		rb.mu.Unlock()
+		rb.wg.Wait()
+	})
+	return rb
+}
+
+func (rb *rawH2Backend) serve(c net.Conn) {
+	defer rb.wg.Done()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	enc.SetMaxDynamicTableSize(0)
+	for _, f := range [][2]string{{":status", "200"}, {"content-type", "text/plain"}, {"content-length", "13"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	body := []byte("Hello, world!")
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		return
+	}
+	bw := bufio.NewWriter(c)
+	fr := http2.NewFramer(bw, c)
+	fr.SetReuseFrames()
+	if fr.WriteSettings() != nil || bw.Flush() != nil {
+		return
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				err = fr.WriteSettingsAck()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				err = fr.WritePing(true, f.Data)
+			}
+		case *http2.HeadersFrame:
+			if f.StreamEnded() {
+				err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: block.Bytes(), EndHeaders: true})
+				if err == nil {
+					err = fr.WriteData(f.StreamID, true, body)
+				}
+			}
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// BenchmarkProxyH2C measures one h2c GET through the proxy (server side
+// x/net/http2, client side net/http transports) to an HTTP/1.1 and to an
+// h2c upstream.
+func BenchmarkProxyH2C(b *testing.B) {
+	for _, up := range []struct {
+		name     string
+		protocol route.Protocol
+		start    func(testing.TB) string
+	}{
+		{"upstream=http1", route.HTTP1, func(tb testing.TB) string { return startRawBackend(tb).l.Addr().String() }},
+		{"upstream=h2c", route.HTTP2, func(tb testing.TB) string { return startRawH2Backend(tb).l.Addr().String() }},
+	} {
+		b.Run(up.name, func(b *testing.B) {
+			addr := benchProxy(b, route.ClusterConfig{Name: "bench", Protocol: up.protocol,
+				Endpoints: []route.Endpoint{{Address: up.start(b), Healthy: true}}})
+			b.ReportAllocs()
+			b.SetParallelism(25)
+			b.RunParallel(func(pb *testing.PB) {
+				rc := newRawH2Client(b, addr)
+				for pb.Next() {
+					if err := rc.do(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+				rc.c.Close()
+			})
+		})
+	}
 }
 
 func BenchmarkParseRequest(b *testing.B) {

@@ -7,31 +7,37 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
 // forwardViaTransport serves an HTTP/1.1 request through net/http
-// transports: to HTTP2 (h2c, gRPC) clusters, and WebSocket upgrades. It is
+// transports: to HTTP2 (h2c, gRPC) clusters, and WebSocket upgrades, with
+// the route's retry policy as on the h2c path (h2Handler.roundTrip). It is
 // the slow path; the fast path is forward.
-func (c *conn) forwardViaTransport(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) (int, bool) {
+func (c *conn) forwardViaTransport(a *attempt) (int, bool) {
+	x := &transportExchange{a: *a}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if rt != nil && rt.Timeout > 0 && !c.req.upgrade {
-		ctx, cancel = context.WithDeadline(ctx, start.Add(rt.Timeout))
+	if c.req.upgrade {
+		x.a.deadline = time.Time{} // the route timeout does not bound a tunnel
+	} else if !x.a.deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, x.a.deadline)
 		defer cancel()
 	}
+	// c.req's byte slices point into the client buffer, which the chunked
+	// body decoder refills once toHTTPRequest started it.
+	idempotent, head := c.req.idempotent(), string(c.req.method) == "HEAD"
 	out, body := c.toHTTPRequest(ctx)
 	defer body.finish()
+	x.setBody(out.Body, out.ContentLength, c.p.cfg.ReplayBufferBytes)
+	defer x.end()
 	if c.req.expectContinue && c.req.hasBody() {
 		c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		c.bw.Flush()
 	}
-	res, err := c.p.h2.roundTrip(out, b, cl, &c.info)
-	if err != nil {
-		code := transportErrorCode(ctx, err, len(cl.Endpoints))
-		c.req.closeConn = c.req.closeConn || !body.done()
-		return code, c.localReply(code, failureMessage(code))
+	res, code, msg := c.p.h2.roundTrip(ctx, out, x, idempotent)
+	if res == nil {
+		c.req.closeConn = c.req.closeConn || !x.bodyDone(body)
+		return code, c.localReply(code, msg)
 	}
 	defer res.Body.Close()
 	if res.StatusCode == http.StatusSwitchingProtocols {
@@ -46,24 +52,24 @@ func (c *conn) forwardViaTransport(b *binding, rt *route.Route, cl *route.Cluste
 		res.Header.Del(k)
 	}
 	res.Close = closeClient
-	if string(c.req.method) == "HEAD" {
+	if head {
 		res.Body = http.NoBody
 	}
-	err = res.Write(flushWriter{c.bw})
+	err := res.Write(flushWriter{c.bw})
 	if err == nil {
 		err = c.bw.Flush()
 	}
-	return res.StatusCode, err == nil && !closeClient && body.done()
+	return res.StatusCode, err == nil && !closeClient && x.bodyDone(body)
 }
 
-func transportErrorCode(ctx context.Context, err error, endpoints int) int {
-	switch {
-	case endpoints == 0:
-		return 503
-	case ctx.Err() == context.DeadlineExceeded:
-		return 504
+// bodyDone reports whether the client's body was read completely, so the
+// connection can carry another request. With a replayBody it asks it:
+// the transport of an abandoned attempt may still be reading body.
+func (x *transportExchange) bodyDone(body *bodyReader) bool {
+	if x.body != nil {
+		return x.body.complete()
 	}
-	return 502
+	return body.done()
 }
 
 // flushWriter flushes after every write so that streamed responses are

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -50,7 +49,6 @@ type conn struct {
 	req    request
 	resp   response
 	view   route.Request
-	info   lb.PickInfo
 	out    []byte // the upstream request head, built once per request
 	replay []byte // the request body when buffered for retries
 	peerIP []byte
@@ -59,8 +57,6 @@ type conn struct {
 	rdl          time.Time // current read deadline
 	inHead       bool      // ReadHeaderTimeout is armed
 	bodyConsumed bool      // body bytes left the client buffer
-	tried        [lb.MaxExcluded]*host
-	nTried       int
 	attempt      attempt
 
 	// serveRaw's state (rawio_unix.go): the raw connection (nil: blocking

@@ -20,6 +20,8 @@
 // Retries: connect failures always retry on another endpoint; other
 // failures retry per the route's policy when the request can be replayed
 // (no body, or a body that fits the replay buffer), never on the same host
-// twice. Passive outlier detection ejects endpoints after consecutive 5xx
+// twice. The net/http path (h2c clients, HTTP2 clusters) decides the same
+// way (attempt), streams bodies while keeping a replay copy (replayBody),
+// and also retries trailers-only gRPC responses by grpc-status. Passive outlier detection ejects endpoints after consecutive 5xx
 // or connect failures, with backoff and a max-ejection percentage.
 package proxy

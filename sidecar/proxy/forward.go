@@ -22,7 +22,9 @@ const (
 	clientFailed                 // the client's body was malformed or cut
 )
 
-// attempt is the per-request retry state of forward.
+// attempt is the per-request retry state shared by forward (HTTP/1.1) and
+// h2Handler.roundTrip (net/http transports): budgets, deadlines, the
+// picker input and the hosts already tried. Owned by one request.
 type attempt struct {
 	rt         *route.Route // nil: defaults (no timeout, connect retries only)
 	cl         *route.Cluster
@@ -33,6 +35,22 @@ type attempt struct {
 	replayable bool      // the request can be sent again
 	retries    int       // policy retries left
 	connects   int       // connect-failure retries left
+	last       int       // the status for the client when no attempt is left
+
+	info   lb.PickInfo // hash key and excluded (tried) addresses
+	tried  [lb.MaxExcluded]*host
+	nTried int
+}
+
+// init prepares a for a request to cl that started at start.
+func (a *attempt) init(b *binding, rt *route.Route, cl *route.Cluster, start time.Time, connects int) {
+	*a = attempt{rt: rt, cl: cl, cs: b.clusters[cl.Index], hosts: b.hosts[cl.Index], start: start, connects: connects, last: 502}
+	if rt != nil {
+		if rt.Timeout > 0 {
+			a.deadline = start.Add(rt.Timeout)
+		}
+		a.retries = rt.Retry.Retries()
+	}
 }
 
 func (a *attempt) policy() *route.RetryPolicy {
@@ -46,58 +64,70 @@ func (a *attempt) policy() *route.RetryPolicy {
 // response. It returns the status code seen by the client and whether the
 // client connection stays open.
 func (c *conn) forward(a *attempt) (code int, keep bool) {
-	last := 502
 	for {
-		e, h := c.pick(a)
+		e, h := a.pick()
 		switch {
 		case h == nil && len(a.cl.Endpoints) == 0:
 			return 503, c.localReply(503, "no endpoints in cluster "+a.cl.Name)
 		case h == nil:
 			return 502, c.localReply(502, "no healthy upstream")
-		case c.triedHost(h):
-			return last, c.localReply(last, failureMessage(last))
+		case a.triedHost(h):
+			return a.last, c.localReply(a.last, failureMessage(a.last))
 		}
-		c.markTried(h)
+		a.markTried(h)
 		out, code, keep := c.try(a, e, h)
 		switch out {
 		case relayed:
 			return code, keep
 		case clientFailed:
 			return code, false
-		case connectFailed:
-			h.onFailure(&a.cl.Outlier, len(a.hosts))
-			last = 502
-			switch {
-			case a.connects > 0:
-				a.connects--
-				continue
-			case a.retries <= 0:
-				return 502, c.localReply(502, failureMessage(502))
-			}
-		case timedOut, reset:
-			h.onFailure(&a.cl.Outlier, len(a.hosts))
-			last = 502
-			if out == timedOut {
-				last = 504
-			}
-			switch {
-			case a.mayRetry():
-			case out == reset && a.mayRetryIdempotent(c):
-				// Like nginx's proxy_next_upstream error: an idempotent
-				// request that got no response is safe to send to another
-				// host (RFC 9110 9.2.2) even without a route policy, so a
-				// GET in flight on a crashed instance is not lost. It
-				// spends the connect-failure budget.
-				a.connects--
-				continue
-			default:
-				return last, c.localReply(last, failureMessage(last))
-			}
-		case retryStatus:
-			last = code
 		}
-		a.retries--
+		if !a.again(out, code, h, c.req.idempotent()) {
+			return a.last, c.localReply(a.last, failureMessage(a.last))
+		}
 	}
+}
+
+// again records the failed attempt on h (outcome out; code for
+// retryStatus) and reports whether the request goes to another host. When
+// it does not, a.last is the status for the client. idempotent is the
+// request method's (RFC 9110 9.2.2).
+func (a *attempt) again(out outcome, code int, h *host, idempotent bool) bool {
+	switch out {
+	case connectFailed:
+		h.onFailure(&a.cl.Outlier, len(a.hosts))
+		a.last = 502
+		switch {
+		case a.connects > 0:
+			a.connects--
+			return true
+		case a.retries <= 0:
+			return false
+		}
+	case timedOut, reset:
+		h.onFailure(&a.cl.Outlier, len(a.hosts))
+		a.last = 502
+		if out == timedOut {
+			a.last = 504
+		}
+		switch {
+		case a.mayRetry():
+		case out == reset && a.mayRetryIdempotent(idempotent):
+			// Like nginx's proxy_next_upstream error: an idempotent
+			// request that got no response is safe to send to another
+			// host (RFC 9110 9.2.2) even without a route policy, so a
+			// GET in flight on a crashed instance is not lost. It
+			// spends the connect-failure budget.
+			a.connects--
+			return true
+		default:
+			return false
+		}
+	case retryStatus:
+		a.last = code
+	}
+	a.retries--
+	return true
 }
 
 // mayRetry reports whether a failed attempt without a response may be
@@ -112,8 +142,8 @@ func (a *attempt) mayRetry() bool {
 // mayRetryIdempotent reports whether an idempotent request whose attempt
 // was reset before a response may go to another host on the default
 // (connect-failure) budget.
-func (a *attempt) mayRetryIdempotent(c *conn) bool {
-	if a.connects <= 0 || !a.replayable || !c.req.idempotent() {
+func (a *attempt) mayRetryIdempotent(idempotent bool) bool {
+	if a.connects <= 0 || !a.replayable || !idempotent {
 		return false
 	}
 	return a.deadline.IsZero() || time.Now().Before(a.deadline)
@@ -121,8 +151,20 @@ func (a *attempt) mayRetryIdempotent(c *conn) bool {
 
 // mayRetryStatus reports whether a response status should be retried on
 // another host instead of being relayed.
-func (a *attempt) mayRetryStatus(c *conn, code int) bool {
-	return a.retries > 0 && a.replayable && c.nTried < len(a.hosts) && a.policy().RetryStatus(code)
+func (a *attempt) mayRetryStatus(code int) bool {
+	return a.mayRetryResponse() && a.policy().RetryStatus(code)
+}
+
+// mayRetryGRPC reports whether a trailers-only gRPC response with status
+// code should be retried on another host instead of being relayed.
+func (a *attempt) mayRetryGRPC(code int) bool {
+	return a.mayRetryResponse() && a.policy().RetryGRPCStatus(code)
+}
+
+// mayRetryResponse reports whether a received response may be dropped for
+// another attempt: budget left, request replayable, an untried host left.
+func (a *attempt) mayRetryResponse() bool {
+	return a.retries > 0 && a.replayable && a.nTried < len(a.hosts)
 }
 
 func failureMessage(code int) string {
@@ -137,39 +179,39 @@ func failureMessage(code int) string {
 
 // pick chooses an endpoint that is neither ejected nor tried, if the
 // picker offers one within lb.MaxExcluded draws.
-func (c *conn) pick(a *attempt) (*lb.Endpoint, *host) {
+func (a *attempt) pick() (*lb.Endpoint, *host) {
 	var last *lb.Endpoint
 	var lastHost *host
 	for range lb.MaxExcluded {
-		e, err := a.cl.Pick(&c.info)
+		e, err := a.cl.Pick(&a.info)
 		if err != nil {
 			return last, lastHost
 		}
 		h := a.hosts[route.EndpointOf(e).Index]
-		if h.available() && !c.triedHost(h) {
+		if h.available() && !a.triedHost(h) {
 			return e, h
 		}
 		last, lastHost = e, h
-		c.info.Exclude(e.Address)
+		a.info.Exclude(e.Address)
 	}
 	return last, lastHost
 }
 
-func (c *conn) triedHost(h *host) bool {
-	for i := 0; i < c.nTried; i++ {
-		if c.tried[i] == h {
+func (a *attempt) triedHost(h *host) bool {
+	for i := 0; i < a.nTried; i++ {
+		if a.tried[i] == h {
 			return true
 		}
 	}
 	return false
 }
 
-func (c *conn) markTried(h *host) {
-	if c.nTried < len(c.tried) {
-		c.tried[c.nTried] = h
-		c.nTried++
+func (a *attempt) markTried(h *host) {
+	if a.nTried < len(a.tried) {
+		a.tried[a.nTried] = h
+		a.nTried++
 	}
-	c.info.Exclude(h.addr)
+	a.info.Exclude(h.addr)
 }
 
 // try runs one attempt against h, redoing it once on a fresh connection
@@ -242,7 +284,7 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 	} else {
 		h.onSuccess()
 	}
-	if a.mayRetryStatus(c, code) {
+	if a.mayRetryStatus(code) {
 		uc.close()
 		return retryStatus, code, false
 	}

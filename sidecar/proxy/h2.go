@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
 
-	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -33,6 +33,9 @@ type h2Handler struct {
 	base *http.Server // carries graceful shutdown to http2 connections
 	h2t  *http2.Transport
 	h1t  *http.Transport
+	// bufs holds *[]byte response copy buffers (copyResponse), as
+	// httputil.ReverseProxy's BufferPool.
+	bufs sync.Pool
 }
 
 func newH2Handler(p *Proxy) *h2Handler {
@@ -61,6 +64,10 @@ func newH2Handler(p *Proxy) *h2Handler {
 		IdleConnTimeout:     p.cfg.UpstreamIdleTimeout,
 		DisableCompression:  true,
 	}
+	h.bufs.New = func() any {
+		b := make([]byte, 32<<10)
+		return &b
+	}
 	return h
 }
 
@@ -69,11 +76,11 @@ func (h *h2Handler) serveConn(c *conn) {
 	c.nc.SetReadDeadline(time.Time{})
 	rest := append([]byte(h2Preface), c.br.buffered()...)
 	nc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(rest), c.nc)}
-	mode, peer := c.mode, string(c.peerIP)
+	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed}
 	h.srv.ServeConn(nc, &http2.ServeConnOpts{
 		BaseConfig: h.base,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.serveHTTP(w, r, mode, peer)
+			h.serveHTTP(w, r, hc)
 		}),
 	})
 	if nc.writeTimedOut.Load() {
@@ -115,27 +122,71 @@ func (c *prefixConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// h2Conn is what the requests of one h2c connection share. Read only.
+type h2Conn struct {
+	mode   Mode
+	peerIP []byte // conn.peerIP
+	peer   string // peerIP as a string
+	fixed  []byte // conn.fixed
+}
+
 // serveHTTP routes and forwards one request of an h2c connection.
-func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, mode Mode, peer string) {
+func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn) {
 	start := time.Now()
 	b := h.p.bound.Load()
-	v := route.Request{Host: []byte(r.Host), Method: []byte(r.Method), Path: []byte(r.URL.Path), SourceIP: []byte(peer)}
-	for k, vs := range r.Header {
-		for _, val := range vs {
-			v.Headers = append(v.Headers, route.HeaderField{Name: []byte(k), Value: []byte(val)})
-		}
-	}
-	rt, cl := resolve(b.table, mode, &v, []byte(mode.Cluster))
+	x := &h2Exchange{}
+	x.fillView(r, hc.peerIP)
+	rt, cl := resolve(b.table, hc.mode, &x.view, hc.fixed)
 	cs := h.p.noCluster
 	if cl != nil {
 		cs = b.clusters[cl.Index]
 	}
-	code := h.forward(w, r, b, rt, cl, cs, &v, mode, peer)
+	code := h.forward(w, r, x, b, rt, cl, cs, hc, start)
 	cs.codes.inc(code)
 	cs.latency.observe(cs.name, time.Since(start).Seconds())
 }
 
-func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, v *route.Request, mode Mode, peer string) int {
+// h2Exchange is the state of one request of an h2c connection, allocated
+// once: the forwarding state and the routing view of the request, whose
+// strings are copied into scratch (route.Request holds byte slices).
+type h2Exchange struct {
+	transportExchange
+	view    route.Request
+	fields  [24]route.HeaderField
+	scratch [1 << 10]byte
+}
+
+// fillView fills x.view from r.
+func (x *h2Exchange) fillView(r *http.Request, peer []byte) {
+	n, nf := len(r.Host)+len(r.Method)+len(r.URL.Path), 0
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v)
+			nf++
+		}
+	}
+	buf := x.scratch[:0]
+	if n > len(x.scratch) {
+		buf = make([]byte, 0, n)
+	}
+	fields := x.fields[:0]
+	if nf > len(x.fields) {
+		fields = make([]route.HeaderField, 0, nf)
+	}
+	str := func(s string) []byte {
+		buf = append(buf, s...)
+		return buf[len(buf)-len(s) : len(buf) : len(buf)]
+	}
+	x.view = route.Request{Host: str(r.Host), Method: str(r.Method), Path: str(r.URL.Path), SourceIP: peer}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			fields = append(fields, route.HeaderField{Name: str(k), Value: str(v)})
+		}
+	}
+	x.view.Headers = fields
+}
+
+func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchange, b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, hc *h2Conn, start time.Time) int {
 	switch {
 	case rt == nil && cl == nil:
 		return plainError(w, 404, "no route matches "+r.Host+r.URL.Path)
@@ -146,150 +197,150 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, b *binding, 
 		return plainError(w, 503, "upstream overflow (circuit breaker)")
 	}
 	defer cs.inflight.Add(-1)
+	a := &x.a
+	a.init(b, rt, cl, start, h.p.cfg.ConnectRetries)
+	if rt != nil {
+		if hk, ok := rt.HashKey(&x.view); ok {
+			a.info.SetHash(hk)
+		}
+	}
 	ctx := r.Context()
-	if rt != nil && rt.Timeout > 0 {
+	if !a.deadline.IsZero() {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
+		ctx, cancel = context.WithDeadline(ctx, a.deadline)
 		defer cancel()
 	}
-	out := r.Clone(ctx)
-	out.RequestURI, out.Close = "", false
-	if r.ContentLength == 0 {
-		out.Body = nil
-	}
-	rewriteHeaders(out.Header, mode.trustsForwarded(), peer)
-	var info lb.PickInfo
-	if rt != nil {
-		if hk, ok := rt.HashKey(v); ok {
-			info.SetHash(hk)
-		}
-	}
-	res, err := h.roundTrip(out, b, cl, &info)
-	if err != nil {
-		return transportError(w, ctx, err, len(cl.Endpoints))
+	out := r.WithContext(ctx) // the fields r.Clone copies deeply are replaced or nil
+	x.url = *r.URL
+	out.URL, out.RequestURI, out.Close = &x.url, "", false
+	out.Header = cloneHeader(r.Header, 4)
+	out.Trailer = r.Trailer.Clone()
+	rewriteHeaders(out.Header, hc.mode.trustsForwarded(), hc.peer)
+	x.setBody(r.Body, r.ContentLength, h.p.cfg.ReplayBufferBytes)
+	defer x.end()
+	res, code, msg := h.roundTrip(ctx, out, &x.transportExchange, idempotentMethod(r.Method))
+	if res == nil {
+		return plainError(w, code, msg)
 	}
 	defer res.Body.Close()
-	return copyResponse(w, res)
+	return h.copyResponse(w, res)
 }
 
-// roundTrip sends out to a picked endpoint, retrying connect failures on
-// other endpoints (nothing was sent).
-func (h *h2Handler) roundTrip(out *http.Request, b *binding, cl *route.Cluster, info *lb.PickInfo) (*http.Response, error) {
-	hosts := b.hosts[cl.Index]
-	t := http.RoundTripper(h.h1t)
-	if cl.Protocol == route.HTTP2 {
-		t = h.h2t
+// cloneHeader is http.Header.Clone with room for extra more keys.
+func cloneHeader(hd http.Header, extra int) http.Header {
+	nv := 0
+	for _, vs := range hd {
+		nv += len(vs)
 	}
-	var lastErr error = lb.ErrNoEndpoint
-	for range 1 + h.p.cfg.ConnectRetries {
-		e, err := cl.Pick(info)
-		if err != nil {
-			return nil, lastErr
+	sv := make([]string, nv) // one backing array for all values
+	out := make(http.Header, len(hd)+extra)
+	for k, vs := range hd {
+		if vs == nil {
+			out[k] = nil // a nil value stays nil (Header.Clone)
+			continue
 		}
-		hst := hosts[route.EndpointOf(e).Index]
-		if !hst.available() {
-			info.Exclude(e.Address)
-			if e, err = cl.Pick(info); err != nil {
-				return nil, lastErr
-			}
-			hst = hosts[route.EndpointOf(e).Index]
-		}
-		info.Exclude(e.Address)
-		out.URL.Scheme, out.URL.Host = "http", e.Address
-		hst.countRequest(h.p.metrics)
-		e.Begin()
-		res, err := t.RoundTrip(out)
-		e.End()
-		if err == nil {
-			if res.StatusCode >= 500 {
-				hst.on5xx(&cl.Outlier, len(hosts))
-			} else {
-				hst.onSuccess()
-			}
-			return res, nil
-		}
-		hst.onFailure(&cl.Outlier, len(hosts))
-		lastErr = err
-		var oe *net.OpError
-		if !errors.As(err, &oe) || oe.Op != "dial" {
-			return nil, err
-		}
+		n := copy(sv, vs)
+		out[k] = sv[:n:n]
+		sv = sv[n:]
 	}
-	return nil, lastErr
+	return out
 }
 
 // rewriteHeaders applies the HTTP/1 path's forwarding rules to a header map.
 func rewriteHeaders(hd http.Header, trusted bool, peer string) {
-	for _, f := range hd.Values("Connection") {
+	for _, f := range hd["Connection"] {
 		for tok := range strings.SplitSeq(f, ",") {
 			hd.Del(strings.TrimSpace(tok))
 		}
 	}
 	te := hd.Get("Te")
 	for _, k := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Transfer-Encoding", "Upgrade", "Proxy-Authorization"} {
-		hd.Del(k)
+		delete(hd, k)
+	}
+	// The values set below share one backing array, each capped so that
+	// an append copies.
+	vals := make([]string, 0, 4)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		hd[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	if strings.Contains(strings.ToLower(te), "trailers") {
-		hd.Set("Te", "trailers")
+		set("Te", "trailers")
 	}
-	prior := hd.Values("X-Forwarded-For")
+	xff := peer
+	if prior := hd["X-Forwarded-For"]; trusted && len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + peer
+	}
 	if !trusted {
-		prior = nil
 		for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"} {
-			hd.Del(k)
+			delete(hd, k)
 		}
 	}
-	hd.Set("X-Forwarded-For", strings.Join(append(prior, peer), ", "))
+	set("X-Forwarded-For", xff)
 	if hd.Get("X-Forwarded-Proto") == "" {
-		hd.Set("X-Forwarded-Proto", "http")
+		set("X-Forwarded-Proto", "http")
 	}
 	if hd.Get("X-Request-Id") == "" {
-		hd.Set("X-Request-Id", string(appendRequestID(nil)))
+		var id [36]byte
+		set("X-Request-Id", string(appendRequestID(id[:0])))
 	}
 }
 
 // copyResponse relays res to w with trailers and a flush after every read
 // (streaming RPCs), in the manner of httputil.ReverseProxy.
-func copyResponse(w http.ResponseWriter, res *http.Response) int {
+func (h *h2Handler) copyResponse(w http.ResponseWriter, res *http.Response) int {
+	wh := w.Header()
 	for k, vs := range res.Header {
-		switch http.CanonicalHeaderKey(k) {
+		switch http.CanonicalHeaderKey(k) { // no allocation for canonical keys
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Te":
 			continue
 		}
-		w.Header()[k] = vs
+		wh[k] = vs
 	}
 	announced := len(res.Trailer)
 	for k := range res.Trailer {
-		w.Header().Add("Trailer", k)
+		wh.Add("Trailer", k)
 	}
 	w.WriteHeader(res.StatusCode)
-	rc := http.NewResponseController(w)
-	if res.Header.Get("Grpc-Status") == "" {
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil && res.Header.Get("Grpc-Status") == "" {
 		// Send headers now for streams; a gRPC trailers-only response
 		// must instead end with its HEADERS frame (END_STREAM).
-		rc.Flush()
+		flusher.Flush()
 	}
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := res.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return res.StatusCode
-			}
-			rc.Flush()
-		}
-		if err != nil {
-			break
-		}
+	bp := h.bufs.Get().(*[]byte)
+	ok := copyFlushing(w, flusher, res.Body, *bp)
+	h.bufs.Put(bp)
+	if !ok {
+		return res.StatusCode // the client is gone
 	}
 	res.Body.Close()
 	for k, vs := range res.Trailer {
 		if len(res.Trailer) != announced {
 			k = http.TrailerPrefix + k
 		}
-		w.Header()[k] = vs
+		wh[k] = vs
 	}
 	return res.StatusCode
+}
+
+// copyFlushing copies body to w through buf, flushing after every write.
+// It reports false when writing to w failed.
+func copyFlushing(w io.Writer, flusher http.Flusher, body io.Reader, buf []byte) bool {
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return false
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return true
+		}
+	}
 }
 
 func plainError(w http.ResponseWriter, code int, msg string) int {
@@ -297,16 +348,4 @@ func plainError(w http.ResponseWriter, code int, msg string) int {
 	w.WriteHeader(code)
 	io.WriteString(w, msg+"\n")
 	return code
-}
-
-func transportError(w http.ResponseWriter, ctx context.Context, err error, endpoints int) int {
-	switch {
-	case endpoints == 0:
-		return plainError(w, 503, "no endpoints")
-	case errors.Is(err, lb.ErrNoEndpoint):
-		return plainError(w, 502, "no healthy upstream")
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return plainError(w, 504, failureMessage(504))
-	}
-	return plainError(w, 502, failureMessage(502))
 }

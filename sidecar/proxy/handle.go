@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"time"
 
-	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -43,20 +42,19 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 		return 503, c.localReply(503, "upstream overflow (circuit breaker)")
 	}
 	defer cs.inflight.Add(-1)
-	c.info = lb.PickInfo{}
+	a := c.newAttempt(b, rt, cl, start)
 	if rt != nil {
 		if h, ok := rt.HashKey(&c.view); ok {
-			c.info.SetHash(h)
+			a.info.SetHash(h)
 		}
 	}
 	if cl.Protocol == route.HTTP2 || c.req.upgrade {
 		// net/http's transport may still read the body after the
 		// response: the buffers stay with this connection.
 		c.pinned = true
-		return c.forwardViaTransport(b, rt, cl, cs, start)
+		return c.forwardViaTransport(a)
 	}
 	c.buildOut(cl)
-	a := c.newAttempt(b, rt, cl, cs, start)
 	if c.req.expectContinue && c.req.hasBody() {
 		c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		c.bw.Flush()
@@ -73,16 +71,10 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 	return c.forward(a)
 }
 
-func (c *conn) newAttempt(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) *attempt {
-	c.nTried, c.bodyConsumed = 0, false
+func (c *conn) newAttempt(b *binding, rt *route.Route, cl *route.Cluster, start time.Time) *attempt {
+	c.bodyConsumed = false
 	a := &c.attempt
-	*a = attempt{rt: rt, cl: cl, cs: cs, hosts: b.hosts[cl.Index], start: start, connects: c.p.cfg.ConnectRetries}
-	if rt != nil {
-		if rt.Timeout > 0 {
-			a.deadline = start.Add(rt.Timeout)
-		}
-		a.retries = rt.Retry.Retries()
-	}
+	a.init(b, rt, cl, start, c.p.cfg.ConnectRetries)
 	return a
 }
 

@@ -45,8 +45,20 @@ func (b *backend) addr() string { return b.Listener.Addr().String() }
 
 func startBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
 	t.Helper()
+	return startBackendProto(t, name, h, false)
+}
+
+// startH2CBackend is startBackend serving HTTP/2 with prior knowledge
+// (h2c) as well as HTTP/1.1.
+func startH2CBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
+	t.Helper()
+	return startBackendProto(t, name, h, true)
+}
+
+func startBackendProto(t *testing.T, name string, h http.HandlerFunc, h2c bool) *backend {
+	t.Helper()
 	b := &backend{name: name}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.count.Add(1)
 		w.Header().Set("X-Backend", name)
 		if h != nil {
@@ -55,6 +67,12 @@ func startBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
 		}
 		fmt.Fprintf(w, "%s %s %s", name, r.Method, r.URL.Path)
 	}))
+	if h2c {
+		b.Config.Protocols = new(http.Protocols)
+		b.Config.Protocols.SetHTTP1(true)
+		b.Config.Protocols.SetUnencryptedHTTP2(true)
+	}
+	b.Start()
 	t.Cleanup(b.Close)
 	return b
 }
@@ -134,6 +152,16 @@ func serveOn(t *testing.T, p *Proxy, l net.Listener, mode Mode) string {
 func client(t *testing.T) *http.Client {
 	t.Helper()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: defaultTestTimeout}
+}
+
+// h2cClient returns an HTTP client that speaks HTTP/2 with prior
+// knowledge (h2c) to the proxy; its connections are closed at cleanup.
+func h2cClient(t *testing.T) *http.Client {
+	t.Helper()
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: defaultTestTimeout}
 }

@@ -310,8 +310,12 @@ func (r *request) header(name string) ([]byte, bool) {
 }
 
 // idempotent reports whether the method is idempotent (RFC 9110 9.2.2).
-func (r *request) idempotent() bool {
-	switch string(r.method) {
+func (r *request) idempotent() bool { return idempotentMethod(string(r.method)) }
+
+// idempotentMethod reports whether a request method is idempotent (RFC
+// 9110 9.2.2).
+func idempotentMethod(m string) bool {
+	switch m {
 	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
 		return true
 	}

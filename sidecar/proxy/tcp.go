@@ -16,18 +16,17 @@ import (
 // and Maglev clusters hash the client IP.
 func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 	cs, hosts := b.clusters[cl.Index], b.hosts[cl.Index]
-	c.info = lb.PickInfo{}
-	c.info.SetHash(lb.HashBytes(c.peerIP))
 	a := attempt{cl: cl, cs: cs, hosts: hosts}
+	a.info.SetHash(lb.HashBytes(c.peerIP))
 	var up net.Conn
 	var e *lb.Endpoint
 	for range 1 + c.p.cfg.ConnectRetries {
 		var h *host
-		e, h = c.pick(&a)
-		if h == nil || c.triedHost(h) {
+		e, h = a.pick()
+		if h == nil || a.triedHost(h) {
 			break
 		}
-		c.markTried(h)
+		a.markTried(h)
 		h.countRequest(c.p.metrics)
 		uc, err := c.p.dial(h, e, cl.ConnectTimeout, time.Time{})
 		if err == nil {

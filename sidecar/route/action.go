@@ -85,20 +85,60 @@ const (
 	RetryGatewayError
 	// RetryRetriableStatusCodes retries the RetryPolicy's StatusCodes.
 	RetryRetriableStatusCodes
+
+	// The gRPC conditions (Envoy's x-envoy-retry-grpc-on, written in the
+	// same retry_on list) retry a trailers-only response whose grpc-status,
+	// in the response headers, is the named code. A gRPC error sent after
+	// response headers or messages is relayed: part of the response may
+	// already be with the client.
+
+	// RetryGRPCCancelled retries grpc-status CANCELLED (1).
+	RetryGRPCCancelled
+	// RetryGRPCDeadlineExceeded retries grpc-status DEADLINE_EXCEEDED (4).
+	RetryGRPCDeadlineExceeded
+	// RetryGRPCResourceExhausted retries grpc-status RESOURCE_EXHAUSTED (8).
+	RetryGRPCResourceExhausted
+	// RetryGRPCInternal retries grpc-status INTERNAL (13).
+	RetryGRPCInternal
+	// RetryGRPCUnavailable retries grpc-status UNAVAILABLE (14).
+	RetryGRPCUnavailable
 )
 
+// grpcRetryOn returns the retry condition of a gRPC status code
+// (google.golang.org/grpc/codes), or 0 when none names it.
+func grpcRetryOn(code int) RetryOn {
+	switch code {
+	case 1:
+		return RetryGRPCCancelled
+	case 4:
+		return RetryGRPCDeadlineExceeded
+	case 8:
+		return RetryGRPCResourceExhausted
+	case 13:
+		return RetryGRPCInternal
+	case 14:
+		return RetryGRPCUnavailable
+	}
+	return 0
+}
+
 var retryOnNames = map[string]RetryOn{
-	"connect-failure":         RetryConnectFailure,
-	"refused-stream":          RetryRefusedStream,
-	"reset":                   RetryReset,
-	"5xx":                     Retry5xx,
-	"gateway-error":           RetryGatewayError,
-	"retriable-status-codes":  RetryRetriableStatusCodes,
-	"retriable-4xx":           0, // accepted for compatibility, not supported
-	"envoy-ratelimited":       0,
-	"retriable-headers":       0,
-	"reset-before-request":    RetryConnectFailure,
-	"http3-post-connect-fail": 0,
+	"connect-failure":            RetryConnectFailure,
+	"refused-stream":             RetryRefusedStream,
+	"reset":                      RetryReset,
+	"5xx":                        Retry5xx,
+	"gateway-error":              RetryGatewayError,
+	"retriable-status-codes":     RetryRetriableStatusCodes,
+	"cancelled":                  RetryGRPCCancelled,
+	"deadline-exceeded":          RetryGRPCDeadlineExceeded,
+	"resource-exhausted":         RetryGRPCResourceExhausted,
+	"internal":                   RetryGRPCInternal,
+	"unavailable":                RetryGRPCUnavailable,
+	"retriable-4xx":              0, // accepted for compatibility, not supported
+	"envoy-ratelimited":          0,
+	"retriable-headers":          0,
+	"reset-before-request":       RetryConnectFailure,
+	"http3-post-connect-failure": 0,
 }
 
 // ParseRetryOn parses Envoy's comma-separated retry_on list, e.g.
@@ -169,6 +209,12 @@ func (p *RetryPolicy) RetryStatus(code int) bool {
 		}
 	}
 	return false
+}
+
+// RetryGRPCStatus reports whether a trailers-only gRPC response with
+// grpc-status code should be retried; nil-safe.
+func (p *RetryPolicy) RetryGRPCStatus(code int) bool {
+	return p.Has(grpcRetryOn(code))
 }
 
 // RetryReset reports whether a reset or a timed-out attempt (no response

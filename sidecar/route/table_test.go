@@ -128,6 +128,43 @@ func TestParseRetryOn(t *testing.T) {
 	if !p.RetryStatus(409) || p.RetryStatus(500) {
 		t.Error("RetryStatus does not follow StatusCodes")
 	}
+	if _, err := ParseRetryOn("http3-post-connect-failure"); err != nil {
+		t.Errorf("Envoy's http3-post-connect-failure: %v", err)
+	}
+}
+
+func TestRetryGRPCStatus(t *testing.T) {
+	tests := []struct {
+		on   string
+		code int // google.golang.org/grpc/codes
+	}{
+		{"cancelled", 1},
+		{"deadline-exceeded", 4},
+		{"resource-exhausted", 8},
+		{"internal", 13},
+		{"unavailable", 14},
+	}
+	for _, tc := range tests {
+		t.Run(tc.on, func(t *testing.T) {
+			on, err := ParseRetryOn("5xx," + tc.on)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &RetryPolicy{On: on}
+			for code := 0; code <= 16; code++ {
+				if got := p.RetryGRPCStatus(code); got != (code == tc.code) {
+					t.Errorf("RetryGRPCStatus(%d) = %v", code, got)
+				}
+			}
+			if p.RetryStatus(200) || !p.RetryStatus(503) {
+				t.Error("a gRPC condition changed the HTTP status conditions")
+			}
+		})
+	}
+	var none *RetryPolicy
+	if none.RetryGRPCStatus(14) {
+		t.Error("a nil policy retries UNAVAILABLE")
+	}
 }
 
 func TestNewRejectsInvalid(t *testing.T) {

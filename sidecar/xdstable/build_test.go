@@ -298,3 +298,35 @@ func TestBuildReadsClusterAndMatchSettings(t *testing.T) {
 		t.Errorf("ip hash route = %+v", r)
 	}
 }
+
+// The control plane writes gRPC retry conditions into the same retry_on
+// string as the HTTP ones, as Envoy takes them; the sidecar reads both.
+func TestBuildReadsGRPCRetryConditions(t *testing.T) {
+	grpcEP := endpoint("users", "users-1", 50051, registry.HealthHealthy, nil)
+	grpcEP.Protocol = "grpc"
+	in := xds.Input{
+		Endpoints: []registry.Endpoint{grpcEP},
+		Routes: []*shoalv1.Route{{
+			Name: "users", Hosts: []string{"users"},
+			Rules: []*shoalv1.Rule{{
+				Destinations: []*shoalv1.Destination{{Service: "users"}},
+				Retry: &shoalv1.RetryPolicy{Attempts: 2, PerTryTimeout: durationpb.New(5e8), RetryOn: []string{
+					"reset", "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
+				}},
+			}},
+		}},
+	}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	r := tbl.Match(request("users", "/users.v1.Users/Get"))
+	if r == nil || r.Retry == nil {
+		t.Fatalf("route = %+v, want a retry policy", r)
+	}
+	want := route.RetryReset | route.RetryGRPCCancelled | route.RetryGRPCDeadlineExceeded | route.RetryGRPCInternal |
+		route.RetryGRPCResourceExhausted | route.RetryGRPCUnavailable
+	if r.Retry.On != want || r.Retry.NumRetries != 2 || r.Retry.PerTryTimeout != 5e8 {
+		t.Errorf("retry policy = %+v, want conditions %b, 2 retries, 500ms per try", r.Retry, want)
+	}
+}

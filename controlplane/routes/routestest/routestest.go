@@ -114,6 +114,9 @@ func Invalid(name string) []Case {
 			r.Rules[0].Retry.PerTryTimeout = durationpb.New(5 * time.Second)
 		}),
 		mk("unknown retry_on", "rules[0].retry.retry_on[2]", func(r *shoalv1.Route) { r.Rules[0].Retry.RetryOn = append(r.Rules[0].Retry.RetryOn, "sometimes") }),
+		mk("gRPC code name as retry_on", "rules[0].retry.retry_on[2]", func(r *shoalv1.Route) {
+			r.Rules[0].Retry.RetryOn = append(r.Rules[0].Retry.RetryOn, "UNAVAILABLE") // Envoy's name is "unavailable"
+		}),
 		mk("status code out of range", "rules[0].retry.retriable_status_codes[1]", func(r *shoalv1.Route) {
 			r.Rules[0].Retry.RetriableStatusCodes = append(r.Rules[0].Retry.RetriableStatusCodes, 600)
 		}),

@@ -690,7 +690,8 @@ type RetryPolicy struct {
 	// RetryOn lists the conditions that trigger a retry, with Envoy's names:
 	// connect-failure, refused-stream, reset, 5xx, gateway-error,
 	// retriable-status-codes, and for gRPC cancelled, deadline-exceeded,
-	// resource-exhausted, unavailable.
+	// internal, resource-exhausted, unavailable (a trailers-only response
+	// with that grpc-status).
 	RetryOn []string `protobuf:"bytes,3,rep,name=retry_on,json=retryOn,proto3" json:"retry_on,omitempty"`
 	// RetriableStatusCodes are the HTTP status codes retried when retry_on
 	// holds retriable-status-codes.

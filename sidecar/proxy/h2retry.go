@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/route"
+)
+
+// errPerTryTimeout is the cause of an attempt cancelled by the route's
+// per-try timeout before its response headers arrived.
+var errPerTryTimeout = errors.New("proxy: per-try timeout")
+
+// transportExchange is one request's state on the net/http path: h2c
+// clients and HTTP/1.1 requests to HTTP2 clusters or upgrades. It is
+// allocated once per request so that the upstream URL and the retry state
+// cost no allocation of their own. Owned by the request's goroutine;
+// transports of abandoned attempts may still read url.
+type transportExchange struct {
+	a    attempt
+	body *replayBody // nil: the request has no body
+	url  url.URL     // the first attempt's
+	// stop releases the per-try context of the relayed attempt, whose
+	// response body is read under it until the request ends.
+	stop context.CancelCauseFunc
+}
+
+// end releases the relayed attempt's context.
+func (x *transportExchange) end() {
+	if x.stop != nil {
+		x.stop(context.Canceled)
+	}
+}
+
+// setBody prepares the replay of r's body under the attempt's policy
+// (HTTP/1's rule: no policy, no buffering), limited like HTTP/1 by
+// Config.ReplayBufferBytes.
+func (x *transportExchange) setBody(body io.Reader, contentLength int64, replayBytes int) {
+	if body == nil || body == http.NoBody || contentLength == 0 {
+		return
+	}
+	if x.a.policy() == nil {
+		replayBytes = 0
+	}
+	x.body = newReplayBody(body, replayBytes)
+}
+
+// roundTrip sends out to the cluster's endpoints under x.a's retry policy,
+// deciding like the HTTP/1 path (attempt.again), and returns the response
+// to relay, or the status and message of a local reply. ctx is out's
+// context, ending at the route deadline.
+func (h *h2Handler) roundTrip(ctx context.Context, out *http.Request, x *transportExchange, idempotent bool) (*http.Response, int, string) {
+	a := &x.a
+	var kept *http.Response // a retried trailers-only gRPC response
+	for {
+		e, hst := a.pick()
+		switch {
+		case hst == nil && len(a.cl.Endpoints) == 0:
+			return nil, 503, "no endpoints in cluster " + a.cl.Name
+		case kept != nil && (hst == nil || a.triedHost(hst)):
+			// A gRPC client needs a gRPC status, not a local reply.
+			return kept, kept.StatusCode, ""
+		case hst == nil:
+			return nil, 502, "no healthy upstream"
+		case a.triedHost(hst):
+			return nil, a.last, failureMessage(a.last)
+		}
+		a.markTried(hst)
+		res, oc, code := h.try(ctx, out, x, e, hst)
+		switch oc {
+		case relayed:
+			return res, code, ""
+		case clientFailed:
+			return nil, 502, failureMessage(502)
+		}
+		kept = res
+		a.replayable = x.body.replayable()
+		if !a.again(oc, code, hst, idempotent) {
+			return nil, a.last, failureMessage(a.last)
+		}
+	}
+}
+
+// try sends one attempt to e. It returns the response with relayed, or
+// the outcome of a failure; a retriable trailers-only gRPC response comes
+// back too, its body closed, to be relayed if no other attempt follows.
+func (h *h2Handler) try(ctx context.Context, out *http.Request, x *transportExchange, e *lb.Endpoint, hst *host) (*http.Response, outcome, int) {
+	a := &x.a
+	req, tctx := x.request(ctx, out, e.Address), ctx
+	var timer *time.Timer
+	cancel := context.CancelCauseFunc(func(error) {})
+	if d := a.tryDeadline(time.Now()); d != a.deadline {
+		// The per-try timeout bounds the attempt until its response
+		// headers (route.RetryPolicy.PerTryTimeout), so it cancels the
+		// attempt's context from a timer stopped once they arrive.
+		tctx, cancel = context.WithCancelCause(ctx)
+		timer = time.AfterFunc(time.Until(d), func() { cancel(errPerTryTimeout) })
+		req = req.WithContext(tctx)
+	}
+	hst.countRequest(h.p.metrics)
+	e.Begin()
+	res, err := h.transport(a.cl).RoundTrip(req)
+	e.End()
+	if timer != nil && !timer.Stop() && err == nil {
+		// The per-try timeout fired as the headers arrived: the body would
+		// be cut short, so the attempt failed.
+		res.Body.Close()
+		res, err = nil, errPerTryTimeout
+	}
+	res, oc, code := h.outcome(ctx, tctx, x, hst, res, err)
+	if oc == relayed {
+		x.stop = cancel
+	} else {
+		cancel(context.Canceled)
+	}
+	return res, oc, code
+}
+
+// outcome accounts the attempt's result on hst and decides whether the
+// response is relayed (see try).
+func (h *h2Handler) outcome(ctx, tctx context.Context, x *transportExchange, hst *host, res *http.Response, err error) (*http.Response, outcome, int) {
+	a := &x.a
+	if err != nil {
+		return nil, h.classify(ctx, tctx, err, x.body), 502
+	}
+	code := res.StatusCode
+	if code >= 500 {
+		hst.on5xx(&a.cl.Outlier, len(a.hosts))
+	} else {
+		hst.onSuccess()
+	}
+	a.replayable = x.body.replayable()
+	switch gs, trailersOnly := grpcStatus(res.Header); {
+	case a.mayRetryStatus(code):
+		res.Body.Close()
+		return nil, retryStatus, code
+	case trailersOnly && a.mayRetryGRPC(gs):
+		res.Body.Close()
+		res.Body = http.NoBody
+		return res, retryStatus, code
+	}
+	return res, relayed, code
+}
+
+// request returns the request of the next attempt, to addr. The first
+// attempt sends out itself; later ones send a copy with their own URL,
+// since the transport of an abandoned attempt may still read its request.
+func (x *transportExchange) request(ctx context.Context, out *http.Request, addr string) *http.Request {
+	req := out
+	if x.a.nTried > 1 {
+		req = out.WithContext(ctx)
+		u := *out.URL
+		req.URL = &u
+	}
+	req.URL.Scheme, req.URL.Host = "http", addr
+	req.Body = nil
+	if x.body != nil {
+		req.Body = x.body.next()
+	}
+	return req
+}
+
+// classify names the failure of an attempt: ctx is the request's, tctx
+// the attempt's.
+func (h *h2Handler) classify(ctx, tctx context.Context, err error, body *replayBody) outcome {
+	var oe *net.OpError
+	switch {
+	case body.failed() || errors.Is(ctx.Err(), context.Canceled):
+		return clientFailed // the client reset its stream or went away
+	case ctx.Err() != nil || errors.Is(err, errPerTryTimeout) || context.Cause(tctx) == errPerTryTimeout:
+		return timedOut
+	case errors.As(err, &oe) && oe.Op == "dial":
+		return connectFailed
+	}
+	return reset
+}
+
+// transport returns the transport for cl's protocol.
+func (h *h2Handler) transport(cl *route.Cluster) http.RoundTripper {
+	if cl.Protocol == route.HTTP2 {
+		return h.h2t
+	}
+	return h.h1t
+}
+
+// grpcStatus returns the grpc-status of a trailers-only gRPC response (the
+// status in the response headers; gRPC over HTTP/2, "Trailers-Only").
+func grpcStatus(hd http.Header) (code int, ok bool) {
+	v, found := hd["Grpc-Status"]
+	if !found || len(v) != 1 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v[0])
+	return n, err == nil
+}
