@@ -131,13 +131,17 @@ func (h *h2Handler) outcome(ctx, tctx context.Context, x *transportExchange, hst
 		return nil, h.classify(ctx, tctx, err, x.body), 502
 	}
 	code := res.StatusCode
-	if code >= 500 {
+	gs, trailersOnly := grpcStatus(res.Header)
+	// Outlier detection sees a trailers-only gRPC failure as the HTTP
+	// status Envoy maps it to (UNAVAILABLE is a 503), so a backend that
+	// answers every call UNAVAILABLE is ejected, not only retried around.
+	if code >= 500 || trailersOnly && grpcIsServerError(gs) {
 		hst.on5xx(&a.cl.Outlier, len(a.hosts))
 	} else {
 		hst.onSuccess()
 	}
 	a.replayable = x.body.replayable()
-	switch gs, trailersOnly := grpcStatus(res.Header); {
+	switch {
 	case a.mayRetryStatus(code):
 		res.Body.Close()
 		return nil, retryStatus, code
@@ -188,6 +192,17 @@ func (h *h2Handler) transport(cl *route.Cluster) http.RoundTripper {
 		return h.h2t
 	}
 	return h.h1t
+}
+
+// grpcIsServerError reports whether a grpc-status maps to a 5xx in
+// Envoy's gRPC-to-HTTP mapping (Grpc::Utility::grpcToHttpStatus): UNKNOWN,
+// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+func grpcIsServerError(code int) bool {
+	switch code {
+	case 2, 4, 12, 13, 14, 15:
+		return true
+	}
+	return false
 }
 
 // grpcStatus returns the grpc-status of a trailers-only gRPC response (the

@@ -348,3 +348,35 @@ func TestGRPCRetryPolicy(t *testing.T) {
 		})
 	}
 }
+
+// A gRPC backend that answers every call UNAVAILABLE (trailers-only, HTTP
+// 200) is ejected by outlier detection like one answering 503, as in
+// Envoy, so calls stop reaching it even without a retry policy.
+func TestGRPCUnavailableCountsForOutlierDetection(t *testing.T) {
+	bad := startGRPCBackend(t, failWith(codes.Unavailable, "bad is draining"))
+	good := startGRPCBackend(t, echoSize("good"))
+	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+	p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "grpc", Protocol: route.HTTP2,
+		Endpoints: []route.Endpoint{{Address: bad.addr, Healthy: true}, {Address: good.addr, Healthy: true}},
+		Outlier:   route.OutlierDetection{Consecutive5xx: 3, BaseEjectionTime: time.Minute},
+	}, route.Route{}))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
+	defer cancel()
+	// Round robin: the bad endpoint gets every other call until ejected.
+	for range 10 {
+		call(ctx, cc, 1, 10)
+	}
+	if n := bad.calls.Load(); n != 3 {
+		t.Fatalf("the UNAVAILABLE endpoint got %d calls, want exactly 3 (ejected after 3 consecutive)", n)
+	}
+	for i := range 20 {
+		if _, from, err := call(ctx, cc, 1, 10); err != nil || from != "good" {
+			t.Fatalf("call %d after the ejection: from %q, %v; want good", i, from, err)
+		}
+	}
+}
