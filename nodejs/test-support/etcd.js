@@ -33,15 +33,38 @@ function shoalBin() {
   return built;
 }
 
-/** freePort asks the kernel for a free loopback port. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+/**
+ * freePort returns a loopback port that is free now, picked at random below
+ * the kernel's ephemeral range (read from /proc, else 32768): the kernel
+ * never hands those out for outgoing connections or port-0 listeners, so
+ * the port stays free until the process it is meant for binds it (a port
+ * from listen(0) could be taken in between). Never the same port twice in
+ * one process.
+ */
+const givenPorts = new Set();
+function ephemeralStart() {
+  try {
+    const n = parseInt(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0], 10);
+    if (n > 11000 && n <= 65535) return n;
+  } catch {}
+  return 32768;
+}
+async function freePort() {
+  const lo = 10000;
+  const hi = ephemeralStart();
+  for (let i = 0; i < 200; i++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo));
+    if (givenPorts.has(port)) continue;
+    const ok = await new Promise((resolve) => {
+      const srv = net.createServer().once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (ok) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${lo}-${hi - 1}`);
 }
 
 /**
