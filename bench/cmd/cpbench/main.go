@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,15 @@ type Config struct {
 	XDS, Etcd  string // an existing control plane (both set) instead of starting one
 	ResultsDir string
 	WorkDir    string
+	// ProfileDir, when set, starts the control plane with --pprof and
+	// saves its heap profile there after the churn, while the clients are
+	// still connected and idle.
+	ProfileDir string
+	// Settle is how long the clients stay connected and idle after the
+	// churn before the control plane's memory is read.
+	Settle time.Duration
+	// CPArgs are extra flags for `shoal controlplane`.
+	CPArgs []string
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -61,10 +71,14 @@ func parseConfig(args []string) (Config, error) {
 	fs.StringVar(&c.Etcd, "etcd", "", "etcd client address of that control plane (host:port)")
 	fs.StringVar(&c.ResultsDir, "results", "bench/results", "directory for the JSON and markdown results")
 	fs.StringVar(&c.WorkDir, "work", "", "working directory (default: a temp dir)")
+	fs.StringVar(&c.ProfileDir, "profile", "", "save the control plane's heap profile (pprof) in this directory after the churn")
+	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "idle time after the churn before memory is read")
+	cpArgs := fs.String("cp-args", "", "extra space-separated flags for shoal controlplane")
 	quick := fs.Bool("quick", false, "smoke run: 20 clients, 100 services, 10 changes")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.CPArgs = strings.Fields(*cpArgs)
 	if *quick {
 		c.Clients, c.Services, c.Changes = 20, 100, 10
 	}
