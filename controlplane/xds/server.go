@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -47,24 +46,27 @@ type Config struct {
 // then feed it with Update.
 //
 // Caching: ClusterLoadAssignments are the same for every client and live
-// in one edsCache (edscache.go), which re-sends only the assignments that
-// changed — on SotW as well as delta (EDS is not a full-state type) — and
-// finds them in a change log, without comparing every assignment per client.
-// Listeners, routes and clusters depend on the client's capabilities and
-// live in a snapshot cache keyed by capability profile; each type's version
-// is a hash of its content, and delta clients get per-resource content
-// hashes, so a change re-sends only what changed on delta, and a type that
-// did not change is never re-sent on SotW.
+// in one resourceCache (resourcecache.go), which re-sends only the
+// assignments that changed — on SotW as well as delta (EDS is not a
+// full-state type) — and finds them in a change log, without comparing
+// every assignment per client. Listeners, routes and clusters depend on the
+// client's capabilities and live in one resourceCache per capability
+// profile and type (profilecaches.go); each type's version is a hash of its
+// content, and delta clients get per-resource content hashes, so a change
+// re-sends only what changed on delta, and a type that did not change is
+// never re-sent on SotW. Every resource is marshaled once per content, not
+// per client, and a client's record of what it holds is one entry, not one
+// per resource.
 type Server struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
 
-	eds   *edsCache
-	snaps cache.SnapshotCache
-	gate  *gate
-	track *tracker
-	xds   serverv3.Server
+	eds      *resourceCache
+	profiles *profileCaches
+	gate     *gate
+	track    *tracker
+	xds      serverv3.Server
 
 	// ctx is the server's lifetime, cancelled by Close: it ends the xDS
 	// streams.
@@ -117,16 +119,15 @@ func NewServer(cfg Config) (*Server, error) {
 		kick:    make(chan struct{}, 1),
 		runDone: make(chan struct{}),
 	}
-	cl := logAdapter{s.log}
-	s.eds = newEDSCache(endpointType)
-	s.snaps = cache.NewSnapshotCache(false, profileHash{}, cl)
+	s.eds = newEDSCache()
+	s.profiles = newProfileCaches(Profiles())
 	s.gate = newGate(&cache.MuxCache{
 		Classify:      func(r *cache.Request) string { return cacheFor(r.GetTypeUrl()) },
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return cacheFor(r.GetTypeUrl()) },
-		Caches:        map[string]cache.Cache{"eds": s.eds, "snapshot": s.snaps},
+		Caches:        map[string]cache.Cache{"eds": s.eds, "profiles": s.profiles},
 	})
 	s.track = newTracker(m, time.Now)
-	s.pub = newPublisher(s.eds, s.snaps, cfg.RemovalDelay, m, s.log)
+	s.pub = newPublisher(s.eds, s.profiles, cfg.RemovalDelay, m, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.xds = serverv3.NewServer(s.ctx, s.gate, callbacks{s.track})
 	return s, nil
@@ -136,7 +137,7 @@ func cacheFor(typeURL string) string {
 	if typeURL == endpointType {
 		return "eds"
 	}
-	return "snapshot"
+	return "profiles"
 }
 
 // Register adds the aggregated discovery service (SotW and delta) to g.
@@ -277,7 +278,7 @@ func (s *Server) apply(sweep bool) time.Time {
 		s.log.Error("translation failed its check; keeping the last state", "err", err)
 		return s.pub.nextExpiry()
 	}
-	next := s.pub.publish(s.ctx, results, time.Now())
+	next := s.pub.publish(results, time.Now())
 	s.mu.Lock()
 	s.routes, s.last = statuses, in
 	s.mu.Unlock()
@@ -295,13 +296,7 @@ func (s *Server) apply(sweep bool) time.Time {
 	return next
 }
 
-// profileHash keys the snapshot cache by capability profile: clients with
-// the same capabilities share one snapshot.
-type profileHash struct{}
-
-func (profileHash) ID(node *corev3.Node) string { return CapabilitiesFor(node).Profile }
-
-// edsVersionPrefix starts every EDS version. The edsCache numbers its
+// edsVersionPrefix starts every EDS version. The EDS cache numbers its
 // versions per process; callbacks replace the number with a content hash
 // before a SotW response is sent, so every control plane sends the same
 // version for the same assignments. The cache reads only this prefix of a
@@ -321,22 +316,3 @@ func (c callbacks) OnStreamResponse(ctx context.Context, id int64, req *discover
 	}
 	c.tracker.OnStreamResponse(ctx, id, req, resp)
 }
-
-// logAdapter routes go-control-plane's logging to slog; its Info is
-// per-watch chatter and goes to Debug. Debug messages are formatted only
-// when Debug is enabled: go-control-plane's caches log per watch, and
-// formatting that for each of 1,000 clients on every change cost more CPU
-// than all the rest of the push (issue 7).
-type logAdapter struct{ l *slog.Logger }
-
-func (a logAdapter) Debugf(f string, args ...any) { a.debug(f, args) }
-func (a logAdapter) Infof(f string, args ...any)  { a.debug(f, args) }
-
-func (a logAdapter) debug(f string, args []any) {
-	if a.l.Enabled(context.Background(), slog.LevelDebug) {
-		a.l.Debug(fmt.Sprintf(f, args...))
-	}
-}
-
-func (a logAdapter) Warnf(f string, args ...any)  { a.l.Warn(fmt.Sprintf(f, args...)) }
-func (a logAdapter) Errorf(f string, args ...any) { a.l.Error(fmt.Sprintf(f, args...)) }
