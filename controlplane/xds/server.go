@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,12 @@ type Config struct {
 	// before it disappears (make before break: xDS gives no order between
 	// a route update and a cluster removal). Zero means 5s.
 	RemovalDelay time.Duration
+	// ReleaseMemoryAfter is how many bytes of responses make a burst
+	// (clients syncing) after which, once pushes have slowed to a trickle
+	// for a second, the server returns the memory it freed to the
+	// operating system (debug.FreeOSMemory; see releaser). Zero means 64
+	// MiB; negative means never.
+	ReleaseMemoryAfter int64
 }
 
 // Server serves the mesh's xDS resources over ADS, state-of-the-world and
@@ -91,6 +98,8 @@ type Server struct {
 	// pub and memo are owned by Run's goroutine.
 	pub  *publisher
 	memo memo
+	// release is nil with a negative Config.ReleaseMemoryAfter.
+	release *releaser
 }
 
 // NewServer returns a Server that serves nothing until the first Update
@@ -107,6 +116,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.RemovalDelay <= 0 {
 		cfg.RemovalDelay = 5 * time.Second
+	}
+	if cfg.ReleaseMemoryAfter == 0 {
+		cfg.ReleaseMemoryAfter = 64 << 20
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -127,6 +139,13 @@ func NewServer(cfg Config) (*Server, error) {
 		Caches:        map[string]cache.Cache{"eds": s.eds, "profiles": s.profiles},
 	})
 	s.track = newTracker(m, time.Now)
+	if cfg.ReleaseMemoryAfter > 0 {
+		s.release = newReleaser(cfg.ReleaseMemoryAfter, time.Second, func() {
+			debug.FreeOSMemory()
+			m.memReleases.Inc()
+		})
+		s.track.pushed = s.release.add
+	}
 	s.pub = newPublisher(s.eds, s.profiles, cfg.RemovalDelay, m, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.xds = serverv3.NewServer(s.ctx, s.gate, callbacks{s.track})
@@ -174,6 +193,12 @@ func (s *Server) Run(ctx context.Context) error {
 	defer debounce.stop()
 	sweep := newTimer()
 	defer sweep.stop()
+	quiet := newTimer()
+	defer quiet.stop()
+	var burst <-chan struct{}
+	if s.release != nil {
+		burst = s.release.burst
+	}
 	var firstAt time.Time
 	for {
 		select {
@@ -193,6 +218,14 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-sweep.c:
 			sweep.c = nil
 			sweep.resetAt(s.apply(true))
+		case <-burst:
+			s.release.start()
+			quiet.reset(s.release.quiet)
+		case <-quiet.c:
+			quiet.c = nil
+			if !s.release.check() {
+				quiet.reset(s.release.quiet)
+			}
 		}
 	}
 }
