@@ -50,8 +50,9 @@ type Config struct {
 	// Settle is how long the clients stay connected and idle after the
 	// churn before the control plane's memory is read.
 	Settle time.Duration
-	// CPArgs are extra flags for `shoal controlplane`.
-	CPArgs []string
+	// CPArgs are extra flags for `shoal controlplane`, CPEnv extra
+	// environment (GOGC=50, GOMEMLIMIT=256MiB).
+	CPArgs, CPEnv []string
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -74,11 +75,12 @@ func parseConfig(args []string) (Config, error) {
 	fs.StringVar(&c.ProfileDir, "profile", "", "save the control plane's heap profile (pprof) in this directory after the churn")
 	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "idle time after the churn before memory is read")
 	cpArgs := fs.String("cp-args", "", "extra space-separated flags for shoal controlplane")
+	cpEnv := fs.String("cp-env", "", "extra space-separated NAME=VALUE environment for shoal controlplane (GOGC=50)")
 	quick := fs.Bool("quick", false, "smoke run: 20 clients, 100 services, 10 changes")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	c.CPArgs = strings.Fields(*cpArgs)
+	c.CPArgs, c.CPEnv = strings.Fields(*cpArgs), strings.Fields(*cpEnv)
 	if *quick {
 		c.Clients, c.Services, c.Changes = 20, 100, 10
 	}

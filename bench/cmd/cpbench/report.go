@@ -45,6 +45,9 @@ type report struct {
 	// (heap, stacks) and file-backed pages (the binary, etcd's bbolt mmap).
 	CPRSSAnonMiB float64 `json:"controlplane_rss_anon_mib"`
 	CPRSSFileMiB float64 `json:"controlplane_rss_file_mib"`
+	// CPPeakRSSMiB is the control plane's highest RSS so far (VmHWM): the
+	// initial sync's, usually.
+	CPPeakRSSMiB float64 `json:"controlplane_peak_rss_mib"`
 	// CPHeap holds Go runtime gauges of the control plane (heap in use,
 	// goroutines, ...) read with CPRSSMiB, by metric name.
 	CPHeap map[string]float64 `json:"controlplane_runtime,omitempty"`
@@ -116,6 +119,9 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "## shoal control-plane bench (%s)\n\n", r.Start.Format(time.RFC3339))
 	fmt.Fprintf(&b, "%d clients (%s), %d services × %d endpoints, %d endpoint changes every %s.\n\n",
 		c.Clients, c.Mode, c.Services, c.Endpoints, c.Changes, c.Interval)
+	if len(c.CPArgs)+len(c.CPEnv) > 0 {
+		fmt.Fprintf(&b, "Control plane started with %s.\n\n", strings.Join(append(slices.Clone(c.CPEnv), c.CPArgs...), " "))
+	}
 	fmt.Fprintf(&b, "- initial sync: %d/%d clients got a first CDS, EDS, LDS and RDS response in %.1fs; median bytes of those per client %v (first responses may precede the full registry)\n",
 		r.Synced, c.Clients, r.SyncSeconds, r.InitBytes)
 	if len(r.AllAcked)+r.Incomplete > 0 {
@@ -135,8 +141,8 @@ func (r *report) markdown() string {
 	}
 	if h := r.CPHeap; h != nil {
 		mib := func(name string) float64 { return h[name] / (1 << 20) }
-		fmt.Fprintf(&b, "- control plane after %s idle: RSS %.0f MiB (anonymous %.0f, file %.0f); heap in use %.1f MiB (objects %.1f MiB, idle not released %.1f MiB), stacks %.1f MiB, %.0f goroutines\n",
-			c.Settle, r.CPRSSMiB, r.CPRSSAnonMiB, r.CPRSSFileMiB, mib("go_memstats_heap_inuse_bytes"), mib("go_memstats_heap_alloc_bytes"),
+		fmt.Fprintf(&b, "- control plane after %s idle: RSS %.0f MiB (anonymous %.0f, file %.0f; peak %.0f); heap in use %.1f MiB (objects %.1f MiB, idle not released %.1f MiB), stacks %.1f MiB, %.0f goroutines\n",
+			c.Settle, r.CPRSSMiB, r.CPRSSAnonMiB, r.CPRSSFileMiB, r.CPPeakRSSMiB, mib("go_memstats_heap_inuse_bytes"), mib("go_memstats_heap_alloc_bytes"),
 			mib("go_memstats_heap_idle_bytes")-mib("go_memstats_heap_released_bytes"), mib("go_memstats_stack_inuse_bytes"), h["go_goroutines"])
 	}
 	if len(r.Problems) > 0 {

@@ -105,6 +105,7 @@ func startControlPlane(ctx context.Context, cfg Config, g *proc.Group, work stri
 	p, err := g.Start(proc.Spec{
 		Name: "shoal-controlplane",
 		Args: append(args, cfg.CPArgs...),
+		Env:  cfg.CPEnv,
 		CPUs: cfg.CPUs,
 	})
 	if err != nil {
@@ -223,8 +224,9 @@ func readMemory(ctx context.Context, cfg Config, e *env, rep *report) {
 	if u, err := proc.TreeUsage(e.cp.Pid()); err == nil {
 		rep.CPRSSMiB = float64(u.RSSKB) / 1024
 	}
-	if st, err := statusKB(e.cp.Pid(), "RssAnon", "RssFile"); err == nil {
+	if st, err := statusKB(e.cp.Pid(), "RssAnon", "RssFile", "VmHWM"); err == nil {
 		rep.CPRSSAnonMiB, rep.CPRSSFileMiB = float64(st["RssAnon"])/1024, float64(st["RssFile"])/1024
+		rep.CPPeakRSSMiB = float64(st["VmHWM"]) / 1024
 	}
 	m, err := scrapeMetrics(ctx, "http://"+e.admin+"/metrics",
 		"go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_heap_idle_bytes",
