@@ -39,7 +39,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
-	f.memoryLimit.v = defaultProxyMemoryLimit
+	f.memoryLimit = memoryLimitFlag{v: defaultProxyMemoryLimit, gcPercent: defaultProxyGCPercent}
 	fs.Var(&f.memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 16MiB, 64MiB; 0 disables; GOMEMLIMIT in the environment wins over the default")
 }
 
