@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -14,19 +15,29 @@ import (
 // collects every two minutes when idle and returns memory slowly). 1,000
 // clients left about 1 GiB of RSS for a live heap under 100 MiB.
 //
+// Once threshold bytes were pushed (64 MiB by default: an initial sync
+// of 30 clients, or a few minutes of endpoint changes for 1,000), the
+// burst is over when less than a quarter of threshold was pushed during a
+// quiet period (one second). Under a steady stream of changes that means
+// a collection per threshold bytes pushed, a small cost next to the
+// pushes.
+//
 // Stream goroutines count pushed bytes with add; the Server's Run
-// goroutine owns the rest: it waits on burst, then checks every quiet
-// period whether the burst is over and, if so, calls free
-// (debug.FreeOSMemory: a collection, then every free page returned).
+// goroutine owns the rest: it waits on burst, calls start, then check
+// every quiet period until check has started free (debug.FreeOSMemory: a
+// collection, then every free page returned) on a goroutine of its own —
+// the caller waits for the collection, which must not hold back updates —
+// and calls wait before it returns.
 type releaser struct {
-	// threshold is how many bytes make a burst; quiet is how long pushes
-	// must stay under trickle bytes for the burst to be over.
 	threshold int64
-	trickle   int64
 	quiet     time.Duration
 	free      func()
 
-	// pushed counts the bytes pushed since the last release.
+	// freeing runs free; at most one at a time (busy).
+	freeing sync.WaitGroup
+	busy    atomic.Bool
+
+	// pushed counts the bytes pushed since the last reset.
 	pushed atomic.Int64
 	// burst (capacity 1) is signalled when pushed reaches threshold.
 	burst chan struct{}
@@ -36,7 +47,7 @@ type releaser struct {
 }
 
 func newReleaser(threshold int64, quiet time.Duration, free func()) *releaser {
-	return &releaser{threshold: threshold, trickle: threshold / 64, quiet: quiet, free: free, burst: make(chan struct{}, 1)}
+	return &releaser{threshold: threshold, quiet: quiet, free: free, burst: make(chan struct{}, 1)}
 }
 
 // add counts n pushed bytes. Safe for concurrent use; never blocks.
@@ -50,19 +61,27 @@ func (r *releaser) add(n int) {
 	}
 }
 
-// start begins watching for the end of a burst. Called by Run.
+// start is called by Run when burst was signalled; check must follow
+// every quiet period.
 func (r *releaser) start() { r.last = r.pushed.Load() }
 
-// check frees memory and returns true if less than trickle bytes were
-// pushed since the last check (or start). Called by Run every quiet period
-// while a burst lasts.
+// check starts freeing memory and returns true if the burst is over: less
+// than a quarter of threshold pushed since the last check (or start).
 func (r *releaser) check() bool {
 	cur := r.pushed.Load()
-	if cur-r.last >= r.trickle {
+	if cur-r.last >= r.threshold/4 {
 		r.last = cur
 		return false
 	}
-	r.free()
+	if r.busy.CompareAndSwap(false, true) {
+		r.freeing.Go(func() {
+			defer r.busy.Store(false)
+			r.free()
+		})
+	}
 	r.pushed.Add(-cur)
 	return true
 }
+
+// wait waits until free returned.
+func (r *releaser) wait() { r.freeing.Wait() }

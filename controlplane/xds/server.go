@@ -41,8 +41,8 @@ type Config struct {
 	// a route update and a cluster removal). Zero means 5s.
 	RemovalDelay time.Duration
 	// ReleaseMemoryAfter is how many bytes of responses make a burst
-	// (clients syncing) after which, once pushes have slowed to a trickle
-	// for a second, the server returns the memory it freed to the
+	// (clients syncing) after which, once less than a quarter of that was
+	// pushed in a second, the server returns the memory it freed to the
 	// operating system (debug.FreeOSMemory; see releaser). Zero means 64
 	// MiB; negative means never.
 	ReleaseMemoryAfter int64
@@ -198,6 +198,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var burst <-chan struct{}
 	if s.release != nil {
 		burst = s.release.burst
+		defer s.release.wait()
 	}
 	var firstAt time.Time
 	for {
