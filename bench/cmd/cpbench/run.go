@@ -172,6 +172,11 @@ func measure(ctx context.Context, cfg Config, e *env, etcd *clientv3.Client, rep
 	if len(synced) == 0 {
 		return nil
 	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(cfg.Idle):
+	}
 	var u0 proc.Usage
 	if e.cp != nil {
 		u0, _ = proc.TreeUsage(e.cp.Pid())
