@@ -3,7 +3,6 @@ package xds
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -41,34 +40,24 @@ func (p *profileCaches) cache(profile, typeURL string) *resourceCache {
 	return p.byProfile[profile][typeURL]
 }
 
-func (p *profileCaches) cacheFor(req interface {
-	GetNode() *corev3.Node
-	GetTypeUrl() string
-}) (*resourceCache, error) {
-	profile := CapabilitiesFor(req.GetNode()).Profile
-	c := p.cache(profile, req.GetTypeUrl())
-	if c == nil {
-		return nil, fmt.Errorf("xds: no %s resources for profile %q", req.GetTypeUrl(), profile)
+// cacheFor returns the cache for a client's node and a type URL. A type
+// the caches do not serve gets a new empty cache of its own, the state
+// go-control-plane's SnapshotCache had for it: version "", no resources.
+func (p *profileCaches) cacheFor(node *corev3.Node, typeURL string) *resourceCache {
+	if c := p.cache(CapabilitiesFor(node).Profile, typeURL); c != nil {
+		return c
 	}
-	return c, nil
+	return newResourceCache(typeURL, true)
 }
 
 // CreateWatch implements cache.ConfigWatcher for SotW.
 func (p *profileCaches) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
-	c, err := p.cacheFor(req)
-	if err != nil {
-		return nil, err
-	}
-	return c.CreateWatch(req, sub, ch)
+	return p.cacheFor(req.GetNode(), req.GetTypeUrl()).CreateWatch(req, sub, ch)
 }
 
 // CreateDeltaWatch implements cache.ConfigWatcher for delta.
 func (p *profileCaches) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
-	c, err := p.cacheFor(req)
-	if err != nil {
-		return nil, err
-	}
-	return c.CreateDeltaWatch(req, sub, ch)
+	return p.cacheFor(req.GetNode(), req.GetTypeUrl()).CreateDeltaWatch(req, sub, ch)
 }
 
 // Fetch implements cache.ConfigFetcher; REST is not served.

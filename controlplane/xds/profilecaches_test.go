@@ -314,3 +314,36 @@ func TestProfileCacheSharesResponses(t *testing.T) {
 		t.Errorf("clients got %d and %d clusters, want 3", len(outs[0]), len(outs[1]))
 	}
 }
+
+// TestProfileCachesUnknownType checks that a type the control plane does
+// not serve is answered as the SnapshotCache answered it: a delta
+// wildcard subscription gets one empty response with version "", a SotW
+// request without a version waits, and the stream is not failed.
+func TestProfileCachesUnknownType(t *testing.T) {
+	const secretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+	p := newProfileCaches(Profiles())
+	dsub := stream.NewDeltaSubscription(nil, nil, nil, true)
+	dch := make(chan cache.DeltaResponse, 1)
+	if _, err := p.CreateDeltaWatch(&cache.DeltaRequest{Node: simNode, TypeUrl: secretType}, &dsub, dch); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-dch:
+		out, _ := r.GetDeltaDiscoveryResponse()
+		if len(out.GetResources()) != 0 || out.GetSystemVersionInfo() != "" || out.GetTypeUrl() != secretType {
+			t.Errorf("delta response %v, want an empty %s response with version \"\"", out, secretType)
+		}
+	default:
+		t.Error("no delta response to a wildcard subscription")
+	}
+	ssub := stream.NewSotwSubscription(nil, true)
+	ch := make(chan cache.Response, 1)
+	cancel, err := p.CreateWatch(&cache.Request{Node: simNode, TypeUrl: secretType}, &ssub, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if len(ch) != 0 {
+		t.Error("SotW request without a version answered")
+	}
+}
