@@ -319,7 +319,7 @@ func (s *Server) setupServices() error {
 	}
 	s.apiGRPC = api.NewGRPCServer(s.health)
 	s.api.Register(s.apiGRPC)
-	s.xdsGRPC = grpc.NewServer(api.ServerOptions()...)
+	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xds.ServerOptions()...)...)
 	s.xds.Register(s.xdsGRPC)
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()

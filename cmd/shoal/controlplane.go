@@ -29,6 +29,8 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
+	memoryLimit := memoryLimitFlag{v: "0"}
+	fs.Var(&memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 512MiB: bounds the peak when many xDS clients sync at once (README, Performance); 0, the default, sets none (GOMEMLIMIT in the environment applies)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -42,6 +44,7 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	if cfg.GossipKeys, err = gossip.ParseKeys(b64key); err != nil {
 		return fmt.Errorf("--gossip-key: %w", err)
 	}
+	memoryLimit.apply()
 	cfg.Logger = newLogger(stderr, *logLevel)
 	controlplane.Version = version
 	srv, err := controlplane.New(cfg)

@@ -27,10 +27,14 @@ const (
 // memoryLimitFlag is --memory-limit: bytes with an optional B, KiB, MiB
 // or GiB suffix; 0 disables. An explicit GOMEMLIMIT in the environment
 // wins over the default but not over the flag given on the command line.
+// v is the default.
 type memoryLimitFlag struct {
 	v   string
 	n   int64
 	set bool
+	// gcPercent, if not zero, is set as GOGC unless the environment sets
+	// GOGC.
+	gcPercent int
 }
 
 func (m *memoryLimitFlag) String() string { return m.v }
@@ -44,11 +48,11 @@ func (m *memoryLimitFlag) Set(v string) error {
 	return nil
 }
 
-// apply sets the runtime's memory limit, and GOGC unless the environment
-// sets it.
+// apply sets the runtime's memory limit, and m.gcPercent as GOGC unless
+// the environment sets it.
 func (m *memoryLimitFlag) apply() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultProxyGCPercent)
+	if m.gcPercent != 0 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(m.gcPercent)
 	}
 	if !m.set {
 		if os.Getenv("GOMEMLIMIT") != "" {

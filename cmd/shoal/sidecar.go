@@ -43,7 +43,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.tcpIdleTimeout, "tcp-idle-timeout", proxy.DefaultTCPIdleTimeout, "close both sides of a proxied TCP connection when no byte moved either way for this long; negative disables")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
-	f.memoryLimit.v = defaultProxyMemoryLimit
+	f.memoryLimit = memoryLimitFlag{v: defaultProxyMemoryLimit, gcPercent: defaultProxyGCPercent}
 	fs.Var(&f.memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 16MiB, 64MiB; 0 disables; GOMEMLIMIT in the environment wins over the default")
 }
 

@@ -20,6 +20,8 @@ type metrics struct {
 	failures   prometheus.Counter
 	rejected   prometheus.Gauge
 	changedCLA prometheus.Counter
+	// memReleases counts the releaser's debug.FreeOSMemory calls.
+	memReleases prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,13 +60,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		changedCLA: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_xds_endpoint_assignments_changed_total", Help: "ClusterLoadAssignments updated or removed.",
 		}),
+		memReleases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_xds_memory_releases_total", Help: "Times freed memory was returned to the operating system after a burst of pushes.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.streams, m.pushes, m.bytes, m.acks, m.nacks, m.pushToAck,
-		m.updates, m.coalesced, m.failures, m.rejected, m.changedCLA} {
+		m.updates, m.coalesced, m.failures, m.rejected, m.changedCLA, m.memReleases} {
 		errs = append(errs, reg.Register(c))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"context"
 	"log/slog"
 	"slices"
 	"time"
@@ -14,11 +13,11 @@ import (
 // and keeps removed clusters and load assignments for a while (make before
 // break). It is owned by the Server's Run goroutine.
 type publisher struct {
-	eds   *edsCache
-	snaps cache.SnapshotCache
-	delay time.Duration
-	m     *metrics
-	log   *slog.Logger
+	eds      *resourceCache
+	profiles *profileCaches
+	delay    time.Duration
+	m        *metrics
+	log      *slog.Logger
 
 	// claVersions are the content hashes of the load assignments in eds,
 	// and claPublished the assignments they hash: an assignment that is the
@@ -27,11 +26,10 @@ type publisher struct {
 	claPublished map[string]types.Resource
 	// claLinger holds removed load assignments until they expire.
 	claLinger map[string]lingering
-	// snapVersions are each profile's listener, route and cluster versions,
-	// and snapPublished the resources they hash: a profile whose resources
-	// are the same values as last time is not hashed again.
-	snapVersions  map[string][3]string
-	snapPublished map[string][3][]types.Resource
+	// profilePublished are each profile's last published clusters,
+	// listeners and routes: a profile whose resources are the same values
+	// as last time is not looked at again.
+	profilePublished map[string][3][]types.Resource
 	// clusters are each profile's last published clusters by name, and
 	// clusterLinger the removed ones until they expire.
 	clusters      map[string]map[string]types.Resource
@@ -43,27 +41,26 @@ type lingering struct {
 	until time.Time
 }
 
-func newPublisher(eds *edsCache, snaps cache.SnapshotCache, delay time.Duration, m *metrics, log *slog.Logger) *publisher {
+func newPublisher(eds *resourceCache, profiles *profileCaches, delay time.Duration, m *metrics, log *slog.Logger) *publisher {
 	return &publisher{
-		eds: eds, snaps: snaps, delay: delay, m: m, log: log,
-		claVersions:   make(map[string]string),
-		claPublished:  make(map[string]types.Resource),
-		snapPublished: make(map[string][3][]types.Resource),
-		claLinger:     make(map[string]lingering),
-		snapVersions:  make(map[string][3]string),
-		clusters:      make(map[string]map[string]types.Resource),
-		clusterLinger: make(map[string]map[string]lingering),
+		eds: eds, profiles: profiles, delay: delay, m: m, log: log,
+		claVersions:      make(map[string]string),
+		claPublished:     make(map[string]types.Resource),
+		profilePublished: make(map[string][3][]types.Resource),
+		claLinger:        make(map[string]lingering),
+		clusters:         make(map[string]map[string]types.Resource),
+		clusterLinger:    make(map[string]map[string]lingering),
 	}
 }
 
 // publish puts new and changed load assignments in the EDS cache, then each
-// profile's listeners, routes and clusters, then removes expired load
+// profile's clusters, listeners and routes, then removes expired load
 // assignments, so that no client sees a cluster without its assignment. A
 // cluster or assignment that disappeared is still served until now+delay,
 // so routes move off it before it goes. results maps a profile to its
 // translation; their load assignments are equal. It returns the next
 // expiry, or zero.
-func (p *publisher) publish(ctx context.Context, results map[string]*Resources, now time.Time) time.Time {
+func (p *publisher) publish(results map[string]*Resources, now time.Time) time.Time {
 	var clas []types.Resource
 	for _, res := range results {
 		clas = res.Endpoints
@@ -73,8 +70,8 @@ func (p *publisher) publish(ctx context.Context, results map[string]*Resources, 
 	for _, profile := range sortedKeys(results) {
 		res := *results[profile]
 		res.Clusters = p.lingerClusters(profile, res.Clusters, now)
-		if err := p.setSnapshot(ctx, profile, &res); err != nil {
-			p.log.Error("set snapshot", "profile", profile, "err", err)
+		if err := p.setProfile(profile, &res); err != nil {
+			p.log.Error("publish resources", "profile", profile, "err", err)
 		}
 	}
 	if len(expired) > 0 {
@@ -182,35 +179,21 @@ func (p *publisher) nextExpiry() time.Time {
 	return next
 }
 
-// setSnapshot publishes a profile's listeners, routes and clusters with
-// content-hash versions, unless none of them changed.
-func (p *publisher) setSnapshot(ctx context.Context, profile string, res *Resources) error {
-	groups := [3][]types.Resource{res.Listeners, res.Routes, res.Clusters}
-	if last, ok := p.snapPublished[profile]; ok && sameResources(last, groups) {
+// setProfile publishes a profile's clusters, listeners and routes, in that
+// order (the xDS protocol's advice for ADS: clusters before the routes
+// that name them), unless none of them is a new value. Each cache versions
+// its type with a hash of its content.
+func (p *publisher) setProfile(profile string, res *Resources) error {
+	groups := [3][]types.Resource{res.Clusters, res.Listeners, res.Routes}
+	if last, ok := p.profilePublished[profile]; ok && sameResources(last, groups) {
 		return nil
 	}
-	var versions [3]string
-	for i, g := range groups {
-		names := make([]string, len(g))
-		hashes := make(map[string]string, len(g))
-		for j, r := range g {
-			names[j] = cache.GetResourceName(r)
-			hashes[names[j]] = hashResource(r)
+	for i, typ := range [3]string{clusterType, listenerType, routeType} {
+		if err := p.profiles.cache(profile, typ).setResources(groups[i]); err != nil {
+			return err
 		}
-		versions[i] = hashVersion(names, hashes)
 	}
-	if old, ok := p.snapVersions[profile]; ok && old == versions {
-		p.snapPublished[profile] = groups
-		return nil
-	}
-	snap := &cache.Snapshot{}
-	snap.Resources[types.Listener] = cache.NewResources(versions[0], groups[0])
-	snap.Resources[types.Route] = cache.NewResources(versions[1], groups[1])
-	snap.Resources[types.Cluster] = cache.NewResources(versions[2], groups[2])
-	if err := p.snaps.SetSnapshot(ctx, profile, snap); err != nil {
-		return err
-	}
-	p.snapVersions[profile], p.snapPublished[profile] = versions, groups
+	p.profilePublished[profile] = groups
 	return nil
 }
 

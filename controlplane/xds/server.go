@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -40,6 +40,12 @@ type Config struct {
 	// before it disappears (make before break: xDS gives no order between
 	// a route update and a cluster removal). Zero means 5s.
 	RemovalDelay time.Duration
+	// ReleaseMemoryAfter is how many bytes of responses make a burst
+	// (clients syncing) after which, once less than a quarter of that was
+	// pushed in a second, the server returns the memory it freed to the
+	// operating system (debug.FreeOSMemory; see releaser). Zero means 64
+	// MiB; negative means never.
+	ReleaseMemoryAfter int64
 }
 
 // Server serves the mesh's xDS resources over ADS, state-of-the-world and
@@ -47,24 +53,27 @@ type Config struct {
 // then feed it with Update.
 //
 // Caching: ClusterLoadAssignments are the same for every client and live
-// in one edsCache (edscache.go), which re-sends only the assignments that
-// changed — on SotW as well as delta (EDS is not a full-state type) — and
-// finds them in a change log, without comparing every assignment per client.
-// Listeners, routes and clusters depend on the client's capabilities and
-// live in a snapshot cache keyed by capability profile; each type's version
-// is a hash of its content, and delta clients get per-resource content
-// hashes, so a change re-sends only what changed on delta, and a type that
-// did not change is never re-sent on SotW.
+// in one resourceCache (resourcecache.go), which re-sends only the
+// assignments that changed — on SotW as well as delta (EDS is not a
+// full-state type) — and finds them in a change log, without comparing
+// every assignment per client. Listeners, routes and clusters depend on the
+// client's capabilities and live in one resourceCache per capability
+// profile and type (profilecaches.go); each type's version is a hash of its
+// content, and delta clients get per-resource content hashes, so a change
+// re-sends only what changed on delta, and a type that did not change is
+// never re-sent on SotW. Every resource is marshaled once per content, not
+// per client, and a client's record of what it holds is one entry, not one
+// per resource.
 type Server struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
 
-	eds   *edsCache
-	snaps cache.SnapshotCache
-	gate  *gate
-	track *tracker
-	xds   serverv3.Server
+	eds      *resourceCache
+	profiles *profileCaches
+	gate     *gate
+	track    *tracker
+	xds      serverv3.Server
 
 	// ctx is the server's lifetime, cancelled by Close: it ends the xDS
 	// streams.
@@ -89,6 +98,8 @@ type Server struct {
 	// pub and memo are owned by Run's goroutine.
 	pub  *publisher
 	memo memo
+	// release is nil with a negative Config.ReleaseMemoryAfter.
+	release *releaser
 }
 
 // NewServer returns a Server that serves nothing until the first Update
@@ -106,6 +117,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.RemovalDelay <= 0 {
 		cfg.RemovalDelay = 5 * time.Second
 	}
+	if cfg.ReleaseMemoryAfter == 0 {
+		cfg.ReleaseMemoryAfter = 64 << 20
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("xds: metrics: %w", err)
@@ -117,16 +131,22 @@ func NewServer(cfg Config) (*Server, error) {
 		kick:    make(chan struct{}, 1),
 		runDone: make(chan struct{}),
 	}
-	cl := logAdapter{s.log}
-	s.eds = newEDSCache(endpointType)
-	s.snaps = cache.NewSnapshotCache(false, profileHash{}, cl)
+	s.eds = newEDSCache()
+	s.profiles = newProfileCaches(Profiles())
 	s.gate = newGate(&cache.MuxCache{
 		Classify:      func(r *cache.Request) string { return cacheFor(r.GetTypeUrl()) },
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return cacheFor(r.GetTypeUrl()) },
-		Caches:        map[string]cache.Cache{"eds": s.eds, "snapshot": s.snaps},
+		Caches:        map[string]cache.Cache{"eds": s.eds, "profiles": s.profiles},
 	})
 	s.track = newTracker(m, time.Now)
-	s.pub = newPublisher(s.eds, s.snaps, cfg.RemovalDelay, m, s.log)
+	if cfg.ReleaseMemoryAfter > 0 {
+		s.release = newReleaser(cfg.ReleaseMemoryAfter, time.Second, func() {
+			debug.FreeOSMemory()
+			m.memReleases.Inc()
+		})
+		s.track.pushed = s.release.add
+	}
+	s.pub = newPublisher(s.eds, s.profiles, cfg.RemovalDelay, m, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.xds = serverv3.NewServer(s.ctx, s.gate, callbacks{s.track})
 	return s, nil
@@ -136,7 +156,7 @@ func cacheFor(typeURL string) string {
 	if typeURL == endpointType {
 		return "eds"
 	}
-	return "snapshot"
+	return "profiles"
 }
 
 // Register adds the aggregated discovery service (SotW and delta) to g.
@@ -173,6 +193,13 @@ func (s *Server) Run(ctx context.Context) error {
 	defer debounce.stop()
 	sweep := newTimer()
 	defer sweep.stop()
+	quiet := newTimer()
+	defer quiet.stop()
+	var burst <-chan struct{}
+	if s.release != nil {
+		burst = s.release.burst
+		defer s.release.wait()
+	}
 	var firstAt time.Time
 	for {
 		select {
@@ -192,6 +219,14 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-sweep.c:
 			sweep.c = nil
 			sweep.resetAt(s.apply(true))
+		case <-burst:
+			s.release.start()
+			quiet.reset(s.release.quiet)
+		case <-quiet.c:
+			quiet.c = nil
+			if !s.release.check() {
+				quiet.reset(s.release.quiet)
+			}
 		}
 	}
 }
@@ -277,7 +312,7 @@ func (s *Server) apply(sweep bool) time.Time {
 		s.log.Error("translation failed its check; keeping the last state", "err", err)
 		return s.pub.nextExpiry()
 	}
-	next := s.pub.publish(s.ctx, results, time.Now())
+	next := s.pub.publish(results, time.Now())
 	s.mu.Lock()
 	s.routes, s.last = statuses, in
 	s.mu.Unlock()
@@ -295,13 +330,7 @@ func (s *Server) apply(sweep bool) time.Time {
 	return next
 }
 
-// profileHash keys the snapshot cache by capability profile: clients with
-// the same capabilities share one snapshot.
-type profileHash struct{}
-
-func (profileHash) ID(node *corev3.Node) string { return CapabilitiesFor(node).Profile }
-
-// edsVersionPrefix starts every EDS version. The edsCache numbers its
+// edsVersionPrefix starts every EDS version. The EDS cache numbers its
 // versions per process; callbacks replace the number with a content hash
 // before a SotW response is sent, so every control plane sends the same
 // version for the same assignments. The cache reads only this prefix of a
@@ -321,22 +350,3 @@ func (c callbacks) OnStreamResponse(ctx context.Context, id int64, req *discover
 	}
 	c.tracker.OnStreamResponse(ctx, id, req, resp)
 }
-
-// logAdapter routes go-control-plane's logging to slog; its Info is
-// per-watch chatter and goes to Debug. Debug messages are formatted only
-// when Debug is enabled: go-control-plane's caches log per watch, and
-// formatting that for each of 1,000 clients on every change cost more CPU
-// than all the rest of the push (issue 7).
-type logAdapter struct{ l *slog.Logger }
-
-func (a logAdapter) Debugf(f string, args ...any) { a.debug(f, args) }
-func (a logAdapter) Infof(f string, args ...any)  { a.debug(f, args) }
-
-func (a logAdapter) debug(f string, args []any) {
-	if a.l.Enabled(context.Background(), slog.LevelDebug) {
-		a.l.Debug(fmt.Sprintf(f, args...))
-	}
-}
-
-func (a logAdapter) Warnf(f string, args ...any)  { a.l.Warn(fmt.Sprintf(f, args...)) }
-func (a logAdapter) Errorf(f string, args ...any) { a.l.Error(fmt.Sprintf(f, args...)) }

@@ -42,7 +42,7 @@ func startServer(t *testing.T, cfg Config) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(ServerOptions()...)
 	srv.Register(g)
 	serveDone := make(chan struct{})
 	go func() { defer close(serveDone); g.Serve(lis) }()

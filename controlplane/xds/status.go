@@ -26,6 +26,9 @@ import (
 type tracker struct {
 	m   *metrics
 	now func() time.Time
+	// pushed, if set, is told the size of every response, outside mu; it
+	// must not block.
+	pushed func(bytes int)
 
 	// mu guards streams.
 	mu      sync.Mutex
@@ -215,7 +218,11 @@ func (t *tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) e
 }
 
 func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-	t.response(streamKey{id: id}, req.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), proto.Size(resp))
+	size := proto.Size(resp)
+	t.response(streamKey{id: id}, req.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), size)
+	if t.pushed != nil {
+		t.pushed(size)
+	}
 }
 
 func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
@@ -229,7 +236,11 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscovery
 }
 
 func (t *tracker) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-	t.response(streamKey{id: id, delta: true}, req.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), proto.Size(resp))
+	size := proto.Size(resp)
+	t.response(streamKey{id: id, delta: true}, req.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), size)
+	if t.pushed != nil {
+		t.pushed(size)
+	}
 }
 
 func (t *tracker) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error { return nil }

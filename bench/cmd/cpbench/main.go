@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,17 @@ type Config struct {
 	XDS, Etcd  string // an existing control plane (both set) instead of starting one
 	ResultsDir string
 	WorkDir    string
+	// ProfileDir, when set, starts the control plane with --pprof and
+	// saves its heap profile there after the churn, while the clients are
+	// still connected and idle.
+	ProfileDir string
+	// Settle is how long the clients stay connected and idle after the
+	// churn before the control plane's memory is read; Idle how long they
+	// are idle between the initial sync and the churn.
+	Settle, Idle time.Duration
+	// CPArgs are extra flags for `shoal controlplane`, CPEnv extra
+	// environment (GOGC=50, GOMEMLIMIT=256MiB).
+	CPArgs, CPEnv []string
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -61,10 +73,16 @@ func parseConfig(args []string) (Config, error) {
 	fs.StringVar(&c.Etcd, "etcd", "", "etcd client address of that control plane (host:port)")
 	fs.StringVar(&c.ResultsDir, "results", "bench/results", "directory for the JSON and markdown results")
 	fs.StringVar(&c.WorkDir, "work", "", "working directory (default: a temp dir)")
+	fs.StringVar(&c.ProfileDir, "profile", "", "save the control plane's heap profile (pprof) in this directory after the churn")
+	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "idle time after the churn before memory is read")
+	fs.DurationVar(&c.Idle, "idle", 0, "idle time between the initial sync and the churn (the churn's CPU then excludes the sync's aftermath)")
+	cpArgs := fs.String("cp-args", "", "extra space-separated flags for shoal controlplane")
+	cpEnv := fs.String("cp-env", "", "extra space-separated NAME=VALUE environment for shoal controlplane (GOGC=50)")
 	quick := fs.Bool("quick", false, "smoke run: 20 clients, 100 services, 10 changes")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.CPArgs, c.CPEnv = strings.Fields(*cpArgs), strings.Fields(*cpEnv)
 	if *quick {
 		c.Clients, c.Services, c.Changes = 20, 100, 10
 	}

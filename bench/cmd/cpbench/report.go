@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +41,16 @@ type report struct {
 	CPCPUSecondsChurn float64 `json:"controlplane_cpu_seconds_churn"`
 	CPCPUSecondsTotal float64 `json:"controlplane_cpu_seconds_total"`
 	CPRSSMiB          float64 `json:"controlplane_rss_mib"`
+	// CPRSSAnonMiB and CPRSSFileMiB split CPRSSMiB into anonymous memory
+	// (heap, stacks) and file-backed pages (the binary, etcd's bbolt mmap).
+	CPRSSAnonMiB float64 `json:"controlplane_rss_anon_mib"`
+	CPRSSFileMiB float64 `json:"controlplane_rss_file_mib"`
+	// CPPeakRSSMiB is the control plane's highest RSS so far (VmHWM): the
+	// initial sync's, usually.
+	CPPeakRSSMiB float64 `json:"controlplane_peak_rss_mib"`
+	// CPHeap holds Go runtime gauges of the control plane (heap in use,
+	// goroutines, ...) read with CPRSSMiB, by metric name.
+	CPHeap map[string]float64 `json:"controlplane_runtime,omitempty"`
 }
 
 func modeName(delta bool) string {
@@ -107,6 +119,9 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "## shoal control-plane bench (%s)\n\n", r.Start.Format(time.RFC3339))
 	fmt.Fprintf(&b, "%d clients (%s), %d services × %d endpoints, %d endpoint changes every %s.\n\n",
 		c.Clients, c.Mode, c.Services, c.Endpoints, c.Changes, c.Interval)
+	if len(c.CPArgs)+len(c.CPEnv) > 0 {
+		fmt.Fprintf(&b, "Control plane started with %s.\n\n", strings.Join(append(slices.Clone(c.CPEnv), c.CPArgs...), " "))
+	}
 	fmt.Fprintf(&b, "- initial sync: %d/%d clients got a first CDS, EDS, LDS and RDS response in %.1fs; median bytes of those per client %v (first responses may precede the full registry)\n",
 		r.Synced, c.Clients, r.SyncSeconds, r.InitBytes)
 	if len(r.AllAcked)+r.Incomplete > 0 {
@@ -123,6 +138,12 @@ func (r *report) markdown() string {
 	if r.CPCPUSecondsChurn > 0 || r.CPRSSMiB > 0 {
 		fmt.Fprintf(&b, "\n- control plane: %.1f ms CPU per change during the churn (%.1f s over %.1f s), %.1f s CPU in total, RSS %.0f MiB\n",
 			1e3*r.CPCPUSecondsChurn/float64(max(1, c.Changes)), r.CPCPUSecondsChurn, r.ChurnSeconds, r.CPCPUSecondsTotal, r.CPRSSMiB)
+	}
+	if h := r.CPHeap; h != nil {
+		mib := func(name string) float64 { return h[name] / (1 << 20) }
+		fmt.Fprintf(&b, "- control plane after %s idle: RSS %.0f MiB (anonymous %.0f, file %.0f; peak %.0f); heap in use %.1f MiB (objects %.1f MiB, idle not released %.1f MiB), stacks %.1f MiB, %.0f goroutines\n",
+			c.Settle, r.CPRSSMiB, r.CPRSSAnonMiB, r.CPRSSFileMiB, r.CPPeakRSSMiB, mib("go_memstats_heap_inuse_bytes"), mib("go_memstats_heap_alloc_bytes"),
+			mib("go_memstats_heap_idle_bytes")-mib("go_memstats_heap_released_bytes"), mib("go_memstats_stack_inuse_bytes"), h["go_goroutines"])
 	}
 	if len(r.Problems) > 0 {
 		b.WriteString("\nNot measured / problems:\n")
@@ -175,4 +196,76 @@ func waitReady(ctx context.Context, url string, p *proc.Proc) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// scrapeMetrics reads the named untyped-label gauges from a Prometheus text
+// endpoint.
+func scrapeMetrics(ctx context.Context, url string, names ...string) (map[string]float64, error) {
+	body, err := get(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, len(names))
+	for line := range strings.Lines(string(body)) {
+		name, val, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+func saveURL(ctx context.Context, url, path string) error {
+	body, err := get(ctx, url)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o644)
+}
+
+func get(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return body, nil
+}
+
+// statusKB reads the named kB fields of /proc/<pid>/status.
+func statusKB(pid int, names ...string) (map[string]int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(names))
+	for line := range strings.Lines(string(b)) {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
+			out[name] = n
+		}
+	}
+	return out, nil
 }

@@ -96,11 +96,16 @@ func startControlPlane(ctx context.Context, cfg Config, g *proc.Group, work stri
 		addrs[i] = a
 	}
 	e := &env{etcd: addrs[0], xds: addrs[2], admin: addrs[4]}
+	args := []string{cfg.ShoalBin, "controlplane", "--data-dir", filepath.Join(work, "cp-data"),
+		"--etcd-listen", e.etcd, "--etcd-peer-listen", addrs[1], "--xds-listen", e.xds,
+		"--api-listen", addrs[3], "--admin-listen", e.admin, "--gossip-listen", addrs[5], "--log-level", "warn"}
+	if cfg.ProfileDir != "" {
+		args = append(args, "--pprof")
+	}
 	p, err := g.Start(proc.Spec{
 		Name: "shoal-controlplane",
-		Args: []string{cfg.ShoalBin, "controlplane", "--data-dir", filepath.Join(work, "cp-data"),
-			"--etcd-listen", e.etcd, "--etcd-peer-listen", addrs[1], "--xds-listen", e.xds,
-			"--api-listen", addrs[3], "--admin-listen", e.admin, "--gossip-listen", addrs[5], "--log-level", "warn"},
+		Args: append(args, cfg.CPArgs...),
+		Env:  cfg.CPEnv,
 		CPUs: cfg.CPUs,
 	})
 	if err != nil {
@@ -167,6 +172,11 @@ func measure(ctx context.Context, cfg Config, e *env, etcd *clientv3.Client, rep
 	if len(synced) == 0 {
 		return nil
 	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(cfg.Idle):
+	}
 	var u0 proc.Usage
 	if e.cp != nil {
 		u0, _ = proc.TreeUsage(e.cp.Pid())
@@ -201,10 +211,45 @@ func measure(ctx context.Context, cfg Config, e *env, etcd *clientv3.Client, rep
 			tck := float64(proc.ClockTicks())
 			rep.CPCPUSecondsChurn = float64(u1.Ticks-u0.Ticks) / tck
 			rep.CPCPUSecondsTotal = float64(u1.Ticks) / tck
-			rep.CPRSSMiB = float64(u1.RSSKB) / 1024
 		}
+		readMemory(ctx, cfg, e, rep)
 	}
 	return nil
+}
+
+// readMemory reads the control plane's RSS and heap once the clients, still
+// connected, have been idle for cfg.Settle, and saves a heap profile with
+// cfg.ProfileDir.
+func readMemory(ctx context.Context, cfg Config, e *env, rep *report) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(cfg.Settle):
+	}
+	if u, err := proc.TreeUsage(e.cp.Pid()); err == nil {
+		rep.CPRSSMiB = float64(u.RSSKB) / 1024
+	}
+	if st, err := statusKB(e.cp.Pid(), "RssAnon", "RssFile", "VmHWM"); err == nil {
+		rep.CPRSSAnonMiB, rep.CPRSSFileMiB = float64(st["RssAnon"])/1024, float64(st["RssFile"])/1024
+		rep.CPPeakRSSMiB = float64(st["VmHWM"]) / 1024
+	}
+	m, err := scrapeMetrics(ctx, "http://"+e.admin+"/metrics",
+		"go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_heap_idle_bytes",
+		"go_memstats_heap_released_bytes", "go_memstats_heap_sys_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines")
+	if err != nil {
+		rep.Problems = append(rep.Problems, "control-plane metrics: "+err.Error())
+	} else {
+		rep.CPHeap = m
+	}
+	if cfg.ProfileDir == "" {
+		return
+	}
+	path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("cp-heap-%d-%s.pb.gz", cfg.Clients, rep.Start.Format("20060102-150405")))
+	if err := saveURL(ctx, "http://"+e.admin+"/debug/pprof/heap?gc=1", path); err != nil {
+		rep.Problems = append(rep.Problems, "heap profile: "+err.Error())
+		return
+	}
+	fmt.Fprintf(os.Stderr, "cpbench: control-plane heap profile in %s\n", path)
 }
 
 // waitSynced returns the clients that received every subscribed type

@@ -51,7 +51,7 @@ func StartBackends(t testing.TB, svc string, n int) []registry.Endpoint {
 }
 
 // StartServer runs an xds.Server (5 ms debounce) on a loopback gRPC server
-// until test cleanup and returns it with its address.
+// with xds.ServerOptions until test cleanup and returns it with its address.
 func StartServer(t testing.TB) (*xds.Server, string) {
 	t.Helper()
 	srv, err := xds.NewServer(xds.Config{Debounce: 5 * time.Millisecond})
@@ -62,7 +62,7 @@ func StartServer(t testing.TB) (*xds.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(xds.ServerOptions()...)
 	srv.Register(g)
 	serveDone := make(chan struct{})
 	go func() { defer close(serveDone); g.Serve(lis) }()

@@ -51,7 +51,7 @@ func recvSotw(t *testing.T, ch chan cache.Response) cache.Response {
 }
 
 func TestEDSCacheSotW(t *testing.T) {
-	c := newEDSCache(endpointType)
+	c := newEDSCache()
 	c.UpdateResources(map[string]types.Resource{"a": cla("a", 1), "b": cla("b", 1)}, nil)
 	for i, wildcard := range []bool{true, false} {
 		var names []string
@@ -98,7 +98,7 @@ func TestEDSCacheSotW(t *testing.T) {
 }
 
 func TestEDSCacheDelta(t *testing.T) {
-	c := newEDSCache(endpointType)
+	c := newEDSCache()
 	c.UpdateResources(map[string]types.Resource{"a": cla("a", 1), "b": cla("b", 1)}, nil)
 	bHash := c.resources["b"].hash
 	// Reconnecting with b held at its current version and a stale x.
