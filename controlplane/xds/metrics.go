@@ -22,6 +22,9 @@ type metrics struct {
 	changedCLA prometheus.Counter
 	// memReleases counts the releaser's debug.FreeOSMemory calls.
 	memReleases prometheus.Counter
+	// dropped counts responses a cache could not hand to a stream (its
+	// channel was full): a safety net that should never fire.
+	dropped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,13 +66,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		memReleases: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_xds_memory_releases_total", Help: "Times freed memory was returned to the operating system after a burst of pushes.",
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_xds_dropped_responses_total", Help: "Responses a cache could not hand to a stream whose channel was full (should stay 0: that client misses an update until its next one).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.streams, m.pushes, m.bytes, m.acks, m.nacks, m.pushToAck,
-		m.updates, m.coalesced, m.failures, m.rejected, m.changedCLA, m.memReleases} {
+		m.updates, m.coalesced, m.failures, m.rejected, m.changedCLA, m.memReleases, m.dropped} {
 		errs = append(errs, reg.Register(c))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -63,6 +63,9 @@ type resourceCache struct {
 	// fullState selects the SotW behaviour of listeners, routes and
 	// clusters (see the type comment); false is EDS's.
 	fullState bool
+	// onDrop, when set, counts a response no stream took (pendingSend.send).
+	// Set before the cache is used.
+	onDrop func()
 
 	mu sync.Mutex
 	// version is the number of the current state; 0 before any update.
@@ -261,7 +264,14 @@ func (c *resourceCache) apply(prep []preparedEntry, toDelete []string, label str
 	c.mu.Unlock()
 
 	for _, s := range sends {
-		s.send()
+		c.sent(s)
+	}
+}
+
+// sent sends s and counts a drop.
+func (c *resourceCache) sent(s pendingSend) {
+	if !s.send() && c.onDrop != nil {
+		c.onDrop()
 	}
 }
 

@@ -80,7 +80,7 @@ func (c *resourceCache) watchFull(w *cacheWatch) func() {
 func (c *resourceCache) sendOrPark(w *cacheWatch, s pendingSend) func() {
 	if s.w != nil {
 		c.mu.Unlock()
-		s.send()
+		c.sent(s)
 		return func() {}
 	}
 	c.track(w)
@@ -95,25 +95,31 @@ type pendingSend struct {
 	dres cache.DeltaResponse
 }
 
-func (s pendingSend) send() {
+// send hands the response to the watch's stream and reports whether it
+// was taken (or the watch was already answered).
+func (s pendingSend) send() bool {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	if s.w.done {
-		return
+		return true
 	}
 	s.w.done = true
 	// The server's channels hold one response per type and a watch gets at
-	// most one, so these never block; the default is a safety net.
+	// most one, so these never block; the default is a safety net, counted
+	// (shoal_xds_dropped_responses_total).
 	if s.dres != nil {
 		select {
 		case s.w.dch <- s.dres:
+			return true
 		default:
+			return false
 		}
-		return
 	}
 	select {
 	case s.w.ch <- s.resp:
+		return true
 	default:
+		return false
 	}
 }
 

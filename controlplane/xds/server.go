@@ -133,6 +133,12 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.eds = newEDSCache()
 	s.profiles = newProfileCaches(Profiles())
+	s.eds.onDrop = m.dropped.Inc
+	for _, byType := range s.profiles.byProfile {
+		for _, c := range byType {
+			c.onDrop = m.dropped.Inc
+		}
+	}
 	s.gate = newGate(&cache.MuxCache{
 		Classify:      func(r *cache.Request) string { return cacheFor(r.GetTypeUrl()) },
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return cacheFor(r.GetTypeUrl()) },
