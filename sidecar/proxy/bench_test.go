@@ -21,51 +21,67 @@ import (
 // request with a fixed response, so that benchmark allocations come from
 // the proxy alone. Its goroutines end when the listener and conns close.
 type rawBackend struct {
-	l     net.Listener
+	*acceptLoop
 	count atomic.Int64 // request heads received
+}
+
+// acceptLoop serves every connection its listener accepts on a goroutine
+// of its own; at cleanup it closes the listener and the connections and
+// waits for the goroutines.
+type acceptLoop struct {
+	l     net.Listener
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns []net.Conn
+}
+
+func startAcceptLoop(tb testing.TB, serve func(net.Conn)) *acceptLoop {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a := &acceptLoop{l: l}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			a.mu.Lock()
+			a.conns = append(a.conns, c)
+			a.mu.Unlock()
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				serve(c)
+			}()
+		}
+	}()
+	tb.Cleanup(func() {
+		l.Close()
+		a.mu.Lock()
+		for _, c := range a.conns {
+			c.Close()
+		}
+		a.mu.Unlock()
+		a.wg.Wait()
+	})
+	return a
 }
 
 const rawResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!"
 
 func startRawBackend(tb testing.TB) *rawBackend {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rb := &rawBackend{l: l}
-	rb.wg.Add(1)
-	go func() {
-		defer rb.wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			rb.mu.Lock()
-			rb.conns = append(rb.conns, c)
-			rb.mu.Unlock()
-			rb.wg.Add(1)
-			go rb.serve(c)
-		}
-	}()
-	tb.Cleanup(func() {
-		l.Close()
-		rb.mu.Lock()
-		for _, c := range rb.conns {
-			c.Close()
-		}
-		rb.mu.Unlock()
-		rb.wg.Wait()
-	})
+	rb := &rawBackend{}
+	rb.acceptLoop = startAcceptLoop(tb, rb.serve)
 	return rb
 }
 
 func (rb *rawBackend) serve(c net.Conn) {
-	defer rb.wg.Done()
 	discard := bufio.NewWriter(io.Discard)
 	br := bufReader{rd: c, buf: make([]byte, 8192)}
 	var req request
@@ -283,48 +299,17 @@ func (rc *rawH2Client) do() error {
 // rawH2Backend is a minimal h2c server answering every request with a
 // fixed response from the connection's read loop.
 type rawH2Backend struct {
-	l     net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
+	*acceptLoop
 }
 
 func startRawH2Backend(tb testing.TB) *rawH2Backend {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rb := &rawH2Backend{l: l}
-	rb.wg.Add(1)
-	go func() {
-		defer rb.wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			rb.mu.Lock()
-			rb.conns = append(rb.conns, c)
-			rb.mu.Unlock()
-			rb.wg.Add(1)
-			go rb.serve(c)
-		}
-	}()
-	tb.Cleanup(func() {
-		l.Close()
-		rb.mu.Lock()
-		for _, c := range rb.conns {
-			c.Close()
-		}
-		rb.mu.Unlock()
-		rb.wg.Wait()
-	})
+	rb := &rawH2Backend{}
+	rb.acceptLoop = startAcceptLoop(tb, rb.serve)
 	return rb
 }
 
 func (rb *rawH2Backend) serve(c net.Conn) {
-	defer rb.wg.Done()
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	enc.SetMaxDynamicTableSize(0)
