@@ -175,7 +175,7 @@ func (t *netTransport) acceptStreams() {
 	for {
 		c, err := t.tcp.AcceptTCP()
 		if err != nil {
-			if t.shutdown.Load() {
+			if t.shutdown.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -206,7 +206,7 @@ func (t *netTransport) readPackets() {
 		n, from, err := t.udp.ReadFromUDPAddrPort(buf)
 		ts := time.Now()
 		if err != nil {
-			if t.shutdown.Load() {
+			if t.shutdown.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			t.log.Warn("gossip: reading a packet", "err", err)
