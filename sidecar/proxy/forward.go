@@ -288,6 +288,11 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		uc.close()
 		return retryStatus, code, false
 	}
+	if p := a.policy(); p != nil && p.PerTryTimeout > 0 {
+		// The per-try timeout ends with the response headers; the body is
+		// bounded by the route timeout alone (as on the h2 path).
+		uc.setDeadline(a.deadline)
+	}
 	keep := c.relay(uc, h)
 	return relayed, code, keep
 }

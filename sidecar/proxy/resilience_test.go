@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -170,6 +171,28 @@ func TestPerTryTimeoutRetries(t *testing.T) {
 		if code, from, _ := get(t, cl, addr, "a", "/"); code != 200 || from != "fast" {
 			t.Fatalf("got %d from %q, want 200 from fast", code, from)
 		}
+	}
+}
+
+// TestPerTryTimeoutEndsWithTheHeaders: a per-try timeout bounds the wait
+// for the response headers, not the body: a download that streams for
+// longer than it arrives whole.
+func TestPerTryTimeoutEndsWithTheHeaders(t *testing.T) {
+	const chunks = 6
+	streaming := startBackend(t, "stream", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		for i := range chunks {
+			fmt.Fprintf(w, "chunk %d;", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond) // the body takes 6x the per-try timeout
+		}
+	})
+	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+	retry := &route.RetryPolicy{On: route.RetryReset, NumRetries: 1, PerTryTimeout: 50 * time.Millisecond}
+	p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "a", Endpoints: endpoints(streaming)}, route.Route{Retry: retry}))
+	code, _, body := get(t, client(t), addr, "a", "/")
+	if want := "chunk 0;chunk 1;chunk 2;chunk 3;chunk 4;chunk 5;"; code != 200 || body != want {
+		t.Errorf("got %d %q, want 200 and the whole body %q", code, body, want)
 	}
 }
 
