@@ -71,9 +71,10 @@ func waitEnded(t *testing.T, ended <-chan error) {
 	}
 }
 
-func TestTCPIdleTimeout(t *testing.T) {
-	const idle = 300 * time.Millisecond
-	upAddr, ended := startLineServer(t)
+// startTCPProxy serves a Fixed listener proxying TCP to upAddr with the
+// given idle timeout and returns the proxy and the listener's address.
+func startTCPProxy(t *testing.T, upAddr string, idle time.Duration) (*Proxy, string) {
+	t.Helper()
 	p, err := New(Config{TCPIdleTimeout: idle})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,13 @@ func TestTCPIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.SetTable(tbl)
-	addr := serve(t, p, Mode{Kind: Fixed, Cluster: "db"})
+	return p, serve(t, p, Mode{Kind: Fixed, Cluster: "db"})
+}
+
+func TestTCPIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	upAddr, ended := startLineServer(t)
+	p, addr := startTCPProxy(t, upAddr, idle)
 
 	// traffic writes a line every idle/6 for four idle timeouts; with
 	// echo it expects each line back at once.
@@ -160,17 +167,7 @@ func TestTCPIdleTimeout(t *testing.T) {
 // tracking (spliced in the kernel on Linux).
 func TestTCPWithoutIdleTimeout(t *testing.T) {
 	upAddr, ended := startLineServer(t)
-	p, err := New(Config{TCPIdleTimeout: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := route.New(route.Config{Loads: p.Loads(), Clusters: []route.ClusterConfig{{Name: "db", Protocol: route.TCP,
-		Endpoints: []route.Endpoint{{Address: upAddr, Healthy: true}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.SetTable(tbl)
-	addr := serve(t, p, Mode{Kind: Fixed, Cluster: "db"})
+	_, addr := startTCPProxy(t, upAddr, -1)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
