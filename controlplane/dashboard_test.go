@@ -119,7 +119,9 @@ func TestDashboard(t *testing.T) {
 			Status    struct{ Ready bool }
 			Services  struct{ Services []struct{ Name string } }
 			Instances struct{ Instances []struct{ ID string } }
-			Traffic   struct{ Edges []struct{ Source, Destination string } }
+			Traffic   struct {
+				Edges []struct{ Source, Destination string }
+			}
 		}
 		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 			t.Fatal(err)
