@@ -49,7 +49,7 @@ func (f *injectFlags) config() (inject.Config, error) {
 	if f.drain < time.Second {
 		return inject.Config{}, fmt.Errorf("--drain %v: want at least 1s", f.drain)
 	}
-	if err := checkHostPort("--xds", f.xds); err != nil {
+	if _, err := checkHostPorts("--xds", f.xds); err != nil {
 		return inject.Config{}, err
 	}
 	if _, err := checkURLList("--etcd", f.etcd, "http", "https"); err != nil {

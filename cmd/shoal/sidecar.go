@@ -25,7 +25,7 @@ type proxyFlags struct {
 }
 
 func (f *proxyFlags) register(fs *pflag.FlagSet, adminDefault string) {
-	fs.StringVar(&f.xds, "xds", "127.0.0.1:18000", "control plane xDS address")
+	fs.StringVar(&f.xds, "xds", "127.0.0.1:18000", "control planes' xDS addresses, comma-separated HOST:PORT: the sidecar follows the first that answers and fails over to the next when its stream fails, keeping its last good config")
 	fs.BoolVar(&f.sotw, "xds-sotw", false, "use state-of-the-world xDS instead of delta")
 	fs.StringVar(&f.stateDir, "state-dir", "", "directory for the last good config (static stability when the control plane is down)")
 	fs.StringVar(&f.admin, "admin-listen", adminDefault, "admin address (/ready, /metrics, /config_dump, /clusters); empty disables")
@@ -47,7 +47,9 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	cfg.XDS, cfg.XDSSotW, cfg.StateDir, cfg.AdminListen, cfg.Pprof = f.xds, f.sotw, f.stateDir, f.admin, f.pprof
+	cfg.XDSSotW, cfg.StateDir, cfg.AdminListen, cfg.Pprof = f.sotw, f.stateDir, f.admin, f.pprof
+	xds := splitList(f.xds)
+	cfg.XDS, cfg.XDSFallback = xds[0], xds[1:]
 	key, err := f.gossipKey.resolve()
 	if err != nil {
 		return err
@@ -75,7 +77,7 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 
 // check validates the address flags both commands share.
 func (f *proxyFlags) check() error {
-	if err := checkHostPort("--xds", f.xds); err != nil {
+	if _, err := checkHostPorts("--xds", f.xds); err != nil {
 		return err
 	}
 	if err := checkListen("--admin-listen", f.admin, true); err != nil {
