@@ -22,5 +22,6 @@ func fullCommands() []*cobra.Command {
 		newInstancesCmd(),
 		newRoutesCmd(),
 		newStatusCmd(),
+		newTopCmd(),
 	}
 }
