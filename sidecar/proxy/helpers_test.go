@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +24,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(acceptChildEnv) != "" {
+		os.Exit(acceptChild())
+	}
 	// A client read inside serveRaw's callback would be a request that
 	// serveBuffered should have left to the blocking path.
 	rawReadHook = func() { panic("proxy: client read inside the raw read callback") }
