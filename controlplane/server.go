@@ -308,6 +308,14 @@ func (s *Server) setupServices() error {
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
 		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts})
 	}
+	// Computed when scraped, not on every registry change.
+	dups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shoal_controlplane_duplicate_registrations",
+		Help: "Addresses (host:port) registered by more than one instance of a service; the control plane serves one of each (shoal status lists them).",
+	}, func() float64 { return float64(len(xds.DuplicateRegistrations(s.state.Endpoints()))) })
+	if err := s.reg.Register(dups); err != nil {
+		return fmt.Errorf("controlplane: register metrics: %w", err)
+	}
 	s.api, err = api.New(api.Config{
 		Routes:    s.state.routes,
 		Instances: s.state,
@@ -363,6 +371,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Clients:             s.xds.Status(),
 		Routes:              s.state.routeStatuses(s.xds.RouteStatuses()),
 		Members:             s.members(),
+		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
 	}
 }
 
