@@ -53,4 +53,3 @@ func DuplicateRegistrations(eps []registry.Endpoint) []*shoalv1.DuplicateRegistr
 	})
 	return out
 }
-
