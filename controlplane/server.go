@@ -301,7 +301,7 @@ func (s *Server) setupServices() error {
 	s.health = health.NewServer()
 	s.state = newMeshState(s.client, s.log)
 	var err error
-	s.xds, err = xds.NewServer(xds.Config{Logger: s.log, Registerer: s.reg})
+	s.xds, err = xds.NewServer(xds.Config{Logger: s.cfg.Logger, Registerer: s.reg})
 	if err != nil {
 		return err
 	}
@@ -320,7 +320,7 @@ func (s *Server) setupServices() error {
 		Routes:    s.state.routes,
 		Instances: s.state,
 		Status:    statusSource{s},
-		Logger:    s.log.With("component", "api"),
+		Logger:    s.cfg.Logger,
 	})
 	if err != nil {
 		return err

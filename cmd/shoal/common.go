@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/shoal-mesh/shoal/internal/logging"
 )
 
 // usageError marks an error in how a command was called (an unknown
@@ -42,12 +44,13 @@ func splitList(s string) []string {
 	return out
 }
 
-// newLogger returns a text logger at level; an unknown level is a usage
+// newLogger returns a text logger at level (each key once per line, maps
+// as JSON; internal/logging); an unknown level is a usage
 // error naming --log-level.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return logging.New(w, l), nil
 }
