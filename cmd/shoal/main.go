@@ -78,6 +78,7 @@ func newRootCmd() *cobra.Command {
 		newInstancesCmd(),
 		newRoutesCmd(),
 		newStatusCmd(),
+		newCheckCmd(),
 		newGossipCmd(),
 		newVersionCmd(),
 	)
