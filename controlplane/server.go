@@ -358,7 +358,7 @@ func (s *Server) setupServices() error {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	// The dashboard reads the management API in-process.
-	mux.Handle("/ui/", ui.Handler(s.api.Local(), s.log))
+	mux.Handle("/ui/", ui.Handler(s.api.Local(), s.cfg.Logger))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	// Key rotation for operators (shoal gossip keys); gossip starts after
 	// this mux is built, hence the lookup per request.
