@@ -79,6 +79,7 @@ func newRootCmd() *cobra.Command {
 		newRoutesCmd(),
 		newStatusCmd(),
 		newCheckCmd(),
+		newTopCmd(),
 		newGossipCmd(),
 		newVersionCmd(),
 	)
