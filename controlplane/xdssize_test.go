@@ -105,7 +105,7 @@ func TestOversizedRoutesNeverStopConfigReachingSidecars(t *testing.T) {
 	var last atomic.Pointer[xdsclient.Snapshot]
 	xc, err := xdsclient.New(xdsclient.Config{
 		Server: a.XDS, Mode: xdsclient.ModeSotW,
-		Node: xdsclient.NewNode(xdsclient.NodeInfo{ID: "web-1", Cluster: "web", Service: "web", InstanceID: "web-1", Zone: "local"}),
+		Node:        xdsclient.NewNode(xdsclient.NodeInfo{ID: "web-1", Cluster: "web", Service: "web", InstanceID: "web-1", Zone: "local"}),
 		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
 		OnUpdate:    func(s *xdsclient.Snapshot) { last.Store(s) },
 	})
