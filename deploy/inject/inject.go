@@ -142,9 +142,9 @@ func container(o options, cfg Config) corev1.Container {
 		ImagePullPolicy: cfg.ImagePullPolicy,
 		// A native sidecar: an init container that keeps running.
 		RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
-		Command:         []string{SidecarBinary},
-		Args:            args(o, cfg),
-		Env:             env,
+		Command:       []string{SidecarBinary},
+		Args:          args(o, cfg),
+		Env:           env,
 		Ports: []corev1.ContainerPort{
 			{Name: "shoal-inbound", ContainerPort: InboundPort, Protocol: corev1.ProtocolTCP},
 			{Name: "shoal-admin", ContainerPort: AdminPort, Protocol: corev1.ProtocolTCP},
@@ -156,8 +156,8 @@ func container(o options, cfg Config) corev1.Container {
 		// minutes without one restarts the sidecar.
 		StartupProbe:   &corev1.Probe{ProbeHandler: ready, PeriodSeconds: 1, FailureThreshold: 120},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: ready, PeriodSeconds: 2, FailureThreshold: 3},
-		Resources:    cfg.Resources,
-		VolumeMounts: []corev1.VolumeMount{{Name: StateVolume, MountPath: StateDir}},
+		Resources:      cfg.Resources,
+		VolumeMounts:   []corev1.VolumeMount{{Name: StateVolume, MountPath: StateDir}},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr(true),
 			RunAsUser:                ptr(int64(65532)),
