@@ -78,7 +78,7 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 		e, h := a.pick()
 		switch {
 		case h == nil && len(a.cl.Endpoints) == 0:
-			return 503, c.localReply(503, "no endpoints in cluster "+a.cl.Name)
+			return 503, c.localReply(503, noInstanceMessage(a.cl.Name))
 		case h == nil:
 			return 502, c.localReply(502, "no healthy upstream")
 		case a.triedHost(h):
