@@ -10,8 +10,8 @@ import (
 // TestSlimBuildLinksOnlyWhatASidecarNeeds guards the sidecar binary's
 // memory (issue #7: < 20 MB with 1,000 endpoints): the slim build
 // (-tags shoal_slim) must not link go-control-plane's generated Envoy types
-// or what they drag in (the sidecar decodes xDS with
-// sidecar/internal/xdswire), etcd's clientv3, its gogo protos and zap (it
+// or what they drag in (the sidecar decodes xDS with the code generated from
+// a trimmed copy of Envoy's protos, sidecar/internal/xdspb), etcd's clientv3, its gogo protos and zap (it
 // registers through internal/etcdlite), prometheus/client_golang (it uses
 // internal/metric), or the management API's types and YAML (CLI only).
 func TestSlimBuildLinksOnlyWhatASidecarNeeds(t *testing.T) {

@@ -242,7 +242,7 @@ func TestStateDirRoundTrip(t *testing.T) {
 
 func assertSameResources(t *testing.T, want, got *Snapshot) {
 	t.Helper()
-	opts := []cmp.Option{cmp.AllowUnexported(Snapshot{}),
+	opts := []cmp.Option{cmp.AllowUnexported(Snapshot{}), protocmp.Transform(),
 		cmp.FilterPath(func(p cmp.Path) bool {
 			f := p.Last().String()
 			return f == ".FromState" || f == ".MissingRoutes" || f == ".MissingEndpoints"

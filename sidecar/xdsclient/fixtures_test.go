@@ -142,9 +142,9 @@ func ports(s *Snapshot, svc string) string {
 		return "none"
 	}
 	out := ""
-	for _, l := range c.Endpoints {
-		for _, e := range l.LBEndpoints {
-			out += fmt.Sprintf("%d,", e.Endpoint.Address.SocketAddress.PortValue)
+	for _, l := range c.GetEndpoints() {
+		for _, e := range l.GetLbEndpoints() {
+			out += fmt.Sprintf("%d,", e.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue())
 		}
 	}
 	return out

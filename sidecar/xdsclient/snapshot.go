@@ -3,30 +3,37 @@ package xdsclient
 import (
 	"maps"
 
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"google.golang.org/protobuf/proto"
+
+	clusterv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/cluster/v3"
+	corev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/core/v3"
+	endpointv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/endpoint/v3"
+	listenerv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/listener/v3"
+	routev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/route/v3"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 )
 
 // Type URLs of the resources the client subscribes to.
 const (
-	ListenerType = xdswire.ListenerType
-	RouteType    = xdswire.RouteType
-	ClusterType  = xdswire.ClusterType
-	EndpointType = xdswire.EndpointType
+	ListenerType = xdsres.ListenerType
+	RouteType    = xdsres.RouteType
+	ClusterType  = xdsres.ClusterType
+	EndpointType = xdsres.EndpointType
 )
 
-// The resource types of a Snapshot: plain structs holding the subset of
-// Envoy's v3 messages the sidecar reads, decoded from the wire without
-// generated code (package sidecar/internal/xdswire).
+// The resource types of a Snapshot: Envoy's v3 messages, generated from a
+// trimmed copy of Envoy's protos that holds the fields the sidecar reads
+// (package sidecar/internal/xdspb, tools/protosubset/envoy.keep).
 type (
 	// Resource is one of *Listener, *RouteConfiguration, *Cluster and
 	// *ClusterLoadAssignment.
-	Resource              = xdswire.Resource
-	Listener              = xdswire.Listener
-	RouteConfiguration    = xdswire.RouteConfiguration
-	Cluster               = xdswire.Cluster
-	ClusterLoadAssignment = xdswire.ClusterLoadAssignment
+	Resource              = proto.Message
+	Listener              = listenerv3.Listener
+	RouteConfiguration    = routev3.RouteConfiguration
+	Cluster               = clusterv3.Cluster
+	ClusterLoadAssignment = endpointv3.ClusterLoadAssignment
 	// Node is the identity sent to the control plane; see NewNode.
-	Node = xdswire.Node
+	Node = corev3.Node
 )
 
 // Snapshot is one consistent view of the xDS configuration. A delivered
@@ -53,9 +60,13 @@ type Snapshot struct {
 	// persisted so that delta reconnects can send initial_resource_versions.
 	resourceVersions map[string]map[string]string
 	// raw holds each resource's wire form by type URL and name, for the
-	// state file.
+	// state file and /config_dump.
 	raw map[string]map[string][]byte
 }
+
+// Raw returns the wire form of the resources of typeURL by name, as
+// received. The map and the bytes are shared and must not be modified.
+func (s *Snapshot) Raw(typeURL string) map[string][]byte { return s.raw[typeURL] }
 
 // Complete reports whether every referenced route configuration and
 // endpoint assignment is present.

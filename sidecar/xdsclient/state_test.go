@@ -116,7 +116,7 @@ func TestStateFileCompatibility(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadState of a file written with go-control-plane's types: %v", err)
 	}
-	if ports(s, "orders") != "3001,3002," || !s.Complete() || s.Listeners["outbound"].HCMs()[0].RDS.RouteConfigName != "outbound" {
+	if ports(s, "orders") != "3001,3002," || !s.Complete() || routeNames(s.Listeners["outbound"])[0] != "outbound" {
 		t.Fatalf("loaded snapshot = %+v", s)
 	}
 

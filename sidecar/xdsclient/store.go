@@ -3,8 +3,9 @@ package xdsclient
 import (
 	"bytes"
 	"maps"
-	"reflect"
 	"slices"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // wildcard is the explicit wildcard resource name of the xDS protocol.
@@ -165,5 +166,5 @@ func (st *store) synced() bool {
 // bytes, or (encoders may order map entries differently) the same decoded
 // fields.
 func sameResource(oldRaw, newRaw []byte, old, m Resource) bool {
-	return bytes.Equal(oldRaw, newRaw) || reflect.DeepEqual(old, m)
+	return bytes.Equal(oldRaw, newRaw) || proto.Equal(old, m)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
@@ -25,7 +25,7 @@ func endpoint(service, id string, port int, h registry.Health, meta map[string]s
 
 // snapshotOf translates in for the shoal sidecar, as the control plane does,
 // and packs the resources as the xDS client delivers them: encoded by the
-// generated code, decoded by the sidecar's wire codec.
+// generated code, decoded by the sidecar's generated subset.
 func snapshotOf(t *testing.T, in xds.Input) *xdsclient.Snapshot {
 	t.Helper()
 	res, _ := xds.Translate(in, xds.CapabilitiesEnvoy)
@@ -33,24 +33,24 @@ func snapshotOf(t *testing.T, in xds.Input) *xdsclient.Snapshot {
 		Listeners: map[string]*xdsclient.Listener{}, Routes: map[string]*xdsclient.RouteConfiguration{},
 		Clusters: map[string]*xdsclient.Cluster{}, Endpoints: map[string]*xdsclient.ClusterLoadAssignment{},
 	}
-	add := func(typeURL string, rs []types.Resource, f func(xdswire.Resource)) {
+	add := func(typeURL string, rs []types.Resource, f func(proto.Message)) {
 		for _, r := range rs {
 			b, err := proto.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := xdswire.Decode(typeURL, b)
+			d, err := xdsres.Decode(typeURL, b)
 			if err != nil {
 				t.Fatalf("decode %s: %v", typeURL, err)
 			}
 			f(d)
 		}
 	}
-	add(xdsclient.ListenerType, res.Listeners, func(r xdswire.Resource) { s.Listeners[r.ResourceName()] = r.(*xdsclient.Listener) })
-	add(xdsclient.RouteType, res.Routes, func(r xdswire.Resource) { s.Routes[r.ResourceName()] = r.(*xdsclient.RouteConfiguration) })
-	add(xdsclient.ClusterType, res.Clusters, func(r xdswire.Resource) { s.Clusters[r.ResourceName()] = r.(*xdsclient.Cluster) })
-	add(xdsclient.EndpointType, res.Endpoints, func(r xdswire.Resource) {
-		s.Endpoints[r.ResourceName()] = r.(*xdsclient.ClusterLoadAssignment)
+	add(xdsclient.ListenerType, res.Listeners, func(r proto.Message) { s.Listeners[xdsres.Name(r)] = r.(*xdsclient.Listener) })
+	add(xdsclient.RouteType, res.Routes, func(r proto.Message) { s.Routes[xdsres.Name(r)] = r.(*xdsclient.RouteConfiguration) })
+	add(xdsclient.ClusterType, res.Clusters, func(r proto.Message) { s.Clusters[xdsres.Name(r)] = r.(*xdsclient.Cluster) })
+	add(xdsclient.EndpointType, res.Endpoints, func(r proto.Message) {
+		s.Endpoints[xdsres.Name(r)] = r.(*xdsclient.ClusterLoadAssignment)
 	})
 	return s
 }

@@ -1,4 +1,4 @@
-package xdswire_test
+package xdsres_test
 
 import (
 	"bufio"
@@ -24,6 +24,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -31,45 +33,88 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	xdsclusterv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/cluster/v3"
+	xdsroutev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/route/v3"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 )
 
-// expect returns what decoding m should give, and m's type URL.
-func expect(t *testing.T, m proto.Message) (string, xdswire.Resource) {
+// typeURLOf returns the xDS type URL of a go-control-plane resource.
+func typeURLOf(t *testing.T, m proto.Message) string {
 	t.Helper()
-	switch m := m.(type) {
+	switch m.(type) {
 	case *listenerv3.Listener:
-		return xdswire.ListenerType, expectListener(m)
+		return xdsres.ListenerType
 	case *routev3.RouteConfiguration:
-		return xdswire.RouteType, expectRouteConfiguration(m)
+		return xdsres.RouteType
 	case *clusterv3.Cluster:
-		return xdswire.ClusterType, expectCluster(m)
+		return xdsres.ClusterType
 	case *endpointv3.ClusterLoadAssignment:
-		return xdswire.EndpointType, expectCLA(m)
+		return xdsres.EndpointType
 	}
 	t.Fatalf("unexpected message %T", m)
-	return "", nil
+	return ""
 }
 
-// checkDecode marshals m with the generated code, decodes it, and compares
-// the result with what the generated getters say. wantErr, if set, must be
-// in the validation error.
+// restrict clears, in place, every field of m that the subset message
+// described by sub does not have, recursively: what is left is what the
+// subset must read. A oneof member the subset holds as Opaque keeps its
+// presence and loses its content. Anys are compared as bytes.
+func restrict(m protoreflect.Message, sub protoreflect.MessageDescriptor) {
+	m.SetUnknown(nil) // the subset discards unknown fields
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		sf := sub.Fields().ByNumber(fd.Number())
+		switch {
+		case sf == nil || sf.Name() != fd.Name():
+			m.Clear(fd)
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				restrict(mv.Message(), sf.MapValue().Message())
+				return true
+			})
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				restrict(v.List().Get(i).Message(), sf.Message())
+			}
+		case !fd.IsMap() && !fd.IsList() && fd.Message() != nil:
+			restrict(v.Message(), sf.Message())
+		}
+		return true
+	})
+}
+
+// checkDecode is the differential check against go-control-plane: m (a
+// go-control-plane message) is marshalled, decoded by the sidecar's
+// subset, marshalled again and read back with go-control-plane's types;
+// that must equal m less the fields the subset does not keep. wantErr, if
+// set, must be in the validation error.
 func checkDecode(t *testing.T, m proto.Message, wantErr string) {
 	t.Helper()
 	b, err := proto.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	typeURL, want := expect(t, m)
-	got, err := xdswire.Decode(typeURL, b)
+	got, err := xdsres.Decode(typeURLOf(t, m), b)
+	name := xdsres.Name(got)
 	switch {
+	case got == nil:
+		t.Fatalf("Decode(%T): %v", m, err)
 	case wantErr == "" && err != nil:
-		t.Fatalf("Decode(%s): %v", want.ResourceName(), err)
+		t.Fatalf("Decode(%s): %v", name, err)
 	case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
-		t.Fatalf("Decode(%s) error = %v, want %q", want.ResourceName(), err, wantErr)
+		t.Fatalf("Decode(%s) error = %v, want %q", name, err, wantErr)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("Decode(%s) mismatch (-want +got):\n%s", want.ResourceName(), diff)
+	want := proto.Clone(m)
+	restrict(want.ProtoReflect(), got.ProtoReflect().Descriptor())
+	back := m.ProtoReflect().New().Interface()
+	b2, err := proto.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.Unmarshal(b2, back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, back, protocmp.Transform()); diff != "" {
+		t.Errorf("Decode(%s) differs from go-control-plane (-want +got):\n%s", name, diff)
 	}
 }
 
@@ -299,7 +344,7 @@ func TestDecodeOddFields(t *testing.T) {
 			LbConfig:             &clusterv3.Cluster_MaglevLbConfig_{MaglevLbConfig: &clusterv3.Cluster_MaglevLbConfig{TableSize: wrapperspb.UInt64(65537)}},
 			DnsLookupFamily:      clusterv3.Cluster_V4_ONLY,
 			TypedExtensionProtocolOptions: map[string]*anypb.Any{
-				xdswire.HTTPProtocolOptionsKey: anyOf(t, &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				xdsres.HTTPProtocolOptionsKey: anyOf(t, &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
 					ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}}}}}),
 				"other": anyOf(t, &wrapperspb.StringValue{Value: "x"}),
 				"auto":  anyOf(t, &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{}}}),
@@ -367,10 +412,14 @@ func TestDecodeRejectsMalformedInput(t *testing.T) {
 		"field number zero":           {0x00, 0x01},
 		"end group without start":     tag(5, protowire.EndGroupType),
 	}
+	// Malformed protobuf fails as it does for go-control-plane's types (a
+	// known field with another wire type is an unknown field, for both).
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
-			if r, err := xdswire.Decode(xdswire.ClusterType, b); err == nil {
-				t.Errorf("Decode(%x) = %+v, want an error", b, r)
+			gcpErr := proto.Unmarshal(b, &clusterv3.Cluster{})
+			r, err := xdsres.Decode(xdsres.ClusterType, b)
+			if (r == nil) != (gcpErr != nil) {
+				t.Errorf("Decode(%x) = %v, %v; go-control-plane: %v", b, r, err, gcpErr)
 			}
 		})
 	}
@@ -381,10 +430,10 @@ func TestDecodeRejectsMalformedInput(t *testing.T) {
 	unknown = protowire.AppendTag(unknown, 1, protowire.VarintType)
 	unknown = append(unknown, 1)
 	unknown = protowire.AppendTag(unknown, 998, protowire.EndGroupType)
-	if r, err := xdswire.Decode(xdswire.ClusterType, unknown); err != nil || r.ResourceName() != "orders" {
+	if r, err := xdsres.Decode(xdsres.ClusterType, unknown); err != nil || xdsres.Name(r) != "orders" {
 		t.Errorf("Decode with unknown fields = %v, %v", r, err)
 	}
-	if _, err := xdswire.Decode("type.googleapis.com/nope", good); err == nil {
+	if _, err := xdsres.Decode("type.googleapis.com/nope", good); err == nil {
 		t.Error("Decode of an unsupported type: nil error")
 	}
 }
@@ -393,43 +442,99 @@ func TestDecodeRejectsMalformedInput(t *testing.T) {
 // names, protojson durations, and Anys with their @type inline.
 func TestConfigDumpJSON(t *testing.T) {
 	res, _ := xds.Translate(translatorInputs()["routes"], xds.CapabilitiesEnvoy)
-	var clusters, listeners []byte
-	for _, r := range res.Clusters {
-		b, _ := proto.Marshal(r)
-		c, err := xdswire.Decode(xdswire.ClusterType, b)
-		if err != nil {
-			t.Fatal(err)
+	dump := func(typeURL string, rs []types.Resource) string {
+		var out []byte
+		for _, r := range rs {
+			b, _ := proto.Marshal(r)
+			j, err := xdsres.JSON(typeURL, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c bytes.Buffer
+			if err := json.Compact(&c, j); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, c.Bytes()...)
 		}
-		j, err := json.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clusters = append(clusters, j...)
+		return string(out)
 	}
-	for _, r := range res.Listeners {
-		b, _ := proto.Marshal(r)
-		l, err := xdswire.Decode(xdswire.ListenerType, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, _ := json.Marshal(l)
-		listeners = append(listeners, j...)
-	}
-	for _, want := range []string{`"lb_policy":"LEAST_REQUEST"`, `"lb_policy":"RING_HASH"`, `"lb_policy":"MAGLEV"`,
-		`"ring_hash_lb_config":{"minimum_ring_size":1024,"hash_function":"XX_HASH"`, `"connect_timeout":"2s"`,
+	clusters := dump(xdsres.ClusterType, res.Clusters)
+	for _, want := range []string{`"@type":"type.googleapis.com/envoy.config.cluster.v3.Cluster"`,
+		`"lb_policy":"LEAST_REQUEST"`, `"lb_policy":"RING_HASH"`, `"lb_policy":"MAGLEV"`,
+		`"ring_hash_lb_config":{"minimum_ring_size":"1024"`, `"connect_timeout":"2s"`,
 		`"type":"EDS"`, `"name":"orders/least_request"`,
 		`"typed_extension_protocol_options":{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions":{"@type":"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions","explicit_http_config":{"http2_protocol_options":{}}}}`} {
-		if !strings.Contains(string(clusters), want) {
-			t.Errorf("cluster JSON lacks %s", want)
+		if !strings.Contains(clusters, want) {
+			t.Errorf("cluster JSON lacks %s\n%s", want, clusters)
 		}
 	}
-	for _, want := range []string{`"typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":"outbound","rds":{"config_source":{"ads":{},"resource_api_version":"V3"},"route_config_name":"outbound"}`} {
-		if !strings.Contains(string(listeners), want) {
+	listeners := dump(xdsres.ListenerType, res.Listeners)
+	for _, want := range []string{`"typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager","stat_prefix":"outbound","rds":{"config_source":{"ads":{},"resource_api_version":"V3"},"route_config_name":"outbound"}`,
+		// A filter outside the subset prints as its type alone.
+		`{"name":"envoy.filters.http.router","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}`} {
+		if !strings.Contains(listeners, want) {
 			t.Errorf("listener JSON lacks %s\n%s", want, listeners)
 		}
 	}
-	d, _ := json.Marshal(xdswire.Duration{Seconds: 0, Nanos: -500000000})
-	if string(d) != `"-0.500s"` {
-		t.Errorf("Duration JSON = %s", d)
+	routes := dump(xdsres.RouteType, res.Routes)
+	if !strings.Contains(routes, `"timeout":`) {
+		t.Errorf("route JSON lacks a timeout\n%s", routes)
+	}
+}
+
+// TestRepeatedMessageFieldMerges: a message field sent twice merges, as
+// protobuf specifies (the hand decoder this replaced kept the last one):
+// ring_hash_lb_config with the minimum, then again with the maximum, has
+// both.
+func TestRepeatedMessageFieldMerges(t *testing.T) {
+	first, err := proto.Marshal(&clusterv3.Cluster{Name: "c", ConnectTimeout: durationpb.New(time.Second), LbPolicy: clusterv3.Cluster_RING_HASH,
+		LbConfig: &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: &clusterv3.Cluster_RingHashLbConfig{MinimumRingSize: wrapperspb.UInt64(8)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := proto.Marshal(&clusterv3.Cluster{
+		LbConfig: &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: &clusterv3.Cluster_RingHashLbConfig{MaximumRingSize: wrapperspb.UInt64(64)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append(first, second...)
+	m, err := xdsres.Decode(xdsres.ClusterType, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rh := m.(*xdsclusterv3.Cluster).GetRingHashLbConfig()
+	if rh.GetMinimumRingSize().GetValue() != 8 || rh.GetMaximumRingSize().GetValue() != 64 {
+		t.Errorf("ring_hash_lb_config = %v, want minimum 8 and maximum 64 merged", rh)
+	}
+	gcp := &clusterv3.Cluster{}
+	if err := proto.Unmarshal(b, gcp); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(gcp.GetRingHashLbConfig(), &clusterv3.Cluster_RingHashLbConfig{MinimumRingSize: wrapperspb.UInt64(8), MaximumRingSize: wrapperspb.UInt64(64)}) {
+		t.Errorf("go-control-plane reads %v", gcp.GetRingHashLbConfig())
+	}
+}
+
+// TestRouteTimeoutPresence: an absent route timeout and an explicit 0s
+// are different resources (Envoy: default 15 s, and disabled).
+func TestRouteTimeoutPresence(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout *durationpb.Duration
+		want    bool
+	}{{"absent", nil, false}, {"zero", durationpb.New(0), true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := proto.Marshal(&routev3.RouteConfiguration{Name: "r", VirtualHosts: []*routev3.VirtualHost{{Name: "v", Domains: []string{"*"},
+				Routes: []*routev3.Route{{Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"}, Timeout: tc.timeout}}}}}}})
+			m, err := xdsres.Decode(xdsres.RouteType, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := m.(*xdsroutev3.RouteConfiguration).GetVirtualHosts()[0].GetRoutes()[0].GetRoute()
+			if got := a.GetTimeout() != nil; got != tc.want {
+				t.Errorf("timeout present = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
