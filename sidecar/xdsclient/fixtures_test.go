@@ -137,8 +137,8 @@ func cla(svc string, ports ...uint32) *endpointv3.ClusterLoadAssignment {
 
 // ports returns the endpoint ports of svc in s, or an error string.
 func ports(s *Snapshot, svc string) string {
-	c, ok := s.Endpoints[svc]
-	if !ok {
+	c, err := s.ClusterLoadAssignment(svc)
+	if err != nil || c == nil {
 		return "none"
 	}
 	out := ""

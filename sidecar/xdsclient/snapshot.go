@@ -1,7 +1,9 @@
 package xdsclient
 
 import (
+	"fmt"
 	"maps"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -36,15 +38,13 @@ type (
 	Node = corev3.Node
 )
 
-// Snapshot is one consistent view of the xDS configuration. A delivered
-// Snapshot is immutable: its maps and resources are shared and must not be
-// modified.
+// Snapshot is one consistent view of the xDS configuration. It holds each
+// resource as received (its wire form, validated when it was accepted);
+// Listener, RouteConfiguration, Cluster and ClusterLoadAssignment decode
+// one on demand, so a delivered configuration costs its bytes, not its
+// decoded messages (issue 12: decode, validate, build, drop). A delivered
+// Snapshot is immutable and safe for concurrent use.
 type Snapshot struct {
-	Listeners map[string]*Listener
-	Routes    map[string]*RouteConfiguration
-	Clusters  map[string]*Cluster
-	// Endpoints is keyed by the EDS service name (cluster_name of the CLA).
-	Endpoints map[string]*ClusterLoadAssignment
 	// Versions maps each type URL to the last accepted version_info (SotW)
 	// or system_version_info (delta).
 	Versions map[string]string
@@ -59,14 +59,17 @@ type Snapshot struct {
 	// resourceVersions holds per-resource versions by type URL; they are
 	// persisted so that delta reconnects can send initial_resource_versions.
 	resourceVersions map[string]map[string]string
-	// raw holds each resource's wire form by type URL and name, for the
-	// state file and /config_dump.
+	// raw holds each resource's wire form by type URL and name: the state
+	// file, /config_dump and the accessors read it.
 	raw map[string]map[string][]byte
 }
 
-// Raw returns the wire form of the resources of typeURL by name, as
-// received. The map and the bytes are shared and must not be modified.
-func (s *Snapshot) Raw(typeURL string) map[string][]byte { return s.raw[typeURL] }
+// NewSnapshot returns a snapshot of resources given in their wire form by
+// type URL and name, for consumers' tests and tools; they are not
+// validated. The maps are used as they are and must not be modified.
+func NewSnapshot(raw map[string]map[string][]byte) *Snapshot {
+	return &Snapshot{Versions: map[string]string{}, resourceVersions: map[string]map[string]string{}, raw: raw}
+}
 
 // Complete reports whether every referenced route configuration and
 // endpoint assignment is present.
@@ -74,14 +77,60 @@ func (s *Snapshot) Complete() bool {
 	return len(s.MissingRoutes) == 0 && len(s.MissingEndpoints) == 0
 }
 
-// newSnapshot builds a Snapshot from the typed store. The maps are copied;
-// the resources are shared (the store never mutates a resource it holds).
+// Raw returns the wire form of the resources of typeURL by name, as
+// received. The map and the bytes are shared and must not be modified.
+func (s *Snapshot) Raw(typeURL string) map[string][]byte { return s.raw[typeURL] }
+
+// Names returns the names of the resources of typeURL, sorted.
+func (s *Snapshot) Names(typeURL string) []string { return slices.Sorted(maps.Keys(s.raw[typeURL])) }
+
+// Has reports whether s holds the resource typeURL/name.
+func (s *Snapshot) Has(typeURL, name string) bool {
+	_, ok := s.raw[typeURL][name]
+	return ok
+}
+
+// Listener decodes the listener name; nil, nil if s has none.
+func (s *Snapshot) Listener(name string) (*Listener, error) {
+	return decodeHeld[*Listener](s, ListenerType, name)
+}
+
+// RouteConfiguration decodes the route configuration name; nil, nil if s
+// has none.
+func (s *Snapshot) RouteConfiguration(name string) (*RouteConfiguration, error) {
+	return decodeHeld[*RouteConfiguration](s, RouteType, name)
+}
+
+// Cluster decodes the cluster name; nil, nil if s has none.
+func (s *Snapshot) Cluster(name string) (*Cluster, error) {
+	return decodeHeld[*Cluster](s, ClusterType, name)
+}
+
+// ClusterLoadAssignment decodes the endpoint assignment of the EDS service
+// name; nil, nil if s has none.
+func (s *Snapshot) ClusterLoadAssignment(name string) (*ClusterLoadAssignment, error) {
+	return decodeHeld[*ClusterLoadAssignment](s, EndpointType, name)
+}
+
+// decodeHeld decodes a held resource. Each call returns a new message,
+// owned by the caller.
+func decodeHeld[T Resource](s *Snapshot, typeURL, name string) (T, error) {
+	var zero T
+	b, ok := s.raw[typeURL][name]
+	if !ok {
+		return zero, nil
+	}
+	m, err := xdsres.Unmarshal(typeURL, b)
+	if err != nil {
+		return zero, fmt.Errorf("xdsclient: %s %q: %w", typeURL, name, err)
+	}
+	return m.(T), nil
+}
+
+// newSnapshot builds a Snapshot from the store. The maps are copied; the
+// bytes are shared (the store never mutates what it holds).
 func newSnapshot(st *store) *Snapshot {
 	s := &Snapshot{
-		Listeners:        typedMap[*Listener](st.types[ListenerType]),
-		Routes:           typedMap[*RouteConfiguration](st.types[RouteType]),
-		Clusters:         typedMap[*Cluster](st.types[ClusterType]),
-		Endpoints:        typedMap[*ClusterLoadAssignment](st.types[EndpointType]),
 		Versions:         map[string]string{},
 		resourceVersions: map[string]map[string]string{},
 		raw:              map[string]map[string][]byte{},
@@ -93,12 +142,4 @@ func newSnapshot(st *store) *Snapshot {
 	}
 	s.MissingRoutes, s.MissingEndpoints = st.missing()
 	return s
-}
-
-func typedMap[T Resource](ts *typeState) map[string]T {
-	out := make(map[string]T, len(ts.resources))
-	for name, m := range ts.resources {
-		out[name] = m.(T)
-	}
-	return out
 }

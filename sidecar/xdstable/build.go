@@ -51,11 +51,32 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 	var errs []string
 	if snap != nil {
 		cfg.Version = snapVersion(snap)
-		if rc := snap.Routes[o.RouteConfig]; rc != nil {
+		// The snapshot holds wire bytes: each resource is decoded here, built
+		// into the table and dropped; an assignment shared by several
+		// cluster variants is decoded once per Build.
+		rc, err := snap.RouteConfiguration(o.RouteConfig)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		if rc != nil {
 			cfg.VirtualHosts = virtualHosts(rc, &errs)
 		}
-		for _, name := range sortedKeys(snap.Clusters) {
-			cc, err := cluster(snap.Clusters[name], snap.Endpoints, o.Gossip)
+		clas := map[string]*endpointv3.ClusterLoadAssignment{}
+		claOf := func(name string) (*endpointv3.ClusterLoadAssignment, error) {
+			if cla, ok := clas[name]; ok {
+				return cla, nil
+			}
+			cla, err := snap.ClusterLoadAssignment(name)
+			clas[name] = cla
+			return cla, err
+		}
+		for _, name := range snap.Names(xdsclient.ClusterType) {
+			c, err := snap.Cluster(name)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			cc, err := cluster(c, claOf, o.Gossip)
 			if err != nil {
 				errs = append(errs, err.Error())
 				continue
@@ -99,7 +120,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // cluster converts one Cluster and its ClusterLoadAssignment.
-func cluster(c *clusterv3.Cluster, clas map[string]*endpointv3.ClusterLoadAssignment, gossip func(string, string) Verdict) (route.ClusterConfig, error) {
+func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAssignment, error), gossip func(string, string) Verdict) (route.ClusterConfig, error) {
 	if c == nil {
 		return route.ClusterConfig{}, errors.New("cluster: empty")
 	}
@@ -129,7 +150,11 @@ func cluster(c *clusterv3.Cluster, clas map[string]*endpointv3.ClusterLoadAssign
 	if i := strings.IndexByte(service, '['); i >= 0 {
 		service = service[:i] // a subset: "orders[version=v2]"
 	}
-	cc.Endpoints = endpoints(clas[claName], service, gossip)
+	cla, err := claOf(claName)
+	if err != nil {
+		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	cc.Endpoints = endpoints(cla, service, gossip)
 	return cc, nil
 }
 

@@ -29,30 +29,26 @@ func endpoint(service, id string, port int, h registry.Health, meta map[string]s
 func snapshotOf(t *testing.T, in xds.Input) *xdsclient.Snapshot {
 	t.Helper()
 	res, _ := xds.Translate(in, xds.CapabilitiesEnvoy)
-	s := &xdsclient.Snapshot{
-		Listeners: map[string]*xdsclient.Listener{}, Routes: map[string]*xdsclient.RouteConfiguration{},
-		Clusters: map[string]*xdsclient.Cluster{}, Endpoints: map[string]*xdsclient.ClusterLoadAssignment{},
-	}
-	add := func(typeURL string, rs []types.Resource, f func(proto.Message)) {
+	raw := map[string]map[string][]byte{}
+	add := func(typeURL string, rs []types.Resource) {
+		raw[typeURL] = map[string][]byte{}
 		for _, r := range rs {
 			b, err := proto.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := xdsres.Decode(typeURL, b)
+			d, err := xdsres.Decode(typeURL, b) // as the client accepts it
 			if err != nil {
 				t.Fatalf("decode %s: %v", typeURL, err)
 			}
-			f(d)
+			raw[typeURL][xdsres.Name(d)] = b
 		}
 	}
-	add(xdsclient.ListenerType, res.Listeners, func(r proto.Message) { s.Listeners[xdsres.Name(r)] = r.(*xdsclient.Listener) })
-	add(xdsclient.RouteType, res.Routes, func(r proto.Message) { s.Routes[xdsres.Name(r)] = r.(*xdsclient.RouteConfiguration) })
-	add(xdsclient.ClusterType, res.Clusters, func(r proto.Message) { s.Clusters[xdsres.Name(r)] = r.(*xdsclient.Cluster) })
-	add(xdsclient.EndpointType, res.Endpoints, func(r proto.Message) {
-		s.Endpoints[xdsres.Name(r)] = r.(*xdsclient.ClusterLoadAssignment)
-	})
-	return s
+	add(xdsclient.ListenerType, res.Listeners)
+	add(xdsclient.RouteType, res.Routes)
+	add(xdsclient.ClusterType, res.Clusters)
+	add(xdsclient.EndpointType, res.Endpoints)
+	return xdsclient.NewSnapshot(raw)
 }
 
 func request(host, path string) *route.Request {

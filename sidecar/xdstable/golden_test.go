@@ -37,10 +37,7 @@ func TestGoldenFilesBuildTheTablesGoControlPlaneReads(t *testing.T) {
 	}
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			s := &xdsclient.Snapshot{
-				Listeners: map[string]*xdsclient.Listener{}, Routes: map[string]*xdsclient.RouteConfiguration{},
-				Clusters: map[string]*xdsclient.Cluster{}, Endpoints: map[string]*xdsclient.ClusterLoadAssignment{},
-			}
+			raw := map[string]map[string][]byte{}
 			var gcpRoutes []*routev3.RouteConfiguration
 			gcpClusters := map[string]*clusterv3.Cluster{}
 			gcpCLAs := map[string]*endpointv3.ClusterLoadAssignment{}
@@ -57,18 +54,20 @@ func TestGoldenFilesBuildTheTablesGoControlPlaneReads(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", a.GetTypeUrl(), err)
 				}
+				if raw[a.GetTypeUrl()] == nil {
+					raw[a.GetTypeUrl()] = map[string][]byte{}
+				}
+				raw[a.GetTypeUrl()][xdsres.Name(d)] = b
 				switch m := m.(type) {
 				case *routev3.RouteConfiguration:
 					gcpRoutes = append(gcpRoutes, m)
-					s.Routes[m.GetName()] = d.(*xdsclient.RouteConfiguration)
 				case *clusterv3.Cluster:
 					gcpClusters[m.GetName()] = m
-					s.Clusters[m.GetName()] = d.(*xdsclient.Cluster)
 				case *endpointv3.ClusterLoadAssignment:
 					gcpCLAs[m.GetClusterName()] = m
-					s.Endpoints[m.GetClusterName()] = d.(*xdsclient.ClusterLoadAssignment)
 				}
 			}
+			s := xdsclient.NewSnapshot(raw)
 			for _, rc := range gcpRoutes {
 				tbl, err := xdstable.Build(s, xdstable.Options{RouteConfig: rc.GetName()})
 				if err != nil && !strings.Contains(path, "rejected") {

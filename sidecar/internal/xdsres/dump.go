@@ -10,16 +10,6 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/shoal-mesh/shoal/sidecar/internal/xdspb"
-	// The extensions a resource may carry in an Any, so that /config_dump
-	// prints their fields.
-	_ "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/filters/http/router/v3"
-	_ "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3"
-	_ "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/load_balancing_policies/least_request/v3"
-	_ "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/load_balancing_policies/maglev/v3"
-	_ "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/load_balancing_policies/ring_hash/v3"
-	_ "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/load_balancing_policies/round_robin/v3"
-	_ "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/load_balancing_policies/wrr_locality/v3"
-	_ "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/transport_sockets/tls/v3"
 )
 
 // dumpJSON prints as Envoy's /config_dump does: proto field names, and
@@ -33,9 +23,10 @@ func JSON(typeURL string, raw []byte) (json.RawMessage, error) {
 	return dumpJSON.Marshal(&anypb.Any{TypeUrl: typeURL, Value: raw})
 }
 
-// envoyResolver resolves Envoy's type URLs to the subset's messages. A type
-// the subset does not have resolves to xdspb.Opaque: it prints as its
-// "@type" alone.
+// envoyResolver resolves Envoy's type URLs to the subset's messages linked
+// into the binary. A type the subset does not have, or whose package no
+// part of the sidecar imports (the slim binary links only what it reads),
+// resolves to xdspb.Opaque: it prints as its "@type" alone.
 type envoyResolver struct{}
 
 func (envoyResolver) FindMessageByName(name protoreflect.FullName) (protoreflect.MessageType, error) {

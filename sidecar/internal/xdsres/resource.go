@@ -94,20 +94,8 @@ func UnmarshalAny(a *anypb.Any) (proto.Message, error) {
 // validates it (see Validate). A validation error comes with the decoded
 // resource, so the caller can name it; a wire error comes with nil.
 func Decode(typeURL string, b []byte) (proto.Message, error) {
-	var m proto.Message
-	switch typeURL {
-	case ListenerType:
-		m = &listenerv3.Listener{}
-	case RouteType:
-		m = &routev3.RouteConfiguration{}
-	case ClusterType:
-		m = &clusterv3.Cluster{}
-	case EndpointType:
-		m = &endpointv3.ClusterLoadAssignment{}
-	default:
-		return nil, fmt.Errorf("%w %q", ErrUnsupportedType, typeURL)
-	}
-	if err := unmarshal.Unmarshal(b, m); err != nil {
+	m, err := Unmarshal(typeURL, b)
+	if err != nil {
 		return nil, err
 	}
 	return m, Validate(m)
@@ -177,4 +165,31 @@ func HTTPProtocolOptions(c *clusterv3.Cluster) (*httpv3.HttpProtocolOptions, err
 		return nil, fmt.Errorf("typed_extension_protocol_options[%q]: %w", HTTPProtocolOptionsKey, err)
 	}
 	return o, nil
+}
+
+// Unmarshal decodes a resource of type typeURL that was validated when it
+// was accepted (a held resource read again from its bytes): no validation.
+func Unmarshal(typeURL string, b []byte) (proto.Message, error) {
+	m, err := newResource(typeURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := unmarshal.Unmarshal(b, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func newResource(typeURL string) (proto.Message, error) {
+	switch typeURL {
+	case ListenerType:
+		return &listenerv3.Listener{}, nil
+	case RouteType:
+		return &routev3.RouteConfiguration{}, nil
+	case ClusterType:
+		return &clusterv3.Cluster{}, nil
+	case EndpointType:
+		return &endpointv3.ClusterLoadAssignment{}, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnsupportedType, typeURL)
 }
