@@ -12,11 +12,15 @@ export PATH="$PWD/.bin:$PATH"
 go run tools/protosubset/main.go -keep tools/protosubset/envoy.keep \
   -out sidecar/internal/xdspb/proto -package shoal.xds \
   -go github.com/shoal-mesh/shoal/sidecar/internal/xdspb
-find sidecar/internal/xdspb -name '*.pb.go' -delete
+go run tools/protosubset/main.go -keep tools/protosubset/etcd.keep \
+  -out internal/etcdlite/internal/etcdpb/proto -package shoal.etcd \
+  -go github.com/shoal-mesh/shoal/internal/etcdlite/internal/etcdpb
+find sidecar/internal/xdspb internal/etcdlite/internal/etcdpb -name '*.pb.go' -delete
 buf lint
 buf generate
 buf generate --template buf.gen.xdspb.yaml
-generated=(proto/ sidecar/internal/xdspb/)
+buf generate --template buf.gen.etcdpb.yaml
+generated=(proto/ sidecar/internal/xdspb/ internal/etcdlite/internal/etcdpb/)
 if [ "${1:-}" = "--check" ]; then
   if [ -n "$(git status --porcelain -- "${generated[@]}")" ]; then
     git status --short -- "${generated[@]}" >&2

@@ -7,8 +7,8 @@
 // format without linking the whole schema (issue 12).
 //
 // It reads the compiled descriptors of the libraries imported below
-// (go-control-plane's Envoy packages, etcd's etcdserverpb, genproto's
-// google.rpc), never their .proto sources, so the copy follows the versions
+// (go-control-plane's Envoy packages, genproto's google.rpc, etcd's
+// etcdserverpb), never their .proto sources, so the copy follows the versions
 // go.mod pins. It is not linked into any binary:
 //
 //	go run tools/protosubset/main.go -keep tools/protosubset/envoy.keep \
@@ -66,6 +66,9 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
 	_ "google.golang.org/genproto/googleapis/rpc/status"
+
+	// etcd's v3 API (for -keep etcd.keep).
+	_ "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
 func main() {
