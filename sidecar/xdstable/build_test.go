@@ -3,6 +3,7 @@ package xdstable_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
@@ -324,5 +325,35 @@ func TestBuildReadsGRPCRetryConditions(t *testing.T) {
 		route.RetryGRPCResourceExhausted | route.RetryGRPCUnavailable
 	if r.Retry.On != want || r.Retry.NumRetries != 2 || r.Retry.PerTryTimeout != 5e8 {
 		t.Errorf("retry policy = %+v, want conditions %b, 2 retries, 500ms per try", r.Retry, want)
+	}
+}
+
+// A rule's timeout reaches the sidecar: none given is Envoy's 15 s
+// default, an explicit 0s disables it (long uploads, downloads, event
+// streams), through the control plane's translation and the sidecar's
+// decoding alike.
+func TestBuildRouteTimeoutDefaultAndDisabled(t *testing.T) {
+	rule := func(timeout *durationpb.Duration) []*shoalv1.Rule {
+		return []*shoalv1.Rule{{Destinations: []*shoalv1.Destination{{Service: "users"}}, Timeout: timeout}}
+	}
+	in := xds.Input{
+		Endpoints: []registry.Endpoint{endpoint("users", "users-1", 4001, registry.HealthHealthy, nil)},
+		Routes: []*shoalv1.Route{
+			{Name: "unset", Hosts: []string{"unset.example.com"}, Rules: rule(nil)},
+			{Name: "disabled", Hosts: []string{"disabled.example.com"}, Rules: rule(durationpb.New(0))},
+		},
+	}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	for host, want := range map[string]time.Duration{"unset.example.com": xdstable.DefaultRouteTimeout, "disabled.example.com": 0} {
+		r := tbl.Match(request(host, "/"))
+		if r == nil {
+			t.Fatalf("no route for %s", host)
+		}
+		if r.Timeout != want {
+			t.Errorf("%s: timeout %v, want %v", host, r.Timeout, want)
+		}
 	}
 }
