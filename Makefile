@@ -9,7 +9,7 @@ NODEXDS := e2e/nodexds
 
 export SHOAL_TEST_STRICT := 1
 
-.PHONY: test check build proto go-test node-test node-deps soak-smoke quickstart-test demo
+.PHONY: test check build proto go-test node-test node-deps browser-deps soak-smoke quickstart-test demo
 
 ## test: every check and every Go and Node.js test, e2e included.
 test: check build go-test node-test quickstart-test soak-smoke
@@ -33,7 +33,15 @@ $(NODEXDS)/node_modules/.package-lock.json: $(NODEXDS)/package.json $(NODEXDS)/p
 	@test -d $(NODEXDS)/node_modules/@grpc/grpc-js-xds || { echo "npm ci did not install @grpc/grpc-js-xds"; exit 1; }
 	@touch $@
 
-go-test: build node-deps
+## browser-deps: headless Chromium for the dashboard's browser test
+## (controlplane TestDashboard), from Debian's packages.
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the dashboard test needs Chromium: apt-get install chromium (as root)"; exit 1; fi; }
+
+go-test: build node-deps browser-deps
 	SHOAL_BIN=$(BIN)/shoal $(GO) test -race -timeout 20m ./...
 
 node-test: build
