@@ -33,10 +33,10 @@ type attempt struct {
 	start      time.Time
 	timeout    time.Duration // the route timeout; zero: none
 	deadline   time.Time     // zero: none (yet)
-	replayable bool      // the request can be sent again
-	retries    int       // policy retries left
-	connects   int       // connect-failure retries left
-	last       int       // the status for the client when no attempt is left
+	replayable bool          // the request can be sent again
+	retries    int           // policy retries left
+	connects   int           // connect-failure retries left
+	last       int           // the status for the client when no attempt is left
 
 	info   lb.PickInfo // hash key and excluded (tried) addresses
 	tried  [lb.MaxExcluded]*host
