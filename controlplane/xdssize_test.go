@@ -118,7 +118,7 @@ func TestOversizedRoutesNeverStopConfigReachingSidecars(t *testing.T) {
 	defer func() { xcancel(); <-xdone }()
 	pollUntil(t, ctx, "the sidecar gets its routes", func() bool {
 		s := last.Load()
-		return s != nil && s.Routes["outbound"] != nil
+		return s != nil && s.Has(xdsclient.RouteType, "outbound")
 	})
 
 	// A later change (a new service) still reaches it.
@@ -130,7 +130,7 @@ func TestOversizedRoutesNeverStopConfigReachingSidecars(t *testing.T) {
 	defer reg.Close()
 	pollUntil(t, ctx, "the new service reaches the sidecar", func() bool {
 		s := last.Load()
-		return s != nil && s.Endpoints["late"] != nil && s.Clusters["late"] != nil
+		return s != nil && s.Has(xdsclient.EndpointType, "late") && s.Has(xdsclient.ClusterType, "late")
 	})
 }
 

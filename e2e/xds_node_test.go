@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
 	"github.com/shoal-mesh/shoal/e2e/harness"
 	"github.com/shoal-mesh/shoal/internal/testutil/xdstest"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
@@ -187,7 +188,7 @@ func TestNodeGRPCJSXDSClient(t *testing.T) {
 
 // ackedRoutes reports whether a client whose user agent starts with ua has
 // ACKed everything it was sent.
-func ackedRoutes(t *testing.T, srv *xds.Server, ua string) bool {
+func ackedRoutes(t *testing.T, srv *xdsserver.Server, ua string) bool {
 	t.Helper()
 	for _, cl := range srv.Status() {
 		if !strings.HasPrefix(cl.GetUserAgent(), ua) {

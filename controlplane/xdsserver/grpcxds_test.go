@@ -1,4 +1,4 @@
-package xds_test
+package xdsserver_test
 
 import (
 	"context"

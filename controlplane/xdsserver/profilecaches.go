@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -6,11 +6,14 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/shoal-mesh/shoal/controlplane/xds"
 )
 
 // profileCaches serves listeners, routes and clusters: one full-state
 // resourceCache per capability profile and type, chosen by the client's
-// node (CapabilitiesFor). Clients of one profile share every marshaled
+// node (xds.CapabilitiesFor). Clients of one profile share every marshaled
 // resource and every response computed for a version.
 type profileCaches struct {
 	// byProfile maps a profile and a type URL to its cache. It is filled by
@@ -21,9 +24,9 @@ type profileCaches struct {
 var _ cache.Cache = (*profileCaches)(nil)
 
 // profileTypes are the types profileCaches serves.
-var profileTypes = []string{clusterType, listenerType, routeType}
+var profileTypes = []string{resource.ClusterType, resource.ListenerType, resource.RouteType}
 
-func newProfileCaches(profiles []Capabilities) *profileCaches {
+func newProfileCaches(profiles []xds.Capabilities) *profileCaches {
 	p := &profileCaches{byProfile: make(map[string]map[string]*resourceCache, len(profiles))}
 	for _, caps := range profiles {
 		byType := make(map[string]*resourceCache, len(profileTypes))
@@ -44,7 +47,7 @@ func (p *profileCaches) cache(profile, typeURL string) *resourceCache {
 // the caches do not serve gets a new empty cache of its own, the state
 // go-control-plane's SnapshotCache had for it: version "", no resources.
 func (p *profileCaches) cacheFor(node *corev3.Node, typeURL string) *resourceCache {
-	if c := p.cache(CapabilitiesFor(node).Profile, typeURL); c != nil {
+	if c := p.cache(xds.CapabilitiesFor(node).Profile, typeURL); c != nil {
 		return c
 	}
 	return newResourceCache(typeURL, true)
