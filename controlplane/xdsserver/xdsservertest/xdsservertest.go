@@ -1,6 +1,6 @@
-// Package xdstest starts shoal's xDS server and gRPC echo backends on
+// Package xdsservertest starts shoal's xDS server and gRPC echo backends on
 // loopback for tests that drive real xDS clients (grpc-go, grpc-js-xds).
-package xdstest
+package xdsservertest
 
 import (
 	"context"
