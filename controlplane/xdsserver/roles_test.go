@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	// The bootstraps' typed_extension_protocol_options.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,6 +24,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"sigs.k8s.io/yaml"
+
+	"github.com/shoal-mesh/shoal/controlplane/xds"
 )
 
 func roleNode(t *testing.T, id string, md map[string]any) *corev3.Node {
@@ -63,20 +66,20 @@ func listenerAddrs(t *testing.T, anys []*anypb.Any) map[string]string {
 // node without metadata keeps getting everything at the defaults.
 func TestListenersFollowTheNodeRole(t *testing.T) {
 	srv, addr := startServer(t, Config{})
-	srv.Update(Input{Endpoints: ordersFleet()})
+	srv.Update(xds.Input{Endpoints: ordersFleet()})
 
 	sidecar := newDeltaClient(t, addr, roleNode(t, "envoy-sidecar", map[string]any{
-		MetadataRole: RoleSidecar, MetadataInboundPort: 15106, MetadataOutboundPort: "15101",
+		xds.MetadataRole: xds.RoleSidecar, xds.MetadataInboundPort: 15106, xds.MetadataOutboundPort: "15101",
 	}))
-	sidecar.subscribe(listenerType)
+	sidecar.subscribe(resource.ListenerType)
 	var sidecarAnys []*anypb.Any
 	for _, r := range sidecar.recv().GetResources() {
 		sidecarAnys = append(sidecarAnys, r.GetResource())
 	}
-	gateway := newSotwClient(t, addr, roleNode(t, "envoy-gateway", map[string]any{MetadataRole: RoleGateway, MetadataGatewayPort: 8081}))
-	gateway.subscribe(listenerType)
+	gateway := newSotwClient(t, addr, roleNode(t, "envoy-gateway", map[string]any{xds.MetadataRole: xds.RoleGateway, xds.MetadataGatewayPort: 8081}))
+	gateway.subscribe(resource.ListenerType)
 	plain := newSotwClient(t, addr, &corev3.Node{Id: "shoal-sidecar-1", UserAgentName: "shoal-sidecar"})
-	plain.subscribe(listenerType)
+	plain.subscribe(resource.ListenerType)
 
 	got := map[string]map[string]string{
 		"sidecar": listenerAddrs(t, sidecarAnys),
@@ -84,10 +87,10 @@ func TestListenersFollowTheNodeRole(t *testing.T) {
 		"plain":   listenerAddrs(t, plain.recv().GetResources()),
 	}
 	want := map[string]map[string]string{
-		"sidecar": {ListenerInbound: "0.0.0.0:15106", ListenerOutbound: "127.0.0.1:15101"},
-		"gateway": {ListenerGateway: "0.0.0.0:8081"},
+		"sidecar": {xds.ListenerInbound: "0.0.0.0:15106", xds.ListenerOutbound: "127.0.0.1:15101"},
+		"gateway": {xds.ListenerGateway: "0.0.0.0:8081"},
 		"plain": {
-			ListenerInbound: "0.0.0.0:15006", ListenerOutbound: "127.0.0.1:15001", ListenerGateway: "0.0.0.0:8080",
+			xds.ListenerInbound: "0.0.0.0:15006", xds.ListenerOutbound: "127.0.0.1:15001", xds.ListenerGateway: "0.0.0.0:8080",
 			"orders": "api", "users": "api",
 		},
 	}
@@ -109,7 +112,7 @@ func TestListenersFollowTheNodeRole(t *testing.T) {
 	// listener for a role node (no API listeners), so nothing is sent...
 	eps := append(ordersFleet(), ordersFleet()[0])
 	eps[len(eps)-1].Service, eps[len(eps)-1].ID = "billing", "billing-1"
-	srv.Update(Input{Endpoints: eps})
+	srv.Update(xds.Input{Endpoints: eps})
 	if r := plain.recv(); !slices.ContainsFunc(r.GetResources(), func(a *anypb.Any) bool {
 		l := &listenerv3.Listener{}
 		return a.UnmarshalTo(l) == nil && l.GetName() == "billing"
@@ -125,14 +128,14 @@ func TestInvalidRoleMetadataIsRefusedNamingTheKey(t *testing.T) {
 		md      map[string]any
 		wantErr string
 	}{
-		{name: "unknown role", md: map[string]any{MetadataRole: "mesh"}, wantErr: `shoal.role: "mesh" is not "sidecar" or "gateway"`},
-		{name: "port out of range", md: map[string]any{MetadataRole: RoleSidecar, MetadataInboundPort: 70000}, wantErr: "shoal.inbound_port: 70000 is not a port"},
-		{name: "port not a number", md: map[string]any{MetadataRole: RoleGateway, MetadataGatewayPort: "http"}, wantErr: `shoal.gateway_port: "http" is not a port`},
-		{name: "port of another role", md: map[string]any{MetadataRole: RoleGateway, MetadataInboundPort: 15106}, wantErr: `shoal.inbound_port: set for role "sidecar"`},
-		{name: "port without a role", md: map[string]any{MetadataOutboundPort: 15101}, wantErr: `shoal.outbound_port: set for role "sidecar", but shoal.role is ""`},
+		{name: "unknown role", md: map[string]any{xds.MetadataRole: "mesh"}, wantErr: `shoal.role: "mesh" is not "sidecar" or "gateway"`},
+		{name: "port out of range", md: map[string]any{xds.MetadataRole: xds.RoleSidecar, xds.MetadataInboundPort: 70000}, wantErr: "shoal.inbound_port: 70000 is not a port"},
+		{name: "port not a number", md: map[string]any{xds.MetadataRole: xds.RoleGateway, xds.MetadataGatewayPort: "http"}, wantErr: `shoal.gateway_port: "http" is not a port`},
+		{name: "port of another role", md: map[string]any{xds.MetadataRole: xds.RoleGateway, xds.MetadataInboundPort: 15106}, wantErr: `shoal.inbound_port: set for role "sidecar"`},
+		{name: "port without a role", md: map[string]any{xds.MetadataOutboundPort: 15101}, wantErr: `shoal.outbound_port: set for role "sidecar", but shoal.role is ""`},
 	}
 	srv, addr := startServer(t, Config{})
-	srv.Update(Input{Endpoints: ordersFleet()})
+	srv.Update(xds.Input{Endpoints: ordersFleet()})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
@@ -141,7 +144,7 @@ func TestInvalidRoleMetadataIsRefusedNamingTheKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: roleNode(t, "bad", tc.md), TypeUrl: listenerType}); err != nil {
+			if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: roleNode(t, "bad", tc.md), TypeUrl: resource.ListenerType}); err != nil {
 				t.Fatal(err)
 			}
 			_, err = stream.Recv()
@@ -180,7 +183,7 @@ func exampleBootstrap(t *testing.T, name string) *bootstrapv3.Bootstrap {
 // shoal sidecar's defaults (admin 15000, outbound 15001).
 func TestEnvoyExamplesRunSideBySide(t *testing.T) {
 	srv, addr := startServer(t, Config{})
-	srv.Update(Input{Endpoints: ordersFleet()})
+	srv.Update(xds.Input{Endpoints: ordersFleet()})
 	seen := map[uint32]string{15000: "a shoal sidecar's admin", 15001: "a shoal sidecar's outbound"}
 	bind := func(who string, port uint32) {
 		if other, ok := seen[port]; ok {
@@ -192,7 +195,7 @@ func TestEnvoyExamplesRunSideBySide(t *testing.T) {
 		b := exampleBootstrap(t, file)
 		bind(file+" admin", b.GetAdmin().GetAddress().GetSocketAddress().GetPortValue())
 		c := newSotwClient(t, addr, b.GetNode())
-		c.subscribe(listenerType)
+		c.subscribe(resource.ListenerType)
 		ls := listenerAddrs(t, c.recv().GetResources())
 		if len(ls) == 0 {
 			t.Errorf("%s: no listeners", file)

@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -8,13 +8,16 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/shoal-mesh/shoal/controlplane/xds"
 )
 
 // profileCaches serves listeners, routes and clusters: one full-state
 // resourceCache per capability profile and type, chosen by the client's
-// node (CapabilitiesFor). Clients of one profile share every marshaled
+// node (xds.CapabilitiesFor). Clients of one profile share every marshaled
 // resource and every response computed for a version.
 type profileCaches struct {
 	// byProfile maps a profile and a type URL to its cache. It is filled by
@@ -38,16 +41,16 @@ type profileCaches struct {
 // roleVariant is the listener cache of a profile's nodes with one role.
 type roleVariant struct {
 	profile string
-	role    nodeRole
+	role    xds.NodeRole
 	cache   *resourceCache
 }
 
 var _ cache.Cache = (*profileCaches)(nil)
 
 // profileTypes are the types profileCaches serves.
-var profileTypes = []string{clusterType, listenerType, routeType}
+var profileTypes = []string{resource.ClusterType, resource.ListenerType, resource.RouteType}
 
-func newProfileCaches(profiles []Capabilities) *profileCaches {
+func newProfileCaches(profiles []xds.Capabilities) *profileCaches {
 	p := &profileCaches{
 		byProfile: make(map[string]map[string]*resourceCache, len(profiles)),
 		variants:  map[string]roleVariant{},
@@ -74,7 +77,7 @@ func (p *profileCaches) set(profile, typeURL string, rs []types.Resource) error 
 	if err := p.cache(profile, typeURL).setResources(rs); err != nil {
 		return err
 	}
-	if typeURL != listenerType {
+	if typeURL != resource.ListenerType {
 		return nil
 	}
 	p.mu.Lock()
@@ -82,7 +85,7 @@ func (p *profileCaches) set(profile, typeURL string, rs []types.Resource) error 
 	p.listeners[profile] = rs
 	for _, v := range p.variants {
 		if v.profile == profile {
-			if err := v.cache.setResources(v.role.listeners(rs)); err != nil {
+			if err := v.cache.setResources(v.role.Listeners(rs)); err != nil {
 				return err
 			}
 		}
@@ -96,21 +99,21 @@ func (p *profileCaches) set(profile, typeURL string, rs []types.Resource) error 
 // A node asking for a role (node metadata, roles.go) gets its role's
 // listeners.
 func (p *profileCaches) cacheFor(node *corev3.Node, typeURL string) (*resourceCache, error) {
-	profile := CapabilitiesFor(node).Profile
+	profile := xds.CapabilitiesFor(node).Profile
 	c := p.cache(profile, typeURL)
 	if c == nil {
 		return newResourceCache(typeURL, true), nil
 	}
-	if typeURL != listenerType {
+	if typeURL != resource.ListenerType {
 		return c, nil
 	}
-	role, err := roleOf(node)
-	if err != nil || role.role == "" {
+	role, err := xds.RoleOf(node)
+	if err != nil || role.Role == "" {
 		return c, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	key := profile + "|" + role.key()
+	key := profile + "|" + role.Key()
 	if v, ok := p.variants[key]; ok {
 		return v.cache, nil
 	}
@@ -118,7 +121,7 @@ func (p *profileCaches) cacheFor(node *corev3.Node, typeURL string) (*resourceCa
 	v.cache.onDrop = p.onDrop
 	if rs, ok := p.listeners[profile]; ok {
 		// Not published before the first full state, like the profile's.
-		if err := v.cache.setResources(role.listeners(rs)); err != nil {
+		if err := v.cache.setResources(role.Listeners(rs)); err != nil {
 			return nil, err
 		}
 	}
