@@ -23,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
+	"github.com/shoal-mesh/shoal/controlplane/identity"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
@@ -51,6 +52,8 @@ type Server struct {
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
 	api   *api.Server
+	// identity is the CA and IdentityService.
+	identity *identity.Service
 	xds   *xds.Server
 	// member is this control plane's gossip membership; nil without gossip.
 	member       *gossip.Member
@@ -317,10 +320,16 @@ func (s *Server) setupServices() error {
 	if err != nil {
 		return err
 	}
+	if s.identity, err = s.newIdentity(); err != nil {
+		return err
+	}
 	s.apiGRPC = api.NewGRPCServer(s.health)
 	s.api.Register(s.apiGRPC)
-	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xds.ServerOptions()...)...)
+	s.identity.RegisterAdmin(s.apiGRPC)
+	opts := append(api.ServerOptions(), xds.ServerOptions()...)
+	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
+	s.identity.Register(s.xdsGRPC)
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
