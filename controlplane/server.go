@@ -54,7 +54,7 @@ type Server struct {
 	api   *api.Server
 	// identity is the CA and IdentityService.
 	identity *identity.Service
-	xds   *xds.Server
+	xds      *xds.Server
 	// member is this control plane's gossip membership; nil without gossip.
 	member       *gossip.Member
 	cancelGossip func()
