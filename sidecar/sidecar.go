@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
+	sidecaridentity "github.com/shoal-mesh/shoal/sidecar/identity"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
@@ -29,8 +30,12 @@ type Proxy struct {
 
 	reg *metric.Registry // served on /metrics
 
-	proxy  *proxy.Proxy
-	xds    *xdsclient.Client
+	proxy *proxy.Proxy
+	xds   *xdsclient.Client
+	// id and mtls are the workload identity and its TLS configs; nil
+	// without a join token.
+	id     *sidecaridentity.Client
+	mtls   *mtls
 	member *gossip.Member // nil without gossip
 	self   registry.Instance
 
@@ -76,8 +81,19 @@ func New(cfg Config) (_ *Proxy, err error) {
 		p.reg = metric.NewRegistry()
 		p.reg.MustRegister(metric.NewGoCollector(), metric.NewProcessCollector())
 	}
-	p.self = p.instance()
 	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
+	if cfg.JoinToken != "" {
+		p.id, err = sidecaridentity.New(sidecaridentity.Config{
+			Server: cfg.XDS, Token: cfg.JoinToken, CABundle: cfg.CABundle, StateDir: cfg.StateDir,
+			Logger: cfg.Logger, Registerer: p.reg,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sidecar: --join-token-file: %w", err)
+		}
+		p.mtls = newMTLS(p.id, func(direction string, err error) { p.proxy.CountTLSHandshake(direction, err) })
+		pc.UpstreamTLS = p.mtls
+	}
+	p.self = p.instance()
 	if p.proxy, err = proxy.New(pc); err != nil {
 		return nil, err
 	}
@@ -106,6 +122,10 @@ func (c *Config) validate() error {
 		return errors.New("sidecar: --etcd is required to register the app (or pass --no-register)")
 	case c.Mode == ModeGateway && c.GatewayListen == "":
 		return errors.New("gateway: --listen is required")
+	case c.MTLS != "" && c.MTLS != MTLSAuto && c.MTLS != MTLSStrict:
+		return fmt.Errorf("sidecar: --mtls %q is not auto or strict", c.MTLS)
+	case c.MTLS == MTLSStrict && c.JoinToken == "":
+		return errors.New("sidecar: --mtls=strict needs an identity (--join-token-file or $SHOAL_JOIN_TOKEN)")
 	}
 	return nil
 }
@@ -143,6 +163,9 @@ func (p *Proxy) instance() registry.Instance {
 		ID: c.InstanceID, Service: c.Service, Address: c.AppAddress, Port: c.AppPort,
 		Protocol: registry.Protocol(c.AppProtocol), Zone: c.Zone, Weight: c.Weight, Metadata: c.Metadata,
 	}
+	if c.Listen != "" && p.mtls != nil {
+		in.TLS = registry.TLSMutual
+	}
 	if c.Listen != "" {
 		if host, port, err := net.SplitHostPort(c.Listen); err == nil {
 			if n, err := strconv.Atoi(port); err == nil && n > 0 {
@@ -163,6 +186,9 @@ func (p *Proxy) bind() error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("sidecar: %s listener %s: %w", name, addr, err)
+		}
+		if mode.Kind == proxy.Inbound && p.mtls != nil {
+			l = p.mtls.listener(l)
 		}
 		p.listeners = append(p.listeners, served{name: name, l: l, mode: mode})
 		return nil
@@ -231,7 +257,7 @@ func (p *Proxy) release() {
 // rebuildTable builds a routing table from the last snapshot and the
 // gossip view and installs it. Called from New and from the rebuild loop.
 func (p *Proxy) rebuildTable() {
-	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Gossip: p.gossipVerdict}
+	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Gossip: p.gossipVerdict, ServerID: p.upstreamServerID}
 	if p.cfg.Mode == ModeGateway {
 		opts.RouteConfig = "gateway"
 	} else {
@@ -277,4 +303,15 @@ func (p *Proxy) requestRebuild() {
 	case p.rebuild <- struct{}{}:
 	default:
 	}
+}
+
+// upstreamServerID is the identity an endpoint of service must present:
+// none without our own identity or before we have one; with one, the
+// service's for endpoints the control plane marks as mTLS, and for every
+// endpoint with --mtls=strict (a plain upstream then fails to connect).
+func (p *Proxy) upstreamServerID(service string, marked bool) string {
+	if p.mtls == nil || p.id.ID().IsZero() || !(marked || p.cfg.MTLS == MTLSStrict) {
+		return ""
+	}
+	return p.mtls.serverID(service)
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/shoal-mesh/shoal/controlplane"
 	"github.com/shoal-mesh/shoal/registry/gossip"
@@ -28,6 +29,9 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	gossipKey.register(fs)
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
+	fs.StringVar(&cfg.CADir, "ca-dir", "", "directory with the mesh CA from `shoal ca init` (ca.crt, ca.key, root.crt); default: a development CA created under --data-dir/ca")
+	fs.StringVar(&cfg.TrustDomain, "trust-domain", "shoal.local", "SPIFFE trust domain of workload identities")
+	fs.DurationVar(&cfg.SVIDTTL, "svid-ttl", 24*time.Hour, "lifetime of workload certificates (renewed by their holders at half of it)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	memoryLimit := memoryLimitFlag{v: "0"}
 	fs.Var(&memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 512MiB: bounds the peak when many xDS clients sync at once (README, Performance); 0, the default, sets none (GOMEMLIMIT in the environment applies)")

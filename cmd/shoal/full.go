@@ -21,6 +21,8 @@ func fullCommands() []command {
 		{"services", "list registered services", runServices},
 		{"instances", "list the instances of a service", runInstances},
 		{"routes", "manage routes: apply -f FILE, list, get NAME, delete NAME", runRoutes},
+		{"ca", "manage the mesh CA: init --dir DIR", runCA},
+		{"tokens", "manage join tokens: create --service NAME [--namespace NS] [--ttl 1h] [--uses N]", runTokens},
 		{"status", "show the control plane's xDS clients, routes and gossip members", runStatus},
 	}
 }

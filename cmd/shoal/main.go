@@ -27,6 +27,7 @@ func commands() []command {
 	return append(fullCommands(), []command{
 		{"sidecar", "run a sidecar next to an app instance", runSidecar},
 		{"gateway", "run the edge gateway", runGateway},
+		{"identity", "keep a workload certificate in files for proxyless gRPC: fetch --join-token-file F --out DIR", runIdentity},
 		{"gossip", "rotate the gossip key: keys install|use|remove KEY --admin ADDR,...; keys list; keys generate", runGossip},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "shoal", version)

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-mesh/shoal/identity"
+	identityv1 "github.com/shoal-mesh/shoal/proto/shoal/identity/v1"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 )
@@ -47,7 +48,7 @@ type ServiceConfig struct {
 // It is the gRPC edge of this package: errors become status codes here.
 // Safe for concurrent use.
 type Service struct {
-	shoalv1.UnimplementedIdentityServiceServer
+	identityv1.UnimplementedIdentityServiceServer
 	shoalv1.UnimplementedTokenServiceServer
 
 	cfg ServiceConfig
@@ -112,13 +113,13 @@ func (s *Service) servingCert() (*tls.Certificate, error) {
 }
 
 // Register adds IdentityService to a server (the xDS server).
-func (s *Service) Register(g *grpc.Server) { shoalv1.RegisterIdentityServiceServer(g, s) }
+func (s *Service) Register(g *grpc.Server) { identityv1.RegisterIdentityServiceServer(g, s) }
 
 // RegisterAdmin adds TokenService to a server (the management API).
 func (s *Service) RegisterAdmin(g *grpc.Server) { shoalv1.RegisterTokenServiceServer(g, s) }
 
 // Sign implements IdentityService.Sign.
-func (s *Service) Sign(ctx context.Context, req *shoalv1.SignRequest) (*shoalv1.SignResponse, error) {
+func (s *Service) Sign(ctx context.Context, req *identityv1.SignRequest) (*identityv1.SignResponse, error) {
 	state, ok := tlsState(ctx)
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "IdentityService needs TLS: connect with TLS to the xDS port")
@@ -144,7 +145,7 @@ func (s *Service) Sign(ctx context.Context, req *shoalv1.SignRequest) (*shoalv1.
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	resp := &shoalv1.SignResponse{SpiffeId: id.String(), ExpiresAt: timestamppb.New(chain[0].NotAfter)}
+	resp := &identityv1.SignResponse{SpiffeId: id.String(), ExpiresAt: timestamppb.New(chain[0].NotAfter)}
 	for _, c := range chain {
 		resp.CertChain = append(resp.CertChain, c.Raw)
 	}

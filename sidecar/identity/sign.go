@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-mesh/shoal/identity"
-	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
+	identityv1 "github.com/shoal-mesh/shoal/proto/shoal/identity/v1"
 )
 
 // controlPlanePath is the path of the control plane's SPIFFE ID
@@ -48,7 +48,7 @@ func (c *Client) sign(ctx context.Context, key *ecdsa.PrivateKey, cur *x509svid.
 		InsecureSkipVerify:    true,
 		VerifyPeerCertificate: c.verifyControlPlane(cur),
 	}
-	req := &shoalv1.SignRequest{Csr: csr}
+	req := &identityv1.SignRequest{Csr: csr}
 	if cur != nil {
 		tcfg.Certificates = []tls.Certificate{tlsCert(cur)}
 	} else {
@@ -59,7 +59,7 @@ func (c *Client) sign(ctx context.Context, key *ecdsa.PrivateKey, cur *x509svid.
 		return nil, nil, fmt.Errorf("identity: %w", err)
 	}
 	defer conn.Close()
-	resp, err := shoalv1.NewIdentityServiceClient(conn).Sign(ctx, req)
+	resp, err := identityv1.NewIdentityServiceClient(conn).Sign(ctx, req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: sign: %w", err)
 	}
@@ -123,7 +123,7 @@ func (c *Client) verifyControlPlane(cur *x509svid.SVID) func([][]byte, [][]*x509
 	}
 }
 
-func parseResponse(resp *shoalv1.SignResponse, key *ecdsa.PrivateKey) (*x509svid.SVID, *x509bundle.Bundle, error) {
+func parseResponse(resp *identityv1.SignResponse, key *ecdsa.PrivateKey) (*x509svid.SVID, *x509bundle.Bundle, error) {
 	var chain []*x509.Certificate
 	for _, der := range resp.GetCertChain() {
 		cert, err := x509.ParseCertificate(der)

@@ -159,11 +159,21 @@ func (c *conn) buildOut(cl *route.Cluster) {
 	o = append(o, "\r\n"...)
 	toks := r.connTokens[:r.nConnTokens]
 	hasProto := false
+	// Inbound and at the edge, a client's x-forwarded-client-cert is
+	// removed (Envoy's SANITIZE); inbound over mTLS the proxy sets its own.
+	sanitizeXFCC := c.mode.Kind == Inbound || c.mode.Kind == Gateway
+	var xfcc []byte
+	if pi, ok := c.nc.(PeerIdentity); ok && c.mode.Kind == Inbound {
+		xfcc = pi.XFCC()
+	}
 	for i := range r.headers {
 		f := &r.headers[i]
 		switch classify(f.Name) {
 		case hdrForward:
 			if (len(toks) > 0 && namedIn(f.Name, toks)) || (r.expectContinue && equalFold(f.Name, "expect")) {
+				continue
+			}
+			if sanitizeXFCC && len(f.Name) == len("x-forwarded-client-cert") && equalFold(f.Name, "x-forwarded-client-cert") {
 				continue
 			}
 		case hdrForwarded:
@@ -177,6 +187,9 @@ func (c *conn) buildOut(cl *route.Cluster) {
 		o = appendField(o, f.Name, f.Value)
 	}
 	o = c.appendXFF(o, trusted)
+	if xfcc != nil {
+		o = append(append(append(o, "X-Forwarded-Client-Cert: "...), xfcc...), "\r\n"...)
+	}
 	if !hasProto {
 		o = append(o, "X-Forwarded-Proto: http\r\n"...)
 	}

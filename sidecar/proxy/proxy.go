@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +82,28 @@ type Config struct {
 	// tracking the timeout copies them through a 16 KiB buffer per
 	// direction).
 	TCPIdleTimeout time.Duration
+	// UpstreamTLS originates mTLS to endpoints with a route.Endpoint
+	// ServerID; nil means such endpoints cannot be reached (their
+	// connects fail).
+	UpstreamTLS UpstreamTLS
+}
+
+// UpstreamTLS gives the client TLS configuration for connections to an
+// endpoint that must present serverID (a SPIFFE ID). It is called per new
+// upstream connection, must be safe for concurrent use and must not block;
+// the returned config must not be modified by the caller.
+type UpstreamTLS interface {
+	ClientConfig(serverID string) *tls.Config
+}
+
+// PeerIdentity is implemented by client connections that authenticated
+// their peer (the sidecar's mTLS inbound listener): the proxy passes the
+// identity to the app in x-forwarded-client-cert.
+type PeerIdentity interface {
+	// XFCC returns the x-forwarded-client-cert value for the connection
+	// (Envoy's format, By=<own ID>;URI=<peer ID>), or nil. It is called
+	// after the first request was read (the handshake is done).
+	XFCC() []byte
 }
 
 func (c Config) withDefaults() Config {

@@ -2,6 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -131,13 +135,45 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 		timeout = min(timeout, time.Until(deadline))
 	}
 	e.BeginConnect()
-	nc, err := net.DialTimeout("tcp", h.addr, timeout)
+	nc, err := p.dialConn(h, timeout)
 	e.EndConnect()
 	if err != nil {
 		return nil, err
 	}
 	return newUpConn(nc, h), nil
 }
+
+// dialConn connects to h, over mTLS when the endpoint requires it (the
+// handshake is part of the connect: its failure is a connect failure).
+func (p *Proxy) dialConn(h *host, timeout time.Duration) (net.Conn, error) {
+	var serverID string
+	if id := h.serverID.Load(); id != nil {
+		serverID = *id
+	}
+	start := time.Now()
+	nc, err := net.DialTimeout("tcp", h.addr, timeout)
+	if err != nil || serverID == "" {
+		return nc, err
+	}
+	if p.cfg.UpstreamTLS == nil {
+		nc.Close()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errNoIdentity}
+	}
+	tc := tls.Client(nc, p.cfg.UpstreamTLS.ClientConfig(serverID))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout-time.Since(start))
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		p.CountTLSHandshake("upstream", err)
+		nc.Close()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("mTLS to %s: %w", serverID, err)}
+	}
+	p.CountTLSHandshake("upstream", nil)
+	return tc, nil
+}
+
+// errNoIdentity is the connect error to an mTLS endpoint when this proxy
+// has no identity to present.
+var errNoIdentity = errors.New("the endpoint requires mTLS and this proxy has no identity (--join-token-file)")
 
 // newUpConn wraps a connection to h's endpoint.
 func newUpConn(nc net.Conn, h *host) *upConn {
@@ -146,4 +182,15 @@ func newUpConn(nc net.Conn, h *host) *upConn {
 	uc.br = bufReader{rd: nc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable
 	return uc
+}
+
+// CountTLSHandshake counts an mTLS handshake in
+// shoal_sidecar_tls_handshakes_total; direction is "inbound" or
+// "upstream". Safe for concurrent use.
+func (p *Proxy) CountTLSHandshake(direction string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	p.metrics.handshakes.WithLabelValues(direction, result).Inc()
 }

@@ -2,9 +2,9 @@
 // versions:
 // - protoc-gen-go-grpc v1.5.1
 // - protoc             (unknown)
-// source: shoal/v1/identity_service.proto
+// source: shoal/identity/v1/identity_service.proto
 
-package shoalv1
+package identityv1
 
 import (
 	context "context"
@@ -19,7 +19,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IdentityService_Sign_FullMethodName = "/shoal.v1.IdentityService/Sign"
+	IdentityService_Sign_FullMethodName = "/shoal.identity.v1.IdentityService/Sign"
 )
 
 // IdentityServiceClient is the client API for IdentityService service.
@@ -130,7 +130,7 @@ func _IdentityService_Sign_Handler(srv interface{}, ctx context.Context, dec fun
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var IdentityService_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "shoal.v1.IdentityService",
+	ServiceName: "shoal.identity.v1.IdentityService",
 	HandlerType: (*IdentityServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
@@ -139,113 +139,5 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "shoal/v1/identity_service.proto",
-}
-
-const (
-	TokenService_CreateToken_FullMethodName = "/shoal.v1.TokenService/CreateToken"
-)
-
-// TokenServiceClient is the client API for TokenService service.
-//
-// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
-//
-// TokenService manages join tokens; it is served on the management API.
-type TokenServiceClient interface {
-	// CreateToken makes a join token bound to one identity.
-	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
-}
-
-type tokenServiceClient struct {
-	cc grpc.ClientConnInterface
-}
-
-func NewTokenServiceClient(cc grpc.ClientConnInterface) TokenServiceClient {
-	return &tokenServiceClient{cc}
-}
-
-func (c *tokenServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(CreateTokenResponse)
-	err := c.cc.Invoke(ctx, TokenService_CreateToken_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// TokenServiceServer is the server API for TokenService service.
-// All implementations must embed UnimplementedTokenServiceServer
-// for forward compatibility.
-//
-// TokenService manages join tokens; it is served on the management API.
-type TokenServiceServer interface {
-	// CreateToken makes a join token bound to one identity.
-	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
-	mustEmbedUnimplementedTokenServiceServer()
-}
-
-// UnimplementedTokenServiceServer must be embedded to have
-// forward compatible implementations.
-//
-// NOTE: this should be embedded by value instead of pointer to avoid a nil
-// pointer dereference when methods are called.
-type UnimplementedTokenServiceServer struct{}
-
-func (UnimplementedTokenServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method CreateToken not implemented")
-}
-func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
-func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
-
-// UnsafeTokenServiceServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to TokenServiceServer will
-// result in compilation errors.
-type UnsafeTokenServiceServer interface {
-	mustEmbedUnimplementedTokenServiceServer()
-}
-
-func RegisterTokenServiceServer(s grpc.ServiceRegistrar, srv TokenServiceServer) {
-	// If the following call pancis, it indicates UnimplementedTokenServiceServer was
-	// embedded by pointer and is nil.  This will cause panics if an
-	// unimplemented method is ever invoked, so we test this at initialization
-	// time to prevent it from happening at runtime later due to I/O.
-	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
-		t.testEmbeddedByValue()
-	}
-	s.RegisterService(&TokenService_ServiceDesc, srv)
-}
-
-func _TokenService_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(CreateTokenRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(TokenServiceServer).CreateToken(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: TokenService_CreateToken_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(TokenServiceServer).CreateToken(ctx, req.(*CreateTokenRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-// TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
-// It's only intended for direct use with grpc.RegisterService,
-// and not to be introspected or modified (even as a copy)
-var TokenService_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "shoal.v1.TokenService",
-	HandlerType: (*TokenServiceServer)(nil),
-	Methods: []grpc.MethodDesc{
-		{
-			MethodName: "CreateToken",
-			Handler:    _TokenService_CreateToken_Handler,
-		},
-	},
-	Streams:  []grpc.StreamDesc{},
-	Metadata: "shoal/v1/identity_service.proto",
+	Metadata: "shoal/identity/v1/identity_service.proto",
 }
