@@ -80,6 +80,11 @@ type Config struct {
 	CABundle []*x509.Certificate
 	// MTLS is MTLSAuto (zero value) or MTLSStrict; strict needs JoinToken.
 	MTLS string
+	// TrustDomain and Namespace make up the identity a sidecar asks for,
+	// spiffe://<TrustDomain>/ns/<Namespace>/svc/<Service>; the control
+	// plane refuses a token made for another. Zero values mean
+	// shoal.local and default. The gateway takes its token's identity.
+	TrustDomain, Namespace string
 
 	// Listen is the inbound listener (to the local app); empty means none,
 	// and the app is registered at its own port.

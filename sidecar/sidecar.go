@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/shoal-mesh/shoal/identity"
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
@@ -83,10 +86,16 @@ func New(cfg Config) (_ *Proxy, err error) {
 	}
 	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
 	if cfg.JoinToken != "" {
-		p.id, err = sidecaridentity.New(sidecaridentity.Config{
+		ic := sidecaridentity.Config{
 			Server: cfg.XDS, Token: cfg.JoinToken, CABundle: cfg.CABundle, StateDir: cfg.StateDir,
 			Logger: cfg.Logger, Registerer: p.reg,
-		})
+		}
+		if cfg.Mode == ModeSidecar {
+			if ic.ID, err = cfg.spiffeID(); err != nil {
+				return nil, err
+			}
+		}
+		p.id, err = sidecaridentity.New(ic)
 		if err != nil {
 			return nil, fmt.Errorf("sidecar: --join-token-file: %w", err)
 		}
@@ -314,4 +323,24 @@ func (p *Proxy) upstreamServerID(service string, marked bool) string {
 		return ""
 	}
 	return p.mtls.serverID(service)
+}
+
+// spiffeID is the identity a sidecar asks for.
+func (c *Config) spiffeID() (string, error) {
+	tdName := c.TrustDomain
+	if tdName == "" {
+		tdName = identity.DefaultTrustDomain
+	}
+	td, err := spiffeid.TrustDomainFromString(tdName)
+	if err != nil {
+		return "", fmt.Errorf("sidecar: --trust-domain %q: %w", tdName, err)
+	}
+	if c.Namespace != "" && !registry.ValidName(c.Namespace) {
+		return "", fmt.Errorf("sidecar: --namespace %q is not a lowercase DNS label of at most 63 characters", c.Namespace)
+	}
+	id, err := identity.ServiceID(td, c.Namespace, c.Service)
+	if err != nil {
+		return "", fmt.Errorf("sidecar: identity: %w", err)
+	}
+	return id.String(), nil
 }

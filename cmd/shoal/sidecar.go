@@ -95,6 +95,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 250*time.Millisecond, "health check interval")
 	fs.StringVar(&cfg.Listen, "listen", "", "inbound listener to the app (registered instead of the app port when set)")
 	fs.StringVar(&cfg.Outbound, "outbound", "127.0.0.1:15001", "outbound listener routed by Host header; empty disables")
+	fs.StringVar(&cfg.TrustDomain, "trust-domain", "shoal.local", "with --join-token-file: the SPIFFE trust domain (the control plane's --trust-domain)")
+	fs.StringVar(&cfg.Namespace, "namespace", "default", "with --join-token-file: the service's namespace in its SPIFFE ID")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
