@@ -159,9 +159,12 @@ func (ca *CA) SignSVID(id spiffeid.ID, pub crypto.PublicKey, ttl time.Duration, 
 	if _, ok := pub.(*ecdsa.PublicKey); !ok {
 		return nil, errors.New("identity: the CSR's key is not ECDSA")
 	}
+	// NotBefore is set back a little for clocks behind ours, by at most a
+	// tenth of the lifetime: holders renew at half of NotAfter-NotBefore,
+	// which a minute's backdating would pull to "now" for short TTLs.
 	tmpl := &x509.Certificate{
 		Subject:   pkix.Name{Organization: []string{"shoal"}},
-		NotBefore: now.Add(-time.Minute), NotAfter: ca.capExpiry(now.Add(ttl)),
+		NotBefore: now.Add(-min(time.Minute, ttl/10)), NotAfter: ca.capExpiry(now.Add(ttl)),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:        []*url.URL{id.URL()},

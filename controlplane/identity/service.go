@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,6 +27,9 @@ import (
 
 // DefaultSVIDTTL is the lifetime of workload certificates (--svid-ttl).
 const DefaultSVIDTTL = 24 * time.Hour
+
+// MinSVIDTTL is the shortest --svid-ttl: holders renew at half of it.
+const MinSVIDTTL = 5 * time.Second
 
 // servingCertTTL is the lifetime of the IdentityService's own certificate;
 // it is replaced at half its lifetime.
@@ -70,6 +74,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	if cfg.SVIDTTL == 0 {
 		cfg.SVIDTTL = DefaultSVIDTTL
+	}
+	if cfg.SVIDTTL < MinSVIDTTL {
+		return nil, fmt.Errorf("identity: --svid-ttl %s is below the minimum %s", cfg.SVIDTTL, MinSVIDTTL)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
