@@ -309,7 +309,7 @@ func (s *Server) setupServices() error {
 		return err
 	}
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
-		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts})
+		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, TrustDomain: s.cfg.TrustDomain})
 	}
 	s.api, err = api.New(api.Config{
 		Routes:    s.state.routes,
