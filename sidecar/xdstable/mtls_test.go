@@ -61,4 +61,3 @@ func TestMTLSEndpointsAsTheControlPlaneMarksThem(t *testing.T) {
 		t.Fatalf("ServerIDs %v: want mTLS to the registered mTLS endpoint only", got)
 	}
 }
-
