@@ -24,6 +24,8 @@ import (
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
 	"github.com/shoal-mesh/shoal/controlplane/identity"
+	"github.com/shoal-mesh/shoal/controlplane/lrs"
+	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
@@ -55,6 +57,8 @@ type Server struct {
 	// identity is the CA and IdentityService.
 	identity *identity.Service
 	xds      *xds.Server
+	// lrs receives the proxies' load reports (golden metrics per edge).
+	lrs *lrs.Server
 	// member is this control plane's gossip membership; nil without gossip.
 	member       *gossip.Member
 	cancelGossip func()
@@ -304,18 +308,31 @@ func (s *Server) setupServices() error {
 	s.health = health.NewServer()
 	s.state = newMeshState(s.client, s.log)
 	var err error
-	s.xds, err = xds.NewServer(xds.Config{Logger: s.log, Registerer: s.reg})
+	s.xds, err = xds.NewServer(xds.Config{Logger: s.cfg.Logger, Registerer: s.reg})
 	if err != nil {
 		return err
 	}
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
 		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, TrustDomain: s.cfg.TrustDomain})
 	}
+	s.lrs, err = lrs.New(lrs.Config{Registerer: s.reg, Logger: s.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	// Computed when scraped, not on every registry change.
+	dups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shoal_controlplane_duplicate_registrations",
+		Help: "Addresses (host:port) registered by more than one instance of a service; the control plane serves one of each (shoal status lists them).",
+	}, func() float64 { return float64(len(xds.DuplicateRegistrations(s.state.Endpoints()))) })
+	if err := s.reg.Register(dups); err != nil {
+		return fmt.Errorf("controlplane: register metrics: %w", err)
+	}
 	s.api, err = api.New(api.Config{
 		Routes:    s.state.routes,
 		Instances: s.state,
 		Status:    statusSource{s},
-		Logger:    s.log.With("component", "api"),
+		Traffic:   trafficSource{lrs: s.lrs, instances: s.state.Endpoints},
+		Logger:    s.cfg.Logger,
 	})
 	if err != nil {
 		return err
@@ -330,6 +347,7 @@ func (s *Server) setupServices() error {
 	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
 	s.identity.Register(s.xdsGRPC)
+	s.lrs.Register(s.xdsGRPC)
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
@@ -348,6 +366,9 @@ func (s *Server) setupServices() error {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
+	// The dashboard reads the management API in-process.
+	mux.Handle("/ui/", ui.Handler(s.api.Local(), s.cfg.Logger))
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	// Key rotation for operators (shoal gossip keys); gossip starts after
 	// this mux is built, hence the lookup per request.
 	mux.Handle(keyadmin.Path, keyadmin.Handler(func() keyadmin.Keyring {
@@ -372,6 +393,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Clients:             s.xds.Status(),
 		Routes:              s.state.routeStatuses(s.xds.RouteStatuses()),
 		Members:             s.members(),
+		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
 	}
 }
 

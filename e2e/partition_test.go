@@ -21,7 +21,7 @@ import (
 // it measures timing.
 func TestGossipPartitionNetns(t *testing.T) {
 	if why := harness.NetnsUnavailable(); why != "" {
-		t.Skip("network namespace partition test skipped: " + why)
+		harness.Unavailable(t, "network namespace partition test: "+why)
 	}
 	p := harness.StartNetPair(t)
 	// Fixed ports are safe: nothing else lives in these namespaces.
@@ -139,7 +139,7 @@ func sidecarView(ns *harness.Netns) map[string]string {
 	}
 	out := map[string]string{}
 	for _, p := range peers {
-		out[p.Name] = p.State.String()
+		out[p.Name] = p.State
 	}
 	return out
 }

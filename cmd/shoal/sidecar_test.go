@@ -28,7 +28,7 @@ func TestProxyFlagsSetConnectionTimeouts(t *testing.T) {
 			var f proxyFlags
 			fs := flag.NewFlagSet("t", flag.ContinueOnError)
 			f.register(fs, "")
-			if err := parseFlags(fs, append([]string{"--memory-limit", "0"}, tc.args...), io.Discard); err != nil {
+			if err := fs.Parse(append([]string{"--memory-limit", "0"}, tc.args...)); err != nil {
 				t.Fatal(err)
 			}
 			var cfg sidecar.Config

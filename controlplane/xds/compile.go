@@ -43,8 +43,10 @@ type compiledRule struct {
 	dests    []dest
 	strategy shoalv1.Strategy
 	hashKey  *shoalv1.HashKey // nil means none given
-	timeout  time.Duration    // 0 means the default
-	retry    *shoalv1.RetryPolicy
+	timeout  time.Duration    // with timeoutSet; 0 means none (Envoy's 0s)
+	// timeoutSet is false when the rule gives no timeout: the default applies.
+	timeoutSet bool
+	retry      *shoalv1.RetryPolicy
 }
 
 type dest struct {
@@ -177,6 +179,7 @@ func compileRule(r *shoalv1.Rule) (*compiledRule, error) {
 	if cr.timeout, err = checkDuration("timeout", r.GetTimeout()); err != nil {
 		return nil, err
 	}
+	cr.timeoutSet = r.GetTimeout() != nil
 	if err := checkRetry(r.GetRetry()); err != nil {
 		return nil, fmt.Errorf("retry: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 // client connection stays open.
 func (c *conn) handle() bool {
 	start := time.Now()
+	c.startBody()
 	b := c.p.bound.Load()
 	c.fillView()
 	rt, cl := c.resolve(b)
@@ -68,13 +69,19 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 		return 400, false
 	}
 	a.replayable = ok
+	if ok || !c.req.hasBody() {
+		a.startTimer(time.Now()) // the whole request is here
+	}
 	return c.forward(a)
 }
 
 func (c *conn) newAttempt(b *binding, rt *route.Route, cl *route.Cluster, start time.Time) *attempt {
-	c.bodyConsumed = false
 	a := &c.attempt
 	a.init(b, rt, cl, start, c.p.cfg.ConnectRetries)
+	if cl.Protocol != route.HTTP2 && !c.req.upgrade {
+		// forward starts the route timer once the request is received.
+		a.deadline = time.Time{}
+	}
 	return a
 }
 

@@ -22,6 +22,7 @@ type metrics struct {
 	handshakes *metric.CounterVec
 	// writeTimeouts and tcpIdleTimeouts are timeouts' two children.
 	writeTimeouts, tcpIdleTimeouts *metric.Counter
+	acceptErrors                   *metric.Counter // failed Accepts, retried
 }
 
 func newMetrics(reg metric.Registerer) (*metrics, error) {
@@ -50,13 +51,17 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 			Name: "shoal_sidecar_tls_handshakes_total",
 			Help: "mTLS handshakes by direction (inbound: a caller at --listen; upstream: this proxy to an mTLS endpoint) and result (ok, error).",
 		}, []string{"direction", "result"}),
+		acceptErrors: metric.NewCounter(metric.CounterOpts{
+			Name: "shoal_sidecar_accept_errors_total",
+			Help: "Failed accepts on the proxy's listeners (out of file descriptors, aborted connections), retried with a backoff.",
+		}),
 	}
 	m.writeTimeouts = m.timeouts.WithLabelValues("write")
 	m.tcpIdleTimeouts = m.timeouts.WithLabelValues("tcp_idle")
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected, m.timeouts, m.handshakes} {
+	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected, m.timeouts, m.acceptErrors, m.handshakes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
