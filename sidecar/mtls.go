@@ -45,7 +45,9 @@ func newMTLS(id *sidecaridentity.Client, count func(string, error)) *mtls {
 	m := &mtls{id: id, count: count}
 	// Any SVID of our own trust domain may call; authorization policies
 	// narrow this per service.
-	m.server = &tls.Config{MinVersion: tls.VersionTLS13}
+	// ALPN: h2 for HTTP/2 and gRPC callers (grpc-go insists on it),
+	// http/1.1 for the rest; a caller without ALPN is served by sniffing.
+	m.server = &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{"h2", "http/1.1"}}
 	tlsconfig.HookMTLSServerConfig(m.server, id, id, func(peer spiffeid.ID, _ [][]*x509.Certificate) error {
 		if own := id.ID(); !peer.MemberOf(own.TrustDomain()) {
 			return fmt.Errorf("caller %s is not in trust domain %s", peer, own.TrustDomain())

@@ -62,6 +62,8 @@ func (p *Proxy) bind(t *route.Table) *binding {
 	defer p.stateMu.Unlock()
 	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters))}
 	keep := make(map[string]map[string]bool, len(t.Clusters))
+	tlsAddrs := map[string]string{}
+	defer func() { p.tlsAddrs.Store(&tlsAddrs) }()
 	for i, c := range t.Clusters {
 		cs := p.clusterState(c.Name)
 		b.clusters[i] = cs
@@ -78,6 +80,9 @@ func (p *Proxy) bind(t *route.Table) *binding {
 			}
 			b.hosts[i][j] = h
 			addrs[e.Address] = true
+			if e.ServerID != "" {
+				tlsAddrs[e.Address] = e.ServerID
+			}
 		}
 		keep[c.Name] = addrs
 	}

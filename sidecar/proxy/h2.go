@@ -54,12 +54,14 @@ func newH2Handler(p *Proxy) *h2Handler {
 	h.h2t = &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, addr)
+			return p.dialTransport(ctx, dialer, network, addr, "h2")
 		},
 		ReadIdleTimeout: 30 * time.Second,
 	}
 	h.h1t = &http.Transport{
-		DialContext:         dialer.DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return p.dialTransport(ctx, dialer, network, addr, "http/1.1")
+		},
 		MaxIdleConnsPerHost: p.cfg.MaxIdlePerHost,
 		IdleConnTimeout:     p.cfg.UpstreamIdleTimeout,
 		DisableCompression:  true,
@@ -76,7 +78,7 @@ func (h *h2Handler) serveConn(c *conn) {
 	c.nc.SetReadDeadline(time.Time{})
 	rest := append([]byte(h2Preface), c.br.buffered()...)
 	nc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(rest), c.nc)}
-	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed}
+	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, xfcc: c.xfcc()}
 	h.srv.ServeConn(nc, &http2.ServeConnOpts{
 		BaseConfig: h.base,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -128,6 +130,7 @@ type h2Conn struct {
 	peerIP []byte // conn.peerIP
 	peer   string // peerIP as a string
 	fixed  []byte // conn.fixed
+	xfcc   string // conn.xfcc()
 }
 
 // serveHTTP routes and forwards one request of an h2c connection.
@@ -216,6 +219,7 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	out.Header = cloneHeader(r.Header, 4)
 	out.Trailer = r.Trailer.Clone()
 	rewriteHeaders(out.Header, hc.mode.trustsForwarded(), hc.peer)
+	setXFCC(out.Header, hc.mode, hc.xfcc)
 	x.setBody(r.Body, r.ContentLength, h.p.cfg.ReplayBufferBytes)
 	defer x.end()
 	res, code, msg := h.roundTrip(ctx, out, &x.transportExchange, idempotentMethod(r.Method))

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"net/http"
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -239,4 +240,25 @@ func appendField(o, name, value []byte) []byte {
 	o = append(o, ": "...)
 	o = append(o, value...)
 	return append(o, "\r\n"...)
+}
+
+// xfcc is the connection's x-forwarded-client-cert for the app: set on
+// an inbound mTLS connection (PeerIdentity), "" otherwise.
+func (c *conn) xfcc() string {
+	if pi, ok := c.nc.(PeerIdentity); ok && c.mode.Kind == Inbound {
+		return string(pi.XFCC())
+	}
+	return ""
+}
+
+// setXFCC applies the HTTP/1 path's x-forwarded-client-cert rule to a
+// header map: removed from clients inbound and at the edge (Envoy's
+// SANITIZE), then set to xfcc when the caller was authenticated.
+func setXFCC(hd http.Header, m Mode, xfcc string) {
+	if m.Kind == Inbound || m.Kind == Gateway {
+		delete(hd, "X-Forwarded-Client-Cert")
+	}
+	if xfcc != "" {
+		hd["X-Forwarded-Client-Cert"] = []string{xfcc}
+	}
 }

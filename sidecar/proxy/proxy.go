@@ -151,6 +151,9 @@ type Proxy struct {
 	metrics *metrics
 	loads   *route.Loads
 	bound   atomic.Pointer[binding]
+	// tlsAddrs maps the address of every endpoint that requires mTLS to
+	// its server ID, for the HTTP/2 path's dialer (which dials by address).
+	tlsAddrs atomic.Pointer[map[string]string]
 	h2      *h2Handler
 	// noCluster counts requests answered before a cluster was chosen.
 	noCluster *clusterState

@@ -222,3 +222,30 @@ func (p *Proxy) CountTLSHandshake(direction string, err error) {
 	}
 	p.metrics.handshakes.WithLabelValues(direction, result).Inc()
 }
+
+// dialTransport dials addr for the HTTP/2 path's transports, over mTLS
+// when addr is an endpoint that requires it (offering ALPN alpn).
+func (p *Proxy) dialTransport(ctx context.Context, d *net.Dialer, network, addr, alpn string) (net.Conn, error) {
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	m := p.tlsAddrs.Load()
+	if m == nil || (*m)[addr] == "" {
+		return nc, nil
+	}
+	if p.cfg.UpstreamTLS == nil {
+		nc.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Err: errNoIdentity}
+	}
+	cfg := p.cfg.UpstreamTLS.ClientConfig((*m)[addr]).Clone()
+	cfg.NextProtos = []string{alpn}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		p.CountTLSHandshake("upstream", err)
+		nc.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("mTLS to %s: %w", (*m)[addr], err)}
+	}
+	p.CountTLSHandshake("upstream", nil)
+	return tc, nil
+}
