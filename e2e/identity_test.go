@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +22,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 
 	"github.com/shoal-mesh/shoal/e2e/harness"
 )
@@ -295,3 +303,58 @@ func TestMTLSRotationUnderLoad(t *testing.T) {
 }
 
 var serialRE = regexp.MustCompile(`msg="SVID obtained" .* serial=([0-9a-f]+)`)
+
+// Issue 13: HTTP/2 (h2c from the app, as gRPC uses it) through two
+// sidecars with mTLS between them (ALPN h2): the backend, an h2c server,
+// sees HTTP/2 and the caller's identity.
+func TestMTLSHTTP2BetweenSidecars(t *testing.T) {
+	t.Parallel()
+	cp := harness.StartControlPlane(t)
+	dir := t.TempDir()
+	backend := &http.Server{Handler: h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen-Xfcc", r.Header.Get("X-Forwarded-Client-Cert"))
+		w.Header().Set("X-Seen-Proto", r.Proto)
+		w.Header().Set("X-Instance", "orders-h2")
+		io.WriteString(w, "ok")
+	}), &http2.Server{}), ReadHeaderTimeout: 5 * time.Second}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { backend.Serve(l); close(done) }()
+	t.Cleanup(func() { backend.Close(); <-done })
+
+	listen := harness.FreeAddr(t)
+	harness.StartSidecar(t, harness.SidecarOptions{
+		CP: cp, Service: "orders", InstanceID: "orders-h2", AppPort: l.Addr().(*net.TCPAddr).Port,
+		Extra: []string{"--app-protocol", "http2", "--listen", listen, "--join-token-file", createToken(t, cp, dir, "orders")},
+	})
+	web := harness.StartSidecar(t, harness.SidecarOptions{
+		CP: cp, Service: "web", InstanceID: "web-1", AppPort: harness.FreePort(t), NoRegister: true,
+		Upstreams: []string{"orders"},
+		Extra:     []string{"--join-token-file", createToken(t, cp, dir, "web"), "--mtls", "strict"},
+	})
+	h2cClient := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+	defer h2cClient.CloseIdleConnections()
+	var last string
+	harness.Eventually(t, harness.DefaultTimeout, "an h2c request reaches the h2c backend over mTLS", func() bool {
+		resp, err := h2cClient.Get(web.UpstreamURL("orders") + "/")
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		resp.Body.Close()
+		last = fmt.Sprintf("status %d proto %s xfcc %q", resp.StatusCode, resp.Header.Get("X-Seen-Proto"), resp.Header.Get("X-Seen-Xfcc"))
+		return resp.StatusCode == 200
+	})
+	want := fmt.Sprintf("status 200 proto HTTP/2.0 xfcc %q", "By="+ordersID+";URI="+webID)
+	if last != want {
+		t.Fatalf("got %s, want %s", last, want)
+	}
+}
