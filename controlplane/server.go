@@ -394,6 +394,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Routes:              s.state.routeStatuses(s.xds.RouteStatuses()),
 		Members:             s.members(),
 		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
+		Identities:          s.identity.Identities(),
 	}
 }
 

@@ -127,6 +127,18 @@ func TestMTLSBetweenSidecars(t *testing.T) {
 		}
 	})
 
+	t.Run("shoal status lists each sidecar's identity and certificate expiry", func(t *testing.T) {
+		out, errOut, code := harness.Shoal(t, "status", "--api", p.cp.API)
+		if code != 0 {
+			t.Fatalf("shoal status: exit %d: %s", code, errOut)
+		}
+		for _, want := range []string{"IDENTITY", ordersID, "orders-1", webID, "web-1", "in 1h5"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("shoal status has no %q:\n%s", want, out)
+			}
+		}
+	})
+
 	t.Run("the inbound port refuses plain HTTP", func(t *testing.T) {
 		resp, err := http.Get("http://" + p.ordersListen + "/")
 		if err == nil {

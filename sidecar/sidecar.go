@@ -88,7 +88,7 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if cfg.JoinToken != "" {
 		ic := sidecaridentity.Config{
 			Server: cfg.XDS, Token: cfg.JoinToken, CABundle: cfg.CABundle, StateDir: cfg.StateDir,
-			Logger: cfg.Logger, Registerer: p.reg,
+			Logger: cfg.Logger, Registerer: p.reg, Instance: cfg.InstanceID,
 		}
 		if cfg.Mode == ModeSidecar {
 			if ic.ID, err = cfg.spiffeID(); err != nil {

@@ -1,12 +1,14 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,10 +61,15 @@ type Service struct {
 	log *slog.Logger
 	now func() time.Time
 
-	// mu guards serving.
+	// mu guards serving and signed.
 	mu      sync.Mutex
 	serving *tls.Certificate
+	// signed is the latest SVID signed per SPIFFE ID and instance, for
+	// `shoal status`; expired entries are dropped when listed.
+	signed map[signedKey]*shoalv1.WorkloadIdentity
 }
+
+type signedKey struct{ id, instance string }
 
 // NewService validates cfg and returns a Service.
 func NewService(cfg ServiceConfig) (*Service, error) {
@@ -158,6 +165,7 @@ func (s *Service) Sign(ctx context.Context, req *identityv1.SignRequest) (*ident
 	}
 	resp.TrustBundle = [][]byte{s.cfg.CA.Root().Raw}
 	s.log.Debug("signed an SVID", "id", id.String(), "by", how, "expires", chain[0].NotAfter)
+	s.record(ctx, id, req.GetInstance(), chain[0])
 	return resp, nil
 }
 
@@ -236,4 +244,42 @@ func (s *Service) CreateToken(ctx context.Context, req *shoalv1.CreateTokenReque
 	}
 	s.log.Info("join token created", "id", id.String(), "uses", uses, "expires", exp)
 	return &shoalv1.CreateTokenResponse{Token: tok.String(), SpiffeId: id.String(), ExpiresAt: timestamppb.New(exp)}, nil
+}
+
+// record remembers the latest SVID of an instance for Identities.
+func (s *Service) record(ctx context.Context, id spiffeid.ID, instance string, leaf *x509.Certificate) {
+	wi := &shoalv1.WorkloadIdentity{
+		SpiffeId: id.String(), Instance: instance, Serial: leaf.SerialNumber.Text(16),
+		ExpiresAt: timestamppb.New(leaf.NotAfter), SignedAt: timestamppb.New(s.now()),
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		wi.Peer = p.Addr.String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.signed == nil {
+		s.signed = make(map[signedKey]*shoalv1.WorkloadIdentity)
+	}
+	s.signed[signedKey{id.String(), instance}] = wi
+}
+
+// Identities returns the latest unexpired SVID signed per workload
+// instance, sorted by SPIFFE ID and instance. The result must not be
+// modified. Safe for concurrent use.
+func (s *Service) Identities() []*shoalv1.WorkloadIdentity {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*shoalv1.WorkloadIdentity, 0, len(s.signed))
+	for k, wi := range s.signed {
+		if !wi.GetExpiresAt().AsTime().After(now) {
+			delete(s.signed, k)
+			continue
+		}
+		out = append(out, wi)
+	}
+	slices.SortFunc(out, func(a, b *shoalv1.WorkloadIdentity) int {
+		return cmp.Or(cmp.Compare(a.GetSpiffeId(), b.GetSpiffeId()), cmp.Compare(a.GetInstance(), b.GetInstance()))
+	})
+	return out
 }

@@ -43,6 +43,9 @@ type Config struct {
 	// refuses it (PermissionDenied) unless the token or SVID is for it.
 	// Zero asks for whatever identity the token is bound to.
 	ID string
+	// Instance names the workload instance to the control plane (shown by
+	// `shoal status`); optional.
+	Instance string
 	// CABundle optionally pins the control plane's roots (--ca-bundle);
 	// without it the token's root fingerprint pins the root.
 	CABundle []*x509.Certificate

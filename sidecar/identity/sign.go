@@ -48,7 +48,7 @@ func (c *Client) sign(ctx context.Context, key *ecdsa.PrivateKey, cur *x509svid.
 		InsecureSkipVerify:    true,
 		VerifyPeerCertificate: c.verifyControlPlane(cur),
 	}
-	req := &identityv1.SignRequest{Csr: csr}
+	req := &identityv1.SignRequest{Csr: csr, Instance: c.cfg.Instance}
 	if cur != nil {
 		tcfg.Certificates = []tls.Certificate{tlsCert(cur)}
 	} else {

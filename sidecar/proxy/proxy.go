@@ -154,7 +154,7 @@ type Proxy struct {
 	// tlsAddrs maps the address of every endpoint that requires mTLS to
 	// its server ID, for the HTTP/2 path's dialer (which dials by address).
 	tlsAddrs atomic.Pointer[map[string]string]
-	h2      *h2Handler
+	h2       *h2Handler
 	// noCluster counts requests answered before a cluster was chosen.
 	noCluster *clusterState
 

@@ -29,7 +29,10 @@ type SignRequest struct {
 	Csr []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
 	// JoinToken is the token from `shoal tokens create`; empty when renewing
 	// over mTLS with the current SVID.
-	JoinToken     string `protobuf:"bytes,2,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
+	JoinToken string `protobuf:"bytes,2,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
+	// Instance names the workload instance (the sidecar's instance id) for
+	// `shoal status`; informational, not authenticated.
+	Instance      string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -74,6 +77,13 @@ func (x *SignRequest) GetCsr() []byte {
 func (x *SignRequest) GetJoinToken() string {
 	if x != nil {
 		return x.JoinToken
+	}
+	return ""
+}
+
+func (x *SignRequest) GetInstance() string {
+	if x != nil {
+		return x.Instance
 	}
 	return ""
 }
@@ -154,11 +164,12 @@ var File_shoal_identity_v1_identity_service_proto protoreflect.FileDescriptor
 
 const file_shoal_identity_v1_identity_service_proto_rawDesc = "" +
 	"\n" +
-	"(shoal/identity/v1/identity_service.proto\x12\x11shoal.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n" +
+	"(shoal/identity/v1/identity_service.proto\x12\x11shoal.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n" +
 	"\vSignRequest\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\x12\x1d\n" +
 	"\n" +
-	"join_token\x18\x02 \x01(\tR\tjoinToken\"\xa8\x01\n" +
+	"join_token\x18\x02 \x01(\tR\tjoinToken\x12\x1a\n" +
+	"\binstance\x18\x03 \x01(\tR\binstance\"\xa8\x01\n" +
 	"\fSignResponse\x12\x1d\n" +
 	"\n" +
 	"cert_chain\x18\x01 \x03(\fR\tcertChain\x12!\n" +
