@@ -315,10 +315,6 @@ func (s *Server) setupServices() error {
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
 		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, TrustDomain: s.cfg.TrustDomain})
 	}
-	s.lrs, err = lrs.New(lrs.Config{Registerer: s.reg, Logger: s.cfg.Logger})
-	if err != nil {
-		return err
-	}
 	// Computed when scraped, not on every registry change.
 	dups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "shoal_controlplane_duplicate_registrations",
@@ -326,6 +322,10 @@ func (s *Server) setupServices() error {
 	}, func() float64 { return float64(len(xds.DuplicateRegistrations(s.state.Endpoints()))) })
 	if err := s.reg.Register(dups); err != nil {
 		return fmt.Errorf("controlplane: register metrics: %w", err)
+	}
+	s.lrs, err = lrs.New(lrs.Config{Registerer: s.reg, Logger: s.cfg.Logger})
+	if err != nil {
+		return err
 	}
 	s.api, err = api.New(api.Config{
 		Routes:    s.state.routes,

@@ -315,14 +315,25 @@ func (p *Proxy) requestRebuild() {
 }
 
 // upstreamServerID is the identity an endpoint of service must present:
-// none without our own identity or before we have one; with one, the
-// service's for endpoints the control plane marks as mTLS, and for every
-// endpoint with --mtls=strict (a plain upstream then fails to connect).
-func (p *Proxy) upstreamServerID(service string, marked bool) string {
-	if p.mtls == nil || p.id.ID().IsZero() || !(marked || p.cfg.MTLS == MTLSStrict) {
+// for endpoints the control plane marks as mTLS the SAN its cluster
+// requires (else the service's ID in our namespace), and with
+// --mtls=strict the service's ID for every endpoint (a plain upstream then
+// fails to connect). Without an identity of our own, marked endpoints
+// still get a server ID, so that connecting to them fails with a reason
+// instead of sending plain HTTP the listener would refuse.
+func (p *Proxy) upstreamServerID(service string, marked bool, san string) string {
+	switch {
+	case marked && san != "":
+		return san
+	case p.mtls == nil || p.id.ID().IsZero():
+		if marked {
+			return "spiffe://unknown/svc/" + service
+		}
 		return ""
+	case marked || p.cfg.MTLS == MTLSStrict:
+		return p.mtls.serverID(service)
 	}
-	return p.mtls.serverID(service)
+	return ""
 }
 
 // spiffeID is the identity a sidecar asks for.

@@ -166,7 +166,7 @@ func checkDuplicates(st *shoalv1.StatusResponse) checkResult {
 		lines = append(lines, fmt.Sprintf("%s %s: %s (served: %s)", d.GetService(), d.GetAddress(), strings.Join(d.GetInstanceIds(), ", "), d.GetKeptInstanceId()))
 	}
 	if len(lines) > 0 {
-		return fail("no duplicate registrations", fmt.Sprintf("%d addresses registered more than once", len(lines)),
+		return fail("no duplicate registrations", fmt.Sprintf("addresses registered more than once: %d", len(lines)),
 			"register each app once: run its sidecar with --no-register when the app registers itself (the npm package)", lines...)
 	}
 	return pass("no duplicate registrations", "each address registered once")

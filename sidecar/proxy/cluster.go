@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,7 @@ type binding struct {
 	table    *route.Table
 	clusters []*clusterState
 	hosts    [][]*host
+	peers    map[netip.Addr]struct{} // endpoint IPs: mesh peers (Mode.trustsForwarded)
 }
 
 // bind builds the binding for t, creating state for new clusters and
@@ -60,7 +62,8 @@ type binding struct {
 func (p *Proxy) bind(t *route.Table) *binding {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
-	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters))}
+	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters)),
+		peers: make(map[netip.Addr]struct{})}
 	keep := make(map[string]map[string]bool, len(t.Clusters))
 	tlsAddrs := map[string]string{}
 	defer func() { p.tlsAddrs.Store(&tlsAddrs) }()
@@ -82,6 +85,9 @@ func (p *Proxy) bind(t *route.Table) *binding {
 			addrs[e.Address] = true
 			if e.ServerID != "" {
 				tlsAddrs[e.Address] = e.ServerID
+			}
+			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
+				b.peers[ap.Addr().Unmap()] = struct{}{}
 			}
 		}
 		keep[c.Name] = addrs

@@ -78,7 +78,7 @@ func (h *h2Handler) serveConn(c *conn) {
 	c.nc.SetReadDeadline(time.Time{})
 	rest := append([]byte(h2Preface), c.br.buffered()...)
 	nc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(rest), c.nc)}
-	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, xfcc: c.xfcc()}
+	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, trusted: c.trusted, xfcc: c.xfcc()}
 	h.srv.ServeConn(nc, &http2.ServeConnOpts{
 		BaseConfig: h.base,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +130,10 @@ type h2Conn struct {
 	peerIP []byte // conn.peerIP
 	peer   string // peerIP as a string
 	fixed  []byte // conn.fixed
-	xfcc   string // conn.xfcc()
+	// trusted is conn.trusted: the peer's X-Forwarded-* are kept.
+	trusted bool
+	// xfcc is conn.xfcc().
+	xfcc string
 }
 
 // serveHTTP routes and forwards one request of an h2c connection.
@@ -192,7 +195,7 @@ func (x *h2Exchange) fillView(r *http.Request, peer []byte) {
 func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchange, b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, hc *h2Conn, start time.Time) int {
 	switch {
 	case rt == nil && cl == nil:
-		return plainError(w, 404, "no route matches "+r.Host+r.URL.Path)
+		return plainError(w, 404, notFoundMessage(b.table, x.view.Host, []byte(r.URL.Path)))
 	case cl == nil:
 		return plainError(w, 503, "cluster not found")
 	case int(cs.inflight.Add(1)) > cl.MaxRequests:
@@ -218,7 +221,7 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	out.URL, out.RequestURI, out.Close = &x.url, "", false
 	out.Header = cloneHeader(r.Header, 4)
 	out.Trailer = r.Trailer.Clone()
-	rewriteHeaders(out.Header, hc.mode.trustsForwarded(), hc.peer)
+	rewriteHeaders(out.Header, hc.trusted, hc.peer)
 	setXFCC(out.Header, hc.mode, hc.xfcc)
 	x.setBody(r.Body, r.ContentLength, h.p.cfg.ReplayBufferBytes)
 	defer x.end()

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -33,7 +35,7 @@ func (c *conn) handle() bool {
 func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) (int, bool) {
 	switch {
 	case rt == nil && cl == nil:
-		return 404, c.localReply(404, "no route matches "+string(c.req.host)+string(c.req.path))
+		return 404, c.localReply(404, notFoundMessage(b.table, c.view.Host, c.req.path))
 	case cl == nil:
 		return 503, c.localReply(503, "cluster not found")
 	case cl.Protocol == route.TCP:
@@ -154,7 +156,7 @@ func (c *conn) trustedClientIP() []byte {
 // trusted ones), an X-Request-Id when absent, and framing.
 func (c *conn) buildOut(cl *route.Cluster) {
 	r := &c.req
-	trusted := c.mode.trustsForwarded()
+	trusted := c.trusted
 	o := append(c.out[:0], r.method...)
 	o = append(o, ' ')
 	o = append(o, r.target...)
@@ -261,4 +263,20 @@ func setXFCC(hd http.Header, m Mode, xfcc string) {
 	if xfcc != "" {
 		hd["X-Forwarded-Client-Cert"] = []string{xfcc}
 	}
+}
+
+// notFoundMessage says why a request matched no route: no service or route
+// has its host, or one has and no rule matches the path.
+func notFoundMessage(t *route.Table, host, path []byte) string {
+	if !t.HasHost(host) {
+		return fmt.Sprintf("no service or route named %q", host)
+	}
+	return "no route matches " + string(host) + string(path)
+}
+
+// noInstanceMessage is the answer for a known service (a cluster) with no
+// instance: its cluster is <service> or <service>/<strategy>.
+func noInstanceMessage(cluster string) string {
+	svc, _, _ := strings.Cut(cluster, "/")
+	return "no healthy instance of service " + svc
 }
