@@ -89,12 +89,12 @@ func startMTLSPair(t *testing.T, cpFlags ...string) *mtlsPair {
 		CP: p.cp, Service: "orders", InstanceID: "orders-1", AppPort: p.ordersApp.Port,
 		Extra: []string{"--listen", p.ordersListen, "--join-token-file", createToken(t, p.cp, p.tokDir, "orders")},
 	})
-	// --mtls=strict: the sidecar's xDS decoder does not read the control
-	// plane's mTLS endpoint marking yet (see xdstable.endpointMTLS).
+	// --mtls auto (the default): web takes mTLS to orders because the
+	// control plane marks orders' endpoint as mTLS in xDS.
 	p.web = harness.StartSidecar(t, harness.SidecarOptions{
 		CP: p.cp, Service: "web", InstanceID: "web-1", AppPort: harness.FreePort(t), NoRegister: true,
 		Upstreams: []string{"orders"},
-		Extra:     []string{"--join-token-file", createToken(t, p.cp, p.tokDir, "web"), "--mtls", "strict"},
+		Extra:     []string{"--join-token-file", createToken(t, p.cp, p.tokDir, "web")},
 	})
 	p.webURL = p.web.UpstreamURL("orders")
 	harness.Eventually(t, harness.DefaultTimeout, "web reaches orders over mTLS", func() bool {
@@ -132,10 +132,14 @@ func TestMTLSBetweenSidecars(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("shoal status: exit %d: %s", code, errOut)
 		}
-		for _, want := range []string{"IDENTITY", ordersID, "orders-1", webID, "web-1", "in 1h5"} {
+		for _, want := range []string{"IDENTITY", ordersID, "orders-1", webID, "web-1"} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("shoal status has no %q:\n%s", want, out)
 			}
+		}
+		// --svid-ttl 2h: the certificates expire in a little under 2h.
+		if !regexp.MustCompile(`in (2h0m0s|1h5[0-9]m)`).MatchString(out) {
+			t.Fatalf("shoal status shows no expiry in about 2h:\n%s", out)
 		}
 	})
 
