@@ -204,6 +204,43 @@ func TestMTLSBetweenSidecars(t *testing.T) {
 		}
 	})
 
+	t.Run("with the control plane down a restarted sidecar comes back with its SVID; the restarted control plane keeps its CA", func(t *testing.T) {
+		before := harness.RunLoad(t, harness.LoadOptions{URL: p.webURL + "/", Requests: 100, Concurrency: 2})
+		p.cp.Kill()
+		p.web.Kill()
+		p.web.Restart()
+		p.web.WaitReady(t)
+		if out := p.web.Output(); !strings.Contains(out, "identity loaded from the state dir") {
+			t.Fatalf("the restarted sidecar did not load its SVID from --state-dir:\n%s", out)
+		}
+		down := harness.RunLoad(t, harness.LoadOptions{URL: p.webURL + "/", Requests: 200, Concurrency: 2})
+		resp, err := http.Get(p.webURL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Seen-Xfcc"); got != "By="+ordersID+";URI="+webID {
+			t.Fatalf("after the restart the app saw XFCC %q", got)
+		}
+		p.cp.Restart()
+		p.cp.WaitReady(t)
+		after := harness.RunLoad(t, harness.LoadOptions{URL: p.webURL + "/", Requests: 100, Concurrency: 2})
+		t.Logf("before: %s\ncontrol plane down, web restarted: %s\ncontrol plane back: %s", before, down, after)
+		if before.Failures()+down.Failures()+after.Failures() != 0 || after.OK == 0 {
+			t.Fatalf("mTLS traffic failed around the control plane's outage")
+		}
+		dir := t.TempDir()
+		tok := createToken(t, p.cp, dir, "tester")
+		if _, errOut, code := harness.Shoal(t, "identity", "fetch", "--xds", p.cp.XDS, "--join-token-file", tok, "--out", dir, "--once"); code != 0 {
+			t.Fatalf("identity fetch from the restarted control plane: exit %d: %s", code, errOut)
+		}
+		got, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+		want, _ := os.ReadFile(filepath.Join(p.orders.StateDir, "identity", "bundle.pem"))
+		if len(got) == 0 || string(got) != string(want) {
+			t.Fatalf("the restarted control plane serves another trust bundle")
+		}
+	})
+
 	t.Run("a token for web cannot get the identity of orders", func(t *testing.T) {
 		tok := createToken(t, p.cp, t.TempDir(), "web")
 		sc := harness.Start(t, harness.Binary(t), nil, "sidecar", "--service", "orders", "--app-port", "1", "--no-register",
