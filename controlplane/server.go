@@ -27,6 +27,7 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/lrs"
 	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
@@ -56,7 +57,7 @@ type Server struct {
 	api   *api.Server
 	// identity is the CA and IdentityService.
 	identity *identity.Service
-	xds      *xds.Server
+	xds      *xdsserver.Server
 	// lrs receives the proxies' load reports (golden metrics per edge).
 	lrs *lrs.Server
 	// member is this control plane's gossip membership; nil without gossip.
@@ -308,7 +309,7 @@ func (s *Server) setupServices() error {
 	s.health = health.NewServer()
 	s.state = newMeshState(s.client, s.log)
 	var err error
-	s.xds, err = xds.NewServer(xds.Config{Logger: s.cfg.Logger, Registerer: s.reg})
+	s.xds, err = xdsserver.New(xdsserver.Config{Logger: s.cfg.Logger, Registerer: s.reg})
 	if err != nil {
 		return err
 	}
@@ -343,7 +344,7 @@ func (s *Server) setupServices() error {
 	s.apiGRPC = api.NewGRPCServer(s.health)
 	s.api.Register(s.apiGRPC)
 	s.identity.RegisterAdmin(s.apiGRPC)
-	opts := append(api.ServerOptions(), xds.ServerOptions()...)
+	opts := append(api.ServerOptions(), xdsserver.ServerOptions()...)
 	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
 	s.identity.Register(s.xdsGRPC)
