@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
+	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -33,6 +34,7 @@ type host struct {
 	addr     string
 	cluster  *clusterState
 	pool     pool
+	h2       atomic.Pointer[h2.Pool] // multiplexed HTTP/2 connections, made on first use
 	requests lazyCounter // upstream_requests_total{cluster, endpoint}
 	retired  atomic.Bool // no longer in the table: its series is deleted
 
@@ -116,6 +118,7 @@ func (p *Proxy) retire(keep map[string]map[string]bool) {
 				cs.ejected.Add(-1)
 			}
 			h.pool.shutdown() // requests in flight close their connections
+			h.closeH2()
 			h.retired.Store(true)
 			p.metrics.upstream.DeleteLabelValues(name, addr)
 		}
@@ -224,4 +227,23 @@ func (lo *lazyObserver) observe(label string, v float64) {
 		o = lo.obs.Load()
 	}
 	(*o).Observe(v)
+}
+
+// h2Pool returns h's pool of HTTP/2 connections, made on first use.
+func (h *host) h2Pool(p *Proxy) *h2.Pool {
+	if hp := h.h2.Load(); hp != nil {
+		return hp
+	}
+	hp := h2.NewPool(h.addr, h2.PoolConfig{Dial: p.dialH2, IdleTimeout: p.cfg.UpstreamIdleTimeout})
+	if !h.h2.CompareAndSwap(nil, hp) {
+		return h.h2.Load()
+	}
+	return hp
+}
+
+// closeH2 closes h's HTTP/2 connections; streams on them fail.
+func (h *host) closeH2() {
+	if hp := h.h2.Load(); hp != nil {
+		hp.Close()
+	}
 }

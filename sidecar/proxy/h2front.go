@@ -27,8 +27,14 @@ type h2Front struct {
 	wg sync.WaitGroup
 }
 
-// ServeStream starts the stream's request on its own goroutine.
+// ServeStream forwards a stream routed to an HTTP2 cluster frame by
+// frame (h2Fwd); others (HTTP/1.1 clusters, local replies) run on their
+// own goroutine through net/http (streamAdapter).
 func (f *h2Front) ServeStream(s *h2.Stream) {
+	if fw, ok := f.newH2Fwd(s); ok {
+		fw.run()
+		return
+	}
 	a := &streamAdapter{s: s, hdr: make(http.Header)}
 	a.cond.L = &a.mu
 	a.ctx, a.cancel = context.WithCancel(context.Background())

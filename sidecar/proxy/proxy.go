@@ -301,6 +301,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		cs.mu.Lock()
 		for _, h := range cs.hosts {
 			h.pool.shutdown()
+			h.closeH2()
 		}
 		cs.mu.Unlock()
 	}

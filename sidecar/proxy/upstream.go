@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"sync"
 	"syscall"
@@ -146,4 +147,12 @@ func newUpConn(nc net.Conn, h *host) *upConn {
 	uc.br = bufReader{rd: nc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable
 	return uc
+}
+
+// dialH2 opens a connection for an upstream HTTP/2 pool (h2c prior
+// knowledge). It is the one place those connections are made: a TLS
+// dialer (ALPN h2) replaces it.
+func (p *Proxy) dialH2(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }

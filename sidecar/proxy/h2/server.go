@@ -432,15 +432,24 @@ func (sc *ServerConn) onData(f *http2.DataFrame) error {
 	}
 	s.recvWindow -= n
 	data := f.Data()
-	if pad := n - int32(len(data)); pad > 0 {
-		sc.consumedLocked(s, pad) // padding is consumed on arrival
-	}
 	s.recvd += int64(len(data))
 	end := f.StreamEnded()
 	if s.ContentLength >= 0 && (s.recvd > s.ContentLength || end && s.recvd != s.ContentLength) {
-		sc.connConsumed(int32(len(data)))
+		sc.connConsumed(n)
 		sc.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol} // 8.1.1
+	}
+	if s.localDone {
+		// The response ended: the rest of the request is dropped.
+		sc.connConsumed(n)
+		if end {
+			sc.endRemote(s)
+		}
+		sc.mu.Unlock()
+		return nil
+	}
+	if pad := n - int32(len(data)); pad > 0 {
+		sc.consumedLocked(s, pad) // padding is consumed on arrival
 	}
 	if end {
 		sc.endRemote(s)
@@ -569,7 +578,7 @@ func (sc *ServerConn) resetID(id uint32, code http2.ErrCode) *Stream {
 
 // resetLocked resets s; mu is held.
 func (sc *ServerConn) resetLocked(s *Stream, code http2.ErrCode) {
-	if !s.localDone && sc.l.control() {
+	if !s.closed && sc.l.control() {
 		sc.l.fr.WriteRSTStream(s.id, code)
 		sc.l.flush()
 	}
@@ -578,13 +587,11 @@ func (sc *ServerConn) resetLocked(s *Stream, code http2.ErrCode) {
 }
 
 // endLocal notes the end of the response; mu is held. A request still
-// sending its body is told to stop (RFC 9113 8.1: RST_STREAM NO_ERROR).
+// sending its body may finish it (its bytes are dropped): no RST_STREAM
+// (RFC 9113 8.1 allows NO_ERROR), so that the stream's errors (flow
+// control, state) are still reported as the protocol requires.
 func (sc *ServerConn) endLocal(s *Stream) {
 	s.localDone = true
-	if !s.remoteDone {
-		sc.l.fr.WriteRSTStream(s.id, http2.ErrCodeNo)
-		s.remoteDone = true
-	}
 	sc.closeLocked(s)
 }
 

@@ -1,0 +1,592 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
+	"github.com/shoal-mesh/shoal/sidecar/route"
+)
+
+// h2Fwd forwards one downstream h2c stream to an HTTP2 cluster frame by
+// frame, with no goroutine of its own: its methods run on the goroutines
+// of the two connections (and of a timer or a dial), serialized by mu.
+//
+// The request body flows through body: bytes are sent upstream as the
+// upstream window allows and only then granted back to the client
+// (h2.Stream.Consumed), so at most the stream window is held. While the
+// request may still be retried (route.RetryPolicy, at most
+// Config.ReplayBufferBytes: Envoy's per_request_buffer_limit_bytes) the
+// bytes sent are kept to be sent again; past that they are dropped and
+// the request is no longer retried. Retries decide like the HTTP/1 path
+// (attempt.again).
+type h2Fwd struct {
+	h          *h2Handler
+	hc         *h2Conn
+	ds         *h2.Stream
+	cs         *clusterState
+	start      time.Time
+	idempotent bool
+	limit      int // replay limit
+	// view is the routing view of the request; its byte slices point into
+	// scratch.
+	view    route.Request
+	vfields [24]route.HeaderField
+	scratch [1 << 10]byte
+	req     []hpack.HeaderField // the upstream request headers
+
+	// mu serializes the events; it guards the fields below and a.
+	mu       sync.Mutex
+	a        attempt
+	up       *h2.ClientStream // the current attempt's stream
+	host     *host
+	ep       *lb.Endpoint
+	waitGen  uint64 // invalidates a pending pool wait
+	dialing  bool   // the attempt waits for a connection (BeginConnect)
+	timer    *time.Timer
+	timerGen uint64
+	body     []byte // request bytes from offset base on
+	base     int64  // bytes dropped from the front of body
+	sent     int64  // bytes sent on the current attempt
+	granted  int64  // bytes granted back to the client
+	recv     int64
+	reqEnd   bool
+	sentEnd  bool
+	relayed  bool // the response (or a local reply) started downstream
+	resp     []byte
+	respEnd  bool
+	respTr   []hpack.HeaderField // trailers waiting behind resp
+	hasTr    bool
+	kept     *keptResponse
+	code     int
+	done     bool
+}
+
+// keptResponse is a retried trailers-only gRPC response, relayed when no
+// other attempt follows.
+type keptResponse struct {
+	status int
+	fields []hpack.HeaderField
+}
+
+// newH2Fwd prepares the forwarding of s and reports whether its route
+// leads to an HTTP2 cluster (else the net/http path serves it).
+func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
+	start := time.Now()
+	fw := &h2Fwd{h: f.h, hc: f.hc, ds: s, start: start}
+	fw.fillView()
+	b := f.h.p.bound.Load()
+	rt, cl := resolve(b.table, f.hc.mode, &fw.view, f.hc.fixed)
+	if cl == nil || cl.Protocol != route.HTTP2 || s.Method == "CONNECT" {
+		return nil, false
+	}
+	fw.cs = b.clusters[cl.Index]
+	fw.a.init(b, rt, cl, start, f.h.p.cfg.ConnectRetries)
+	if rt != nil {
+		if hk, ok := rt.HashKey(&fw.view); ok {
+			fw.a.info.SetHash(hk)
+		}
+	}
+	fw.idempotent = idempotentMethod(s.Method)
+	fw.limit = f.h.p.cfg.ReplayBufferBytes
+	if fw.a.policy() == nil {
+		fw.limit = 0 // HTTP/1's rule: no policy, no buffering
+	}
+	fw.buildRequest()
+	return fw, true
+}
+
+// fillView fills the routing view from the stream's fields.
+func (fw *h2Fwd) fillView() {
+	s := fw.ds
+	buf := fw.scratch[:0]
+	str := func(v string) []byte {
+		if len(buf)+len(v) > cap(buf) {
+			return []byte(v)
+		}
+		buf = append(buf, v...)
+		return buf[len(buf)-len(v) : len(buf) : len(buf)]
+	}
+	path, _, _ := strings.Cut(s.Path, "?")
+	host := s.Authority
+	fields := fw.vfields[:0]
+	for _, hf := range s.Fields {
+		if hf.Name == "host" && host == "" {
+			host = hf.Value
+		}
+		fields = append(fields, route.HeaderField{Name: str(hf.Name), Value: str(hf.Value)})
+	}
+	fw.view = route.Request{Host: str(host), Method: str(s.Method), Path: str(path), Headers: fields, SourceIP: fw.hc.peerIP}
+}
+
+// buildRequest builds the upstream request headers with the HTTP/1
+// path's forwarding rules (X-Forwarded-*, X-Request-Id; rewriteHeaders).
+func (fw *h2Fwd) buildRequest() {
+	s := fw.ds
+	trusted := fw.hc.mode.trustsForwarded()
+	authority := s.Authority
+	if authority == "" {
+		authority = string(fw.view.Host)
+	}
+	req := make([]hpack.HeaderField, 0, len(s.Fields)+8)
+	req = append(req, hpack.HeaderField{Name: ":method", Value: s.Method}, hpack.HeaderField{Name: ":scheme", Value: "http"},
+		hpack.HeaderField{Name: ":authority", Value: authority}, hpack.HeaderField{Name: ":path", Value: s.Path})
+	xff, hasProto, hasID := "", false, false
+	for _, hf := range s.Fields {
+		switch hf.Name {
+		case "host", "proxy-authorization":
+			continue
+		case "x-forwarded-for":
+			if trusted {
+				xff += hf.Value + ", "
+			}
+			continue
+		case "x-forwarded-proto", "x-forwarded-host", "forwarded":
+			if !trusted {
+				continue
+			}
+			hasProto = hasProto || hf.Name == "x-forwarded-proto"
+		case "x-request-id":
+			hasID = true
+		}
+		req = append(req, hf)
+	}
+	req = append(req, hpack.HeaderField{Name: "x-forwarded-for", Value: xff + fw.hc.peer})
+	if !hasProto {
+		req = append(req, hpack.HeaderField{Name: "x-forwarded-proto", Value: "http"})
+	}
+	if !hasID {
+		var id [36]byte
+		// Sensitive: a unique value is never worth an HPACK table entry.
+		req = append(req, hpack.HeaderField{Name: "x-request-id", Value: string(appendRequestID(id[:0])), Sensitive: true})
+	}
+	fw.req = req
+}
+
+// run starts the forwarding; called on the downstream reader goroutine.
+func (fw *h2Fwd) run() {
+	fw.ds.SetSink(fw)
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.reqEnd = fw.ds.Ended
+	if int(fw.cs.inflight.Add(1)) > fw.a.cl.MaxRequests {
+		fw.cs.inflight.Add(-1)
+		fw.cs = nil
+		fw.reply(503, "upstream overflow (circuit breaker)")
+		return
+	}
+	fw.next()
+}
+
+// next starts the next attempt, or answers when none is left.
+func (fw *h2Fwd) next() {
+	a := &fw.a
+	e, hst := a.pick()
+	switch {
+	case hst == nil && len(a.cl.Endpoints) == 0:
+		fw.reply(503, "no endpoints in cluster "+a.cl.Name)
+		return
+	case fw.kept != nil && (hst == nil || a.triedHost(hst)):
+		// A gRPC client needs a gRPC status, not a local reply.
+		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
+		return
+	case hst == nil:
+		fw.reply(502, "no healthy upstream")
+		return
+	case a.triedHost(hst):
+		fw.reply(a.last, failureMessage(a.last))
+		return
+	}
+	a.markTried(hst)
+	hst.countRequest(fw.h.p.metrics)
+	e.Begin()
+	fw.host, fw.ep = hst, e
+	fw.sent, fw.sentEnd = 0, false
+	if d := a.tryDeadline(time.Now()); !d.IsZero() {
+		fw.armTimer(d)
+	}
+	fw.connect()
+}
+
+// connect opens the attempt's stream on a pooled connection, or waits for
+// one.
+func (fw *h2Fwd) connect() {
+	pool := fw.host.h2Pool(fw.h.p)
+	if cc := pool.Get(); cc != nil && fw.open(cc) {
+		return
+	}
+	fw.waitGen++
+	gen := fw.waitGen
+	timeout := fw.a.cl.ConnectTimeout
+	if !fw.a.deadline.IsZero() {
+		timeout = min(timeout, time.Until(fw.a.deadline))
+	}
+	if !fw.dialing {
+		fw.dialing = true
+		fw.ep.BeginConnect()
+	}
+	if err := pool.Wait(timeout, func(cc *h2.ClientConn, err error) { fw.onConn(gen, cc, err) }); err != nil {
+		fw.endAttempt(false)
+		fw.failed(connectFailed, 502) // the endpoint was retired
+	}
+}
+
+func (fw *h2Fwd) onConn(gen uint64, cc *h2.ClientConn, err error) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.done || gen != fw.waitGen {
+		return
+	}
+	fw.waitGen++
+	if err != nil || cc != nil {
+		fw.dialing = false
+		fw.ep.EndConnect()
+	}
+	switch {
+	case err != nil:
+		fw.endAttempt(false)
+		fw.failed(connectFailed, 502)
+	case cc != nil && fw.open(cc):
+	default:
+		fw.connect() // another stream took the room: wait again
+	}
+}
+
+// open sends the request headers and what there is of the body on cc.
+func (fw *h2Fwd) open(cc *h2.ClientConn) bool {
+	end := fw.reqEnd && fw.recv == 0 && fw.ds.Trailers == nil
+	up, ok := cc.NewStream(fw.req, end, (*h2FwdUp)(fw))
+	if !ok {
+		return false
+	}
+	fw.up, fw.sentEnd = up, end
+	fw.pump()
+	return true
+}
+
+// pump sends buffered request bytes upstream as far as the window allows.
+func (fw *h2Fwd) pump() {
+	if fw.up == nil || fw.sentEnd {
+		return
+	}
+	data := fw.body[fw.sent-fw.base:]
+	last := fw.reqEnd && fw.ds.Trailers == nil
+	if len(data) > 0 || last {
+		n, _ := fw.up.WriteData(data, last)
+		fw.sent += int64(n)
+		if n < len(data) {
+			fw.grant()
+			return
+		}
+	}
+	fw.grant()
+	if fw.reqEnd {
+		if !last {
+			fw.up.WriteTrailers(fw.ds.Trailers)
+		}
+		fw.sentEnd = true
+	}
+}
+
+// grant gives the client back the window of bytes forwarded for the
+// first time, and drops them when they can no longer be replayed.
+func (fw *h2Fwd) grant() {
+	if n := fw.sent - fw.granted; n > 0 {
+		fw.granted = fw.sent
+		fw.ds.Consumed(int(n))
+	}
+	if fw.recv > int64(fw.limit) && fw.sent > fw.base {
+		k := copy(fw.body, fw.body[fw.sent-fw.base:])
+		fw.body = fw.body[:k]
+		fw.base = fw.sent
+	}
+}
+
+// OnData receives request body bytes (h2.Sink).
+func (fw *h2Fwd) OnData(_ *h2.Stream, p []byte, end bool) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.done {
+		return
+	}
+	fw.recv += int64(len(p))
+	fw.body = append(fw.body, p...)
+	fw.reqEnd = fw.reqEnd || end
+	fw.pump()
+}
+
+// OnReset: the client reset its stream or went away (h2.Sink).
+func (fw *h2Fwd) OnReset(*h2.Stream) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.up != nil {
+		fw.up.Reset(http2.ErrCodeCancel)
+	}
+	if !fw.relayed {
+		fw.code = 502 // as classify's clientFailed
+	}
+	fw.finish()
+}
+
+// OnWritable: the client's window opened (h2.Sink).
+func (fw *h2Fwd) OnWritable(*h2.Stream) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.flushResponse()
+}
+
+// h2FwdUp is h2Fwd as the h2.Receiver of its upstream streams (the
+// method names of h2.Sink and h2.Receiver overlap).
+type h2FwdUp h2Fwd
+
+var (
+	_ h2.Sink     = (*h2Fwd)(nil)
+	_ h2.Receiver = (*h2FwdUp)(nil)
+)
+
+// OnResponse decides on the response headers like h2Handler.outcome: the
+// per-try and route timers stop, outlier detection counts a 5xx or a
+// trailers-only gRPC server error (Envoy's mapping), and a retriable one
+// goes to another attempt (h2.Receiver).
+func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.HeaderField, end bool) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if up != fw.up || fw.done {
+		return
+	}
+	fw.stopTimer()
+	a, hst := &fw.a, fw.host
+	gs, trailersOnly := grpcStatusField(fields)
+	if status >= 500 || trailersOnly && grpcIsServerError(gs) {
+		hst.on5xx(&a.cl.Outlier, len(a.hosts))
+	} else {
+		hst.onSuccess()
+	}
+	a.replayable = fw.base == 0
+	switch {
+	case a.mayRetryStatus(status):
+		fw.endAttempt(true)
+		fw.retry(retryStatus, status)
+	case trailersOnly && a.mayRetryGRPC(gs):
+		fw.kept = &keptResponse{status: status, fields: append([]hpack.HeaderField(nil), fields...)}
+		fw.endAttempt(!end)
+		fw.retry(retryStatus, status)
+	default:
+		fw.relayHeaders(status, fields, end)
+	}
+}
+
+// OnData relays response body bytes (h2.Receiver).
+func (u *h2FwdUp) OnData(up *h2.ClientStream, p []byte, end bool) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if up != fw.up || fw.done {
+		return
+	}
+	fw.resp = append(fw.resp, p...)
+	fw.respEnd = end
+	fw.flushResponse()
+}
+
+// OnTrailers relays the response trailers (h2.Receiver).
+func (u *h2FwdUp) OnTrailers(up *h2.ClientStream, fields []hpack.HeaderField) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if up != fw.up || fw.done {
+		return
+	}
+	fw.respTr = append(fw.respTr[:0], fields...)
+	fw.hasTr, fw.respEnd = true, true
+	fw.flushResponse()
+}
+
+// OnReset: the attempt's stream failed (h2.Receiver).
+func (u *h2FwdUp) OnReset(up *h2.ClientStream, err error) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if up != fw.up || fw.done {
+		return
+	}
+	if fw.relayed {
+		fw.up = nil
+		fw.ds.Reset(http2.ErrCodeInternal) // the response is cut short
+		fw.finish()
+		return
+	}
+	fw.stopTimer()
+	fw.endAttempt(false)
+	if err == h2.ErrRefused {
+		// Not processed (REFUSED_STREAM, GOAWAY): like a connect failure,
+		// safe to send elsewhere.
+		fw.failed(connectFailed, 502)
+		return
+	}
+	fw.failed(reset, 502)
+}
+
+// OnWritable: the upstream window opened (h2.Receiver).
+func (u *h2FwdUp) OnWritable(up *h2.ClientStream) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if up == fw.up && !fw.done {
+		fw.pump()
+	}
+}
+
+// failed handles an attempt that got no response.
+func (fw *h2Fwd) failed(out outcome, code int) {
+	fw.up = nil
+	fw.a.replayable = fw.base == 0
+	fw.retry(out, code)
+}
+
+// retry sends the request to another endpoint when attempt.again allows.
+func (fw *h2Fwd) retry(out outcome, code int) {
+	if fw.a.again(out, code, fw.host, fw.idempotent) {
+		fw.next()
+		return
+	}
+	if fw.kept != nil {
+		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
+		return
+	}
+	fw.reply(fw.a.last, failureMessage(fw.a.last))
+}
+
+// endAttempt leaves the current attempt, resetting its stream.
+func (fw *h2Fwd) endAttempt(reset bool) {
+	if fw.up != nil && reset {
+		fw.up.Reset(http2.ErrCodeCancel)
+	}
+	fw.up = nil
+	if fw.ep != nil {
+		if fw.dialing {
+			fw.dialing = false
+			fw.ep.EndConnect()
+		}
+		fw.ep.End()
+		fw.ep = nil
+	}
+}
+
+// relayHeaders sends the response headers downstream.
+func (fw *h2Fwd) relayHeaders(status int, fields []hpack.HeaderField, end bool) {
+	fw.relayed, fw.code = true, status
+	fw.ds.WriteHeaders(status, fields, end)
+	if end {
+		fw.finish()
+	}
+}
+
+// reply answers with a local plain-text response.
+func (fw *h2Fwd) reply(code int, msg string) {
+	fw.relayed, fw.code = true, code
+	fw.ds.WriteHeaders(code, []hpack.HeaderField{
+		{Name: "content-type", Value: "text/plain; charset=utf-8"},
+		{Name: "content-length", Value: strconv.Itoa(len(msg) + 1)},
+	}, false)
+	fw.resp = append(append(fw.resp[:0], msg...), '\n')
+	fw.respEnd = true
+	fw.flushResponse()
+}
+
+// flushResponse writes buffered response bytes as the client's window
+// allows, granting them back upstream, then the trailers or the end.
+func (fw *h2Fwd) flushResponse() {
+	if fw.done {
+		return
+	}
+	if len(fw.resp) > 0 || fw.respEnd && !fw.hasTr {
+		n, err := fw.ds.WriteData(fw.resp, fw.respEnd && !fw.hasTr)
+		if n > 0 && fw.up != nil {
+			fw.up.Consumed(n)
+		}
+		k := copy(fw.resp, fw.resp[n:])
+		fw.resp = fw.resp[:k]
+		if err != nil || k > 0 {
+			return
+		}
+	}
+	if !fw.respEnd {
+		return
+	}
+	if fw.hasTr {
+		fw.ds.WriteTrailers(fw.respTr)
+	}
+	fw.finish()
+}
+
+// finish ends the exchange: counters, metrics, and the upstream stream if
+// it is still open (a response that ended before its request).
+func (fw *h2Fwd) finish() {
+	if fw.done {
+		return
+	}
+	fw.done = true
+	fw.stopTimer()
+	fw.endAttempt(true)
+	fw.waitGen++
+	cs := fw.cs
+	if cs == nil {
+		cs = fw.h.p.noCluster
+	} else {
+		fw.cs.inflight.Add(-1)
+	}
+	cs.codes.inc(fw.code)
+	cs.latency.observe(cs.name, time.Since(fw.start).Seconds())
+}
+
+// armTimer arms the attempt's deadline: the per-try timeout or the route
+// timeout, whichever is first, until the response headers.
+func (fw *h2Fwd) armTimer(d time.Time) {
+	fw.timerGen++
+	gen := fw.timerGen
+	if fw.timer == nil {
+		fw.timer = time.AfterFunc(time.Until(d), func() { fw.onTimer(gen) })
+		return
+	}
+	fw.timer.Stop()
+	fw.timer = time.AfterFunc(time.Until(d), func() { fw.onTimer(gen) })
+}
+
+func (fw *h2Fwd) stopTimer() {
+	fw.timerGen++
+	if fw.timer != nil {
+		fw.timer.Stop()
+	}
+}
+
+func (fw *h2Fwd) onTimer(gen uint64) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if gen != fw.timerGen || fw.done || fw.relayed {
+		return
+	}
+	fw.waitGen++
+	fw.endAttempt(true)
+	fw.a.replayable = fw.base == 0
+	fw.retry(timedOut, 504)
+}
+
+// grpcStatusField returns the grpc-status of a trailers-only gRPC response
+// (in the response headers), like grpcStatus.
+func grpcStatusField(fields []hpack.HeaderField) (int, bool) {
+	for _, f := range fields {
+		if f.Name == "grpc-status" {
+			n, err := strconv.Atoi(f.Value)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
