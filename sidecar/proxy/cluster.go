@@ -35,8 +35,8 @@ type host struct {
 	cluster  *clusterState
 	pool     pool
 	h2       atomic.Pointer[h2.Pool] // multiplexed HTTP/2 connections, made on first use
-	requests lazyCounter // upstream_requests_total{cluster, endpoint}
-	retired  atomic.Bool // no longer in the table: its series is deleted
+	requests lazyCounter             // upstream_requests_total{cluster, endpoint}
+	retired  atomic.Bool             // no longer in the table: its series is deleted
 
 	consec5xx     atomic.Int32
 	consecFailure atomic.Int32
