@@ -30,6 +30,8 @@ type h2Handler struct {
 	// bufs holds *[]byte response copy buffers (copyResponse), as
 	// httputil.ReverseProxy's BufferPool.
 	bufs sync.Pool
+	// fwds holds *h2Fwd, the per-stream state of the frame-level path.
+	fwds sync.Pool
 
 	// mu guards conns and shutting.
 	mu       sync.Mutex
@@ -53,6 +55,7 @@ func newH2Handler(p *Proxy) *h2Handler {
 		IdleConnTimeout:     p.cfg.UpstreamIdleTimeout,
 		DisableCompression:  true,
 	}
+	h.fwds.New = func() any { return new(h2Fwd) }
 	h.bufs.New = func() any {
 		b := make([]byte, 32<<10)
 		return &b

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -27,6 +28,13 @@ import (
 // the request is no longer retried. Retries decide like the HTTP/1 path
 // (attempt.again).
 type h2Fwd struct {
+	// mu serializes the events; it guards fwState.
+	mu sync.Mutex
+	fwState
+}
+
+// fwState is the state of one exchange; a pooled h2Fwd is reset under mu.
+type fwState struct {
 	h          *h2Handler
 	hc         *h2Conn
 	ds         *h2.Stream
@@ -40,21 +48,20 @@ type h2Fwd struct {
 	vfields [24]route.HeaderField
 	scratch [1 << 10]byte
 	req     []hpack.HeaderField // the upstream request headers
+	reqID   [36]byte            // backs a generated X-Request-Id
 
-	// mu serializes the events; it guards the fields below and a.
-	mu       sync.Mutex
 	a        attempt
 	up       *h2.ClientStream // the current attempt's stream
 	host     *host
 	ep       *lb.Endpoint
-	waitGen  uint64 // invalidates a pending pool wait
-	dialing  bool   // the attempt waits for a connection (BeginConnect)
-	timer    *time.Timer
-	timerGen uint64
-	body     []byte // request bytes from offset base on
-	base     int64  // bytes dropped from the front of body
-	sent     int64  // bytes sent on the current attempt
-	granted  int64  // bytes granted back to the client
+	waitGen  uint64      // invalidates a pending pool wait
+	dialing  bool        // the attempt waits for a connection (BeginConnect)
+	timer    *time.Timer // fires onTimer; made once, re-armed
+	timerAt  time.Time   // the armed deadline; zero: none
+	body     []byte      // request bytes from offset base on
+	base     int64       // bytes dropped from the front of body
+	sent     int64       // bytes sent on the current attempt
+	granted  int64       // bytes granted back to the client
 	recv     int64
 	reqEnd   bool
 	sentEnd  bool
@@ -66,6 +73,7 @@ type h2Fwd struct {
 	kept     *keptResponse
 	code     int
 	done     bool
+	released bool // back in the pool; set by unlock
 }
 
 // keptResponse is a retried trailers-only gRPC response, relayed when no
@@ -79,11 +87,14 @@ type keptResponse struct {
 // leads to an HTTP2 cluster (else the net/http path serves it).
 func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 	start := time.Now()
-	fw := &h2Fwd{h: f.h, hc: f.hc, ds: s, start: start}
+	fw := f.h.fwds.Get().(*h2Fwd)
+	fw.reset(f, s, start)
 	fw.fillView()
 	b := f.h.p.bound.Load()
 	rt, cl := resolve(b.table, f.hc.mode, &fw.view, f.hc.fixed)
 	if cl == nil || cl.Protocol != route.HTTP2 || s.Method == "CONNECT" {
+		fw.ds = nil
+		f.h.fwds.Put(fw)
 		return nil, false
 	}
 	fw.cs = b.clusters[cl.Index]
@@ -100,6 +111,42 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 	}
 	fw.buildRequest()
 	return fw, true
+}
+
+// reset prepares a pooled forwarder for s, keeping its buffers.
+// Late events of its previous exchange may be waiting for mu: they tell
+// themselves apart by ds, up, waitGen (kept increasing) and timerAt.
+func (fw *h2Fwd) reset(f *h2Front, s *h2.Stream, start time.Time) {
+	fw.mu.Lock()
+	fw.fwState = fwState{
+		h: f.h, hc: f.hc, ds: s, start: start, waitGen: fw.waitGen + 1,
+		req: fw.req[:0], body: fw.body[:0], resp: fw.resp[:0], respTr: fw.respTr[:0], timer: fw.timer,
+	}
+	fw.mu.Unlock()
+}
+
+// unlock releases mu, and returns the forwarder to the pool once its
+// exchange is done: no method touches it after that, and late events of
+// its streams or timer are told apart (onTimer, the ds and up checks).
+func (fw *h2Fwd) unlock() {
+	release := fw.done && !fw.released
+	if release {
+		fw.released = true
+		fw.ds, fw.up, fw.kept = nil, nil, nil
+		clear(fw.req[:cap(fw.req)])
+		clear(fw.respTr[:cap(fw.respTr)])
+		if cap(fw.body) > 64<<10 {
+			fw.body = nil
+		}
+		if cap(fw.resp) > 64<<10 {
+			fw.resp = nil
+		}
+	}
+	h := fw.h
+	fw.mu.Unlock()
+	if release {
+		h.fwds.Put(fw)
+	}
 }
 
 // fillView fills the routing view from the stream's fields.
@@ -134,7 +181,7 @@ func (fw *h2Fwd) buildRequest() {
 	if authority == "" {
 		authority = string(fw.view.Host)
 	}
-	req := make([]hpack.HeaderField, 0, len(s.Fields)+8)
+	req := fw.req[:0]
 	req = append(req, hpack.HeaderField{Name: ":method", Value: s.Method}, hpack.HeaderField{Name: ":scheme", Value: "http"},
 		hpack.HeaderField{Name: ":authority", Value: authority}, hpack.HeaderField{Name: ":path", Value: s.Path})
 	xff, hasProto, hasID := "", false, false
@@ -162,9 +209,11 @@ func (fw *h2Fwd) buildRequest() {
 		req = append(req, hpack.HeaderField{Name: "x-forwarded-proto", Value: "http"})
 	}
 	if !hasID {
-		var id [36]byte
-		// Sensitive: a unique value is never worth an HPACK table entry.
-		req = append(req, hpack.HeaderField{Name: "x-request-id", Value: string(appendRequestID(id[:0])), Sensitive: true})
+		// Sensitive: a unique value is never worth an HPACK table entry,
+		// and so the encoder never keeps the string, which aliases
+		// fw.reqID for the forwarder's lifetime.
+		id := appendRequestID(fw.reqID[:0])
+		req = append(req, hpack.HeaderField{Name: "x-request-id", Value: unsafe.String(&id[0], len(id)), Sensitive: true})
 	}
 	fw.req = req
 }
@@ -173,7 +222,7 @@ func (fw *h2Fwd) buildRequest() {
 func (fw *h2Fwd) run() {
 	fw.ds.SetSink(fw)
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	defer fw.unlock()
 	fw.reqEnd = fw.ds.Ended
 	if int(fw.cs.inflight.Add(1)) > fw.a.cl.MaxRequests {
 		fw.cs.inflight.Add(-1)
@@ -239,8 +288,8 @@ func (fw *h2Fwd) connect() {
 
 func (fw *h2Fwd) onConn(gen uint64, cc *h2.ClientConn, err error) {
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	if fw.done || gen != fw.waitGen {
+	defer fw.unlock()
+	if fw.done || fw.released || gen != fw.waitGen {
 		return
 	}
 	fw.waitGen++
@@ -309,10 +358,10 @@ func (fw *h2Fwd) grant() {
 }
 
 // OnData receives request body bytes (h2.Sink).
-func (fw *h2Fwd) OnData(_ *h2.Stream, p []byte, end bool) {
+func (fw *h2Fwd) OnData(s *h2.Stream, p []byte, end bool) {
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	if fw.done {
+	defer fw.unlock()
+	if fw.done || s != fw.ds {
 		return
 	}
 	fw.recv += int64(len(p))
@@ -322,9 +371,12 @@ func (fw *h2Fwd) OnData(_ *h2.Stream, p []byte, end bool) {
 }
 
 // OnReset: the client reset its stream or went away (h2.Sink).
-func (fw *h2Fwd) OnReset(*h2.Stream) {
+func (fw *h2Fwd) OnReset(s *h2.Stream) {
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	defer fw.unlock()
+	if fw.done || s != fw.ds {
+		return
+	}
 	if fw.up != nil {
 		fw.up.Reset(http2.ErrCodeCancel)
 	}
@@ -335,10 +387,12 @@ func (fw *h2Fwd) OnReset(*h2.Stream) {
 }
 
 // OnWritable: the client's window opened (h2.Sink).
-func (fw *h2Fwd) OnWritable(*h2.Stream) {
+func (fw *h2Fwd) OnWritable(s *h2.Stream) {
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	fw.flushResponse()
+	defer fw.unlock()
+	if s == fw.ds {
+		fw.flushResponse()
+	}
 }
 
 // h2FwdUp is h2Fwd as the h2.Receiver of its upstream streams (the
@@ -357,7 +411,7 @@ var (
 func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.HeaderField, end bool) {
 	fw := (*h2Fwd)(u)
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	defer fw.unlock()
 	if up != fw.up || fw.done {
 		return
 	}
@@ -387,7 +441,7 @@ func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.Hea
 func (u *h2FwdUp) OnData(up *h2.ClientStream, p []byte, end bool) {
 	fw := (*h2Fwd)(u)
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	defer fw.unlock()
 	if up != fw.up || fw.done {
 		return
 	}
@@ -400,7 +454,7 @@ func (u *h2FwdUp) OnData(up *h2.ClientStream, p []byte, end bool) {
 func (u *h2FwdUp) OnTrailers(up *h2.ClientStream, fields []hpack.HeaderField) {
 	fw := (*h2Fwd)(u)
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	defer fw.unlock()
 	if up != fw.up || fw.done {
 		return
 	}
@@ -413,7 +467,7 @@ func (u *h2FwdUp) OnTrailers(up *h2.ClientStream, fields []hpack.HeaderField) {
 func (u *h2FwdUp) OnReset(up *h2.ClientStream, err error) {
 	fw := (*h2Fwd)(u)
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	defer fw.unlock()
 	if up != fw.up || fw.done {
 		return
 	}
@@ -438,7 +492,7 @@ func (u *h2FwdUp) OnReset(up *h2.ClientStream, err error) {
 func (u *h2FwdUp) OnWritable(up *h2.ClientStream) {
 	fw := (*h2Fwd)(u)
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	defer fw.unlock()
 	if up == fw.up && !fw.done {
 		fw.pump()
 	}
@@ -550,29 +604,30 @@ func (fw *h2Fwd) finish() {
 // armTimer arms the attempt's deadline: the per-try timeout or the route
 // timeout, whichever is first, until the response headers.
 func (fw *h2Fwd) armTimer(d time.Time) {
-	fw.timerGen++
-	gen := fw.timerGen
+	fw.timerAt = d
 	if fw.timer == nil {
-		fw.timer = time.AfterFunc(time.Until(d), func() { fw.onTimer(gen) })
+		fw.timer = time.AfterFunc(time.Until(d), fw.onTimer)
 		return
 	}
-	fw.timer.Stop()
-	fw.timer = time.AfterFunc(time.Until(d), func() { fw.onTimer(gen) })
+	fw.timer.Reset(time.Until(d))
 }
 
 func (fw *h2Fwd) stopTimer() {
-	fw.timerGen++
-	if fw.timer != nil {
+	if !fw.timerAt.IsZero() {
+		fw.timerAt = time.Time{}
 		fw.timer.Stop()
 	}
 }
 
-func (fw *h2Fwd) onTimer(gen uint64) {
+// onTimer acts when the armed deadline passed; a timer armed earlier (for
+// an earlier attempt or exchange) finds it zero or later.
+func (fw *h2Fwd) onTimer() {
 	fw.mu.Lock()
-	defer fw.mu.Unlock()
-	if gen != fw.timerGen || fw.done || fw.relayed {
+	defer fw.unlock()
+	if fw.timerAt.IsZero() || time.Now().Before(fw.timerAt) || fw.done || fw.relayed {
 		return
 	}
+	fw.timerAt = time.Time{}
 	fw.waitGen++
 	fw.endAttempt(true)
 	fw.a.replayable = fw.base == 0

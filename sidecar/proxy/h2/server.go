@@ -545,8 +545,8 @@ func (sc *ServerConn) onRequest(id uint32) error {
 		return nil
 	}
 	s := &Stream{sc: sc, id: id, Method: b.method, Scheme: b.scheme, Authority: b.authority, Path: b.path,
-		Fields: append([]hpack.HeaderField(nil), b.fields...), ContentLength: b.length, Ended: b.ended,
-		sendWindow: sc.peerInitial, recvWindow: streamWindow}
+		ContentLength: b.length, Ended: b.ended, sendWindow: sc.peerInitial, recvWindow: streamWindow}
+	s.Fields = append(s.fieldsBuf[:0:len(s.fieldsBuf)], b.fields...)
 	sc.streams[id] = s
 	sc.active++
 	if b.ended {

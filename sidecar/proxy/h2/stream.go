@@ -46,6 +46,8 @@ type Stream struct {
 	Ended bool
 
 	sink Sink
+	// fieldsBuf holds Fields of a request with few of them.
+	fieldsBuf [16]hpack.HeaderField
 	// Fields below are guarded by sc.mu.
 	sendWindow  int32
 	recvWindow  int32 // what the client may still send
