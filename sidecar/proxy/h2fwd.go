@@ -105,10 +105,11 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 		}
 	}
 	fw.idempotent = idempotentMethod(s.Method)
-	fw.limit = f.h.p.cfg.ReplayBufferBytes
-	if fw.a.policy() == nil {
-		fw.limit = 0 // HTTP/1's rule: no policy, no buffering
-	}
+	// Up to ReplayBufferBytes stay replayable even without a retry policy:
+	// a stream refused by the upstream (or a connection that failed) was
+	// not processed and goes to another endpoint, as on HTTP/1 a body
+	// already read is always kept.
+	fw.limit = max(f.h.p.cfg.ReplayBufferBytes, 0)
 	fw.buildRequest()
 	return fw, true
 }
@@ -507,7 +508,11 @@ func (fw *h2Fwd) failed(out outcome, code int) {
 
 // retry sends the request to another endpoint when attempt.again allows.
 func (fw *h2Fwd) retry(out outcome, code int) {
-	if fw.a.again(out, code, fw.host, fw.idempotent) {
+	if fw.base > 0 && out != retryStatus {
+		// Part of the body is gone: no attempt can send it again.
+		fw.a.connects, fw.a.retries = 0, 0
+	}
+	if fw.a.again(out, code, fw.host, fw.idempotent) && fw.base == 0 {
 		fw.next()
 		return
 	}
