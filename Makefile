@@ -1,12 +1,18 @@
-# The README's commands. `make test` is what CI runs (.ci/run).
+# The README's commands. `make test` is what CI runs (.ci/run): it installs
+# what the tests need (the npm packages of the proxyless gRPC test) and
+# fails, never skips, when a prerequisite is missing (SHOAL_TEST_STRICT=1).
 SHELL := /bin/bash
 GO ?= go
+NPM ?= npm
 BIN := $(CURDIR)/.bin
+NODEXDS := e2e/nodexds
 
-.PHONY: test check build proto go-test node-test demo
+export SHOAL_TEST_STRICT := 1
+
+.PHONY: test check build proto go-test node-test node-deps browser-deps h2spec-deps soak-smoke quickstart-test demo
 
 ## test: every check and every Go and Node.js test, e2e included.
-test: check build go-test node-test
+test: check build go-test node-test quickstart-test soak-smoke
 
 ## check: formatting, vet, protos lint-clean and generated code in sync.
 check:
@@ -18,11 +24,45 @@ check:
 build:
 	$(GO) build -o $(BIN)/shoal ./cmd/shoal
 
-go-test: build
+## node-deps: the npm packages e2e/xds_node_test.go drives (@grpc/grpc-js-xds),
+## installed from the lock file; reinstalled when the lock file changes.
+node-deps: $(NODEXDS)/node_modules/.package-lock.json
+
+$(NODEXDS)/node_modules/.package-lock.json: $(NODEXDS)/package.json $(NODEXDS)/package-lock.json
+	cd $(NODEXDS) && $(NPM) ci --no-audit --no-fund
+	@test -d $(NODEXDS)/node_modules/@grpc/grpc-js-xds || { echo "npm ci did not install @grpc/grpc-js-xds"; exit 1; }
+	@touch $@
+
+## browser-deps: headless Chromium for the dashboard's browser test
+## (controlplane TestDashboard), from Debian's packages.
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the dashboard test needs Chromium: apt-get install chromium (as root)"; exit 1; fi; }
+
+## h2spec-deps: h2spec, the HTTP/2 conformance suite sidecar/proxy's
+## TestH2Spec runs against the proxy's listeners (go install, pinned).
+H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+h2spec-deps:
+	@command -v h2spec >/dev/null || test -x "$$($(GO) env GOPATH)/bin/h2spec" || \
+	  GOBIN="$$($(GO) env GOPATH)/bin" $(GO) install $(H2SPEC)
+
+go-test: build node-deps browser-deps h2spec-deps
 	SHOAL_BIN=$(BIN)/shoal $(GO) test -race -timeout 20m ./...
 
 node-test: build
 	cd nodejs && SHOAL_BIN=$(BIN)/shoal node --test test/
+
+## quickstart-test: the README's "Quick start with Node.js", run as written.
+quickstart-test: build
+	scripts/quickstart-test.sh
+
+## soak-smoke: short runs of the opt-in soak tests (`go test` skips them
+## unless SHOAL_SOAK=1), so CI runs every test it has.
+soak-smoke: build
+	SHOAL_SOAK=1 SHOAL_SOAK_RUNS=2 SHOAL_SOAK_PAUSES=2 $(GO) test -count=1 -run '^TestSoakFailureDetection$$' ./registry/gossip/
+	SHOAL_SOAK=1 SHOAL_SOAK_DURATION=30s SHOAL_BIN=$(BIN)/shoal $(GO) test -count=1 -timeout 10m -run '^TestGossipSoakStarvationAndPauses$$' ./e2e/
 
 proto:
 	scripts/gen-proto.sh

@@ -23,6 +23,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
+	"github.com/shoal-mesh/shoal/controlplane/lrs"
+	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
@@ -52,6 +54,8 @@ type Server struct {
 	state *meshState
 	api   *api.Server
 	xds   *xds.Server
+	// lrs receives the proxies' load reports (golden metrics per edge).
+	lrs *lrs.Server
 	// member is this control plane's gossip membership; nil without gossip.
 	member       *gossip.Member
 	cancelGossip func()
@@ -308,10 +312,15 @@ func (s *Server) setupServices() error {
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
 		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts})
 	}
+	s.lrs, err = lrs.New(lrs.Config{Registerer: s.reg, Logger: s.log})
+	if err != nil {
+		return err
+	}
 	s.api, err = api.New(api.Config{
 		Routes:    s.state.routes,
 		Instances: s.state,
 		Status:    statusSource{s},
+		Traffic:   trafficSource{lrs: s.lrs, instances: s.state.Endpoints},
 		Logger:    s.log.With("component", "api"),
 	})
 	if err != nil {
@@ -321,6 +330,7 @@ func (s *Server) setupServices() error {
 	s.api.Register(s.apiGRPC)
 	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xds.ServerOptions()...)...)
 	s.xds.Register(s.xdsGRPC)
+	s.lrs.Register(s.xdsGRPC)
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
@@ -339,6 +349,9 @@ func (s *Server) setupServices() error {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
+	// The dashboard reads the management API in-process.
+	mux.Handle("/ui/", ui.Handler(s.api.Local(), s.log))
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	// Key rotation for operators (shoal gossip keys); gossip starts after
 	// this mux is built, hence the lookup per request.
 	mux.Handle(keyadmin.Path, keyadmin.Handler(func() keyadmin.Keyring {

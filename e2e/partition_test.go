@@ -21,7 +21,7 @@ import (
 // it measures timing.
 func TestGossipPartitionNetns(t *testing.T) {
 	if why := harness.NetnsUnavailable(); why != "" {
-		t.Skip("network namespace partition test skipped: " + why)
+		harness.Unavailable(t, "network namespace partition test: "+why)
 	}
 	p := harness.StartNetPair(t)
 	// Fixed ports are safe: nothing else lives in these namespaces.

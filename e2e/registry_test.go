@@ -10,18 +10,25 @@ import (
 	"github.com/shoal-mesh/shoal/registry"
 )
 
-// instances runs `shoal instances SERVICE -o json` against cp's etcd.
+// instances runs `shoal instances SERVICE -o json` against cp's
+// management API; a service with no instances is an empty list (the
+// command exits 1 saying so).
 func instances(t *testing.T, cp *harness.ControlPlane, service string) []registry.Instance {
 	t.Helper()
-	out, errOut, code := harness.Shoal(t, "instances", service, "--etcd", cp.Etcd, "-o", "json")
+	out, errOut, code := harness.Shoal(t, "instances", service, "--api", cp.API, "-o", "json")
+	if code == 1 && strings.Contains(errOut, "has no registered instances") {
+		return nil
+	}
 	if code != 0 {
 		t.Fatalf("shoal instances: exit %d: %s", code, errOut)
 	}
-	var ins []registry.Instance
-	if err := json.Unmarshal([]byte(out), &ins); err != nil {
+	var resp struct {
+		Instances []registry.Instance `json:"instances"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
 		t.Fatalf("shoal instances -o json: %v\n%s", err, out)
 	}
-	return ins
+	return resp.Instances
 }
 
 func hasInstance(ins []registry.Instance, id string) bool {
@@ -44,7 +51,7 @@ func TestNodeInstanceRegistersAndDeregisters(t *testing.T) {
 		ins := instances(t, cp, "web")
 		return hasInstance(ins, "web-term") && hasInstance(ins, "web-kill")
 	})
-	out, _, _ := harness.Shoal(t, "services", "--etcd", cp.Etcd)
+	out, _, _ := harness.Shoal(t, "services", "--api", cp.API)
 	if !strings.Contains(out, "web") || !strings.Contains(out, "2") {
 		t.Errorf("shoal services does not list web with 2 instances:\n%s", out)
 	}

@@ -29,7 +29,7 @@ import (
 //	  SHOAL_SOAK_DURATION=5m go test ./e2e/ -run Soak -v -timeout 30m
 func TestGossipSoakStarvationAndPauses(t *testing.T) {
 	if os.Getenv("SHOAL_SOAK") != "1" {
-		t.Skip("soak run: set SHOAL_SOAK=1 (and SHOAL_SOAK_DURATION, default 5m)")
+		t.Skip("soak run: set SHOAL_SOAK=1 (and SHOAL_SOAK_DURATION, default 5m); `make test` runs a 30 s one (make soak-smoke)")
 	}
 	dur := 5 * time.Minute
 	if v := os.Getenv("SHOAL_SOAK_DURATION"); v != "" {
@@ -144,10 +144,10 @@ func limitCPU(t *testing.T, pid, percent int) *cpuCgroup {
 		cg = cpuCgroup{dir: filepath.Join("/sys/fs/cgroup/cpu", name)}
 		limits = [][2]string{{"cpu.cfs_period_us", strconv.Itoa(period)}, {"cpu.cfs_quota_us", strconv.Itoa(quota)}}
 	} else {
-		t.Skip("no cgroup cpu controller (v2 cpu.max or v1 cpu.cfs_quota_us) at /sys/fs/cgroup")
+		harness.Unavailable(t, "no cgroup cpu controller (v2 cpu.max or v1 cpu.cfs_quota_us) at /sys/fs/cgroup")
 	}
 	if err := os.Mkdir(cg.dir, 0o755); err != nil {
-		t.Skipf("cannot create a cgroup (needs root): %v", err)
+		harness.Unavailable(t, fmt.Sprintf("cannot create a cgroup (needs root): %v", err))
 	}
 	t.Cleanup(func() {
 		parent := filepath.Join(filepath.Dir(cg.dir), "cgroup.procs")

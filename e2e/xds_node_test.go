@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/e2e/harness"
 	"github.com/shoal-mesh/shoal/internal/testutil/xdstest"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
@@ -38,11 +39,11 @@ func startNodeClient(t *testing.T, xdsAddr, target string) *nodeClient {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@grpc", "grpc-js-xds")); err != nil {
-		t.Skip("e2e/nodexds/node_modules is missing: run `cd e2e/nodexds && npm ci` to test @grpc/grpc-js-xds")
+		harness.Unavailable(t, "e2e/nodexds/node_modules is missing: run `make node-deps` (npm ci in e2e/nodexds) to test @grpc/grpc-js-xds")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed")
+		harness.Unavailable(t, "node is not installed: the @grpc/grpc-js-xds test needs Node.js >= 20")
 	}
 	cmd := exec.Command(node, filepath.Join(dir, "client.js"), target)
 	cmd.Env = append(os.Environ(), fmt.Sprintf(`GRPC_XDS_BOOTSTRAP_CONFIG={

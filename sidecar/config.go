@@ -60,6 +60,11 @@ type Config struct {
 
 	// XDS is the control plane's xDS address. Required.
 	XDS string
+	// XDSFallback are more control planes' xDS addresses (of the same
+	// mesh), tried in turn after XDS: when the stream to one fails the
+	// sidecar moves to the next at once, keeping its last good config (see
+	// xdsclient.Client.Run). Nil means XDS only.
+	XDSFallback []string
 	// XDSSotW selects state-of-the-world xDS instead of delta.
 	XDSSotW bool
 	// XDSBackoff paces reconnects to the control plane; zero fields take

@@ -75,7 +75,7 @@ func (p *Proxy) newXDSClient() error {
 	}
 	var err error
 	p.xds, err = xdsclient.New(xdsclient.Config{
-		Server: c.XDS, Node: xdsclient.NewNode(info), Mode: mode, StateDir: c.StateDir,
+		Server: c.XDS, FallbackServers: c.XDSFallback, Node: xdsclient.NewNode(info), Mode: mode, StateDir: c.StateDir,
 		Logger: c.Logger, Registerer: p.reg, Backoff: c.XDSBackoff,
 		OnUpdate: func(s *xdsclient.Snapshot) {
 			p.snap.Store(s)
@@ -127,7 +127,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		wg.Wait()
 		return err
 	}
-	p.log.Info("serving", "addrs", p.Addrs(), "xds", p.cfg.XDS)
+	p.log.Info("serving", "addrs", p.Addrs(), "xds", append([]string{p.cfg.XDS}, p.cfg.XDSFallback...))
 	select {
 	case <-ctx.Done():
 	case err = <-errc:

@@ -4,11 +4,11 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -22,18 +22,19 @@ type apiFlags struct {
 	timeout time.Duration
 }
 
-func (f *apiFlags) register(fs *flag.FlagSet) {
+func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.addr, "api", "127.0.0.1:18001", "management API address (host:port)")
-	fs.StringVar(&f.output, "o", "table", "output format: table, yaml or json")
+	fs.StringVarP(&f.output, "output", "o", "table", "output format: table, yaml or json")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the management API")
 }
 
 func (f *apiFlags) check() error {
 	switch f.output {
 	case "table", "yaml", "json":
-		return nil
+	default:
+		return usageErrorf("--output %q: want table, yaml or json", f.output)
 	}
-	return fmt.Errorf("-o %q: want table, yaml or json", f.output)
+	return checkHostPort("--api", f.addr)
 }
 
 // dial returns a client connection to the management API. It does not

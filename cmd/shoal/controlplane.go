@@ -3,19 +3,50 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
-	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/shoal-mesh/shoal/controlplane"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 )
 
-func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newControlPlaneCmd() *cobra.Command {
 	cfg := controlplane.DefaultConfig()
-	fs := flag.NewFlagSet("shoal controlplane", flag.ContinueOnError)
-	etcdEndpoints := fs.String("etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster (no embedded etcd)")
+	var etcdEndpoints, gossipJoin, logLevel string
+	var gossipKey gossipKeyFlags
+	memoryLimit := memoryLimitFlag{v: "0"}
+	cmd := &cobra.Command{
+		Use:   "controlplane",
+		Short: "run the control plane (embedded etcd by default)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkControlPlaneAddrs(&cfg, etcdEndpoints, gossipJoin); err != nil {
+				return err
+			}
+			cfg.EtcdEndpoints = splitList(etcdEndpoints)
+			cfg.GossipJoin = splitList(gossipJoin)
+			b64key, err := gossipKey.resolve()
+			if err != nil {
+				return err
+			}
+			if cfg.GossipKeys, err = gossip.ParseKeys(b64key); err != nil {
+				return fmt.Errorf("--gossip-key: %w", err)
+			}
+			if cfg.Logger, err = newLogger(cmd.ErrOrStderr(), logLevel); err != nil {
+				return err
+			}
+			memoryLimit.apply()
+			controlplane.Version = currentBuild().Version
+			srv, err := controlplane.New(cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&etcdEndpoints, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster (no embedded etcd)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "embedded etcd data directory")
 	fs.StringVar(&cfg.EtcdListen, "etcd-listen", cfg.EtcdListen, "embedded etcd client address (peer port is this port + 1 unless --etcd-peer-listen)")
 	fs.StringVar(&cfg.EtcdPeerListen, "etcd-peer-listen", "", "embedded etcd peer address")
@@ -23,33 +54,42 @@ func runControlPlane(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&cfg.APIListen, "api-listen", cfg.APIListen, "management API gRPC address")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", cfg.AdminListen, "admin HTTP address (/metrics, /ready)")
 	fs.StringVar(&cfg.GossipListen, "gossip-listen", cfg.GossipListen, "gossip (memberlist) address")
-	gossipJoin := fs.String("gossip-join", "", "comma-separated gossip seeds")
-	var gossipKey gossipKeyFlags
+	fs.StringVar(&gossipJoin, "gossip-join", "", "comma-separated gossip seeds")
 	gossipKey.register(fs)
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
-	memoryLimit := memoryLimitFlag{v: "0"}
 	fs.Var(&memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 512MiB: bounds the peak when many xDS clients sync at once (README, Performance); 0, the default, sets none (GOMEMLIMIT in the environment applies)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// checkControlPlaneAddrs checks every address flag of `shoal controlplane`.
+func checkControlPlaneAddrs(cfg *controlplane.Config, etcdEndpoints, gossipJoin string) error {
+	if etcdEndpoints != "" {
+		if _, err := checkURLList("--etcd-endpoints", etcdEndpoints, "http", "https"); err != nil {
+			return err
+		}
 	}
-	cfg.EtcdEndpoints = splitList(*etcdEndpoints)
-	cfg.GossipJoin = splitList(*gossipJoin)
-	b64key, err := gossipKey.resolve()
-	if err != nil {
-		return err
+	if gossipJoin != "" {
+		if _, err := checkHostPorts("--gossip-join", gossipJoin); err != nil {
+			return err
+		}
 	}
-	if cfg.GossipKeys, err = gossip.ParseKeys(b64key); err != nil {
-		return fmt.Errorf("--gossip-key: %w", err)
+	for _, l := range []struct {
+		flag, v  string
+		optional bool
+	}{
+		{"--etcd-listen", cfg.EtcdListen, etcdEndpoints != ""},
+		{"--etcd-peer-listen", cfg.EtcdPeerListen, true},
+		{"--xds-listen", cfg.XDSListen, false},
+		{"--api-listen", cfg.APIListen, false},
+		{"--admin-listen", cfg.AdminListen, false},
+		{"--gossip-listen", cfg.GossipListen, true},
+	} {
+		if err := checkListen(l.flag, l.v, l.optional); err != nil {
+			return err
+		}
 	}
-	memoryLimit.apply()
-	cfg.Logger = newLogger(stderr, *logLevel)
-	controlplane.Version = version
-	srv, err := controlplane.New(cfg)
-	if err != nil {
-		return err
-	}
-	return srv.Run(ctx)
+	return nil
 }

@@ -3,23 +3,27 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"io"
+	"github.com/spf13/cobra"
 
 	"github.com/shoal-mesh/shoal/internal/demo"
 )
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := demo.Config{Out: stdout}
-	fs := flag.NewFlagSet("shoal demo", flag.ContinueOnError)
+func newDemoCmd() *cobra.Command {
+	var cfg demo.Config
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "run a whole mesh on this machine and show each strategy and a failover",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Out = cmd.OutOrStdout()
+			return demo.Run(cmd.Context(), cfg)
+		},
+	}
+	fs := cmd.Flags()
 	fs.IntVar(&cfg.Instances, "instances", 3, "number of Node.js instances")
 	fs.IntVar(&cfg.Requests, "requests", 3000, "requests per strategy")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "concurrent clients")
 	fs.BoolVar(&cfg.Keep, "keep", false, "leave the mesh running and print how to reach it")
 	fs.StringVar(&cfg.LogFile, "log-file", "", "where the components log (default: a temporary file)")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	return demo.Run(ctx, cfg)
+	return cmd
 }

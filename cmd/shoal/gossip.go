@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,11 +16,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
 )
 
-const gossipUsage = `usage:
-  shoal gossip keys generate                       print a new random key (base64)
+const gossipUsage = `  shoal gossip keys generate                       print a new random key (base64)
   shoal gossip keys list --admin ADDR[,ADDR...]     show each member's key fingerprints
   shoal gossip keys install|use|remove KEY --admin ADDR[,ADDR...] [--auth-key K]
                                                    apply one rotation step to every member
@@ -40,48 +40,79 @@ needs --auth-key (or $SHOAL_GOSSIP_AUTH_KEY), a key the members hold today;
 use and remove are signed with KEY itself, which the members hold by then.
 `
 
-func runGossip(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) < 2 || args[0] != "keys" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprint(stdout, gossipUsage)
-			return flag.ErrHelp
-		}
-		fmt.Fprint(stderr, gossipUsage)
-		return errUsage
+// keysFlags are the flags of every `shoal gossip keys` command.
+type keysFlags struct {
+	admins, output, authKey string
+	timeout                 time.Duration
+}
+
+func newGossipCmd() *cobra.Command {
+	gossip := groupCmd("gossip", "rotate the gossip key: keys install|use|remove KEY --admin ADDR,...; keys list; keys generate")
+	keys := groupCmd("keys", "rotate the gossip encryption key on every member")
+	keys.Long = gossipUsage
+	var f keysFlags
+	pf := keys.PersistentFlags()
+	pf.StringVar(&f.admins, "admin", "", "comma-separated admin addresses of the members (host:port)")
+	pf.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each member")
+	pf.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&f.authKey, "auth-key", os.Getenv("SHOAL_GOSSIP_AUTH_KEY"), "base64 key the members already have, to sign the step (default $SHOAL_GOSSIP_AUTH_KEY; use and remove default to KEY)")
+	keys.AddCommand(&cobra.Command{
+		Use:   "generate",
+		Short: "print a new random key (base64)",
+		Args:  exactArgs(0, "no arguments"),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return generateKey(cmd.OutOrStdout()) },
+	}, &cobra.Command{
+		Use:   "list --admin ADDR[,ADDR...]",
+		Short: "show each member's key fingerprints",
+		Args:  exactArgs(0, "no arguments"),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runKeyStep(cmd, f, nil) },
+	})
+	for _, op := range []struct{ name, short string }{
+		{keyadmin.OpInstall, "make every member decrypt with KEY too (signed with --auth-key)"},
+		{keyadmin.OpUse, "make every member encrypt with KEY"},
+		{keyadmin.OpRemove, "make every member forget KEY"},
+	} {
+		keys.AddCommand(&cobra.Command{
+			Use:   op.name + " KEY --admin ADDR[,ADDR...]",
+			Short: op.short,
+			Long:  gossipUsage,
+			Args:  exactArgs(1, "one KEY argument (- reads it from stdin)"),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				req, err := keyRequest(op.name, args[0])
+				if err != nil {
+					return err
+				}
+				return runKeyStep(cmd, f, req)
+			},
+		})
 	}
-	op, args := args[1], args[2:]
-	fs := flag.NewFlagSet("shoal gossip keys "+op, flag.ContinueOnError)
-	admins := fs.String("admin", "", "comma-separated admin addresses of the members (host:port)")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each member")
-	output := fs.String("o", "table", "output format: table or json")
-	authKey := fs.String("auth-key", os.Getenv("SHOAL_GOSSIP_AUTH_KEY"), "base64 key the members already have, to sign the step (default $SHOAL_GOSSIP_AUTH_KEY; use and remove default to KEY)")
-	fs.Usage = func() { fmt.Fprint(stderr, gossipUsage); fs.PrintDefaults() }
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
+	gossip.AddCommand(keys)
+	return gossip
+}
+
+// runKeyStep sends req (nil: list) to every member and prints the answers.
+func runKeyStep(cmd *cobra.Command, f keysFlags, req *keyadmin.Request) error {
+	if f.output != "table" && f.output != "json" {
+		return usageErrorf("--output %q: want table or json", f.output)
 	}
-	if *output != "table" && *output != "json" {
-		return fmt.Errorf("-o %q: want table or json", *output)
-	}
-	if op == "generate" {
-		return generateKey(stdout)
-	}
-	req, err := keyRequest(op, fs.Args())
-	if err != nil {
-		fmt.Fprint(stderr, gossipUsage)
-		return err
-	}
-	members := splitList(*admins)
+	members := splitList(f.admins)
 	if len(members) == 0 {
-		return errors.New("--admin: at least one member's admin address is required")
+		return usageErrorf("--admin: at least one member's admin address is required")
 	}
-	var sign []byte
-	if req != nil {
-		if sign, err = signingKey(req, *authKey); err != nil {
+	for _, m := range members {
+		if err := checkAdminAddr("--admin", m); err != nil {
 			return err
 		}
 	}
-	results := applyKeyStep(ctx, members, req, sign, *timeout)
-	if err := printKeyResults(stdout, *output, results); err != nil {
+	var sign []byte
+	if req != nil {
+		var err error
+		if sign, err = signingKey(req, f.authKey); err != nil {
+			return err
+		}
+	}
+	results := applyKeyStep(cmd.Context(), members, req, sign, f.timeout)
+	if err := printKeyResults(cmd.OutOrStdout(), f.output, results); err != nil {
 		return err
 	}
 	failed := 0
@@ -94,7 +125,7 @@ func runGossip(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if req == nil {
 			return fmt.Errorf("list failed on %d of %d members", failed, len(results))
 		}
-		return fmt.Errorf("%s failed on %d of %d members; do not start the next step", op, failed, len(results))
+		return fmt.Errorf("%s failed on %d of %d members; do not start the next step", req.Op, failed, len(results))
 	}
 	return nil
 }
@@ -108,22 +139,8 @@ func generateKey(stdout io.Writer) error {
 	return nil
 }
 
-// keyRequest returns the POST body for op, or nil for list.
-func keyRequest(op string, rest []string) (*keyadmin.Request, error) {
-	switch op {
-	case "list":
-		if len(rest) != 0 {
-			return nil, fmt.Errorf("list takes no arguments, got %q", rest)
-		}
-		return nil, nil
-	case keyadmin.OpInstall, keyadmin.OpUse, keyadmin.OpRemove:
-	default:
-		return nil, fmt.Errorf("unknown keys command %q", op)
-	}
-	if len(rest) != 1 {
-		return nil, fmt.Errorf("%s takes one KEY argument, got %d", op, len(rest))
-	}
-	key := rest[0]
+// keyRequest returns the POST body for op with key ("-": read from stdin).
+func keyRequest(op, key string) (*keyadmin.Request, error) {
 	if key == "-" {
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<10))
 		if err != nil {

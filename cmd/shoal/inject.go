@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/shoal-mesh/shoal/deploy/inject"
@@ -28,7 +29,7 @@ type injectFlags struct {
 	drain                                                     time.Duration
 }
 
-func (f *injectFlags) register(fs *flag.FlagSet) {
+func (f *injectFlags) register(fs *pflag.FlagSet) {
 	d := inject.DefaultConfig()
 	fs.StringVar(&f.image, "image", d.Image, "sidecar image")
 	fs.StringVar(&f.pullPolicy, "image-pull-policy", "", "sidecar imagePullPolicy (default: the Kubernetes default)")
@@ -48,6 +49,17 @@ func (f *injectFlags) config() (inject.Config, error) {
 	if f.drain < time.Second {
 		return inject.Config{}, fmt.Errorf("--drain %v: want at least 1s", f.drain)
 	}
+	if _, err := checkHostPorts("--xds", f.xds); err != nil {
+		return inject.Config{}, err
+	}
+	if _, err := checkURLList("--etcd", f.etcd, "http", "https"); err != nil {
+		return inject.Config{}, err
+	}
+	if f.gossipJoin != "" {
+		if _, err := checkHostPorts("--gossip-join", f.gossipJoin); err != nil {
+			return inject.Config{}, err
+		}
+	}
 	cfg := inject.DefaultConfig()
 	cfg.Image, cfg.XDS = f.image, f.xds
 	cfg.ImagePullPolicy = corev1.PullPolicy(f.pullPolicy)
@@ -57,25 +69,34 @@ func (f *injectFlags) config() (inject.Config, error) {
 	return cfg, nil
 }
 
-// runInject is `shoal inject -f FILE|-`: like `linkerd inject`, it writes
-// the manifests to stdout with every workload annotated
+// newInjectCmd is `shoal inject -f FILE|-`: like `linkerd inject`, it
+// writes the manifests to stdout with every workload annotated
 // shoal.dev/inject: "true" given the sidecar.
-func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newInjectCmd() *cobra.Command {
 	var f injectFlags
-	fs := flag.NewFlagSet("shoal inject", flag.ContinueOnError)
-	file := fs.String("f", "", "manifest file, or - for standard input (required)")
-	quiet := fs.Bool("q", false, "do not report injected workloads on stderr")
-	f.register(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
+	var file string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "inject -f FILE|-",
+		Short: "add the sidecar to annotated workloads in manifests: -f FILE|-",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErrorf("-f FILE or -f - is required")
+			}
+			return runInject(file, quiet, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if *file == "" {
-		fmt.Fprintln(stderr, "shoal inject: -f FILE or -f - is required")
-		return errUsage
-	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "manifest file, or - for standard input (required)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not report injected workloads on stderr")
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func runInject(file string, quiet bool, f injectFlags, stdout, stderr io.Writer) error {
 	in := io.Reader(os.Stdin)
-	if *file != "-" {
-		fh, err := os.Open(*file)
+	if file != "-" {
+		fh, err := os.Open(file)
 		if err != nil {
 			return err
 		}
@@ -90,7 +111,7 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if !*quiet {
+	if !quiet {
 		for _, r := range results {
 			verb := "skipped (not annotated shoal.dev/inject: \"true\", or already injected)"
 			if r.Injected {
@@ -102,34 +123,54 @@ func runInject(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// runInjectWebhook is `shoal inject-webhook`: the mutating admission
+// webhookFlags are the flags of `shoal inject-webhook` beyond injectFlags.
+type webhookFlags struct {
+	listen, certFile, keyFile, logLevel string
+}
+
+// newInjectWebhookCmd is `shoal inject-webhook`: the mutating admission
 // webhook over TLS. The key pair is re-read when its files change, so a
 // certificate rotated by cert-manager is picked up without a restart.
-func runInjectWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newInjectWebhookCmd() *cobra.Command {
 	var f injectFlags
-	fs := flag.NewFlagSet("shoal inject-webhook", flag.ContinueOnError)
-	listen := fs.String("listen", ":8443", "HTTPS address (the API server calls POST /mutate)")
-	certFile := fs.String("tls-cert", "", "TLS certificate file (PEM, required)")
-	keyFile := fs.String("tls-key", "", "TLS key file (PEM, required)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var w webhookFlags
+	cmd := &cobra.Command{
+		Use:   "inject-webhook --tls-cert FILE --tls-key FILE",
+		Short: "serve the sidecar-injecting Kubernetes admission webhook",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if w.certFile == "" || w.keyFile == "" {
+				return usageErrorf("--tls-cert and --tls-key are required")
+			}
+			if err := checkHostPort("--listen", w.listen); err != nil {
+				return err
+			}
+			return runInjectWebhook(cmd.Context(), f, w, cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&w.listen, "listen", ":8443", "HTTPS address (the API server calls POST /mutate)")
+	fs.StringVar(&w.certFile, "tls-cert", "", "TLS certificate file (PEM, required)")
+	fs.StringVar(&w.keyFile, "tls-key", "", "TLS key file (PEM, required)")
+	fs.StringVar(&w.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.register(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	if *certFile == "" || *keyFile == "" {
-		fmt.Fprintln(stderr, "shoal inject-webhook: --tls-cert and --tls-key are required")
-		return errUsage
-	}
+	return cmd
+}
+
+func runInjectWebhook(ctx context.Context, f injectFlags, w webhookFlags, stderr io.Writer) error {
 	cfg, err := f.config()
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, *logLevel)
+	log, err := newLogger(stderr, w.logLevel)
+	if err != nil {
+		return err
+	}
 	wh, err := inject.NewWebhook(cfg, log)
 	if err != nil {
 		return err
 	}
-	kp := &keyPair{cert: *certFile, key: *keyFile}
+	kp := &keyPair{cert: w.certFile, key: w.keyFile}
 	if _, err := kp.get(nil); err != nil {
 		return err
 	}
@@ -141,7 +182,7 @@ func runInjectWebhook(ctx context.Context, args []string, stdout, stderr io.Writ
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get},
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	l, err := net.Listen("tcp", *listen)
+	l, err := net.Listen("tcp", w.listen)
 	if err != nil {
 		return err
 	}

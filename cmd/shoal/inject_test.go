@@ -119,7 +119,11 @@ func TestInjectWebhookServesAdmissionReviewsOverTLS(t *testing.T) {
 	var stderr lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- runInjectWebhook(ctx, []string{"--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile}, io.Discard, &stderr)
+		cmd := newInjectWebhookCmd()
+		cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(&stderr)
+		done <- cmd.ExecuteContext(ctx)
 	}()
 	defer func() {
 		cancel()

@@ -1,11 +1,16 @@
 // Command shoal is the one binary of the shoal service mesh: control plane,
 // sidecar, gateway, demo and the management CLI.
+//
+// The command tree is built with spf13/cobra (as kubectl, etcdctl and
+// linkerd are): flags are POSIX style (--name, -o), may follow positional
+// arguments, and `shoal completion bash|zsh|fish` prints a completion
+// script. Each subcommand turns its flags into its package's Config and
+// calls Run with a context that ends on SIGINT or SIGTERM.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,100 +18,155 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-type command struct {
-	name, summary string
-	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-func commands() []command {
-	return append(fullCommands(), []command{
-		{"sidecar", "run a sidecar next to an app instance", runSidecar},
-		{"gateway", "run the edge gateway", runGateway},
-		{"gossip", "rotate the gossip key: keys install|use|remove KEY --admin ADDR,...; keys list; keys generate", runGossip},
-		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-			fmt.Fprintln(stdout, "shoal", version)
-			return nil
-		}},
-	}...)
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: shoal COMMAND [flags]\n\ncommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'shoal COMMAND -h' for a command's flags.")
-}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// errUsage marks errors already explained by flag parsing.
-var errUsage = errors.New("usage")
+// usageError marks an error in how a command was called (an unknown
+// command or flag, a missing argument): exit status 2, as flag parsing
+// errors have in Go tools.
+type usageError struct{ err error }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		err := c.run(ctx, args[1:], stdout, stderr)
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.Is(err, errUsage):
-			return 2
-		}
-		fmt.Fprintf(stderr, "shoal %s: %v\n", c.name, err)
-		return 1
-	}
-	fmt.Fprintf(stderr, "shoal: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return 2
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
 }
 
-// parseFlags parses args into fs, allowing flags after positional
-// arguments ("shoal instances web -o json"); fs.Args() then holds the
-// positional arguments. Parse errors become errUsage (the flag package has
-// printed them already).
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return errUsage
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			positional = append(positional, rest...)
-			break
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+// run executes the command line args and returns the exit status: 0, 1
+// when the command failed, 2 when it was called wrongly.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(normalizeArgs(root, args))
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
 	}
-	return fs.Parse(append([]string{"--"}, positional...))
+	if cmd == nil {
+		cmd = root
+	}
+	if ue := (usageError{}); errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
+		return 2
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
+	return 1
+}
+
+// newRootCmd returns the command tree; the slim build (-tags shoal_slim)
+// leaves out fullCommands.
+func newRootCmd() *cobra.Command {
+	root := groupCmd("shoal", "shoal is a service mesh for fleets of Node.js services")
+	root.Long = "shoal is a service mesh for fleets of Node.js services: instances register in etcd, gossip\n" +
+		"spreads their health, a control plane serves xDS, and sidecars route with per-route strategies."
+	root.Version = currentBuild().String()
+	root.SetVersionTemplate("shoal {{.Version}}\n")
+	root.SilenceErrors, root.SilenceUsage = true, true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetGlobalNormalizationFunc(flagAliases)
+	root.AddCommand(fullCommands()...)
+	root.AddCommand(newSidecarCmd(), newGatewayCmd(), newGossipCmd(), newVersionCmd())
+	return root
+}
+
+// groupCmd returns a command that only holds subcommands: called alone it
+// prints its help and fails with a usage error; called with an unknown
+// subcommand it names it and suggests the nearest.
+func groupCmd(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:                        use,
+		Short:                      short,
+		SuggestionsMinimumDistance: 2,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				msg := fmt.Sprintf("unknown command %q", args[0])
+				if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+				}
+				return usageError{errors.New(msg)}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			c.SetOut(c.ErrOrStderr())
+			_ = c.Help()
+			return usageErrorf("a command is required")
+		},
+	}
+}
+
+// exactArgs is cobra.ExactArgs as a usage error naming what is wanted.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("want %s, got %d argument(s)", what, len(args))
+		}
+		return nil
+	}
+}
+
+// maxArgs is cobra.MaximumNArgs as a usage error.
+func maxArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageErrorf("want at most %s, got %d arguments", what, len(args))
+		}
+		return nil
+	}
+}
+
+// flagAliases maps the long names the flag package accepted for what are
+// now shorthands (--o json, --f FILE, --q) to the new long names.
+func flagAliases(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	switch name {
+	case "o":
+		return "output"
+	case "f":
+		return "filename"
+	case "q":
+		return "quiet"
+	}
+	return pflag.NormalizedName(name)
+}
+
+// normalizeArgs rewrites single-dash long flags (-api ADDR, -service=web),
+// which the flag package accepted and scripts may still use, to the
+// double-dash form; a single dash followed by one letter stays a
+// shorthand. Everything after "--" is left alone.
+func normalizeArgs(root *cobra.Command, args []string) []string {
+	long := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		c.PersistentFlags().VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && long[name] {
+			a = "-" + a
+		}
+		out[i] = a
+	}
+	return out
 }
 
 func splitList(s string) []string {
@@ -119,10 +179,12 @@ func splitList(s string) []string {
 	return out
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger returns a text logger at level; an unknown level is a usage
+// error naming --log-level.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
+		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

@@ -39,6 +39,9 @@ type memoryLimitFlag struct {
 
 func (m *memoryLimitFlag) String() string { return m.v }
 
+// Type names the value in help output (pflag.Value).
+func (m *memoryLimitFlag) Type() string { return "bytes" }
+
 func (m *memoryLimitFlag) Set(v string) error {
 	n, err := parseBytes(v)
 	if err != nil {

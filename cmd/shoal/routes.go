@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,9 +14,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
@@ -25,60 +24,54 @@ import (
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
-const routesUsage = `usage: shoal routes COMMAND [flags]
-
-commands:
-  apply -f FILE [-f FILE...]  create or update the routes in YAML/JSON files
-  list                        list routes
-  get NAME                    show one route
-  delete NAME                 delete a route
-
-flags (every command): --api ADDR, -o table|yaml|json, --timeout D
-`
-
-// runRoutes is `shoal routes ...`, a client of the management API.
-func runRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, routesUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
+func newRoutesCmd() *cobra.Command {
+	routes := groupCmd("routes", "manage routes: apply -f FILE, list, get NAME, delete NAME")
 	var f apiFlags
-	var files stringList
-	fs := flag.NewFlagSet("shoal routes "+args[0], flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(stderr, routesUsage) }
-	f.register(fs)
-	wantArgs := 1
-	switch args[0] {
-	case "apply":
-		fs.Var(&files, "f", "route file (YAML or JSON; repeatable)")
-		wantArgs = 0
-	case "list":
-		wantArgs = 0
-	case "get", "delete":
-	default:
-		fmt.Fprintf(stderr, "shoal routes: unknown command %q\n\n%s", args[0], routesUsage)
-		return errUsage
+	f.register(routes.PersistentFlags())
+	var files []string
+	apply := &cobra.Command{
+		Use:   "apply -f FILE [-f FILE...]",
+		Short: "create or update the routes in YAML/JSON files (a directory: its .yaml, .yml and .json files)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// `-f examples/routes/*.yaml`: the shell expands the glob into
+			// one -f value and more arguments; they are files too.
+			all := append(append([]string(nil), files...), args...)
+			if len(files) == 0 {
+				return usageErrorf("-f FILE is required")
+			}
+			return withRoutes(cmd, f, func(ctx context.Context, c *routesCmd) error { return c.apply(ctx, all) })
+		},
 	}
-	if err := parseFlags(fs, args[1:], stderr); err != nil {
-		return err
-	}
-	pos := fs.Args()
-	if args[0] == "apply" && len(files) > 0 {
-		// `-f examples/routes/*.yaml`: the shell expands the glob into one
-		// -f value and more arguments; they are files too.
-		files, pos = append(files, pos...), nil
-	}
-	switch {
-	case len(pos) != wantArgs:
-		fmt.Fprintf(stderr, "shoal routes %s: want %d argument(s), got %d\n\n%s", args[0], wantArgs, len(pos), routesUsage)
-		return errUsage
-	case args[0] == "apply" && len(files) == 0:
-		fmt.Fprintf(stderr, "shoal routes apply: -f FILE is required\n")
-		return errUsage
-	}
+	apply.Flags().StringArrayVarP(&files, "filename", "f", nil, "route file (YAML or JSON; repeatable)")
+	routes.AddCommand(apply, &cobra.Command{
+		Use:   "list",
+		Short: "list routes",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withRoutes(cmd, f, func(ctx context.Context, c *routesCmd) error { return c.list(ctx) })
+		},
+	}, &cobra.Command{
+		Use:               "get NAME",
+		Short:             "show one route",
+		Args:              exactArgs(1, "one route NAME"),
+		ValidArgsFunction: completeRoutes(&f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRoutes(cmd, f, func(ctx context.Context, c *routesCmd) error { return c.get(ctx, args[0]) })
+		},
+	}, &cobra.Command{
+		Use:               "delete NAME",
+		Short:             "delete a route",
+		Args:              exactArgs(1, "one route NAME"),
+		ValidArgsFunction: completeRoutes(&f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withRoutes(cmd, f, func(ctx context.Context, c *routesCmd) error { return c.delete(ctx, args[0]) })
+		},
+	})
+	return routes
+}
+
+// withRoutes connects to the management API and runs fn under --timeout.
+func withRoutes(cmd *cobra.Command, f apiFlags, fn func(context.Context, *routesCmd) error) error {
 	if err := f.check(); err != nil {
 		return err
 	}
@@ -87,18 +80,27 @@ func runRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer conn.Close()
-	c := &routesCmd{f: f, rc: shoalv1.NewRouteServiceClient(conn), stdout: stdout}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
-	switch args[0] {
-	case "apply":
-		return c.apply(ctx, files)
-	case "list":
-		return c.list(ctx)
-	case "get":
-		return c.get(ctx, pos[0])
+	return fn(ctx, &routesCmd{f: f, rc: shoalv1.NewRouteServiceClient(conn), stdout: cmd.OutOrStdout()})
+}
+
+// completeRoutes completes a route name from the management API.
+func completeRoutes(f *apiFlags) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []cobra.Completion
+		_ = withRoutes(cmd, *f, func(ctx context.Context, c *routesCmd) error {
+			resp, err := c.rc.ListRoutes(ctx, &shoalv1.ListRoutesRequest{})
+			for _, r := range resp.GetRoutes() {
+				names = append(names, r.GetName())
+			}
+			return err
+		})
+		return names, cobra.ShellCompDirectiveNoFileComp
 	}
-	return c.delete(ctx, pos[0])
 }
 
 // routesCmd runs one routes subcommand.
@@ -200,6 +202,9 @@ func (c *routesCmd) list(ctx context.Context) error {
 
 func (c *routesCmd) get(ctx context.Context, name string) error {
 	resp, err := c.rc.GetRoute(ctx, &shoalv1.GetRouteRequest{Name: name})
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("route %q not found", name)
+	}
 	if err != nil {
 		return c.f.apiError(err)
 	}
@@ -207,7 +212,11 @@ func (c *routesCmd) get(ctx context.Context, name string) error {
 }
 
 func (c *routesCmd) delete(ctx context.Context, name string) error {
-	if _, err := c.rc.DeleteRoute(ctx, &shoalv1.DeleteRouteRequest{Name: name}); err != nil {
+	_, err := c.rc.DeleteRoute(ctx, &shoalv1.DeleteRouteRequest{Name: name})
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("route %q not found", name)
+	}
+	if err != nil {
 		return c.f.apiError(err)
 	}
 	fmt.Fprintf(c.stdout, "route/%s deleted\n", name)
@@ -257,9 +266,7 @@ func writeRoutes(w io.Writer, format string, rs []*shoalv1.Route, list bool) err
 	return nil
 }
 
-func routeJSON(r *shoalv1.Route) ([]byte, error) {
-	return protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
-}
+func routeJSON(r *shoalv1.Route) ([]byte, error) { return protoJSON.Marshal(r) }
 
 func writeRouteTable(w io.Writer, rs []*shoalv1.Route) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -289,12 +296,6 @@ func destName(d *shoalv1.Destination) string {
 	}
 	return d.GetService() + "{" + formatLabels(d.GetSubset()) + "}"
 }
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // expandDirs replaces each directory by the .yaml, .yml and .json files in
 // it, sorted by name (like kubectl apply -f DIR).

@@ -4,8 +4,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -59,8 +59,10 @@ func startAPI(t *testing.T) string {
 func shoalRoutes(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := runRoutes(t.Context(), args, &stdout, &stderr)
-	return stdout.String(), err
+	if code := run(append([]string{"routes"}, args...), &stdout, &stderr); code != 0 {
+		return stdout.String(), fmt.Errorf("exit %d: %s", code, stderr.String())
+	}
+	return stdout.String(), nil
 }
 
 func exampleFiles(t *testing.T) ([]string, []*shoalv1.Route) {
@@ -205,9 +207,7 @@ func TestRoutesUnreachableAPI(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	err = runRoutes(ctx, []string{"list", "--api", addr, "--timeout", "5s"}, &bytes.Buffer{}, &bytes.Buffer{})
+	_, err = shoalRoutes(t, "list", "--api", addr, "--timeout", "5s")
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the management API at "+addr) {
 		t.Errorf("list = %v, want a cannot-reach error", err)
 	}

@@ -4,106 +4,186 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/shoal-mesh/shoal/internal/etcdclient"
-	"github.com/shoal-mesh/shoal/registry/etcdstore"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
-// etcdFlags are the flags of commands that read etcd directly.
-type etcdFlags struct {
-	endpoints string
-	output    string
-	timeout   time.Duration
+// registryFlags are the flags of services and instances: the management
+// API's (they ask the control plane, which sees etcd and gossip health, so
+// they work behind a port-forward to the API alone) and the --etcd they
+// had when they read etcd directly, kept so that scripts still run.
+func registryFlags(cmd *cobra.Command, f *apiFlags) {
+	f.register(cmd.Flags())
+	cmd.Flags().String("etcd", "", "ignored: the registry is read through the management API (--api)")
+	_ = cmd.Flags().MarkDeprecated("etcd", "services and instances now ask the control plane's management API; use --api")
 }
 
-func (f *etcdFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.endpoints, "etcd", "127.0.0.1:2379", "comma-separated etcd endpoints")
-	fs.StringVar(&f.output, "o", "table", "output format: table or json")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for etcd")
-}
-
-func (f *etcdFlags) store() (*etcdstore.Store, func(), error) {
-	if f.output != "table" && f.output != "json" {
-		return nil, nil, fmt.Errorf("-o %q: want table or json", f.output)
-	}
-	cli, err := etcdclient.New(splitList(f.endpoints))
-	if err != nil {
-		return nil, nil, err
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	return etcdstore.New(cli, quiet), func() { cli.Close() }, nil
-}
-
-func runServices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f etcdFlags
-	fs := flag.NewFlagSet("shoal services", flag.ContinueOnError)
-	f.register(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
+// withRegistry connects to the management API and runs fn under --timeout.
+func withRegistry(cmd *cobra.Command, f apiFlags, fn func(context.Context, shoalv1.RegistryServiceClient) error) error {
+	if err := f.check(); err != nil {
 		return err
 	}
-	st, closeFn, err := f.store()
+	conn, err := f.dial()
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
-	svcs, err := st.Services(ctx)
-	if err != nil {
-		return err
-	}
-	if f.output == "json" {
-		return writeJSON(stdout, nonNil(svcs))
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tINSTANCES")
-	for _, s := range svcs {
-		fmt.Fprintf(tw, "%s\t%d\n", s.Name, s.Instances)
-	}
-	return tw.Flush()
+	return fn(ctx, shoalv1.NewRegistryServiceClient(conn))
 }
 
-func runInstances(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f etcdFlags
-	fs := flag.NewFlagSet("shoal instances", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: shoal instances [flags] [SERVICE]"); fs.PrintDefaults() }
-	f.register(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
+func newServicesCmd() *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:   "services",
+		Short: "list registered services",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withRegistry(cmd, f, func(ctx context.Context, rc shoalv1.RegistryServiceClient) error {
+				resp, err := rc.ListServices(ctx, &shoalv1.ListServicesRequest{})
+				if err != nil {
+					return f.apiError(err)
+				}
+				if f.output != "table" {
+					return writeProto(cmd.OutOrStdout(), f.output, resp)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SERVICE\tINSTANCES\tHEALTHY")
+				for _, s := range resp.GetServices() {
+					fmt.Fprintf(tw, "%s\t%d\t%d\n", s.GetName(), s.GetInstances(), s.GetHealthyInstances())
+				}
+				return tw.Flush()
+			})
+		},
 	}
-	if fs.NArg() > 1 {
-		fs.Usage()
-		return errUsage
+	registryFlags(cmd, &f)
+	return cmd
+}
+
+func newInstancesCmd() *cobra.Command {
+	var f apiFlags
+	cmd := &cobra.Command{
+		Use:   "instances [SERVICE]",
+		Short: "list the instances of a service (all services without SERVICE)",
+		Args:  maxArgs(1, "one SERVICE"),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var names []cobra.Completion
+			if len(args) == 0 {
+				_ = withRegistry(cmd, f, func(ctx context.Context, rc shoalv1.RegistryServiceClient) error {
+					resp, err := rc.ListServices(ctx, &shoalv1.ListServicesRequest{})
+					for _, s := range resp.GetServices() {
+						names = append(names, s.GetName())
+					}
+					return err
+				})
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			service := ""
+			if len(args) == 1 {
+				service = args[0]
+			}
+			return withRegistry(cmd, f, func(ctx context.Context, rc shoalv1.RegistryServiceClient) error {
+				resp, err := rc.ListInstances(ctx, &shoalv1.ListInstancesRequest{Service: service})
+				if err != nil {
+					return f.apiError(err)
+				}
+				if service != "" && len(resp.GetInstances()) == 0 {
+					return fmt.Errorf("service %q has no registered instances (see `shoal services`)", service)
+				}
+				return printInstances(cmd.OutOrStdout(), cmd.ErrOrStderr(), f.output, resp)
+			})
+		},
 	}
-	st, closeFn, err := f.store()
-	if err != nil {
-		return err
+	registryFlags(cmd, &f)
+	return cmd
+}
+
+// printInstances writes resp as a table (with a warning on stderr for
+// each address registered more than once) or as JSON/YAML.
+func printInstances(stdout, stderr io.Writer, output string, resp *shoalv1.ListInstancesResponse) error {
+	if output != "table" {
+		return writeProto(stdout, output, resp)
 	}
-	defer closeFn()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	ins, _, err := st.List(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	if f.output == "json" {
-		return writeJSON(stdout, nonNil(ins))
-	}
+	dups := duplicateAddresses(resp.GetInstances())
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tID\tADDRESS\tPROTOCOL\tZONE\tWEIGHT\tMETADATA")
+	fmt.Fprintln(tw, "SERVICE\tID\tADDRESS\tPROTOCOL\tZONE\tWEIGHT\tHEALTH\tMETADATA")
+	for _, in := range resp.GetInstances() {
+		addr := hostPort(in)
+		if len(dups[addr]) > 1 {
+			addr += " (DUPLICATE)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.GetService(), in.GetId(), addr, in.GetProtocol(),
+			orDash(in.GetZone()), in.GetWeight(), healthName(in.GetHealth()), formatLabels(in.GetMetadata()))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, addr := range sortedKeys(dups) {
+		if ids := dups[addr]; len(ids) > 1 {
+			fmt.Fprintf(stderr, "warning: %s is registered %d times (%s): the control plane routes to it once; see the README, \"Duplicate registrations\"\n",
+				addr, len(ids), strings.Join(ids, ", "))
+		}
+	}
+	return nil
+}
+
+// duplicateAddresses maps each address:port to the "service/id" of its
+// instances.
+func duplicateAddresses(ins []*shoalv1.Instance) map[string][]string {
+	m := map[string][]string{}
 	for _, in := range ins {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", in.Service, in.ID, in.HostPort(), in.Protocol, in.Zone, in.Weight, formatLabels(in.Metadata))
+		m[hostPort(in)] = append(m[hostPort(in)], in.GetService()+"/"+in.GetId())
 	}
-	return tw.Flush()
+	return m
+}
+
+func hostPort(in *shoalv1.Instance) string {
+	host := in.GetAddress()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return fmt.Sprintf("%s:%d", host, in.GetPort())
+}
+
+func healthName(h shoalv1.HealthStatus) string {
+	switch h {
+	case shoalv1.HealthStatus_HEALTH_STATUS_HEALTHY:
+		return "healthy"
+	case shoalv1.HealthStatus_HEALTH_STATUS_UNHEALTHY:
+		return "unhealthy"
+	case shoalv1.HealthStatus_HEALTH_STATUS_SUSPECT:
+		return "suspect"
+	case shoalv1.HealthStatus_HEALTH_STATUS_DRAINING:
+		return "draining"
+	}
+	return "unknown"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func formatLabels(m map[string]string) string {
@@ -118,15 +198,13 @@ func formatLabels(m map[string]string) string {
 	return strings.Join(kv, ",")
 }
 
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
+// writeProto writes m as JSON or YAML with the proto field names
+// (snake_case), the names route files use, so every command's JSON and
+// YAML output agrees.
+func writeProto(w io.Writer, format string, m proto.Message) error {
+	data, err := protoJSON.Marshal(m)
+	if err != nil {
+		return err
 	}
-	return s
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return writeJSONOrYAML(w, format, data)
 }

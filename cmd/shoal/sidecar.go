@@ -1,22 +1,18 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/shoal-mesh/shoal/sidecar"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 )
-
-// repeated is a repeatable string flag.
-type repeated []string
-
-func (r *repeated) String() string     { return strings.Join(*r, ",") }
-func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 // proxyFlags are the flags `shoal sidecar` and `shoal gateway` share.
 type proxyFlags struct {
@@ -24,12 +20,12 @@ type proxyFlags struct {
 	gossipKey                                                             gossipKeyFlags
 	sotw, pprof                                                           bool
 	memoryLimit                                                           memoryLimitFlag
-	upstreams                                                             repeated
+	upstreams                                                             []string
 	drainTimeout, writeTimeout, tcpIdleTimeout                            time.Duration
 }
 
-func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
-	fs.StringVar(&f.xds, "xds", "127.0.0.1:18000", "control plane xDS address")
+func (f *proxyFlags) register(fs *pflag.FlagSet, adminDefault string) {
+	fs.StringVar(&f.xds, "xds", "127.0.0.1:18000", "control planes' xDS addresses, comma-separated HOST:PORT: the sidecar follows the first that answers and fails over to the next when its stream fails, keeping its last good config")
 	fs.BoolVar(&f.sotw, "xds-sotw", false, "use state-of-the-world xDS instead of delta")
 	fs.StringVar(&f.stateDir, "state-dir", "", "directory for the last good config (static stability when the control plane is down)")
 	fs.StringVar(&f.admin, "admin-listen", adminDefault, "admin address (/ready, /metrics, /config_dump, /clusters); empty disables")
@@ -37,7 +33,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.gossipJoin, "gossip-join", "", "comma-separated gossip seeds (e.g. the control plane's --gossip-listen)")
 	f.gossipKey.register(fs)
 	fs.StringVar(&f.gossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
-	fs.Var(&f.upstreams, "upstream", "NAME=ADDR: a local port that proxies only to service NAME (repeatable)")
+	fs.StringArrayVar(&f.upstreams, "upstream", nil, "NAME=ADDR: a local port that proxies only to service NAME (repeatable)")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", proxy.DefaultWriteTimeout, "close a client connection when no byte of its response could be written for this long (a client that stopped reading; a slow download that keeps reading is not cut); negative disables")
 	fs.DurationVar(&f.tcpIdleTimeout, "tcp-idle-timeout", proxy.DefaultTCPIdleTimeout, "close both sides of a proxied TCP connection when no byte moved either way for this long; negative disables")
@@ -48,7 +44,12 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 }
 
 func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
-	cfg.XDS, cfg.XDSSotW, cfg.StateDir, cfg.AdminListen, cfg.Pprof = f.xds, f.sotw, f.stateDir, f.admin, f.pprof
+	if err := f.check(); err != nil {
+		return err
+	}
+	cfg.XDSSotW, cfg.StateDir, cfg.AdminListen, cfg.Pprof = f.sotw, f.stateDir, f.admin, f.pprof
+	xds := splitList(f.xds)
+	cfg.XDS, cfg.XDSFallback = xds[0], xds[1:]
 	key, err := f.gossipKey.resolve()
 	if err != nil {
 		return err
@@ -56,23 +57,95 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 	cfg.GossipListen, cfg.GossipJoin, cfg.GossipKey, cfg.GossipLabel = f.gossipListen, splitList(f.gossipJoin), key, f.gossipLabel
 	cfg.DrainTimeout, cfg.WriteTimeout, cfg.TCPIdleTimeout = f.drainTimeout, f.writeTimeout, f.tcpIdleTimeout
 	f.memoryLimit.apply()
-	cfg.Logger = newLogger(stderr, f.logLevel)
+	if cfg.Logger, err = newLogger(stderr, f.logLevel); err != nil {
+		return err
+	}
 	cfg.Upstreams = map[string]string{}
 	for _, u := range f.upstreams {
 		name, addr, ok := strings.Cut(u, "=")
 		if !ok || name == "" || addr == "" {
-			return fmt.Errorf("--upstream %q: want NAME=HOST:PORT", u)
+			return usageErrorf("--upstream %q: want NAME=HOST:PORT", u)
+		}
+		if err := checkHostPort("--upstream "+name, addr); err != nil {
+			return err
 		}
 		cfg.Upstreams[name] = addr
 	}
-	sidecar.Version = version
+	sidecar.Version = currentBuild().Version
 	return nil
 }
 
-func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// check validates the address flags both commands share.
+func (f *proxyFlags) check() error {
+	if _, err := checkHostPorts("--xds", f.xds); err != nil {
+		return err
+	}
+	if err := checkListen("--admin-listen", f.admin, true); err != nil {
+		return err
+	}
+	if err := checkListen("--gossip-listen", f.gossipListen, true); err != nil {
+		return err
+	}
+	if f.gossipJoin != "" {
+		if _, err := checkHostPorts("--gossip-join", f.gossipJoin); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSidecarAddrs validates the address flags only `shoal sidecar` has.
+func checkSidecarAddrs(cfg *sidecar.Config, etcd string, register bool) error {
+	if register {
+		if _, err := checkURLList("--etcd", etcd, "http", "https"); err != nil {
+			return err
+		}
+	}
+	if err := checkListen("--listen", cfg.Listen, true); err != nil {
+		return err
+	}
+	if err := checkListen("--outbound", cfg.Outbound, true); err != nil {
+		return err
+	}
+	if err := checkHostPort("--app-address", net.JoinHostPort(cfg.AppAddress, "0")); err != nil {
+		return err
+	}
+	if cfg.AppPort < 1 || cfg.AppPort > 65535 {
+		return usageErrorf("--app-port %d: want a port in 1-65535", cfg.AppPort)
+	}
+	return nil
+}
+
+func newSidecarCmd() *cobra.Command {
 	var f proxyFlags
+	var labels, etcd string
+	var noRegister bool
 	cfg := sidecar.Config{Mode: sidecar.ModeSidecar, Register: true}
-	fs := flag.NewFlagSet("shoal sidecar", flag.ContinueOnError)
+	cmd := &cobra.Command{
+		Use:   "sidecar --service NAME --app-port PORT",
+		Short: "run a sidecar next to an app instance",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkSidecarAddrs(&cfg, etcd, !noRegister); err != nil {
+				return err
+			}
+			if err := f.apply(&cfg, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
+			cfg.Register, cfg.EtcdEndpoints = !noRegister, splitList(etcd)
+			md, err := parseLabels(labels)
+			if err != nil {
+				return err
+			}
+			cfg.Metadata = md
+			p, err := sidecar.New(cfg)
+			if err != nil {
+				return err
+			}
+			return p.Run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
 	f.register(fs, "127.0.0.1:15000")
 	fs.StringVar(&cfg.Service, "service", "", "the app's service name (required)")
 	fs.IntVar(&cfg.AppPort, "app-port", 0, "the app's port (required)")
@@ -81,51 +154,43 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.InstanceID, "instance-id", "", "instance id (default SERVICE-HOSTNAME-APPPORT)")
 	fs.StringVar(&cfg.Zone, "zone", "", "the instance's zone")
 	fs.IntVar(&cfg.Weight, "weight", 0, "the instance's load-balancing weight (1-10000, default 1)")
-	labels := fs.String("metadata", "", "instance metadata as k=v,k=v (e.g. version=v2)")
-	noRegister := fs.Bool("no-register", false, "do not register the app in etcd (the app registers itself)")
-	etcd := fs.String("etcd", "127.0.0.1:2379", "comma-separated etcd endpoints for registration")
+	fs.StringVar(&labels, "metadata", "", "instance metadata as k=v,k=v (e.g. version=v2)")
+	fs.BoolVar(&noRegister, "no-register", false, "do not register the app in etcd (the app registers itself)")
+	fs.StringVar(&etcd, "etcd", "127.0.0.1:2379", "comma-separated etcd endpoints for registration")
 	fs.DurationVar(&cfg.TTL, "ttl", 10*time.Second, "registration lease TTL")
 	fs.StringVar(&cfg.HealthPath, "health-path", "", "HTTP path of the app's health check (default: TCP connect)")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 250*time.Millisecond, "health check interval")
 	fs.StringVar(&cfg.Listen, "listen", "", "inbound listener to the app (registered instead of the app port when set)")
 	fs.StringVar(&cfg.Outbound, "outbound", "127.0.0.1:15001", "outbound listener routed by Host header; empty disables")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	if err := f.apply(&cfg, stderr); err != nil {
-		return err
-	}
-	cfg.Register, cfg.EtcdEndpoints = !*noRegister, splitList(*etcd)
-	md, err := parseLabels(*labels)
-	if err != nil {
-		return err
-	}
-	cfg.Metadata = md
-	p, err := sidecar.New(cfg)
-	if err != nil {
-		return err
-	}
-	return p.Run(ctx)
+	return cmd
 }
 
-func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newGatewayCmd() *cobra.Command {
 	var f proxyFlags
 	cfg := sidecar.Config{Mode: sidecar.ModeGateway}
-	fs := flag.NewFlagSet("shoal gateway", flag.ContinueOnError)
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "run the edge gateway",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkHostPort("--listen", cfg.GatewayListen); err != nil {
+				return err
+			}
+			if err := f.apply(&cfg, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
+			p, err := sidecar.New(cfg)
+			if err != nil {
+				return err
+			}
+			return p.Run(cmd.Context())
+		},
+	}
+	fs := cmd.Flags()
 	f.register(fs, "127.0.0.1:15100")
 	fs.StringVar(&cfg.GatewayListen, "listen", "0.0.0.0:8080", "public listener")
 	fs.IntVar(&cfg.TrustedHops, "trusted-hops", 0, "X-Forwarded-For hops to trust for the client IP (0: the peer address)")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	if err := f.apply(&cfg, stderr); err != nil {
-		return err
-	}
-	p, err := sidecar.New(cfg)
-	if err != nil {
-		return err
-	}
-	return p.Run(ctx)
+	return cmd
 }
 
 func parseLabels(s string) (map[string]string, error) {

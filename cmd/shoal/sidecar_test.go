@@ -1,10 +1,11 @@
 package main
 
 import (
-	"flag"
 	"io"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/shoal-mesh/shoal/sidecar"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
@@ -26,9 +27,9 @@ func TestProxyFlagsSetConnectionTimeouts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var f proxyFlags
-			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 			f.register(fs, "")
-			if err := parseFlags(fs, append([]string{"--memory-limit", "0"}, tc.args...), io.Discard); err != nil {
+			if err := fs.Parse(append([]string{"--memory-limit", "0"}, tc.args...)); err != nil {
 				t.Fatal(err)
 			}
 			var cfg sidecar.Config

@@ -2,5 +2,7 @@
 
 package main
 
+import "github.com/spf13/cobra"
+
 // fullCommands is empty in the slim sidecar build (see full.go).
-func fullCommands() []command { return nil }
+func fullCommands() []*cobra.Command { return nil }

@@ -4,55 +4,46 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"sigs.k8s.io/yaml"
+	"github.com/spf13/cobra"
 
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
-func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func newStatusCmd() *cobra.Command {
 	var f apiFlags
-	fs := flag.NewFlagSet("shoal status", flag.ContinueOnError)
-	f.register(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	if err := f.check(); err != nil {
-		return err
-	}
-	conn, err := f.dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	st, err := shoalv1.NewMeshServiceClient(conn).Status(ctx, &shoalv1.StatusRequest{})
-	if err != nil {
-		return f.apiError(err)
-	}
-	switch f.output {
-	case "json", "yaml":
-		data, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(st)
-		if err != nil {
-			return err
-		}
-		if f.output == "yaml" {
-			if data, err = yaml.JSONToYAML(data); err != nil {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "show the control plane's xDS clients, routes and gossip members",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(); err != nil {
 				return err
 			}
-		}
-		_, err = stdout.Write(data)
-		return err
+			conn, err := f.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+			defer cancel()
+			st, err := shoalv1.NewMeshServiceClient(conn).Status(ctx, &shoalv1.StatusRequest{})
+			if err != nil {
+				return f.apiError(err)
+			}
+			if f.output != "table" {
+				return writeProto(cmd.OutOrStdout(), f.output, st)
+			}
+			return printStatus(cmd.OutOrStdout(), st)
+		},
 	}
-	return printStatus(stdout, st)
+	f.register(cmd.Flags())
+	return cmd
 }
 
 func printStatus(w io.Writer, st *shoalv1.StatusResponse) error {

@@ -22,3 +22,12 @@ func (ms *meshService) Status(context.Context, *shoalv1.StatusRequest) (*shoalv1
 	}
 	return &shoalv1.StatusResponse{}, nil
 }
+
+func (ms *meshService) Traffic(context.Context, *shoalv1.TrafficRequest) (*shoalv1.TrafficResponse, error) {
+	if src := ms.s.cfg.Traffic; src != nil {
+		if resp := src.Traffic(); resp != nil {
+			return resp, nil
+		}
+	}
+	return &shoalv1.TrafficResponse{}, nil
+}

@@ -42,6 +42,13 @@ type StatusSource interface {
 	Status() *shoalv1.StatusResponse
 }
 
+// TrafficSource fills MeshService.Traffic (the LRS server provides it).
+type TrafficSource interface {
+	// Traffic returns the traffic of the last window. It must be safe for
+	// concurrent use and not block on I/O; the API does not modify it.
+	Traffic() *shoalv1.TrafficResponse
+}
+
 // Config configures New.
 type Config struct {
 	// Routes is the route store. Required.
@@ -50,6 +57,8 @@ type Config struct {
 	Instances InstanceSource
 	// Status backs MeshService; nil serves an empty status.
 	Status StatusSource
+	// Traffic backs MeshService.Traffic; nil serves no traffic.
+	Traffic TrafficSource
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -84,6 +93,19 @@ func (s *Server) Register(gs *grpc.Server) {
 	shoalv1.RegisterRouteServiceServer(gs, &routeService{s: s})
 	shoalv1.RegisterRegistryServiceServer(gs, &registryService{s: s})
 	shoalv1.RegisterMeshServiceServer(gs, &meshService{s: s})
+}
+
+// Local is the API's services for in-process callers (the dashboard on the
+// admin port): the same code as over gRPC, without the network.
+type Local struct {
+	*routeService
+	*registryService
+	*meshService
+}
+
+// Local returns the services for in-process callers.
+func (s *Server) Local() Local {
+	return Local{&routeService{s: s}, &registryService{s: s}, &meshService{s: s}}
 }
 
 // Close ends every open Watch stream (with Unavailable) so that the gRPC

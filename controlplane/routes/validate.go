@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/shoal-mesh/shoal/internal/regexsize"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 )
@@ -187,6 +188,11 @@ func validRegex(re string) string {
 	}
 	if _, err := regexp.Compile(re); err != nil {
 		return fmt.Sprintf("invalid RE2 regex: %v", err)
+	}
+	// The sidecar compiles it anchored, ^(?:re)$; the anchors add 3
+	// instructions, so the limit applies to what it runs.
+	if err := regexsize.Check("^(?:" + re + ")$"); err != nil {
+		return err.Error()
 	}
 	return ""
 }

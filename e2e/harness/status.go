@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Status mirrors `shoal status -o json` (protojson field names).
+// Status mirrors `shoal status -o json` (the proto field names).
 type Status struct {
 	Ready   bool           `json:"ready"`
 	Clients []StatusClient `json:"clients"`
@@ -15,16 +15,16 @@ type Status struct {
 
 // StatusClient is one xDS stream in Status.
 type StatusClient struct {
-	NodeID    string           `json:"nodeId"`
+	NodeID    string           `json:"node_id"`
 	Resources []StatusResource `json:"resources"`
 }
 
 // StatusResource is one resource type's state on one client.
 type StatusResource struct {
-	TypeURL       string `json:"typeUrl"`
-	SentVersion   string `json:"sentVersion"`
-	AckedVersion  string `json:"ackedVersion"`
-	NackedVersion string `json:"nackedVersion"`
+	TypeURL       string `json:"type_url"`
+	SentVersion   string `json:"sent_version"`
+	AckedVersion  string `json:"acked_version"`
+	NackedVersion string `json:"nacked_version"`
 }
 
 // StatusMember is one gossip member in Status.

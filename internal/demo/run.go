@@ -106,12 +106,14 @@ func (m *mesh) printKeep() {
 	a := m.cp.Addrs()
 	m.printf(`
 The mesh keeps running (--keep); Ctrl-C stops it.
+  dashboard: http://%[3]s/ui/
   curl -H 'Host: rr.demo' http://%[1]s/
   curl -H 'Host: user.demo' -H 'x-user: alice' http://%[1]s/
+  shoal top --api %[2]s
   shoal status --api %[2]s
   shoal routes list --api %[2]s
-  shoal instances web --etcd %[3]s
-`, m.gwAddr, a.API, a.Etcd)
+  shoal instances web --api %[2]s
+`, m.gwAddr, a.API, a.Admin)
 }
 
 // timeToEject polls the gateway's /clusters until addr is unhealthy or

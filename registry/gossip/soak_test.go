@@ -19,7 +19,7 @@ import (
 // p50/p99. Opt-in: SHOAL_SOAK=1 go test -run Soak -v ./registry/gossip/
 func TestSoakFailureDetection(t *testing.T) {
 	if os.Getenv("SHOAL_SOAK") == "" {
-		t.Skip("soak: set SHOAL_SOAK=1")
+		t.Skip("soak: set SHOAL_SOAK=1 (SHOAL_SOAK_RUNS, SHOAL_SOAK_PAUSES); `make test` runs a short one (make soak-smoke)")
 	}
 	const members = 10
 	runs := envInt("SHOAL_SOAK_RUNS", 20)

@@ -11,6 +11,7 @@ import (
 // client connection stays open.
 func (c *conn) handle() bool {
 	start := time.Now()
+	c.startBody()
 	b := c.p.bound.Load()
 	c.fillView()
 	rt, cl := c.resolve(b)
@@ -72,7 +73,6 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 }
 
 func (c *conn) newAttempt(b *binding, rt *route.Route, cl *route.Cluster, start time.Time) *attempt {
-	c.bodyConsumed = false
 	a := &c.attempt
 	a.init(b, rt, cl, start, c.p.cfg.ConnectRetries)
 	return a

@@ -210,26 +210,31 @@ func (m Mode) trustsForwarded() bool { return m.Kind != Gateway || m.XFFTrustedH
 
 // Serve accepts connections on l until Shutdown and serves them in mode.
 // HTTP/1.1 and h2c prior-knowledge connections are detected per
-// connection. Serve always returns a non-nil error; after Shutdown it is
-// ErrClosed. The proxy owns l from now on and closes it.
+// connection. A failed Accept (out of file descriptors, a connection
+// aborted before it was accepted) is counted, logged at most every 10 s and
+// retried with a backoff of 5 ms doubling to 1 s; Serve returns only when
+// l is closed. It always returns a non-nil error; after Shutdown it is
+// ErrClosed. The proxy owns l from now on and closes it. l may be any
+// net.Listener (a TLS listener, for one).
 func (p *Proxy) Serve(l net.Listener, mode Mode) error {
 	if !p.trackListener(l, true) {
 		l.Close()
 		return ErrClosed
 	}
 	defer p.trackListener(l, false)
+	var backoff acceptBackoff
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if p.shutting.Load() {
 				return ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if p.retryAccept(&backoff, l, err) {
 				continue
 			}
 			return err
 		}
+		backoff.delay = 0
 		c := p.newConn(nc, mode)
 		if !p.trackConn(c, true) {
 			nc.Close()

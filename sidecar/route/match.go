@@ -2,8 +2,10 @@ package route
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 
+	"github.com/shoal-mesh/shoal/internal/regexsize"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 )
 
@@ -85,9 +87,9 @@ func (m *Match) compile() error {
 		return errOneOf("path_prefix, path, path_regex")
 	}
 	if m.PathRegex != "" {
-		re, err := regexp.Compile("^(?:" + m.PathRegex + ")$")
+		re, err := compileAnchored(m.PathRegex)
 		if err != nil {
-			return err
+			return fmt.Errorf("path_regex: %w", err)
 		}
 		m.pathRE = re
 	}
@@ -112,9 +114,9 @@ func (h *HeaderMatch) compile() error {
 		return errOneOf("header exact, prefix, suffix, contains, regex")
 	}
 	if h.Regex != "" {
-		re, err := regexp.Compile("^(?:" + h.Regex + ")$")
+		re, err := compileAnchored(h.Regex)
 		if err != nil {
-			return err
+			return fmt.Errorf("header %q regex: %w", h.Name, err)
 		}
 		h.re = re
 	}
@@ -248,4 +250,17 @@ func equalFold(b []byte, s string) bool {
 		}
 	}
 	return true
+}
+
+// compileAnchored compiles a whole-value regex, refusing one whose program
+// is over regexsize.Max (Envoy's max_program_size): the control plane's
+// validation refuses such a route, and the sidecar does not accept from xDS
+// what the API refuses (a route written around the API, or another control
+// plane), since it would cost every request matched against it.
+func compileAnchored(expr string) (*regexp.Regexp, error) {
+	anchored := "^(?:" + expr + ")$"
+	if err := regexsize.Check(anchored); err != nil {
+		return nil, err
+	}
+	return regexp.Compile(anchored)
 }

@@ -174,6 +174,10 @@ func TestNewRejectsInvalid(t *testing.T) {
 	}{
 		{name: "duplicate cluster", cfg: Config{Clusters: []ClusterConfig{{Name: "a"}, {Name: "a"}}}},
 		{name: "bad regex", cfg: Config{VirtualHosts: []VirtualHost{{Routes: []Route{{Match: Match{PathRegex: "("}, Clusters: []WeightedCluster{{Name: "a"}}}}}}}},
+		// What the control plane's validation refuses (Envoy's
+		// max_program_size) is refused from xDS too.
+		{name: "regex program too large", cfg: Config{VirtualHosts: []VirtualHost{{Routes: []Route{{Match: Match{PathRegex: "/[a-z]*(a|b){1000}"}, Clusters: []WeightedCluster{{Name: "a"}}}}}}}},
+		{name: "header regex program too large", cfg: Config{VirtualHosts: []VirtualHost{{Routes: []Route{{Match: Match{Headers: []HeaderMatch{{Name: "x-user", Regex: "[a-z]{200}"}}}, Clusters: []WeightedCluster{{Name: "a"}}}}}}}},
 		{name: "two path matchers", cfg: Config{VirtualHosts: []VirtualHost{{Routes: []Route{{Match: Match{Path: "/a", PathPrefix: "/"}, Clusters: []WeightedCluster{{Name: "a"}}}}}}}},
 		{name: "route without cluster", cfg: Config{VirtualHosts: []VirtualHost{{Routes: []Route{{}}}}}},
 		{name: "endpoint without address", cfg: Config{Clusters: []ClusterConfig{{Name: "a", Endpoints: []Endpoint{{}}}}}},

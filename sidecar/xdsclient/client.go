@@ -78,15 +78,15 @@ func (c *Client) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("xdsclient: Run called more than once")
 	}
-	// The channel reconnects on the same schedule as the stream.
-	opts := append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff: c.cfg.Backoff, MinConnectTimeout: 20 * time.Second,
-	})}, c.cfg.DialOptions...)
-	conn, err := grpc.NewClient(c.cfg.Server, opts...)
+	conns, err := c.dialAll()
 	if err != nil {
-		return fmt.Errorf("xdsclient: grpc client for %q: %w", c.cfg.Server, err)
+		return err
 	}
-	defer conn.Close()
+	defer func() {
+		for _, cc := range conns {
+			cc.Close()
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { c.notify.run(ctx) })
@@ -97,45 +97,95 @@ func (c *Client) Run(ctx context.Context) error {
 		c.initial.stop()
 	}()
 	c.loadSaved()
-	c.reconnectLoop(ctx, conn)
+	c.reconnectLoop(ctx, conns)
 	return nil
+}
+
+// dialAll returns one client channel per server (Server, then
+// FallbackServers). grpc.NewClient does not connect: a channel is only
+// used once its server's turn comes.
+func (c *Client) dialAll() ([]*grpc.ClientConn, error) {
+	// The channel reconnects on the same schedule as the stream.
+	opts := append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff: c.cfg.Backoff, MinConnectTimeout: 20 * time.Second,
+	})}, c.cfg.DialOptions...)
+	var conns []*grpc.ClientConn
+	for _, target := range c.servers() {
+		cc, err := grpc.NewClient(target, opts...)
+		if err != nil {
+			for _, prev := range conns {
+				prev.Close()
+			}
+			return nil, fmt.Errorf("xdsclient: grpc client for %q: %w", target, err)
+		}
+		conns = append(conns, cc)
+	}
+	return conns, nil
+}
+
+// servers returns Server followed by FallbackServers.
+func (c *Client) servers() []string {
+	return append([]string{c.cfg.Server}, c.cfg.FallbackServers...)
 }
 
 // reconnectLoop runs streams until ctx is done. A stream that got a
 // response resets the backoff. Delta answered with Unimplemented switches
 // to SotW for the rest of the Client's life.
-func (c *Client) reconnectLoop(ctx context.Context, conn *grpc.ClientConn) {
-	mode, retries := c.cfg.Mode, 0
+//
+// With several servers, a failed stream moves to the next server at once,
+// as long as some server has not been tried since the last stream that
+// got a response; once every server failed in turn, it backs off (jittered
+// exponential, as with one server) before the next round. Resources are
+// kept across servers: a delta stream to the next server resumes with
+// initial_resource_versions, and the last good snapshot stays in use
+// meanwhile (static stability). The servers are peers (stateless control
+// planes over one etcd), so the client stays on one that works rather
+// than returning to the first (unlike gRFC A71's primary/fallback).
+func (c *Client) reconnectLoop(ctx context.Context, conns []*grpc.ClientConn) {
+	servers := c.servers()
+	mode, retries, cur, failed := c.cfg.Mode, 0, 0, 0
 	for {
-		got, err := c.runStream(ctx, conn, mode)
+		c.updateStatus(func(s *Status) { s.Server = servers[cur] })
+		got, err := c.runStream(ctx, conns[cur], mode)
 		c.setConnected(false, mode)
 		if ctx.Err() != nil {
 			return
 		}
 		if got {
-			retries = 0
+			retries, failed = 0, 0
 		}
 		if mode == ModeDelta && !got && status.Code(err) == codes.Unimplemented {
-			c.log.Warn("xds: server does not implement delta xDS, falling back to SotW")
+			c.log.Warn("xds: server does not implement delta xDS, falling back to SotW", "server", servers[cur])
 			mode = ModeSotW
 			continue
 		}
-		c.streamFailed(mode, err)
+		c.streamFailed(mode, servers[cur], err)
+		failed++
+		next := (cur + 1) % len(conns)
+		if failed < len(conns) {
+			c.log.Warn("xds: failing over to the next control plane", "from", servers[cur], "to", servers[next])
+			c.m.failovers.Inc()
+			cur = next
+			conns[cur].ResetConnectBackoff()
+			continue
+		}
+		failed = 0
 		d := backoffDelay(c.cfg.Backoff, retries)
 		retries++
 		if !c.wait(ctx, d) {
 			return
 		}
+		cur = next
 		// The channel keeps its own backoff; without a reset the stream
 		// fails fast while the channel waits out its next attempt, and the
 		// two jittered schedules stack (seconds after the server is back).
 		// Reset, the channel connects now and the stream waits for it.
-		conn.ResetConnectBackoff()
+		conns[cur].ResetConnectBackoff()
 	}
 }
 
-func (c *Client) streamFailed(mode Mode, err error) {
-	c.log.Warn("xds: stream failed", "mode", mode, "err", err)
+func (c *Client) streamFailed(mode Mode, server string, err error) {
+	c.log.Warn("xds: stream failed", "server", server, "mode", mode, "err", err)
 	c.m.streams.WithLabelValues(mode.String()).Inc()
 	c.updateStatus(func(s *Status) { s.LastError = err.Error() })
 	c.deliverSaved()

@@ -272,3 +272,66 @@ func TestCorruptStateIsIgnored(t *testing.T) {
 	case <-ctx.Done():
 	}
 }
+
+// TestFailsOverToTheNextServer: a sidecar following two control planes
+// keeps receiving updates from the second when the first dies, without
+// losing its last good snapshot in between.
+func TestFailsOverToTheNextServer(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			m1 := mesh{version: "v1", services: map[string][]uint32{"orders": {3001}}}
+			first, second := startServer(t, m1, false), startServer(t, m1, false)
+			cfg := testConfig(first.addr, mode)
+			cfg.FallbackServers = []string{second.addr}
+			c, rec, _ := startClient(t, cfg)
+			want := rec.waitFor(t, "initial snapshot", func(s *Snapshot) bool { return ports(s, "orders") == "3001," })
+			if _, _, streams := second.seen(); streams != 0 {
+				t.Errorf("second server saw %d streams while the first was up, want 0", streams)
+			}
+			if st := c.Status(); st.Server != first.addr {
+				t.Errorf("Status().Server = %q, want the first server %q", st.Server, first.addr)
+			}
+
+			first.stop()
+			second.set(t, mesh{version: "v2", services: map[string][]uint32{"orders": {3001, 3002}}})
+			got := rec.waitFor(t, "update from the second server", func(s *Snapshot) bool { return ports(s, "orders") == "3001,3002," })
+			pollUntil(t, "connected to the second server", func() bool {
+				st := c.Status()
+				return st.Connected && st.Server == second.addr
+			})
+			if got == want {
+				t.Errorf("no new snapshot after failover")
+			}
+			second.set(t, mesh{version: "v3", services: map[string][]uint32{"orders": {3003}}})
+			rec.waitFor(t, "a later update from the second server", func(s *Snapshot) bool { return ports(s, "orders") == "3003," })
+		})
+	}
+}
+
+// TestAllServersDownKeepsLastSnapshot: with every server gone the client
+// keeps its last good snapshot and comes back to whichever returns.
+func TestAllServersDownKeepsLastSnapshot(t *testing.T) {
+	m1 := mesh{version: "v1", services: map[string][]uint32{"orders": {3001}}}
+	first, second := startServer(t, m1, false), startServer(t, m1, false)
+	cfg := testConfig(first.addr, ModeDelta)
+	cfg.FallbackServers = []string{second.addr}
+	c, rec, _ := startClient(t, cfg)
+	rec.waitFor(t, "initial snapshot", func(s *Snapshot) bool { return ports(s, "orders") == "3001," })
+	first.stop()
+	pollUntil(t, "failed over to the second server", func() bool {
+		st := c.Status()
+		return st.Connected && st.Server == second.addr
+	})
+	want, n := rec.last()
+	second.stop()
+	pollUntil(t, "disconnected from both", func() bool {
+		st := c.Status()
+		return !st.Connected && st.LastError != ""
+	})
+	if got, m := rec.last(); got != want || m != n {
+		t.Errorf("snapshot changed while every server was down: %d deliveries, want %d", m, n)
+	}
+	first.set(t, mesh{version: "v2", services: map[string][]uint32{"orders": {3002}}})
+	first.restart(t)
+	rec.waitFor(t, "resync with the first server back", func(s *Snapshot) bool { return ports(s, "orders") == "3002," })
+}

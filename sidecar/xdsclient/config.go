@@ -3,6 +3,7 @@ package xdsclient
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,6 +69,10 @@ type Config struct {
 	// Server is the gRPC target of the ADS server, e.g. "127.0.0.1:18000".
 	// Required.
 	Server string
+	// FallbackServers are more ADS servers of the same mesh (control planes
+	// over one etcd), tried in turn when a stream fails; see Client.Run.
+	// Nil means Server only.
+	FallbackServers []string
 	// Node identifies this sidecar; Node.Id is required. It is cloned; an
 	// empty user_agent_name becomes UserAgentName. See NewNode.
 	Node *Node
@@ -141,8 +146,8 @@ func NewNode(info NodeInfo) *Node {
 // withDefaults validates c and returns a copy with documented defaults filled.
 func (c Config) withDefaults() (Config, error) {
 	switch {
-	case c.Server == "":
-		return c, errors.New("xdsclient: Config.Server is required")
+	case c.Server == "" || slices.Contains(c.FallbackServers, ""):
+		return c, errors.New("xdsclient: Config.Server is required and FallbackServers must not be empty strings")
 	case c.Node == nil || c.Node.ID == "":
 		return c, errors.New("xdsclient: Config.Node.Id is required")
 	case c.OnUpdate == nil:
@@ -155,6 +160,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Node.UserAgentName = UserAgentName
 	}
 	c.Listeners = append([]string(nil), c.Listeners...)
+	c.FallbackServers = append([]string(nil), c.FallbackServers...)
 	c.Backoff = backoffDefaults(c.Backoff)
 	c.SettleTimeout = orDefault(c.SettleTimeout, DefaultSettleTimeout)
 	c.InitialFetchTimeout = orDefault(c.InitialFetchTimeout, DefaultInitialFetchTimeout)

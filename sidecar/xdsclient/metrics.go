@@ -16,6 +16,7 @@ type metrics struct {
 	delivered  *metric.Counter
 	coalesced  *metric.Counter
 	stateWrite *metric.CounterVec // by result (ok, error)
+	failovers  *metric.Counter
 }
 
 func newMetrics(reg metric.Registerer) (*metrics, error) {
@@ -44,11 +45,15 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 			Name: "shoal_xdsclient_state_writes_total",
 			Help: "Writes of the last good snapshot to the state dir, by result.",
 		}, []string{"result"}),
+		failovers: metric.NewCounter(metric.CounterOpts{
+			Name: "shoal_xdsclient_failovers_total",
+			Help: "Moves to the next control plane of --xds after a failed stream.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	cs := []metric.Collector{m.connected, m.responses, m.streams, m.delivered, m.coalesced, m.stateWrite}
+	cs := []metric.Collector{m.connected, m.responses, m.streams, m.delivered, m.coalesced, m.stateWrite, m.failovers}
 	var errs []error
 	for _, c := range cs {
 		errs = append(errs, reg.Register(c))

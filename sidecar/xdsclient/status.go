@@ -9,6 +9,8 @@ import (
 type Status struct {
 	// Connected is true while a stream is up and has received a response.
 	Connected bool
+	// Server is the ADS server in use, or being tried.
+	Server string
 	// Mode is the protocol variant in use: "delta" or "sotw".
 	Mode string
 	// LastError is the last stream error, empty if none yet.

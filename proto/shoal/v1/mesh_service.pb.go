@@ -510,6 +510,343 @@ func (x *Member) GetAppHealthy() bool {
 	return false
 }
 
+type TrafficRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrafficRequest) Reset() {
+	*x = TrafficRequest{}
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrafficRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrafficRequest) ProtoMessage() {}
+
+func (x *TrafficRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrafficRequest.ProtoReflect.Descriptor instead.
+func (*TrafficRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{6}
+}
+
+type TrafficResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Window is the span the figures cover (a minute).
+	Window        *durationpb.Duration `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	Edges         []*Edge              `protobuf:"bytes,2,rep,name=edges,proto3" json:"edges,omitempty"`
+	Endpoints     []*EndpointTraffic   `protobuf:"bytes,3,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrafficResponse) Reset() {
+	*x = TrafficResponse{}
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrafficResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrafficResponse) ProtoMessage() {}
+
+func (x *TrafficResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrafficResponse.ProtoReflect.Descriptor instead.
+func (*TrafficResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TrafficResponse) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *TrafficResponse) GetEdges() []*Edge {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
+func (x *TrafficResponse) GetEndpoints() []*EndpointTraffic {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+// Edge is the traffic from one service (the reporting proxy's service, or
+// "gateway") to another over the window.
+type Edge struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Source      string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Destination string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	// Requests counts completed requests, errors those that failed (5xx,
+	// resets, connect failures).
+	Requests          uint64  `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors            uint64  `protobuf:"varint,4,opt,name=errors,proto3" json:"errors,omitempty"`
+	RequestsPerSecond float64 `protobuf:"fixed64,5,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	// SuccessRate is (requests - errors) / requests, 1 without requests.
+	SuccessRate float64 `protobuf:"fixed64,6,opt,name=success_rate,json=successRate,proto3" json:"success_rate,omitempty"`
+	// MeanLatencyMs is the mean request latency where proxies report it.
+	MeanLatencyMs float64 `protobuf:"fixed64,7,opt,name=mean_latency_ms,json=meanLatencyMs,proto3" json:"mean_latency_ms,omitempty"`
+	// InProgress counts requests outstanding at the last reports.
+	InProgress    uint64 `protobuf:"varint,8,opt,name=in_progress,json=inProgress,proto3" json:"in_progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Edge) Reset() {
+	*x = Edge{}
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Edge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Edge) ProtoMessage() {}
+
+func (x *Edge) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Edge.ProtoReflect.Descriptor instead.
+func (*Edge) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Edge) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Edge) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *Edge) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *Edge) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *Edge) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+func (x *Edge) GetSuccessRate() float64 {
+	if x != nil {
+		return x.SuccessRate
+	}
+	return 0
+}
+
+func (x *Edge) GetMeanLatencyMs() float64 {
+	if x != nil {
+		return x.MeanLatencyMs
+	}
+	return 0
+}
+
+func (x *Edge) GetInProgress() uint64 {
+	if x != nil {
+		return x.InProgress
+	}
+	return 0
+}
+
+// EndpointTraffic is what one source sent to one instance through one
+// cluster (one strategy) over the window.
+type EndpointTraffic struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Source string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// Service is the destination service; cluster its xDS cluster
+	// (<service> or <service>/<strategy>); strategy the route strategy that
+	// cluster balances with (round_robin, least_request, ring_hash, maglev...).
+	Service  string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	Cluster  string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Strategy string `protobuf:"bytes,4,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	// Address is the endpoint's host:port; instance_id the registered instance
+	// at that address, when known.
+	Address           string  `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	InstanceId        string  `protobuf:"bytes,6,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Requests          uint64  `protobuf:"varint,7,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors            uint64  `protobuf:"varint,8,opt,name=errors,proto3" json:"errors,omitempty"`
+	RequestsPerSecond float64 `protobuf:"fixed64,9,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	// Share is this endpoint's part of the requests the source sent through
+	// the cluster, 0..1.
+	Share         float64 `protobuf:"fixed64,10,opt,name=share,proto3" json:"share,omitempty"`
+	InProgress    uint64  `protobuf:"varint,11,opt,name=in_progress,json=inProgress,proto3" json:"in_progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointTraffic) Reset() {
+	*x = EndpointTraffic{}
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointTraffic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointTraffic) ProtoMessage() {}
+
+func (x *EndpointTraffic) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointTraffic.ProtoReflect.Descriptor instead.
+func (*EndpointTraffic) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EndpointTraffic) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *EndpointTraffic) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *EndpointTraffic) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *EndpointTraffic) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
+}
+
+func (x *EndpointTraffic) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *EndpointTraffic) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *EndpointTraffic) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *EndpointTraffic) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *EndpointTraffic) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+func (x *EndpointTraffic) GetShare() float64 {
+	if x != nil {
+		return x.Share
+	}
+	return 0
+}
+
+func (x *EndpointTraffic) GetInProgress() uint64 {
+	if x != nil {
+		return x.InProgress
+	}
+	return 0
+}
+
 var File_shoal_v1_mesh_service_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_mesh_service_proto_rawDesc = "" +
@@ -554,9 +891,40 @@ const file_shoal_v1_mesh_service_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\tR\x04role\x12\x1c\n" +
 	"\tinstances\x18\x05 \x03(\tR\tinstances\x12\x1f\n" +
 	"\vapp_healthy\x18\x06 \x01(\bR\n" +
-	"appHealthy2J\n" +
+	"appHealthy\"\x10\n" +
+	"\x0eTrafficRequest\"\xa3\x01\n" +
+	"\x0fTrafficResponse\x121\n" +
+	"\x06window\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12$\n" +
+	"\x05edges\x18\x02 \x03(\v2\x0e.shoal.v1.EdgeR\x05edges\x127\n" +
+	"\tendpoints\x18\x03 \x03(\v2\x19.shoal.v1.EndpointTrafficR\tendpoints\"\x90\x02\n" +
+	"\x04Edge\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x1a\n" +
+	"\brequests\x18\x03 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06errors\x18\x04 \x01(\x04R\x06errors\x12.\n" +
+	"\x13requests_per_second\x18\x05 \x01(\x01R\x11requestsPerSecond\x12!\n" +
+	"\fsuccess_rate\x18\x06 \x01(\x01R\vsuccessRate\x12&\n" +
+	"\x0fmean_latency_ms\x18\a \x01(\x01R\rmeanLatencyMs\x12\x1f\n" +
+	"\vin_progress\x18\b \x01(\x04R\n" +
+	"inProgress\"\xcf\x02\n" +
+	"\x0fEndpointTraffic\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x18\n" +
+	"\acluster\x18\x03 \x01(\tR\acluster\x12\x1a\n" +
+	"\bstrategy\x18\x04 \x01(\tR\bstrategy\x12\x18\n" +
+	"\aaddress\x18\x05 \x01(\tR\aaddress\x12\x1f\n" +
+	"\vinstance_id\x18\x06 \x01(\tR\n" +
+	"instanceId\x12\x1a\n" +
+	"\brequests\x18\a \x01(\x04R\brequests\x12\x16\n" +
+	"\x06errors\x18\b \x01(\x04R\x06errors\x12.\n" +
+	"\x13requests_per_second\x18\t \x01(\x01R\x11requestsPerSecond\x12\x14\n" +
+	"\x05share\x18\n" +
+	" \x01(\x01R\x05share\x12\x1f\n" +
+	"\vin_progress\x18\v \x01(\x04R\n" +
+	"inProgress2\x8a\x01\n" +
 	"\vMeshService\x12;\n" +
-	"\x06Status\x12\x17.shoal.v1.StatusRequest\x1a\x18.shoal.v1.StatusResponseB4Z2github.com/shoal-mesh/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\x06Status\x12\x17.shoal.v1.StatusRequest\x1a\x18.shoal.v1.StatusResponse\x12>\n" +
+	"\aTraffic\x12\x18.shoal.v1.TrafficRequest\x1a\x19.shoal.v1.TrafficResponseB4Z2github.com/shoal-mesh/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_mesh_service_proto_rawDescOnce sync.Once
@@ -570,7 +938,7 @@ func file_shoal_v1_mesh_service_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_mesh_service_proto_rawDescData
 }
 
-var file_shoal_v1_mesh_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_shoal_v1_mesh_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_shoal_v1_mesh_service_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 0: shoal.v1.StatusRequest
 	(*StatusResponse)(nil),        // 1: shoal.v1.StatusResponse
@@ -578,24 +946,33 @@ var file_shoal_v1_mesh_service_proto_goTypes = []any{
 	(*ResourceStatus)(nil),        // 3: shoal.v1.ResourceStatus
 	(*RouteStatus)(nil),           // 4: shoal.v1.RouteStatus
 	(*Member)(nil),                // 5: shoal.v1.Member
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*TrafficRequest)(nil),        // 6: shoal.v1.TrafficRequest
+	(*TrafficResponse)(nil),       // 7: shoal.v1.TrafficResponse
+	(*Edge)(nil),                  // 8: shoal.v1.Edge
+	(*EndpointTraffic)(nil),       // 9: shoal.v1.EndpointTraffic
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
 }
 var file_shoal_v1_mesh_service_proto_depIdxs = []int32{
-	2, // 0: shoal.v1.StatusResponse.clients:type_name -> shoal.v1.XdsClient
-	4, // 1: shoal.v1.StatusResponse.routes:type_name -> shoal.v1.RouteStatus
-	5, // 2: shoal.v1.StatusResponse.members:type_name -> shoal.v1.Member
-	6, // 3: shoal.v1.XdsClient.connected_at:type_name -> google.protobuf.Timestamp
-	3, // 4: shoal.v1.XdsClient.resources:type_name -> shoal.v1.ResourceStatus
-	6, // 5: shoal.v1.ResourceStatus.last_ack_time:type_name -> google.protobuf.Timestamp
-	7, // 6: shoal.v1.ResourceStatus.last_push_to_ack:type_name -> google.protobuf.Duration
-	0, // 7: shoal.v1.MeshService.Status:input_type -> shoal.v1.StatusRequest
-	1, // 8: shoal.v1.MeshService.Status:output_type -> shoal.v1.StatusResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: shoal.v1.StatusResponse.clients:type_name -> shoal.v1.XdsClient
+	4,  // 1: shoal.v1.StatusResponse.routes:type_name -> shoal.v1.RouteStatus
+	5,  // 2: shoal.v1.StatusResponse.members:type_name -> shoal.v1.Member
+	10, // 3: shoal.v1.XdsClient.connected_at:type_name -> google.protobuf.Timestamp
+	3,  // 4: shoal.v1.XdsClient.resources:type_name -> shoal.v1.ResourceStatus
+	10, // 5: shoal.v1.ResourceStatus.last_ack_time:type_name -> google.protobuf.Timestamp
+	11, // 6: shoal.v1.ResourceStatus.last_push_to_ack:type_name -> google.protobuf.Duration
+	11, // 7: shoal.v1.TrafficResponse.window:type_name -> google.protobuf.Duration
+	8,  // 8: shoal.v1.TrafficResponse.edges:type_name -> shoal.v1.Edge
+	9,  // 9: shoal.v1.TrafficResponse.endpoints:type_name -> shoal.v1.EndpointTraffic
+	0,  // 10: shoal.v1.MeshService.Status:input_type -> shoal.v1.StatusRequest
+	6,  // 11: shoal.v1.MeshService.Traffic:input_type -> shoal.v1.TrafficRequest
+	1,  // 12: shoal.v1.MeshService.Status:output_type -> shoal.v1.StatusResponse
+	7,  // 13: shoal.v1.MeshService.Traffic:output_type -> shoal.v1.TrafficResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_mesh_service_proto_init() }
@@ -609,7 +986,7 @@ func file_shoal_v1_mesh_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_mesh_service_proto_rawDesc), len(file_shoal_v1_mesh_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MeshService_Status_FullMethodName = "/shoal.v1.MeshService/Status"
+	MeshService_Status_FullMethodName  = "/shoal.v1.MeshService/Status"
+	MeshService_Traffic_FullMethodName = "/shoal.v1.MeshService/Traffic"
 )
 
 // MeshServiceClient is the client API for MeshService service.
@@ -31,6 +32,10 @@ type MeshServiceClient interface {
 	// Status returns the control plane's version, its xDS clients with what
 	// each has ACKed and NACKed, route translation errors and gossip members.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Traffic returns the requests between services and to each instance over
+	// the last minute, as the proxies report them over LRS
+	// (envoy.service.load_stats.v3) to this control plane.
+	Traffic(ctx context.Context, in *TrafficRequest, opts ...grpc.CallOption) (*TrafficResponse, error)
 }
 
 type meshServiceClient struct {
@@ -51,6 +56,16 @@ func (c *meshServiceClient) Status(ctx context.Context, in *StatusRequest, opts 
 	return out, nil
 }
 
+func (c *meshServiceClient) Traffic(ctx context.Context, in *TrafficRequest, opts ...grpc.CallOption) (*TrafficResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TrafficResponse)
+	err := c.cc.Invoke(ctx, MeshService_Traffic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MeshServiceServer is the server API for MeshService service.
 // All implementations must embed UnimplementedMeshServiceServer
 // for forward compatibility.
@@ -60,6 +75,10 @@ type MeshServiceServer interface {
 	// Status returns the control plane's version, its xDS clients with what
 	// each has ACKed and NACKed, route translation errors and gossip members.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// Traffic returns the requests between services and to each instance over
+	// the last minute, as the proxies report them over LRS
+	// (envoy.service.load_stats.v3) to this control plane.
+	Traffic(context.Context, *TrafficRequest) (*TrafficResponse, error)
 	mustEmbedUnimplementedMeshServiceServer()
 }
 
@@ -72,6 +91,9 @@ type UnimplementedMeshServiceServer struct{}
 
 func (UnimplementedMeshServiceServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedMeshServiceServer) Traffic(context.Context, *TrafficRequest) (*TrafficResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Traffic not implemented")
 }
 func (UnimplementedMeshServiceServer) mustEmbedUnimplementedMeshServiceServer() {}
 func (UnimplementedMeshServiceServer) testEmbeddedByValue()                     {}
@@ -112,6 +134,24 @@ func _MeshService_Status_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MeshService_Traffic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TrafficRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MeshServiceServer).Traffic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MeshService_Traffic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MeshServiceServer).Traffic(ctx, req.(*TrafficRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MeshService_ServiceDesc is the grpc.ServiceDesc for MeshService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -122,6 +162,10 @@ var MeshService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _MeshService_Status_Handler,
+		},
+		{
+			MethodName: "Traffic",
+			Handler:    _MeshService_Traffic_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
