@@ -30,6 +30,7 @@ const (
 	DefaultConnectRetries      = 2
 	DefaultWriteTimeout        = 60 * time.Second
 	DefaultTCPIdleTimeout      = time.Hour
+	DefaultStreamIdleTimeout   = 5 * time.Minute
 )
 
 // Config configures a Proxy. Zero fields take the documented defaults.
@@ -81,6 +82,14 @@ type Config struct {
 	// tracking the timeout copies them through a 16 KiB buffer per
 	// direction).
 	TCPIdleTimeout time.Duration
+	// StreamIdleTimeout bounds an HTTP/1.1 upstream exchange while it makes
+	// no progress (Envoy's stream_idle_timeout): a streamed request body
+	// the upstream does not take, a response head that does not come when
+	// the route sets no timeout, a response body that stalls. The route
+	// timeout runs from the end of the request to the response headers
+	// only, so a long upload, download or event stream goes on as long as
+	// bytes move. Zero means DefaultStreamIdleTimeout; negative means none.
+	StreamIdleTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -99,6 +108,7 @@ func (c Config) withDefaults() Config {
 	def(&c.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
 	def(&c.WriteTimeout, DefaultWriteTimeout)
 	def(&c.TCPIdleTimeout, DefaultTCPIdleTimeout)
+	def(&c.StreamIdleTimeout, DefaultStreamIdleTimeout)
 	defInt(&c.MaxIdlePerHost, DefaultMaxIdlePerHost)
 	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	defInt(&c.MaxHeaders, DefaultMaxHeaders)
