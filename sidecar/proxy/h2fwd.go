@@ -57,11 +57,15 @@ type fwState struct {
 	waitGen  uint64      // invalidates a pending pool wait
 	dialing  bool        // the attempt waits for a connection (BeginConnect)
 	timer    *time.Timer // fires onTimer; made once, re-armed
-	timerAt  time.Time   // the armed deadline; zero: none
-	body     []byte      // request bytes from offset base on
-	base     int64       // bytes dropped from the front of body
-	sent     int64       // bytes sent on the current attempt
-	granted  int64       // bytes granted back to the client
+	timerAt  time.Time   // when the timer fires; zero: not armed
+	tryAt    time.Time   // the attempt's deadline until its response headers; zero: none
+	idle     time.Duration
+	progress uint64 // counts frames moved either way (stream idle timeout)
+	seen     uint64 // progress when the idle timer was armed
+	body     []byte // request bytes from offset base on
+	base     int64  // bytes dropped from the front of body
+	sent     int64  // bytes sent on the current attempt
+	granted  int64  // bytes granted back to the client
 	recv     int64
 	reqEnd   bool
 	sentEnd  bool
@@ -105,6 +109,11 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 		}
 	}
 	fw.idempotent = idempotentMethod(s.Method)
+	// The route timer starts once the request is completely received and
+	// stops at the response headers (Envoy's; as on HTTP/1.1); the stream
+	// idle timeout bounds the rest while nothing moves.
+	fw.a.deadline = time.Time{}
+	fw.idle = f.h.p.cfg.StreamIdleTimeout
 	// Up to ReplayBufferBytes stay replayable even without a retry policy:
 	// a stream refused by the upstream (or a connection that failed) was
 	// not processed and goes to another endpoint, as on HTTP/1 a body
@@ -240,7 +249,7 @@ func (fw *h2Fwd) next() {
 	e, hst := a.pick()
 	switch {
 	case hst == nil && len(a.cl.Endpoints) == 0:
-		fw.reply(503, "no endpoints in cluster "+a.cl.Name)
+		fw.reply(503, noInstanceMessage(a.cl.Name))
 		return
 	case fw.kept != nil && (hst == nil || a.triedHost(hst)):
 		// A gRPC client needs a gRPC status, not a local reply.
@@ -258,9 +267,7 @@ func (fw *h2Fwd) next() {
 	e.Begin()
 	fw.host, fw.ep = hst, e
 	fw.sent, fw.sentEnd = 0, false
-	if d := a.tryDeadline(time.Now()); !d.IsZero() {
-		fw.armTimer(d)
-	}
+	fw.startTry()
 	fw.connect()
 }
 
@@ -367,7 +374,11 @@ func (fw *h2Fwd) OnData(s *h2.Stream, p []byte, end bool) {
 	}
 	fw.recv += int64(len(p))
 	fw.body = append(fw.body, p...)
-	fw.reqEnd = fw.reqEnd || end
+	fw.progress++
+	if end && !fw.reqEnd {
+		fw.reqEnd = true
+		fw.startTry()
+	}
 	fw.pump()
 }
 
@@ -416,7 +427,9 @@ func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.Hea
 	if up != fw.up || fw.done {
 		return
 	}
-	fw.stopTimer()
+	fw.tryAt = time.Time{} // the route and per-try timers end here
+	fw.progress++
+	fw.armTimer()
 	a, hst := &fw.a, fw.host
 	gs, trailersOnly := grpcStatusField(fields)
 	if status >= 500 || trailersOnly && grpcIsServerError(gs) {
@@ -448,6 +461,7 @@ func (u *h2FwdUp) OnData(up *h2.ClientStream, p []byte, end bool) {
 	}
 	fw.resp = append(fw.resp, p...)
 	fw.respEnd = end
+	fw.progress++
 	fw.flushResponse()
 }
 
@@ -478,7 +492,7 @@ func (u *h2FwdUp) OnReset(up *h2.ClientStream, err error) {
 		fw.finish()
 		return
 	}
-	fw.stopTimer()
+	fw.tryAt = time.Time{}
 	fw.endAttempt(false)
 	if err == h2.ErrRefused {
 		// Not processed (REFUSED_STREAM, GOAWAY): like a connect failure,
@@ -606,15 +620,41 @@ func (fw *h2Fwd) finish() {
 	cs.latency.observe(cs.name, time.Since(fw.start).Seconds())
 }
 
-// armTimer arms the attempt's deadline: the per-try timeout or the route
-// timeout, whichever is first, until the response headers.
-func (fw *h2Fwd) armTimer(d time.Time) {
-	fw.timerAt = d
-	if fw.timer == nil {
-		fw.timer = time.AfterFunc(time.Until(d), fw.onTimer)
-		return
+// startTry arms the attempt's deadline once the request is completely
+// received: the route timeout (started then) or the per-try timeout,
+// whichever is first, until the response headers. Before that, and
+// after, the stream idle timeout bounds the exchange.
+func (fw *h2Fwd) startTry() {
+	fw.tryAt = time.Time{}
+	if fw.reqEnd {
+		now := time.Now()
+		fw.a.startTimer(now)
+		fw.tryAt = fw.a.tryDeadline(now)
 	}
-	fw.timer.Reset(time.Until(d))
+	fw.armTimer()
+}
+
+// armTimer sets the timer to the attempt's deadline or the stream idle
+// timeout from now, whichever is first.
+func (fw *h2Fwd) armTimer() {
+	at := fw.tryAt
+	if fw.idle > 0 {
+		if idle := time.Now().Add(fw.idle); at.IsZero() || idle.Before(at) {
+			at = idle
+		}
+		fw.seen = fw.progress
+	}
+	fw.timerAt = at
+	switch {
+	case at.IsZero():
+		if fw.timer != nil {
+			fw.timer.Stop()
+		}
+	case fw.timer == nil:
+		fw.timer = time.AfterFunc(time.Until(at), fw.onTimer)
+	default:
+		fw.timer.Reset(time.Until(at))
+	}
 }
 
 func (fw *h2Fwd) stopTimer() {
@@ -624,15 +664,29 @@ func (fw *h2Fwd) stopTimer() {
 	}
 }
 
-// onTimer acts when the armed deadline passed; a timer armed earlier (for
-// an earlier attempt or exchange) finds it zero or later.
+// onTimer acts when the armed time passed: the attempt's deadline (504 or
+// a retry), or the stream idle timeout when no frame moved since it was
+// armed (504 before the response headers, a reset after). A timer armed
+// for an earlier time (an earlier attempt or exchange) finds timerAt zero
+// or later.
 func (fw *h2Fwd) onTimer() {
 	fw.mu.Lock()
 	defer fw.unlock()
-	if fw.timerAt.IsZero() || time.Now().Before(fw.timerAt) || fw.done || fw.relayed {
+	now := time.Now()
+	if fw.timerAt.IsZero() || now.Before(fw.timerAt) || fw.done {
+		return
+	}
+	tryOver := !fw.tryAt.IsZero() && !now.Before(fw.tryAt) && !fw.relayed
+	if !tryOver && fw.progress != fw.seen {
+		fw.armTimer() // bytes moved: the idle timeout starts again
 		return
 	}
 	fw.timerAt = time.Time{}
+	if fw.relayed {
+		fw.ds.Reset(http2.ErrCodeCancel) // the stream stalled
+		fw.finish()
+		return
+	}
 	fw.waitGen++
 	fw.endAttempt(true)
 	fw.a.replayable = fw.base == 0

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -221,5 +224,90 @@ func TestH2ForwardedHeaders(t *testing.T) {
 	parts := strings.Split(*seen.Load(), "|")
 	if parts[0] != "127.0.0.1" || parts[1] != "http" || len(parts[2]) != 36 {
 		t.Errorf("x-forwarded-for|proto|request-id = %q, want 127.0.0.1|http|<uuid>", *seen.Load())
+	}
+}
+
+// On the frame-level path too the route timeout runs from the end of the
+// request to the response headers: a paced upload and a paced download
+// lasting several route timeouts complete, a hung upstream gets 504.
+func TestH2RouteTimeoutEndsWithTheResponseHeaders(t *testing.T) {
+	be := startH2CBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/upload":
+			n, err := io.Copy(io.Discard, r.Body)
+			if err != nil {
+				w.WriteHeader(400)
+				return
+			}
+			fmt.Fprint(w, n)
+		case "/download":
+			rc := http.NewResponseController(w)
+			tick := time.NewTicker(pace)
+			defer tick.Stop()
+			for range pieces {
+				w.Write(bytes.Repeat([]byte("d"), 1000))
+				if rc.Flush() != nil {
+					return
+				}
+				<-tick.C
+			}
+		case "/hang":
+			<-r.Context().Done()
+		}
+	})
+	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+	p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "a", Protocol: route.HTTP2, Endpoints: endpoints(be)},
+		route.Route{Timeout: routeTimeout}))
+	c := h2cClient(t)
+	t.Run("paced upload", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/upload", newPacedReader(t, 1000))
+		req.Host = "a"
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		got, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || string(got) != strconv.Itoa(pieces*1000) {
+			t.Errorf("got %d %q, want 200 %d", res.StatusCode, got, pieces*1000)
+		}
+	})
+	t.Run("paced download", func(t *testing.T) {
+		if code, _, body := get(t, c, addr, "a", "/download"); code != 200 || len(body) != pieces*1000 {
+			t.Errorf("got %d and %d bytes, want 200 and %d", code, len(body), pieces*1000)
+		}
+	})
+	t.Run("hung upstream", func(t *testing.T) {
+		if code, _, _ := get(t, c, addr, "a", "/hang"); code != 504 {
+			t.Errorf("got %d, want 504", code)
+		}
+	})
+}
+
+// With no route timeout the stream idle timeout ends the wait for an
+// upstream that never answers, and cuts a response that stalls.
+func TestH2StreamIdleTimeout(t *testing.T) {
+	be := startH2CBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stall" {
+			w.WriteHeader(200)
+			http.NewResponseController(w).Flush()
+		}
+		<-r.Context().Done()
+	})
+	p, addr := startProxy(t, Config{StreamIdleTimeout: routeTimeout}, Mode{Kind: Outbound})
+	p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "a", Protocol: route.HTTP2, Endpoints: endpoints(be)}, route.Route{}))
+	c := h2cClient(t)
+	if code, _, _ := get(t, c, addr, "a", "/hang"); code != 504 {
+		t.Errorf("hung upstream: %d, want 504", code)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/stall", nil)
+	req.Host = "a"
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := io.ReadAll(res.Body); err == nil {
+		t.Error("a stalled response body ended without an error, want the stream reset")
 	}
 }
