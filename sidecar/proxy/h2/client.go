@@ -75,6 +75,10 @@ type ClientConn struct {
 	hb   respBlock // reader-owned
 	// hbEnd is END_STREAM of the block being decoded; reader-owned.
 	hbEnd bool
+	// reads counts reads with data, seenReads its value at the last read
+	// deadline, pinged a keepalive PING unanswered; reader-owned.
+	reads, seenReads uint64
+	pinged           bool
 
 	// mu guards l and the fields below.
 	mu          sync.Mutex
@@ -142,6 +146,8 @@ func newClientConn(p *Pool, nc net.Conn) *ClientConn {
 	cc.lastIdle = time.Now()
 	if cc.idle > 0 {
 		nc.SetReadDeadline(cc.lastIdle.Add(cc.idle))
+	} else {
+		nc.SetReadDeadline(cc.lastIdle.Add(keepaliveIdle))
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -169,6 +175,9 @@ type clientReader struct{ cc *ClientConn }
 func (r clientReader) Read(p []byte) (int, error) {
 	for {
 		n, err := r.cc.l.nc.Read(p)
+		if n > 0 {
+			r.cc.reads++
+		}
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || r.cc.idleExpired() {
 			return n, err
 		}
@@ -178,12 +187,45 @@ func (r clientReader) Read(p []byte) (int, error) {
 	}
 }
 
+// Keepalive of a connection with streams (x/net's ReadIdleTimeout and
+// PingTimeout): a connection that read nothing for keepaliveIdle gets a
+// PING, and is closed when nothing arrives for keepaliveTimeout after it
+// (a crashed host that sends no reset).
+const (
+	keepaliveIdle    = 30 * time.Second
+	keepaliveTimeout = 15 * time.Second
+)
+
+// idleExpired decides on a read deadline that passed; it runs on the
+// reader goroutine. It closes a connection without streams idle for the
+// pool's idle timeout, and one with streams that stopped answering.
 func (cc *ClientConn) idleExpired() bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	now := time.Now()
 	if len(cc.streams) > 0 {
-		cc.l.nc.SetReadDeadline(now.Add(cc.idle))
+		switch {
+		case cc.reads != cc.seenReads:
+			cc.pinged = false
+		case cc.pinged:
+			cc.goingAway = true // no answer to the PING: the peer is gone
+			cc.usable.Store(false)
+			return true
+		case cc.l.control():
+			cc.l.fr.WritePing(false, [8]byte{'s', 'h', 'o', 'a', 'l'})
+			cc.l.flush()
+			cc.pinged = true
+			cc.seenReads = cc.reads
+			cc.l.nc.SetReadDeadline(now.Add(keepaliveTimeout))
+			return false
+		}
+		cc.seenReads = cc.reads
+		cc.l.nc.SetReadDeadline(now.Add(keepaliveIdle))
+		return false
+	}
+	cc.pinged = false
+	if cc.idle <= 0 {
+		cc.l.nc.SetReadDeadline(now.Add(keepaliveIdle))
 		return false
 	}
 	if now.Sub(cc.lastIdle) >= cc.idle {
