@@ -35,6 +35,7 @@ type host struct {
 	cluster  *clusterState
 	pool     pool
 	h2       atomic.Pointer[h2.Pool] // multiplexed HTTP/2 connections, made on first use
+	h2closed atomic.Bool             // closeH2 was called: a pool made later is closed at once
 	requests lazyCounter             // upstream_requests_total{cluster, endpoint}
 	retired  atomic.Bool             // no longer in the table: its series is deleted
 
@@ -234,15 +235,20 @@ func (h *host) h2Pool(p *Proxy) *h2.Pool {
 	if hp := h.h2.Load(); hp != nil {
 		return hp
 	}
-	hp := h2.NewPool(h.addr, h2.PoolConfig{Dial: p.dialH2, IdleTimeout: p.cfg.UpstreamIdleTimeout})
+	hp := h2.NewPool(h.addr, h2.PoolConfig{Dial: p.dialH2, IdleTimeout: p.cfg.UpstreamIdleTimeout, Group: &p.h2wg})
 	if !h.h2.CompareAndSwap(nil, hp) {
 		return h.h2.Load()
+	}
+	if h.h2closed.Load() {
+		hp.Close() // a retired host: its attempts fail over to others
 	}
 	return hp
 }
 
-// closeH2 closes h's HTTP/2 connections; streams on them fail.
+// closeH2 closes h's HTTP/2 connections; streams on them fail. It does
+// not block (SetTable calls it): Proxy.Shutdown waits for p.h2wg.
 func (h *host) closeH2() {
+	h.h2closed.Store(true)
 	if hp := h.h2.Load(); hp != nil {
 		hp.Close()
 	}

@@ -129,6 +129,8 @@ type Proxy struct {
 	loads   *route.Loads
 	bound   atomic.Pointer[binding]
 	h2      *h2Handler
+	// h2wg counts the goroutines of every upstream HTTP/2 pool (h2.Pool).
+	h2wg sync.WaitGroup
 	// noCluster counts requests answered before a cluster was chosen.
 	noCluster *clusterState
 
@@ -321,6 +323,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		cs.mu.Unlock()
 	}
 	p.stateMu.Unlock()
+	p.h2wg.Wait()
 	return err
 }
 

@@ -94,7 +94,6 @@ type ClientConn struct {
 	goingAway   bool
 	lastIdle    time.Time
 	idle        time.Duration
-	done        chan struct{} // closed when both goroutines ended
 	// usable mirrors available() for Pool.Get, which must not take mu.
 	usable atomic.Bool
 }
@@ -128,7 +127,7 @@ func (b *respBlock) add(f hpack.HeaderField) {
 func newClientConn(p *Pool, nc net.Conn) *ClientConn {
 	cc := &ClientConn{pool: p, streams: make(map[uint32]*ClientStream), nextID: 1, maxStreams: 100,
 		sendWindow: initialWindow, peerInitial: initialWindow, recvWindow: connWindow,
-		idle: p.cfg.IdleTimeout, done: make(chan struct{})}
+		idle: p.cfg.IdleTimeout}
 	cc.l.init(nc, &cc.mu, 0)
 	cc.l.drained = cc.wakeBlocked
 	cc.br = bufio.NewReaderSize(clientReader{cc}, 16<<10)
@@ -149,19 +148,14 @@ func newClientConn(p *Pool, nc net.Conn) *ClientConn {
 	} else {
 		nc.SetReadDeadline(cc.lastIdle.Add(keepaliveIdle))
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
+	p.wg.Add(2)
 	go func() {
-		defer wg.Done()
+		defer p.wg.Done()
 		cc.l.writeLoop()
 	}()
 	go func() {
-		defer wg.Done()
+		defer p.wg.Done()
 		cc.readLoop()
-	}()
-	go func() {
-		wg.Wait()
-		close(cc.done)
 	}()
 	cc.usable.Store(true)
 	cc.l.flush()

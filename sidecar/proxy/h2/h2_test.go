@@ -160,6 +160,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestPoolMultiplexesUpToMaxConcurrentStreams(t *testing.T) {
 	s := startRawServer(t, 2, false)
 	p := NewPool(s.l.Addr().String(), PoolConfig{})
+	defer p.Join()
 	defer p.Close()
 	cc := dial(t, p)
 	eventually(t, "the upstream's settings", func() bool {
@@ -194,6 +195,7 @@ func TestPoolMultiplexesUpToMaxConcurrentStreams(t *testing.T) {
 func TestGoAwayRefusesStreamsAndRetiresTheConnection(t *testing.T) {
 	s := startRawServer(t, 100, true)
 	p := NewPool(s.l.Addr().String(), PoolConfig{})
+	defer p.Join()
 	defer p.Close()
 	cc := dial(t, p)
 	var r recorder

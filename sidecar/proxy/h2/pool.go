@@ -19,6 +19,10 @@ type PoolConfig struct {
 	// IdleTimeout closes a connection that had no stream for this long.
 	// Zero means never.
 	IdleTimeout time.Duration
+	// Group counts the pool's goroutines (connections, dials), so that the
+	// owner of many pools waits for all of them once (Wait); nil means a
+	// group of the pool's own.
+	Group *sync.WaitGroup
 }
 
 // Pool holds the multiplexed connections to one upstream endpoint: a
@@ -35,7 +39,7 @@ type Pool struct {
 	dialing bool
 	waiters []func(*ClientConn, error)
 	closed  bool
-	wg      sync.WaitGroup // dial and wake goroutines
+	wg      *sync.WaitGroup // cfg.Group: every goroutine of the pool
 }
 
 // NewPool returns an empty pool for addr.
@@ -46,7 +50,10 @@ func NewPool(addr string, cfg PoolConfig) *Pool {
 			return d.DialContext(ctx, "tcp", addr)
 		}
 	}
-	return &Pool{addr: addr, cfg: cfg}
+	if cfg.Group == nil {
+		cfg.Group = new(sync.WaitGroup)
+	}
+	return &Pool{addr: addr, cfg: cfg, wg: cfg.Group}
 }
 
 // Get returns a connection that takes another stream, or nil.
@@ -142,8 +149,8 @@ func (p *Pool) remove(cc *ClientConn) {
 	}
 }
 
-// Close closes every connection, failing their streams, and waits for
-// their goroutines; later Waits fail.
+// Close closes every connection, failing their streams; later Waits
+// fail. It does not block: Join waits for the goroutines.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
@@ -151,7 +158,9 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 	for _, cc := range conns {
 		cc.close()
-		<-cc.done
 	}
-	p.wg.Wait()
 }
+
+// Join waits until the goroutines of the pool's group have ended: call it
+// after Close (of every pool of the group).
+func (p *Pool) Join() { p.wg.Wait() }
