@@ -66,7 +66,7 @@ func newH2Handler(p *Proxy) *h2Handler {
 // serveConn serves an h2c connection whose preface head c has read.
 func (h *h2Handler) serveConn(c *conn) {
 	c.nc.SetReadDeadline(time.Time{})
-	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed}
+	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, trusted: c.trusted}
 	front := &h2Front{h: h, hc: hc}
 	sc := h2.NewServerConn(c.nc, c.br.buffered(), h2.ServerConfig{
 		// The first request's HEADERS must come as soon as an HTTP/1
@@ -123,6 +123,8 @@ type h2Conn struct {
 	peerIP []byte // conn.peerIP
 	peer   string // peerIP as a string
 	fixed  []byte // conn.fixed
+	// trusted is conn.trusted: the peer's X-Forwarded-* are kept.
+	trusted bool
 }
 
 // serveHTTP routes and forwards one request of an h2c connection.
@@ -210,7 +212,7 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	out.URL, out.RequestURI, out.Close = &x.url, "", false
 	out.Header = cloneHeader(r.Header, 4)
 	out.Trailer = r.Trailer.Clone()
-	rewriteHeaders(out.Header, hc.mode.trustsForwarded(), hc.peer)
+	rewriteHeaders(out.Header, hc.trusted, hc.peer)
 	x.setBody(r.Body, r.ContentLength, h.p.cfg.ReplayBufferBytes)
 	defer x.end()
 	res, code, msg := h.roundTrip(ctx, out, &x.transportExchange, idempotentMethod(r.Method))

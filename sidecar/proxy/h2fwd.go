@@ -56,6 +56,7 @@ type fwState struct {
 	ep       *lb.Endpoint
 	waitGen  uint64      // invalidates a pending pool wait
 	dialing  bool        // the attempt waits for a connection (BeginConnect)
+	loadAt   time.Time   // the attempt's start for load reports; zero: counted
 	timer    *time.Timer // fires onTimer; made once, re-armed
 	timerAt  time.Time   // when the timer fires; zero: not armed
 	tryAt    time.Time   // the attempt's deadline until its response headers; zero: none
@@ -186,7 +187,7 @@ func (fw *h2Fwd) fillView() {
 // path's forwarding rules (X-Forwarded-*, X-Request-Id; rewriteHeaders).
 func (fw *h2Fwd) buildRequest() {
 	s := fw.ds
-	trusted := fw.hc.mode.trustsForwarded()
+	trusted := fw.hc.trusted
 	authority := s.Authority
 	if authority == "" {
 		authority = string(fw.view.Host)
@@ -264,6 +265,8 @@ func (fw *h2Fwd) next() {
 	}
 	a.markTried(hst)
 	hst.countRequest(fw.h.p.metrics)
+	hst.load.begin()
+	fw.loadAt = time.Now()
 	e.Begin()
 	fw.host, fw.ep = hst, e
 	fw.sent, fw.sentEnd = 0, false
@@ -430,6 +433,7 @@ func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.Hea
 	fw.tryAt = time.Time{} // the route and per-try timers end here
 	fw.progress++
 	fw.armTimer()
+	fw.loadDone(status >= 500)
 	a, hst := &fw.a, fw.host
 	gs, trailersOnly := grpcStatusField(fields)
 	if status >= 500 || trailersOnly && grpcIsServerError(gs) {
@@ -537,8 +541,18 @@ func (fw *h2Fwd) retry(out outcome, code int) {
 	fw.reply(fw.a.last, failureMessage(fw.a.last))
 }
 
+// loadDone counts the end of the attempt in the host's load report
+// (LRS), once.
+func (fw *h2Fwd) loadDone(failed bool) {
+	if !fw.loadAt.IsZero() {
+		fw.host.load.end(time.Since(fw.loadAt), failed)
+		fw.loadAt = time.Time{}
+	}
+}
+
 // endAttempt leaves the current attempt, resetting its stream.
 func (fw *h2Fwd) endAttempt(reset bool) {
+	fw.loadDone(true) // no response headers: a failed attempt
 	if fw.up != nil && reset {
 		fw.up.Reset(http2.ErrCodeCancel)
 	}
