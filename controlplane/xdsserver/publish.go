@@ -192,7 +192,7 @@ func (p *publisher) setProfile(profile string, res *xds.Resources) error {
 		return nil
 	}
 	for i, typ := range [3]string{resource.ClusterType, resource.ListenerType, resource.RouteType} {
-		if err := p.profiles.cache(profile, typ).setResources(groups[i]); err != nil {
+		if err := p.profiles.set(profile, typ, groups[i]); err != nil {
 			return err
 		}
 	}

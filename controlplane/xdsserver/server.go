@@ -157,6 +157,7 @@ func New(cfg Config) (*Server, error) {
 	s.eds = newEDSCache()
 	s.profiles = newProfileCaches(xds.Profiles())
 	s.eds.onDrop = m.dropped.Inc
+	s.profiles.onDrop = m.dropped.Inc
 	for _, byType := range s.profiles.byProfile {
 		for _, c := range byType {
 			c.onDrop = m.dropped.Inc
@@ -177,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.pub = newPublisher(s.eds, s.profiles, cfg.RemovalDelay, m, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.xds = serverv3.NewServer(s.ctx, s.gate, callbacks{s.track})
+	s.xds = serverv3.NewServer(s.ctx, roleChecked{s.gate}, callbacks{s.track})
 	return s, nil
 }
 
