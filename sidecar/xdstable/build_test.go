@@ -1,6 +1,7 @@
 package xdstable_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -355,5 +356,39 @@ func TestBuildRouteTimeoutDefaultAndDisabled(t *testing.T) {
 		if r.Timeout != want {
 			t.Errorf("%s: timeout %v, want %v", host, r.Timeout, want)
 		}
+	}
+}
+
+// Issue 16: a service whose instances all left is dropped by the control
+// plane; a proxy that has seen it keeps its name, so a request for it gets
+// 503 "no healthy instance" rather than the 404 of an unknown name.
+func TestBuildKeepsKnownServicesWithoutInstances(t *testing.T) {
+	before := snapshotOf(t, xds.Input{Endpoints: []registry.Endpoint{
+		endpoint("orders", "orders-1", 3001, registry.HealthUnknown, nil),
+		endpoint("users", "users-1", 3002, registry.HealthUnknown, nil),
+	}})
+	known := xdstable.ServiceNames(before)
+	if !slices.Equal(known, []string{"orders", "users"}) {
+		t.Fatalf("ServiceNames = %v, want [orders users]", known)
+	}
+	after := snapshotOf(t, xds.Input{Endpoints: []registry.Endpoint{
+		endpoint("users", "users-1", 3002, registry.HealthUnknown, nil),
+	}})
+	tbl, err := xdstable.Build(after, xdstable.Options{RouteConfig: "outbound", Known: known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := tbl.Match(request("orders", "/api/orders"))
+	if rt == nil {
+		t.Fatal("no route for orders: it would answer 404 as if nobody knew the name")
+	}
+	if c := rt.PickCluster(); c == nil || c.Name != "orders" || len(c.Endpoints) != 0 {
+		t.Errorf("orders routes to %+v, want its empty cluster (503)", c)
+	}
+	if got := healthyAddrs(tbl.Cluster("users")); !slices.Equal(got, []string{"127.0.0.1:3002"}) {
+		t.Errorf("users = %v: a known service that is still there is unchanged", got)
+	}
+	if tbl.Match(request("nosuch", "/")) != nil {
+		t.Error("a name never seen is routed; want 404")
 	}
 }

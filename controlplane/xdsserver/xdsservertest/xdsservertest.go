@@ -1,6 +1,6 @@
-// Package xdstest starts shoal's xDS server and gRPC echo backends on
+// Package xdsservertest starts shoal's xDS server and gRPC echo backends on
 // loopback for tests that drive real xDS clients (grpc-go, grpc-js-xds).
-package xdstest
+package xdsservertest
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
-	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -50,11 +50,11 @@ func StartBackends(t testing.TB, svc string, n int) []registry.Endpoint {
 	return eps
 }
 
-// StartServer runs an xds.Server (5 ms debounce) on a loopback gRPC server
-// with xds.ServerOptions until test cleanup and returns it with its address.
-func StartServer(t testing.TB) (*xds.Server, string) {
+// StartServer runs an xdsserver.Server (5 ms debounce) on a loopback gRPC server
+// with xdsserver.ServerOptions until test cleanup and returns it with its address.
+func StartServer(t testing.TB) (*xdsserver.Server, string) {
 	t.Helper()
-	srv, err := xds.NewServer(xds.Config{Debounce: 5 * time.Millisecond})
+	srv, err := xdsserver.New(xdsserver.Config{Debounce: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func StartServer(t testing.TB) (*xds.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(xds.ServerOptions()...)
+	g := grpc.NewServer(xdsserver.ServerOptions()...)
 	srv.Register(g)
 	serveDone := make(chan struct{})
 	go func() { defer close(serveDone); g.Serve(lis) }()

@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -139,7 +140,7 @@ func newResourceCache(typeURL string, fullState bool) *resourceCache {
 }
 
 // newEDSCache returns the cache of the load assignments.
-func newEDSCache() *resourceCache { return newResourceCache(endpointType, false) }
+func newEDSCache() *resourceCache { return newResourceCache(resource.EndpointType, false) }
 
 // preparedEntry is a marshaled resource about to enter the cache.
 type preparedEntry struct {
@@ -207,7 +208,7 @@ func (c *resourceCache) setResources(rs []types.Resource) error {
 				same = append(same, i)
 			}
 		}
-		// hashResource's content hash is the first 8 bytes of the same
+		// xds.HashResource's content hash is the first 8 bytes of the same
 		// SHA-256, so labels stay the versions the SnapshotCache sent.
 		hashes[names[i]] = e.hash[:16]
 	}

@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"slices"
@@ -8,6 +8,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"google.golang.org/protobuf/proto"
 )
@@ -60,7 +61,7 @@ func TestEDSCacheSotW(t *testing.T) {
 		}
 		sub := stream.NewSotwSubscription(names, true)
 		ch := make(chan cache.Response, 1)
-		c.CreateWatch(&cache.Request{TypeUrl: endpointType, ResourceNames: names}, &sub, ch)
+		c.CreateWatch(&cache.Request{TypeUrl: resource.EndpointType, ResourceNames: names}, &sub, ch)
 		r := recvSotw(t, ch)
 		want := []string{"a", "b"}
 		if !wildcard {
@@ -72,7 +73,7 @@ func TestEDSCacheSotW(t *testing.T) {
 		sub.SetReturnedResources(r.GetReturnedResources())
 		// ACK: nothing new, the watch is parked.
 		ch = make(chan cache.Response, 1)
-		ack := &cache.Request{TypeUrl: endpointType, ResourceNames: names, VersionInfo: "eds-x"}
+		ack := &cache.Request{TypeUrl: resource.EndpointType, ResourceNames: names, VersionInfo: "eds-x"}
 		cancel, _ := c.CreateWatch(ack, &sub, ch)
 		if len(ch) != 0 {
 			t.Fatal("response to an ACK with nothing new")
@@ -104,14 +105,14 @@ func TestEDSCacheDelta(t *testing.T) {
 	// Reconnecting with b held at its current version and a stale x.
 	sub := stream.NewDeltaSubscription(nil, nil, map[string]string{"b": bHash, "x": "old"}, true)
 	ch := make(chan cache.DeltaResponse, 2)
-	c.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: endpointType}, &sub, ch)
+	c.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: resource.EndpointType}, &sub, ch)
 	r := <-ch
 	out, _ := r.GetDeltaDiscoveryResponse()
 	if got := claNames(t, out); !slices.Equal(got, []string{"a"}) || !slices.Equal(out.GetRemovedResources(), []string{"x"}) {
 		t.Fatalf("first response %v removed %v", got, out.GetRemovedResources())
 	}
 	sub.SetReturnedResources(r.GetReturnedResources())
-	cancel, _ := c.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: endpointType, ResponseNonce: "1"}, &sub, ch)
+	cancel, _ := c.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: resource.EndpointType, ResponseNonce: "1"}, &sub, ch)
 	if len(ch) != 0 {
 		t.Fatal("response to an ACK with nothing new")
 	}
@@ -127,7 +128,7 @@ func TestEDSCacheDelta(t *testing.T) {
 	cancel()
 	// A cancelled watch is not sent to.
 	sub.SetReturnedResources(r.GetReturnedResources())
-	cancel, _ = c.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: endpointType, ResponseNonce: "2"}, &sub, ch)
+	cancel, _ = c.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: resource.EndpointType, ResponseNonce: "2"}, &sub, ch)
 	cancel()
 	c.UpdateResources(map[string]types.Resource{"d": cla("d", 1)}, nil)
 	if len(ch) != 0 {
@@ -135,7 +136,7 @@ func TestEDSCacheDelta(t *testing.T) {
 	}
 	// Behind by two updates: gets both.
 	c.UpdateResources(map[string]types.Resource{"e": cla("e", 1)}, nil)
-	c.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: endpointType, ResponseNonce: "3"}, &sub, ch)
+	c.CreateDeltaWatch(&cache.DeltaRequest{TypeUrl: resource.EndpointType, ResponseNonce: "3"}, &sub, ch)
 	r = <-ch
 	out, _ = r.GetDeltaDiscoveryResponse()
 	if got := claNames(t, out); !slices.Equal(got, []string{"d", "e"}) {

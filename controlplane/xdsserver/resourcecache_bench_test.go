@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 )
 
@@ -30,10 +31,10 @@ func benchCacheUpdate(b *testing.B, c updater, clients int) {
 	for i := range clients {
 		subs[i] = stream.NewSotwSubscription(nil, true)
 		chs[i] = make(chan cache.Response, 1)
-		c.CreateWatch(&cache.Request{TypeUrl: endpointType}, subs[i], chs[i])
+		c.CreateWatch(&cache.Request{TypeUrl: resource.EndpointType}, subs[i], chs[i])
 		r := <-chs[i]
 		subs[i].SetReturnedResources(r.GetReturnedResources())
-		c.CreateWatch(&cache.Request{TypeUrl: endpointType, VersionInfo: "eds-1"}, subs[i], chs[i])
+		c.CreateWatch(&cache.Request{TypeUrl: resource.EndpointType, VersionInfo: "eds-1"}, subs[i], chs[i])
 	}
 	runtime.GC()
 	var ms runtime.MemStats
@@ -46,7 +47,7 @@ func benchCacheUpdate(b *testing.B, c updater, clients int) {
 		for i := range clients {
 			r := <-chs[i]
 			subs[i].SetReturnedResources(r.GetReturnedResources())
-			c.CreateWatch(&cache.Request{TypeUrl: endpointType, VersionInfo: "eds-1"}, subs[i], chs[i])
+			c.CreateWatch(&cache.Request{TypeUrl: resource.EndpointType, VersionInfo: "eds-1"}, subs[i], chs[i])
 		}
 	}
 }
@@ -56,7 +57,7 @@ func benchCacheUpdate(b *testing.B, c updater, clients int) {
 // re-create their watch (the ACK), with go-control-plane's LinearCache and
 // with edsCache; heapMiB is the heap with every client parked.
 func BenchmarkLinearCacheUpdate(b *testing.B) {
-	benchCacheUpdate(b, cache.NewLinearCache(endpointType, cache.WithVersionPrefix(edsVersionPrefix), cache.WithLogger(logAdapter{slog.New(slog.DiscardHandler)})), 1000)
+	benchCacheUpdate(b, cache.NewLinearCache(resource.EndpointType, cache.WithVersionPrefix(edsVersionPrefix), cache.WithLogger(logAdapter{slog.New(slog.DiscardHandler)})), 1000)
 }
 func BenchmarkEDSCacheUpdate(b *testing.B) { benchCacheUpdate(b, newEDSCache(), 1000) }
 
@@ -126,7 +127,7 @@ func BenchmarkSnapshotCacheClusters(b *testing.B) {
 }
 
 func BenchmarkProfileCacheClusters(b *testing.B) {
-	rc := newResourceCache(clusterType, true)
+	rc := newResourceCache(resource.ClusterType, true)
 	benchSnapshotType(b, rc, func(rs []types.Resource) {
 		if err := rc.setResources(rs); err != nil {
 			b.Fatal(err)

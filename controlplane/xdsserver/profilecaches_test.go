@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"bytes"
@@ -13,9 +13,12 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/shoal-mesh/shoal/controlplane/xds"
 )
 
 // testCluster is cluster name in revision rev: another rev is another
@@ -66,7 +69,7 @@ func (o *oldPublish) publish(tb testing.TB, rs []types.Resource) {
 	hashes := map[string]string{}
 	for i, r := range rs {
 		names[i] = cache.GetResourceName(r)
-		hashes[names[i]] = hashResource(r)
+		hashes[names[i]] = xds.HashResource(r)
 	}
 	v := hashVersion(names, hashes)
 	if v == o.version {
@@ -128,13 +131,13 @@ func (s *simStream) request(tb testing.TB, version string) {
 	}
 	var err error
 	if s.delta {
-		req := &cache.DeltaRequest{Node: simNode, TypeUrl: clusterType, ResponseNonce: nonce}
+		req := &cache.DeltaRequest{Node: simNode, TypeUrl: resource.ClusterType, ResponseNonce: nonce}
 		if s.nonce == 0 {
 			req.ResourceNamesSubscribe = s.names
 		}
 		s.cancel, err = s.c.CreateDeltaWatch(req, &s.sub, s.dch)
 	} else {
-		req := &cache.Request{Node: simNode, TypeUrl: clusterType, ResourceNames: s.names, VersionInfo: version, ResponseNonce: nonce}
+		req := &cache.Request{Node: simNode, TypeUrl: resource.ClusterType, ResourceNames: s.names, VersionInfo: version, ResponseNonce: nonce}
 		s.sub.SetResourceSubscription(s.names)
 		s.cancel, err = s.c.CreateWatch(req, &s.sub, s.ch)
 	}
@@ -259,7 +262,7 @@ func TestProfileCacheMatchesSnapshotCache(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			old := &oldPublish{c: cache.NewSnapshotCache(false, oneProfile{}, nil)}
 			want := runPublishes(t, func(rs []types.Resource) { old.publish(t, rs) }, old.c, tc.delta, tc.names)
-			rc := newResourceCache(clusterType, true)
+			rc := newResourceCache(resource.ClusterType, true)
 			got := runPublishes(t, func(rs []types.Resource) {
 				if err := rc.setResources(rs); err != nil {
 					t.Fatal(err)
@@ -276,7 +279,7 @@ func TestProfileCacheMatchesSnapshotCache(t *testing.T) {
 // version are sent one shared slice of resources, marshaled once, and that
 // each client's record of what it holds is one entry.
 func TestProfileCacheSharesResponses(t *testing.T) {
-	rc := newResourceCache(clusterType, true)
+	rc := newResourceCache(resource.ClusterType, true)
 	rs := stateResources(map[string]int64{"a": 1, "b": 1, "c": 1})
 	if err := rc.setResources(rs); err != nil {
 		t.Fatal(err)
@@ -321,7 +324,7 @@ func TestProfileCacheSharesResponses(t *testing.T) {
 // request without a version waits, and the stream is not failed.
 func TestProfileCachesUnknownType(t *testing.T) {
 	const secretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-	p := newProfileCaches(Profiles())
+	p := newProfileCaches(xds.Profiles())
 	dsub := stream.NewDeltaSubscription(nil, nil, nil, true)
 	dch := make(chan cache.DeltaResponse, 1)
 	if _, err := p.CreateDeltaWatch(&cache.DeltaRequest{Node: simNode, TypeUrl: secretType}, &dsub, dch); err != nil {

@@ -1,9 +1,10 @@
-package xds
+package xdsserver
 
 import (
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -13,8 +14,8 @@ import (
 )
 
 func TestCodecRoundTrip(t *testing.T) {
-	in := &discoveryv3.DiscoveryResponse{VersionInfo: "v1", TypeUrl: clusterType, Nonce: "3",
-		Resources: []*anypb.Any{{TypeUrl: clusterType, Value: make([]byte, 64<<10)}}}
+	in := &discoveryv3.DiscoveryResponse{VersionInfo: "v1", TypeUrl: resource.ClusterType, Nonce: "3",
+		Resources: []*anypb.Any{{TypeUrl: resource.ClusterType, Value: make([]byte, 64<<10)}}}
 	data, err := codec{}.Marshal(in)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -14,15 +14,17 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-mesh/shoal/controlplane/xds"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
-// Config configures a Server. It is copied by NewServer.
+// Config configures a Server. It is copied by New.
 type Config struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -46,10 +48,26 @@ type Config struct {
 	// operating system (debug.FreeOSMemory; see releaser). Zero means 64
 	// MiB; negative means never.
 	ReleaseMemoryAfter int64
+	// Translator turns each applied input into resources; nil means a new
+	// xds.Memo (the memoized xds.Translate).
+	Translator Translator
 }
 
+// Translator is what the server needs of the translation (package
+// controlplane/xds, which imports nothing from this one): the resources of
+// every capability profile and the routes' statuses for one input. It is
+// called serially, from Run's goroutine; the results must not be modified
+// afterwards (the caches share them). An error means the input could not
+// be translated into resources that pass their checks: nothing is
+// published.
+type Translator interface {
+	Translate(in xds.Input, profiles []xds.Capabilities) (map[string]*xds.Resources, []*shoalv1.RouteStatus, error)
+}
+
+var _ Translator = (*xds.Memo)(nil)
+
 // Server serves the mesh's xDS resources over ADS, state-of-the-world and
-// delta. Create it with NewServer, register it on a gRPC server, run it,
+// delta. Create it with New, register it on a gRPC server, run it,
 // then feed it with Update.
 //
 // Caching: ClusterLoadAssignments are the same for every client and live
@@ -88,23 +106,23 @@ type Server struct {
 
 	// mu guards pending, routes and last.
 	mu      sync.Mutex
-	pending *Input
+	pending *xds.Input
 	routes  []*shoalv1.RouteStatus
 
 	// last is the last applied input, translated again when lingering
 	// resources expire.
-	last *Input
+	last *xds.Input
 
-	// pub and memo are owned by Run's goroutine.
-	pub  *publisher
-	memo memo
+	// pub and translator are owned by Run's goroutine.
+	pub        *publisher
+	translator Translator
 	// release is nil with a negative Config.ReleaseMemoryAfter.
 	release *releaser
 }
 
-// NewServer returns a Server that serves nothing until the first Update
+// New returns a Server that serves nothing until the first Update
 // has been applied by Run.
-func NewServer(cfg Config) (*Server, error) {
+func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -120,6 +138,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.ReleaseMemoryAfter == 0 {
 		cfg.ReleaseMemoryAfter = 64 << 20
 	}
+	if cfg.Translator == nil {
+		cfg.Translator = &xds.Memo{}
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("xds: metrics: %w", err)
@@ -130,10 +151,13 @@ func NewServer(cfg Config) (*Server, error) {
 		m:       m,
 		kick:    make(chan struct{}, 1),
 		runDone: make(chan struct{}),
+
+		translator: cfg.Translator,
 	}
 	s.eds = newEDSCache()
-	s.profiles = newProfileCaches(Profiles())
+	s.profiles = newProfileCaches(xds.Profiles())
 	s.eds.onDrop = m.dropped.Inc
+	s.profiles.onDrop = m.dropped.Inc
 	for _, byType := range s.profiles.byProfile {
 		for _, c := range byType {
 			c.onDrop = m.dropped.Inc
@@ -154,12 +178,12 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.pub = newPublisher(s.eds, s.profiles, cfg.RemovalDelay, m, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.xds = serverv3.NewServer(s.ctx, s.gate, callbacks{s.track})
+	s.xds = serverv3.NewServer(s.ctx, roleChecked{s.gate}, callbacks{s.track})
 	return s, nil
 }
 
 func cacheFor(typeURL string) string {
-	if typeURL == endpointType {
+	if typeURL == resource.EndpointType {
 		return "eds"
 	}
 	return "profiles"
@@ -175,7 +199,7 @@ func (s *Server) Register(g *grpc.Server) {
 // each other are coalesced and only the last is translated. in must not be
 // modified after the call. The first call must carry the first full read of
 // etcd: nothing is served before it.
-func (s *Server) Update(in Input) {
+func (s *Server) Update(in xds.Input) {
 	s.mu.Lock()
 	if s.pending != nil {
 		s.m.coalesced.Inc()
@@ -311,7 +335,7 @@ func (s *Server) apply(sweep bool) time.Time {
 	if in == nil {
 		return time.Time{}
 	}
-	results, statuses, err := s.memo.translate(*in, Profiles())
+	results, statuses, err := s.translator.Translate(*in, xds.Profiles())
 	if err != nil {
 		// A translator bug: keep serving the last good state.
 		s.m.failures.Inc()
@@ -347,7 +371,7 @@ const edsVersionPrefix = "eds-"
 type callbacks struct{ *tracker }
 
 func (c callbacks) OnStreamResponse(ctx context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-	if resp.GetTypeUrl() == endpointType {
+	if resp.GetTypeUrl() == resource.EndpointType {
 		h := sha256.New()
 		for _, r := range resp.GetResources() {
 			h.Write(r.GetValue())

@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"log/slog"
@@ -7,6 +7,9 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/shoal-mesh/shoal/controlplane/xds"
 )
 
 // publisher puts translations into the caches, changing only what changed,
@@ -60,7 +63,7 @@ func newPublisher(eds *resourceCache, profiles *profileCaches, delay time.Durati
 // so routes move off it before it goes. results maps a profile to its
 // translation; their load assignments are equal. It returns the next
 // expiry, or zero.
-func (p *publisher) publish(results map[string]*Resources, now time.Time) time.Time {
+func (p *publisher) publish(results map[string]*xds.Resources, now time.Time) time.Time {
 	var clas []types.Resource
 	for _, res := range results {
 		clas = res.Endpoints
@@ -92,7 +95,7 @@ func (p *publisher) updateEndpoints(clas []types.Resource, now time.Time) (expir
 		name := cache.GetResourceName(r)
 		v, ok := p.claVersions[name]
 		if !ok || p.claPublished[name] != r {
-			v = hashResource(r)
+			v = xds.HashResource(r)
 		}
 		next[name], present[name] = v, r
 		delete(p.claLinger, name)
@@ -183,13 +186,13 @@ func (p *publisher) nextExpiry() time.Time {
 // order (the xDS protocol's advice for ADS: clusters before the routes
 // that name them), unless none of them is a new value. Each cache versions
 // its type with a hash of its content.
-func (p *publisher) setProfile(profile string, res *Resources) error {
+func (p *publisher) setProfile(profile string, res *xds.Resources) error {
 	groups := [3][]types.Resource{res.Clusters, res.Listeners, res.Routes}
 	if last, ok := p.profilePublished[profile]; ok && sameResources(last, groups) {
 		return nil
 	}
-	for i, typ := range [3]string{clusterType, listenerType, routeType} {
-		if err := p.profiles.cache(profile, typ).setResources(groups[i]); err != nil {
+	for i, typ := range [3]string{resource.ClusterType, resource.ListenerType, resource.RouteType} {
+		if err := p.profiles.set(profile, typ, groups[i]); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -19,6 +22,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/shoal-mesh/shoal/controlplane/xds"
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -34,7 +39,7 @@ func startServer(t *testing.T, cfg Config) (*Server, string) {
 	if cfg.Debounce == 0 {
 		cfg.Debounce = 2 * time.Millisecond
 	}
-	srv, err := NewServer(cfg)
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,40 +162,47 @@ var envoyNode = &corev3.Node{Id: "sidecar-1", UserAgentName: "envoy"}
 func TestServerDeltaSendsOnlyTheChangedAssignment(t *testing.T) {
 	srv, addr := startServer(t, Config{})
 	c := newDeltaClient(t, addr, envoyNode)
-	c.subscribe(endpointType, "orders", "users")
-	c.subscribe(clusterType) // wildcard
+	c.subscribe(resource.EndpointType, "orders", "users")
+	c.subscribe(resource.ClusterType) // wildcard
 
 	// Nothing is served before the first full update.
 	c.expectNothing()
 
-	srv.Update(Input{Endpoints: ordersFleet()})
+	srv.Update(xds.Input{Endpoints: ordersFleet()})
 	got := map[string][]string{}
 	for range 2 {
 		r := c.recv()
 		got[r.GetTypeUrl()] = resourceNames(r)
 	}
-	want := map[string][]string{endpointType: {"orders", "users"}, clusterType: {"orders", "users"}}
+	want := map[string][]string{resource.EndpointType: {"orders", "users"}, resource.ClusterType: {"orders", "users"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("first responses (-want +got):\n%s", diff)
 	}
 
 	// The same state again: nothing is sent.
-	srv.Update(Input{Endpoints: ordersFleet()})
+	srv.Update(xds.Input{Endpoints: ordersFleet()})
 	c.expectNothing()
 
 	// One endpoint changes: only its assignment is sent.
 	eps := ordersFleet()
 	eps[1].Health = registry.HealthUnhealthy
-	srv.Update(Input{Endpoints: eps})
+	srv.Update(xds.Input{Endpoints: eps})
 	r := c.recv()
-	if r.GetTypeUrl() != endpointType || !slices.Equal(resourceNames(r), []string{"orders"}) {
+	if r.GetTypeUrl() != resource.EndpointType || !slices.Equal(resourceNames(r), []string{"orders"}) {
 		t.Fatalf("got %s %v, want only the orders assignment", r.GetTypeUrl(), resourceNames(r))
 	}
 	cla := &endpointv3.ClusterLoadAssignment{}
 	if err := r.GetResources()[0].GetResource().UnmarshalTo(cla); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(loadAssignment("orders", indexEndpoints(eps)["orders"]), cla, protocmp.Transform()); diff != "" {
+	res, _ := xds.Translate(xds.Input{Endpoints: eps}, xds.CapabilitiesEnvoy)
+	var wantCLA types.Resource
+	for _, r := range res.Endpoints {
+		if cache.GetResourceName(r) == "orders" {
+			wantCLA = r
+		}
+	}
+	if diff := cmp.Diff(wantCLA, cla, protocmp.Transform()); diff != "" {
 		t.Errorf("assignment (-want +got):\n%s", diff)
 	}
 	c.expectNothing()
@@ -200,8 +212,19 @@ func TestServerStatusTracksAcksAndRoutes(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	srv, addr := startServer(t, Config{Registerer: reg})
 	c := newDeltaClient(t, addr, &corev3.Node{Id: "grpc-1", UserAgentName: "gRPC Go", UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: "1.85.0"}})
-	c.subscribe(clusterType, "orders")
-	srv.Update(Input{Endpoints: ordersFleet(), Routes: goldenCases[5].in.Routes})
+	c.subscribe(resource.ClusterType, "orders")
+	// The routes of the "rejected" golden case: only a-first is accepted.
+	srv.Update(xds.Input{Endpoints: ordersFleet(), Routes: []*shoalv1.Route{
+		route("a-first", []string{"orders"}, rule(shoalv1.Strategy_STRATEGY_ROUND_ROBIN, to("orders"))),
+		route("b-same-host", []string{"orders"}, rule(shoalv1.Strategy_STRATEGY_LEAST_REQUEST, to("orders"))),
+		route("ring-without-key", []string{"a.example.com"}, rule(shoalv1.Strategy_STRATEGY_RING_HASH, to("orders"))),
+		route("bad-regex", []string{"b.example.com"}, &shoalv1.Rule{
+			Match: &shoalv1.Match{Path: &shoalv1.Match_Regex{Regex: "(("}}, Destinations: []*shoalv1.Destination{to("orders")},
+		}),
+		route("bad-weight", []string{"c.example.com"}, rule(0, toW("orders", 0), toW("users", 0))),
+		route("Bad_Name", []string{"d.example.com"}, rule(0, to("orders"))),
+		route("no-rules", []string{"e.example.com"}),
+	}})
 	r := c.recv()
 	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
 	defer cancel()
@@ -253,9 +276,9 @@ func TestServerStatusTracksAcksAndRoutes(t *testing.T) {
 // rather than an empty row.
 func TestServerStatusShowsAResumedDeltaClient(t *testing.T) {
 	srv, addr := startServer(t, Config{})
-	srv.Update(Input{Endpoints: ordersFleet()})
+	srv.Update(xds.Input{Endpoints: ordersFleet()})
 	first := newDeltaClient(t, addr, envoyNode)
-	first.subscribe(endpointType, "orders", "users")
+	first.subscribe(resource.EndpointType, "orders", "users")
 	held := map[string]string{}
 	for _, res := range first.recv().GetResources() {
 		held[res.GetName()] = res.GetVersion()
@@ -266,7 +289,7 @@ func TestServerStatusShowsAResumedDeltaClient(t *testing.T) {
 
 	node := &corev3.Node{Id: "resumed-1", UserAgentName: "envoy"}
 	c := newDeltaClient(t, addr, node)
-	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: endpointType,
+	c.send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.EndpointType,
 		ResourceNamesSubscribe: []string{"orders", "users"}, InitialResourceVersions: held})
 	c.expectNothing()
 	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
@@ -294,15 +317,15 @@ func TestServerStatusShowsAResumedDeltaClient(t *testing.T) {
 func TestServerNackIsRecorded(t *testing.T) {
 	srv, addr := startServer(t, Config{})
 	c := newDeltaClient(t, addr, envoyNode)
-	c.subscribe(clusterType, "orders")
-	srv.Update(Input{Endpoints: ordersFleet()})
+	c.subscribe(resource.ClusterType, "orders")
+	srv.Update(xds.Input{Endpoints: ordersFleet()})
 	var r *discoveryv3.DeltaDiscoveryResponse
 	select {
 	case r = <-c.resps:
 	case <-time.After(defaultTestTimeout):
 		t.Fatal("no response")
 	}
-	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: clusterType, ResponseNonce: r.GetNonce(),
+	c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType, ResponseNonce: r.GetNonce(),
 		ErrorDetail: statusProto("cluster orders: unsupported lb_policy")})
 	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
 	defer cancel()
@@ -338,16 +361,16 @@ func TestServerBytesPerEndpointChange(t *testing.T) {
 	}
 	srv, addr := startServer(t, Config{})
 	dc := newDeltaClient(t, addr, envoyNode)
-	dc.subscribe(endpointType, names...)
+	dc.subscribe(resource.EndpointType, names...)
 	sc := newSotwClient(t, addr, envoyNode)
-	sc.subscribe(endpointType, names...)
-	srv.Update(Input{Endpoints: eps})
+	sc.subscribe(resource.EndpointType, names...)
+	srv.Update(xds.Input{Endpoints: eps})
 	full := proto.Size(dc.recv())
 	sc.recv()
 
 	changed := slices.Clone(eps)
 	changed[57] = endpoint(eps[57].Service, eps[57].ID, eps[57].Address, eps[57].Port, registry.HealthDraining)
-	srv.Update(Input{Endpoints: changed})
+	srv.Update(xds.Input{Endpoints: changed})
 	d := dc.recv()
 	s := sc.recv()
 	if len(d.GetResources()) != 1 || len(s.GetResources()) != 1 {

@@ -1,15 +1,16 @@
-package xds
+package xdsserver
 
 import (
 	"testing"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // TestDroppedResponsesAreCounted: a response no stream can take (its
 // channel already full) is counted, and a watch is answered once at most.
 func TestDroppedResponsesAreCounted(t *testing.T) {
-	c := newResourceCache(clusterType, true)
+	c := newResourceCache(resource.ClusterType, true)
 	drops := 0
 	c.onDrop = func() { drops++ }
 

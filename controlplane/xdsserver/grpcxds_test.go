@@ -1,4 +1,4 @@
-package xds_test
+package xdsserver_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	grpcxds "google.golang.org/grpc/xds"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
-	"github.com/shoal-mesh/shoal/internal/testutil/xdstest"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver/xdsservertest"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
@@ -93,8 +93,8 @@ func ringHashRoute(strategy shoalv1.Strategy) *shoalv1.Route {
 
 func TestGRPCGoXDSClient(t *testing.T) {
 	ctx := t.Context()
-	eps := xdstest.StartBackends(t, "echo", 3)
-	srv, addr := xdstest.StartServer(t)
+	eps := xdsservertest.StartBackends(t, "echo", 3)
+	srv, addr := xdsservertest.StartServer(t)
 	srv.Update(xds.Input{Endpoints: eps})
 	client := dialXDS(t, addr, "echo")
 
