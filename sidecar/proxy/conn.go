@@ -127,6 +127,9 @@ func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
 		}
 	}
 	c.trusted = mode.trustsForwarded(p.bound.Load(), peer)
+	if _, mtls := nc.(PeerIdentity); mtls && mode.Kind == Inbound {
+		c.trusted = true // the mTLS inbound listener admits mesh peers only
+	}
 	c.br = bufReader{rd: c, buf: bufs.rbuf}
 	c.w = bufs.w
 	c.w.reset(nc, p.cfg.WriteTimeout)

@@ -224,8 +224,9 @@ const (
 	Outbound ModeKind = iota
 	// Inbound sends everything to Mode.Cluster (the local app). Client
 	// X-Forwarded-* headers are trusted only from mesh peers: loopback, an
-	// address of an endpoint in the table, or any peer when XFFTrustedHops
-	// is set.
+	// address of an endpoint in the table, a connection that authenticated
+	// its peer (PeerIdentity: mTLS), or any peer when XFFTrustedHops is
+	// set.
 	Inbound
 	// Fixed serves one upstream on a local port: routes of the virtual host
 	// matching Mode.Cluster as the host apply, falling back to Mode.Cluster.
