@@ -297,6 +297,9 @@ func (c *conn) headError(err error) {
 func (c *conn) reject(e *httpError) {
 	c.p.metrics.rejected.WithLabelValues(strconv.Itoa(e.code)).Inc()
 	c.req.closeConn = true
+	if e == errNotHTTP {
+		return
+	}
 	c.localReply(e.code, e.msg)
 	c.lingerClose()
 }

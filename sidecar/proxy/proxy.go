@@ -156,6 +156,8 @@ type Proxy struct {
 	// its server ID, for the HTTP/2 path's dialer (which dials by address).
 	tlsAddrs atomic.Pointer[map[string]string]
 	h2       *h2Handler
+	// h2wg counts the goroutines of every upstream HTTP/2 pool (h2.Pool).
+	h2wg sync.WaitGroup
 	// noCluster counts requests answered before a cluster was chosen.
 	noCluster *clusterState
 
@@ -360,10 +362,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		cs.mu.Lock()
 		for _, h := range cs.hosts {
 			h.pool.shutdown()
+			h.closeH2()
 		}
 		cs.mu.Unlock()
 	}
 	p.stateMu.Unlock()
+	p.h2wg.Wait()
 	return err
 }
 
