@@ -205,6 +205,31 @@ func TestMTLSBetweenSidecars(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics count handshakes and show the certificate's expiry", func(t *testing.T) {
+		metrics := func(s *harness.Sidecar) string {
+			resp, err := http.Get("http://" + s.Admin + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		web, orders := metrics(p.web), metrics(p.orders)
+		for _, c := range []struct{ side, text, want string }{
+			{"web", web, `shoal_sidecar_tls_handshakes_total{direction="upstream",result="ok"}`},
+			{"web", web, `shoal_identity_renewals_total{result="ok"} 1`},
+			{"web", web, "shoal_identity_cert_expiry_seconds "},
+			{"orders", orders, `shoal_sidecar_tls_handshakes_total{direction="inbound",result="ok"}`},
+			// the refused s_client and plain HTTP attempts above
+			{"orders", orders, `shoal_sidecar_tls_handshakes_total{direction="inbound",result="error"}`},
+		} {
+			if !strings.Contains(c.text, c.want) {
+				t.Errorf("%s /metrics has no %s", c.side, c.want)
+			}
+		}
+	})
+
 	t.Run("with the control plane down a restarted sidecar comes back with its SVID; the restarted control plane keeps its CA", func(t *testing.T) {
 		before := harness.RunLoad(t, harness.LoadOptions{URL: p.webURL + "/", Requests: 100, Concurrency: 2})
 		p.cp.Kill()
