@@ -62,6 +62,9 @@ type conn struct {
 	bodyDone     bool      // the request body was read completely
 	linger       bool      // close with lingerClose: unread client input may follow
 	attempt      attempt
+	// al is what the access log needs beyond the request: reset per
+	// request by handle.
+	al accessInfo
 
 	// serveRaw's state (rawio_unix.go): the raw connection (nil: blocking
 	// reads only), its callback bound once, and the step it leaves with.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics; nil means unregistered.
 	Registerer metric.Registerer
+	// AccessLog, when set, gets a line per request (sidecar/accesslog);
+	// nil means no access log.
+	AccessLog *accesslog.Logger
 	// ReadHeaderTimeout bounds reading a request head once its first byte
 	// arrived (slowloris). Zero means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
