@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -201,6 +202,31 @@ func TestMTLSBetweenSidecars(t *testing.T) {
 		}
 		if ttl := c.NotAfter.Sub(c.NotBefore); ttl < 2*time.Hour || ttl > 2*time.Hour+2*time.Minute {
 			t.Fatalf("served certificate lives %s, want --svid-ttl 2h", ttl)
+		}
+	})
+
+	t.Run("metrics count handshakes and show the certificate's expiry", func(t *testing.T) {
+		metrics := func(s *harness.Sidecar) string {
+			resp, err := http.Get("http://" + s.Admin + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		web, orders := metrics(p.web), metrics(p.orders)
+		for _, c := range []struct{ side, text, want string }{
+			{"web", web, `shoal_sidecar_tls_handshakes_total{direction="upstream",result="ok"}`},
+			{"web", web, `shoal_identity_renewals_total{result="ok"} 1`},
+			{"web", web, "shoal_identity_cert_expiry_seconds "},
+			{"orders", orders, `shoal_sidecar_tls_handshakes_total{direction="inbound",result="ok"}`},
+			// the refused s_client and plain HTTP attempts above
+			{"orders", orders, `shoal_sidecar_tls_handshakes_total{direction="inbound",result="error"}`},
+		} {
+			if !strings.Contains(c.text, c.want) {
+				t.Errorf("%s /metrics has no %s", c.side, c.want)
+			}
 		}
 	})
 
@@ -409,5 +435,73 @@ func TestMTLSHTTP2BetweenSidecars(t *testing.T) {
 	want := fmt.Sprintf("status 200 proto HTTP/2.0 xfcc %q", "By="+ordersID+";URI="+webID)
 	if last != want {
 		t.Fatalf("got %s, want %s", last, want)
+	}
+}
+
+// Issue 13: an upgraded connection (WebSocket's HTTP/1.1 Upgrade) through
+// two sidecars with mTLS between them: the handshake reaches the app with
+// the caller's identity and bytes flow both ways afterwards.
+func TestMTLSUpgradeBetweenSidecars(t *testing.T) {
+	t.Parallel()
+	cp := harness.StartControlPlane(t)
+	dir := t.TempDir()
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			io.WriteString(w, "ok") // health checks
+			return
+		}
+		nc, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Seen-Xfcc: %s\r\n\r\n", r.Header.Get("X-Forwarded-Client-Cert"))
+		brw.Flush()
+		io.Copy(nc, brw) // echo
+	}), ReadHeaderTimeout: 5 * time.Second}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { backend.Serve(l); close(done) }()
+	t.Cleanup(func() { backend.Close(); <-done })
+
+	harness.StartSidecar(t, harness.SidecarOptions{
+		CP: cp, Service: "orders", InstanceID: "orders-ws", AppPort: l.Addr().(*net.TCPAddr).Port,
+		Extra: []string{"--listen", harness.FreeAddr(t), "--join-token-file", createToken(t, cp, dir, "orders")},
+	})
+	web := harness.StartSidecar(t, harness.SidecarOptions{
+		CP: cp, Service: "web", InstanceID: "web-1", AppPort: harness.FreePort(t), NoRegister: true,
+		Upstreams: []string{"orders"},
+		Extra:     []string{"--join-token-file", createToken(t, cp, dir, "web")},
+	})
+	var head string
+	harness.Eventually(t, harness.DefaultTimeout, "a WebSocket upgrade through both sidecars", func() bool {
+		nc, err := net.DialTimeout("tcp", web.Upstreams["orders"], 2*time.Second)
+		if err != nil {
+			return false
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(nc, "GET /ws HTTP/1.1\r\nHost: orders\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		br := bufio.NewReader(nc)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			return false
+		}
+		head = resp.Header.Get("X-Seen-Xfcc")
+		io.WriteString(nc, "ping over mTLS")
+		buf := make([]byte, len("ping over mTLS"))
+		if _, err := io.ReadFull(br, buf); err != nil {
+			t.Fatalf("reading the echo after the upgrade: %v", err)
+		}
+		if string(buf) != "ping over mTLS" {
+			t.Fatalf("echo after the upgrade: %q", buf)
+		}
+		return true
+	})
+	if head != "By="+ordersID+";URI="+webID {
+		t.Fatalf("the app saw XFCC %q on the upgrade request", head)
 	}
 }

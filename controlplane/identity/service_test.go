@@ -22,7 +22,10 @@ import (
 	sidecaridentity "github.com/shoal-mesh/shoal/sidecar/identity"
 )
 
-const testTimeout = 30 * time.Second
+const (
+	testTimeout = 30 * time.Second
+	webID       = "spiffe://shoal.local/ns/default/svc/web"
+)
 
 type testCP struct {
 	addr string
@@ -112,6 +115,15 @@ func TestSignWithTokenThenRenewWithSVID(t *testing.T) {
 		got, _ := c2.GetX509SVID()
 		if got.Certificates[0].SerialNumber.Cmp(second.Certificates[0].SerialNumber) != 0 {
 			t.Error("the restarted client has another SVID than the last one written")
+		}
+	})
+	t.Run("a state dir with another identity's SVID is not used", func(t *testing.T) {
+		c4, err := sidecaridentity.New(sidecaridentity.Config{Server: "127.0.0.1:1", StateDir: state, ID: "spiffe://shoal.local/ns/default/svc/orders"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c4.Start(ctx); err == nil || c4.ID().String() == webID {
+			t.Fatalf("Start with web's SVID in the state dir for orders: %v, ID %s; want an error (no token)", err, c4.ID())
 		}
 	})
 	t.Run("a used-up token is refused", func(t *testing.T) {

@@ -114,6 +114,8 @@ func (c *Client) Start(ctx context.Context) error {
 	if c.cfg.StateDir != "" {
 		svid, bundle, err := loadFiles(c.cfg.StateDir, c.cfg.Files)
 		switch {
+		case err == nil && c.cfg.ID != "" && svid.ID.String() != c.cfg.ID:
+			c.log.Info("the SVID in the state dir is for another identity; asking for a new one", "have", svid.ID.String(), "want", c.cfg.ID)
 		case err == nil && c.now().Before(svid.Certificates[0].NotAfter):
 			c.install(svid, bundle)
 			c.log.Info("identity loaded from the state dir", "id", svid.ID.String(), "expires", svid.Certificates[0].NotAfter)
