@@ -23,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
+	"github.com/shoal-mesh/shoal/controlplane/identity"
 	"github.com/shoal-mesh/shoal/controlplane/lrs"
 	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
@@ -54,7 +55,9 @@ type Server struct {
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
 	api   *api.Server
-	xds   *xdsserver.Server
+	// identity is the CA and IdentityService.
+	identity *identity.Service
+	xds      *xdsserver.Server
 	// lrs receives the proxies' load reports (golden metrics per edge).
 	lrs *lrs.Server
 	// member is this control plane's gossip membership; nil without gossip.
@@ -311,7 +314,7 @@ func (s *Server) setupServices() error {
 		return err
 	}
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
-		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts})
+		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, TrustDomain: s.cfg.TrustDomain})
 	}
 	// Computed when scraped, not on every registry change.
 	dups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -335,10 +338,16 @@ func (s *Server) setupServices() error {
 	if err != nil {
 		return err
 	}
+	if s.identity, err = s.newIdentity(); err != nil {
+		return err
+	}
 	s.apiGRPC = api.NewGRPCServer(s.health)
 	s.api.Register(s.apiGRPC)
-	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xdsserver.ServerOptions()...)...)
+	s.identity.RegisterAdmin(s.apiGRPC)
+	opts := append(api.ServerOptions(), xdsserver.ServerOptions()...)
+	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
+	s.identity.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
@@ -386,6 +395,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Routes:              s.state.routeStatuses(s.xds.RouteStatuses()),
 		Members:             s.members(),
 		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
+		Identities:          s.identity.Identities(),
 	}
 }
 

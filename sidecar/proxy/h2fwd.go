@@ -211,8 +211,17 @@ func (fw *h2Fwd) buildRequest() {
 			hasProto = hasProto || hf.Name == "x-forwarded-proto"
 		case "x-request-id":
 			hasID = true
+		case "x-forwarded-client-cert":
+			// Removed from clients inbound and at the edge (Envoy's
+			// SANITIZE); an authenticated caller's is set below.
+			if k := fw.hc.mode.Kind; k == Inbound || k == Gateway {
+				continue
+			}
 		}
 		req = append(req, hf)
+	}
+	if fw.hc.xfcc != "" {
+		req = append(req, hpack.HeaderField{Name: "x-forwarded-client-cert", Value: fw.hc.xfcc})
 	}
 	req = append(req, hpack.HeaderField{Name: "x-forwarded-for", Value: xff + fw.hc.peer})
 	if !hasProto {
