@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics; nil means unregistered.
 	Registerer metric.Registerer
+	// AccessLog, when set, gets a line per request (sidecar/accesslog);
+	// nil means no access log.
+	AccessLog *accesslog.Logger
 	// ReadHeaderTimeout bounds reading a request head once its first byte
 	// arrived (slowloris). Zero means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
@@ -220,8 +224,9 @@ const (
 	Outbound ModeKind = iota
 	// Inbound sends everything to Mode.Cluster (the local app). Client
 	// X-Forwarded-* headers are trusted only from mesh peers: loopback, an
-	// address of an endpoint in the table, or any peer when XFFTrustedHops
-	// is set.
+	// address of an endpoint in the table, a connection that authenticated
+	// its peer (PeerIdentity: mTLS), or any peer when XFFTrustedHops is
+	// set.
 	Inbound
 	// Fixed serves one upstream on a local port: routes of the virtual host
 	// matching Mode.Cluster as the host apply, falling back to Mode.Cluster.

@@ -55,7 +55,7 @@ func (uc *upConn) setDeadline(t time.Time) {
 	}
 	uc.nc.SetDeadline(t)
 	uc.hasDeadline = !t.IsZero()
-	uc.rdl, uc.w.wd.at = time.Time{}, t
+	uc.rdl, uc.w.wd.at, uc.w.wd.limit = time.Time{}, t, t
 }
 
 // idleDeadline replaces an absolute deadline by the progress-based one of
@@ -66,7 +66,7 @@ func (uc *upConn) idleDeadline(d time.Duration) {
 	if uc.hasDeadline {
 		uc.nc.SetDeadline(time.Time{})
 		uc.hasDeadline = false
-		uc.rdl, uc.w.wd.at = time.Time{}, time.Time{}
+		uc.rdl, uc.w.wd.at, uc.w.wd.limit = time.Time{}, time.Time{}, time.Time{}
 	}
 	uc.streamIdle = d
 	uc.armRead()
