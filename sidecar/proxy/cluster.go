@@ -83,6 +83,9 @@ func (p *Proxy) bind(t *route.Table) *binding {
 				h.serverID.Store(&id)
 				if old != nil {
 					h.pool.closeAll() // connections of the other transport
+					if hp := h.h2.Load(); hp != nil {
+						hp.Drain()
+					}
 				}
 			}
 			b.hosts[i][j] = h

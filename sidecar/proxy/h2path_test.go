@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/shoal-mesh/shoal/sidecar/lb/leastrequest"
+	"github.com/shoal-mesh/shoal/sidecar/lb/ringhash"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -195,7 +197,7 @@ func TestH2LargeBidiStream(t *testing.T) {
 }
 
 // The upstream request carries the HTTP/1 path's forwarding headers, and
-// a response trailer reaches the client.
+// the call is counted in the proxy's metrics.
 func TestH2ForwardedHeaders(t *testing.T) {
 	var seen atomic.Pointer[string]
 	be := startGRPCBackend(t, func(s grpc.ServerStream) error {
@@ -225,6 +227,12 @@ func TestH2ForwardedHeaders(t *testing.T) {
 	if parts[0] != "127.0.0.1" || parts[1] != "http" || len(parts[2]) != 36 {
 		t.Errorf("x-forwarded-for|proto|request-id = %q, want 127.0.0.1|http|<uuid>", *seen.Load())
 	}
+	// The call is counted like any request: by status code, and as an
+	// attempt on its endpoint.
+	eventually(t, "the call to be counted", func() bool {
+		return p.metrics.requests.WithLabelValues("grpc", "200").Value() == 1 &&
+			p.metrics.upstream.WithLabelValues("grpc", be.addr).Value() == 1
+	})
 }
 
 // On the frame-level path too the route timeout runs from the end of the
@@ -309,5 +317,59 @@ func TestH2StreamIdleTimeout(t *testing.T) {
 	defer res.Body.Close()
 	if _, err := io.ReadAll(res.Body); err == nil {
 		t.Error("a stalled response body ended without an error, want the stream reset")
+	}
+}
+
+// The route strategies work on the frame-level path: round robin, least
+// request (in-flight streams), ring hash on a header and on a cookie
+// (HTTP/2 clients may split cookies into several fields).
+func TestH2Strategies(t *testing.T) {
+	bs := []*backend{startH2CBackend(t, "b0", nil), startH2CBackend(t, "b1", nil), startH2CBackend(t, "b2", nil)}
+	type tc struct {
+		name string
+		cc   route.ClusterConfig
+		rt   route.Route
+		hdr  func(k int) []string
+		// wantOne: every request of a key goes to one backend.
+		wantOne bool
+	}
+	cookie := []route.HashPolicy{{Kind: route.HashCookie, Name: "session"}}
+	for _, c := range []tc{
+		{name: "round robin", cc: route.ClusterConfig{}},
+		{name: "least request", cc: route.ClusterConfig{LB: leastrequest.Builder{}}},
+		{name: "ring hash on a header", cc: route.ClusterConfig{LB: ringhash.Builder{}},
+			rt:  route.Route{Hash: []route.HashPolicy{{Kind: route.HashHeader, Name: "x-user"}}},
+			hdr: func(k int) []string { return []string{"X-User", fmt.Sprintf("user-%d", k)} }, wantOne: true},
+		{name: "ring hash on a cookie", cc: route.ClusterConfig{LB: ringhash.Builder{}}, rt: route.Route{Hash: cookie},
+			hdr: func(k int) []string { return []string{"Cookie", fmt.Sprintf("theme=dark; session=s%d", k)} }, wantOne: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+			c.cc.Name, c.cc.Protocol, c.cc.Endpoints = "a", route.HTTP2, endpoints(bs...)
+			p.SetTable(simpleTable(t, p, c.cc, c.rt))
+			cl := h2cClient(t)
+			all := map[string]int{}
+			for k := range 6 {
+				seen := map[string]bool{}
+				for range 6 {
+					var hdr []string
+					if c.hdr != nil {
+						hdr = c.hdr(k)
+					}
+					code, from, _ := get(t, cl, addr, "a", "/", hdr...)
+					if code != 200 {
+						t.Fatalf("got %d", code)
+					}
+					seen[from] = true
+					all[from]++
+				}
+				if c.wantOne && len(seen) != 1 {
+					t.Fatalf("key %d went to %v, want one backend", k, seen)
+				}
+			}
+			if len(all) < 2 {
+				t.Errorf("requests went to %v only", all)
+			}
+		})
 	}
 }

@@ -377,6 +377,17 @@ func (cc *ClientConn) wakeBlocked() {
 	}
 }
 
+// drain takes no new stream and closes once the open ones are done.
+func (cc *ClientConn) drain() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.goingAway = true
+	cc.usable.Store(false)
+	if len(cc.streams) == 0 {
+		cc.l.closeAfterFlush()
+	}
+}
+
 // close closes the connection at once.
 func (cc *ClientConn) close() {
 	cc.mu.Lock()

@@ -213,3 +213,25 @@ func TestGoAwayRefusesStreamsAndRetiresTheConnection(t *testing.T) {
 		t.Fatal("the pool offers a connection that got GOAWAY")
 	}
 }
+
+// Drain retires the pool's connections (an endpoint that switched to
+// mTLS): the next stream goes on a new connection.
+func TestDrainRetiresConnections(t *testing.T) {
+	s := startRawServer(t, 100, false)
+	p := NewPool(s.l.Addr().String(), PoolConfig{})
+	defer p.Join()
+	defer p.Close()
+	cc := dial(t, p)
+	p.Drain()
+	var r recorder
+	if _, ok := cc.NewStream(request, true, &r); ok {
+		t.Fatal("a drained connection took a stream")
+	}
+	if p.Get() != nil {
+		t.Fatal("the pool offers a drained connection")
+	}
+	if cc2 := dial(t, p); cc2 == cc {
+		t.Fatal("Wait returned the drained connection")
+	}
+	eventually(t, "a second connection", func() bool { return s.conns.Load() == 2 })
+}

@@ -161,6 +161,17 @@ func (p *Pool) Close() {
 	}
 }
 
+// Drain retires every connection: no new stream goes on them, and each
+// closes once its streams are done. The pool stays open and dials anew.
+func (p *Pool) Drain() {
+	p.mu.Lock()
+	conns := append([]*ClientConn(nil), p.conns...)
+	p.mu.Unlock()
+	for _, cc := range conns {
+		cc.drain()
+	}
+}
+
 // Join waits until the goroutines of the pool's group have ended: call it
 // after Close (of every pool of the group).
 func (p *Pool) Join() { p.wg.Wait() }

@@ -57,8 +57,8 @@ type ServerConn struct {
 	rfr *http2.Framer
 	dec *hpack.Decoder
 	hb  block // the header block being decoded; reader-owned
-	// maxID is the highest stream the client opened; reader-owned but read
-	// under mu for GOAWAY.
+	// maxID is the highest stream the client opened: written by the reader
+	// under mu, read by the reader or under mu (GOAWAY).
 	maxID uint32
 
 	// mu guards l and the fields below, and the streams' flow state.

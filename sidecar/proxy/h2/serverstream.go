@@ -76,9 +76,9 @@ func (sc *ServerConn) onHeaders(f *http2.HeadersFrame) error {
 	case id <= sc.maxID:
 		return http2.ConnectionError(http2.ErrCodeStreamClosed) // 5.1: closed stream
 	default:
-		sc.maxID = id
 		sc.hb.reset(false, sc.cfg.MaxHeaderBytes)
 		sc.mu.Lock()
+		sc.maxID = id // under mu: Shutdown reads it for its GOAWAY
 		sc.sawHeaders = true
 		sc.mu.Unlock()
 	}
