@@ -26,6 +26,7 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/lrs"
 	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
@@ -53,7 +54,7 @@ type Server struct {
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
 	api   *api.Server
-	xds   *xds.Server
+	xds   *xdsserver.Server
 	// lrs receives the proxies' load reports (golden metrics per edge).
 	lrs *lrs.Server
 	// member is this control plane's gossip membership; nil without gossip.
@@ -305,7 +306,7 @@ func (s *Server) setupServices() error {
 	s.health = health.NewServer()
 	s.state = newMeshState(s.client, s.log)
 	var err error
-	s.xds, err = xds.NewServer(xds.Config{Logger: s.cfg.Logger, Registerer: s.reg})
+	s.xds, err = xdsserver.New(xdsserver.Config{Logger: s.cfg.Logger, Registerer: s.reg})
 	if err != nil {
 		return err
 	}
@@ -336,7 +337,7 @@ func (s *Server) setupServices() error {
 	}
 	s.apiGRPC = api.NewGRPCServer(s.health)
 	s.api.Register(s.apiGRPC)
-	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xds.ServerOptions()...)...)
+	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xdsserver.ServerOptions()...)...)
 	s.xds.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)

@@ -14,9 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
+	"github.com/shoal-mesh/shoal/sidecar/lrsclient"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
@@ -31,10 +34,14 @@ type Proxy struct {
 
 	reg *metric.Registry // served on /metrics
 
-	proxy  *proxy.Proxy
-	xds    *xdsclient.Client
-	member *gossip.Member // nil without gossip
-	self   registry.Instance
+	proxy *proxy.Proxy
+	xds   *xdsclient.Client
+	// lrs reports load to the control plane over lrsConn (closed by
+	// release).
+	lrs     *lrsclient.Client
+	lrsConn *grpc.ClientConn
+	member  *gossip.Member // nil without gossip
+	self    registry.Instance
 
 	listeners []served     // bound in New, served in Run
 	adminLis  net.Listener // nil without admin
@@ -231,6 +238,9 @@ func (p *Proxy) release() {
 		}
 		if p.member != nil {
 			p.member.Close()
+		}
+		if p.lrsConn != nil {
+			p.lrsConn.Close()
 		}
 	})
 }

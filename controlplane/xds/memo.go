@@ -12,7 +12,7 @@ import (
 	"github.com/shoal-mesh/shoal/registry"
 )
 
-// memo translates updates for every capability profile, reusing what the
+// Memo translates updates for every capability profile, reusing what the
 // last update already translated, so that an endpoint change costs
 // O(changed load assignments) instead of a translation of every resource
 // for every profile (issue 7: with 1,000 services that was most of the CPU
@@ -28,7 +28,7 @@ import (
 // after Update, and the registry decodes a changed instance or route into
 // a new value, so the same pointer means the same content; a caller that
 // builds equal values anew only loses the reuse.
-type memo struct {
+type Memo struct {
 	// valid is false until a translation passed its check.
 	valid bool
 	shape shape
@@ -80,7 +80,7 @@ func (sh shape) equal(o shape) bool {
 // translate returns each profile's resources for in, keyed by profile, and
 // the route statuses. It fails, remembering nothing, when a translation
 // does not pass Resources.Check. The results must not be modified.
-func (m *memo) translate(in Input, profiles []Capabilities) (map[string]*Resources, []*shoalv1.RouteStatus, error) {
+func (m *Memo) Translate(in Input, profiles []Capabilities) (map[string]*Resources, []*shoalv1.RouteStatus, error) {
 	services := indexEndpoints(in.Endpoints)
 	sh := shapeOf(in.Routes, services)
 	full := !m.valid || !sh.equal(m.shape)
@@ -132,7 +132,7 @@ func translateShape(rs []*shoalv1.Route, services map[string][]registry.Endpoint
 // loadAssignments returns the load assignments of subsets, sorted by name,
 // reusing the remembered ones whose endpoints are unchanged; next is what
 // to remember and fresh the ones built anew.
-func (m *memo) loadAssignments(services map[string][]registry.Endpoint, subsets map[string]subset) (out []types.Resource, next map[string]memoCLA, fresh []*endpointv3.ClusterLoadAssignment) {
+func (m *Memo) loadAssignments(services map[string][]registry.Endpoint, subsets map[string]subset) (out []types.Resource, next map[string]memoCLA, fresh []*endpointv3.ClusterLoadAssignment) {
 	names := sortedKeys(subsets)
 	out = make([]types.Resource, 0, len(names))
 	next = make(map[string]memoCLA, len(names))

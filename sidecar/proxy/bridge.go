@@ -36,7 +36,7 @@ func (c *conn) forwardViaTransport(a *attempt) (int, bool) {
 	}
 	res, code, msg := c.p.h2.roundTrip(ctx, out, x, idempotent)
 	if res == nil {
-		c.req.closeConn = c.req.closeConn || !x.bodyDone(body)
+		c.bodyDone = x.bodyDone(body) // else localReply closes the connection
 		return code, c.localReply(code, msg)
 	}
 	defer res.Body.Close()
@@ -97,7 +97,7 @@ func (c *conn) toHTTPRequest(ctx context.Context) (*http.Request, *bodyReader) {
 		hd.Add(string(f.Name), string(f.Value))
 	}
 	upgrade := hd.Get("Upgrade")
-	rewriteHeaders(hd, c.mode.trustsForwarded(), string(c.peerIP))
+	rewriteHeaders(hd, c.trusted, string(c.peerIP))
 	if r.upgrade {
 		hd.Set("Connection", "Upgrade")
 		hd.Set("Upgrade", upgrade)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,9 @@ type host struct {
 	addr     string
 	cluster  *clusterState
 	pool     pool
-	requests lazyCounter // upstream_requests_total{cluster, endpoint}
-	retired  atomic.Bool // no longer in the table: its series is deleted
+	requests lazyCounter  // upstream_requests_total{cluster, endpoint}
+	retired  atomic.Bool  // no longer in the table: its series is deleted
+	load     endpointLoad // for load reports (LRS)
 
 	consec5xx     atomic.Int32
 	consecFailure atomic.Int32
@@ -50,6 +52,7 @@ type binding struct {
 	table    *route.Table
 	clusters []*clusterState
 	hosts    [][]*host
+	peers    map[netip.Addr]struct{} // endpoint IPs: mesh peers (Mode.trustsForwarded)
 }
 
 // bind builds the binding for t, creating state for new clusters and
@@ -57,7 +60,8 @@ type binding struct {
 func (p *Proxy) bind(t *route.Table) *binding {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
-	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters))}
+	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters)),
+		peers: make(map[netip.Addr]struct{})}
 	keep := make(map[string]map[string]bool, len(t.Clusters))
 	for i, c := range t.Clusters {
 		cs := p.clusterState(c.Name)
@@ -67,6 +71,9 @@ func (p *Proxy) bind(t *route.Table) *binding {
 		for j, e := range c.Endpoints {
 			b.hosts[i][j] = cs.host(e.Address, p.metrics)
 			addrs[e.Address] = true
+			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
+				b.peers[ap.Addr().Unmap()] = struct{}{}
+			}
 		}
 		keep[c.Name] = addrs
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
@@ -12,7 +13,7 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
@@ -26,34 +27,30 @@ func endpoint(service, id string, port int, h registry.Health, meta map[string]s
 
 // snapshotOf translates in for the shoal sidecar, as the control plane does,
 // and packs the resources as the xDS client delivers them: encoded by the
-// generated code, decoded by the sidecar's wire codec.
+// generated code, decoded by the sidecar's generated subset.
 func snapshotOf(t *testing.T, in xds.Input) *xdsclient.Snapshot {
 	t.Helper()
 	res, _ := xds.Translate(in, xds.CapabilitiesEnvoy)
-	s := &xdsclient.Snapshot{
-		Listeners: map[string]*xdsclient.Listener{}, Routes: map[string]*xdsclient.RouteConfiguration{},
-		Clusters: map[string]*xdsclient.Cluster{}, Endpoints: map[string]*xdsclient.ClusterLoadAssignment{},
-	}
-	add := func(typeURL string, rs []types.Resource, f func(xdswire.Resource)) {
+	raw := map[string]map[string][]byte{}
+	add := func(typeURL string, rs []types.Resource) {
+		raw[typeURL] = map[string][]byte{}
 		for _, r := range rs {
 			b, err := proto.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := xdswire.Decode(typeURL, b)
+			d, err := xdsres.Decode(typeURL, b) // as the client accepts it
 			if err != nil {
 				t.Fatalf("decode %s: %v", typeURL, err)
 			}
-			f(d)
+			raw[typeURL][xdsres.Name(d)] = b
 		}
 	}
-	add(xdsclient.ListenerType, res.Listeners, func(r xdswire.Resource) { s.Listeners[r.ResourceName()] = r.(*xdsclient.Listener) })
-	add(xdsclient.RouteType, res.Routes, func(r xdswire.Resource) { s.Routes[r.ResourceName()] = r.(*xdsclient.RouteConfiguration) })
-	add(xdsclient.ClusterType, res.Clusters, func(r xdswire.Resource) { s.Clusters[r.ResourceName()] = r.(*xdsclient.Cluster) })
-	add(xdsclient.EndpointType, res.Endpoints, func(r xdswire.Resource) {
-		s.Endpoints[r.ResourceName()] = r.(*xdsclient.ClusterLoadAssignment)
-	})
-	return s
+	add(xdsclient.ListenerType, res.Listeners)
+	add(xdsclient.RouteType, res.Routes)
+	add(xdsclient.ClusterType, res.Clusters)
+	add(xdsclient.EndpointType, res.Endpoints)
+	return xdsclient.NewSnapshot(raw)
 }
 
 func request(host, path string) *route.Request {
@@ -329,6 +326,36 @@ func TestBuildReadsGRPCRetryConditions(t *testing.T) {
 		route.RetryGRPCResourceExhausted | route.RetryGRPCUnavailable
 	if r.Retry.On != want || r.Retry.NumRetries != 2 || r.Retry.PerTryTimeout != 5e8 {
 		t.Errorf("retry policy = %+v, want conditions %b, 2 retries, 500ms per try", r.Retry, want)
+	}
+}
+
+// A rule's timeout reaches the sidecar: none given is Envoy's 15 s
+// default, an explicit 0s disables it (long uploads, downloads, event
+// streams), through the control plane's translation and the sidecar's
+// decoding alike.
+func TestBuildRouteTimeoutDefaultAndDisabled(t *testing.T) {
+	rule := func(timeout *durationpb.Duration) []*shoalv1.Rule {
+		return []*shoalv1.Rule{{Destinations: []*shoalv1.Destination{{Service: "users"}}, Timeout: timeout}}
+	}
+	in := xds.Input{
+		Endpoints: []registry.Endpoint{endpoint("users", "users-1", 4001, registry.HealthHealthy, nil)},
+		Routes: []*shoalv1.Route{
+			{Name: "unset", Hosts: []string{"unset.example.com"}, Rules: rule(nil)},
+			{Name: "disabled", Hosts: []string{"disabled.example.com"}, Rules: rule(durationpb.New(0))},
+		},
+	}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	for host, want := range map[string]time.Duration{"unset.example.com": xdstable.DefaultRouteTimeout, "disabled.example.com": 0} {
+		r := tbl.Match(request(host, "/"))
+		if r == nil {
+			t.Fatalf("no route for %s", host)
+		}
+		if r.Timeout != want {
+			t.Errorf("%s: timeout %v, want %v", host, r.Timeout, want)
+		}
 	}
 }
 
