@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // Config configures a control plane. It is copied by New and never mutated.
@@ -40,6 +40,15 @@ type Config struct {
 	// GossipLabel keeps meshes apart; zero means "shoal".
 	GossipLabel string
 
+	// CADir holds the mesh CA from `shoal ca init` (ca.crt, ca.key,
+	// root.crt); zero means a dev CA created under DataDir/ca on first
+	// start (and logged).
+	CADir string
+	// TrustDomain is the SPIFFE trust domain; zero means shoal.local.
+	TrustDomain string
+	// SVIDTTL is the lifetime of workload certificates; zero means 24h.
+	SVIDTTL time.Duration
+
 	// ID names this control plane among several; zero means the host name
 	// and xDS port.
 	ID string
@@ -49,12 +58,10 @@ type Config struct {
 
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Registerer receives the control plane's metrics; nil means a private
-	// registry served on /metrics.
-	Registerer prometheus.Registerer
-	// Gatherer is served on /metrics; it must be the Registerer's
-	// counterpart when Registerer is set.
-	Gatherer prometheus.Gatherer
+	// Registry receives the control plane's metrics and is served on
+	// /metrics; nil means a private one with the Go runtime and process
+	// collectors.
+	Registry *metric.Registry
 }
 
 // DefaultConfig returns the documented defaults of `shoal controlplane`.

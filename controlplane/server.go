@@ -14,21 +14,20 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
+	"github.com/shoal-mesh/shoal/controlplane/identity"
 	"github.com/shoal-mesh/shoal/controlplane/lrs"
 	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
+	"github.com/shoal-mesh/shoal/internal/metric"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
@@ -43,8 +42,7 @@ type Server struct {
 	etcd   *etcdserver.Server // nil with external etcd
 	client *clientv3.Client
 
-	reg      prometheus.Registerer
-	gatherer prometheus.Gatherer
+	reg *metric.Registry
 
 	xdsLis, apiLis, adminLis net.Listener
 	xdsGRPC, apiGRPC         *grpc.Server
@@ -54,14 +52,16 @@ type Server struct {
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
 	api   *api.Server
-	xds   *xdsserver.Server
+	// identity is the CA and IdentityService.
+	identity *identity.Service
+	xds      *xdsserver.Server
 	// lrs receives the proxies' load reports (golden metrics per edge).
 	lrs *lrs.Server
 	// member is this control plane's gossip membership; nil without gossip.
 	member       *gossip.Member
 	cancelGossip func()
 	// gossipMetrics exports the member's metrics on reg; nil without gossip.
-	gossipMetrics prometheus.Collector
+	gossipMetrics *metric.Registry
 
 	closeOnce sync.Once
 }
@@ -167,11 +167,10 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) setupMetrics() {
-	s.reg, s.gatherer = s.cfg.Registerer, s.cfg.Gatherer
+	s.reg = s.cfg.Registry
 	if s.reg == nil {
-		r := prometheus.NewRegistry()
-		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		s.reg, s.gatherer = r, r
+		s.reg = metric.NewRegistry()
+		s.reg.MustRegister(metric.NewGoCollector(), metric.NewProcessCollector())
 	}
 }
 
@@ -311,10 +310,10 @@ func (s *Server) setupServices() error {
 		return err
 	}
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
-		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts})
+		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, TrustDomain: s.cfg.TrustDomain})
 	}
 	// Computed when scraped, not on every registry change.
-	dups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	dups := metric.NewGaugeFunc(metric.GaugeOpts{
 		Name: "shoal_controlplane_duplicate_registrations",
 		Help: "Addresses (host:port) registered by more than one instance of a service; the control plane serves one of each (shoal status lists them).",
 	}, func() float64 { return float64(len(xds.DuplicateRegistrations(s.state.Endpoints()))) })
@@ -335,14 +334,20 @@ func (s *Server) setupServices() error {
 	if err != nil {
 		return err
 	}
+	if s.identity, err = s.newIdentity(); err != nil {
+		return err
+	}
 	s.apiGRPC = api.NewGRPCServer(s.health)
 	s.api.Register(s.apiGRPC)
-	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xdsserver.ServerOptions()...)...)
+	s.identity.RegisterAdmin(s.apiGRPC)
+	opts := append(api.ServerOptions(), xdsserver.ServerOptions()...)
+	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
+	s.identity.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", s.reg)
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
 		if !s.state.ready() || !s.xds.Ready() {
 			http.Error(w, "not ready: first read of etcd not done", http.StatusServiceUnavailable)
@@ -386,6 +391,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Routes:              s.state.routeStatuses(s.xds.RouteStatuses()),
 		Members:             s.members(),
 		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
+		Identities:          s.identity.Identities(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar"
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 )
 
@@ -26,6 +27,8 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 // proxyFlags are the flags `shoal sidecar` and `shoal gateway` share.
 type proxyFlags struct {
 	xds, stateDir, admin, gossipListen, gossipJoin, gossipLabel, logLevel string
+	accessLog, accessLogFormat                                            string
+	identity                                                              identityFlags
 	gossipKey                                                             gossipKeyFlags
 	sotw, pprof                                                           bool
 	memoryLimit                                                           memoryLimitFlag
@@ -47,6 +50,8 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.writeTimeout, "write-timeout", proxy.DefaultWriteTimeout, "close a client connection when no byte of its response could be written for this long (a client that stopped reading; a slow download that keeps reading is not cut); negative disables")
 	fs.DurationVar(&f.tcpIdleTimeout, "tcp-idle-timeout", proxy.DefaultTCPIdleTimeout, "close both sides of a proxied TCP connection when no byte moved either way for this long; negative disables")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.accessLogFormat, "access-log-format", "text", "access log line format: text (Envoy's default format) or json")
+	f.identity.register(fs)
 	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	f.memoryLimit = memoryLimitFlag{v: defaultProxyMemoryLimit, gcPercent: defaultProxyGCPercent}
 	fs.Var(&f.memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 16MiB, 64MiB; 0 disables; GOMEMLIMIT in the environment wins over the default")
@@ -65,6 +70,14 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 	}
 	cfg.GossipListen, cfg.GossipJoin, cfg.GossipKey, cfg.GossipLabel = f.gossipListen, splitList(f.gossipJoin), key, f.gossipLabel
 	cfg.DrainTimeout, cfg.WriteTimeout, cfg.TCPIdleTimeout = f.drainTimeout, f.writeTimeout, f.tcpIdleTimeout
+	if cfg.JoinToken, cfg.CABundle, err = f.identity.resolve(); err != nil {
+		return err
+	}
+	cfg.MTLS = f.identity.mtls
+	cfg.AccessLog, cfg.AccessLogFormat = f.accessLog, f.accessLogFormat
+	if _, ok := accesslog.ParseFormat(f.accessLogFormat); !ok {
+		return usageErrorf("--access-log-format %q: want text or json", f.accessLogFormat)
+	}
 	f.memoryLimit.apply()
 	if cfg.Logger, err = newLogger(stderr, f.logLevel); err != nil {
 		return err
@@ -140,6 +153,7 @@ func sidecarCommand() proxyCommand {
 	cfg := sidecar.Config{Mode: sidecar.ModeSidecar, Register: true}
 	fs := flag.NewFlagSet("shoal sidecar", flag.ContinueOnError)
 	f.register(fs, "127.0.0.1:15000")
+	fs.StringVar(&f.accessLog, "access-log", "", "a line per request (Envoy's format, with response flags) to stdout, stderr or a file; empty disables")
 	fs.StringVar(&cfg.Service, "service", "", "the app's service name (required)")
 	fs.IntVar(&cfg.AppPort, "app-port", 0, "the app's port (required)")
 	fs.StringVar(&cfg.AppAddress, "app-address", "127.0.0.1", "the app's address")
@@ -155,6 +169,8 @@ func sidecarCommand() proxyCommand {
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 250*time.Millisecond, "health check interval")
 	fs.StringVar(&cfg.Listen, "listen", "", "inbound listener to the app (registered instead of the app port when set)")
 	fs.StringVar(&cfg.Outbound, "outbound", "127.0.0.1:15001", "outbound listener routed by Host header; empty disables")
+	fs.StringVar(&cfg.TrustDomain, "trust-domain", "shoal.local", "with --join-token-file: the SPIFFE trust domain (the control plane's --trust-domain)")
+	fs.StringVar(&cfg.Namespace, "namespace", "default", "with --join-token-file: the service's namespace in its SPIFFE ID")
 	run := func(ctx context.Context, stderr io.Writer) error {
 		if err := checkSidecarAddrs(&cfg, etcd, !noRegister); err != nil {
 			return err
@@ -182,6 +198,7 @@ func gatewayCommand() proxyCommand {
 	cfg := sidecar.Config{Mode: sidecar.ModeGateway}
 	fs := flag.NewFlagSet("shoal gateway", flag.ContinueOnError)
 	f.register(fs, "127.0.0.1:15100")
+	fs.StringVar(&f.accessLog, "access-log", "stdout", "a line per request (Envoy's format, with response flags) to stdout, stderr or a file; empty disables")
 	fs.StringVar(&cfg.GatewayListen, "listen", "0.0.0.0:8080", "public listener")
 	fs.IntVar(&cfg.TrustedHops, "trusted-hops", 0, "X-Forwarded-For hops to trust for the client IP (0: the peer address)")
 	run := func(ctx context.Context, stderr io.Writer) error {

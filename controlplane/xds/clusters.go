@@ -98,6 +98,9 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 	case lbRandom:
 		c.LbPolicy = clusterv3.Cluster_RANDOM
 	}
+	if svc := t.subsets[spec.cla].service; t.caps.HTTPProxy && t.hasMTLS(svc) {
+		c.TransportSocketMatches = t.mtlsMatches(svc)
+	}
 	if t.caps.HTTPProxy && t.speaksHTTP2(t.subsets[spec.cla].service) {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
+	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -31,12 +32,17 @@ type clusterState struct {
 // host is the proxy's state of one endpoint address within a cluster:
 // connection pool, outlier detection and metrics. Safe for concurrent use.
 type host struct {
-	addr     string
-	cluster  *clusterState
+	addr    string
+	cluster *clusterState
+	// serverID is the SPIFFE ID to require when dialing over mTLS ("" for
+	// plain), set by bind from the table's endpoint.
+	serverID atomic.Pointer[string]
 	pool     pool
-	requests lazyCounter  // upstream_requests_total{cluster, endpoint}
-	retired  atomic.Bool  // no longer in the table: its series is deleted
-	load     endpointLoad // for load reports (LRS)
+	h2       atomic.Pointer[h2.Pool] // multiplexed HTTP/2 connections, made on first use
+	h2closed atomic.Bool             // closeH2 was called: a pool made later is closed at once
+	requests lazyCounter             // upstream_requests_total{cluster, endpoint}
+	retired  atomic.Bool             // no longer in the table: its series is deleted
+	load     endpointLoad            // for load reports (LRS)
 
 	consec5xx     atomic.Int32
 	consecFailure atomic.Int32
@@ -63,14 +69,27 @@ func (p *Proxy) bind(t *route.Table) *binding {
 	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters)),
 		peers: make(map[netip.Addr]struct{})}
 	keep := make(map[string]map[string]bool, len(t.Clusters))
+	tlsAddrs := map[string]string{}
+	defer func() { p.tlsAddrs.Store(&tlsAddrs) }()
 	for i, c := range t.Clusters {
 		cs := p.clusterState(c.Name)
 		b.clusters[i] = cs
 		b.hosts[i] = make([]*host, len(c.Endpoints))
 		addrs := make(map[string]bool, len(c.Endpoints))
 		for j, e := range c.Endpoints {
-			b.hosts[i][j] = cs.host(e.Address, p.metrics)
+			h := cs.host(e.Address, p.metrics)
+			if old := h.serverID.Load(); old == nil || *old != e.ServerID {
+				id := e.ServerID
+				h.serverID.Store(&id)
+				if old != nil {
+					h.pool.closeAll() // connections of the other transport
+				}
+			}
+			b.hosts[i][j] = h
 			addrs[e.Address] = true
+			if e.ServerID != "" {
+				tlsAddrs[e.Address] = e.ServerID
+			}
 			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
 				b.peers[ap.Addr().Unmap()] = struct{}{}
 			}
@@ -123,6 +142,7 @@ func (p *Proxy) retire(keep map[string]map[string]bool) {
 				cs.ejected.Add(-1)
 			}
 			h.pool.shutdown() // requests in flight close their connections
+			h.closeH2()
 			h.retired.Store(true)
 			p.metrics.upstream.DeleteLabelValues(name, addr)
 		}
@@ -231,4 +251,28 @@ func (lo *lazyObserver) observe(label string, v float64) {
 		o = lo.obs.Load()
 	}
 	(*o).Observe(v)
+}
+
+// h2Pool returns h's pool of HTTP/2 connections, made on first use.
+func (h *host) h2Pool(p *Proxy) *h2.Pool {
+	if hp := h.h2.Load(); hp != nil {
+		return hp
+	}
+	hp := h2.NewPool(h.addr, h2.PoolConfig{Dial: p.dialH2, IdleTimeout: p.cfg.UpstreamIdleTimeout, Group: &p.h2wg})
+	if !h.h2.CompareAndSwap(nil, hp) {
+		return h.h2.Load()
+	}
+	if h.h2closed.Load() {
+		hp.Close() // a retired host: its attempts fail over to others
+	}
+	return hp
+}
+
+// closeH2 closes h's HTTP/2 connections; streams on them fail. It does
+// not block (SetTable calls it): Proxy.Shutdown waits for p.h2wg.
+func (h *host) closeH2() {
+	h.h2closed.Store(true)
+	if hp := h.h2.Load(); hp != nil {
+		hp.Close()
+	}
 }

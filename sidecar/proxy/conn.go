@@ -62,6 +62,9 @@ type conn struct {
 	bodyDone     bool      // the request body was read completely
 	linger       bool      // close with lingerClose: unread client input may follow
 	attempt      attempt
+	// al is what the access log needs beyond the request: reset per
+	// request by handle.
+	al accessInfo
 
 	// serveRaw's state (rawio_unix.go): the raw connection (nil: blocking
 	// reads only), its callback bound once, and the step it leaves with.
@@ -124,6 +127,9 @@ func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
 		}
 	}
 	c.trusted = mode.trustsForwarded(p.bound.Load(), peer)
+	if _, mtls := nc.(PeerIdentity); mtls && mode.Kind == Inbound {
+		c.trusted = true // the mTLS inbound listener admits mesh peers only
+	}
 	c.br = bufReader{rd: c, buf: bufs.rbuf}
 	c.w = bufs.w
 	c.w.reset(nc, p.cfg.WriteTimeout)
@@ -297,6 +303,9 @@ func (c *conn) headError(err error) {
 func (c *conn) reject(e *httpError) {
 	c.p.metrics.rejected.WithLabelValues(strconv.Itoa(e.code)).Inc()
 	c.req.closeConn = true
+	if e == errNotHTTP {
+		return
+	}
 	c.localReply(e.code, e.msg)
 	c.lingerClose()
 }

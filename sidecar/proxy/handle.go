@@ -3,9 +3,11 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -13,6 +15,7 @@ import (
 // client connection stays open.
 func (c *conn) handle() bool {
 	start := time.Now()
+	c.al = accessInfo{}
 	c.startBody()
 	b := c.p.bound.Load()
 	c.fillView()
@@ -28,12 +31,16 @@ func (c *conn) handle() bool {
 	code, keep := c.dispatch(b, rt, cl, cs, start)
 	cs.codes.inc(code)
 	cs.latency.observe(cs.name, time.Since(start).Seconds())
+	if l := c.p.cfg.AccessLog; l != nil {
+		c.logAccess(l, start, code, cs.name)
+	}
 	return keep
 }
 
 func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) (int, bool) {
 	switch {
 	case rt == nil && cl == nil:
+		c.al.flags |= accesslog.NoRouteFound
 		return 404, c.localReply(404, notFoundMessage(b.table, c.view.Host, c.req.path))
 	case cl == nil:
 		return 503, c.localReply(503, "cluster not found")
@@ -42,6 +49,7 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 	}
 	if int(cs.inflight.Add(1)) > cl.MaxRequests {
 		cs.inflight.Add(-1)
+		c.al.flags |= accesslog.UpstreamOverflow
 		return 503, c.localReply(503, "upstream overflow (circuit breaker)")
 	}
 	defer cs.inflight.Add(-1)
@@ -168,11 +176,21 @@ func (c *conn) buildOut(cl *route.Cluster) {
 	o = append(o, "\r\n"...)
 	toks := r.connTokens[:r.nConnTokens]
 	hasProto := false
+	// Inbound and at the edge, a client's x-forwarded-client-cert is
+	// removed (Envoy's SANITIZE); inbound over mTLS the proxy sets its own.
+	sanitizeXFCC := c.mode.Kind == Inbound || c.mode.Kind == Gateway
+	var xfcc []byte
+	if pi, ok := c.nc.(PeerIdentity); ok && c.mode.Kind == Inbound {
+		xfcc = pi.XFCC()
+	}
 	for i := range r.headers {
 		f := &r.headers[i]
 		switch classify(f.Name) {
 		case hdrForward:
 			if (len(toks) > 0 && namedIn(f.Name, toks)) || (r.expectContinue && equalFold(f.Name, "expect")) {
+				continue
+			}
+			if sanitizeXFCC && len(f.Name) == len("x-forwarded-client-cert") && equalFold(f.Name, "x-forwarded-client-cert") {
 				continue
 			}
 		case hdrForwarded:
@@ -186,11 +204,15 @@ func (c *conn) buildOut(cl *route.Cluster) {
 		o = appendField(o, f.Name, f.Value)
 	}
 	o = c.appendXFF(o, trusted)
+	if xfcc != nil {
+		o = append(append(append(o, "X-Forwarded-Client-Cert: "...), xfcc...), "\r\n"...)
+	}
 	if !hasProto {
 		o = append(o, "X-Forwarded-Proto: http\r\n"...)
 	}
 	if !r.hasReqID {
 		o = append(o, "X-Request-Id: "...)
+		c.al.reqIDAt = len(o)
 		o = append(appendRequestID(o), "\r\n"...)
 	}
 	c.out = appendFraming(o, r)
@@ -228,6 +250,27 @@ func appendField(o, name, value []byte) []byte {
 	o = append(o, ": "...)
 	o = append(o, value...)
 	return append(o, "\r\n"...)
+}
+
+// xfcc is the connection's x-forwarded-client-cert for the app: set on
+// an inbound mTLS connection (PeerIdentity), "" otherwise.
+func (c *conn) xfcc() string {
+	if pi, ok := c.nc.(PeerIdentity); ok && c.mode.Kind == Inbound {
+		return string(pi.XFCC())
+	}
+	return ""
+}
+
+// setXFCC applies the HTTP/1 path's x-forwarded-client-cert rule to a
+// header map: removed from clients inbound and at the edge (Envoy's
+// SANITIZE), then set to xfcc when the caller was authenticated.
+func setXFCC(hd http.Header, m Mode, xfcc string) {
+	if m.Kind == Inbound || m.Kind == Gateway {
+		delete(hd, "X-Forwarded-Client-Cert")
+	}
+	if xfcc != "" {
+		hd["X-Forwarded-Client-Cert"] = []string{xfcc}
+	}
 }
 
 // notFoundMessage says why a request matched no route: no service or route

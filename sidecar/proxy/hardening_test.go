@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -22,6 +23,39 @@ func TestUnderscoreHeadersAreDropped(t *testing.T) {
 	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: a\r\nX_User: admin\r\nX-Other: kept\r\n\r\n")
 	if got, want := readBody(t, br), `"" "kept"`; got != want {
 		t.Errorf("backend saw %s, want %s", got, want)
+	}
+}
+
+// identifiedConn is a client connection that authenticated its peer, as
+// the mTLS inbound listener's connections do.
+type identifiedConn struct{ net.Conn }
+
+func (identifiedConn) XFCC() []byte { return []byte("By=spiffe://a;URI=spiffe://b") }
+
+// On the inbound listener an authenticated (mTLS) peer is a mesh peer
+// whatever its address; a peer of unknown address without it is not.
+func TestForwardedHeadersTrustAnAuthenticatedPeer(t *testing.T) {
+	p, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	for _, tc := range []struct {
+		name string
+		nc   net.Conn
+		want bool
+	}{
+		{"plain", a, false},
+		{"mTLS", identifiedConn{a}, true},
+	} {
+		c := p.newConn(tc.nc, Mode{Kind: Inbound})
+		if c.trusted != tc.want {
+			t.Errorf("%s: trusted = %v, want %v", tc.name, c.trusted, tc.want)
+		}
+		c.release()
 	}
 }
 

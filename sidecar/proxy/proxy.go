@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -40,6 +42,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics; nil means unregistered.
 	Registerer metric.Registerer
+	// AccessLog, when set, gets a line per request (sidecar/accesslog);
+	// nil means no access log.
+	AccessLog *accesslog.Logger
 	// ReadHeaderTimeout bounds reading a request head once its first byte
 	// arrived (slowloris). Zero means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
@@ -91,6 +96,28 @@ type Config struct {
 	// only, so a long upload, download or event stream goes on as long as
 	// bytes move. Zero means DefaultStreamIdleTimeout; negative means none.
 	StreamIdleTimeout time.Duration
+	// UpstreamTLS originates mTLS to endpoints with a route.Endpoint
+	// ServerID; nil means such endpoints cannot be reached (their
+	// connects fail).
+	UpstreamTLS UpstreamTLS
+}
+
+// UpstreamTLS gives the client TLS configuration for connections to an
+// endpoint that must present serverID (a SPIFFE ID). It is called per new
+// upstream connection, must be safe for concurrent use and must not block;
+// the returned config must not be modified by the caller.
+type UpstreamTLS interface {
+	ClientConfig(serverID string) *tls.Config
+}
+
+// PeerIdentity is implemented by client connections that authenticated
+// their peer (the sidecar's mTLS inbound listener): the proxy passes the
+// identity to the app in x-forwarded-client-cert.
+type PeerIdentity interface {
+	// XFCC returns the x-forwarded-client-cert value for the connection
+	// (Envoy's format, By=<own ID>;URI=<peer ID>), or nil. It is called
+	// after the first request was read (the handshake is done).
+	XFCC() []byte
 }
 
 func (c Config) withDefaults() Config {
@@ -129,7 +156,12 @@ type Proxy struct {
 	metrics *metrics
 	loads   *route.Loads
 	bound   atomic.Pointer[binding]
-	h2      *h2Handler
+	// tlsAddrs maps the address of every endpoint that requires mTLS to
+	// its server ID, for the HTTP/2 path's dialer (which dials by address).
+	tlsAddrs atomic.Pointer[map[string]string]
+	h2       *h2Handler
+	// h2wg counts the goroutines of every upstream HTTP/2 pool (h2.Pool).
+	h2wg sync.WaitGroup
 	// noCluster counts requests answered before a cluster was chosen.
 	noCluster *clusterState
 
@@ -192,8 +224,9 @@ const (
 	Outbound ModeKind = iota
 	// Inbound sends everything to Mode.Cluster (the local app). Client
 	// X-Forwarded-* headers are trusted only from mesh peers: loopback, an
-	// address of an endpoint in the table, or any peer when XFFTrustedHops
-	// is set.
+	// address of an endpoint in the table, a connection that authenticated
+	// its peer (PeerIdentity: mTLS), or any peer when XFFTrustedHops is
+	// set.
 	Inbound
 	// Fixed serves one upstream on a local port: routes of the virtual host
 	// matching Mode.Cluster as the host apply, falling back to Mode.Cluster.
@@ -334,10 +367,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		cs.mu.Lock()
 		for _, h := range cs.hosts {
 			h.pool.shutdown()
+			h.closeH2()
 		}
 		cs.mu.Unlock()
 	}
 	p.stateMu.Unlock()
+	p.h2wg.Wait()
 	return err
 }
 

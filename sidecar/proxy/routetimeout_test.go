@@ -13,11 +13,12 @@ import (
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
-// routeTimeout is the short route timeout of these tests; transfers are
-// paced to last several times longer (pace below).
+// routeTimeout is the route timeout of these tests: long enough for a
+// backend that answers at once to meet it on a loaded machine; transfers
+// are paced to last longer than it (pieces times pace).
 const (
-	routeTimeout = 300 * time.Millisecond
-	pace         = 100 * time.Millisecond
+	routeTimeout = loadedTimeout
+	pace         = 250 * time.Millisecond
 	pieces       = 10
 )
 
@@ -86,7 +87,8 @@ func timeoutBackend(t *testing.T) *backend {
 // The route timeout runs from the end of the request to the response
 // headers, as Envoy's: an upload, a download or an event stream that
 // lasts longer completes, while an upstream that does not answer gets
-// 504 at the route timeout.
+// 504 at the route timeout. (Subtests run in parallel: each lasts a few
+// seconds.)
 func TestRouteTimeoutEndsWithTheResponseHeaders(t *testing.T) {
 	be := timeoutBackend(t)
 	policy := &route.RetryPolicy{On: route.RetryReset, NumRetries: 1}
@@ -100,6 +102,7 @@ func TestRouteTimeoutEndsWithTheResponseHeaders(t *testing.T) {
 		}
 		for _, length := range []bool{true, false} {
 			t.Run(name+"/paced upload, length "+strconv.FormatBool(length), func(t *testing.T) {
+				t.Parallel()
 				var body io.Reader = newPacedReader(t, 1000)
 				req, _ := http.NewRequest("POST", "http://"+addr+"/upload", body)
 				if length {
@@ -118,18 +121,21 @@ func TestRouteTimeoutEndsWithTheResponseHeaders(t *testing.T) {
 			})
 		}
 		t.Run(name+"/paced download", func(t *testing.T) {
+			t.Parallel()
 			code, _, body := get(t, c, addr, "a", "/download")
 			if code != 200 || len(body) != pieces*1000 {
 				t.Errorf("got %d and %d bytes, want 200 and %d", code, len(body), pieces*1000)
 			}
 		})
 		t.Run(name+"/server-sent events", func(t *testing.T) {
+			t.Parallel()
 			code, _, body := get(t, c, addr, "a", "/events")
 			if code != 200 || strings.Count(body, "data: ") != pieces {
 				t.Errorf("got %d %q, want 200 and %d events", code, body, pieces)
 			}
 		})
 		t.Run(name+"/hung upstream", func(t *testing.T) {
+			t.Parallel()
 			if code, _, _ := get(t, c, addr, "a", "/hang"); code != 504 {
 				t.Errorf("got %d, want 504", code)
 			}

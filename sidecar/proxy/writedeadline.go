@@ -26,7 +26,11 @@ type writeDeadline struct {
 	timeout time.Duration // <= 0: none
 	slack   time.Duration
 	at      time.Time // the write deadline set on the connection; zero: none
-	expired bool      // a write failed on the deadline
+	// limit (non-zero) is an absolute deadline the connection has (an
+	// upstream's route timeout, see upConn.setDeadline): arm never moves
+	// the write deadline past it.
+	limit   time.Time
+	expired bool // a write failed on the deadline
 }
 
 func newWriteDeadline(timeout time.Duration) writeDeadline {
@@ -59,7 +63,11 @@ func (wd *writeDeadline) write(nc net.Conn, p []byte) (int, error) {
 // arm moves the write deadline to timeout from now unless it is less than
 // slack older than that.
 func (wd *writeDeadline) arm(nc net.Conn) {
-	if d := time.Now().Add(wd.timeout); d.Sub(wd.at) > wd.slack {
+	d := time.Now().Add(wd.timeout)
+	if !wd.limit.IsZero() && d.After(wd.limit) {
+		d = wd.limit
+	}
+	if d.Sub(wd.at) > wd.slack {
 		nc.SetWriteDeadline(d)
 		wd.at = d
 	}

@@ -19,10 +19,11 @@ type Route struct {
 	Clusters []WeightedCluster
 	// Timeout bounds the upstream exchange, retries included, from the end
 	// of the request to the response headers, as Envoy's route timeout; on
-	// expiry the client gets 504. The HTTP/1.1 path starts it once the
-	// request body is received and a response body is not bounded by it
-	// (the proxy's StreamIdleTimeout guards both); on net/http transports
-	// (h2c, gRPC) it still runs from the start of the request to the end
+	// expiry the client gets 504. It starts once the request body is
+	// received and a response body is not bounded by it (the proxy's
+	// StreamIdleTimeout guards both), except through net/http transports
+	// (an HTTP/1.1 client calling an h2c upstream, an h2c client calling an
+	// HTTP/1.1 one), where it runs from the start of the request to the end
 	// of the response. Zero means no timeout (Envoy's "0s"; the xDS glue
 	// fills Envoy's 15 s default when the route leaves it unset).
 	Timeout time.Duration
