@@ -33,6 +33,7 @@ type compiledRoute struct {
 	name  string
 	hosts []string // lowercase, deduplicated, in the route's order
 	rules []*compiledRule
+	size  int // encoded size of the route (fitRoutes)
 }
 
 type compiledRule struct {
@@ -95,6 +96,7 @@ func compileRoutes(rs []*shoalv1.Route) ([]*compiledRoute, []*shoalv1.RouteStatu
 			st.Accepted, st.Error = false, err.Error()
 			continue
 		}
+		cr.size = proto.Size(r)
 		out = append(out, cr)
 	}
 	return out, statuses

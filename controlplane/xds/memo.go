@@ -120,6 +120,7 @@ func (m *Memo) Translate(in Input, profiles []Capabilities) (map[string]*Resourc
 // assignments they read.
 func translateShape(rs []*shoalv1.Route, services map[string][]registry.Endpoint, profiles []Capabilities, trustDomain string) (map[string]*Resources, []*shoalv1.RouteStatus, map[string]subset) {
 	routes, statuses := compileRoutes(rs)
+	routes = fitRoutes(services, routes, statuses)
 	out := make(map[string]*Resources, len(profiles))
 	var subsets map[string]subset
 	for _, caps := range profiles {

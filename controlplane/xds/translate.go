@@ -49,6 +49,7 @@ func (r *Resources) ByType() map[resource.Type][]types.Resource {
 func Translate(in Input, caps Capabilities) (*Resources, []*shoalv1.RouteStatus) {
 	t := newTranslator(in, caps)
 	routes, statuses := compileRoutes(in.Routes)
+	routes = fitRoutes(indexEndpoints(in.Endpoints), routes, statuses)
 	t.addServices(routes)
 	out := &Resources{
 		Listeners: t.listeners(),
