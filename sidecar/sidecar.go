@@ -41,6 +41,8 @@ type Proxy struct {
 	applied   atomic.Bool   // a table from xDS (or the state dir) is in place
 	rebuild   chan struct{} // capacity 1: a table rebuild is wanted
 	buildErr  atomic.Pointer[string]
+	tables    tableWatch // told of every installed table (drain gate)
+	drainM    *drainMetrics
 
 	closeOnce sync.Once
 	trim      *memTrimmer // returns freed heap after config updates
@@ -75,6 +77,9 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if p.reg == nil {
 		p.reg = metric.NewRegistry()
 		p.reg.MustRegister(metric.NewGoCollector(), metric.NewProcessCollector())
+	}
+	if p.drainM, err = newDrainMetrics(p.reg); err != nil {
+		return nil, err
 	}
 	p.self = p.instance()
 	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
@@ -250,6 +255,7 @@ func (p *Proxy) rebuildTable() {
 	}
 	if t != nil {
 		p.proxy.SetTable(t)
+		p.tables.notify()
 	}
 }
 
