@@ -2,7 +2,9 @@
 # The shoal binary (control plane, sidecar, gateway, injector) and the slim
 # sidecar build the injector uses, on a
 # distroless static base: no shell, no libc, runs as nonroot (65532).
-#   docker build -t ghcr.io/shoal-mesh/shoal:latest --build-arg VERSION=$(git describe --always) .
+#   docker build -t ghcr.io/shoal-mesh/shoal:latest --build-arg VERSION=$(git describe --always) \
+#     --build-arg COMMIT=$(git rev-parse HEAD) --build-arg BUILD_DATE=$(date -u +%FT%TZ) .
+# (shoal version prints them.)
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -10,9 +12,12 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
+ARG COMMIT=
+ARG BUILD_DATE=
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/shoal ./cmd/shoal && \
-    CGO_ENABLED=0 go build -trimpath -tags shoal_slim -ldflags "-s -w -X main.version=${VERSION}" -o /out/shoal-sidecar ./cmd/shoal
+    LDFLAGS="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.buildDate=${BUILD_DATE}" && \
+    CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o /out/shoal ./cmd/shoal && \
+    CGO_ENABLED=0 go build -trimpath -tags shoal_slim -ldflags "$LDFLAGS" -o /out/shoal-sidecar ./cmd/shoal
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/shoal /shoal

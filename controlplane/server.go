@@ -305,14 +305,22 @@ func (s *Server) setupServices() error {
 	s.health = health.NewServer()
 	s.state = newMeshState(s.client, s.log)
 	var err error
-	s.xds, err = xds.NewServer(xds.Config{Logger: s.log, Registerer: s.reg})
+	s.xds, err = xds.NewServer(xds.Config{Logger: s.cfg.Logger, Registerer: s.reg})
 	if err != nil {
 		return err
 	}
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
 		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts})
 	}
-	s.lrs, err = lrs.New(lrs.Config{Registerer: s.reg, Logger: s.log})
+	// Computed when scraped, not on every registry change.
+	dups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "shoal_controlplane_duplicate_registrations",
+		Help: "Addresses (host:port) registered by more than one instance of a service; the control plane serves one of each (shoal status lists them).",
+	}, func() float64 { return float64(len(xds.DuplicateRegistrations(s.state.Endpoints()))) })
+	if err := s.reg.Register(dups); err != nil {
+		return fmt.Errorf("controlplane: register metrics: %w", err)
+	}
+	s.lrs, err = lrs.New(lrs.Config{Registerer: s.reg, Logger: s.cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -321,7 +329,7 @@ func (s *Server) setupServices() error {
 		Instances: s.state,
 		Status:    statusSource{s},
 		Traffic:   trafficSource{lrs: s.lrs, instances: s.state.Endpoints},
-		Logger:    s.log.With("component", "api"),
+		Logger:    s.cfg.Logger,
 	})
 	if err != nil {
 		return err
@@ -350,7 +358,7 @@ func (s *Server) setupServices() error {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	// The dashboard reads the management API in-process.
-	mux.Handle("/ui/", ui.Handler(s.api.Local(), s.log))
+	mux.Handle("/ui/", ui.Handler(s.api.Local(), s.cfg.Logger))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	// Key rotation for operators (shoal gossip keys); gossip starts after
 	// this mux is built, hence the lookup per request.
@@ -376,6 +384,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Clients:             s.xds.Status(),
 		Routes:              s.state.routeStatuses(s.xds.RouteStatuses()),
 		Members:             s.members(),
+		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
 	}
 }
 

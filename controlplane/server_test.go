@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-mesh/shoal/controlplane"
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
@@ -139,4 +141,51 @@ func TestNewFailsOnABusyPortAndReleasesEverything(t *testing.T) {
 		t.Fatal("New with a busy --api-listen succeeded")
 	}
 	// goleak (TestMain) checks that the embedded etcd it started is gone.
+}
+
+// TestDuplicateRegistrationsAreReported: the app's npm package and its
+// sidecar both registered one address; Status names both and the one
+// served, and a metric counts the address.
+func TestDuplicateRegistrationsAreReported(t *testing.T) {
+	srv, _ := start(t)
+	a := srv.Addrs()
+	waitReady(t, a.Admin)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	store := etcdstore.New(srv.Client(), nil)
+	for _, in := range []registry.Instance{
+		{ID: "web-sidecar", Service: "web", Address: "127.0.0.1", Port: 3001},
+		{ID: "web-1", Service: "web", Address: "127.0.0.1", Port: 3001, Metadata: map[string]string{"version": "v2"}},
+	} {
+		reg, err := store.Register(ctx, in, registry.RegisterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reg.Close()
+	}
+	conn, err := grpc.NewClient(a.API, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	want := &shoalv1.DuplicateRegistration{Service: "web", Address: "127.0.0.1:3001", InstanceIds: []string{"web-1", "web-sidecar"}, KeptInstanceId: "web-1"}
+	var got []*shoalv1.DuplicateRegistration
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := shoalv1.NewMeshServiceClient(conn).Status(ctx, &shoalv1.StatusRequest{})
+		if got = st.GetDuplicates(); err == nil && len(got) == 1 && proto.Equal(got[0], want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Status().Duplicates = %v, %v; want %v", got, err, want)
+		}
+	}
+	resp, err := http.Get("http://" + a.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "\nshoal_controlplane_duplicate_registrations 1\n") {
+		t.Errorf("/metrics lacks shoal_controlplane_duplicate_registrations 1")
+	}
 }

@@ -173,8 +173,8 @@ func waitAllAlive(t *testing.T, cp *harness.ControlPlane, n int) {
 
 // memberPeer is one entry of a sidecar's admin /members.
 type memberPeer struct {
-	Name  string
-	State gossip.MemberState
+	Name  string `json:"name"`
+	State string `json:"state"`
 }
 
 // memberView reads a sidecar's admin /members.

@@ -139,7 +139,7 @@ func sidecarView(ns *harness.Netns) map[string]string {
 	}
 	out := map[string]string{}
 	for _, p := range peers {
-		out[p.Name] = p.State.String()
+		out[p.Name] = p.State
 	}
 	return out
 }

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sort"
+	"time"
 
+	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
 )
 
@@ -38,7 +40,7 @@ func (p *Proxy) adminMux() *http.ServeMux {
 			writeJSON(w, []any{})
 			return
 		}
-		writeJSON(w, p.member.Peers())
+		writeJSON(w, membersJSON(p.member.Peers()))
 	})
 	// Key rotation for operators (shoal gossip keys); member is set after
 	// the mux is built, hence the lookup per request.
@@ -94,4 +96,34 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// memberJSON is one gossip member in /members: the fields of the
+// management API's Member (shoal status -o json) under the same snake_case
+// names, states and roles by name, plus since and per-instance health.
+type memberJSON struct {
+	Name      string         `json:"name"`
+	Address   string         `json:"address"`
+	State     string         `json:"state"`
+	Role      string         `json:"role"`
+	Since     time.Time      `json:"since"`
+	Instances []instanceJSON `json:"instances"`
+}
+
+type instanceJSON struct {
+	Service string `json:"service"`
+	ID      string `json:"id"`
+	Healthy bool   `json:"healthy"`
+}
+
+func membersJSON(peers []gossip.Peer) []memberJSON {
+	out := make([]memberJSON, 0, len(peers))
+	for _, p := range peers {
+		m := memberJSON{Name: p.Name, Address: p.Addr, State: p.State.String(), Role: p.Role.String(), Since: p.Since, Instances: []instanceJSON{}}
+		for _, in := range p.Instances {
+			m.Instances = append(m.Instances, instanceJSON{Service: in.Service, ID: in.ID, Healthy: in.Healthy})
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -119,6 +119,7 @@ func TestSidecarRegistersRoutesAndDeregistersOnShutdown(t *testing.T) {
 	// Both the per-upstream port and the Host-routed outbound reach web-1.
 	poll(t, "web reachable through the upstream port", func() bool { return get("http://"+addrs["upstream web"]+"/") == http.StatusOK })
 	checkConfigDump(t, addrs["admin"])
+	checkMembers(t, web.Addrs()["admin"])
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addrs["outbound"]+"/", nil)
 	req.Host = "web"
 	resp, err := http.DefaultClient.Do(req)
@@ -149,6 +150,45 @@ func TestSidecarRegistersRoutesAndDeregistersOnShutdown(t *testing.T) {
 	stopWeb()
 	if ins, _, _ := store.List(t.Context(), "web"); len(ins) != 0 {
 		t.Errorf("instances after shutdown = %v, want none", ins)
+	}
+}
+
+// checkMembers reads /members as documented: snake_case names, states and
+// roles by name (they were Go field names and numbers).
+func checkMembers(t *testing.T, admin string) {
+	t.Helper()
+	type member struct {
+		Name      string `json:"name"`
+		Address   string `json:"address"`
+		State     string `json:"state"`
+		Role      string `json:"role"`
+		Instances []struct {
+			Service string `json:"service"`
+			ID      string `json:"id"`
+		} `json:"instances"`
+	}
+	var members []member
+	poll(t, "the control plane alive in the web sidecar's /members", func() bool {
+		resp, err := http.Get("http://" + admin + "/members")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		members = nil
+		if json.NewDecoder(resp.Body).Decode(&members) != nil {
+			return false
+		}
+		for _, m := range members {
+			if m.Role == "controlplane" && m.State == "alive" && m.Address != "" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, m := range members {
+		if m.Role == "sidecar" && (len(m.Instances) != 1 || m.Instances[0].ID != "web-1" || m.Instances[0].Service != "web") {
+			t.Errorf("/members: sidecar %s fronts %+v, want web/web-1", m.Name, m.Instances)
+		}
 	}
 }
 

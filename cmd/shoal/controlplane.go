@@ -3,6 +3,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -55,7 +56,9 @@ func newControlPlaneCmd() *cobra.Command {
 	fs.StringVar(&cfg.AdminListen, "admin-listen", cfg.AdminListen, "admin HTTP address (/metrics, /ready)")
 	fs.StringVar(&cfg.GossipListen, "gossip-listen", cfg.GossipListen, "gossip (memberlist) address")
 	fs.StringVar(&gossipJoin, "gossip-join", "", "comma-separated gossip seeds")
-	gossipKey.register(fs)
+	goFlags := flag.NewFlagSet("shoal controlplane", flag.ContinueOnError)
+	gossipKey.register(goFlags)
+	fs.AddGoFlagSet(goFlags)
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")

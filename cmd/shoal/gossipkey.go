@@ -2,11 +2,10 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
-
-	"github.com/spf13/pflag"
 )
 
 // gossipKeyEnv is the environment variable a gossip key can be passed in,
@@ -18,7 +17,7 @@ const gossipKeyEnv = "SHOAL_GOSSIP_KEY"
 // gossip member's command.
 type gossipKeyFlags struct{ key, file string }
 
-func (g *gossipKeyFlags) register(fs *pflag.FlagSet) {
+func (g *gossipKeyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.key, "gossip-key", "", "base64 32-byte gossip encryption key (AES-GCM), or several separated by commas (the first encrypts, all decrypt: for a member started in the middle of a rotation); prefer --gossip-key-file or $"+gossipKeyEnv+": a key on the command line is visible to every user of the host")
 	fs.StringVar(&g.file, "gossip-key-file", "", "file holding the base64 gossip key(s) (e.g. a mounted Kubernetes Secret)")
 }

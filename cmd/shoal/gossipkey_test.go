@@ -1,12 +1,11 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
 )
 
 func TestGossipKeySources(t *testing.T) {
@@ -32,7 +31,7 @@ func TestGossipKeySources(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(gossipKeyEnv, tc.env)
 			var g gossipKeyFlags
-			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
 			g.register(fs)
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)

@@ -1,3 +1,5 @@
+//go:build !shoal_slim
+
 // Command shoal is the one binary of the shoal service mesh: control plane,
 // sidecar, gateway, demo and the management CLI.
 //
@@ -6,14 +8,18 @@
 // arguments, and `shoal completion bash|zsh|fish` prints a completion
 // script. Each subcommand turns its flags into its package's Config and
 // calls Run with a context that ends on SIGINT or SIGTERM.
+//
+// The slim sidecar build (-tags shoal_slim, shipped as /shoal-sidecar) has
+// only the sidecar and gateway commands and parses them with the standard
+// flag package (slim.go): cobra cost it 1 MiB of RSS.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,18 +31,6 @@ import (
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// usageError marks an error in how a command was called (an unknown
-// command or flag, a missing argument): exit status 2, as flag parsing
-// errors have in Go tools.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usageErrorf(format string, args ...any) error {
-	return usageError{fmt.Errorf(format, args...)}
 }
 
 // run executes the command line args and returns the exit status: 0, 1
@@ -55,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd == nil {
 		cmd = root
 	}
-	if ue := (usageError{}); errors.As(err, &ue) {
+	if exitCode(err) == 2 {
 		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
 		return 2
 	}
@@ -63,8 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-// newRootCmd returns the command tree; the slim build (-tags shoal_slim)
-// leaves out fullCommands.
+// newRootCmd returns the command tree.
 func newRootCmd() *cobra.Command {
 	root := groupCmd("shoal", "shoal is a service mesh for fleets of Node.js services")
 	root.Long = "shoal is a service mesh for fleets of Node.js services: instances register in etcd, gossip\n" +
@@ -74,9 +67,36 @@ func newRootCmd() *cobra.Command {
 	root.SilenceErrors, root.SilenceUsage = true, true
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetGlobalNormalizationFunc(flagAliases)
-	root.AddCommand(fullCommands()...)
-	root.AddCommand(newSidecarCmd(), newGatewayCmd(), newGossipCmd(), newVersionCmd())
+	root.AddCommand(
+		newDemoCmd(),
+		newControlPlaneCmd(),
+		proxyCobraCmd(sidecarCommand()),
+		proxyCobraCmd(gatewayCommand()),
+		newInjectCmd(),
+		newInjectWebhookCmd(),
+		newServicesCmd(),
+		newInstancesCmd(),
+		newRoutesCmd(),
+		newStatusCmd(),
+		newCheckCmd(),
+		newTopCmd(),
+		newGossipCmd(),
+		newVersionCmd(),
+	)
 	return root
+}
+
+// proxyCobraCmd wraps the sidecar or gateway command, whose flags are
+// shared with the slim build's standard flag parsing.
+func proxyCobraCmd(pc proxyCommand) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   pc.use,
+		Short: pc.summary,
+		Args:  exactArgs(0, "no arguments"),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return pc.run(cmd.Context(), cmd.ErrOrStderr()) },
+	}
+	cmd.Flags().AddGoFlagSet(pc.flags)
+	return cmd
 }
 
 // groupCmd returns a command that only holds subcommands: called alone it
@@ -169,22 +189,26 @@ func normalizeArgs(root *cobra.Command, args []string) []string {
 	return out
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
+func newVersionCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "print the version, commit and build date",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b := currentBuild()
+			switch output {
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(b)
+			case "", "text":
+				fmt.Fprintln(cmd.OutOrStdout(), "shoal", b)
+				return nil
+			}
+			return usageErrorf("--output %q: want text or json", output)
+		},
 	}
-	return out
-}
-
-// newLogger returns a text logger at level; an unknown level is a usage
-// error naming --log-level.
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
 }

@@ -1,3 +1,5 @@
+//go:build !shoal_slim
+
 package main
 
 import (

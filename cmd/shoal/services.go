@@ -23,7 +23,15 @@ import (
 func registryFlags(cmd *cobra.Command, f *apiFlags) {
 	f.register(cmd.Flags())
 	cmd.Flags().String("etcd", "", "ignored: the registry is read through the management API (--api)")
-	_ = cmd.Flags().MarkDeprecated("etcd", "services and instances now ask the control plane's management API; use --api")
+	_ = cmd.Flags().MarkHidden("etcd")
+}
+
+// warnEtcdFlag tells a user of the old --etcd where the data comes from now.
+func warnEtcdFlag(cmd *cobra.Command) {
+	if cmd.Flags().Changed("etcd") {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: --etcd is deprecated and ignored: the registry is read through the management API (--api %s)\n",
+			cmd.CommandPath(), cmd.Flag("api").Value)
+	}
 }
 
 // withRegistry connects to the management API and runs fn under --timeout.
@@ -48,6 +56,7 @@ func newServicesCmd() *cobra.Command {
 		Short: "list registered services",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			warnEtcdFlag(cmd)
 			return withRegistry(cmd, f, func(ctx context.Context, rc shoalv1.RegistryServiceClient) error {
 				resp, err := rc.ListServices(ctx, &shoalv1.ListServicesRequest{})
 				if err != nil {
@@ -89,6 +98,7 @@ func newInstancesCmd() *cobra.Command {
 			return names, cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			warnEtcdFlag(cmd)
 			service := ""
 			if len(args) == 1 {
 				service = args[0]
@@ -120,7 +130,7 @@ func printInstances(stdout, stderr io.Writer, output string, resp *shoalv1.ListI
 	fmt.Fprintln(tw, "SERVICE\tID\tADDRESS\tPROTOCOL\tZONE\tWEIGHT\tHEALTH\tMETADATA")
 	for _, in := range resp.GetInstances() {
 		addr := hostPort(in)
-		if len(dups[addr]) > 1 {
+		if len(dups[in.GetService()+" "+addr]) > 1 {
 			addr += " (DUPLICATE)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.GetService(), in.GetId(), addr, in.GetProtocol(),
@@ -129,21 +139,24 @@ func printInstances(stdout, stderr io.Writer, output string, resp *shoalv1.ListI
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, addr := range sortedKeys(dups) {
-		if ids := dups[addr]; len(ids) > 1 {
-			fmt.Fprintf(stderr, "warning: %s is registered %d times (%s): the control plane routes to it once; see the README, \"Duplicate registrations\"\n",
+	for _, key := range sortedKeys(dups) {
+		if ids := dups[key]; len(ids) > 1 {
+			_, addr, _ := strings.Cut(key, " ")
+			fmt.Fprintf(stderr, "warning: %s is registered %d times (%s): the control plane serves one of them (`shoal status` says which; README, \"Duplicate registrations\")\n",
 				addr, len(ids), strings.Join(ids, ", "))
 		}
 	}
 	return nil
 }
 
-// duplicateAddresses maps each address:port to the "service/id" of its
-// instances.
+// duplicateAddresses maps "service host:port" to the ids of the
+// instances registered there; the control plane serves one per address
+// and service.
 func duplicateAddresses(ins []*shoalv1.Instance) map[string][]string {
 	m := map[string][]string{}
 	for _, in := range ins {
-		m[hostPort(in)] = append(m[hostPort(in)], in.GetService()+"/"+in.GetId())
+		key := in.GetService() + " " + hostPort(in)
+		m[key] = append(m[key], in.GetId())
 	}
 	return m
 }

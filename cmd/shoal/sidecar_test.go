@@ -1,11 +1,10 @@
 package main
 
 import (
+	"flag"
 	"io"
 	"testing"
 	"time"
-
-	"github.com/spf13/pflag"
 
 	"github.com/shoal-mesh/shoal/sidecar"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
@@ -27,7 +26,7 @@ func TestProxyFlagsSetConnectionTimeouts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var f proxyFlags
-			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
 			f.register(fs, "")
 			if err := fs.Parse(append([]string{"--memory-limit", "0"}, tc.args...)); err != nil {
 				t.Fatal(err)

@@ -96,6 +96,15 @@ func printStatus(w io.Writer, st *shoalv1.StatusResponse) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.GetName(), r.GetVersion(), served, errText)
 	}
 	tw.Flush()
+	if len(st.GetDuplicates()) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "DUPLICATE ADDRESS\tSERVICE\tINSTANCES\tSERVED\n")
+		for _, d := range st.GetDuplicates() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.GetAddress(), d.GetService(), strings.Join(d.GetInstanceIds(), ","), d.GetKeptInstanceId())
+		}
+		tw.Flush()
+	}
 	if len(st.GetMembers()) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

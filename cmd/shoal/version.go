@@ -1,13 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strings"
-
-	"github.com/spf13/cobra"
 )
 
 // Set at build time, e.g. by the Dockerfile:
@@ -86,28 +83,4 @@ func (b build) String() string {
 	}
 	parts = append(parts, b.GoVersion+" "+b.Platform)
 	return fmt.Sprintf("%s (%s)", b.Version, strings.Join(parts, ", "))
-}
-
-func newVersionCmd() *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:   "version",
-		Short: "print the version, commit and build date",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			b := currentBuild()
-			switch output {
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(b)
-			case "", "text":
-				fmt.Fprintln(cmd.OutOrStdout(), "shoal", b)
-				return nil
-			}
-			return usageErrorf("--output %q: want text or json", output)
-		},
-	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	return cmd
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -37,9 +38,18 @@ func (rs *routeService) CreateRoute(ctx context.Context, req *shoalv1.CreateRout
 func (rs *routeService) GetRoute(ctx context.Context, req *shoalv1.GetRouteRequest) (*shoalv1.GetRouteResponse, error) {
 	r, err := rs.s.cfg.Routes.Get(ctx, req.GetName())
 	if err != nil {
-		return nil, rs.s.toStatus(err)
+		return nil, rs.routeStatus(req.GetName(), err)
 	}
 	return &shoalv1.GetRouteResponse{Route: r}, nil
+}
+
+// routeStatus is toStatus naming the route when there is none by that
+// name: NotFound `route "x" not found`.
+func (rs *routeService) routeStatus(name string, err error) error {
+	if errors.Is(err, routes.ErrNotFound) {
+		return status.Errorf(codes.NotFound, "route %q not found", name)
+	}
+	return rs.s.toStatus(err)
 }
 
 func (rs *routeService) ListRoutes(ctx context.Context, _ *shoalv1.ListRoutesRequest) (*shoalv1.ListRoutesResponse, error) {
@@ -53,14 +63,14 @@ func (rs *routeService) ListRoutes(ctx context.Context, _ *shoalv1.ListRoutesReq
 func (rs *routeService) UpdateRoute(ctx context.Context, req *shoalv1.UpdateRouteRequest) (*shoalv1.UpdateRouteResponse, error) {
 	r, err := rs.s.cfg.Routes.Update(ctx, req.GetRoute())
 	if err != nil {
-		return nil, rs.s.toStatus(err)
+		return nil, rs.routeStatus(req.GetRoute().GetName(), err)
 	}
 	return &shoalv1.UpdateRouteResponse{Route: r}, nil
 }
 
 func (rs *routeService) DeleteRoute(ctx context.Context, req *shoalv1.DeleteRouteRequest) (*shoalv1.DeleteRouteResponse, error) {
 	if err := rs.s.cfg.Routes.Delete(ctx, req.GetName(), req.GetVersion()); err != nil {
-		return nil, rs.s.toStatus(err)
+		return nil, rs.routeStatus(req.GetName(), err)
 	}
 	return &shoalv1.DeleteRouteResponse{}, nil
 }

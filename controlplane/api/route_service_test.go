@@ -76,6 +76,9 @@ func TestRouteCRUD(t *testing.T) {
 	}
 	_, err = rc.GetRoute(ctx, &shoalv1.GetRouteRequest{Name: "web"})
 	wantCode(t, err, codes.NotFound)
+	if msg := status.Convert(err).Message(); msg != `route "web" not found` {
+		t.Errorf("GetRoute of a deleted route: message %q, want it to name the route", msg)
+	}
 	_, err = rc.DeleteRoute(ctx, &shoalv1.DeleteRouteRequest{Name: "web"})
 	wantCode(t, err, codes.NotFound)
 }

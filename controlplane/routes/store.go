@@ -169,6 +169,9 @@ func (s *Store) tryWrite(ctx context.Context, r *shoalv1.Route, val []byte, crea
 	if err := CheckConflicts(r, others); err != nil {
 		return nil, false, err
 	}
+	if err := CheckTotalSize(r, others); err != nil {
+		return nil, false, err
+	}
 	key := Key(r.GetName())
 	var cond clientv3.Cmp
 	switch {

@@ -19,6 +19,13 @@ import (
 const (
 	// MaxRouteSize bounds the encoded size of one route (issue 3).
 	MaxRouteSize = 1 << 20
+	// MaxTotalSize bounds the encoded size of all routes together, so that
+	// the xDS responses they make stay well under xdslimit.MaxMessageSize
+	// (issue 16: two 1 MiB routes made an 8.2 MB response that no sidecar
+	// accepted, and no later change reached them). The store refuses a
+	// write over it; the control plane leaves out, and names, a route
+	// written around the API that would go over it.
+	MaxTotalSize = 2 << 20
 	// MaxWeight bounds Destination.Weight so that summing the weights of a
 	// split cannot overflow.
 	MaxWeight = 10000
@@ -366,6 +373,23 @@ func validateRetry(p string, rp *shoalv1.RetryPolicy, timeout *durationpb.Durati
 	}
 	if len(rp.GetRetriableStatusCodes()) > 0 && !slices.Contains(rp.GetRetryOn(), "retriable-status-codes") {
 		return fieldErr(p+".retriable_status_codes", "only used when retry_on holds retriable-status-codes")
+	}
+	return nil
+}
+
+// CheckTotalSize returns a *FieldError naming r when r, together with the
+// other routes (a route of r's name among them is the one r replaces),
+// would be over MaxTotalSize.
+func CheckTotalSize(r *shoalv1.Route, others []*shoalv1.Route) error {
+	total := proto.Size(r)
+	for _, o := range others {
+		if o.GetName() != r.GetName() {
+			total += proto.Size(o)
+		}
+	}
+	if total > MaxTotalSize {
+		return &FieldError{Route: r.GetName(), Reason: fmt.Sprintf(
+			"all routes together would be %d bytes, over the %d-byte (2 MiB) limit of what the xDS path carries; shrink or delete routes", total, MaxTotalSize)}
 	}
 	return nil
 }

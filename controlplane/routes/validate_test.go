@@ -127,3 +127,24 @@ func TestValidateSet(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckTotalSize(t *testing.T) {
+	big := func(name string, size int) *shoalv1.Route {
+		r := routestest.Valid(name)
+		r.Rules[1].Match = &shoalv1.Match{Headers: []*shoalv1.HeaderMatch{{Name: "x-pad", Value: &shoalv1.HeaderMatch_Exact{Exact: strings.Repeat("p", size)}}}}
+		return r
+	}
+	a, b := big("a", 900<<10), big("b", 900<<10)
+	if err := routes.CheckTotalSize(b, []*shoalv1.Route{a}); err != nil {
+		t.Fatalf("two routes of 0.9 MiB: %v, want nil", err)
+	}
+	// Updating a route replaces it: its old version does not count.
+	if err := routes.CheckTotalSize(big("a", 1000<<10), []*shoalv1.Route{a, b}); err != nil {
+		t.Fatalf("updating a within the limit: %v, want nil", err)
+	}
+	err := routes.CheckTotalSize(big("c", 300<<10), []*shoalv1.Route{a, b})
+	var fe *routes.FieldError
+	if !errors.As(err, &fe) || fe.Route != "c" || !strings.Contains(err.Error(), "over the 2097152-byte (2 MiB) limit") {
+		t.Fatalf("a third route over the total = %v, want a FieldError naming route c and the limit", err)
+	}
+}

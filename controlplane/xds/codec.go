@@ -8,12 +8,17 @@ import (
 	protoenc "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-mesh/shoal/internal/xdslimit"
 )
 
 // ServerOptions are the gRPC server options the xDS server is meant to run
 // with; add them to the *grpc.Server given to Register.
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodecV2(codec{})}
+	// The send limit is what shoal's proxies accept (xdslimit); a response
+	// over it fails on this side, in this server's logs, rather than on
+	// every client.
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(codec{}), grpc.MaxSendMsgSize(xdslimit.MaxMessageSize)}
 }
 
 // codec is gRPC's proto codec except that it marshals into buffers of its

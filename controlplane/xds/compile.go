@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-mesh/shoal/controlplane/routes"
@@ -43,8 +44,10 @@ type compiledRule struct {
 	dests    []dest
 	strategy shoalv1.Strategy
 	hashKey  *shoalv1.HashKey // nil means none given
-	timeout  time.Duration    // 0 means the default
-	retry    *shoalv1.RetryPolicy
+	timeout  time.Duration    // with timeoutSet; 0 means none (Envoy's 0s)
+	// timeoutSet is false when the rule gives no timeout: the default applies.
+	timeoutSet bool
+	retry      *shoalv1.RetryPolicy
 }
 
 type dest struct {
@@ -69,12 +72,20 @@ func compileRoutes(rs []*shoalv1.Route) ([]*compiledRoute, []*shoalv1.RouteStatu
 	var statuses []*shoalv1.RouteStatus
 	claimed := make(claims)
 	seen := make(map[string]bool)
+	total := 0 // encoded size of the accepted routes
 	for _, r := range sorted {
 		st := &shoalv1.RouteStatus{Name: r.GetName(), Version: r.GetVersion(), Accepted: true}
 		statuses = append(statuses, st)
 		cr, err := compileRoute(r)
 		if err == nil && seen[r.GetName()] {
 			err = errors.New("duplicate route name")
+		}
+		// routes.MaxTotalSize keeps responses under xdslimit.MaxMessageSize;
+		// the store enforces it, this catches routes written around it.
+		if n := proto.Size(r); err == nil && total+n > routes.MaxTotalSize {
+			err = fmt.Errorf("left out: with the routes before it by name, all routes would be %d bytes, over the %d-byte limit of what the xDS path carries", total+n, routes.MaxTotalSize)
+		} else if err == nil {
+			total += n
 		}
 		if err == nil {
 			err = claimed.claim(cr)
@@ -177,6 +188,7 @@ func compileRule(r *shoalv1.Rule) (*compiledRule, error) {
 	if cr.timeout, err = checkDuration("timeout", r.GetTimeout()); err != nil {
 		return nil, err
 	}
+	cr.timeoutSet = r.GetTimeout() != nil
 	if err := checkRetry(r.GetRetry()); err != nil {
 		return nil, fmt.Errorf("retry: %w", err)
 	}

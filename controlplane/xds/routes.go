@@ -150,8 +150,11 @@ func (t *translator) route(vhost string, i int, rule *compiledRule) *routev3.Rou
 		action.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
 	}
 	if t.caps.HTTPProxy {
+		// An explicit 0s disables the route timeout (Envoy's meaning), for
+		// long uploads, downloads and event streams; no timeout at all
+		// gets the default.
 		timeout := rule.timeout
-		if timeout == 0 {
+		if !rule.timeoutSet {
 			timeout = defaultTimeout
 		}
 		action.Timeout = durationpb.New(timeout)

@@ -143,6 +143,28 @@ func sortedKeys[V any](m map[string]V) []string {
 // under a new id) the routable one, then the lowest id, is kept: gRPC NACKs
 // a load assignment with a duplicate address. Of duplicate ids, likewise.
 func indexEndpoints(eps []registry.Endpoint) map[string][]registry.Endpoint {
+	sorted := preferenceOrder(eps)
+	out := make(map[string][]registry.Endpoint)
+	seen := make(map[string]bool)
+	for _, ep := range sorted {
+		addr, id := ep.Service+"|"+ep.HostPort(), ep.Service+"/"+ep.ID
+		if seen[addr] || seen[id] {
+			continue
+		}
+		seen[addr], seen[id] = true, true
+		out[ep.Service] = append(out[ep.Service], ep)
+	}
+	for svc, list := range out {
+		slices.SortFunc(list, func(a, b registry.Endpoint) int { return cmp.Compare(a.ID, b.ID) })
+		out[svc] = list
+	}
+	return out
+}
+
+// preferenceOrder returns the endpoints a client could take (see
+// indexEndpoints), sorted by service and then by which of several on one
+// address the control plane serves: a routable one, then the lowest id.
+func preferenceOrder(eps []registry.Endpoint) []registry.Endpoint {
 	sorted := make([]registry.Endpoint, 0, len(eps))
 	for _, ep := range eps {
 		if ep.Instance == nil || ep.Validate() != nil || !isIP(ep.Address) {
@@ -162,21 +184,7 @@ func indexEndpoints(eps []registry.Endpoint) map[string][]registry.Endpoint {
 			cmp.Compare(a.Protocol, b.Protocol),
 		)
 	})
-	out := make(map[string][]registry.Endpoint)
-	seen := make(map[string]bool)
-	for _, ep := range sorted {
-		addr, id := ep.Service+"|"+ep.HostPort(), ep.Service+"/"+ep.ID
-		if seen[addr] || seen[id] {
-			continue
-		}
-		seen[addr], seen[id] = true, true
-		out[ep.Service] = append(out[ep.Service], ep)
-	}
-	for svc, list := range out {
-		slices.SortFunc(list, func(a, b registry.Endpoint) int { return cmp.Compare(a.ID, b.ID) })
-		out[svc] = list
-	}
-	return out
+	return sorted
 }
 
 // compareBool orders true before false.

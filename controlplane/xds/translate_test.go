@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -176,4 +177,42 @@ func messages[M proto.Message](in []M) []proto.Message {
 		out[i] = m
 	}
 	return out
+}
+
+// A rule's timeout reaches Envoy's RouteAction.timeout: none given is the
+// 15 s default, an explicit 0s disables it (Envoy's meaning) for long
+// uploads, downloads and event streams.
+func TestTranslateRouteTimeout(t *testing.T) {
+	noTimeout := rule(shoalv1.Strategy_STRATEGY_ROUND_ROBIN, to("orders"))
+	disabled := rule(shoalv1.Strategy_STRATEGY_ROUND_ROBIN, to("orders"))
+	disabled.Timeout = dur(0)
+	set := rule(shoalv1.Strategy_STRATEGY_ROUND_ROBIN, to("orders"))
+	set.Timeout = dur(3 * time.Second)
+	res, _ := Translate(Input{Endpoints: ordersFleet(), Routes: []*shoalv1.Route{
+		route("default", []string{"default.example.com"}, noTimeout),
+		route("disabled", []string{"disabled.example.com"}, disabled),
+		route("set", []string{"set.example.com"}, set),
+	}}, CapabilitiesEnvoy)
+	want := map[string]time.Duration{"default.example.com": defaultTimeout, "disabled.example.com": 0, "set.example.com": 3 * time.Second}
+	got := map[string]time.Duration{}
+	for _, r := range res.Routes {
+		rc, ok := r.(*routev3.RouteConfiguration)
+		if !ok {
+			t.Fatalf("route resource %T", r)
+		}
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				a := r.GetRoute()
+				if a.GetTimeout() == nil {
+					t.Fatalf("route %s has no timeout", r.GetName())
+				}
+				if d := vh.GetDomains()[0]; strings.HasSuffix(d, ".example.com") {
+					got[d] = a.GetTimeout().AsDuration()
+				}
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("route timeouts (-want +got):\n%s", diff)
+	}
 }

@@ -18,8 +18,14 @@ const (
 	StateDir      = "/var/run/shoal"
 )
 
-// DefaultImage is the sidecar image when Config.Image is empty.
-const DefaultImage = "ghcr.io/shoal-mesh/shoal:latest"
+// Version is the release the manifests in deploy/kubernetes and the
+// default image are pinned to (the npm package nodejs/ carries the same
+// version); a test checks they agree.
+const Version = "0.1.0"
+
+// DefaultImage is the sidecar image when Config.Image is empty: pinned to
+// Version, never :latest, so every sidecar of a mesh runs the same build.
+const DefaultImage = "ghcr.io/shoal-mesh/shoal:v" + Version
 
 // SidecarBinary is the injected container's command: the image's slim
 // sidecar build (Dockerfile: -tags shoal_slim, no control plane), which
@@ -34,7 +40,7 @@ type Config struct {
 	// Image is the sidecar image; empty means DefaultImage.
 	Image string
 	// ImagePullPolicy is the sidecar's pull policy; empty leaves the
-	// Kubernetes default (Always for :latest, IfNotPresent otherwise).
+	// Kubernetes default (IfNotPresent for a pinned tag).
 	ImagePullPolicy corev1.PullPolicy
 	// EtcdEndpoints are passed as --etcd (required).
 	EtcdEndpoints []string

@@ -2,6 +2,7 @@ package inject
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,11 +15,15 @@ func Requested(annotations map[string]string) bool {
 	return annotations[AnnotationInject] == "true"
 }
 
-// Injected reports whether spec already has the sidecar.
+// Injected reports whether spec already has the sidecar: as a native
+// sidecar (an init container), or as a regular container (pods injected by
+// earlier versions).
 func Injected(spec *corev1.PodSpec) bool {
-	for _, c := range spec.Containers {
-		if c.Name == ContainerName {
-			return true
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for _, c := range cs {
+			if c.Name == ContainerName {
+				return true
+			}
 		}
 	}
 	return false
@@ -45,11 +50,19 @@ func Pod(pod *corev1.Pod, cfg Config) (*corev1.Pod, error) {
 // otherwise an unchanged copy. It is a pure function: tpl is not modified.
 // Errors name the annotation at fault (or the Config field).
 //
+// The sidecar is a native sidecar (KEP-753, Kubernetes >= 1.29): the last
+// init container, with restartPolicy Always. The kubelet starts it before
+// the app containers and, because it has a startup probe on /ready, starts
+// them only once it has a routing config; it keeps running beside them and
+// is stopped after them, so a Job's pod completes when its app exits.
+//
 // Besides the container, it adds an emptyDir volume for the sidecar's last
 // good config (--state-dir) and, to app containers without a preStop hook,
-// a preStop sleep of cfg.DrainSeconds: Kubernetes signals every container
-// at once, and the app must keep serving while the sidecar deregisters and
-// drains the requests already routed to it.
+// a preStop sleep of cfg.DrainSeconds. The sleep stays with native
+// sidecars: the sidecar is signalled only once the app containers have
+// exited, so nothing yet takes an instance out of rotation when its pod
+// starts terminating; the sleep keeps the app serving for that long, and
+// the sidecar deregisters and drains when it is signalled.
 func Template(tpl corev1.PodTemplateSpec, cfg Config) (corev1.PodTemplateSpec, error) {
 	out := *tpl.DeepCopy()
 	if !Requested(out.Annotations) || Injected(&out.Spec) {
@@ -74,7 +87,7 @@ func Template(tpl corev1.PodTemplateSpec, cfg Config) (corev1.PodTemplateSpec, e
 			c.Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: cfg.DrainSeconds}}
 		}
 	}
-	out.Spec.Containers = append(out.Spec.Containers, container(o, cfg))
+	out.Spec.InitContainers = append(out.Spec.InitContainers, container(o, cfg))
 	out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
 		Name:         StateVolume,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
@@ -90,7 +103,7 @@ func checkConflicts(spec *corev1.PodSpec, o options) error {
 			return fmt.Errorf("volume %q is reserved for the sidecar", StateVolume)
 		}
 	}
-	for _, c := range spec.Containers {
+	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
 		for _, p := range c.Ports {
 			for _, r := range reservedPorts {
 				if p.ContainerPort == r {
@@ -122,33 +135,36 @@ func container(o options, cfg Config) corev1.Container {
 			},
 		}})
 	}
+	ready := corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(AdminPort)}}
 	return corev1.Container{
 		Name:            ContainerName,
 		Image:           cfg.Image,
 		ImagePullPolicy: cfg.ImagePullPolicy,
-		Command:         []string{SidecarBinary},
-		Args:            args(o, cfg),
-		Env:             env,
+		// A native sidecar: an init container that keeps running.
+		RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
+		Command:       []string{SidecarBinary},
+		Args:          args(o, cfg),
+		Env:           env,
 		Ports: []corev1.ContainerPort{
 			{Name: "shoal-inbound", ContainerPort: InboundPort, Protocol: corev1.ProtocolTCP},
 			{Name: "shoal-admin", ContainerPort: AdminPort, Protocol: corev1.ProtocolTCP},
 			{Name: "shoal-gossip", ContainerPort: GossipPort, Protocol: corev1.ProtocolTCP},
 			{Name: "shoal-gossip-u", ContainerPort: GossipPort, Protocol: corev1.ProtocolUDP},
 		},
-		ReadinessProbe: &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: "/ready", Port: intstr.FromInt32(AdminPort),
-			}},
-			PeriodSeconds: 2, FailureThreshold: 3,
-		},
-		Resources:    cfg.Resources,
-		VolumeMounts: []corev1.VolumeMount{{Name: StateVolume, MountPath: StateDir}},
+		// The app containers start once this passes: the sidecar has a
+		// routing config (from the control plane or its state dir). Two
+		// minutes without one restarts the sidecar.
+		StartupProbe:   &corev1.Probe{ProbeHandler: ready, PeriodSeconds: 1, FailureThreshold: 120},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: ready, PeriodSeconds: 2, FailureThreshold: 3},
+		Resources:      cfg.Resources,
+		VolumeMounts:   []corev1.VolumeMount{{Name: StateVolume, MountPath: StateDir}},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr(true),
 			RunAsUser:                ptr(int64(65532)),
 			AllowPrivilegeEscalation: ptr(false),
 			ReadOnlyRootFilesystem:   ptr(true),
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 	}
 }

@@ -35,9 +35,9 @@ func testPod(annotations map[string]string) *corev1.Pod {
 
 func sidecarOf(t *testing.T, p *corev1.Pod) *corev1.Container {
 	t.Helper()
-	for i := range p.Spec.Containers {
-		if p.Spec.Containers[i].Name == ContainerName {
-			return &p.Spec.Containers[i]
+	for i := range p.Spec.InitContainers {
+		if p.Spec.InitContainers[i].Name == ContainerName {
+			return &p.Spec.InitContainers[i]
 		}
 	}
 	return nil
@@ -107,6 +107,23 @@ func TestPodAddsProbesEnvVolumeAndPreStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := sidecarOf(t, got)
+	if sc == nil {
+		t.Fatal("no sidecar init container")
+	}
+	// A native sidecar (Kubernetes >= 1.29) that the app waits for.
+	if sc.RestartPolicy == nil || *sc.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Errorf("restartPolicy = %v, want Always (a native sidecar)", sc.RestartPolicy)
+	}
+	if p := sc.StartupProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/ready" || p.HTTPGet.Port.IntValue() != AdminPort {
+		t.Errorf("startup probe = %+v, want GET /ready on %d (the app starts once the sidecar has a config)", p, AdminPort)
+	}
+	if len(got.Spec.Containers) != 1 {
+		t.Errorf("containers = %d, want the app alone (the sidecar is an init container)", len(got.Spec.Containers))
+	}
+	if sec := sc.SecurityContext; sec == nil || sec.SeccompProfile == nil || sec.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault ||
+		!*sec.RunAsNonRoot || !*sec.ReadOnlyRootFilesystem || *sec.AllowPrivilegeEscalation {
+		t.Errorf("securityContext = %+v, want Pod Security restricted (RuntimeDefault seccomp, non-root, read-only root)", sec)
+	}
 	if p := sc.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/ready" || p.HTTPGet.Port.IntValue() != AdminPort {
 		t.Errorf("readiness probe = %+v, want GET /ready on %d", p, AdminPort)
 	}

@@ -80,6 +80,14 @@ func TestYAMLInjectsEveryWorkloadKind(t *testing.T) {
 			if !Injected(&tpl.Spec) {
 				t.Errorf("no sidecar in\n%s", out.String())
 			}
+			// A native sidecar in every kind: an init container that keeps
+			// running (so a Job's pod completes when its app exits: the
+			// kubelet stops native sidecars after the app containers).
+			if len(tpl.Spec.Containers) != 1 || len(tpl.Spec.InitContainers) != 1 ||
+				tpl.Spec.InitContainers[0].Name != ContainerName || tpl.Spec.InitContainers[0].RestartPolicy == nil ||
+				*tpl.Spec.InitContainers[0].RestartPolicy != corev1.ContainerRestartPolicyAlways {
+				t.Errorf("want the app as the only container and the sidecar as an init container with restartPolicy Always:\n%s", out.String())
+			}
 		})
 	}
 }

@@ -7,6 +7,7 @@ package kubernetes
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/shoal-mesh/shoal/deploy/inject"
@@ -46,14 +49,10 @@ var newTyped = map[string]func() any{
 	},
 }
 
-// load decodes every document of file; kinds without Go types here
-// (cert-manager's) are checked for apiVersion, kind and name only.
-func load(t *testing.T, file string) []object {
+// decode decodes every document of a rendered stream; kinds without Go
+// types here (cert-manager's) are checked for apiVersion, kind and name only.
+func decode(t *testing.T, from string, b []byte) []object {
 	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []object
 	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
 		var meta struct {
@@ -62,19 +61,19 @@ func load(t *testing.T, file string) []object {
 			Metadata   struct{ Name, Namespace string }
 		}
 		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-			t.Fatalf("%s document %d: %v", file, i+1, err)
+			t.Fatalf("%s document %d: %v", from, i+1, err)
 		}
 		if meta.Kind == "" {
 			continue // comments only
 		}
 		if meta.APIVersion == "" || meta.Metadata.Name == "" {
-			t.Errorf("%s document %d: %s without apiVersion or metadata.name", file, i+1, meta.Kind)
+			t.Errorf("%s document %d: %s without apiVersion or metadata.name", from, i+1, meta.Kind)
 		}
-		o := object{file: file, apiVersion: meta.APIVersion, kind: meta.Kind, name: meta.Metadata.Name, namespace: meta.Metadata.Namespace}
+		o := object{file: from, apiVersion: meta.APIVersion, kind: meta.Kind, name: meta.Metadata.Name, namespace: meta.Metadata.Namespace}
 		if mk, ok := newTyped[meta.APIVersion+"/"+meta.Kind]; ok {
 			o.typed = mk()
 			if err := yaml.UnmarshalStrict([]byte(doc), o.typed); err != nil {
-				t.Errorf("%s: %s %q: %v", file, meta.Kind, meta.Metadata.Name, err)
+				t.Errorf("%s: %s %q: %v", from, meta.Kind, meta.Metadata.Name, err)
 			}
 		}
 		out = append(out, o)
@@ -82,36 +81,82 @@ func load(t *testing.T, file string) []object {
 	return out
 }
 
-// kustomization returns the resources a kustomization.yaml lists.
-func kustomization(t *testing.T, dir string) []string {
+// load decodes every document of a file that is not a kustomization
+// (the examples).
+func load(t *testing.T, file string) []object {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var k struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Resources  []string `json:"resources"`
-		Images     []struct{ Name, NewTag string }
-	}
-	if err := yaml.UnmarshalStrict(b, &k); err != nil {
-		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
-	}
-	if k.Kind != "Kustomization" || len(k.Resources) == 0 {
-		t.Fatalf("%s/kustomization.yaml: kind %q with %d resources", dir, k.Kind, len(k.Resources))
-	}
-	return k.Resources
+	return decode(t, file, b)
 }
 
-// base loads every object of the base kustomization.
+// build renders the kustomization in dir with kustomize's own Go API, as
+// `kubectl kustomize dir` (and `kubectl apply -k dir`) does.
+func build(t *testing.T, dir string) []byte {
+	t.Helper()
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	b, err := m.AsYaml()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	return b
+}
+
+// render renders dir's kustomization and decodes its objects.
+func render(t *testing.T, dir string) []object {
+	t.Helper()
+	return decode(t, "kustomize build "+dir, build(t, dir))
+}
+
+// base renders the top-level kustomization, the one the README applies.
 func base(t *testing.T) []object {
 	t.Helper()
-	var all []object
-	for _, r := range kustomization(t, ".") {
-		all = append(all, load(t, r)...)
+	return render(t, ".")
+}
+
+// kustomizations returns every directory under deploy/kubernetes that
+// holds a kustomization.
+func kustomizations(t *testing.T) []string {
+	t.Helper()
+	var dirs []string
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == "kustomization.yaml" {
+			dirs = append(dirs, filepath.Dir(path))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return all
+	return dirs
+}
+
+// Issue 16: `kubectl apply -k deploy/kubernetes/cert-manager` failed with
+// "cycle detected" (the overlay sat inside its own base) while a
+// hand-written reader of kustomization.yaml passed. Every kustomization
+// here renders with kustomize itself.
+func TestEveryKustomizationRenders(t *testing.T) {
+	dirs := kustomizations(t)
+	for _, want := range []string{".", "base", "cert-manager"} {
+		if !slices.Contains(dirs, want) {
+			t.Errorf("kustomizations %v: %s is missing", dirs, want)
+		}
+	}
+	for _, dir := range dirs {
+		t.Run(dir, func(t *testing.T) {
+			if objs := render(t, dir); len(objs) == 0 {
+				t.Errorf("kustomize build %s rendered no objects", dir)
+			}
+		})
+	}
+	if !bytes.Equal(build(t, "."), build(t, "base")) {
+		t.Error("deploy/kubernetes and deploy/kubernetes/base render differently; the top level is meant to be the base as is")
+	}
 }
 
 func find[T any](t *testing.T, objs []object, kind, name string) T {
@@ -131,20 +176,20 @@ func find[T any](t *testing.T, objs []object, kind, name string) T {
 func TestBaseHasTheExpectedObjects(t *testing.T) {
 	var got []string
 	for _, o := range base(t) {
-		got = append(got, fmt.Sprintf("%s %s/%s", filepath.Base(o.file), o.kind, o.name))
+		got = append(got, o.kind+"/"+o.name)
 		if o.kind != "Namespace" && o.kind != "MutatingWebhookConfiguration" && o.namespace != ns {
 			t.Errorf("%s %s: namespace %q, want %s", o.kind, o.name, o.namespace, ns)
 		}
 	}
 	want := []string{
-		"namespace.yaml Namespace/shoal-system",
-		"etcd.yaml Service/shoal-etcd", "etcd.yaml StatefulSet/shoal-etcd", "etcd.yaml PodDisruptionBudget/shoal-etcd",
-		"controlplane.yaml Deployment/shoal-controlplane", "controlplane.yaml PodDisruptionBudget/shoal-controlplane",
-		"controlplane.yaml Service/shoal-xds", "controlplane.yaml Service/shoal-api", "controlplane.yaml Service/shoal-gossip",
-		"gateway.yaml Deployment/shoal-gateway", "gateway.yaml PodDisruptionBudget/shoal-gateway", "gateway.yaml Service/shoal-gateway",
-		"injector.yaml ServiceAccount/shoal-injector", "injector.yaml Deployment/shoal-injector",
-		"injector.yaml PodDisruptionBudget/shoal-injector", "injector.yaml Service/shoal-injector",
-		"injector.yaml MutatingWebhookConfiguration/shoal-injector",
+		"Namespace/shoal-system",
+		"Service/shoal-etcd", "StatefulSet/shoal-etcd", "PodDisruptionBudget/shoal-etcd",
+		"Deployment/shoal-controlplane", "PodDisruptionBudget/shoal-controlplane",
+		"Service/shoal-xds", "Service/shoal-api", "Service/shoal-gossip",
+		"Deployment/shoal-gateway", "PodDisruptionBudget/shoal-gateway", "Service/shoal-gateway",
+		"ServiceAccount/shoal-injector", "Deployment/shoal-injector",
+		"PodDisruptionBudget/shoal-injector", "Service/shoal-injector",
+		"MutatingWebhookConfiguration/shoal-injector",
 	}
 	slices.Sort(want)
 	slices.Sort(got)
@@ -386,24 +431,71 @@ func TestInjectorMatchesTheInjectPackage(t *testing.T) {
 }
 
 func TestCertManagerOverlay(t *testing.T) {
-	res := kustomization(t, "cert-manager")
-	if !slices.Contains(res, "..") {
-		t.Errorf("overlay resources %v do not include the base", res)
-	}
+	objs := render(t, "cert-manager")
 	var kinds []string
-	for _, r := range res {
-		if r == ".." {
+	baseObjs := 0
+	for _, o := range objs {
+		if o.apiVersion != "cert-manager.io/v1" {
+			baseObjs++
 			continue
 		}
-		for _, o := range load(t, filepath.Join("cert-manager", r)) {
-			kinds = append(kinds, o.kind+"/"+o.name)
-			if o.apiVersion != "cert-manager.io/v1" || o.namespace != ns {
-				t.Errorf("%s %s: apiVersion %s namespace %s", o.kind, o.name, o.apiVersion, o.namespace)
-			}
+		kinds = append(kinds, o.kind+"/"+o.name)
+		if o.namespace != ns {
+			t.Errorf("%s %s: namespace %s", o.kind, o.name, o.namespace)
 		}
+	}
+	if want := len(base(t)); baseObjs != want {
+		t.Errorf("overlay renders %d objects besides cert-manager's, want the base's %d", baseObjs, want)
 	}
 	if !slices.Contains(kinds, "Certificate/shoal-injector") {
 		t.Errorf("overlay objects %v: no Certificate/shoal-injector (named by inject-ca-from)", kinds)
+	}
+}
+
+// The images are pinned to the release, never :latest: the kustomization's
+// tag, the injector's --image and inject.DefaultImage agree, and the npm
+// package carries the same version.
+func TestImagesArePinnedToTheVersion(t *testing.T) {
+	if strings.HasSuffix(inject.DefaultImage, ":latest") || !strings.HasSuffix(inject.DefaultImage, ":v"+inject.Version) {
+		t.Errorf("inject.DefaultImage = %s, want tag v%s", inject.DefaultImage, inject.Version)
+	}
+	for name, tpl := range podTemplates(base(t)) {
+		for _, c := range tpl.Spec.Containers {
+			if strings.HasSuffix(c.Image, ":latest") || !strings.Contains(c.Image, ":") {
+				t.Errorf("%s/%s: image %s is not pinned", name, c.Name, c.Image)
+			}
+		}
+	}
+	b, err := os.ReadFile("../../nodejs/package.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkg struct{ Version string }
+	if err := yaml.Unmarshal(b, &pkg); err != nil {
+		t.Fatal(err)
+	}
+	if pkg.Version != inject.Version {
+		t.Errorf("nodejs/package.json version %s, inject.Version %s: one release, one version", pkg.Version, inject.Version)
+	}
+}
+
+// Every workload passes Pod Security "restricted": non-root, the
+// runtime's seccomp profile, no privilege escalation, no capabilities, and
+// a read-only root filesystem (etcd included).
+func TestWorkloadsAreRestricted(t *testing.T) {
+	for name, tpl := range podTemplates(base(t)) {
+		psc := tpl.Spec.SecurityContext
+		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("%s: pod securityContext %+v, want runAsNonRoot and seccompProfile RuntimeDefault", name, psc)
+		}
+		for _, c := range tpl.Spec.Containers {
+			sc := c.SecurityContext
+			if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+				sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+				sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+				t.Errorf("%s/%s: securityContext %+v, want no privilege escalation, a read-only root, capabilities dropped", name, c.Name, sc)
+			}
+		}
 	}
 }
 

@@ -31,7 +31,8 @@ type attempt struct {
 	cs         *clusterState
 	hosts      []*host
 	start      time.Time
-	deadline   time.Time // zero: none
+	timeout    time.Duration // the route timeout; zero: none
+	deadline   time.Time     // zero: none (yet)
 	replayable bool      // the request can be sent again
 	retries    int       // policy retries left
 	connects   int       // connect-failure retries left
@@ -46,10 +47,19 @@ type attempt struct {
 func (a *attempt) init(b *binding, rt *route.Route, cl *route.Cluster, start time.Time, connects int) {
 	*a = attempt{rt: rt, cl: cl, cs: b.clusters[cl.Index], hosts: b.hosts[cl.Index], start: start, connects: connects, last: 502}
 	if rt != nil {
-		if rt.Timeout > 0 {
-			a.deadline = start.Add(rt.Timeout)
-		}
+		a.timeout = rt.Timeout
+		a.startTimer(start)
 		a.retries = rt.Retry.Retries()
+	}
+}
+
+// startTimer starts the route timeout at now unless it runs already. The
+// HTTP/1.1 path starts it once the request is completely received, as
+// Envoy does, so that an upload is not bounded by it (see conn.dispatch);
+// net/http transports (h2c, gRPC) start it with the request.
+func (a *attempt) startTimer(now time.Time) {
+	if a.timeout > 0 && a.deadline.IsZero() {
+		a.deadline = now.Add(a.timeout)
 	}
 }
 
@@ -68,7 +78,7 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 		e, h := a.pick()
 		switch {
 		case h == nil && len(a.cl.Endpoints) == 0:
-			return 503, c.localReply(503, "no endpoints in cluster "+a.cl.Name)
+			return 503, c.localReply(503, noInstanceMessage(a.cl.Name))
 		case h == nil:
 			return 502, c.localReply(502, "no healthy upstream")
 		case a.triedHost(h):
@@ -245,12 +255,19 @@ func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 
 // exchange writes the request on uc and relays the response.
 func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.Time) (outcome, int, bool) {
-	uc.setDeadline(a.tryDeadline(now))
+	streamed := !a.replayable && c.req.hasBody()
+	if streamed {
+		// The route and per-try timeouts start once the body is received;
+		// meanwhile the upstream must take it with progress.
+		uc.idleDeadline(c.p.cfg.StreamIdleTimeout)
+	} else {
+		uc.setDeadline(c.waitDeadline(a, now))
+	}
 	uc.w.early = 0
 	uc.bw.Write(c.out)
 	if a.replayable {
 		uc.bw.Write(c.replay)
-	} else if c.req.hasBody() {
+	} else if streamed {
 		if err := c.copyBody(uc.bw); err != nil {
 			uc.close()
 			var we writeError
@@ -260,6 +277,9 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 			c.reject(errBadChunk)
 			return clientFailed, 400, false
 		}
+		now = time.Now()
+		a.startTimer(now)
+		uc.setDeadline(c.waitDeadline(a, now))
 	}
 	if werr, rerr := uc.flushAndFill(); werr != nil || rerr != nil {
 		uc.close()
@@ -288,11 +308,10 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		uc.close()
 		return retryStatus, code, false
 	}
-	if p := a.policy(); p != nil && p.PerTryTimeout > 0 {
-		// The per-try timeout ends with the response headers; the body is
-		// bounded by the route timeout alone (as on the h2 path).
-		uc.setDeadline(a.deadline)
-	}
+	// The route and per-try timeouts end with the response headers (as
+	// Envoy's for streamed responses): a download or an event stream
+	// longer than them goes on while it makes progress.
+	uc.idleDeadline(c.p.cfg.StreamIdleTimeout)
 	keep := c.relay(uc, h)
 	return relayed, code, keep
 }
@@ -341,6 +360,17 @@ func (c *conn) readResponseHead(uc *upConn) ([]byte, error) {
 		}
 		return head, nil
 	}
+}
+
+// waitDeadline bounds the wait for the response headers of an attempt
+// started at now: the route and per-try timeouts (tryDeadline), or the
+// stream idle timeout when neither is set.
+func (c *conn) waitDeadline(a *attempt, now time.Time) time.Time {
+	d := a.tryDeadline(now)
+	if d.IsZero() && c.p.cfg.StreamIdleTimeout > 0 {
+		d = now.Add(c.p.cfg.StreamIdleTimeout)
+	}
+	return d
 }
 
 // tryDeadline is the earlier of the route deadline and the per-try one.

@@ -189,7 +189,7 @@ func (x *h2Exchange) fillView(r *http.Request, peer []byte) {
 func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchange, b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, hc *h2Conn, start time.Time) int {
 	switch {
 	case rt == nil && cl == nil:
-		return plainError(w, 404, "no route matches "+r.Host+r.URL.Path)
+		return plainError(w, 404, notFoundMessage(b.table, x.view.Host, []byte(r.URL.Path)))
 	case cl == nil:
 		return plainError(w, 503, "cluster not found")
 	case int(cs.inflight.Add(1)) > cl.MaxRequests:

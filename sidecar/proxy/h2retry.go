@@ -63,7 +63,7 @@ func (h *h2Handler) roundTrip(ctx context.Context, out *http.Request, x *transpo
 		e, hst := a.pick()
 		switch {
 		case hst == nil && len(a.cl.Endpoints) == 0:
-			return nil, 503, "no endpoints in cluster " + a.cl.Name
+			return nil, 503, noInstanceMessage(a.cl.Name)
 		case kept != nil && (hst == nil || a.triedHost(hst)):
 			// A gRPC client needs a gRPC status, not a local reply.
 			return kept, kept.StatusCode, ""

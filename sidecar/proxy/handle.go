@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -11,6 +13,7 @@ import (
 // client connection stays open.
 func (c *conn) handle() bool {
 	start := time.Now()
+	c.startBody()
 	b := c.p.bound.Load()
 	c.fillView()
 	rt, cl := c.resolve(b)
@@ -31,7 +34,7 @@ func (c *conn) handle() bool {
 func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) (int, bool) {
 	switch {
 	case rt == nil && cl == nil:
-		return 404, c.localReply(404, "no route matches "+string(c.req.host)+string(c.req.path))
+		return 404, c.localReply(404, notFoundMessage(b.table, c.view.Host, c.req.path))
 	case cl == nil:
 		return 503, c.localReply(503, "cluster not found")
 	case cl.Protocol == route.TCP:
@@ -68,13 +71,19 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 		return 400, false
 	}
 	a.replayable = ok
+	if ok || !c.req.hasBody() {
+		a.startTimer(time.Now()) // the whole request is here
+	}
 	return c.forward(a)
 }
 
 func (c *conn) newAttempt(b *binding, rt *route.Route, cl *route.Cluster, start time.Time) *attempt {
-	c.bodyConsumed = false
 	a := &c.attempt
 	a.init(b, rt, cl, start, c.p.cfg.ConnectRetries)
+	if cl.Protocol != route.HTTP2 && !c.req.upgrade {
+		// forward starts the route timer once the request is received.
+		a.deadline = time.Time{}
+	}
 	return a
 }
 
@@ -219,4 +228,20 @@ func appendField(o, name, value []byte) []byte {
 	o = append(o, ": "...)
 	o = append(o, value...)
 	return append(o, "\r\n"...)
+}
+
+// notFoundMessage says why a request matched no route: no service or route
+// has its host, or one has and no rule matches the path.
+func notFoundMessage(t *route.Table, host, path []byte) string {
+	if !t.HasHost(host) {
+		return fmt.Sprintf("no service or route named %q", host)
+	}
+	return "no route matches " + string(host) + string(path)
+}
+
+// noInstanceMessage is the answer for a known service (a cluster) with no
+// instance: its cluster is <service> or <service>/<strategy>.
+func noInstanceMessage(cluster string) string {
+	svc, _, _ := strings.Cut(cluster, "/")
+	return "no healthy instance of service " + svc
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,14 +24,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(acceptChildEnv) != "" {
+		os.Exit(acceptChild())
+	}
 	// A client read inside serveRaw's callback would be a request that
 	// serveBuffered should have left to the blocking path.
 	rawReadHook = func() { panic("proxy: client read inside the raw read callback") }
-	goleak.VerifyTestMain(m,
-		// httptest servers' idle client connections close asynchronously
-		// after the test's own client transports are closed.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
+	goleak.VerifyTestMain(m)
 }
 
 // backend is an httptest server that names itself in X-Backend and counts

@@ -19,6 +19,7 @@ type metrics struct {
 	timeouts  *metric.CounterVec   // kind: connections closed by a timeout
 	// writeTimeouts and tcpIdleTimeouts are timeouts' two children.
 	writeTimeouts, tcpIdleTimeouts *metric.Counter
+	acceptErrors                   *metric.Counter // failed Accepts, retried
 }
 
 func newMetrics(reg metric.Registerer) (*metrics, error) {
@@ -43,13 +44,17 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 			Name: "shoal_sidecar_connection_timeouts_total",
 			Help: "Client connections closed by a timeout: kind=write when no byte could be written to the client (it stopped reading) for the write timeout, kind=tcp_idle when a proxied TCP connection moved no byte either way for the idle timeout.",
 		}, []string{"kind"}),
+		acceptErrors: metric.NewCounter(metric.CounterOpts{
+			Name: "shoal_sidecar_accept_errors_total",
+			Help: "Failed accepts on the proxy's listeners (out of file descriptors, aborted connections), retried with a backoff.",
+		}),
 	}
 	m.writeTimeouts = m.timeouts.WithLabelValues("write")
 	m.tcpIdleTimeouts = m.timeouts.WithLabelValues("tcp_idle")
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected, m.timeouts} {
+	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected, m.timeouts, m.acceptErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

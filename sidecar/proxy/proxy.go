@@ -30,6 +30,7 @@ const (
 	DefaultConnectRetries      = 2
 	DefaultWriteTimeout        = 60 * time.Second
 	DefaultTCPIdleTimeout      = time.Hour
+	DefaultStreamIdleTimeout   = 5 * time.Minute
 )
 
 // Config configures a Proxy. Zero fields take the documented defaults.
@@ -81,6 +82,14 @@ type Config struct {
 	// tracking the timeout copies them through a 16 KiB buffer per
 	// direction).
 	TCPIdleTimeout time.Duration
+	// StreamIdleTimeout bounds an HTTP/1.1 upstream exchange while it makes
+	// no progress (Envoy's stream_idle_timeout): a streamed request body
+	// the upstream does not take, a response head that does not come when
+	// the route sets no timeout, a response body that stalls. The route
+	// timeout runs from the end of the request to the response headers
+	// only, so a long upload, download or event stream goes on as long as
+	// bytes move. Zero means DefaultStreamIdleTimeout; negative means none.
+	StreamIdleTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -99,6 +108,7 @@ func (c Config) withDefaults() Config {
 	def(&c.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
 	def(&c.WriteTimeout, DefaultWriteTimeout)
 	def(&c.TCPIdleTimeout, DefaultTCPIdleTimeout)
+	def(&c.StreamIdleTimeout, DefaultStreamIdleTimeout)
 	defInt(&c.MaxIdlePerHost, DefaultMaxIdlePerHost)
 	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	defInt(&c.MaxHeaders, DefaultMaxHeaders)
@@ -210,26 +220,31 @@ func (m Mode) trustsForwarded() bool { return m.Kind != Gateway || m.XFFTrustedH
 
 // Serve accepts connections on l until Shutdown and serves them in mode.
 // HTTP/1.1 and h2c prior-knowledge connections are detected per
-// connection. Serve always returns a non-nil error; after Shutdown it is
-// ErrClosed. The proxy owns l from now on and closes it.
+// connection. A failed Accept (out of file descriptors, a connection
+// aborted before it was accepted) is counted, logged at most every 10 s and
+// retried with a backoff of 5 ms doubling to 1 s; Serve returns only when
+// l is closed. It always returns a non-nil error; after Shutdown it is
+// ErrClosed. The proxy owns l from now on and closes it. l may be any
+// net.Listener (a TLS listener, for one).
 func (p *Proxy) Serve(l net.Listener, mode Mode) error {
 	if !p.trackListener(l, true) {
 		l.Close()
 		return ErrClosed
 	}
 	defer p.trackListener(l, false)
+	var backoff acceptBackoff
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if p.shutting.Load() {
 				return ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if p.retryAccept(&backoff, l, err) {
 				continue
 			}
 			return err
 		}
+		backoff.delay = 0
 		c := p.newConn(nc, mode)
 		if !p.trackConn(c, true) {
 			nc.Close()

@@ -22,6 +22,7 @@ func TestRouting(t *testing.T) {
 			}},
 			{Name: "empty", Domains: []string{"empty"}, Routes: []route.Route{{Clusters: one("empty")}}},
 			{Name: "ghost", Domains: []string{"ghost"}, Routes: []route.Route{{Clusters: one("ghost")}}},
+			{Name: "api", Domains: []string{"api"}, Routes: []route.Route{{Match: route.Match{PathPrefix: "/api"}, Clusters: one("a")}}},
 		},
 		Clusters: []route.ClusterConfig{
 			{Name: "a", Endpoints: endpoints(a)}, {Name: "b", Endpoints: endpoints(b)},
@@ -40,20 +41,22 @@ func TestRouting(t *testing.T) {
 		hdr      []string
 		wantCode int
 		wantFrom string
+		wantBody string // a phrase of a local reply
 	}{
 		{name: "routes by host and prefix", host: "orders", path: "/x", wantCode: 200, wantFrom: "a"},
 		{name: "host with port", host: "orders.svc:8080", path: "/x", wantCode: 200, wantFrom: "a"},
 		{name: "routes by path", host: "orders", path: "/admin/users", wantCode: 200, wantFrom: "c"},
 		{name: "routes by header", host: "orders", path: "/admin", hdr: []string{"X-Canary", "1"}, wantCode: 200, wantFrom: "b"},
-		{name: "unknown host is 404", host: "nope", path: "/", wantCode: 404},
-		{name: "cluster without endpoints is 503", host: "empty", path: "/", wantCode: 503},
+		{name: "unknown host is 404", host: "nope", path: "/", wantCode: 404, wantBody: `no service or route named "nope"`},
+		{name: "known host without a matching rule is 404", host: "api", path: "/other", wantCode: 404, wantBody: "no route matches api/other"},
+		{name: "cluster without endpoints is 503", host: "empty", path: "/", wantCode: 503, wantBody: "no healthy instance of service empty"},
 		{name: "unknown cluster is 503", host: "ghost", path: "/", wantCode: 503},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			code, from, body := get(t, cl, addr, tc.host, tc.path, tc.hdr...)
-			if code != tc.wantCode || from != tc.wantFrom {
-				t.Errorf("got %d from %q (%q), want %d from %q", code, from, body, tc.wantCode, tc.wantFrom)
+			if code != tc.wantCode || from != tc.wantFrom || !strings.Contains(body, tc.wantBody) {
+				t.Errorf("got %d from %q (%q), want %d from %q (%q)", code, from, body, tc.wantCode, tc.wantFrom, tc.wantBody)
 			}
 		})
 	}

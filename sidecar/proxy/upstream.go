@@ -25,6 +25,11 @@ type upConn struct {
 	h           *host
 	idleSince   time.Time
 	hasDeadline bool
+	// streamIdle (> 0) makes reads progress-based: while a response body
+	// streams, a read deadline streamIdle ahead, moved at most once a
+	// second (Config.StreamIdleTimeout).
+	streamIdle time.Duration
+	rdl        time.Time // the read deadline streamIdle armed
 
 	// flushAndFill's state: the raw connection (nil: plain reads), its
 	// callback bound once, and the outcome of one exchange.
@@ -39,11 +44,34 @@ type upConn struct {
 // setDeadline sets or clears the connection deadline, skipping the call
 // when there is nothing to change (the common case without timeouts).
 func (uc *upConn) setDeadline(t time.Time) {
-	if t.IsZero() && !uc.hasDeadline {
+	uc.streamIdle = 0
+	if t.IsZero() && !uc.hasDeadline && uc.w.wd.at.IsZero() {
 		return
 	}
 	uc.nc.SetDeadline(t)
 	uc.hasDeadline = !t.IsZero()
+	uc.w.wd.at = t
+}
+
+// idleDeadline replaces the connection deadline by a progress-based one:
+// reads and writes fail only after d without progress (d <= 0: none).
+func (uc *upConn) idleDeadline(d time.Duration) {
+	uc.setDeadline(time.Time{})
+	uc.w.wd = newWriteDeadline(d)
+	uc.streamIdle, uc.rdl = d, time.Time{}
+}
+
+// Read reads from the upstream connection, under the stream idle timeout
+// when one is armed (see idleDeadline).
+func (uc *upConn) Read(p []byte) (int, error) {
+	if uc.streamIdle > 0 {
+		if d := time.Now().Add(uc.streamIdle); d.Sub(uc.rdl) > time.Second {
+			uc.nc.SetReadDeadline(d)
+			uc.rdl = d
+			uc.hasDeadline = true
+		}
+	}
+	return uc.nc.Read(p)
 }
 
 func (uc *upConn) close() { uc.nc.Close() }
@@ -143,7 +171,7 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 func newUpConn(nc net.Conn, h *host) *upConn {
 	uc := &upConn{nc: nc, w: newConnWriter(nc, 0), h: h, rc: rawConn(nc)}
 	uc.bw = bufio.NewWriterSize(uc.w, upstreamWriteBuf)
-	uc.br = bufReader{rd: nc, buf: make([]byte, upstreamReadBuf)}
+	uc.br = bufReader{rd: uc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable
 	return uc
 }

@@ -140,12 +140,16 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// A client that reads a large response slowly but steadily, for several
-// times WriteTimeout, gets all of it and keeps its connection.
+// A client that reads a large response slowly but steadily, for longer
+// than WriteTimeout, gets all of it and keeps its connection. The pauses
+// of the reader (100 ms) are a twentieth of the write timeout, so that a
+// CPU-starved test goroutine (a loaded CI runner) is not taken for a
+// client that stopped reading.
 func TestWriteTimeoutSparesASlowReader(t *testing.T) {
 	const size = 4 << 20
+	const writeTimeout = loadedTimeout
 	be, outcome := streamingBackend(t, size, true)
-	p, err := New(Config{WriteTimeout: testWriteTimeout})
+	p, err := New(Config{WriteTimeout: writeTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +168,7 @@ func TestWriteTimeoutSparesASlowReader(t *testing.T) {
 	}
 	buf := make([]byte, 32<<10)
 	got := 0
-	slowUntil := time.Now().Add(5 * testWriteTimeout)
+	slowUntil := time.Now().Add(2 * writeTimeout)
 	tick := time.NewTicker(100 * time.Millisecond) // stimulus: the reader's pace
 	defer tick.Stop()
 	for time.Now().Before(slowUntil) {

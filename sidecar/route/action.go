@@ -17,10 +17,14 @@ type Route struct {
 	// Clusters is the traffic split: one entry routes everything to one
 	// cluster; several split by Weight (a weight of zero gets no traffic).
 	Clusters []WeightedCluster
-	// Timeout bounds the whole upstream exchange, retries included, until
-	// the response is complete; on expiry before the response starts the
-	// client gets 504. Zero means no timeout (Envoy's "0s"; the xDS glue
-	// should fill Envoy's 15 s default when the route leaves it unset).
+	// Timeout bounds the upstream exchange, retries included, from the end
+	// of the request to the response headers, as Envoy's route timeout; on
+	// expiry the client gets 504. The HTTP/1.1 path starts it once the
+	// request body is received and a response body is not bounded by it
+	// (the proxy's StreamIdleTimeout guards both); on net/http transports
+	// (h2c, gRPC) it still runs from the start of the request to the end
+	// of the response. Zero means no timeout (Envoy's "0s"; the xDS glue
+	// fills Envoy's 15 s default when the route leaves it unset).
 	Timeout time.Duration
 	// Retry is the retry policy; nil means connect failures only.
 	Retry *RetryPolicy

@@ -159,6 +159,11 @@ func (t *Table) Match(r *Request) *Route {
 	return nil
 }
 
+// HasHost reports whether a virtual host serves host (a service's name or
+// a route's host), so a request that matched no route can be told "no such
+// service" apart from "no route for this path".
+func (t *Table) HasHost(host []byte) bool { return t.virtualHost(host) >= 0 }
+
 func (t *Table) virtualHost(host []byte) int {
 	var buf [256]byte
 	if len(host) > len(buf) {

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/shoal-mesh/shoal/internal/xdslimit"
 )
 
 // Client is an ADS client for one sidecar. Create it with New and run it
@@ -106,9 +108,12 @@ func (c *Client) Run(ctx context.Context) error {
 // used once its server's turn comes.
 func (c *Client) dialAll() ([]*grpc.ClientConn, error) {
 	// The channel reconnects on the same schedule as the stream.
+	// The receive limit is what the control plane may send (xdslimit), not
+	// gRPC's 4 MiB default: a larger response failed the stream over and
+	// over, so no later change reached this proxy (issue 16).
 	opts := append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff: c.cfg.Backoff, MinConnectTimeout: 20 * time.Second,
-	})}, c.cfg.DialOptions...)
+	}), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(xdslimit.MaxMessageSize))}, c.cfg.DialOptions...)
 	var conns []*grpc.ClientConn
 	for _, target := range c.servers() {
 		cc, err := grpc.NewClient(target, opts...)

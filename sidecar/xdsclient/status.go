@@ -5,32 +5,33 @@ import (
 	"time"
 )
 
-// Status is the client's state for the admin endpoint.
+// Status is the client's state for the admin endpoint (/config_dump
+// xds_status, snake_case like the rest of it).
 type Status struct {
 	// Connected is true while a stream is up and has received a response.
-	Connected bool
+	Connected bool `json:"connected"`
 	// Server is the ADS server in use, or being tried.
-	Server string
+	Server string `json:"server"`
 	// Mode is the protocol variant in use: "delta" or "sotw".
-	Mode string
+	Mode string `json:"mode"`
 	// LastError is the last stream error, empty if none yet.
-	LastError string
+	LastError string `json:"last_error,omitempty"`
 	// Types holds per-type state by type URL.
-	Types map[string]TypeStatus
+	Types map[string]TypeStatus `json:"types"`
 }
 
 // TypeStatus is the ACK/NACK state of one resource type.
 type TypeStatus struct {
 	// Version is the last ACKed version (version_info or, for delta,
 	// system_version_info).
-	Version string
+	Version string `json:"version"`
 	// ACKTime is when Version was accepted.
-	ACKTime time.Time
+	ACKTime time.Time `json:"ack_time"`
 	// LastNACK is the error_detail of the last NACK, kept after later
 	// ACKs; compare NACKTime with ACKTime to see whether it is current.
-	LastNACK string
+	LastNACK string `json:"last_nack,omitempty"`
 	// NACKTime is when LastNACK was sent.
-	NACKTime time.Time
+	NACKTime time.Time `json:"nack_time,omitzero"`
 }
 
 // Status returns a copy of the client's current status. It is safe for

@@ -66,10 +66,14 @@ type StatusResponse struct {
 	// ControlPlaneId names this control plane among several.
 	ControlPlaneId string `protobuf:"bytes,2,opt,name=control_plane_id,json=controlPlaneId,proto3" json:"control_plane_id,omitempty"`
 	// Ready is true once the first full read of etcd is done.
-	Ready         bool           `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
-	Clients       []*XdsClient   `protobuf:"bytes,4,rep,name=clients,proto3" json:"clients,omitempty"`
-	Routes        []*RouteStatus `protobuf:"bytes,5,rep,name=routes,proto3" json:"routes,omitempty"`
-	Members       []*Member      `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Ready   bool           `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
+	Clients []*XdsClient   `protobuf:"bytes,4,rep,name=clients,proto3" json:"clients,omitempty"`
+	Routes  []*RouteStatus `protobuf:"bytes,5,rep,name=routes,proto3" json:"routes,omitempty"`
+	Members []*Member      `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	// Duplicates are the addresses registered by more than one instance of a
+	// service (e.g. by the app's npm package and by its sidecar). The control
+	// plane routes to one of them: see DuplicateRegistration.kept_instance_id.
+	Duplicates    []*DuplicateRegistration `protobuf:"bytes,7,rep,name=duplicates,proto3" json:"duplicates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +150,88 @@ func (x *StatusResponse) GetMembers() []*Member {
 	return nil
 }
 
+func (x *StatusResponse) GetDuplicates() []*DuplicateRegistration {
+	if x != nil {
+		return x.Duplicates
+	}
+	return nil
+}
+
+// DuplicateRegistration is one address (host:port) that several instances
+// of one service registered.
+type DuplicateRegistration struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// Address is host:port.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// InstanceIds are the ids registered on the address, sorted.
+	InstanceIds []string `protobuf:"bytes,3,rep,name=instance_ids,json=instanceIds,proto3" json:"instance_ids,omitempty"`
+	// KeptInstanceId is the instance the control plane serves for the
+	// address: a routable one (healthy or not yet checked) before others,
+	// then the lowest id. The others' metadata (subset labels) is ignored.
+	KeptInstanceId string `protobuf:"bytes,4,opt,name=kept_instance_id,json=keptInstanceId,proto3" json:"kept_instance_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DuplicateRegistration) Reset() {
+	*x = DuplicateRegistration{}
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DuplicateRegistration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DuplicateRegistration) ProtoMessage() {}
+
+func (x *DuplicateRegistration) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DuplicateRegistration.ProtoReflect.Descriptor instead.
+func (*DuplicateRegistration) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DuplicateRegistration) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *DuplicateRegistration) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *DuplicateRegistration) GetInstanceIds() []string {
+	if x != nil {
+		return x.InstanceIds
+	}
+	return nil
+}
+
+func (x *DuplicateRegistration) GetKeptInstanceId() string {
+	if x != nil {
+		return x.KeptInstanceId
+	}
+	return ""
+}
+
 // XdsClient is one connected xDS stream.
 type XdsClient struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -165,7 +251,7 @@ type XdsClient struct {
 
 func (x *XdsClient) Reset() {
 	*x = XdsClient{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[2]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -177,7 +263,7 @@ func (x *XdsClient) String() string {
 func (*XdsClient) ProtoMessage() {}
 
 func (x *XdsClient) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[2]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -190,7 +276,7 @@ func (x *XdsClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XdsClient.ProtoReflect.Descriptor instead.
 func (*XdsClient) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{2}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *XdsClient) GetNodeId() string {
@@ -267,7 +353,7 @@ type ResourceStatus struct {
 
 func (x *ResourceStatus) Reset() {
 	*x = ResourceStatus{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[3]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +365,7 @@ func (x *ResourceStatus) String() string {
 func (*ResourceStatus) ProtoMessage() {}
 
 func (x *ResourceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[3]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +378,7 @@ func (x *ResourceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceStatus.ProtoReflect.Descriptor instead.
 func (*ResourceStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ResourceStatus) GetTypeUrl() string {
@@ -365,7 +451,7 @@ type RouteStatus struct {
 
 func (x *RouteStatus) Reset() {
 	*x = RouteStatus{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[4]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +463,7 @@ func (x *RouteStatus) String() string {
 func (*RouteStatus) ProtoMessage() {}
 
 func (x *RouteStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[4]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +476,7 @@ func (x *RouteStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteStatus.ProtoReflect.Descriptor instead.
 func (*RouteStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RouteStatus) GetName() string {
@@ -440,7 +526,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[5]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +538,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[5]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +551,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Member) GetName() string {
@@ -518,7 +604,7 @@ type TrafficRequest struct {
 
 func (x *TrafficRequest) Reset() {
 	*x = TrafficRequest{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +616,7 @@ func (x *TrafficRequest) String() string {
 func (*TrafficRequest) ProtoMessage() {}
 
 func (x *TrafficRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +629,7 @@ func (x *TrafficRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrafficRequest.ProtoReflect.Descriptor instead.
 func (*TrafficRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{7}
 }
 
 type TrafficResponse struct {
@@ -558,7 +644,7 @@ type TrafficResponse struct {
 
 func (x *TrafficResponse) Reset() {
 	*x = TrafficResponse{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +656,7 @@ func (x *TrafficResponse) String() string {
 func (*TrafficResponse) ProtoMessage() {}
 
 func (x *TrafficResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +669,7 @@ func (x *TrafficResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrafficResponse.ProtoReflect.Descriptor instead.
 func (*TrafficResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrafficResponse) GetWindow() *durationpb.Duration {
@@ -630,7 +716,7 @@ type Edge struct {
 
 func (x *Edge) Reset() {
 	*x = Edge{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +728,7 @@ func (x *Edge) String() string {
 func (*Edge) ProtoMessage() {}
 
 func (x *Edge) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +741,7 @@ func (x *Edge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Edge.ProtoReflect.Descriptor instead.
 func (*Edge) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Edge) GetSource() string {
@@ -742,7 +828,7 @@ type EndpointTraffic struct {
 
 func (x *EndpointTraffic) Reset() {
 	*x = EndpointTraffic{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +840,7 @@ func (x *EndpointTraffic) String() string {
 func (*EndpointTraffic) ProtoMessage() {}
 
 func (x *EndpointTraffic) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +853,7 @@ func (x *EndpointTraffic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointTraffic.ProtoReflect.Descriptor instead.
 func (*EndpointTraffic) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EndpointTraffic) GetSource() string {
@@ -852,14 +938,22 @@ var File_shoal_v1_mesh_service_proto protoreflect.FileDescriptor
 const file_shoal_v1_mesh_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1bshoal/v1/mesh_service.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
-	"\rStatusRequest\"\x8e\x02\n" +
+	"\rStatusRequest\"\xcf\x02\n" +
 	"\x0eStatusResponse\x122\n" +
 	"\x15control_plane_version\x18\x01 \x01(\tR\x13controlPlaneVersion\x12(\n" +
 	"\x10control_plane_id\x18\x02 \x01(\tR\x0econtrolPlaneId\x12\x14\n" +
 	"\x05ready\x18\x03 \x01(\bR\x05ready\x12-\n" +
 	"\aclients\x18\x04 \x03(\v2\x13.shoal.v1.XdsClientR\aclients\x12-\n" +
 	"\x06routes\x18\x05 \x03(\v2\x15.shoal.v1.RouteStatusR\x06routes\x12*\n" +
-	"\amembers\x18\x06 \x03(\v2\x10.shoal.v1.MemberR\amembers\"\x87\x02\n" +
+	"\amembers\x18\x06 \x03(\v2\x10.shoal.v1.MemberR\amembers\x12?\n" +
+	"\n" +
+	"duplicates\x18\a \x03(\v2\x1f.shoal.v1.DuplicateRegistrationR\n" +
+	"duplicates\"\x98\x01\n" +
+	"\x15DuplicateRegistration\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12!\n" +
+	"\finstance_ids\x18\x03 \x03(\tR\vinstanceIds\x12(\n" +
+	"\x10kept_instance_id\x18\x04 \x01(\tR\x0ekeptInstanceId\"\x87\x02\n" +
 	"\tXdsClient\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fnode_cluster\x18\x02 \x01(\tR\vnodeCluster\x12\x1d\n" +
@@ -938,41 +1032,43 @@ func file_shoal_v1_mesh_service_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_mesh_service_proto_rawDescData
 }
 
-var file_shoal_v1_mesh_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_shoal_v1_mesh_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_shoal_v1_mesh_service_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 0: shoal.v1.StatusRequest
 	(*StatusResponse)(nil),        // 1: shoal.v1.StatusResponse
-	(*XdsClient)(nil),             // 2: shoal.v1.XdsClient
-	(*ResourceStatus)(nil),        // 3: shoal.v1.ResourceStatus
-	(*RouteStatus)(nil),           // 4: shoal.v1.RouteStatus
-	(*Member)(nil),                // 5: shoal.v1.Member
-	(*TrafficRequest)(nil),        // 6: shoal.v1.TrafficRequest
-	(*TrafficResponse)(nil),       // 7: shoal.v1.TrafficResponse
-	(*Edge)(nil),                  // 8: shoal.v1.Edge
-	(*EndpointTraffic)(nil),       // 9: shoal.v1.EndpointTraffic
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*DuplicateRegistration)(nil), // 2: shoal.v1.DuplicateRegistration
+	(*XdsClient)(nil),             // 3: shoal.v1.XdsClient
+	(*ResourceStatus)(nil),        // 4: shoal.v1.ResourceStatus
+	(*RouteStatus)(nil),           // 5: shoal.v1.RouteStatus
+	(*Member)(nil),                // 6: shoal.v1.Member
+	(*TrafficRequest)(nil),        // 7: shoal.v1.TrafficRequest
+	(*TrafficResponse)(nil),       // 8: shoal.v1.TrafficResponse
+	(*Edge)(nil),                  // 9: shoal.v1.Edge
+	(*EndpointTraffic)(nil),       // 10: shoal.v1.EndpointTraffic
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
 }
 var file_shoal_v1_mesh_service_proto_depIdxs = []int32{
-	2,  // 0: shoal.v1.StatusResponse.clients:type_name -> shoal.v1.XdsClient
-	4,  // 1: shoal.v1.StatusResponse.routes:type_name -> shoal.v1.RouteStatus
-	5,  // 2: shoal.v1.StatusResponse.members:type_name -> shoal.v1.Member
-	10, // 3: shoal.v1.XdsClient.connected_at:type_name -> google.protobuf.Timestamp
-	3,  // 4: shoal.v1.XdsClient.resources:type_name -> shoal.v1.ResourceStatus
-	10, // 5: shoal.v1.ResourceStatus.last_ack_time:type_name -> google.protobuf.Timestamp
-	11, // 6: shoal.v1.ResourceStatus.last_push_to_ack:type_name -> google.protobuf.Duration
-	11, // 7: shoal.v1.TrafficResponse.window:type_name -> google.protobuf.Duration
-	8,  // 8: shoal.v1.TrafficResponse.edges:type_name -> shoal.v1.Edge
-	9,  // 9: shoal.v1.TrafficResponse.endpoints:type_name -> shoal.v1.EndpointTraffic
-	0,  // 10: shoal.v1.MeshService.Status:input_type -> shoal.v1.StatusRequest
-	6,  // 11: shoal.v1.MeshService.Traffic:input_type -> shoal.v1.TrafficRequest
-	1,  // 12: shoal.v1.MeshService.Status:output_type -> shoal.v1.StatusResponse
-	7,  // 13: shoal.v1.MeshService.Traffic:output_type -> shoal.v1.TrafficResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 0: shoal.v1.StatusResponse.clients:type_name -> shoal.v1.XdsClient
+	5,  // 1: shoal.v1.StatusResponse.routes:type_name -> shoal.v1.RouteStatus
+	6,  // 2: shoal.v1.StatusResponse.members:type_name -> shoal.v1.Member
+	2,  // 3: shoal.v1.StatusResponse.duplicates:type_name -> shoal.v1.DuplicateRegistration
+	11, // 4: shoal.v1.XdsClient.connected_at:type_name -> google.protobuf.Timestamp
+	4,  // 5: shoal.v1.XdsClient.resources:type_name -> shoal.v1.ResourceStatus
+	11, // 6: shoal.v1.ResourceStatus.last_ack_time:type_name -> google.protobuf.Timestamp
+	12, // 7: shoal.v1.ResourceStatus.last_push_to_ack:type_name -> google.protobuf.Duration
+	12, // 8: shoal.v1.TrafficResponse.window:type_name -> google.protobuf.Duration
+	9,  // 9: shoal.v1.TrafficResponse.edges:type_name -> shoal.v1.Edge
+	10, // 10: shoal.v1.TrafficResponse.endpoints:type_name -> shoal.v1.EndpointTraffic
+	0,  // 11: shoal.v1.MeshService.Status:input_type -> shoal.v1.StatusRequest
+	7,  // 12: shoal.v1.MeshService.Traffic:input_type -> shoal.v1.TrafficRequest
+	1,  // 13: shoal.v1.MeshService.Status:output_type -> shoal.v1.StatusResponse
+	8,  // 14: shoal.v1.MeshService.Traffic:output_type -> shoal.v1.TrafficResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_mesh_service_proto_init() }
@@ -986,7 +1082,7 @@ func file_shoal_v1_mesh_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_mesh_service_proto_rawDesc), len(file_shoal_v1_mesh_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

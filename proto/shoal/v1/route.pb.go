@@ -190,8 +190,12 @@ type Rule struct {
 	// HashKey is what IP_HASH, RING_HASH and MAGLEV hash on. IP_HASH defaults
 	// to the source IP; RING_HASH and MAGLEV require it.
 	HashKey *HashKey `protobuf:"bytes,4,opt,name=hash_key,json=hashKey,proto3" json:"hash_key,omitempty"`
-	// Timeout bounds the whole request, retries included; zero means the
-	// default (15s), and gRPC streams are not bounded by it.
+	// Timeout bounds the wait for the response headers, retries included,
+	// from the moment the request is completely received (Envoy's route
+	// timeout): on HTTP/1.1 upstreams an upload before it and a response
+	// body after it are not bounded by it (a stream idle timeout guards
+	// them). Unset means the default (15s); 0s disables it. gRPC streams are
+	// not bounded by it.
 	Timeout *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// Retry says when a failed request is tried again on another instance.
 	// Connection failures before any byte was sent are always retried once.
