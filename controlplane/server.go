@@ -329,6 +329,7 @@ func (s *Server) setupServices() error {
 		Instances: s.state,
 		Status:    statusSource{s},
 		Traffic:   trafficSource{lrs: s.lrs, instances: s.state.Endpoints},
+		Drain:     drainSource{s.xds},
 		Logger:    s.cfg.Logger,
 	})
 	if err != nil {
@@ -339,6 +340,7 @@ func (s *Server) setupServices() error {
 	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xds.ServerOptions()...)...)
 	s.xds.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
+	api.RegisterDrain(s.xdsGRPC, drainSource{s.xds})
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
@@ -370,6 +372,14 @@ func (s *Server) setupServices() error {
 	}, s.log))
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return nil
+}
+
+// drainSource serves DrainService from the xDS server's ACK tracking.
+type drainSource struct{ x *xds.Server }
+
+func (d drainSource) WaitRemoved(ctx context.Context, service, address string, port uint32, timeout time.Duration) (bool, time.Duration, []string, int) {
+	r := d.x.WaitRemoved(ctx, service, address, port, timeout)
+	return r.Converged, r.Waited, r.Pending, r.Clients
 }
 
 // statusSource fills MeshService.Status from the server's parts.
