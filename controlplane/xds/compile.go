@@ -46,7 +46,7 @@ type compiledRule struct {
 	hashKey  *shoalv1.HashKey // nil means none given
 	// balance is the bounded-load factor in percent (0: unbounded).
 	balance uint32
-	timeout  time.Duration    // with timeoutSet; 0 means none (Envoy's 0s)
+	timeout time.Duration // with timeoutSet; 0 means none (Envoy's 0s)
 	// timeoutSet is false when the rule gives no timeout: the default applies.
 	timeoutSet bool
 	retry      *shoalv1.RetryPolicy
