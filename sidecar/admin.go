@@ -3,13 +3,16 @@ package sidecar
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/pprof"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
+	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
 )
 
 // adminMux serves the admin endpoints.
@@ -54,10 +57,10 @@ func (p *Proxy) adminMux() *http.ServeMux {
 }
 
 // configDump writes the last applied xDS resources as JSON, with the xDS
-// client status and any table build error. A resource shows the fields the
-// sidecar decoded, under Envoy's proto field names (as Envoy's own
-// /config_dump prints them): enums by name, durations as "1.5s", Anys with
-// their "@type".
+// client status and any table build error. Each resource is printed from
+// the bytes received, as Envoy's own /config_dump prints it (protojson with
+// proto field names, "@type" with Envoy's type URL), showing the fields of
+// the sidecar's Envoy subset (sidecar/internal/xdspb).
 func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{"xds_status": p.xds.Status()}
 	if e := p.buildErr.Load(); e != nil {
@@ -66,25 +69,22 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	if s := p.snap.Load(); s != nil {
 		out["versions"] = s.Versions
 		out["from_state_dir"] = s.FromState
-		out["listeners"] = dump(s.Listeners)
-		out["routes"] = dump(s.Routes)
-		out["clusters"] = dump(s.Clusters)
-		out["endpoints"] = dump(s.Endpoints)
+		out["listeners"] = dump(s, xdsclient.ListenerType)
+		out["routes"] = dump(s, xdsclient.RouteType)
+		out["clusters"] = dump(s, xdsclient.ClusterType)
+		out["endpoints"] = dump(s, xdsclient.EndpointType)
 	}
 	writeJSON(w, out)
 }
 
-func dump[M any](m map[string]M) []json.RawMessage {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := make([]json.RawMessage, 0, len(m))
-	for _, n := range names {
-		b, err := json.Marshal(m[n])
+// dump prints the resources of typeURL in name order.
+func dump(s *xdsclient.Snapshot, typeURL string) []json.RawMessage {
+	raw := s.Raw(typeURL)
+	out := make([]json.RawMessage, 0, len(raw))
+	for _, n := range slices.Sorted(maps.Keys(raw)) {
+		b, err := xdsres.JSON(typeURL, raw[n])
 		if err != nil {
-			continue
+			b, _ = json.Marshal(map[string]string{"@type": typeURL, "name": n, "error": err.Error()})
 		}
 		out = append(out, b)
 	}

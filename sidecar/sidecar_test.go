@@ -22,6 +22,7 @@ import (
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
 	"github.com/shoal-mesh/shoal/registry/etcdstore"
 	"github.com/shoal-mesh/shoal/sidecar"
+	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, etcdtest.LeakOptions()...) }
@@ -223,7 +224,8 @@ func checkConfigDump(t *testing.T, admin string) {
 			web = c
 		}
 	}
-	if web == nil || web["lb_policy"] != "ROUND_ROBIN" || web["type"] != "EDS" || web["connect_timeout"] != "2s" {
+	// lb_policy ROUND_ROBIN is the default: absent, as in Envoy's dump.
+	if web == nil || web["@type"] != xdsclient.ClusterType || web["lb_policy"] != nil || web["type"] != "EDS" || web["connect_timeout"] != "2s" {
 		t.Errorf("/config_dump cluster web = %v", web)
 	}
 	var compact bytes.Buffer

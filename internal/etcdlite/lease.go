@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	pb "github.com/shoal-mesh/shoal/internal/etcdlite/internal/etcdpb/etcdserverpb"
 )
 
 var keepAliveDesc = grpc.StreamDesc{StreamName: "LeaseKeepAlive", ServerStreams: true, ClientStreams: true}
@@ -17,28 +19,22 @@ var keepAliveDesc = grpc.StreamDesc{StreamName: "LeaseKeepAlive", ServerStreams:
 // etcd answers Unavailable.
 func (c *Client) Grant(ctx context.Context, ttl time.Duration) (int64, error) {
 	secs := max(1, int64((ttl+time.Second-1)/time.Second))
-	// LeaseGrantRequest: TTL = 1.
-	resp, err := c.invoke(ctx, methodLeaseGrant, appendInt(nil, 1, secs), true)
-	if err != nil {
-		return 0, fmt.Errorf("etcdlite: grant lease: %w", err)
-	}
-	r, err := decodeLeaseResponse(resp)
+	resp, err := invoke(ctx, c, rpcLeaseGrant, &pb.LeaseGrantRequest{TTL: secs})
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("etcdlite: grant lease: %w", err)
-	case r.err != "":
-		return 0, fmt.Errorf("etcdlite: grant lease: %s", r.err)
-	case r.id == 0:
+	case resp.GetError() != "":
+		return 0, fmt.Errorf("etcdlite: grant lease: %s", resp.GetError())
+	case resp.GetID() == 0:
 		return 0, errors.New("etcdlite: grant lease: etcd returned no lease ID")
 	}
-	return r.id, nil
+	return resp.GetID(), nil
 }
 
 // Revoke revokes lease, deleting every key attached to it. It fails with
 // ErrLeaseNotFound if the lease is already gone.
 func (c *Client) Revoke(ctx context.Context, lease int64) error {
-	// LeaseRevokeRequest: ID = 1.
-	if _, err := c.invoke(ctx, methodLeaseRevoke, appendInt(nil, 1, lease), true); err != nil {
+	if _, err := invoke(ctx, c, rpcLeaseRevoke, &pb.LeaseRevokeRequest{ID: lease}); err != nil {
 		return fmt.Errorf("etcdlite: revoke lease %x: %w", lease, err)
 	}
 	return nil
@@ -85,24 +81,20 @@ func (c *Client) keepAliveStream(kctx context.Context, lease int64, expiry *time
 	if err != nil {
 		return c.wrap(err)
 	}
-	req := appendInt(nil, 1, lease) // LeaseKeepAliveRequest: ID = 1
+	req := &pb.LeaseKeepAliveRequest{ID: lease}
 	for {
-		var resp []byte
-		err := stream.SendMsg(&req)
+		var resp pb.LeaseKeepAliveResponse
+		err := stream.SendMsg(req)
 		if err == nil || errors.Is(err, io.EOF) { // io.EOF: RecvMsg has the stream's status
 			err = stream.RecvMsg(&resp)
 		}
 		if err != nil {
 			return c.wrap(err)
 		}
-		r, err := decodeLeaseResponse(resp)
-		if err != nil {
-			return err
-		}
-		if r.ttl <= 0 {
+		if resp.GetTTL() <= 0 {
 			return ErrLeaseNotFound
 		}
-		ttl := time.Duration(r.ttl) * time.Second
+		ttl := time.Duration(resp.GetTTL()) * time.Second
 		expiry.Reset(ttl)
 		if !sleep(sctx, ttl/3) {
 			return sctx.Err()

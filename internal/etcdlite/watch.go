@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/encoding/protowire"
+
+	pb "github.com/shoal-mesh/shoal/internal/etcdlite/internal/etcdpb/etcdserverpb"
+	"github.com/shoal-mesh/shoal/internal/etcdlite/internal/etcdpb/mvccpb"
 )
 
 var watchDesc = grpc.StreamDesc{StreamName: "Watch", ServerStreams: true, ClientStreams: true}
@@ -58,30 +61,23 @@ func (c *Client) watchDeletion(ctx context.Context, key string, start int64) (de
 	if err != nil {
 		return false, false, c.wrap(err)
 	}
-	// WatchRequest: create_request = 1, a WatchCreateRequest: key = 1,
-	// start_revision = 3, filters = 5 (packed; NOPUT = 0: deletions only).
-	create := appendBytes(nil, 1, []byte(key))
-	create = appendInt(create, 3, start)
-	create = protowire.AppendTag(create, 5, protowire.BytesType)
-	create = protowire.AppendBytes(create, []byte{0})
-	req := appendBytes(nil, 1, create)
-	err = stream.SendMsg(&req)
+	// NOPUT: deletions only.
+	req := &pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+		Key: []byte(key), StartRevision: start, Filters: []pb.WatchCreateRequest_FilterType{pb.WatchCreateRequest_NOPUT},
+	}}}
+	err = stream.SendMsg(req)
 	for err == nil || errors.Is(err, io.EOF) { // io.EOF: RecvMsg has the stream's status
-		var resp []byte
-		if err = stream.RecvMsg(&resp); err != nil {
+		var r pb.WatchResponse
+		if err = stream.RecvMsg(&r); err != nil {
 			break
 		}
-		var r watchResponse
-		if r, err = decodeWatchResponse(resp); err != nil {
-			return false, false, err
-		}
 		switch {
-		case r.deleted:
+		case slices.ContainsFunc(r.GetEvents(), func(e *mvccpb.Event) bool { return e.GetType() == mvccpb.Event_DELETE }):
 			return true, false, nil
-		case r.compactRevision != 0:
+		case r.GetCompactRevision() != 0:
 			return false, true, nil
-		case r.canceled:
-			return false, false, fmt.Errorf("%w: watch %q: %s", errWatchCanceled, key, r.cancelReason)
+		case r.GetCanceled():
+			return false, false, fmt.Errorf("%w: watch %q: %s", errWatchCanceled, key, r.GetCancelReason())
 		}
 	}
 	return false, false, c.wrap(err)

@@ -97,7 +97,7 @@ func (c *conn) toHTTPRequest(ctx context.Context) (*http.Request, *bodyReader) {
 		hd.Add(string(f.Name), string(f.Value))
 	}
 	upgrade := hd.Get("Upgrade")
-	rewriteHeaders(hd, c.mode.trustsForwarded(), string(c.peerIP))
+	rewriteHeaders(hd, c.trusted, string(c.peerIP))
 	if r.upgrade {
 		hd.Set("Connection", "Upgrade")
 		hd.Set("Upgrade", upgrade)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ type binding struct {
 	table    *route.Table
 	clusters []*clusterState
 	hosts    [][]*host
+	peers    map[netip.Addr]struct{} // endpoint IPs: mesh peers (Mode.trustsForwarded)
 }
 
 // bind builds the binding for t, creating state for new clusters and
@@ -57,7 +59,8 @@ type binding struct {
 func (p *Proxy) bind(t *route.Table) *binding {
 	p.stateMu.Lock()
 	defer p.stateMu.Unlock()
-	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters))}
+	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters)),
+		peers: make(map[netip.Addr]struct{})}
 	keep := make(map[string]map[string]bool, len(t.Clusters))
 	for i, c := range t.Clusters {
 		cs := p.clusterState(c.Name)
@@ -67,6 +70,9 @@ func (p *Proxy) bind(t *route.Table) *binding {
 		for j, e := range c.Endpoints {
 			b.hosts[i][j] = cs.host(e.Address, p.metrics)
 			addrs[e.Address] = true
+			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
+				b.peers[ap.Addr().Unmap()] = struct{}{}
+			}
 		}
 		keep[c.Name] = addrs
 	}

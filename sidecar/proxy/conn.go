@@ -53,6 +53,8 @@ type conn struct {
 	replay []byte // the request body when buffered for retries
 	peerIP []byte
 	fixed  []byte // Mode.Cluster as a host, for Fixed listeners
+	// trusted: the peer's X-Forwarded-* are kept (Mode.trustsForwarded).
+	trusted bool
 
 	rdl          time.Time // current read deadline
 	inHead       bool      // ReadHeaderTimeout is armed
@@ -112,13 +114,16 @@ func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
 	c := &conn{p: p, nc: nc, mode: mode, bufs: bufs}
 	c.fixed = append(bufs.fixed[:0], mode.Cluster...)
 	c.peerIP = bufs.peerIP[:0]
+	var peer netip.Addr
 	if ap, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		if a, ok := netip.AddrFromSlice(ap.IP); ok {
-			c.peerIP = a.Unmap().AppendTo(c.peerIP)
+			peer = a.Unmap()
+			c.peerIP = peer.AppendTo(c.peerIP)
 		} else {
 			c.peerIP = append(c.peerIP, ap.IP.String()...)
 		}
 	}
+	c.trusted = mode.trustsForwarded(p.bound.Load(), peer)
 	c.br = bufReader{rd: c, buf: bufs.rbuf}
 	c.w = bufs.w
 	c.w.reset(nc, p.cfg.WriteTimeout)

@@ -33,10 +33,10 @@ type attempt struct {
 	start      time.Time
 	timeout    time.Duration // the route timeout; zero: none
 	deadline   time.Time     // zero: none (yet)
-	replayable bool      // the request can be sent again
-	retries    int       // policy retries left
-	connects   int       // connect-failure retries left
-	last       int       // the status for the client when no attempt is left
+	replayable bool          // the request can be sent again
+	retries    int           // policy retries left
+	connects   int           // connect-failure retries left
+	last       int           // the status for the client when no attempt is left
 
 	info   lb.PickInfo // hash key and excluded (tried) addresses
 	tried  [lb.MaxExcluded]*host
@@ -232,7 +232,9 @@ func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 		now := time.Now()
 		var uc *upConn
 		if !fresh {
-			uc = h.pool.get(now, c.p.cfg.UpstreamIdleTimeout, !c.redoableOnStale(a))
+			// A request with a body may write part of it before the
+			// exchange's own check (quiet): check the connection first.
+			uc = h.pool.get(now, c.p.cfg.UpstreamIdleTimeout, !c.redoableOnStale(a) || c.req.hasBody())
 		}
 		reused := uc != nil
 		if uc == nil {
@@ -241,6 +243,7 @@ func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 				return connectFailed, 502, false
 			}
 		}
+		uc.reused = reused
 		e.Begin()
 		out, code, keep := c.exchange(a, uc, h, reused, now)
 		e.End()
@@ -261,7 +264,7 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		// meanwhile the upstream must take it with progress.
 		uc.idleDeadline(c.p.cfg.StreamIdleTimeout)
 	} else {
-		uc.setDeadline(c.waitDeadline(a, now))
+		c.waitDeadline(uc, a, now)
 	}
 	uc.w.early = 0
 	uc.bw.Write(c.out)
@@ -279,7 +282,7 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		}
 		now = time.Now()
 		a.startTimer(now)
-		uc.setDeadline(c.waitDeadline(a, now))
+		c.waitDeadline(uc, a, now)
 	}
 	if werr, rerr := uc.flushAndFill(); werr != nil || rerr != nil {
 		uc.close()
@@ -293,7 +296,10 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		uc.close()
 		return c.upstreamError(a, err, reused, uc)
 	}
-	if err := parseResponse(&c.resp, head); err != nil {
+	if err := parseResponse(&c.resp, head); err != nil || c.resp.code == 101 {
+		// A 101 answers only an upgrade, which this path never forwards:
+		// what follows it is another protocol, never a pooled HTTP/1.1
+		// connection's next response.
 		uc.close()
 		h.onFailure(&a.cl.Outlier, len(a.hosts))
 		return relayed, 502, c.localReply(502, "malformed upstream response")
@@ -324,9 +330,11 @@ func (c *conn) failAfterBody(out outcome) (outcome, int, bool) {
 
 // redoableOnStale reports whether the request may be redone on a fresh
 // connection when a pooled one turns out to be stale. Only requests that
-// may not be redone pay for checking an idle connection before use (a
-// non-blocking peek: one syscall and a few allocations), so the GET fast
-// path stays allocation-free.
+// may not be redone, or that carry a body, pay for checking an idle
+// connection before use (a non-blocking peek: one syscall and a few
+// allocations); others are checked inside the exchange's raw callback
+// (quiet: one read, no allocation), so the GET fast path stays
+// allocation-free.
 func (c *conn) redoableOnStale(a *attempt) bool {
 	return a.replayable && (c.req.idempotent() || a.policy().RetryReset())
 }
@@ -365,12 +373,12 @@ func (c *conn) readResponseHead(uc *upConn) ([]byte, error) {
 // waitDeadline bounds the wait for the response headers of an attempt
 // started at now: the route and per-try timeouts (tryDeadline), or the
 // stream idle timeout when neither is set.
-func (c *conn) waitDeadline(a *attempt, now time.Time) time.Time {
-	d := a.tryDeadline(now)
-	if d.IsZero() && c.p.cfg.StreamIdleTimeout > 0 {
-		d = now.Add(c.p.cfg.StreamIdleTimeout)
+func (c *conn) waitDeadline(uc *upConn, a *attempt, now time.Time) {
+	if d := a.tryDeadline(now); !d.IsZero() {
+		uc.setDeadline(d)
+		return
 	}
-	return d
+	uc.idleDeadline(c.p.cfg.StreamIdleTimeout)
 }
 
 // tryDeadline is the earlier of the route deadline and the per-try one.

@@ -76,7 +76,7 @@ func (h *h2Handler) serveConn(c *conn) {
 	c.nc.SetReadDeadline(time.Time{})
 	rest := append([]byte(h2Preface), c.br.buffered()...)
 	nc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(rest), c.nc)}
-	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed}
+	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, trusted: c.trusted}
 	h.srv.ServeConn(nc, &http2.ServeConnOpts{
 		BaseConfig: h.base,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -128,6 +128,8 @@ type h2Conn struct {
 	peerIP []byte // conn.peerIP
 	peer   string // peerIP as a string
 	fixed  []byte // conn.fixed
+	// trusted is conn.trusted: the peer's X-Forwarded-* are kept.
+	trusted bool
 }
 
 // serveHTTP routes and forwards one request of an h2c connection.
@@ -215,7 +217,7 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	out.URL, out.RequestURI, out.Close = &x.url, "", false
 	out.Header = cloneHeader(r.Header, 4)
 	out.Trailer = r.Trailer.Clone()
-	rewriteHeaders(out.Header, hc.mode.trustsForwarded(), hc.peer)
+	rewriteHeaders(out.Header, hc.trusted, hc.peer)
 	x.setBody(r.Body, r.ContentLength, h.p.cfg.ReplayBufferBytes)
 	defer x.end()
 	res, code, msg := h.roundTrip(ctx, out, &x.transportExchange, idempotentMethod(r.Method))

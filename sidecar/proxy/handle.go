@@ -155,7 +155,7 @@ func (c *conn) trustedClientIP() []byte {
 // trusted ones), an X-Request-Id when absent, and framing.
 func (c *conn) buildOut(cl *route.Cluster) {
 	r := &c.req
-	trusted := c.mode.trustsForwarded()
+	trusted := c.trusted
 	o := append(c.out[:0], r.method...)
 	o = append(o, ' ')
 	o = append(o, r.target...)

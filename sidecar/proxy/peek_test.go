@@ -25,7 +25,7 @@ func TestPoolSkipsConnectionsThePeerClosed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return newUpConn(nc, nil), peer
+		return newUpConn(nc, nil, 0), peer
 	}
 	alive, alivePeer := dial()
 	defer alive.close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,7 +190,10 @@ type ModeKind uint8
 const (
 	// Outbound routes by the Host header through the table's virtual hosts.
 	Outbound ModeKind = iota
-	// Inbound sends everything to Mode.Cluster (the local app).
+	// Inbound sends everything to Mode.Cluster (the local app). Client
+	// X-Forwarded-* headers are trusted only from mesh peers: loopback, an
+	// address of an endpoint in the table, or any peer when XFFTrustedHops
+	// is set.
 	Inbound
 	// Fixed serves one upstream on a local port: routes of the virtual host
 	// matching Mode.Cluster as the host apply, falling back to Mode.Cluster.
@@ -213,10 +217,24 @@ type Mode struct {
 	XFFTrustedHops int
 }
 
-// trustsForwarded reports whether incoming X-Forwarded-* are kept and
-// appended to: the local app (outbound, fixed) and mesh peers (inbound)
-// are trusted; the edge only with trusted hops.
-func (m Mode) trustsForwarded() bool { return m.Kind != Gateway || m.XFFTrustedHops > 0 }
+// trustsForwarded reports whether incoming X-Forwarded-* from peer are
+// kept and appended to: the local app (outbound, fixed) is trusted; on
+// inbound listeners mesh peers only (loopback, or an endpoint address of
+// the table b: a sidecar or gateway of the mesh), so that an arbitrary
+// client cannot forge the client IP an app sees; the edge only with
+// trusted hops. An invalid peer (not IP) is not trusted.
+func (m Mode) trustsForwarded(b *binding, peer netip.Addr) bool {
+	switch {
+	case m.Kind != Gateway && m.Kind != Inbound, m.XFFTrustedHops > 0:
+		return true
+	case m.Kind == Gateway || !peer.IsValid():
+		return false
+	case peer.IsLoopback():
+		return true
+	}
+	_, ok := b.peers[peer]
+	return ok
+}
 
 // Serve accepts connections on l until Shutdown and serves them in mode.
 // HTTP/1.1 and h2c prior-knowledge connections are detected per

@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -76,6 +77,27 @@ func (w *connWriter) Write(p []byte) (int, error) {
 	return n + m, err
 }
 
+// errNotQuiet fails an exchange on a pooled connection that is not quiet
+// before the request: see quiet.
+var errNotQuiet = errors.New("proxy: pooled upstream connection closed or sent unsolicited bytes")
+
+// quiet reports whether a pooled connection has nothing to read: an
+// upstream that sent bytes nobody asked for after a complete response (a
+// second response, the body of a HEAD response, the other protocol after
+// an unrequested 101) or closed it must not have those bytes taken for
+// the answer to the next request, so the connection is dropped (and the
+// request redone on a fresh one when it can be). One non-blocking read per
+// reuse, allocation-free, as Go's transport does with its read loop and
+// nginx with its cached connections' read events.
+func quiet(fd uintptr, scratch []byte) bool {
+	for {
+		_, e := rawRead(fd, scratch)
+		if e != syscall.EINTR {
+			return e == syscall.EAGAIN
+		}
+	}
+}
+
 // rawRead reads from fd without the runtime's syscall bookkeeping.
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
@@ -121,6 +143,10 @@ func (uc *upConn) flushAndFill() (werr, rerr error) {
 func (uc *upConn) onReadable(fd uintptr) bool {
 	if !uc.sent {
 		uc.sent = true
+		if uc.reused && !uc.early && !quiet(fd, uc.br.buf) {
+			uc.werr = errNotQuiet
+			return true
+		}
 		uc.w.fd = int(fd)
 		err := uc.bw.Flush()
 		uc.w.fd = -1

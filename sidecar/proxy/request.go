@@ -53,6 +53,7 @@ type request struct {
 	expectContinue       bool
 	teTrailers           bool
 	hasXFF, hasReqID     bool
+	hostHeader           bool // a Host header field was present
 	connTokens           [maxConnTokens][]byte
 	nConnTokens          int
 }
@@ -173,6 +174,13 @@ func (r *request) addHeader(line []byte) *httpError {
 	if !isToken(name) || !validValue(value) {
 		return errBadHeader
 	}
+	if bytes.IndexByte(name, '_') >= 0 {
+		// Dropped, as nginx does by default (underscores_in_headers off):
+		// CGI-style servers and some frameworks read X_Foo and X-Foo as one
+		// name, so a Content_Length or X_Forwarded_For the proxy passed on
+		// would mean something else to the app than to the proxy.
+		return nil
+	}
 	r.headers = append(r.headers, route.HeaderField{Name: name, Value: value})
 	return r.interpret(name, value)
 }
@@ -182,6 +190,7 @@ func (r *request) interpret(name, value []byte) *httpError {
 	switch len(name) {
 	case 4:
 		if equalFold(name, "host") {
+			r.hostHeader = true
 			if r.sawHost() {
 				return errBadHost
 			}
@@ -275,7 +284,9 @@ func (r *request) checkFraming() *httpError {
 		return errCLAndTE
 	case r.chunked && r.minor == 0:
 		return errBadTE
-	case r.minor == 1 && r.host == nil:
+	case r.minor == 1 && !r.hostHeader:
+		// Also with an absolute-form target (RFC 9112 3.2: a client MUST
+		// send Host in every HTTP/1.1 request; a server MUST answer 400).
 		return errBadHost
 	}
 	if r.minor == 0 && r.keepAlive10 {

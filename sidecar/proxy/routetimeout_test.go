@@ -141,7 +141,7 @@ func TestRouteTimeoutEndsWithTheResponseHeaders(t *testing.T) {
 // still ends the wait for an upstream that never answers.
 func TestStreamIdleTimeoutWithoutARouteTimeout(t *testing.T) {
 	be := timeoutBackend(t)
-	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+	p, addr := startProxy(t, Config{StreamIdleTimeout: loadedTimeout}, Mode{Kind: Outbound})
 	p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "a", Endpoints: endpoints(be)}, route.Route{}))
 	c := client(t)
 	if code, _, body := get(t, c, addr, "a", "/download"); code != 200 || len(body) != pieces*1000 {

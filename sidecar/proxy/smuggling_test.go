@@ -74,6 +74,9 @@ var smugglingCases = []struct {
 	{"valid Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhelloGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", 200},
 	{"leading CRLF", "\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200},
 	{"absolute form", "GET http://a/x HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n", 200},
+	{"absolute form without Host", "GET http://a/x HTTP/1.1\r\nConnection: close\r\n\r\n", 400},
+	{"Content_Length is dropped, not a length", "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent_Length: 36\r\n\r\n" + smuggled, 200},
+	{"Transfer_Encoding is dropped", "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer_Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 200},
 	{"h2c upgrade is ignored", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n", 200},
 	{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", 200},
 }

@@ -24,12 +24,12 @@ type upConn struct {
 	bw          *bufio.Writer
 	h           *host
 	idleSince   time.Time
-	hasDeadline bool
-	// streamIdle (> 0) makes reads progress-based: while a response body
-	// streams, a read deadline streamIdle ahead, moved at most once a
-	// second (Config.StreamIdleTimeout).
+	hasDeadline bool // an absolute deadline (setDeadline) is set
+	// streamIdle (> 0) makes reads progress-based (idleDeadline): a read
+	// deadline streamIdle ahead, moved at most once a second so that a
+	// busy connection costs no deadline update per request.
 	streamIdle time.Duration
-	rdl        time.Time // the read deadline streamIdle armed
+	rdl        time.Time // the read deadline streamIdle armed; zero: none
 
 	// flushAndFill's state: the raw connection (nil: plain reads), its
 	// callback bound once, and the outcome of one exchange.
@@ -37,6 +37,7 @@ type upConn struct {
 	w          *connWriter // under bw
 	readable   func(fd uintptr) bool
 	sent       bool
+	reused     bool // taken from the pool: check it is quiet before sending
 	early      bool // part of the request was written before flushAndFill
 	werr, rerr error
 }
@@ -45,32 +46,43 @@ type upConn struct {
 // when there is nothing to change (the common case without timeouts).
 func (uc *upConn) setDeadline(t time.Time) {
 	uc.streamIdle = 0
-	if t.IsZero() && !uc.hasDeadline && uc.w.wd.at.IsZero() {
+	if t.IsZero() && !uc.hasDeadline {
 		return
 	}
 	uc.nc.SetDeadline(t)
 	uc.hasDeadline = !t.IsZero()
-	uc.w.wd.at = t
+	uc.rdl, uc.w.wd.at = time.Time{}, t
 }
 
-// idleDeadline replaces the connection deadline by a progress-based one:
-// reads and writes fail only after d without progress (d <= 0: none).
+// idleDeadline replaces an absolute deadline by the progress-based one of
+// Config.StreamIdleTimeout (d; <= 0: none): reads fail after d without
+// data, blocking writes after d without progress (the writer's
+// writeDeadline, set up in newUpConn).
 func (uc *upConn) idleDeadline(d time.Duration) {
-	uc.setDeadline(time.Time{})
-	uc.w.wd = newWriteDeadline(d)
-	uc.streamIdle, uc.rdl = d, time.Time{}
+	if uc.hasDeadline {
+		uc.nc.SetDeadline(time.Time{})
+		uc.hasDeadline = false
+		uc.rdl, uc.w.wd.at = time.Time{}, time.Time{}
+	}
+	uc.streamIdle = d
+	uc.armRead()
+}
+
+// armRead moves the idle read deadline forward, at most once a second.
+func (uc *upConn) armRead() {
+	if uc.streamIdle <= 0 {
+		return
+	}
+	if d := time.Now().Add(uc.streamIdle); d.Sub(uc.rdl) > time.Second {
+		uc.nc.SetReadDeadline(d)
+		uc.rdl = d
+	}
 }
 
 // Read reads from the upstream connection, under the stream idle timeout
 // when one is armed (see idleDeadline).
 func (uc *upConn) Read(p []byte) (int, error) {
-	if uc.streamIdle > 0 {
-		if d := time.Now().Add(uc.streamIdle); d.Sub(uc.rdl) > time.Second {
-			uc.nc.SetReadDeadline(d)
-			uc.rdl = d
-			uc.hasDeadline = true
-		}
-	}
+	uc.armRead()
 	return uc.nc.Read(p)
 }
 
@@ -164,12 +176,13 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 	if err != nil {
 		return nil, err
 	}
-	return newUpConn(nc, h), nil
+	return newUpConn(nc, h, p.cfg.StreamIdleTimeout), nil
 }
 
-// newUpConn wraps a connection to h's endpoint.
-func newUpConn(nc net.Conn, h *host) *upConn {
-	uc := &upConn{nc: nc, w: newConnWriter(nc, 0), h: h, rc: rawConn(nc)}
+// newUpConn wraps a connection to h's endpoint; a blocking write fails
+// after streamIdle (<= 0: never) without progress.
+func newUpConn(nc net.Conn, h *host, streamIdle time.Duration) *upConn {
+	uc := &upConn{nc: nc, w: newConnWriter(nc, streamIdle), h: h, rc: rawConn(nc)}
 	uc.bw = bufio.NewWriterSize(uc.w, upstreamWriteBuf)
 	uc.br = bufReader{rd: uc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable

@@ -61,7 +61,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg:    cfg,
-		log:    cfg.Logger.With("component", "xds", "node", cfg.Node.ID),
+		log:    cfg.Logger.With("component", "xds", "node", cfg.Node.GetId()),
 		m:      m,
 		st:     newStore(cfg.Listeners),
 		status: Status{Mode: cfg.Mode.String(), Types: map[string]TypeStatus{}},

@@ -11,7 +11,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	corev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/core/v3"
 )
 
 // UserAgentName is the node's user_agent_name sent to the control plane.
@@ -130,17 +133,20 @@ type NodeInfo struct {
 // struct holds "service" and "instance_id" (the control plane's capability
 // profile follows user_agent_name).
 func NewNode(info NodeInfo) *Node {
-	return &Node{
-		ID:      info.ID,
+	n := &Node{
+		Id:      info.ID,
 		Cluster: info.Cluster,
-		Metadata: map[string]string{
-			"service":     info.Service,
-			"instance_id": info.InstanceID,
-		},
-		Locality:         &xdswire.Locality{Zone: info.Zone},
-		UserAgentName:    UserAgentName,
-		UserAgentVersion: info.Version,
+		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			"service":     structpb.NewStringValue(info.Service),
+			"instance_id": structpb.NewStringValue(info.InstanceID),
+		}},
+		Locality:      &corev3.Locality{Zone: info.Zone},
+		UserAgentName: UserAgentName,
 	}
+	if info.Version != "" {
+		n.UserAgentVersionType = &corev3.Node_UserAgentVersion{UserAgentVersion: info.Version}
+	}
+	return n
 }
 
 // withDefaults validates c and returns a copy with documented defaults filled.
@@ -148,14 +154,14 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Server == "" || slices.Contains(c.FallbackServers, ""):
 		return c, errors.New("xdsclient: Config.Server is required and FallbackServers must not be empty strings")
-	case c.Node == nil || c.Node.ID == "":
+	case c.Node.GetId() == "":
 		return c, errors.New("xdsclient: Config.Node.Id is required")
 	case c.OnUpdate == nil:
 		return c, errors.New("xdsclient: Config.OnUpdate is required")
 	case c.Mode != ModeDelta && c.Mode != ModeSotW:
 		return c, errors.New("xdsclient: unknown Config.Mode")
 	}
-	c.Node = c.Node.Clone()
+	c.Node = proto.Clone(c.Node).(*Node)
 	if c.Node.UserAgentName == "" {
 		c.Node.UserAgentName = UserAgentName
 	}

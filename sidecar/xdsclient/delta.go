@@ -1,12 +1,11 @@
 package xdsclient
 
 import (
-	"fmt"
 	"maps"
 
 	"google.golang.org/grpc"
 
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	discoveryv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/service/discovery/v3"
 )
 
 // deltaStream speaks incremental xDS on one ADS stream
@@ -25,43 +24,39 @@ func newDelta(s grpc.ClientStream, node *Node) *deltaStream {
 	return &deltaStream{s: s, node: node, subs: map[string]map[string]bool{}}
 }
 
-func (d *deltaStream) send(req *xdswire.DeltaDiscoveryRequest) error {
+func (d *deltaStream) send(req *discoveryv3.DeltaDiscoveryRequest) error {
 	if !d.nodeSent {
 		req.Node = d.node
 		d.nodeSent = true
 	}
-	b := req.Marshal()
-	return d.s.SendMsg(&b)
+	return d.s.SendMsg(req)
 }
 
 func (d *deltaStream) recv() (*response, error) {
-	b, err := recvFrame(d.s)
-	if err != nil {
+	var m discoveryv3.DeltaDiscoveryResponse
+	if err := d.s.RecvMsg(&m); err != nil {
+		// A malformed message fails the stream (codes.Internal): without a
+		// type URL and nonce there is nothing to NACK.
 		return nil, err
 	}
-	var m xdswire.DeltaDiscoveryResponse
-	if err := m.Unmarshal(b); err != nil {
-		// Without a type URL and nonce there is nothing to NACK.
-		return nil, fmt.Errorf("xdsclient: malformed DeltaDiscoveryResponse: %w", err)
-	}
-	r := &response{typeURL: m.TypeURL, nonce: m.Nonce, version: m.SystemVersionInfo}
+	r := &response{typeURL: m.GetTypeUrl(), nonce: m.GetNonce(), version: m.GetSystemVersionInfo()}
 	r.u, r.err = decodeDelta(&m)
 	return r, nil
 }
 
 // decodeDelta decodes and validates every resource of m.
-func decodeDelta(m *xdswire.DeltaDiscoveryResponse) (*update, error) {
-	u := newUpdate(m.TypeURL, m.SystemVersionInfo, false)
+func decodeDelta(m *discoveryv3.DeltaDiscoveryResponse) (*update, error) {
+	u := newUpdate(m.GetTypeUrl(), m.GetSystemVersionInfo(), false)
 	var errs []error
-	for _, r := range m.Resources {
-		if r.Resource == nil {
+	for _, r := range m.GetResources() {
+		if r.GetResource() == nil {
 			continue // a name-only entry (e.g. an alias) carries nothing to apply
 		}
-		if err := u.add(r.Name, r.Version, *r.Resource); err != nil {
+		if err := u.add(r.GetName(), r.GetVersion(), r.GetResource()); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	u.removed = m.RemovedResources
+	u.removed = m.GetRemovedResources()
 	if err := joinErrors(errs); err != nil {
 		return nil, err
 	}
@@ -75,7 +70,7 @@ func decodeDelta(m *xdswire.DeltaDiscoveryResponse) (*update, error) {
 // it as a legacy wildcard.
 func (d *deltaStream) subscribe(typeURL string, want map[string]bool, held map[string]string) error {
 	cur, started := d.subs[typeURL]
-	req := &xdswire.DeltaDiscoveryRequest{TypeURL: typeURL}
+	req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: typeURL}
 	switch {
 	case !started && len(want) == 0:
 		return nil
@@ -103,13 +98,13 @@ func (d *deltaStream) subscribe(typeURL string, want map[string]bool, held map[s
 
 // ack echoes the response nonce.
 func (d *deltaStream) ack(r *response) error {
-	return d.send(&xdswire.DeltaDiscoveryRequest{TypeURL: r.typeURL, ResponseNonce: r.nonce})
+	return d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.typeURL, ResponseNonce: r.nonce})
 }
 
 // nack echoes the nonce with error_detail set.
 func (d *deltaStream) nack(r *response, err error) error {
-	return d.send(&xdswire.DeltaDiscoveryRequest{
-		TypeURL:       r.typeURL,
+	return d.send(&discoveryv3.DeltaDiscoveryRequest{
+		TypeUrl:       r.typeURL,
 		ResponseNonce: r.nonce,
 		ErrorDetail:   nackStatus(err),
 	})

@@ -4,11 +4,14 @@
 // resources (listeners, route configurations, clusters, endpoint
 // assignments) to the sidecar's routing table.
 //
-// No generated Envoy code is linked: requests and responses are encoded and
-// decoded by the hand-written protobuf codec of package
-// sidecar/internal/xdswire, into plain structs holding the fields the
-// sidecar reads (unknown fields are skipped), and gRPC carries their bytes
-// to the ADS methods by name.
+// go-control-plane is not linked: requests, responses and resources are
+// the protobuf code generated from a trimmed copy of Envoy's protos
+// (sidecar/internal/xdspb, written by tools/protosubset from
+// tools/protosubset/envoy.keep) holding the fields the sidecar reads; fields
+// outside it are discarded while unmarshalling. On the wire the type URLs
+// and method names are Envoy's; package sidecar/internal/xdsres maps them
+// to the subset. Each resource's bytes are kept as received (state file,
+// change detection, /config_dump).
 //
 // Protocol (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol):
 //   - Subscriptions: LDS (wildcard, or Config.Listeners) and CDS (wildcard),

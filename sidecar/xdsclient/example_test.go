@@ -19,7 +19,7 @@ func ExampleNew() {
 		StateDir:  "/var/lib/shoal/xds",
 		OnUpdate: func(s *xdsclient.Snapshot) {
 			// Build the routing table from s and swap it in atomically.
-			fmt.Println(len(s.Listeners), s.Complete())
+			fmt.Println(len(s.Names(xdsclient.ListenerType)), s.Complete())
 		},
 	})
 	if err != nil {

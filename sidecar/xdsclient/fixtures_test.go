@@ -137,14 +137,14 @@ func cla(svc string, ports ...uint32) *endpointv3.ClusterLoadAssignment {
 
 // ports returns the endpoint ports of svc in s, or an error string.
 func ports(s *Snapshot, svc string) string {
-	c, ok := s.Endpoints[svc]
-	if !ok {
+	c, err := s.ClusterLoadAssignment(svc)
+	if err != nil || c == nil {
 		return "none"
 	}
 	out := ""
-	for _, l := range c.Endpoints {
-		for _, e := range l.LBEndpoints {
-			out += fmt.Sprintf("%d,", e.Endpoint.Address.SocketAddress.PortValue)
+	for _, l := range c.GetEndpoints() {
+		for _, e := range l.GetLbEndpoints() {
+			out += fmt.Sprintf("%d,", e.GetEndpoint().GetAddress().GetSocketAddress().GetPortValue())
 		}
 	}
 	return out

@@ -9,7 +9,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	discoveryv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/service/discovery/v3"
 )
 
 // StateFile is the name of the state file inside Config.StateDir.
@@ -36,7 +39,11 @@ type stateFile struct {
 func saveState(dir, nodeID string, s *Snapshot) error {
 	f := stateFile{Format: stateFormat, NodeID: nodeID, SavedAt: time.Now().UTC()}
 	for _, t := range subscribedTypes {
-		f.Responses = append(f.Responses, snapshotResponse(s, t).Marshal())
+		b, err := stateMarshal.Marshal(snapshotResponse(s, t))
+		if err != nil {
+			return fmt.Errorf("xdsclient: encode state: %w", err)
+		}
+		f.Responses = append(f.Responses, b)
 	}
 	data, err := json.Marshal(f)
 	if err != nil {
@@ -49,18 +56,22 @@ func saveState(dir, nodeID string, s *Snapshot) error {
 }
 
 // snapshotResponse returns the resources of one type of s as a delta response.
-func snapshotResponse(s *Snapshot, typeURL string) *xdswire.DeltaDiscoveryResponse {
+func snapshotResponse(s *Snapshot, typeURL string) *discoveryv3.DeltaDiscoveryResponse {
 	raw := s.raw[typeURL]
-	r := &xdswire.DeltaDiscoveryResponse{TypeURL: typeURL, SystemVersionInfo: s.Versions[typeURL]}
+	r := &discoveryv3.DeltaDiscoveryResponse{TypeUrl: typeURL, SystemVersionInfo: s.Versions[typeURL]}
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
-		r.Resources = append(r.Resources, xdswire.DeltaResource{
+		r.Resources = append(r.Resources, &discoveryv3.Resource{
 			Name:     name,
 			Version:  s.resourceVersions[typeURL][name],
-			Resource: &xdswire.Any{TypeURL: typeURL, Value: raw[name]},
+			Resource: &anypb.Any{TypeUrl: typeURL, Value: raw[name]},
 		})
 	}
 	return r
 }
+
+// stateMarshal writes the state file's responses in field order, so that
+// the same snapshot gives the same file.
+var stateMarshal = proto.MarshalOptions{Deterministic: true}
 
 func writeAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".xds-state-*.tmp")
@@ -122,12 +133,12 @@ func loadStore(dir string, listeners []string, validate ValidateFunc) (*store, e
 }
 
 func loadResponse(st *store, b []byte, validate ValidateFunc) error {
-	r := &xdswire.DeltaDiscoveryResponse{}
-	if err := r.Unmarshal(b); err != nil {
+	r := &discoveryv3.DeltaDiscoveryResponse{}
+	if err := proto.Unmarshal(b, r); err != nil {
 		return err
 	}
-	if _, ok := st.types[r.TypeURL]; !ok {
-		return fmt.Errorf("unsupported type %q", r.TypeURL)
+	if _, ok := st.types[r.GetTypeUrl()]; !ok {
+		return fmt.Errorf("unsupported type %q", r.GetTypeUrl())
 	}
 	u, err := decodeDelta(r)
 	if err == nil && validate != nil {

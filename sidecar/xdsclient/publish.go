@@ -68,7 +68,7 @@ func (c *Client) deliverNow(s *Snapshot) {
 	if c.cfg.StateDir == "" || s.FromState {
 		return
 	}
-	if err := saveState(c.cfg.StateDir, c.cfg.Node.ID, s); err != nil {
+	if err := saveState(c.cfg.StateDir, c.cfg.Node.GetId(), s); err != nil {
 		c.m.stateWrite.WithLabelValues("error").Inc()
 		c.log.Warn("xds: saving state", "err", err)
 		return

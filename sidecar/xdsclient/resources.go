@@ -1,13 +1,15 @@
 package xdsclient
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	clusterv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/cluster/v3"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 )
 
 // maxErrorDetail bounds the error_detail message of a NACK.
@@ -43,11 +45,11 @@ func newUpdate(typeURL, version string, full bool) *update {
 
 // add decodes and validates one resource and adds it to u. name, if not
 // empty, must match the resource's own name.
-func (u *update) add(name, version string, a xdswire.Any) error {
+func (u *update) add(name, version string, a *anypb.Any) error {
 	m, err := decodeResource(u.typeURL, a)
 	got := ""
 	if m != nil { // m may be set even if invalid: name the culprit
-		got = m.ResourceName()
+		got = xdsres.Name(m)
 	}
 	if name == "" {
 		name = got
@@ -66,19 +68,19 @@ func (u *update) add(name, version string, a xdswire.Any) error {
 	}
 	u.upserts[got] = m
 	u.versions[got] = version
-	// A copy: the response buffer is not kept alive by one resource.
-	u.raw[got] = bytes.Clone(a.Value)
+	// The generated unmarshal copied the bytes out of the response buffer.
+	u.raw[got] = a.GetValue()
 	return nil
 }
 
 // decodeResource decodes a and checks it against the Envoy protos'
-// validation rules for the fields the sidecar reads (xdswire.Validate). A
+// validation rules for the fields the sidecar reads (xdsres.Validate). A
 // validation error comes with the decoded resource.
-func decodeResource(typeURL string, a xdswire.Any) (Resource, error) {
-	if a.TypeURL != typeURL {
-		return nil, fmt.Errorf("type %q in a %q response", a.TypeURL, typeURL)
+func decodeResource(typeURL string, a *anypb.Any) (Resource, error) {
+	if a.GetTypeUrl() != typeURL {
+		return nil, fmt.Errorf("type %q in a %q response", a.GetTypeUrl(), typeURL)
 	}
-	m, err := xdswire.Decode(typeURL, a.Value)
+	m, err := xdsres.Decode(typeURL, a.GetValue())
 	if err != nil && m == nil {
 		return nil, fmt.Errorf("unmarshal: %w", err)
 	}
@@ -88,9 +90,10 @@ func decodeResource(typeURL string, a xdswire.Any) (Resource, error) {
 // routeNames returns the RDS route_config_names l references.
 func routeNames(l *Listener) []string {
 	var names []string
-	for _, h := range l.HCMs() {
-		if h.RDS != nil && h.RDS.RouteConfigName != "" {
-			names = append(names, h.RDS.RouteConfigName)
+	hcms, _ := xdsres.HCMs(l) // validated when l was accepted
+	for _, h := range hcms {
+		if n := h.GetRds().GetRouteConfigName(); n != "" {
+			names = append(names, n)
 		}
 	}
 	return names
@@ -100,13 +103,13 @@ func routeNames(l *Listener) []string {
 // cluster. The contract names CLAs by eds_cluster_config.service_name,
 // defaulting to the cluster name as Envoy does.
 func edsName(c *Cluster) string {
-	if c.Type != xdswire.DiscoveryEDS || c.ClusterType != nil {
+	if _, ok := c.GetClusterDiscoveryType().(*clusterv3.Cluster_Type); !ok || c.GetType() != clusterv3.Cluster_EDS {
 		return ""
 	}
-	if e := c.EDSClusterConfig; e != nil && e.ServiceName != "" {
-		return e.ServiceName
+	if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return n
 	}
-	return c.Name
+	return c.GetName()
 }
 
 // joinErrors formats errs sorted, bounded by maxErrorDetail.

@@ -1,12 +1,11 @@
 package xdsclient
 
 import (
-	"fmt"
 	"maps"
 
 	"google.golang.org/grpc"
 
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	discoveryv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/service/discovery/v3"
 )
 
 // sotwStream speaks state-of-the-world xDS on one ADS stream
@@ -42,28 +41,25 @@ func newSotW(s grpc.ClientStream, node *Node) *sotwStream {
 }
 
 func (s *sotwStream) recv() (*response, error) {
-	b, err := recvFrame(s.s)
-	if err != nil {
+	var m discoveryv3.DiscoveryResponse
+	if err := s.s.RecvMsg(&m); err != nil {
+		// A malformed message fails the stream (codes.Internal): without a
+		// type URL and nonce there is nothing to NACK.
 		return nil, err
 	}
-	var m xdswire.DiscoveryResponse
-	if err := m.Unmarshal(b); err != nil {
-		// Without a type URL and nonce there is nothing to NACK.
-		return nil, fmt.Errorf("xdsclient: malformed DiscoveryResponse: %w", err)
-	}
-	r := &response{typeURL: m.TypeURL, nonce: m.Nonce, version: m.VersionInfo}
+	r := &response{typeURL: m.GetTypeUrl(), nonce: m.GetNonce(), version: m.GetVersionInfo()}
 	r.u, r.err = decodeSotW(&m)
 	return r, nil
 }
 
 // decodeSotW decodes and validates every resource of m. Listener and
 // cluster responses carry the full state of their type.
-func decodeSotW(m *xdswire.DiscoveryResponse) (*update, error) {
-	full := m.TypeURL == ListenerType || m.TypeURL == ClusterType
-	u := newUpdate(m.TypeURL, m.VersionInfo, full)
+func decodeSotW(m *discoveryv3.DiscoveryResponse) (*update, error) {
+	full := m.GetTypeUrl() == ListenerType || m.GetTypeUrl() == ClusterType
+	u := newUpdate(m.GetTypeUrl(), m.GetVersionInfo(), full)
 	var errs []error
-	for _, a := range m.Resources {
-		if err := u.add("", m.VersionInfo, a); err != nil {
+	for _, a := range m.GetResources() {
+		if err := u.add("", m.GetVersionInfo(), a); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -75,8 +71,8 @@ func decodeSotW(m *xdswire.DiscoveryResponse) (*update, error) {
 
 // request sends the type's current state: version, names and nonce.
 func (s *sotwStream) request(typeURL string, errDetail error) error {
-	req := &xdswire.DiscoveryRequest{
-		TypeURL:       typeURL,
+	req := &discoveryv3.DiscoveryRequest{
+		TypeUrl:       typeURL,
 		VersionInfo:   s.version[typeURL],
 		ResponseNonce: s.nonce[typeURL],
 	}
@@ -90,8 +86,7 @@ func (s *sotwStream) request(typeURL string, errDetail error) error {
 		req.Node = s.node
 		s.nodeSent = true
 	}
-	b := req.Marshal()
-	return s.s.SendMsg(&b)
+	return s.s.SendMsg(req)
 }
 
 // subscribe re-sends the type's request when its names change. An empty

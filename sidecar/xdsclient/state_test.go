@@ -83,7 +83,7 @@ func TestLoadState(t *testing.T) {
 			if err != nil {
 				t.Fatalf("LoadState() error = %v", err)
 			}
-			if !s.FromState || !has(s.Clusters, "orders") || s.Versions[ClusterType] != "v7" || s.resourceVersions[ClusterType]["orders"] != "h1" {
+			if !s.FromState || !has(s, ClusterType, "orders") || s.Versions[ClusterType] != "v7" || s.resourceVersions[ClusterType]["orders"] != "h1" {
 				t.Errorf("LoadState() = %+v", s)
 			}
 		})
@@ -116,7 +116,7 @@ func TestStateFileCompatibility(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadState of a file written with go-control-plane's types: %v", err)
 	}
-	if ports(s, "orders") != "3001,3002," || !s.Complete() || s.Listeners["outbound"].HCMs()[0].RDS.RouteConfigName != "outbound" {
+	if ports(s, "orders") != "3001,3002," || !s.Complete() || routeNamesOf(t, s, "outbound") != "outbound" {
 		t.Fatalf("loaded snapshot = %+v", s)
 	}
 
@@ -154,4 +154,14 @@ func mustAny(t *testing.T, m proto.Message) *anypb.Any {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// routeNamesOf returns the RDS names of the listener name in s, joined.
+func routeNamesOf(t *testing.T, s *Snapshot, name string) string {
+	t.Helper()
+	l, err := s.Listener(name)
+	if err != nil || l == nil {
+		t.Fatalf("listener %q: %v", name, err)
+	}
+	return strings.Join(routeNames(l), ",")
 }

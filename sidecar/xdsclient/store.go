@@ -3,8 +3,11 @@ package xdsclient
 import (
 	"bytes"
 	"maps"
-	"reflect"
 	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 )
 
 // wildcard is the explicit wildcard resource name of the xDS protocol.
@@ -14,10 +17,13 @@ const wildcard = "*"
 // clusters first, then what they reference.
 var subscribedTypes = []string{ListenerType, ClusterType, RouteType, EndpointType}
 
-// typeState holds the accepted resources of one type.
+// typeState holds the accepted resources of one type: their wire form and
+// what they reference, not their decoded messages.
 type typeState struct {
-	// resources are the accepted resources by name; never mutated in place.
-	resources map[string]Resource
+	// refs holds, for each accepted resource by name, the names it makes
+	// the client subscribe to: a listener's RDS route configurations, an EDS
+	// cluster's service name (see refsOf). Never mutated in place.
+	refs map[string][]string
 	// versions are the per-resource versions by name, raw their wire form.
 	versions map[string]string
 	raw      map[string][]byte
@@ -40,7 +46,7 @@ type store struct {
 func newStore(listeners []string) *store {
 	st := &store{types: map[string]*typeState{}, listeners: listeners}
 	for _, t := range subscribedTypes {
-		st.types[t] = &typeState{resources: map[string]Resource{}, versions: map[string]string{}, raw: map[string][]byte{}}
+		st.types[t] = &typeState{refs: map[string][]string{}, versions: map[string]string{}, raw: map[string][]byte{}}
 	}
 	return st
 }
@@ -53,25 +59,25 @@ func (st *store) apply(u *update) bool {
 	changed := false
 	remove := slices.Clone(u.removed)
 	if u.full {
-		for name := range ts.resources {
+		for name := range ts.raw {
 			if _, ok := u.upserts[name]; !ok {
 				remove = append(remove, name)
 			}
 		}
 	}
 	for _, name := range remove {
-		if _, ok := ts.resources[name]; ok {
-			delete(ts.resources, name)
+		if _, ok := ts.raw[name]; ok {
+			delete(ts.refs, name)
 			delete(ts.versions, name)
 			delete(ts.raw, name)
 			changed = true
 		}
 	}
 	for name, m := range u.upserts {
-		if old, ok := ts.resources[name]; !ok || !sameResource(ts.raw[name], u.raw[name], old, m) {
+		if old, ok := ts.raw[name]; !ok || !sameResource(u.typeURL, old, u.raw[name], m) {
 			changed = true
 		}
-		ts.resources[name] = m
+		ts.refs[name] = refsOf(m)
 		ts.raw[name] = u.raw[name]
 		ts.versions[name] = u.versions[name]
 	}
@@ -96,15 +102,13 @@ func (st *store) wanted(typeURL string) map[string]bool {
 		}
 	case ClusterType:
 		set[wildcard] = true
-	case RouteType:
-		for _, m := range st.types[ListenerType].resources {
-			for _, n := range routeNames(m.(*Listener)) {
-				set[n] = true
-			}
+	case RouteType, EndpointType:
+		from := ListenerType
+		if typeURL == EndpointType {
+			from = ClusterType
 		}
-	case EndpointType:
-		for _, m := range st.types[ClusterType].resources {
-			if n := edsName(m.(*Cluster)); n != "" {
+		for _, names := range st.types[from].refs {
+			for _, n := range names {
 				set[n] = true
 			}
 		}
@@ -119,9 +123,9 @@ func (st *store) prune(typeURL string, want map[string]bool) {
 		return
 	}
 	ts := st.types[typeURL]
-	for name := range ts.resources {
+	for name := range ts.raw {
 		if !want[name] {
-			delete(ts.resources, name)
+			delete(ts.refs, name)
 			delete(ts.versions, name)
 			delete(ts.raw, name)
 			st.gen++
@@ -138,7 +142,7 @@ func (st *store) missing() (routes, endpoints []string) {
 func (st *store) absent(typeURL string) []string {
 	var out []string
 	for name := range st.wanted(typeURL) {
-		if _, ok := st.types[typeURL].resources[name]; !ok {
+		if _, ok := st.types[typeURL].raw[name]; !ok {
 			out = append(out, name)
 		}
 	}
@@ -163,7 +167,25 @@ func (st *store) synced() bool {
 
 // sameResource reports whether a resource is unchanged: the same wire
 // bytes, or (encoders may order map entries differently) the same decoded
-// fields.
-func sameResource(oldRaw, newRaw []byte, old, m Resource) bool {
-	return bytes.Equal(oldRaw, newRaw) || reflect.DeepEqual(old, m)
+// fields; only then is the held one decoded again.
+func sameResource(typeURL string, oldRaw, newRaw []byte, m Resource) bool {
+	if bytes.Equal(oldRaw, newRaw) {
+		return true
+	}
+	old, err := xdsres.Unmarshal(typeURL, oldRaw)
+	return err == nil && proto.Equal(old, m)
+}
+
+// refsOf returns the names a resource makes the client subscribe to: the
+// route configurations of a listener, the EDS service name of a cluster.
+func refsOf(m Resource) []string {
+	switch m := m.(type) {
+	case *Listener:
+		return routeNames(m)
+	case *Cluster:
+		if n := edsName(m); n != "" {
+			return []string{n}
+		}
+	}
+	return nil
 }

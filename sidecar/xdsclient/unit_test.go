@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	discoveryv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/service/discovery/v3"
 )
 
 func TestBackoffDelay(t *testing.T) {
@@ -121,17 +123,17 @@ func TestMetricsRegistration(t *testing.T) {
 // protobuf make the whole response a NACK, naming the resource where the
 // response does (delta).
 func TestMalformedResourcesAreRejected(t *testing.T) {
-	garbage := xdswire.Any{TypeURL: ClusterType, Value: []byte{0x0a, 0x05, 'a'}} // name: 5 bytes, 1 present
-	if _, err := decodeSotW(&xdswire.DiscoveryResponse{TypeURL: ClusterType, Resources: []xdswire.Any{garbage}}); err == nil ||
+	garbage := &anypb.Any{TypeUrl: ClusterType, Value: []byte{0x0a, 0x05, 'a'}} // name: 5 bytes, 1 present
+	if _, err := decodeSotW(&discoveryv3.DiscoveryResponse{TypeUrl: ClusterType, Resources: []*anypb.Any{garbage}}); err == nil ||
 		!strings.Contains(err.Error(), "unmarshal") {
 		t.Errorf("SotW error = %v, want an unmarshal error", err)
 	}
-	_, err := decodeDelta(&xdswire.DeltaDiscoveryResponse{TypeURL: ClusterType, Resources: []xdswire.DeltaResource{{Name: "orders", Resource: &garbage}}})
+	_, err := decodeDelta(&discoveryv3.DeltaDiscoveryResponse{TypeUrl: ClusterType, Resources: []*discoveryv3.Resource{{Name: "orders", Resource: garbage}}})
 	if err == nil || !strings.Contains(err.Error(), `resource "orders": unmarshal`) {
 		t.Errorf("delta error = %v, want the resource named", err)
 	}
-	wrongType := xdswire.Any{TypeURL: RouteType}
-	if _, err := decodeSotW(&xdswire.DiscoveryResponse{TypeURL: ClusterType, Resources: []xdswire.Any{wrongType}}); err == nil ||
+	wrongType := &anypb.Any{TypeUrl: RouteType}
+	if _, err := decodeSotW(&discoveryv3.DiscoveryResponse{TypeUrl: ClusterType, Resources: []*anypb.Any{wrongType}}); err == nil ||
 		!strings.Contains(err.Error(), "in a") {
 		t.Errorf("SotW error for a resource of another type = %v", err)
 	}

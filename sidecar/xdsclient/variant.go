@@ -2,14 +2,13 @@ package xdsclient
 
 import (
 	"context"
-	"fmt"
 	"slices"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/mem"
 
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	rpcpb "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/google/rpc"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 )
 
 // variant is one ADS stream of either protocol variant (delta or SotW).
@@ -45,14 +44,14 @@ type response struct {
 var adsStream = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
 // openVariant opens an ADS stream of the given mode on conn. The stream
-// lives until ctx is cancelled. Messages are encoded and decoded by
-// package xdswire; gRPC only moves their bytes (rawCodec).
+// lives until ctx is cancelled. Messages are the generated subset's
+// (sidecar/internal/xdspb), marshalled by gRPC's protobuf codec.
 func openVariant(ctx context.Context, conn grpc.ClientConnInterface, mode Mode, node *Node) (variant, error) {
-	method := xdswire.DeltaAggregatedResourcesMethod
+	method := xdsres.DeltaAggregatedResourcesMethod
 	if mode == ModeSotW {
-		method = xdswire.StreamAggregatedResourcesMethod
+		method = xdsres.StreamAggregatedResourcesMethod
 	}
-	s, err := conn.NewStream(ctx, adsStream, method, grpc.ForceCodecV2(rawCodec{}))
+	s, err := conn.NewStream(ctx, adsStream, method)
 	if err != nil {
 		return nil, err
 	}
@@ -62,42 +61,9 @@ func openVariant(ctx context.Context, conn grpc.ClientConnInterface, mode Mode, 
 	return newDelta(s, node), nil
 }
 
-// rawCodec passes encoded messages through: SendMsg takes and RecvMsg
-// fills a *[]byte. It names itself "proto" so the content-subtype is the
-// one the server's protobuf codec answers.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	b, ok := v.(*[]byte)
-	if !ok {
-		return nil, fmt.Errorf("xdsclient: raw codec cannot marshal %T", v)
-	}
-	return mem.BufferSlice{mem.SliceBuffer(*b)}, nil
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	b, ok := v.(*[]byte)
-	if !ok {
-		return fmt.Errorf("xdsclient: raw codec cannot unmarshal into %T", v)
-	}
-	*b = data.Materialize() // a copy: data is freed when Unmarshal returns
-	return nil
-}
-
-func (rawCodec) Name() string { return "proto" }
-
-// recvFrame receives one encoded message.
-func recvFrame(s grpc.ClientStream) ([]byte, error) {
-	var b []byte
-	if err := s.RecvMsg(&b); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
 // nackStatus is the error_detail of a NACK.
-func nackStatus(err error) *xdswire.Status {
-	return &xdswire.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+func nackStatus(err error) *rpcpb.Status {
+	return &rpcpb.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
 }
 
 // sortedNames returns the names of set, sorted.

@@ -7,7 +7,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	clusterv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/cluster/v3"
+	corev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/core/v3"
+	endpointv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/endpoint/v3"
+	routev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/route/v3"
+	httpv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/upstreams/http/v3"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/lb/builtin"
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -43,11 +51,32 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 	var errs []string
 	if snap != nil {
 		cfg.Version = snapVersion(snap)
-		if rc := snap.Routes[o.RouteConfig]; rc != nil {
+		// The snapshot holds wire bytes: each resource is decoded here, built
+		// into the table and dropped; an assignment shared by several
+		// cluster variants is decoded once per Build.
+		rc, err := snap.RouteConfiguration(o.RouteConfig)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		if rc != nil {
 			cfg.VirtualHosts = virtualHosts(rc, &errs)
 		}
-		for _, name := range sortedKeys(snap.Clusters) {
-			cc, err := cluster(snap.Clusters[name], snap.Endpoints, o.Gossip)
+		clas := map[string]*endpointv3.ClusterLoadAssignment{}
+		claOf := func(name string) (*endpointv3.ClusterLoadAssignment, error) {
+			if cla, ok := clas[name]; ok {
+				return cla, nil
+			}
+			cla, err := snap.ClusterLoadAssignment(name)
+			clas[name] = cla
+			return cla, err
+		}
+		for _, name := range snap.Names(xdsclient.ClusterType) {
+			c, err := snap.Cluster(name)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			cc, err := cluster(c, claOf, o.Gossip)
 			if err != nil {
 				errs = append(errs, err.Error())
 				continue
@@ -91,60 +120,59 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // cluster converts one Cluster and its ClusterLoadAssignment.
-func cluster(c *xdswire.Cluster, clas map[string]*xdswire.ClusterLoadAssignment, gossip func(string, string) Verdict) (route.ClusterConfig, error) {
+func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAssignment, error), gossip func(string, string) Verdict) (route.ClusterConfig, error) {
 	if c == nil {
 		return route.ClusterConfig{}, errors.New("cluster: empty")
 	}
 	cc := route.ClusterConfig{
-		Name:           c.Name,
-		ConnectTimeout: c.ConnectTimeout.Std(),
-		Outlier:        outlier(c.OutlierDetection),
+		Name:           c.GetName(),
+		ConnectTimeout: std(c.GetConnectTimeout()),
+		Outlier:        outlier(c.GetOutlierDetection()),
 	}
 	b, lbcfg, err := lbPolicy(c)
 	if err != nil {
-		return cc, fmt.Errorf("cluster %q: %w", c.Name, err)
+		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	cc.LB, cc.LBConfig = b, lbcfg
-	if cb := c.CircuitBreakers; cb != nil {
-		for _, th := range cb.Thresholds {
-			if th.Priority == xdswire.PriorityDefault && th.MaxRequests != nil {
-				cc.MaxRequests = int(*th.MaxRequests)
-			}
+	for _, th := range c.GetCircuitBreakers().GetThresholds() {
+		if th.GetPriority() == corev3.RoutingPriority_DEFAULT && th.GetMaxRequests() != nil {
+			cc.MaxRequests = int(th.GetMaxRequests().GetValue())
 		}
 	}
 	if usesHTTP2(c) {
 		cc.Protocol = route.HTTP2
 	}
-	claName := ""
-	if e := c.EDSClusterConfig; e != nil {
-		claName = e.ServiceName
-	}
+	claName := c.GetEdsClusterConfig().GetServiceName()
 	if claName == "" {
-		claName = c.Name
+		claName = c.GetName()
 	}
 	service := claName
 	if i := strings.IndexByte(service, '['); i >= 0 {
 		service = service[:i] // a subset: "orders[version=v2]"
 	}
-	cc.Endpoints = endpoints(clas[claName], service, gossip)
+	cla, err := claOf(claName)
+	if err != nil {
+		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+	}
+	cc.Endpoints = endpoints(cla, service, gossip)
 	return cc, nil
 }
 
-func lbPolicy(c *xdswire.Cluster) (lb.Builder, lb.Config, error) {
+func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
 	cfg := lb.DefaultConfig()
-	if cl := c.CommonLBConfig; cl != nil && cl.HealthyPanicThreshold != nil {
-		cfg.PanicThreshold = cl.HealthyPanicThreshold.Value
+	if p := c.GetCommonLbConfig().GetHealthyPanicThreshold(); p != nil {
+		cfg.PanicThreshold = p.GetValue()
 	}
 	var name string
-	switch c.LBPolicy {
-	case xdswire.LBRoundRobin:
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
 		name = lb.RoundRobin
-	case xdswire.LBLeastRequest:
+	case clusterv3.Cluster_LEAST_REQUEST:
 		name = lb.LeastRequest
-		if lr := c.LeastRequestLBConfig; lr != nil && lr.ChoiceCount != nil {
-			cfg.LeastRequest.ChoiceCount = int(*lr.ChoiceCount)
+		if n := c.GetLeastRequestLbConfig().GetChoiceCount(); n != nil {
+			cfg.LeastRequest.ChoiceCount = int(n.GetValue())
 		}
-	case xdswire.LBRingHash:
+	case clusterv3.Cluster_RING_HASH:
 		name = lb.RingHash
 		// Deliberate deviation from Envoy's ring sizing: every endpoint gets
 		// RingHashesPerWeight entries per unit of weight whatever the other
@@ -153,49 +181,53 @@ func lbPolicy(c *xdswire.Cluster) (lb.Builder, lb.Config, error) {
 		// about 41 % of keys when one of three leaves. Sidecars agree among
 		// themselves; a key may map differently in Envoy.
 		cfg.RingHash.HashesPerWeight = RingHashesPerWeight
-		if rc := c.RingHashLBConfig; rc != nil {
-			if v := rc.MinimumRingSize; v != nil {
-				cfg.RingHash.MinRingSize = *v
-			}
-			if v := rc.MaximumRingSize; v != nil {
-				cfg.RingHash.MaxRingSize = *v
-			}
+		if v := c.GetRingHashLbConfig().GetMinimumRingSize(); v != nil {
+			cfg.RingHash.MinRingSize = v.GetValue()
 		}
-	case xdswire.LBMaglev:
+		if v := c.GetRingHashLbConfig().GetMaximumRingSize(); v != nil {
+			cfg.RingHash.MaxRingSize = v.GetValue()
+		}
+	case clusterv3.Cluster_MAGLEV:
 		name = lb.Maglev
-	case xdswire.LBRandom:
+	case clusterv3.Cluster_RANDOM:
 		name = lb.Random
 	default:
-		return nil, cfg, fmt.Errorf("lb_policy %s is not supported", c.LBPolicy)
+		return nil, cfg, fmt.Errorf("lb_policy %s is not supported", c.GetLbPolicy())
 	}
 	b, err := builtin.Builder(name)
 	return b, cfg, err
 }
 
-func usesHTTP2(c *xdswire.Cluster) bool {
-	o := c.TypedExtensionProtocolOptions[xdswire.HTTPProtocolOptionsKey]
-	return o != nil && o.ExplicitHTTPConfig != nil && o.ExplicitHTTPConfig.HTTP2ProtocolOptions != nil
+// usesHTTP2 reports whether the cluster's upstream HTTP protocol options
+// select HTTP/2 explicitly.
+func usesHTTP2(c *clusterv3.Cluster) bool {
+	o, _ := xdsres.HTTPProtocolOptions(c) // validated when c was accepted
+	_, ok := o.GetExplicitHttpConfig().GetProtocolConfig().(*httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions)
+	return ok
 }
 
-func outlier(od *xdswire.OutlierDetection) route.OutlierDetection {
+func outlier(od *clusterv3.OutlierDetection) route.OutlierDetection {
 	if od == nil {
 		return route.OutlierDetection{Disabled: true}
 	}
 	return route.OutlierDetection{
-		Consecutive5xx:             u32(od.Consecutive5xx),
-		ConsecutiveConnectFailures: u32(od.ConsecutiveGatewayFailure),
-		BaseEjectionTime:           od.BaseEjectionTime.Std(),
-		MaxEjectionTime:            od.MaxEjectionTime.Std(),
-		MaxEjectionPercent:         u32(od.MaxEjectionPercent),
+		Consecutive5xx:             u32(od.GetConsecutive_5Xx()),
+		ConsecutiveConnectFailures: u32(od.GetConsecutiveGatewayFailure()),
+		BaseEjectionTime:           std(od.GetBaseEjectionTime()),
+		MaxEjectionTime:            std(od.GetMaxEjectionTime()),
+		MaxEjectionPercent:         u32(od.GetMaxEjectionPercent()),
 	}
 }
 
 // u32 reads an optional UInt32Value as an int (0 when unset).
-func u32(p *uint32) int {
-	if p == nil {
+func u32(p *wrapperspb.UInt32Value) int { return int(p.GetValue()) }
+
+// std converts an optional Duration (0 when unset; validated, so in range).
+func std(d *durationpb.Duration) time.Duration {
+	if d == nil {
 		return 0
 	}
-	return int(*p)
+	return d.AsDuration()
 }
 
 // Verdict is the local gossip view of one instance.
@@ -224,38 +256,35 @@ const (
 // unhealthy in EDS while this proxy's gossip sees them alive or suspect)
 // are kept in rotation: trying them beats answering 502 for sure, and the
 // proxy's retries and outlier detection handle a real failure.
-func endpoints(cla *xdswire.ClusterLoadAssignment, service string, gossip func(string, string) Verdict) []route.Endpoint {
+func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, gossip func(string, string) Verdict) []route.Endpoint {
 	if cla == nil {
 		return nil
 	}
 	var out []route.Endpoint
 	var soft []int
 	anyHealthy := false
-	for _, loc := range cla.Endpoints {
-		for _, le := range loc.LBEndpoints {
-			if le.Endpoint == nil || le.Endpoint.Address == nil || le.Endpoint.Address.SocketAddress == nil {
+	for _, loc := range cla.GetEndpoints() {
+		for _, le := range loc.GetLbEndpoints() {
+			sa := le.GetEndpoint().GetAddress().GetSocketAddress()
+			if sa == nil {
 				continue
 			}
-			sa := le.Endpoint.Address.SocketAddress
-			id := le.Endpoint.Hostname
+			id := le.GetEndpoint().GetHostname()
 			v := VerdictUnknown
 			if gossip != nil && id != "" {
 				v = gossip(service, id)
 			}
-			hs := le.HealthStatus
-			edsOK := hs == xdswire.HealthHealthy || hs == xdswire.HealthUnknown
+			hs := le.GetHealthStatus()
+			edsOK := hs == corev3.HealthStatus_HEALTHY || hs == corev3.HealthStatus_UNKNOWN
 			healthy := edsOK && (v == VerdictUnknown || v == VerdictRoutable)
-			if !healthy && hs != xdswire.HealthDraining && v != VerdictOut &&
-				(v == VerdictSuspect || (hs == xdswire.HealthUnhealthy && v == VerdictRoutable)) {
+			if !healthy && hs != corev3.HealthStatus_DRAINING && v != VerdictOut &&
+				(v == VerdictSuspect || (hs == corev3.HealthStatus_UNHEALTHY && v == VerdictRoutable)) {
 				soft = append(soft, len(out))
 			}
 			anyHealthy = anyHealthy || healthy
-			var weight uint32
-			if le.LoadBalancingWeight != nil {
-				weight = *le.LoadBalancingWeight
-			}
+			weight := le.GetLoadBalancingWeight().GetValue()
 			out = append(out, route.Endpoint{
-				Address:  joinHostPort(sa.Address, sa.PortValue),
+				Address:  joinHostPort(sa.GetAddress(), sa.GetPortValue()),
 				Weight:   weight,
 				Healthy:  healthy,
 				Metadata: service + "/" + id,
@@ -284,15 +313,14 @@ const RingHashesPerWeight = 160
 // DefaultRouteTimeout is Envoy's route timeout when none is set.
 const DefaultRouteTimeout = 15 * time.Second
 
-func virtualHosts(rc *xdswire.RouteConfiguration, errs *[]string) []route.VirtualHost {
+func virtualHosts(rc *routev3.RouteConfiguration, errs *[]string) []route.VirtualHost {
 	var out []route.VirtualHost
-	for _, vh := range rc.VirtualHosts {
-		v := route.VirtualHost{Name: vh.Name, Domains: vh.Domains}
-		for i := range vh.Routes {
-			r := &vh.Routes[i]
+	for _, vh := range rc.GetVirtualHosts() {
+		v := route.VirtualHost{Name: vh.GetName(), Domains: vh.GetDomains()}
+		for _, r := range vh.GetRoutes() {
 			rt, err := convertRoute(r)
 			if err != nil {
-				*errs = append(*errs, fmt.Sprintf("route %q in virtual host %q: %v", r.Name, vh.Name, err))
+				*errs = append(*errs, fmt.Sprintf("route %q in virtual host %q: %v", r.GetName(), vh.GetName(), err))
 				continue
 			}
 			v.Routes = append(v.Routes, rt)

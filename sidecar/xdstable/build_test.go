@@ -11,7 +11,7 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
-	"github.com/shoal-mesh/shoal/sidecar/internal/xdswire"
+	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
@@ -25,34 +25,30 @@ func endpoint(service, id string, port int, h registry.Health, meta map[string]s
 
 // snapshotOf translates in for the shoal sidecar, as the control plane does,
 // and packs the resources as the xDS client delivers them: encoded by the
-// generated code, decoded by the sidecar's wire codec.
+// generated code, decoded by the sidecar's generated subset.
 func snapshotOf(t *testing.T, in xds.Input) *xdsclient.Snapshot {
 	t.Helper()
 	res, _ := xds.Translate(in, xds.CapabilitiesEnvoy)
-	s := &xdsclient.Snapshot{
-		Listeners: map[string]*xdsclient.Listener{}, Routes: map[string]*xdsclient.RouteConfiguration{},
-		Clusters: map[string]*xdsclient.Cluster{}, Endpoints: map[string]*xdsclient.ClusterLoadAssignment{},
-	}
-	add := func(typeURL string, rs []types.Resource, f func(xdswire.Resource)) {
+	raw := map[string]map[string][]byte{}
+	add := func(typeURL string, rs []types.Resource) {
+		raw[typeURL] = map[string][]byte{}
 		for _, r := range rs {
 			b, err := proto.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := xdswire.Decode(typeURL, b)
+			d, err := xdsres.Decode(typeURL, b) // as the client accepts it
 			if err != nil {
 				t.Fatalf("decode %s: %v", typeURL, err)
 			}
-			f(d)
+			raw[typeURL][xdsres.Name(d)] = b
 		}
 	}
-	add(xdsclient.ListenerType, res.Listeners, func(r xdswire.Resource) { s.Listeners[r.ResourceName()] = r.(*xdsclient.Listener) })
-	add(xdsclient.RouteType, res.Routes, func(r xdswire.Resource) { s.Routes[r.ResourceName()] = r.(*xdsclient.RouteConfiguration) })
-	add(xdsclient.ClusterType, res.Clusters, func(r xdswire.Resource) { s.Clusters[r.ResourceName()] = r.(*xdsclient.Cluster) })
-	add(xdsclient.EndpointType, res.Endpoints, func(r xdswire.Resource) {
-		s.Endpoints[r.ResourceName()] = r.(*xdsclient.ClusterLoadAssignment)
-	})
-	return s
+	add(xdsclient.ListenerType, res.Listeners)
+	add(xdsclient.RouteType, res.Routes)
+	add(xdsclient.ClusterType, res.Clusters)
+	add(xdsclient.EndpointType, res.Endpoints)
+	return xdsclient.NewSnapshot(raw)
 }
 
 func request(host, path string) *route.Request {
