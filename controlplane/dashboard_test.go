@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shoal-mesh/shoal/internal/testutil/browser"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/etcdstore"
@@ -132,7 +130,7 @@ func TestDashboard(t *testing.T) {
 	})
 
 	t.Run("a browser renders services, instances and the edge", func(t *testing.T) {
-		dom, shot := renderInBrowser(t, ctx, "http://"+a.Admin+"/ui/")
+		dom, shot := browser.Render(t, ctx, "http://"+a.Admin+"/ui/")
 		for _, want := range []string{
 			`data-loaded="true"`,
 			`class="service" data-service="web"`,
@@ -149,50 +147,4 @@ func TestDashboard(t *testing.T) {
 		}
 		t.Logf("screenshot: %s", shot)
 	})
-}
-
-// renderInBrowser loads url in headless Chromium and returns the DOM after
-// the page's scripts ran, and the path of a screenshot.
-func renderInBrowser(t *testing.T, ctx context.Context, url string) (dom, screenshot string) {
-	t.Helper()
-	bin := chromium(t)
-	dir := t.TempDir()
-	args := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + filepath.Join(dir, "profile"), "--window-size=1400,1100",
-		"--virtual-time-budget=5000",
-	}
-	out, err := exec.CommandContext(ctx, bin, append(args, "--dump-dom", url)...).Output()
-	if err != nil {
-		t.Fatalf("chromium --dump-dom: %v", err)
-	}
-	screenshot = filepath.Join(dir, "dashboard.png")
-	if err := exec.CommandContext(ctx, bin, append(args, "--screenshot="+screenshot, url)...).Run(); err != nil {
-		t.Fatalf("chromium --screenshot: %v", err)
-	}
-	if st, err := os.Stat(screenshot); err != nil || st.Size() == 0 {
-		t.Fatalf("no screenshot: %v", err)
-	}
-	if dst := os.Getenv("SHOAL_SCREENSHOT"); dst != "" {
-		b, _ := os.ReadFile(screenshot)
-		os.WriteFile(dst, b, 0o644)
-	}
-	return string(out), screenshot
-}
-
-// chromium finds Debian's chromium. `make test` installs it (browser-deps)
-// and sets SHOAL_TEST_STRICT=1, under which a missing browser fails the test;
-// a bare `go test` elsewhere skips and says how to get it.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("SHOAL_TEST_STRICT") == "1" {
-		t.Fatal("chromium not found: `make browser-deps` installs Debian's chromium package")
-	}
-	t.Skip("headless Chromium not installed (apt-get install chromium; `make test` installs it or fails): the dashboard's browser test did not run")
-	return ""
 }

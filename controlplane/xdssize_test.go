@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -118,7 +119,7 @@ func TestOversizedRoutesNeverStopConfigReachingSidecars(t *testing.T) {
 	defer func() { xcancel(); <-xdone }()
 	pollUntil(t, ctx, "the sidecar gets its routes", func() bool {
 		s := last.Load()
-		return s != nil && s.Routes["outbound"] != nil
+		return s != nil && s.Has(resource.RouteType, "outbound")
 	})
 
 	// A later change (a new service) still reaches it.
@@ -130,7 +131,7 @@ func TestOversizedRoutesNeverStopConfigReachingSidecars(t *testing.T) {
 	defer reg.Close()
 	pollUntil(t, ctx, "the new service reaches the sidecar", func() bool {
 		s := last.Load()
-		return s != nil && s.Endpoints["late"] != nil && s.Clusters["late"] != nil
+		return s != nil && s.Has(resource.EndpointType, "late") && s.Has(resource.ClusterType, "late")
 	})
 }
 

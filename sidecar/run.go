@@ -6,17 +6,23 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/shoal-mesh/shoal/internal/etcdlite"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/sidecar/healthcheck"
+	"github.com/shoal-mesh/shoal/sidecar/lrsclient"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
+	"github.com/shoal-mesh/shoal/sidecar/xdstable"
 )
 
 // Version is the shoal build, sent to the control plane as the node's
@@ -84,7 +90,30 @@ func (p *Proxy) newXDSClient() error {
 			p.trim.request()
 		},
 	})
+	if err != nil {
+		return err
+	}
+	return p.newLoadReporter(xdsclient.NewNode(info))
+}
+
+// newLoadReporter sets up load reporting (LRS) to the control plane the
+// xDS stream starts with: per cluster and endpoint request counts every
+// few seconds, from which the control plane draws the mesh's edges.
+func (p *Proxy) newLoadReporter(node *xdsclient.Node) error {
+	var err error
+	p.lrsConn, err = grpc.NewClient(p.cfg.XDS, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("sidecar: --xds %q: %w", p.cfg.XDS, err)
+	}
+	p.lrs, err = lrsclient.New(lrsclient.Config{Conn: p.lrsConn, Node: node, Take: p.takeLoad, Logger: p.cfg.Logger})
 	return err
+}
+
+// takeLoad is the proxy's load without the hop to the local app, which is
+// no edge between services.
+func (p *Proxy) takeLoad() []lrsclient.ClusterLoad {
+	loads := p.proxy.TakeLoad()
+	return slices.DeleteFunc(loads, func(l lrsclient.ClusterLoad) bool { return l.Cluster == xdstable.LocalAppCluster })
 }
 
 // Run serves until ctx is done, then drains: it announces the app is
@@ -119,6 +148,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		goRun(func() error { return ignoreClosed(p.admin.Serve(p.adminLis)) })
 	}
 	goRun(func() error { return p.xds.Run(bg) })
+	goRun(func() error { return p.lrs.Run(bg) })
 	goRun(func() error { return p.rebuildLoop(bg) })
 	reg, err := p.startHealthAndRegistration(bg, goRun)
 	if err != nil {

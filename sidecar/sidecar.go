@@ -4,17 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
+	"github.com/shoal-mesh/shoal/sidecar/lrsclient"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
@@ -29,10 +34,14 @@ type Proxy struct {
 
 	reg *metric.Registry // served on /metrics
 
-	proxy  *proxy.Proxy
-	xds    *xdsclient.Client
-	member *gossip.Member // nil without gossip
-	self   registry.Instance
+	proxy *proxy.Proxy
+	xds   *xdsclient.Client
+	// lrs reports load to the control plane over lrsConn (closed by
+	// release).
+	lrs     *lrsclient.Client
+	lrsConn *grpc.ClientConn
+	member  *gossip.Member // nil without gossip
+	self    registry.Instance
 
 	listeners []served     // bound in New, served in Run
 	adminLis  net.Listener // nil without admin
@@ -43,6 +52,11 @@ type Proxy struct {
 	buildErr  atomic.Pointer[string]
 	tables    tableWatch // told of every installed table (drain gate)
 	drainM    *drainMetrics
+
+	// knownMu guards known: every service seen in a snapshot since start
+	// (xdstable.Options.Known).
+	knownMu sync.Mutex
+	known   map[string]struct{}
 
 	closeOnce sync.Once
 	trim      *memTrimmer // returns freed heap after config updates
@@ -230,6 +244,9 @@ func (p *Proxy) release() {
 		if p.member != nil {
 			p.member.Close()
 		}
+		if p.lrsConn != nil {
+			p.lrsConn.Close()
+		}
 	})
 }
 
@@ -245,7 +262,9 @@ func (p *Proxy) rebuildTable() {
 			opts.LocalAppProtocol = route.HTTP2
 		}
 	}
-	t, err := xdstable.Build(p.snap.Load(), opts)
+	snap := p.snap.Load()
+	opts.Known = p.rememberServices(snap)
+	t, err := xdstable.Build(snap, opts)
 	if err != nil {
 		msg := err.Error()
 		p.buildErr.Store(&msg)
@@ -257,6 +276,20 @@ func (p *Proxy) rebuildTable() {
 		p.proxy.SetTable(t)
 		p.tables.notify()
 	}
+}
+
+// rememberServices adds snap's services to those seen since start and
+// returns them all, sorted.
+func (p *Proxy) rememberServices(snap *xdsclient.Snapshot) []string {
+	p.knownMu.Lock()
+	defer p.knownMu.Unlock()
+	if p.known == nil {
+		p.known = map[string]struct{}{}
+	}
+	for _, svc := range xdstable.ServiceNames(snap) {
+		p.known[svc] = struct{}{}
+	}
+	return slices.Sorted(maps.Keys(p.known))
 }
 
 // gossipVerdict is this proxy's gossip view of an instance for the routing

@@ -3,9 +3,13 @@ package xds
 import (
 	"context"
 	"errors"
+	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // profileCaches serves listeners, routes and clusters: one full-state
@@ -16,6 +20,26 @@ type profileCaches struct {
 	// byProfile maps a profile and a type URL to its cache. It is filled by
 	// newProfileCaches and read only after.
 	byProfile map[string]map[string]*resourceCache
+	// onDrop is given to the role variants' caches (see resourceCache);
+	// set before the first watch.
+	onDrop func()
+
+	// mu guards variants and listeners.
+	mu sync.Mutex
+	// variants are the listener caches of nodes that ask for a role
+	// (roles.go), by profile and role key, created on first use and kept
+	// up to date by set.
+	variants map[string]roleVariant
+	// listeners are each profile's last published listeners, from which a
+	// new variant starts.
+	listeners map[string][]types.Resource
+}
+
+// roleVariant is the listener cache of a profile's nodes with one role.
+type roleVariant struct {
+	profile string
+	role    nodeRole
+	cache   *resourceCache
 }
 
 var _ cache.Cache = (*profileCaches)(nil)
@@ -24,7 +48,11 @@ var _ cache.Cache = (*profileCaches)(nil)
 var profileTypes = []string{clusterType, listenerType, routeType}
 
 func newProfileCaches(profiles []Capabilities) *profileCaches {
-	p := &profileCaches{byProfile: make(map[string]map[string]*resourceCache, len(profiles))}
+	p := &profileCaches{
+		byProfile: make(map[string]map[string]*resourceCache, len(profiles)),
+		variants:  map[string]roleVariant{},
+		listeners: map[string][]types.Resource{},
+	}
 	for _, caps := range profiles {
 		byType := make(map[string]*resourceCache, len(profileTypes))
 		for _, t := range profileTypes {
@@ -40,24 +68,80 @@ func (p *profileCaches) cache(profile, typeURL string) *resourceCache {
 	return p.byProfile[profile][typeURL]
 }
 
+// set publishes rs as a profile's resources of one type; listeners also go,
+// rewritten, to the profile's role variants.
+func (p *profileCaches) set(profile, typeURL string, rs []types.Resource) error {
+	if err := p.cache(profile, typeURL).setResources(rs); err != nil {
+		return err
+	}
+	if typeURL != listenerType {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.listeners[profile] = rs
+	for _, v := range p.variants {
+		if v.profile == profile {
+			if err := v.cache.setResources(v.role.listeners(rs)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // cacheFor returns the cache for a client's node and a type URL. A type
 // the caches do not serve gets a new empty cache of its own, the state
 // go-control-plane's SnapshotCache had for it: version "", no resources.
-func (p *profileCaches) cacheFor(node *corev3.Node, typeURL string) *resourceCache {
-	if c := p.cache(CapabilitiesFor(node).Profile, typeURL); c != nil {
-		return c
+// A node asking for a role (node metadata, roles.go) gets its role's
+// listeners.
+func (p *profileCaches) cacheFor(node *corev3.Node, typeURL string) (*resourceCache, error) {
+	profile := CapabilitiesFor(node).Profile
+	c := p.cache(profile, typeURL)
+	if c == nil {
+		return newResourceCache(typeURL, true), nil
 	}
-	return newResourceCache(typeURL, true)
+	if typeURL != listenerType {
+		return c, nil
+	}
+	role, err := roleOf(node)
+	if err != nil || role.role == "" {
+		return c, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := profile + "|" + role.key()
+	if v, ok := p.variants[key]; ok {
+		return v.cache, nil
+	}
+	v := roleVariant{profile: profile, role: role, cache: newResourceCache(typeURL, true)}
+	v.cache.onDrop = p.onDrop
+	if rs, ok := p.listeners[profile]; ok {
+		// Not published before the first full state, like the profile's.
+		if err := v.cache.setResources(role.listeners(rs)); err != nil {
+			return nil, err
+		}
+	}
+	p.variants[key] = v
+	return v.cache, nil
 }
 
 // CreateWatch implements cache.ConfigWatcher for SotW.
 func (p *profileCaches) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
-	return p.cacheFor(req.GetNode(), req.GetTypeUrl()).CreateWatch(req, sub, ch)
+	c, err := p.cacheFor(req.GetNode(), req.GetTypeUrl())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "xds: "+err.Error())
+	}
+	return c.CreateWatch(req, sub, ch)
 }
 
 // CreateDeltaWatch implements cache.ConfigWatcher for delta.
 func (p *profileCaches) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
-	return p.cacheFor(req.GetNode(), req.GetTypeUrl()).CreateDeltaWatch(req, sub, ch)
+	c, err := p.cacheFor(req.GetNode(), req.GetTypeUrl())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "xds: "+err.Error())
+	}
+	return c.CreateDeltaWatch(req, sub, ch)
 }
 
 // Fetch implements cache.ConfigFetcher; REST is not served.

@@ -189,7 +189,7 @@ func (p *publisher) setProfile(profile string, res *Resources) error {
 		return nil
 	}
 	for i, typ := range [3]string{clusterType, listenerType, routeType} {
-		if err := p.profiles.cache(profile, typ).setResources(groups[i]); err != nil {
+		if err := p.profiles.set(profile, typ, groups[i]); err != nil {
 			return err
 		}
 	}

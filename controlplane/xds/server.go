@@ -140,6 +140,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.eds = newEDSCache()
 	s.profiles = newProfileCaches(Profiles())
 	s.eds.onDrop = m.dropped.Inc
+	s.profiles.onDrop = m.dropped.Inc
 	for _, byType := range s.profiles.byProfile {
 		for _, c := range byType {
 			c.onDrop = m.dropped.Inc
@@ -160,7 +161,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.pub = newPublisher(s.eds, s.profiles, cfg.RemovalDelay, m, s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.xds = serverv3.NewServer(s.ctx, s.gate, callbacks{s.track})
+	s.xds = serverv3.NewServer(s.ctx, roleChecked{s.gate}, callbacks{s.track})
 	return s, nil
 }
 

@@ -36,7 +36,7 @@ func (c *conn) forwardViaTransport(a *attempt) (int, bool) {
 	}
 	res, code, msg := c.p.h2.roundTrip(ctx, out, x, idempotent)
 	if res == nil {
-		c.req.closeConn = c.req.closeConn || !x.bodyDone(body)
+		c.bodyDone = x.bodyDone(body) // else localReply closes the connection
 		return code, c.localReply(code, msg)
 	}
 	defer res.Body.Close()

@@ -34,8 +34,9 @@ type host struct {
 	addr     string
 	cluster  *clusterState
 	pool     pool
-	requests lazyCounter // upstream_requests_total{cluster, endpoint}
-	retired  atomic.Bool // no longer in the table: its series is deleted
+	requests lazyCounter  // upstream_requests_total{cluster, endpoint}
+	retired  atomic.Bool  // no longer in the table: its series is deleted
+	load     endpointLoad // for load reports (LRS)
 
 	consec5xx     atomic.Int32
 	consecFailure atomic.Int32

@@ -228,6 +228,14 @@ func (a *attempt) markTried(h *host) {
 // when a pooled connection turns out to be stale.
 func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 	h.countRequest(c.p.metrics)
+	start := time.Now()
+	h.load.begin()
+	out, code, keep := c.tryOn(a, e, h)
+	h.load.end(time.Since(start), failedAttempt(out, code))
+	return out, code, keep
+}
+
+func (c *conn) tryOn(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 	for fresh := false; ; fresh = true {
 		now := time.Now()
 		var uc *upConn

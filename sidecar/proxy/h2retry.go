@@ -105,9 +105,12 @@ func (h *h2Handler) try(ctx context.Context, out *http.Request, x *transportExch
 		req = req.WithContext(tctx)
 	}
 	hst.countRequest(h.p.metrics)
+	hst.load.begin()
+	start := time.Now()
 	e.Begin()
 	res, err := h.transport(a.cl).RoundTrip(req)
 	e.End()
+	defer func() { hst.load.end(time.Since(start), err != nil || res == nil || res.StatusCode >= 500) }()
 	if timer != nil && !timer.Stop() && err == nil {
 		// The per-try timeout fired as the headers arrived: the body would
 		// be cut short, so the attempt failed.

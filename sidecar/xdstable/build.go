@@ -3,6 +3,7 @@ package xdstable
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,6 +42,28 @@ type Options struct {
 	// Gossip reports what this proxy's gossip view says of an instance.
 	// Nil means gossip knows nothing. It is called during Build only.
 	Gossip func(service, instanceID string) Verdict
+	// Known are services this proxy has seen before (ServiceNames of
+	// earlier snapshots). One that snap no longer has (its last instance
+	// left, so the control plane dropped it) keeps an empty cluster and a
+	// virtual host for its name: a request for it gets 503 "no healthy
+	// instance of service X", not the 404 of a name nobody knows.
+	Known []string
+}
+
+// ServiceNames returns the services snap has clusters for (a service's
+// variants, <service>/<strategy>, count once), sorted.
+func ServiceNames(snap *xdsclient.Snapshot) []string {
+	if snap == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range snap.Names(xdsclient.ClusterType) {
+		if svc, _, _ := strings.Cut(name, "/"); svc != LocalAppCluster {
+			out = append(out, svc)
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // Build compiles snap into a routing table. Resources the table cannot
@@ -84,6 +107,7 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 			cfg.Clusters = append(cfg.Clusters, cc)
 		}
 	}
+	addGone(&cfg, o.Known)
 	if o.LocalApp != nil {
 		cfg.Clusters = append(cfg.Clusters, route.ClusterConfig{
 			Name: LocalAppCluster, Protocol: o.LocalAppProtocol, Endpoints: []route.Endpoint{*o.LocalApp},
@@ -99,6 +123,30 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 		return t, fmt.Errorf("xdstable: skipped: %s", strings.Join(errs, "; "))
 	}
 	return t, nil
+}
+
+// addGone gives each known service that cfg has neither a cluster nor a
+// domain for an empty cluster and a virtual host routing its name to it.
+func addGone(cfg *route.Config, known []string) {
+	taken := map[string]bool{}
+	for _, c := range cfg.Clusters {
+		taken[c.Name] = true
+	}
+	for _, vh := range cfg.VirtualHosts {
+		for _, d := range vh.Domains {
+			taken[d] = true
+		}
+	}
+	for _, svc := range known {
+		if taken[svc] {
+			continue
+		}
+		cfg.Clusters = append(cfg.Clusters, route.ClusterConfig{Name: svc})
+		cfg.VirtualHosts = append(cfg.VirtualHosts, route.VirtualHost{
+			Name: "gone-" + svc, Domains: []string{svc},
+			Routes: []route.Route{{Clusters: []route.WeightedCluster{{Name: svc, Weight: 1}}}},
+		})
+	}
 }
 
 func snapVersion(s *xdsclient.Snapshot) string {

@@ -1,8 +1,10 @@
 package xdstable_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
@@ -324,6 +326,70 @@ func TestBuildReadsGRPCRetryConditions(t *testing.T) {
 		route.RetryGRPCResourceExhausted | route.RetryGRPCUnavailable
 	if r.Retry.On != want || r.Retry.NumRetries != 2 || r.Retry.PerTryTimeout != 5e8 {
 		t.Errorf("retry policy = %+v, want conditions %b, 2 retries, 500ms per try", r.Retry, want)
+	}
+}
+
+// A rule's timeout reaches the sidecar: none given is Envoy's 15 s
+// default, an explicit 0s disables it (long uploads, downloads, event
+// streams), through the control plane's translation and the sidecar's
+// decoding alike.
+func TestBuildRouteTimeoutDefaultAndDisabled(t *testing.T) {
+	rule := func(timeout *durationpb.Duration) []*shoalv1.Rule {
+		return []*shoalv1.Rule{{Destinations: []*shoalv1.Destination{{Service: "users"}}, Timeout: timeout}}
+	}
+	in := xds.Input{
+		Endpoints: []registry.Endpoint{endpoint("users", "users-1", 4001, registry.HealthHealthy, nil)},
+		Routes: []*shoalv1.Route{
+			{Name: "unset", Hosts: []string{"unset.example.com"}, Rules: rule(nil)},
+			{Name: "disabled", Hosts: []string{"disabled.example.com"}, Rules: rule(durationpb.New(0))},
+		},
+	}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	for host, want := range map[string]time.Duration{"unset.example.com": xdstable.DefaultRouteTimeout, "disabled.example.com": 0} {
+		r := tbl.Match(request(host, "/"))
+		if r == nil {
+			t.Fatalf("no route for %s", host)
+		}
+		if r.Timeout != want {
+			t.Errorf("%s: timeout %v, want %v", host, r.Timeout, want)
+		}
+	}
+}
+
+// Issue 16: a service whose instances all left is dropped by the control
+// plane; a proxy that has seen it keeps its name, so a request for it gets
+// 503 "no healthy instance" rather than the 404 of an unknown name.
+func TestBuildKeepsKnownServicesWithoutInstances(t *testing.T) {
+	before := snapshotOf(t, xds.Input{Endpoints: []registry.Endpoint{
+		endpoint("orders", "orders-1", 3001, registry.HealthUnknown, nil),
+		endpoint("users", "users-1", 3002, registry.HealthUnknown, nil),
+	}})
+	known := xdstable.ServiceNames(before)
+	if !slices.Equal(known, []string{"orders", "users"}) {
+		t.Fatalf("ServiceNames = %v, want [orders users]", known)
+	}
+	after := snapshotOf(t, xds.Input{Endpoints: []registry.Endpoint{
+		endpoint("users", "users-1", 3002, registry.HealthUnknown, nil),
+	}})
+	tbl, err := xdstable.Build(after, xdstable.Options{RouteConfig: "outbound", Known: known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := tbl.Match(request("orders", "/api/orders"))
+	if rt == nil {
+		t.Fatal("no route for orders: it would answer 404 as if nobody knew the name")
+	}
+	if c := rt.PickCluster(); c == nil || c.Name != "orders" || len(c.Endpoints) != 0 {
+		t.Errorf("orders routes to %+v, want its empty cluster (503)", c)
+	}
+	if got := healthyAddrs(tbl.Cluster("users")); !slices.Equal(got, []string{"127.0.0.1:3002"}) {
+		t.Errorf("users = %v: a known service that is still there is unchanged", got)
+	}
+	if tbl.Match(request("nosuch", "/")) != nil {
+		t.Error("a name never seen is routed; want 404")
 	}
 }
 

@@ -450,6 +450,90 @@ func (x *LocalityLbEndpoints) GetPriority() uint32 {
 	return 0
 }
 
+type UpstreamEndpointStats struct {
+	state                   protoimpl.MessageState     `protogen:"open.v1"`
+	Address                 *v3.Address                `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	TotalSuccessfulRequests uint64                     `protobuf:"varint,2,opt,name=total_successful_requests,json=totalSuccessfulRequests,proto3" json:"total_successful_requests,omitempty"`
+	TotalRequestsInProgress uint64                     `protobuf:"varint,3,opt,name=total_requests_in_progress,json=totalRequestsInProgress,proto3" json:"total_requests_in_progress,omitempty"`
+	TotalErrorRequests      uint64                     `protobuf:"varint,4,opt,name=total_error_requests,json=totalErrorRequests,proto3" json:"total_error_requests,omitempty"`
+	TotalIssuedRequests     uint64                     `protobuf:"varint,7,opt,name=total_issued_requests,json=totalIssuedRequests,proto3" json:"total_issued_requests,omitempty"`
+	LoadMetricStats         []*EndpointLoadMetricStats `protobuf:"bytes,5,rep,name=load_metric_stats,json=loadMetricStats,proto3" json:"load_metric_stats,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *UpstreamEndpointStats) Reset() {
+	*x = UpstreamEndpointStats{}
+	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamEndpointStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamEndpointStats) ProtoMessage() {}
+
+func (x *UpstreamEndpointStats) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamEndpointStats.ProtoReflect.Descriptor instead.
+func (*UpstreamEndpointStats) Descriptor() ([]byte, []int) {
+	return file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpstreamEndpointStats) GetAddress() *v3.Address {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *UpstreamEndpointStats) GetTotalSuccessfulRequests() uint64 {
+	if x != nil {
+		return x.TotalSuccessfulRequests
+	}
+	return 0
+}
+
+func (x *UpstreamEndpointStats) GetTotalRequestsInProgress() uint64 {
+	if x != nil {
+		return x.TotalRequestsInProgress
+	}
+	return 0
+}
+
+func (x *UpstreamEndpointStats) GetTotalErrorRequests() uint64 {
+	if x != nil {
+		return x.TotalErrorRequests
+	}
+	return 0
+}
+
+func (x *UpstreamEndpointStats) GetTotalIssuedRequests() uint64 {
+	if x != nil {
+		return x.TotalIssuedRequests
+	}
+	return 0
+}
+
+func (x *UpstreamEndpointStats) GetLoadMetricStats() []*EndpointLoadMetricStats {
+	if x != nil {
+		return x.LoadMetricStats
+	}
+	return nil
+}
+
 type UpstreamLocalityStats struct {
 	state                   protoimpl.MessageState     `protogen:"open.v1"`
 	Locality                *v3.Locality               `protobuf:"bytes,1,opt,name=locality,proto3" json:"locality,omitempty"`
@@ -458,6 +542,7 @@ type UpstreamLocalityStats struct {
 	TotalErrorRequests      uint64                     `protobuf:"varint,4,opt,name=total_error_requests,json=totalErrorRequests,proto3" json:"total_error_requests,omitempty"`
 	TotalIssuedRequests     uint64                     `protobuf:"varint,8,opt,name=total_issued_requests,json=totalIssuedRequests,proto3" json:"total_issued_requests,omitempty"`
 	LoadMetricStats         []*EndpointLoadMetricStats `protobuf:"bytes,5,rep,name=load_metric_stats,json=loadMetricStats,proto3" json:"load_metric_stats,omitempty"`
+	UpstreamEndpointStats   []*UpstreamEndpointStats   `protobuf:"bytes,7,rep,name=upstream_endpoint_stats,json=upstreamEndpointStats,proto3" json:"upstream_endpoint_stats,omitempty"`
 	Priority                uint32                     `protobuf:"varint,6,opt,name=priority,proto3" json:"priority,omitempty"`
 	unknownFields           protoimpl.UnknownFields
 	sizeCache               protoimpl.SizeCache
@@ -465,7 +550,7 @@ type UpstreamLocalityStats struct {
 
 func (x *UpstreamLocalityStats) Reset() {
 	*x = UpstreamLocalityStats{}
-	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[6]
+	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +562,7 @@ func (x *UpstreamLocalityStats) String() string {
 func (*UpstreamLocalityStats) ProtoMessage() {}
 
 func (x *UpstreamLocalityStats) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[6]
+	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +575,7 @@ func (x *UpstreamLocalityStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpstreamLocalityStats.ProtoReflect.Descriptor instead.
 func (*UpstreamLocalityStats) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_rawDescGZIP(), []int{6}
+	return file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpstreamLocalityStats) GetLocality() *v3.Locality {
@@ -535,6 +620,13 @@ func (x *UpstreamLocalityStats) GetLoadMetricStats() []*EndpointLoadMetricStats 
 	return nil
 }
 
+func (x *UpstreamLocalityStats) GetUpstreamEndpointStats() []*UpstreamEndpointStats {
+	if x != nil {
+		return x.UpstreamEndpointStats
+	}
+	return nil
+}
+
 func (x *UpstreamLocalityStats) GetPriority() uint32 {
 	if x != nil {
 		return x.Priority
@@ -552,7 +644,7 @@ type ClusterStats_DroppedRequests struct {
 
 func (x *ClusterStats_DroppedRequests) Reset() {
 	*x = ClusterStats_DroppedRequests{}
-	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[7]
+	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +656,7 @@ func (x *ClusterStats_DroppedRequests) String() string {
 func (*ClusterStats_DroppedRequests) ProtoMessage() {}
 
 func (x *ClusterStats_DroppedRequests) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[7]
+	mi := &file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,14 +724,22 @@ const file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_rawDesc = "" +
 	"\blocality\x18\x01 \x01(\v2(.shoal.xds.envoy.config.core.v3.LocalityR\blocality\x12Q\n" +
 	"\flb_endpoints\x18\x02 \x03(\v2..shoal.xds.envoy.config.endpoint.v3.LbEndpointR\vlbEndpoints\x12P\n" +
 	"\x15load_balancing_weight\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x13loadBalancingWeight\x12\x1a\n" +
-	"\bpriority\x18\x05 \x01(\rR\bpriority\"\xc1\x03\n" +
+	"\bpriority\x18\x05 \x01(\rR\bpriority\"\xa2\x03\n" +
+	"\x15UpstreamEndpointStats\x12A\n" +
+	"\aaddress\x18\x01 \x01(\v2'.shoal.xds.envoy.config.core.v3.AddressR\aaddress\x12:\n" +
+	"\x19total_successful_requests\x18\x02 \x01(\x04R\x17totalSuccessfulRequests\x12;\n" +
+	"\x1atotal_requests_in_progress\x18\x03 \x01(\x04R\x17totalRequestsInProgress\x120\n" +
+	"\x14total_error_requests\x18\x04 \x01(\x04R\x12totalErrorRequests\x122\n" +
+	"\x15total_issued_requests\x18\a \x01(\x04R\x13totalIssuedRequests\x12g\n" +
+	"\x11load_metric_stats\x18\x05 \x03(\v2;.shoal.xds.envoy.config.endpoint.v3.EndpointLoadMetricStatsR\x0floadMetricStats\"\xb4\x04\n" +
 	"\x15UpstreamLocalityStats\x12D\n" +
 	"\blocality\x18\x01 \x01(\v2(.shoal.xds.envoy.config.core.v3.LocalityR\blocality\x12:\n" +
 	"\x19total_successful_requests\x18\x02 \x01(\x04R\x17totalSuccessfulRequests\x12;\n" +
 	"\x1atotal_requests_in_progress\x18\x03 \x01(\x04R\x17totalRequestsInProgress\x120\n" +
 	"\x14total_error_requests\x18\x04 \x01(\x04R\x12totalErrorRequests\x122\n" +
 	"\x15total_issued_requests\x18\b \x01(\x04R\x13totalIssuedRequests\x12g\n" +
-	"\x11load_metric_stats\x18\x05 \x03(\v2;.shoal.xds.envoy.config.endpoint.v3.EndpointLoadMetricStatsR\x0floadMetricStats\x12\x1a\n" +
+	"\x11load_metric_stats\x18\x05 \x03(\v2;.shoal.xds.envoy.config.endpoint.v3.EndpointLoadMetricStatsR\x0floadMetricStats\x12q\n" +
+	"\x17upstream_endpoint_stats\x18\a \x03(\v29.shoal.xds.envoy.config.endpoint.v3.UpstreamEndpointStatsR\x15upstreamEndpointStats\x12\x1a\n" +
 	"\bpriority\x18\x06 \x01(\rR\bpriorityBXZVgithub.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/endpoint/v3;endpointv3b\x06proto3"
 
 var (
@@ -654,7 +754,7 @@ func file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_rawDescGZIP() []byte
 	return file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_rawDescData
 }
 
-var file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_goTypes = []any{
 	(*ClusterLoadAssignment)(nil),        // 0: shoal.xds.envoy.config.endpoint.v3.ClusterLoadAssignment
 	(*ClusterStats)(nil),                 // 1: shoal.xds.envoy.config.endpoint.v3.ClusterStats
@@ -662,35 +762,39 @@ var file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_goTypes = []any{
 	(*EndpointLoadMetricStats)(nil),      // 3: shoal.xds.envoy.config.endpoint.v3.EndpointLoadMetricStats
 	(*LbEndpoint)(nil),                   // 4: shoal.xds.envoy.config.endpoint.v3.LbEndpoint
 	(*LocalityLbEndpoints)(nil),          // 5: shoal.xds.envoy.config.endpoint.v3.LocalityLbEndpoints
-	(*UpstreamLocalityStats)(nil),        // 6: shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats
-	(*ClusterStats_DroppedRequests)(nil), // 7: shoal.xds.envoy.config.endpoint.v3.ClusterStats.DroppedRequests
-	(*durationpb.Duration)(nil),          // 8: google.protobuf.Duration
-	(*v3.Address)(nil),                   // 9: shoal.xds.envoy.config.core.v3.Address
-	(v3.HealthStatus)(0),                 // 10: shoal.xds.envoy.config.core.v3.HealthStatus
-	(*v3.Metadata)(nil),                  // 11: shoal.xds.envoy.config.core.v3.Metadata
-	(*wrapperspb.UInt32Value)(nil),       // 12: google.protobuf.UInt32Value
-	(*v3.Locality)(nil),                  // 13: shoal.xds.envoy.config.core.v3.Locality
+	(*UpstreamEndpointStats)(nil),        // 6: shoal.xds.envoy.config.endpoint.v3.UpstreamEndpointStats
+	(*UpstreamLocalityStats)(nil),        // 7: shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats
+	(*ClusterStats_DroppedRequests)(nil), // 8: shoal.xds.envoy.config.endpoint.v3.ClusterStats.DroppedRequests
+	(*durationpb.Duration)(nil),          // 9: google.protobuf.Duration
+	(*v3.Address)(nil),                   // 10: shoal.xds.envoy.config.core.v3.Address
+	(v3.HealthStatus)(0),                 // 11: shoal.xds.envoy.config.core.v3.HealthStatus
+	(*v3.Metadata)(nil),                  // 12: shoal.xds.envoy.config.core.v3.Metadata
+	(*wrapperspb.UInt32Value)(nil),       // 13: google.protobuf.UInt32Value
+	(*v3.Locality)(nil),                  // 14: shoal.xds.envoy.config.core.v3.Locality
 }
 var file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_depIdxs = []int32{
 	5,  // 0: shoal.xds.envoy.config.endpoint.v3.ClusterLoadAssignment.endpoints:type_name -> shoal.xds.envoy.config.endpoint.v3.LocalityLbEndpoints
-	6,  // 1: shoal.xds.envoy.config.endpoint.v3.ClusterStats.upstream_locality_stats:type_name -> shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats
-	7,  // 2: shoal.xds.envoy.config.endpoint.v3.ClusterStats.dropped_requests:type_name -> shoal.xds.envoy.config.endpoint.v3.ClusterStats.DroppedRequests
-	8,  // 3: shoal.xds.envoy.config.endpoint.v3.ClusterStats.load_report_interval:type_name -> google.protobuf.Duration
-	9,  // 4: shoal.xds.envoy.config.endpoint.v3.Endpoint.address:type_name -> shoal.xds.envoy.config.core.v3.Address
+	7,  // 1: shoal.xds.envoy.config.endpoint.v3.ClusterStats.upstream_locality_stats:type_name -> shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats
+	8,  // 2: shoal.xds.envoy.config.endpoint.v3.ClusterStats.dropped_requests:type_name -> shoal.xds.envoy.config.endpoint.v3.ClusterStats.DroppedRequests
+	9,  // 3: shoal.xds.envoy.config.endpoint.v3.ClusterStats.load_report_interval:type_name -> google.protobuf.Duration
+	10, // 4: shoal.xds.envoy.config.endpoint.v3.Endpoint.address:type_name -> shoal.xds.envoy.config.core.v3.Address
 	2,  // 5: shoal.xds.envoy.config.endpoint.v3.LbEndpoint.endpoint:type_name -> shoal.xds.envoy.config.endpoint.v3.Endpoint
-	10, // 6: shoal.xds.envoy.config.endpoint.v3.LbEndpoint.health_status:type_name -> shoal.xds.envoy.config.core.v3.HealthStatus
-	11, // 7: shoal.xds.envoy.config.endpoint.v3.LbEndpoint.metadata:type_name -> shoal.xds.envoy.config.core.v3.Metadata
-	12, // 8: shoal.xds.envoy.config.endpoint.v3.LbEndpoint.load_balancing_weight:type_name -> google.protobuf.UInt32Value
-	13, // 9: shoal.xds.envoy.config.endpoint.v3.LocalityLbEndpoints.locality:type_name -> shoal.xds.envoy.config.core.v3.Locality
+	11, // 6: shoal.xds.envoy.config.endpoint.v3.LbEndpoint.health_status:type_name -> shoal.xds.envoy.config.core.v3.HealthStatus
+	12, // 7: shoal.xds.envoy.config.endpoint.v3.LbEndpoint.metadata:type_name -> shoal.xds.envoy.config.core.v3.Metadata
+	13, // 8: shoal.xds.envoy.config.endpoint.v3.LbEndpoint.load_balancing_weight:type_name -> google.protobuf.UInt32Value
+	14, // 9: shoal.xds.envoy.config.endpoint.v3.LocalityLbEndpoints.locality:type_name -> shoal.xds.envoy.config.core.v3.Locality
 	4,  // 10: shoal.xds.envoy.config.endpoint.v3.LocalityLbEndpoints.lb_endpoints:type_name -> shoal.xds.envoy.config.endpoint.v3.LbEndpoint
-	12, // 11: shoal.xds.envoy.config.endpoint.v3.LocalityLbEndpoints.load_balancing_weight:type_name -> google.protobuf.UInt32Value
-	13, // 12: shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats.locality:type_name -> shoal.xds.envoy.config.core.v3.Locality
-	3,  // 13: shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats.load_metric_stats:type_name -> shoal.xds.envoy.config.endpoint.v3.EndpointLoadMetricStats
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	13, // 11: shoal.xds.envoy.config.endpoint.v3.LocalityLbEndpoints.load_balancing_weight:type_name -> google.protobuf.UInt32Value
+	10, // 12: shoal.xds.envoy.config.endpoint.v3.UpstreamEndpointStats.address:type_name -> shoal.xds.envoy.config.core.v3.Address
+	3,  // 13: shoal.xds.envoy.config.endpoint.v3.UpstreamEndpointStats.load_metric_stats:type_name -> shoal.xds.envoy.config.endpoint.v3.EndpointLoadMetricStats
+	14, // 14: shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats.locality:type_name -> shoal.xds.envoy.config.core.v3.Locality
+	3,  // 15: shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats.load_metric_stats:type_name -> shoal.xds.envoy.config.endpoint.v3.EndpointLoadMetricStats
+	6,  // 16: shoal.xds.envoy.config.endpoint.v3.UpstreamLocalityStats.upstream_endpoint_stats:type_name -> shoal.xds.envoy.config.endpoint.v3.UpstreamEndpointStats
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_init() }
@@ -708,7 +812,7 @@ func file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_rawDesc), len(file_shoal_xds_envoy_config_endpoint_v3_endpoint_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
