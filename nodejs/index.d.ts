@@ -53,7 +53,7 @@ export interface RegisterOptions {
   ready?: boolean;
   /** Milliseconds the whole drain may take (default under PM2: kill_timeout less a fifth, at most 500 ms; else unbounded). */
   shutdownTimeout?: number;
-  /** The local sidecar's admin URL (default $SHOAL_DRAIN_GATE): after deregistering, wait there until every proxy stopped sending to this instance. */
+  /** The local sidecar's (or the control plane's) admin URL (default $SHOAL_DRAIN_GATE): after deregistering, wait there until every proxy stopped sending to this instance. */
   drainGate?: string;
   /** Milliseconds to wait at the drain gate at most (default 5000; at most half of what is left of shutdownTimeout). */
   drainGateTimeout?: number;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -110,6 +111,24 @@ func (t *tracker) edsUnsubscribed(key streamKey, names []string) {
 		}
 		t.changed.notify()
 	}
+}
+
+// edsResubscribed keeps, for a SotW client that names the assignments it
+// wants, only those: SotW EDS never says "removed", the client drops an
+// assignment by no longer asking for it (Envoy does when the cluster goes).
+func (t *tracker) edsResubscribed(key streamKey, names []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.streams[key]
+	if st == nil || len(st.eds) == 0 {
+		return
+	}
+	for n := range st.eds {
+		if !slices.Contains(names, n) {
+			delete(st.eds, n)
+		}
+	}
+	t.changed.notify()
 }
 
 // edsClosed keeps what a closing stream held, by node id. Called with t.mu

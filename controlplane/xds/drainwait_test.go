@@ -112,3 +112,22 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// A SotW client that stops asking for an assignment no longer holds it
+// (SotW EDS has no removal; Envoy drops the name when its cluster goes).
+func TestWaitRemovedForgetsWhatASotWClientNoLongerAsksFor(t *testing.T) {
+	srv, addr := startServer(t, Config{})
+	sotw := newSotwClient(t, addr, &corev3.Node{Id: "sotw-1"})
+	sotw.subscribe(endpointType, "orders", "users")
+	srv.Update(Input{Endpoints: ordersFleet()})
+	sotw.recv()
+	eventually(t, "sotw-1 holds orders-1", func() bool {
+		pending, _ := srv.track.holders("orders", "10.0.0.1:3001")
+		return slices.Equal(pending, []string{"sotw-1"})
+	})
+	sotw.subscribe(endpointType, "users")
+	eventually(t, "sotw-1 dropped orders", func() bool {
+		pending, clients := srv.track.holders("orders", "10.0.0.1:3001")
+		return len(pending) == 0 && clients == 0
+	})
+}

@@ -229,6 +229,9 @@ func (t *tracker) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
 func (t *tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
 	t.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	if names := req.GetResourceNames(); len(names) > 0 && req.GetTypeUrl() == endpointType {
+		t.edsResubscribed(streamKey{id: id}, names)
+	}
 	return nil
 }
 
