@@ -40,6 +40,15 @@ type Config struct {
 	// GossipLabel keeps meshes apart; zero means "shoal".
 	GossipLabel string
 
+	// CADir holds the mesh CA from `shoal ca init` (ca.crt, ca.key,
+	// root.crt); zero means a dev CA created under DataDir/ca on first
+	// start (and logged).
+	CADir string
+	// TrustDomain is the SPIFFE trust domain; zero means shoal.local.
+	TrustDomain string
+	// SVIDTTL is the lifetime of workload certificates; zero means 24h.
+	SVIDTTL time.Duration
+
 	// ID names this control plane among several; zero means the host name
 	// and xDS port.
 	ID string

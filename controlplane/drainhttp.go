@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -15,7 +15,7 @@ import (
 // answer as a sidecar's /drain/wait:
 //
 //	{"service","instance_id","address","port","timeout_ms"} → {"converged","waited_ms","pending","proxies"}
-func drainWaitHandler(x *xds.Server) http.HandlerFunc {
+func drainWaitHandler(x *xdsserver.Server) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Service    string `json:"service"`

@@ -28,6 +28,7 @@ func startServer(t *testing.T) (*Server, *etcdtest.Etcd) {
 	e := etcdtest.Start(t)
 	s, err := New(Config{
 		EtcdEndpoints: []string{e.Endpoint()},
+		DataDir:       t.TempDir(), // the dev CA
 		XDSListen:     "127.0.0.1:0", APIListen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
 		Logger: slog.New(slog.DiscardHandler),
 	})

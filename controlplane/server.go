@@ -23,9 +23,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
+	"github.com/shoal-mesh/shoal/controlplane/identity"
 	"github.com/shoal-mesh/shoal/controlplane/lrs"
 	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
@@ -53,7 +55,9 @@ type Server struct {
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
 	api   *api.Server
-	xds   *xds.Server
+	// identity is the CA and IdentityService.
+	identity *identity.Service
+	xds      *xdsserver.Server
 	// lrs receives the proxies' load reports (golden metrics per edge).
 	lrs *lrs.Server
 	// member is this control plane's gossip membership; nil without gossip.
@@ -305,12 +309,12 @@ func (s *Server) setupServices() error {
 	s.health = health.NewServer()
 	s.state = newMeshState(s.client, s.log)
 	var err error
-	s.xds, err = xds.NewServer(xds.Config{Logger: s.cfg.Logger, Registerer: s.reg})
+	s.xds, err = xdsserver.New(xdsserver.Config{Logger: s.cfg.Logger, Registerer: s.reg})
 	if err != nil {
 		return err
 	}
 	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
-		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts})
+		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, TrustDomain: s.cfg.TrustDomain})
 	}
 	// Computed when scraped, not on every registry change.
 	dups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -335,10 +339,16 @@ func (s *Server) setupServices() error {
 	if err != nil {
 		return err
 	}
+	if s.identity, err = s.newIdentity(); err != nil {
+		return err
+	}
 	s.apiGRPC = api.NewGRPCServer(s.health)
 	s.api.Register(s.apiGRPC)
-	s.xdsGRPC = grpc.NewServer(append(api.ServerOptions(), xds.ServerOptions()...)...)
+	s.identity.RegisterAdmin(s.apiGRPC)
+	opts := append(api.ServerOptions(), xdsserver.ServerOptions()...)
+	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
+	s.identity.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
 	api.RegisterDrain(s.xdsGRPC, drainSource{s.xds})
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
@@ -376,7 +386,7 @@ func (s *Server) setupServices() error {
 }
 
 // drainSource serves DrainService from the xDS server's ACK tracking.
-type drainSource struct{ x *xds.Server }
+type drainSource struct{ x *xdsserver.Server }
 
 func (d drainSource) WaitRemoved(ctx context.Context, service, address string, port uint32, timeout time.Duration) (bool, time.Duration, []string, int) {
 	r := d.x.WaitRemoved(ctx, service, address, port, timeout)
@@ -396,6 +406,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Routes:              s.state.routeStatuses(s.xds.RouteStatuses()),
 		Members:             s.members(),
 		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
+		Identities:          s.identity.Identities(),
 	}
 }
 

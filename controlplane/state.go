@@ -107,7 +107,7 @@ func (m *meshState) applyRoutes(b routes.Batch) {
 }
 
 // routeStatuses merges served, the statuses of the translated routes
-// (xds.Server.RouteStatuses, sorted by name), with the routes whose stored
+// (xdsserver.Server.RouteStatuses, sorted by name), with the routes whose stored
 // value was refused: such a route is reported not accepted at the refused
 // version, and its error says which version, if any, is still served. The
 // result is sorted by name; served is modified.

@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
+	"github.com/shoal-mesh/shoal/controlplane/xdsserver/xdsservertest"
 	"github.com/shoal-mesh/shoal/e2e/harness"
-	"github.com/shoal-mesh/shoal/internal/testutil/xdstest"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
@@ -135,8 +136,8 @@ func countIDs(ids []string) map[string]int {
 // without a NACK, ring hash on a header keeps a user on one backend, and a
 // removed endpoint leaves the rotation.
 func TestNodeGRPCJSXDSClient(t *testing.T) {
-	eps := xdstest.StartBackends(t, "echo", 3)
-	srv, addr := xdstest.StartServer(t)
+	eps := xdsservertest.StartBackends(t, "echo", 3)
+	srv, addr := xdsservertest.StartServer(t)
 	srv.Update(xds.Input{Endpoints: eps})
 	c := startNodeClient(t, addr, "xds:///echo")
 
@@ -187,7 +188,7 @@ func TestNodeGRPCJSXDSClient(t *testing.T) {
 
 // ackedRoutes reports whether a client whose user agent starts with ua has
 // ACKed everything it was sent.
-func ackedRoutes(t *testing.T, srv *xds.Server, ua string) bool {
+func ackedRoutes(t *testing.T, srv *xdsserver.Server, ua string) bool {
 	t.Helper()
 	for _, cl := range srv.Status() {
 		if !strings.HasPrefix(cl.GetUserAgent(), ua) {

@@ -42,7 +42,13 @@ type Instance struct {
 	Zone     string            `json:"zone,omitempty"`
 	Weight   int               `json:"weight,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// TLS is TLSMutual when Address:Port is a sidecar's mTLS inbound
+	// listener (callers must originate mTLS); empty means plain.
+	TLS string `json:"tls,omitempty"`
 }
+
+// TLSMutual is the Instance.TLS value of an mTLS endpoint.
+const TLSMutual = "mtls"
 
 // Defaults for optional Instance fields.
 const (
@@ -106,6 +112,8 @@ func (in *Instance) Validate() error {
 		return &FieldError{"protocol", fmt.Sprintf("%q is not one of http, http2, grpc, tcp", in.Protocol)}
 	case in.Weight < 0 || in.Weight > MaxWeight:
 		return &FieldError{"weight", fmt.Sprintf("%d is outside 1-%d (0 means the default, 1)", in.Weight, MaxWeight)}
+	case in.TLS != "" && in.TLS != TLSMutual:
+		return &FieldError{"tls", fmt.Sprintf("%q is not %q (or absent for plain)", in.TLS, TLSMutual)}
 	case in.Zone != "" && (len(in.Zone) > 128 || strings.ContainsAny(in.Zone, "/ \t\n")):
 		return &FieldError{"zone", fmt.Sprintf("%q must be at most 128 characters without '/' or spaces", in.Zone)}
 	}

@@ -35,6 +35,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"rejects port 0", func(in *registry.Instance) { in.Port = 0 }, "port"},
 		{"rejects port 65536", func(in *registry.Instance) { in.Port = 65536 }, "port"},
 		{"rejects an unknown protocol", func(in *registry.Instance) { in.Protocol = "udp" }, "protocol"},
+		{"accepts tls mtls (a sidecar's mTLS inbound listener)", func(in *registry.Instance) { in.TLS = registry.TLSMutual }, ""},
+		{"rejects another tls mode", func(in *registry.Instance) { in.TLS = "tls" }, "tls"},
 		{"rejects a negative weight", func(in *registry.Instance) { in.Weight = -1 }, "weight"},
 		{"rejects a huge weight", func(in *registry.Instance) { in.Weight = registry.MaxWeight + 1 }, "weight"},
 		{"rejects an empty address", func(in *registry.Instance) { in.Address = "" }, "address"},

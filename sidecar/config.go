@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"crypto/x509"
 	"log/slog"
 	"time"
 
@@ -70,8 +71,25 @@ type Config struct {
 	// XDSBackoff paces reconnects to the control plane; zero fields take
 	// gRPC's connection backoff (1s x1.6 +-20%, capped at 30s).
 	XDSBackoff backoff.Config
-	// StateDir keeps the last good config for static stability.
+	// StateDir keeps the last good config for static stability, and the
+	// workload identity (key 0600) when there is one.
 	StateDir string
+
+	// JoinToken, when set, gives the proxy a workload identity (an SVID
+	// from the control plane's IdentityService): the inbound listener then
+	// takes mTLS only and is registered as such, and upstream endpoints
+	// that require mTLS get it. Empty means no identity (plain).
+	JoinToken string
+	// CABundle optionally pins the control plane's root CAs; nil means
+	// the token's root fingerprint pins it.
+	CABundle []*x509.Certificate
+	// MTLS is MTLSAuto (zero value) or MTLSStrict; strict needs JoinToken.
+	MTLS string
+	// TrustDomain and Namespace make up the identity a sidecar asks for,
+	// spiffe://<TrustDomain>/ns/<Namespace>/svc/<Service>; the control
+	// plane refuses a token made for another. Zero values mean
+	// shoal.local and default. The gateway takes its token's identity.
+	TrustDomain, Namespace string
 
 	// Listen is the inbound listener (to the local app); empty means none,
 	// and the app is registered at its own port.

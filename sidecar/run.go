@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shoal-mesh/shoal/identity"
 	"github.com/shoal-mesh/shoal/internal/etcdlite"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
@@ -123,6 +124,9 @@ func (p *Proxy) takeLoad() []lrsclient.ClusterLoad {
 // leaves gossip. It returns nil after a clean drain.
 func (p *Proxy) Run(ctx context.Context) error {
 	defer p.release()
+	if err := p.startIdentity(ctx); err != nil {
+		return err
+	}
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 	var wg sync.WaitGroup
@@ -148,6 +152,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		goRun(func() error { return ignoreClosed(p.admin.Serve(p.adminLis)) })
 	}
 	goRun(func() error { return p.xds.Run(bg) })
+	if p.id != nil {
+		goRun(func() error { return p.id.Run(bg) })
+	}
 	goRun(func() error { return p.lrs.Run(bg) })
 	goRun(func() error { return p.rebuildLoop(bg) })
 	reg, err := p.startHealthAndRegistration(bg, goRun)
@@ -293,4 +300,33 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("bad port in %q", addr)
 	}
 	return host, n, nil
+}
+
+// startIdentity gets the first SVID (from the state dir, or for the join
+// token) before anything is served: the inbound listener needs it, and a
+// token for another service must stop the sidecar rather than let it
+// serve under a wrong name.
+func (p *Proxy) startIdentity(ctx context.Context) error {
+	if p.id == nil {
+		return nil
+	}
+	if err := p.id.Start(ctx); err != nil {
+		return fmt.Errorf("sidecar: identity: %w", err)
+	}
+	id := p.id.ID()
+	if p.cfg.Mode == ModeSidecar {
+		if _, svc, err := identity.ParseServiceID(id); err != nil || svc != p.cfg.Service {
+			return fmt.Errorf("sidecar: the join token is for %s, not for --service %s", id, p.cfg.Service)
+		}
+	}
+	p.log.Info("identity ready", "id", id.String(), "expires", p.id.Expiry(), "mtls", p.mtlsMode())
+	p.rebuildTable() // upstream server IDs need our trust domain
+	return nil
+}
+
+func (p *Proxy) mtlsMode() string {
+	if p.cfg.MTLS == "" {
+		return MTLSAuto
+	}
+	return p.cfg.MTLS
 }

@@ -14,11 +14,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 
+	"github.com/shoal-mesh/shoal/identity"
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
+	sidecaridentity "github.com/shoal-mesh/shoal/sidecar/identity"
 	"github.com/shoal-mesh/shoal/sidecar/lrsclient"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -36,6 +39,10 @@ type Proxy struct {
 
 	proxy *proxy.Proxy
 	xds   *xdsclient.Client
+	// id and mtls are the workload identity and its TLS configs; nil
+	// without a join token.
+	id   *sidecaridentity.Client
+	mtls *mtls
 	// lrs reports load to the control plane over lrsConn (closed by
 	// release).
 	lrs     *lrsclient.Client
@@ -95,8 +102,25 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if p.drainM, err = newDrainMetrics(p.reg); err != nil {
 		return nil, err
 	}
-	p.self = p.instance()
 	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
+	if cfg.JoinToken != "" {
+		ic := sidecaridentity.Config{
+			Server: cfg.XDS, Token: cfg.JoinToken, CABundle: cfg.CABundle, StateDir: cfg.StateDir,
+			Logger: cfg.Logger, Registerer: p.reg, Instance: cfg.InstanceID,
+		}
+		if cfg.Mode == ModeSidecar {
+			if ic.ID, err = cfg.spiffeID(); err != nil {
+				return nil, err
+			}
+		}
+		p.id, err = sidecaridentity.New(ic)
+		if err != nil {
+			return nil, fmt.Errorf("sidecar: --join-token-file: %w", err)
+		}
+		p.mtls = newMTLS(p.id, func(direction string, err error) { p.proxy.CountTLSHandshake(direction, err) })
+		pc.UpstreamTLS = p.mtls
+	}
+	p.self = p.instance()
 	if p.proxy, err = proxy.New(pc); err != nil {
 		return nil, err
 	}
@@ -125,6 +149,10 @@ func (c *Config) validate() error {
 		return errors.New("sidecar: --etcd is required to register the app (or pass --no-register)")
 	case c.Mode == ModeGateway && c.GatewayListen == "":
 		return errors.New("gateway: --listen is required")
+	case c.MTLS != "" && c.MTLS != MTLSAuto && c.MTLS != MTLSStrict:
+		return fmt.Errorf("sidecar: --mtls %q is not auto or strict", c.MTLS)
+	case c.MTLS == MTLSStrict && c.JoinToken == "":
+		return errors.New("sidecar: --mtls=strict needs an identity (--join-token-file or $SHOAL_JOIN_TOKEN)")
 	}
 	return nil
 }
@@ -162,6 +190,9 @@ func (p *Proxy) instance() registry.Instance {
 		ID: c.InstanceID, Service: c.Service, Address: c.AppAddress, Port: c.AppPort,
 		Protocol: registry.Protocol(c.AppProtocol), Zone: c.Zone, Weight: c.Weight, Metadata: c.Metadata,
 	}
+	if c.Listen != "" && p.mtls != nil {
+		in.TLS = registry.TLSMutual
+	}
 	if c.Listen != "" {
 		if host, port, err := net.SplitHostPort(c.Listen); err == nil {
 			if n, err := strconv.Atoi(port); err == nil && n > 0 {
@@ -182,6 +213,9 @@ func (p *Proxy) bind() error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("sidecar: %s listener %s: %w", name, addr, err)
+		}
+		if mode.Kind == proxy.Inbound && p.mtls != nil {
+			l = p.mtls.listener(l)
 		}
 		p.listeners = append(p.listeners, served{name: name, l: l, mode: mode})
 		return nil
@@ -253,7 +287,7 @@ func (p *Proxy) release() {
 // rebuildTable builds a routing table from the last snapshot and the
 // gossip view and installs it. Called from New and from the rebuild loop.
 func (p *Proxy) rebuildTable() {
-	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Gossip: p.gossipVerdict}
+	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Gossip: p.gossipVerdict, ServerID: p.upstreamServerID}
 	if p.cfg.Mode == ModeGateway {
 		opts.RouteConfig = "gateway"
 	} else {
@@ -316,4 +350,46 @@ func (p *Proxy) requestRebuild() {
 	case p.rebuild <- struct{}{}:
 	default:
 	}
+}
+
+// upstreamServerID is the identity an endpoint of service must present:
+// for endpoints the control plane marks as mTLS the SAN its cluster
+// requires (else the service's ID in our namespace), and with
+// --mtls=strict the service's ID for every endpoint (a plain upstream then
+// fails to connect). Without an identity of our own, marked endpoints
+// still get a server ID, so that connecting to them fails with a reason
+// instead of sending plain HTTP the listener would refuse.
+func (p *Proxy) upstreamServerID(service string, marked bool, san string) string {
+	switch {
+	case marked && san != "":
+		return san
+	case p.mtls == nil || p.id.ID().IsZero():
+		if marked {
+			return "spiffe://unknown/svc/" + service
+		}
+		return ""
+	case marked || p.cfg.MTLS == MTLSStrict:
+		return p.mtls.serverID(service)
+	}
+	return ""
+}
+
+// spiffeID is the identity a sidecar asks for.
+func (c *Config) spiffeID() (string, error) {
+	tdName := c.TrustDomain
+	if tdName == "" {
+		tdName = identity.DefaultTrustDomain
+	}
+	td, err := spiffeid.TrustDomainFromString(tdName)
+	if err != nil {
+		return "", fmt.Errorf("sidecar: --trust-domain %q: %w", tdName, err)
+	}
+	if c.Namespace != "" && !registry.ValidName(c.Namespace) {
+		return "", fmt.Errorf("sidecar: --namespace %q is not a lowercase DNS label of at most 63 characters", c.Namespace)
+	}
+	id, err := identity.ServiceID(td, c.Namespace, c.Service)
+	if err != nil {
+		return "", fmt.Errorf("sidecar: identity: %w", err)
+	}
+	return id.String(), nil
 }

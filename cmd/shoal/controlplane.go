@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -61,6 +62,9 @@ func newControlPlaneCmd() *cobra.Command {
 	fs.AddGoFlagSet(goFlags)
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
+	fs.StringVar(&cfg.CADir, "ca-dir", "", "directory with the mesh CA from `shoal ca init` (ca.crt, ca.key, root.crt); default: a development CA created under --data-dir/ca")
+	fs.StringVar(&cfg.TrustDomain, "trust-domain", "shoal.local", "SPIFFE trust domain of workload identities")
+	fs.DurationVar(&cfg.SVIDTTL, "svid-ttl", 24*time.Hour, "lifetime of workload certificates (renewed by their holders at half of it)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	fs.Var(&memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 512MiB: bounds the peak when many xDS clients sync at once (README, Performance); 0, the default, sets none (GOMEMLIMIT in the environment applies)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -5,7 +5,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-mesh/shoal/internal/demo"
+	"github.com/shoal-mesh/shoal/cmd/shoal/internal/demo"
 )
 
 func newDemoCmd() *cobra.Command {

@@ -26,6 +26,7 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 // proxyFlags are the flags `shoal sidecar` and `shoal gateway` share.
 type proxyFlags struct {
 	xds, stateDir, admin, gossipListen, gossipJoin, gossipLabel, logLevel string
+	identity                                                              identityFlags
 	gossipKey                                                             gossipKeyFlags
 	sotw, pprof                                                           bool
 	memoryLimit                                                           memoryLimitFlag
@@ -47,6 +48,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.writeTimeout, "write-timeout", proxy.DefaultWriteTimeout, "close a client connection when no byte of its response could be written for this long (a client that stopped reading; a slow download that keeps reading is not cut); negative disables")
 	fs.DurationVar(&f.tcpIdleTimeout, "tcp-idle-timeout", proxy.DefaultTCPIdleTimeout, "close both sides of a proxied TCP connection when no byte moved either way for this long; negative disables")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.identity.register(fs)
 	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	f.memoryLimit = memoryLimitFlag{v: defaultProxyMemoryLimit, gcPercent: defaultProxyGCPercent}
 	fs.Var(&f.memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 16MiB, 64MiB; 0 disables; GOMEMLIMIT in the environment wins over the default")
@@ -65,6 +67,10 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 	}
 	cfg.GossipListen, cfg.GossipJoin, cfg.GossipKey, cfg.GossipLabel = f.gossipListen, splitList(f.gossipJoin), key, f.gossipLabel
 	cfg.DrainTimeout, cfg.WriteTimeout, cfg.TCPIdleTimeout = f.drainTimeout, f.writeTimeout, f.tcpIdleTimeout
+	if cfg.JoinToken, cfg.CABundle, err = f.identity.resolve(); err != nil {
+		return err
+	}
+	cfg.MTLS = f.identity.mtls
 	f.memoryLimit.apply()
 	if cfg.Logger, err = newLogger(stderr, f.logLevel); err != nil {
 		return err
@@ -155,6 +161,8 @@ func sidecarCommand() proxyCommand {
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 250*time.Millisecond, "health check interval")
 	fs.StringVar(&cfg.Listen, "listen", "", "inbound listener to the app (registered instead of the app port when set)")
 	fs.StringVar(&cfg.Outbound, "outbound", "127.0.0.1:15001", "outbound listener routed by Host header; empty disables")
+	fs.StringVar(&cfg.TrustDomain, "trust-domain", "shoal.local", "with --join-token-file: the SPIFFE trust domain (the control plane's --trust-domain)")
+	fs.StringVar(&cfg.Namespace, "namespace", "default", "with --join-token-file: the service's namespace in its SPIFFE ID")
 	run := func(ctx context.Context, stderr io.Writer) error {
 		if err := checkSidecarAddrs(&cfg, etcd, !noRegister); err != nil {
 			return err

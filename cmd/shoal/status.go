@@ -105,6 +105,20 @@ func printStatus(w io.Writer, st *shoalv1.StatusResponse) error {
 		}
 		tw.Flush()
 	}
+	if len(st.GetIdentities()) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "IDENTITY\tINSTANCE\tSERIAL\tEXPIRES\tPEER\n")
+		for _, id := range st.GetIdentities() {
+			inst := id.GetInstance()
+			if inst == "" {
+				inst = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\tin %s\t%s\n", id.GetSpiffeId(), inst, short(id.GetSerial()),
+				time.Until(id.GetExpiresAt().AsTime()).Round(time.Second), id.GetPeer())
+		}
+		tw.Flush()
+	}
 	if len(st.GetMembers()) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

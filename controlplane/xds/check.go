@@ -118,26 +118,13 @@ func routeClusters(rc *routev3.RouteConfiguration) []string {
 	return out
 }
 
-// hashResource is a resource's content version: a hash of its
+// HashResource is a resource's content version: a hash of its
 // deterministic encoding, equal on every control plane.
-func hashResource(r types.Resource) string {
+func HashResource(r types.Resource) string {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 	if err != nil {
 		panic("xds: marshal " + err.Error()) // broken invariant: our own messages
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
-}
-
-// hashVersion is the version of a set of resources: a hash of their names
-// and content hashes, in name order.
-func hashVersion(names []string, versions map[string]string) string {
-	h := sha256.New()
-	for _, n := range names {
-		h.Write([]byte(n))
-		h.Write([]byte{0})
-		h.Write([]byte(versions[n]))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -105,6 +105,9 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 			HashBalanceFactor: wrapperspb.UInt32(spec.balance),
 		}
 	}
+	if svc := t.subsets[spec.cla].service; t.caps.HTTPProxy && t.hasMTLS(svc) {
+		c.TransportSocketMatches = t.mtlsMatches(svc)
+	}
 	if t.caps.HTTPProxy && t.speaksHTTP2(t.subsets[spec.cla].service) {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{

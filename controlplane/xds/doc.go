@@ -1,6 +1,8 @@
 // Package xds turns the registry (instances with their health) and the
-// routes into Envoy v3 xDS resources, and serves them over ADS with
-// go-control-plane, state-of-the-world and delta.
+// routes into Envoy v3 xDS resources. Serving them (caches, ADS streams,
+// status) is package controlplane/xdsserver, which consumes this one
+// through a small interface (xdsserver.Translator); this package imports
+// nothing from it.
 //
 // The translation is a pure function, Translate: the same Input and
 // Capabilities always give byte-identical resources, so several control
@@ -38,11 +40,6 @@
 // What a client can take is decided per client from its node
 // (user_agent_name, client_features): see CapabilitiesFor.
 //
-// The server side:
-//
-//	srv, err := xds.NewServer(xds.Config{Logger: log, Registerer: reg})
-//	if err != nil { ... }
-//	srv.Register(grpcServer)      // ADS, SotW and delta
-//	go srv.Run(ctx)               // coalesces updates; serves nothing before the first one
-//	srv.Update(xds.Input{...})    // after the first full read of etcd, then on every change
+// Memo is Translate memoized across inputs, for a server that translates
+// every change.
 package xds

@@ -79,6 +79,7 @@ func lbEndpoint(ep registry.Endpoint, weight uint32) *endpointv3.LbEndpoint {
 			Hostname: ep.ID,
 		}},
 		HealthStatus:        healthStatus(ep.Health),
+		Metadata:            endpointMetadata(ep.Instance),
 		LoadBalancingWeight: wrapperspb.UInt32(weight),
 	}
 }

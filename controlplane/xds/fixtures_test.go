@@ -19,6 +19,9 @@ func endpoint(svc, id, addr string, port int, h registry.Health, opts ...func(*r
 	return registry.Endpoint{Instance: in, Health: h}
 }
 
+func mtls() func(*registry.Instance) {
+	return func(in *registry.Instance) { in.TLS = registry.TLSMutual }
+}
 func zone(z string) func(*registry.Instance) { return func(in *registry.Instance) { in.Zone = z } }
 func weight(w int) func(*registry.Instance)  { return func(in *registry.Instance) { in.Weight = w } }
 func grpcProto() func(*registry.Instance) {

@@ -58,7 +58,7 @@ func FuzzTranslate(f *testing.F) {
 				t.Fatalf("%s: statuses depend on input order (-first +shuffled):\n%s", caps.Profile, diff)
 			}
 			for i := range res.Clusters {
-				if hashResource(res.Clusters[i]) != hashResource(res2.Clusters[i]) {
+				if HashResource(res.Clusters[i]) != HashResource(res2.Clusters[i]) {
 					t.Fatalf("%s: cluster %d encodes differently", caps.Profile, i)
 				}
 			}

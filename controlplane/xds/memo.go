@@ -12,7 +12,7 @@ import (
 	"github.com/shoal-mesh/shoal/registry"
 )
 
-// memo translates updates for every capability profile, reusing what the
+// Memo translates updates for every capability profile, reusing what the
 // last update already translated, so that an endpoint change costs
 // O(changed load assignments) instead of a translation of every resource
 // for every profile (issue 7: with 1,000 services that was most of the CPU
@@ -28,7 +28,7 @@ import (
 // after Update, and the registry decodes a changed instance or route into
 // a new value, so the same pointer means the same content; a caller that
 // builds equal values anew only loses the reuse.
-type memo struct {
+type Memo struct {
 	// valid is false until a translation passed its check.
 	valid bool
 	shape shape
@@ -44,13 +44,15 @@ type memo struct {
 
 // shape is what of an Input listeners, routes and clusters depend on.
 type shape struct {
-	routes   []*shoalv1.Route
-	services []serviceShape // sorted by name
+	routes      []*shoalv1.Route
+	services    []serviceShape // sorted by name
+	trustDomain string
 }
 
 type serviceShape struct {
 	name  string
 	http2 bool
+	mtls  bool
 }
 
 type memoCLA struct {
@@ -64,29 +66,29 @@ type endpointKey struct {
 	health registry.Health
 }
 
-func shapeOf(routes []*shoalv1.Route, services map[string][]registry.Endpoint) shape {
-	sh := shape{routes: routes, services: make([]serviceShape, 0, len(services))}
+func shapeOf(routes []*shoalv1.Route, services map[string][]registry.Endpoint, trustDomain string) shape {
+	sh := shape{routes: routes, services: make([]serviceShape, 0, len(services)), trustDomain: trustDomain}
 	t := translator{services: services}
 	for _, name := range sortedKeys(services) {
-		sh.services = append(sh.services, serviceShape{name: name, http2: t.speaksHTTP2(name)})
+		sh.services = append(sh.services, serviceShape{name: name, http2: t.speaksHTTP2(name), mtls: t.hasMTLS(name)})
 	}
 	return sh
 }
 
 func (sh shape) equal(o shape) bool {
-	return slices.Equal(sh.routes, o.routes) && slices.Equal(sh.services, o.services)
+	return slices.Equal(sh.routes, o.routes) && slices.Equal(sh.services, o.services) && sh.trustDomain == o.trustDomain
 }
 
 // translate returns each profile's resources for in, keyed by profile, and
 // the route statuses. It fails, remembering nothing, when a translation
 // does not pass Resources.Check. The results must not be modified.
-func (m *memo) translate(in Input, profiles []Capabilities) (map[string]*Resources, []*shoalv1.RouteStatus, error) {
+func (m *Memo) Translate(in Input, profiles []Capabilities) (map[string]*Resources, []*shoalv1.RouteStatus, error) {
 	services := indexEndpoints(in.Endpoints)
-	sh := shapeOf(in.Routes, services)
+	sh := shapeOf(in.Routes, services, in.TrustDomain)
 	full := !m.valid || !sh.equal(m.shape)
 	byProfile, statuses, subsets := m.byProfile, m.statuses, m.subsets
 	if full {
-		byProfile, statuses, subsets = translateShape(in.Routes, services, profiles)
+		byProfile, statuses, subsets = translateShape(in.Routes, services, profiles, in.TrustDomain)
 	}
 	clas, next, fresh := m.loadAssignments(services, subsets)
 	out := make(map[string]*Resources, len(byProfile))
@@ -116,12 +118,13 @@ func (m *memo) translate(in Input, profiles []Capabilities) (map[string]*Resourc
 // translateShape translates the listeners, routes and clusters of every
 // profile, and returns them with the route statuses and the load
 // assignments they read.
-func translateShape(rs []*shoalv1.Route, services map[string][]registry.Endpoint, profiles []Capabilities) (map[string]*Resources, []*shoalv1.RouteStatus, map[string]subset) {
+func translateShape(rs []*shoalv1.Route, services map[string][]registry.Endpoint, profiles []Capabilities, trustDomain string) (map[string]*Resources, []*shoalv1.RouteStatus, map[string]subset) {
 	routes, statuses := compileRoutes(rs)
 	out := make(map[string]*Resources, len(profiles))
 	var subsets map[string]subset
 	for _, caps := range profiles {
 		t := newIndexedTranslator(maps.Clone(services), caps)
+		t.trustDomain = trustDomain
 		t.addServices(routes)
 		out[caps.Profile] = &Resources{Listeners: t.listeners(), Routes: t.routeConfigs(routes), Clusters: t.clusters()}
 		subsets = t.subsets // the same for every profile
@@ -132,7 +135,7 @@ func translateShape(rs []*shoalv1.Route, services map[string][]registry.Endpoint
 // loadAssignments returns the load assignments of subsets, sorted by name,
 // reusing the remembered ones whose endpoints are unchanged; next is what
 // to remember and fresh the ones built anew.
-func (m *memo) loadAssignments(services map[string][]registry.Endpoint, subsets map[string]subset) (out []types.Resource, next map[string]memoCLA, fresh []*endpointv3.ClusterLoadAssignment) {
+func (m *Memo) loadAssignments(services map[string][]registry.Endpoint, subsets map[string]subset) (out []types.Resource, next map[string]memoCLA, fresh []*endpointv3.ClusterLoadAssignment) {
 	names := sortedKeys(subsets)
 	out = make([]types.Resource, 0, len(names))
 	next = make(map[string]memoCLA, len(names))

@@ -1,9 +1,9 @@
 package xds
 
 import (
+	"slices"
 	"testing"
 
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 
@@ -42,9 +42,9 @@ func TestMemoMatchesTranslate(t *testing.T) {
 		{"a route gone", Input{Endpoints: toGRPC[:3], Routes: []*shoalv1.Route{byUser}}},
 		{"an endpoint gone", Input{Endpoints: toGRPC[1:3], Routes: []*shoalv1.Route{byUser}}},
 	}
-	var m memo
+	var m Memo
 	for _, step := range steps {
-		got, gotStatuses, err := m.translate(step.in, Profiles())
+		got, gotStatuses, err := m.Translate(step.in, Profiles())
 		if err != nil {
 			t.Fatalf("%s: translate: %v", step.name, err)
 		}
@@ -64,20 +64,20 @@ func TestMemoMatchesTranslate(t *testing.T) {
 // load assignment and nothing else.
 func TestMemoReusesUnchanged(t *testing.T) {
 	fleet := ordersFleet()
-	var m memo
-	first, _, err := m.translate(Input{Endpoints: fleet}, Profiles())
+	var m Memo
+	first, _, err := m.Translate(Input{Endpoints: fleet}, Profiles())
 	if err != nil {
 		t.Fatal(err)
 	}
 	moved := append([]registry.Endpoint(nil), fleet...)
 	moved[3] = endpoint("users", "users-1", "10.0.1.9", 4001, registry.HealthHealthy)
-	second, _, err := m.translate(Input{Endpoints: moved}, Profiles())
+	second, _, err := m.Translate(Input{Endpoints: moved}, Profiles())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, caps := range Profiles() {
 		a, b := first[caps.Profile], second[caps.Profile]
-		if !sameResources([3][]types.Resource{a.Listeners, a.Routes, a.Clusters}, [3][]types.Resource{b.Listeners, b.Routes, b.Clusters}) {
+		if !slices.Equal(a.Listeners, b.Listeners) || !slices.Equal(a.Routes, b.Routes) || !slices.Equal(a.Clusters, b.Clusters) {
 			t.Errorf("profile %s: listeners, routes or clusters rebuilt for an endpoint change", caps.Profile)
 		}
 		for i := range a.Endpoints {

@@ -8,9 +8,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -48,21 +45,22 @@ const (
 	RoleGateway = "gateway"
 )
 
-// nodeRole is what a node's metadata asks for; the zero value is a node
+// NodeRole is what a node's metadata asks for; the zero value is a node
 // without a role (every listener, default addresses).
-type nodeRole struct {
-	role                       string
+type NodeRole struct {
+	// Role is RoleSidecar, RoleGateway or "" (none).
+	Role                       string
 	inbound, outbound, gateway uint32
 }
 
-// roleOf reads node's role metadata.
-func roleOf(node *corev3.Node) (nodeRole, error) {
+// RoleOf reads node's role metadata.
+func RoleOf(node *corev3.Node) (NodeRole, error) {
 	fields := node.GetMetadata().GetFields()
-	r := nodeRole{inbound: InboundPort, outbound: OutboundPort, gateway: GatewayPort}
+	r := NodeRole{inbound: InboundPort, outbound: OutboundPort, gateway: GatewayPort}
 	if v, ok := fields[MetadataRole]; ok {
-		r.role = v.GetStringValue()
-		if r.role != RoleSidecar && r.role != RoleGateway {
-			return nodeRole{}, fmt.Errorf("node metadata %s: %q is not %q or %q", MetadataRole, r.role, RoleSidecar, RoleGateway)
+		r.Role = v.GetStringValue()
+		if r.Role != RoleSidecar && r.Role != RoleGateway {
+			return NodeRole{}, fmt.Errorf("node metadata %s: %q is not %q or %q", MetadataRole, r.Role, RoleSidecar, RoleGateway)
 		}
 	}
 	ports := []struct {
@@ -79,17 +77,17 @@ func roleOf(node *corev3.Node) (nodeRole, error) {
 		if !ok {
 			continue
 		}
-		if r.role != p.role {
-			return nodeRole{}, fmt.Errorf("node metadata %s: set for role %q, but %s is %q", p.key, p.role, MetadataRole, r.role)
+		if r.Role != p.role {
+			return NodeRole{}, fmt.Errorf("node metadata %s: set for role %q, but %s is %q", p.key, p.role, MetadataRole, r.Role)
 		}
 		n, err := port(v)
 		if err != nil {
-			return nodeRole{}, fmt.Errorf("node metadata %s: %w", p.key, err)
+			return NodeRole{}, fmt.Errorf("node metadata %s: %w", p.key, err)
 		}
 		*p.dst = n
 	}
-	if r.role == "" {
-		return nodeRole{}, nil
+	if r.Role == "" {
+		return NodeRole{}, nil
 	}
 	return r, nil
 }
@@ -114,9 +112,9 @@ func port(v *structpb.Value) (uint32, error) {
 	return uint32(f), nil
 }
 
-// key names the role's listener variant; "" for a node without a role.
-func (r nodeRole) key() string {
-	switch r.role {
+// Key names the role's listener variant; "" for a node without a role.
+func (r NodeRole) Key() string {
+	switch r.Role {
 	case RoleSidecar:
 		return fmt.Sprintf("sidecar/in=%d/out=%d", r.inbound, r.outbound)
 	case RoleGateway:
@@ -125,12 +123,12 @@ func (r nodeRole) key() string {
 	return ""
 }
 
-// listeners returns the listeners of rs (a profile's, sorted by name) that
+// Listeners returns the listeners of rs (a profile's, sorted by name) that
 // the role asks for, on its ports. rs is not modified; rewritten listeners
 // are copies.
-func (r nodeRole) listeners(rs []types.Resource) []types.Resource {
+func (r NodeRole) Listeners(rs []types.Resource) []types.Resource {
 	want := map[string]uint32{ListenerInbound: r.inbound, ListenerOutbound: r.outbound}
-	if r.role == RoleGateway {
+	if r.Role == RoleGateway {
 		want = map[string]uint32{ListenerGateway: r.gateway}
 	}
 	var out []types.Resource
@@ -148,37 +146,4 @@ func (r nodeRole) listeners(rs []types.Resource) []types.Resource {
 		out = append(out, l)
 	}
 	return out
-}
-
-// roleChecked refuses a listener watch whose node asks for an invalid role
-// before the gate can hold it: a held watch is opened later, when its
-// error can no longer fail the stream, and the proxy would wait forever.
-type roleChecked struct{ cache.Cache }
-
-// CreateWatch implements cache.ConfigWatcher for SotW.
-func (c roleChecked) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
-	if err := checkRole(req.GetNode(), req.GetTypeUrl()); err != nil {
-		return nil, err
-	}
-	return c.Cache.CreateWatch(req, sub, ch)
-}
-
-// CreateDeltaWatch implements cache.ConfigWatcher for delta.
-func (c roleChecked) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
-	if err := checkRole(req.GetNode(), req.GetTypeUrl()); err != nil {
-		return nil, err
-	}
-	return c.Cache.CreateDeltaWatch(req, sub, ch)
-}
-
-// checkRole returns InvalidArgument naming the metadata key when a listener
-// request's node asks for an invalid role.
-func checkRole(node *corev3.Node, typeURL string) error {
-	if typeURL != listenerType {
-		return nil
-	}
-	if _, err := roleOf(node); err != nil {
-		return status.Error(codes.InvalidArgument, "xds: "+err.Error())
-	}
-	return nil
 }

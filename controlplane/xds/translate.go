@@ -17,6 +17,9 @@ import (
 type Input struct {
 	Endpoints []registry.Endpoint
 	Routes    []*shoalv1.Route
+	// TrustDomain is the SPIFFE trust domain of workload identities (the
+	// SANs mTLS clusters require); zero means shoal.local.
+	TrustDomain string
 }
 
 // Resources are the xDS resources of one translation, each slice sorted by
@@ -59,6 +62,8 @@ func Translate(in Input, caps Capabilities) (*Resources, []*shoalv1.RouteStatus)
 // translator holds the indexed input of one translation.
 type translator struct {
 	caps Capabilities
+	// trustDomain is Input.TrustDomain.
+	trustDomain string
 	// services maps a service name to its endpoints, sorted by id, without
 	// duplicate addresses; services named only by routes have none.
 	services map[string][]registry.Endpoint
@@ -81,7 +86,9 @@ type clusterSpec struct {
 }
 
 func newTranslator(in Input, caps Capabilities) *translator {
-	return newIndexedTranslator(indexEndpoints(in.Endpoints), caps)
+	t := newIndexedTranslator(indexEndpoints(in.Endpoints), caps)
+	t.trustDomain = in.TrustDomain
+	return t
 }
 
 // newIndexedTranslator starts a translation from endpoints already indexed

@@ -106,6 +106,15 @@ var goldenCases = []struct {
 		route("no-rules", []string{"e.example.com"}),
 	}}},
 	{name: "shared-host", in: sharedHostInput()},
+	// Issue 13: orders is half migrated to mTLS (one sidecar with an
+	// identity, one plain Node.js app); users is plain.
+	{name: "mtls", in: Input{TrustDomain: "example.org", Endpoints: []registry.Endpoint{
+		endpoint("orders", "orders-1", "10.0.0.1", 15006, registry.HealthHealthy, mtls()),
+		endpoint("orders", "orders-2", "10.0.0.2", 3001, registry.HealthHealthy),
+		endpoint("users", "users-1", "10.0.1.1", 3001, registry.HealthHealthy),
+	}, Routes: []*shoalv1.Route{
+		route("lr", []string{"orders"}, rule(shoalv1.Strategy_STRATEGY_LEAST_REQUEST, to("orders"))),
+	}}},
 }
 
 func TestTranslateGolden(t *testing.T) {

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/cipher"
 	"errors"
 	"net"
 	"sync"
@@ -30,6 +31,8 @@ type tapTransport struct {
 	keys    func() [][]byte // the keyring's current keys; nil without encryption
 	observe observer
 	onErr   func(error)
+	// aeads caches an AEAD per key for tap.
+	aeads aeadCache
 
 	// packetCh carries inbound packets to memberlist after the tap saw them.
 	packetCh chan *memberlist.Packet
@@ -117,11 +120,11 @@ func (t *tapTransport) blackholed() bool {
 }
 
 func (t *tapTransport) tap(pkt []byte) {
-	var keys [][]byte
+	var aeads []cipher.AEAD
 	if t.keys != nil {
-		keys = t.keys()
+		aeads = t.aeads.get(t.keys())
 	}
-	msgs, err := decodePacket(pkt, t.label, keys)
+	msgs, err := decodePacket(pkt, t.label, aeads)
 	if err != nil {
 		t.onErr(err)
 	}

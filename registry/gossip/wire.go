@@ -9,6 +9,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/memberlist"
@@ -66,13 +67,13 @@ var errNoKey = errors.New("gossip: no installed key decrypts the packet")
 // it crosses the transport (label header, then encryption when keys are
 // given). Packets that are not for this cluster's label, or that no key
 // opens, yield nothing; memberlist drops those too.
-func decodePacket(pkt []byte, label string, keys [][]byte) ([]wireMsg, error) {
+func decodePacket(pkt []byte, label string, aeads []cipher.AEAD) ([]wireMsg, error) {
 	buf, got, err := memberlist.RemoveLabelHeaderFromPacket(pkt)
 	if err != nil || got != label {
 		return nil, err
 	}
-	if len(keys) > 0 {
-		if buf, err = decrypt(keys, buf, []byte(label)); err != nil {
+	if len(aeads) > 0 {
+		if buf, err = decrypt(aeads, buf, []byte(label)); err != nil {
 			return nil, err
 		}
 	}
@@ -163,21 +164,13 @@ func inflate(buf []byte) ([]byte, error) {
 
 // decrypt opens an AES-GCM payload with the first key that works, as
 // memberlist's decryptPayload does. Version 0 payloads carry PKCS#7 padding.
-func decrypt(keys [][]byte, msg, aad []byte) ([]byte, error) {
+func decrypt(aeads []cipher.AEAD, msg, aad []byte) ([]byte, error) {
 	if len(msg) < encMinLen || msg[0] > 1 {
 		return nil, errNoKey
 	}
 	nonce := msg[encVersionSize : encVersionSize+encNonceSize]
 	sealed := msg[encVersionSize+encNonceSize:]
-	for _, k := range keys {
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			continue
-		}
-		gcm, err := cipher.NewGCM(block)
-		if err != nil {
-			continue
-		}
+	for _, gcm := range aeads {
 		plain, err := gcm.Open(nil, nonce, sealed, aad)
 		if err != nil {
 			continue
@@ -191,4 +184,68 @@ func decrypt(keys [][]byte, msg, aad []byte) ([]byte, error) {
 		return plain, nil
 	}
 	return nil, errNoKey
+}
+
+// aeadCache holds the AES-GCM AEAD of each installed key, so that a packet
+// does not build its ciphers anew (aes.NewCipher and cipher.NewGCM per key
+// per packet, as the tap did). Safe for concurrent use (the tap runs on
+// the inbound goroutine and on memberlist's senders): the current set is
+// immutable and swapped whole; GCM's Open keeps no state between calls.
+type aeadCache struct {
+	cur atomic.Pointer[aeadSet]
+}
+
+// aeadSet is the AEADs of one key ring, in its order.
+type aeadSet struct {
+	keys  []string
+	aeads []cipher.AEAD
+	// complete is false when a key was invalid (not 16, 24 or 32 bytes,
+	// which the keyring refuses anyway): such a set is never reused.
+	complete bool
+}
+
+// get returns the AEADs of keys, in order. While the keys are those of the
+// current set it neither allocates nor builds; a key ring change builds
+// only the AEADs of new keys.
+func (c *aeadCache) get(keys [][]byte) []cipher.AEAD {
+	cur := c.cur.Load()
+	if cur.same(keys) {
+		return cur.aeads
+	}
+	old := map[string]cipher.AEAD{}
+	if cur != nil {
+		for i, k := range cur.keys {
+			old[k] = cur.aeads[i]
+		}
+	}
+	next := &aeadSet{complete: true}
+	for _, k := range keys {
+		a, ok := old[string(k)]
+		if !ok {
+			block, err := aes.NewCipher(k)
+			if err == nil {
+				a, err = cipher.NewGCM(block)
+			}
+			if err != nil {
+				next.complete = false
+				continue
+			}
+		}
+		next.keys = append(next.keys, string(k))
+		next.aeads = append(next.aeads, a)
+	}
+	c.cur.Store(next)
+	return next.aeads
+}
+
+func (s *aeadSet) same(keys [][]byte) bool {
+	if s == nil || !s.complete || len(keys) != len(s.keys) {
+		return false
+	}
+	for i, k := range keys {
+		if string(k) != s.keys[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -98,6 +98,7 @@ func (c *conn) toHTTPRequest(ctx context.Context) (*http.Request, *bodyReader) {
 	}
 	upgrade := hd.Get("Upgrade")
 	rewriteHeaders(hd, c.trusted, string(c.peerIP))
+	setXFCC(hd, c.mode, c.xfcc())
 	if r.upgrade {
 		hd.Set("Connection", "Upgrade")
 		hd.Set("Upgrade", upgrade)

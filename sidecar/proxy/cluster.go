@@ -31,8 +31,11 @@ type clusterState struct {
 // host is the proxy's state of one endpoint address within a cluster:
 // connection pool, outlier detection and metrics. Safe for concurrent use.
 type host struct {
-	addr     string
-	cluster  *clusterState
+	addr    string
+	cluster *clusterState
+	// serverID is the SPIFFE ID to require when dialing over mTLS ("" for
+	// plain), set by bind from the table's endpoint.
+	serverID atomic.Pointer[string]
 	pool     pool
 	requests lazyCounter  // upstream_requests_total{cluster, endpoint}
 	retired  atomic.Bool  // no longer in the table: its series is deleted
@@ -63,14 +66,27 @@ func (p *Proxy) bind(t *route.Table) *binding {
 	b := &binding{table: t, clusters: make([]*clusterState, len(t.Clusters)), hosts: make([][]*host, len(t.Clusters)),
 		peers: make(map[netip.Addr]struct{})}
 	keep := make(map[string]map[string]bool, len(t.Clusters))
+	tlsAddrs := map[string]string{}
+	defer func() { p.tlsAddrs.Store(&tlsAddrs) }()
 	for i, c := range t.Clusters {
 		cs := p.clusterState(c.Name)
 		b.clusters[i] = cs
 		b.hosts[i] = make([]*host, len(c.Endpoints))
 		addrs := make(map[string]bool, len(c.Endpoints))
 		for j, e := range c.Endpoints {
-			b.hosts[i][j] = cs.host(e.Address, p.metrics)
+			h := cs.host(e.Address, p.metrics)
+			if old := h.serverID.Load(); old == nil || *old != e.ServerID {
+				id := e.ServerID
+				h.serverID.Store(&id)
+				if old != nil {
+					h.pool.closeAll() // connections of the other transport
+				}
+			}
+			b.hosts[i][j] = h
 			addrs[e.Address] = true
+			if e.ServerID != "" {
+				tlsAddrs[e.Address] = e.ServerID
+			}
 			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
 				b.peers[ap.Addr().Unmap()] = struct{}{}
 			}

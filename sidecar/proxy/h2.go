@@ -54,12 +54,14 @@ func newH2Handler(p *Proxy) *h2Handler {
 	h.h2t = &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return dialer.DialContext(ctx, network, addr)
+			return p.dialTransport(ctx, dialer, network, addr, "h2")
 		},
 		ReadIdleTimeout: 30 * time.Second,
 	}
 	h.h1t = &http.Transport{
-		DialContext:         dialer.DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return p.dialTransport(ctx, dialer, network, addr, "http/1.1")
+		},
 		MaxIdleConnsPerHost: p.cfg.MaxIdlePerHost,
 		IdleConnTimeout:     p.cfg.UpstreamIdleTimeout,
 		DisableCompression:  true,
@@ -76,7 +78,7 @@ func (h *h2Handler) serveConn(c *conn) {
 	c.nc.SetReadDeadline(time.Time{})
 	rest := append([]byte(h2Preface), c.br.buffered()...)
 	nc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(rest), c.nc)}
-	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, trusted: c.trusted}
+	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, trusted: c.trusted, xfcc: c.xfcc()}
 	h.srv.ServeConn(nc, &http2.ServeConnOpts{
 		BaseConfig: h.base,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -130,6 +132,8 @@ type h2Conn struct {
 	fixed  []byte // conn.fixed
 	// trusted is conn.trusted: the peer's X-Forwarded-* are kept.
 	trusted bool
+	// xfcc is conn.xfcc().
+	xfcc string
 }
 
 // serveHTTP routes and forwards one request of an h2c connection.
@@ -218,6 +222,7 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	out.Header = cloneHeader(r.Header, 4)
 	out.Trailer = r.Trailer.Clone()
 	rewriteHeaders(out.Header, hc.trusted, hc.peer)
+	setXFCC(out.Header, hc.mode, hc.xfcc)
 	x.setBody(r.Body, r.ContentLength, h.p.cfg.ReplayBufferBytes)
 	defer x.end()
 	res, code, msg := h.roundTrip(ctx, out, &x.transportExchange, idempotentMethod(r.Method))

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -168,11 +169,21 @@ func (c *conn) buildOut(cl *route.Cluster) {
 	o = append(o, "\r\n"...)
 	toks := r.connTokens[:r.nConnTokens]
 	hasProto := false
+	// Inbound and at the edge, a client's x-forwarded-client-cert is
+	// removed (Envoy's SANITIZE); inbound over mTLS the proxy sets its own.
+	sanitizeXFCC := c.mode.Kind == Inbound || c.mode.Kind == Gateway
+	var xfcc []byte
+	if pi, ok := c.nc.(PeerIdentity); ok && c.mode.Kind == Inbound {
+		xfcc = pi.XFCC()
+	}
 	for i := range r.headers {
 		f := &r.headers[i]
 		switch classify(f.Name) {
 		case hdrForward:
 			if (len(toks) > 0 && namedIn(f.Name, toks)) || (r.expectContinue && equalFold(f.Name, "expect")) {
+				continue
+			}
+			if sanitizeXFCC && len(f.Name) == len("x-forwarded-client-cert") && equalFold(f.Name, "x-forwarded-client-cert") {
 				continue
 			}
 		case hdrForwarded:
@@ -186,6 +197,9 @@ func (c *conn) buildOut(cl *route.Cluster) {
 		o = appendField(o, f.Name, f.Value)
 	}
 	o = c.appendXFF(o, trusted)
+	if xfcc != nil {
+		o = append(append(append(o, "X-Forwarded-Client-Cert: "...), xfcc...), "\r\n"...)
+	}
 	if !hasProto {
 		o = append(o, "X-Forwarded-Proto: http\r\n"...)
 	}
@@ -228,6 +242,27 @@ func appendField(o, name, value []byte) []byte {
 	o = append(o, ": "...)
 	o = append(o, value...)
 	return append(o, "\r\n"...)
+}
+
+// xfcc is the connection's x-forwarded-client-cert for the app: set on
+// an inbound mTLS connection (PeerIdentity), "" otherwise.
+func (c *conn) xfcc() string {
+	if pi, ok := c.nc.(PeerIdentity); ok && c.mode.Kind == Inbound {
+		return string(pi.XFCC())
+	}
+	return ""
+}
+
+// setXFCC applies the HTTP/1 path's x-forwarded-client-cert rule to a
+// header map: removed from clients inbound and at the edge (Envoy's
+// SANITIZE), then set to xfcc when the caller was authenticated.
+func setXFCC(hd http.Header, m Mode, xfcc string) {
+	if m.Kind == Inbound || m.Kind == Gateway {
+		delete(hd, "X-Forwarded-Client-Cert")
+	}
+	if xfcc != "" {
+		hd["X-Forwarded-Client-Cert"] = []string{xfcc}
+	}
 }
 
 // notFoundMessage says why a request matched no route: no service or route

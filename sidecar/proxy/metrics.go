@@ -17,6 +17,9 @@ type metrics struct {
 	ejections *metric.CounterVec   // cluster
 	rejected  *metric.CounterVec   // code: requests refused before routing
 	timeouts  *metric.CounterVec   // kind: connections closed by a timeout
+	// handshakes counts mTLS handshakes by direction (inbound, upstream)
+	// and result (ok, error).
+	handshakes *metric.CounterVec
 	// writeTimeouts and tcpIdleTimeouts are timeouts' two children.
 	writeTimeouts, tcpIdleTimeouts *metric.Counter
 	acceptErrors                   *metric.Counter // failed Accepts, retried
@@ -44,6 +47,10 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 			Name: "shoal_sidecar_connection_timeouts_total",
 			Help: "Client connections closed by a timeout: kind=write when no byte could be written to the client (it stopped reading) for the write timeout, kind=tcp_idle when a proxied TCP connection moved no byte either way for the idle timeout.",
 		}, []string{"kind"}),
+		handshakes: metric.NewCounterVec(metric.CounterOpts{
+			Name: "shoal_sidecar_tls_handshakes_total",
+			Help: "mTLS handshakes by direction (inbound: a caller at --listen; upstream: this proxy to an mTLS endpoint) and result (ok, error).",
+		}, []string{"direction", "result"}),
 		acceptErrors: metric.NewCounter(metric.CounterOpts{
 			Name: "shoal_sidecar_accept_errors_total",
 			Help: "Failed accepts on the proxy's listeners (out of file descriptors, aborted connections), retried with a backoff.",
@@ -54,7 +61,7 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected, m.timeouts, m.acceptErrors} {
+	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected, m.timeouts, m.acceptErrors, m.handshakes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,6 +92,28 @@ type Config struct {
 	// only, so a long upload, download or event stream goes on as long as
 	// bytes move. Zero means DefaultStreamIdleTimeout; negative means none.
 	StreamIdleTimeout time.Duration
+	// UpstreamTLS originates mTLS to endpoints with a route.Endpoint
+	// ServerID; nil means such endpoints cannot be reached (their
+	// connects fail).
+	UpstreamTLS UpstreamTLS
+}
+
+// UpstreamTLS gives the client TLS configuration for connections to an
+// endpoint that must present serverID (a SPIFFE ID). It is called per new
+// upstream connection, must be safe for concurrent use and must not block;
+// the returned config must not be modified by the caller.
+type UpstreamTLS interface {
+	ClientConfig(serverID string) *tls.Config
+}
+
+// PeerIdentity is implemented by client connections that authenticated
+// their peer (the sidecar's mTLS inbound listener): the proxy passes the
+// identity to the app in x-forwarded-client-cert.
+type PeerIdentity interface {
+	// XFCC returns the x-forwarded-client-cert value for the connection
+	// (Envoy's format, By=<own ID>;URI=<peer ID>), or nil. It is called
+	// after the first request was read (the handshake is done).
+	XFCC() []byte
 }
 
 func (c Config) withDefaults() Config {
@@ -129,7 +152,10 @@ type Proxy struct {
 	metrics *metrics
 	loads   *route.Loads
 	bound   atomic.Pointer[binding]
-	h2      *h2Handler
+	// tlsAddrs maps the address of every endpoint that requires mTLS to
+	// its server ID, for the HTTP/2 path's dialer (which dials by address).
+	tlsAddrs atomic.Pointer[map[string]string]
+	h2       *h2Handler
 	// noCluster counts requests answered before a cluster was chosen.
 	noCluster *clusterState
 

@@ -2,6 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -171,13 +175,45 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 		timeout = min(timeout, time.Until(deadline))
 	}
 	e.BeginConnect()
-	nc, err := net.DialTimeout("tcp", h.addr, timeout)
+	nc, err := p.dialConn(h, timeout)
 	e.EndConnect()
 	if err != nil {
 		return nil, err
 	}
 	return newUpConn(nc, h, p.cfg.StreamIdleTimeout), nil
 }
+
+// dialConn connects to h, over mTLS when the endpoint requires it (the
+// handshake is part of the connect: its failure is a connect failure).
+func (p *Proxy) dialConn(h *host, timeout time.Duration) (net.Conn, error) {
+	var serverID string
+	if id := h.serverID.Load(); id != nil {
+		serverID = *id
+	}
+	start := time.Now()
+	nc, err := net.DialTimeout("tcp", h.addr, timeout)
+	if err != nil || serverID == "" {
+		return nc, err
+	}
+	if p.cfg.UpstreamTLS == nil {
+		nc.Close()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errNoIdentity}
+	}
+	tc := tls.Client(nc, p.cfg.UpstreamTLS.ClientConfig(serverID))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout-time.Since(start))
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		p.CountTLSHandshake("upstream", err)
+		nc.Close()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("mTLS to %s: %w", serverID, err)}
+	}
+	p.CountTLSHandshake("upstream", nil)
+	return tc, nil
+}
+
+// errNoIdentity is the connect error to an mTLS endpoint when this proxy
+// has no identity to present.
+var errNoIdentity = errors.New("the endpoint requires mTLS and this proxy has no identity (--join-token-file)")
 
 // newUpConn wraps a connection to h's endpoint; a blocking write fails
 // after streamIdle (<= 0: never) without progress.
@@ -187,4 +223,42 @@ func newUpConn(nc net.Conn, h *host, streamIdle time.Duration) *upConn {
 	uc.br = bufReader{rd: uc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable
 	return uc
+}
+
+// CountTLSHandshake counts an mTLS handshake in
+// shoal_sidecar_tls_handshakes_total; direction is "inbound" or
+// "upstream". Safe for concurrent use.
+func (p *Proxy) CountTLSHandshake(direction string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	p.metrics.handshakes.WithLabelValues(direction, result).Inc()
+}
+
+// dialTransport dials addr for the HTTP/2 path's transports, over mTLS
+// when addr is an endpoint that requires it (offering ALPN alpn).
+func (p *Proxy) dialTransport(ctx context.Context, d *net.Dialer, network, addr, alpn string) (net.Conn, error) {
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	m := p.tlsAddrs.Load()
+	if m == nil || (*m)[addr] == "" {
+		return nc, nil
+	}
+	if p.cfg.UpstreamTLS == nil {
+		nc.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Err: errNoIdentity}
+	}
+	cfg := p.cfg.UpstreamTLS.ClientConfig((*m)[addr]).Clone()
+	cfg.NextProtos = []string{alpn}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		p.CountTLSHandshake("upstream", err)
+		nc.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("mTLS to %s: %w", (*m)[addr], err)}
+	}
+	p.CountTLSHandshake("upstream", nil)
+	return tc, nil
 }

@@ -58,6 +58,10 @@ type Endpoint struct {
 	Healthy bool
 	// Metadata is opaque to routing (e.g. the instance's version label).
 	Metadata any
+	// ServerID, when set, makes the proxy originate mTLS to the endpoint
+	// and require this SPIFFE ID in its certificate (the destination
+	// service's identity); empty means plain TCP.
+	ServerID string
 	// Index is the endpoint's position in its cluster's Endpoints, set by
 	// New; readers use it to find per-endpoint state in parallel slices.
 	Index int

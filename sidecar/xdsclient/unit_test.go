@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-mesh/shoal/internal/metric"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/shoal-mesh/shoal/internal/metric"
 	discoveryv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/service/discovery/v3"
 )
 

@@ -42,6 +42,12 @@ type Options struct {
 	// Gossip reports what this proxy's gossip view says of an instance.
 	// Nil means gossip knows nothing. It is called during Build only.
 	Gossip func(service, instanceID string) Verdict
+	// ServerID returns the SPIFFE ID an endpoint of service must present
+	// over mTLS (route.Endpoint.ServerID); "" means plain. mtls reports
+	// whether the control plane marks the endpoint as mTLS, san the URI
+	// SAN its cluster's UpstreamTlsContext requires ("" if none). Nil means
+	// plain for all. It is called during Build only.
+	ServerID func(service string, mtls bool, san string) string
 	// Known are services this proxy has seen before (ServiceNames of
 	// earlier snapshots). One that snap no longer has (its last instance
 	// left, so the control plane dropped it) keeps an empty cluster and a
@@ -99,7 +105,7 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 				errs = append(errs, err.Error())
 				continue
 			}
-			cc, err := cluster(c, claOf, o.Gossip)
+			cc, err := cluster(c, claOf, o)
 			if err != nil {
 				errs = append(errs, err.Error())
 				continue
@@ -168,7 +174,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // cluster converts one Cluster and its ClusterLoadAssignment.
-func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAssignment, error), gossip func(string, string) Verdict) (route.ClusterConfig, error) {
+func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAssignment, error), o Options) (route.ClusterConfig, error) {
 	if c == nil {
 		return route.ClusterConfig{}, errors.New("cluster: empty")
 	}
@@ -202,7 +208,18 @@ func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAs
 	if err != nil {
 		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
-	cc.Endpoints = endpoints(cla, service, gossip)
+	var serverID func(*endpointv3.LbEndpoint) string
+	if o.ServerID != nil {
+		matches, err := tlsMatches(c)
+		if err != nil {
+			return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
+		}
+		serverID = func(le *endpointv3.LbEndpoint) string {
+			mtls, san := endpointTLS(matches, le)
+			return o.ServerID(service, mtls, san)
+		}
+	}
+	cc.Endpoints = endpoints(cla, service, o.Gossip, serverID)
 	return cc, nil
 }
 
@@ -328,7 +345,7 @@ const (
 // unhealthy in EDS while this proxy's gossip sees them alive or suspect)
 // are kept in rotation: trying them beats answering 502 for sure, and the
 // proxy's retries and outlier detection handle a real failure.
-func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, gossip func(string, string) Verdict) []route.Endpoint {
+func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, gossip func(string, string) Verdict, serverID func(*endpointv3.LbEndpoint) string) []route.Endpoint {
 	if cla == nil {
 		return nil
 	}
@@ -355,12 +372,16 @@ func endpoints(cla *endpointv3.ClusterLoadAssignment, service string, gossip fun
 			}
 			anyHealthy = anyHealthy || healthy
 			weight := le.GetLoadBalancingWeight().GetValue()
-			out = append(out, route.Endpoint{
+			ep := route.Endpoint{
 				Address:  joinHostPort(sa.GetAddress(), sa.GetPortValue()),
 				Weight:   weight,
 				Healthy:  healthy,
 				Metadata: service + "/" + id,
-			})
+			}
+			if serverID != nil {
+				ep.ServerID = serverID(le)
+			}
+			out = append(out, ep)
 		}
 	}
 	if !anyHealthy {

@@ -73,7 +73,10 @@ type StatusResponse struct {
 	// Duplicates are the addresses registered by more than one instance of a
 	// service (e.g. by the app's npm package and by its sidecar). The control
 	// plane routes to one of them: see DuplicateRegistration.kept_instance_id.
-	Duplicates    []*DuplicateRegistration `protobuf:"bytes,7,rep,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Duplicates []*DuplicateRegistration `protobuf:"bytes,7,rep,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// Identities are the workload certificates this control plane signed
+	// that are still valid, one per instance (the latest).
+	Identities    []*WorkloadIdentity `protobuf:"bytes,8,rep,name=identities,proto3" json:"identities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -157,6 +160,103 @@ func (x *StatusResponse) GetDuplicates() []*DuplicateRegistration {
 	return nil
 }
 
+func (x *StatusResponse) GetIdentities() []*WorkloadIdentity {
+	if x != nil {
+		return x.Identities
+	}
+	return nil
+}
+
+// WorkloadIdentity is the latest certificate (X.509-SVID) signed for one
+// workload instance.
+type WorkloadIdentity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SpiffeId is the identity, spiffe://<trust-domain>/ns/<ns>/svc/<service>.
+	SpiffeId string `protobuf:"bytes,1,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
+	// Instance is the instance id the workload gave (empty if none).
+	Instance string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	// Serial is the certificate's serial number, hex.
+	Serial    string                 `protobuf:"bytes,3,opt,name=serial,proto3" json:"serial,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	SignedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	// Peer is the workload's address as the control plane saw it.
+	Peer          string `protobuf:"bytes,6,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadIdentity) Reset() {
+	*x = WorkloadIdentity{}
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadIdentity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadIdentity) ProtoMessage() {}
+
+func (x *WorkloadIdentity) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadIdentity.ProtoReflect.Descriptor instead.
+func (*WorkloadIdentity) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *WorkloadIdentity) GetSpiffeId() string {
+	if x != nil {
+		return x.SpiffeId
+	}
+	return ""
+}
+
+func (x *WorkloadIdentity) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *WorkloadIdentity) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *WorkloadIdentity) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *WorkloadIdentity) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
+func (x *WorkloadIdentity) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
 // DuplicateRegistration is one address (host:port) that several instances
 // of one service registered.
 type DuplicateRegistration struct {
@@ -176,7 +276,7 @@ type DuplicateRegistration struct {
 
 func (x *DuplicateRegistration) Reset() {
 	*x = DuplicateRegistration{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[2]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -188,7 +288,7 @@ func (x *DuplicateRegistration) String() string {
 func (*DuplicateRegistration) ProtoMessage() {}
 
 func (x *DuplicateRegistration) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[2]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -201,7 +301,7 @@ func (x *DuplicateRegistration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DuplicateRegistration.ProtoReflect.Descriptor instead.
 func (*DuplicateRegistration) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{2}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DuplicateRegistration) GetService() string {
@@ -251,7 +351,7 @@ type XdsClient struct {
 
 func (x *XdsClient) Reset() {
 	*x = XdsClient{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[3]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +363,7 @@ func (x *XdsClient) String() string {
 func (*XdsClient) ProtoMessage() {}
 
 func (x *XdsClient) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[3]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +376,7 @@ func (x *XdsClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XdsClient.ProtoReflect.Descriptor instead.
 func (*XdsClient) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *XdsClient) GetNodeId() string {
@@ -353,7 +453,7 @@ type ResourceStatus struct {
 
 func (x *ResourceStatus) Reset() {
 	*x = ResourceStatus{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[4]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +465,7 @@ func (x *ResourceStatus) String() string {
 func (*ResourceStatus) ProtoMessage() {}
 
 func (x *ResourceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[4]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +478,7 @@ func (x *ResourceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceStatus.ProtoReflect.Descriptor instead.
 func (*ResourceStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ResourceStatus) GetTypeUrl() string {
@@ -451,7 +551,7 @@ type RouteStatus struct {
 
 func (x *RouteStatus) Reset() {
 	*x = RouteStatus{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[5]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -463,7 +563,7 @@ func (x *RouteStatus) String() string {
 func (*RouteStatus) ProtoMessage() {}
 
 func (x *RouteStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[5]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -476,7 +576,7 @@ func (x *RouteStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteStatus.ProtoReflect.Descriptor instead.
 func (*RouteStatus) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RouteStatus) GetName() string {
@@ -526,7 +626,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +638,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[6]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +651,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Member) GetName() string {
@@ -604,7 +704,7 @@ type TrafficRequest struct {
 
 func (x *TrafficRequest) Reset() {
 	*x = TrafficRequest{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +716,7 @@ func (x *TrafficRequest) String() string {
 func (*TrafficRequest) ProtoMessage() {}
 
 func (x *TrafficRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[7]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +729,7 @@ func (x *TrafficRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrafficRequest.ProtoReflect.Descriptor instead.
 func (*TrafficRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{8}
 }
 
 type TrafficResponse struct {
@@ -644,7 +744,7 @@ type TrafficResponse struct {
 
 func (x *TrafficResponse) Reset() {
 	*x = TrafficResponse{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +756,7 @@ func (x *TrafficResponse) String() string {
 func (*TrafficResponse) ProtoMessage() {}
 
 func (x *TrafficResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[8]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +769,7 @@ func (x *TrafficResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrafficResponse.ProtoReflect.Descriptor instead.
 func (*TrafficResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TrafficResponse) GetWindow() *durationpb.Duration {
@@ -716,7 +816,7 @@ type Edge struct {
 
 func (x *Edge) Reset() {
 	*x = Edge{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +828,7 @@ func (x *Edge) String() string {
 func (*Edge) ProtoMessage() {}
 
 func (x *Edge) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[9]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +841,7 @@ func (x *Edge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Edge.ProtoReflect.Descriptor instead.
 func (*Edge) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Edge) GetSource() string {
@@ -828,7 +928,7 @@ type EndpointTraffic struct {
 
 func (x *EndpointTraffic) Reset() {
 	*x = EndpointTraffic{}
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[10]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +940,7 @@ func (x *EndpointTraffic) String() string {
 func (*EndpointTraffic) ProtoMessage() {}
 
 func (x *EndpointTraffic) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_mesh_service_proto_msgTypes[10]
+	mi := &file_shoal_v1_mesh_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +953,7 @@ func (x *EndpointTraffic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointTraffic.ProtoReflect.Descriptor instead.
 func (*EndpointTraffic) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_mesh_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EndpointTraffic) GetSource() string {
@@ -938,7 +1038,7 @@ var File_shoal_v1_mesh_service_proto protoreflect.FileDescriptor
 const file_shoal_v1_mesh_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1bshoal/v1/mesh_service.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
-	"\rStatusRequest\"\xcf\x02\n" +
+	"\rStatusRequest\"\x8b\x03\n" +
 	"\x0eStatusResponse\x122\n" +
 	"\x15control_plane_version\x18\x01 \x01(\tR\x13controlPlaneVersion\x12(\n" +
 	"\x10control_plane_id\x18\x02 \x01(\tR\x0econtrolPlaneId\x12\x14\n" +
@@ -948,7 +1048,18 @@ const file_shoal_v1_mesh_service_proto_rawDesc = "" +
 	"\amembers\x18\x06 \x03(\v2\x10.shoal.v1.MemberR\amembers\x12?\n" +
 	"\n" +
 	"duplicates\x18\a \x03(\v2\x1f.shoal.v1.DuplicateRegistrationR\n" +
-	"duplicates\"\x98\x01\n" +
+	"duplicates\x12:\n" +
+	"\n" +
+	"identities\x18\b \x03(\v2\x1a.shoal.v1.WorkloadIdentityR\n" +
+	"identities\"\xeb\x01\n" +
+	"\x10WorkloadIdentity\x12\x1b\n" +
+	"\tspiffe_id\x18\x01 \x01(\tR\bspiffeId\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\tR\binstance\x12\x16\n" +
+	"\x06serial\x18\x03 \x01(\tR\x06serial\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x127\n" +
+	"\tsigned_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12\x12\n" +
+	"\x04peer\x18\x06 \x01(\tR\x04peer\"\x98\x01\n" +
 	"\x15DuplicateRegistration\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12!\n" +
@@ -1032,43 +1143,47 @@ func file_shoal_v1_mesh_service_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_mesh_service_proto_rawDescData
 }
 
-var file_shoal_v1_mesh_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_shoal_v1_mesh_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_shoal_v1_mesh_service_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 0: shoal.v1.StatusRequest
 	(*StatusResponse)(nil),        // 1: shoal.v1.StatusResponse
-	(*DuplicateRegistration)(nil), // 2: shoal.v1.DuplicateRegistration
-	(*XdsClient)(nil),             // 3: shoal.v1.XdsClient
-	(*ResourceStatus)(nil),        // 4: shoal.v1.ResourceStatus
-	(*RouteStatus)(nil),           // 5: shoal.v1.RouteStatus
-	(*Member)(nil),                // 6: shoal.v1.Member
-	(*TrafficRequest)(nil),        // 7: shoal.v1.TrafficRequest
-	(*TrafficResponse)(nil),       // 8: shoal.v1.TrafficResponse
-	(*Edge)(nil),                  // 9: shoal.v1.Edge
-	(*EndpointTraffic)(nil),       // 10: shoal.v1.EndpointTraffic
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*WorkloadIdentity)(nil),      // 2: shoal.v1.WorkloadIdentity
+	(*DuplicateRegistration)(nil), // 3: shoal.v1.DuplicateRegistration
+	(*XdsClient)(nil),             // 4: shoal.v1.XdsClient
+	(*ResourceStatus)(nil),        // 5: shoal.v1.ResourceStatus
+	(*RouteStatus)(nil),           // 6: shoal.v1.RouteStatus
+	(*Member)(nil),                // 7: shoal.v1.Member
+	(*TrafficRequest)(nil),        // 8: shoal.v1.TrafficRequest
+	(*TrafficResponse)(nil),       // 9: shoal.v1.TrafficResponse
+	(*Edge)(nil),                  // 10: shoal.v1.Edge
+	(*EndpointTraffic)(nil),       // 11: shoal.v1.EndpointTraffic
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
 }
 var file_shoal_v1_mesh_service_proto_depIdxs = []int32{
-	3,  // 0: shoal.v1.StatusResponse.clients:type_name -> shoal.v1.XdsClient
-	5,  // 1: shoal.v1.StatusResponse.routes:type_name -> shoal.v1.RouteStatus
-	6,  // 2: shoal.v1.StatusResponse.members:type_name -> shoal.v1.Member
-	2,  // 3: shoal.v1.StatusResponse.duplicates:type_name -> shoal.v1.DuplicateRegistration
-	11, // 4: shoal.v1.XdsClient.connected_at:type_name -> google.protobuf.Timestamp
-	4,  // 5: shoal.v1.XdsClient.resources:type_name -> shoal.v1.ResourceStatus
-	11, // 6: shoal.v1.ResourceStatus.last_ack_time:type_name -> google.protobuf.Timestamp
-	12, // 7: shoal.v1.ResourceStatus.last_push_to_ack:type_name -> google.protobuf.Duration
-	12, // 8: shoal.v1.TrafficResponse.window:type_name -> google.protobuf.Duration
-	9,  // 9: shoal.v1.TrafficResponse.edges:type_name -> shoal.v1.Edge
-	10, // 10: shoal.v1.TrafficResponse.endpoints:type_name -> shoal.v1.EndpointTraffic
-	0,  // 11: shoal.v1.MeshService.Status:input_type -> shoal.v1.StatusRequest
-	7,  // 12: shoal.v1.MeshService.Traffic:input_type -> shoal.v1.TrafficRequest
-	1,  // 13: shoal.v1.MeshService.Status:output_type -> shoal.v1.StatusResponse
-	8,  // 14: shoal.v1.MeshService.Traffic:output_type -> shoal.v1.TrafficResponse
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 0: shoal.v1.StatusResponse.clients:type_name -> shoal.v1.XdsClient
+	6,  // 1: shoal.v1.StatusResponse.routes:type_name -> shoal.v1.RouteStatus
+	7,  // 2: shoal.v1.StatusResponse.members:type_name -> shoal.v1.Member
+	3,  // 3: shoal.v1.StatusResponse.duplicates:type_name -> shoal.v1.DuplicateRegistration
+	2,  // 4: shoal.v1.StatusResponse.identities:type_name -> shoal.v1.WorkloadIdentity
+	12, // 5: shoal.v1.WorkloadIdentity.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 6: shoal.v1.WorkloadIdentity.signed_at:type_name -> google.protobuf.Timestamp
+	12, // 7: shoal.v1.XdsClient.connected_at:type_name -> google.protobuf.Timestamp
+	5,  // 8: shoal.v1.XdsClient.resources:type_name -> shoal.v1.ResourceStatus
+	12, // 9: shoal.v1.ResourceStatus.last_ack_time:type_name -> google.protobuf.Timestamp
+	13, // 10: shoal.v1.ResourceStatus.last_push_to_ack:type_name -> google.protobuf.Duration
+	13, // 11: shoal.v1.TrafficResponse.window:type_name -> google.protobuf.Duration
+	10, // 12: shoal.v1.TrafficResponse.edges:type_name -> shoal.v1.Edge
+	11, // 13: shoal.v1.TrafficResponse.endpoints:type_name -> shoal.v1.EndpointTraffic
+	0,  // 14: shoal.v1.MeshService.Status:input_type -> shoal.v1.StatusRequest
+	8,  // 15: shoal.v1.MeshService.Traffic:input_type -> shoal.v1.TrafficRequest
+	1,  // 16: shoal.v1.MeshService.Status:output_type -> shoal.v1.StatusResponse
+	9,  // 17: shoal.v1.MeshService.Traffic:output_type -> shoal.v1.TrafficResponse
+	16, // [16:18] is the sub-list for method output_type
+	14, // [14:16] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_mesh_service_proto_init() }
@@ -1082,7 +1197,7 @@ func file_shoal_v1_mesh_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_mesh_service_proto_rawDesc), len(file_shoal_v1_mesh_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
