@@ -10,7 +10,7 @@ PM2DIR := e2e/pm2
 
 export SHOAL_TEST_STRICT := 1
 
-.PHONY: test check build proto go-test node-test node-deps browser-deps soak-smoke quickstart-test demo
+.PHONY: test check build proto go-test node-test node-deps browser-deps h2spec-deps soak-smoke quickstart-test demo
 
 ## test: every check and every Go and Node.js test, e2e included.
 test: check build go-test node-test quickstart-test soak-smoke
@@ -49,7 +49,14 @@ browser-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "the dashboard test needs Chromium: apt-get install chromium (as root)"; exit 1; fi; }
 
-go-test: build node-deps browser-deps
+## h2spec-deps: h2spec, the HTTP/2 conformance suite sidecar/proxy's
+## TestH2Spec runs against the proxy's listeners (go install, pinned).
+H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+h2spec-deps:
+	@command -v h2spec >/dev/null || test -x "$$($(GO) env GOPATH)/bin/h2spec" || \
+	  GOBIN="$$($(GO) env GOPATH)/bin" $(GO) install $(H2SPEC)
+
+go-test: build node-deps browser-deps h2spec-deps
 	SHOAL_BIN=$(BIN)/shoal $(GO) test -race -timeout 20m ./...
 
 node-test: build

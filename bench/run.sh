@@ -9,6 +9,7 @@
 #   bench/run.sh                 # full run: 3 rounds x 10 s after 2 s warmup
 #   bench/run.sh --quick         # smoke run, about a minute
 #   bench/run.sh --runs 5 --duration 20s --proxy-cpus 1 --load-cpus 0
+#   bench/run.sh --h2            # h2c gRPC unary calls with h2load instead of HTTP/1.1
 #   bench/run.sh --cpbench       # the control-plane bench instead (flags follow)
 #
 # Every other flag goes to the harness (bench/results/bin/sidebyside -h).
@@ -28,6 +29,7 @@ install_tools() {
 	command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
 	command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 	command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+	command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 	((${#missing[@]} == 0)) && return 0
 	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
 		log "missing ${missing[*]}: install them (apt-get install ${missing[*]}) and retry"
@@ -97,7 +99,7 @@ go build -o "$bin/$mode" "./bench/cmd/$mode"
 if [[ $mode == sidebyside ]]; then
 	"$bin/sidebyside" --shoal "$bin/shoal" --sidecar "$bin/shoal-sidecar" --backend "$bin/backend" \
 		--nginx "$(command -v nginx || echo /usr/sbin/nginx)" \
-		--haproxy "$(command -v haproxy || echo /usr/sbin/haproxy)" \
+		--haproxy "$(command -v haproxy || echo /usr/sbin/haproxy)" --h2load "$(command -v h2load || echo h2load)" \
 		--results "$root/bench/results" --work "$work" "$@" &
 else
 	"$bin/cpbench" --shoal "$bin/shoal" --results "$root/bench/results" --work "$work" "$@" &

@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // Config configures a control plane. It is copied by New and never mutated.
@@ -58,12 +58,10 @@ type Config struct {
 
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Registerer receives the control plane's metrics; nil means a private
-	// registry served on /metrics.
-	Registerer prometheus.Registerer
-	// Gatherer is served on /metrics; it must be the Registerer's
-	// counterpart when Registerer is set.
-	Gatherer prometheus.Gatherer
+	// Registry receives the control plane's metrics and is served on
+	// /metrics; nil means a private one with the Go runtime and process
+	// collectors.
+	Registry *metric.Registry
 }
 
 // DefaultConfig returns the documented defaults of `shoal controlplane`.

@@ -5,7 +5,6 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/shoal-mesh/shoal/controlplane/internal/promadapter"
 	"github.com/shoal-mesh/shoal/internal/metric"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry/gossip"
@@ -30,15 +29,15 @@ func (s *Server) startGossip() error {
 	gc := gossip.DefaultConfig("controlplane-"+s.id(), gossip.RoleControlPlane)
 	gc.BindAddr, gc.BindPort, gc.Seeds = host, p, s.cfg.GossipJoin
 	gc.Keys, gc.Label = s.cfg.GossipKeys, s.cfg.GossipLabel
-	// Gossip instruments with internal/metric (it is linked into the
-	// sidecar too); its registry is exported on the control plane's.
+	// Gossip's metrics live in a registry of their own, registered on the
+	// control plane's (and unregistered when the member closes).
 	greg := metric.NewRegistry()
 	gc.Logger, gc.Registerer = s.log, greg
 	if s.member, err = gossip.New(gc); err != nil {
 		return err
 	}
-	s.gossipMetrics = promadapter.New(greg)
-	if err := s.reg.Register(s.gossipMetrics); err != nil {
+	s.gossipMetrics = greg
+	if err := s.reg.Register(greg); err != nil {
 		s.gossipMetrics = nil
 		return fmt.Errorf("controlplane: register gossip metrics: %w", err)
 	}

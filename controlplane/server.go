@@ -14,9 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -30,6 +27,7 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
+	"github.com/shoal-mesh/shoal/internal/metric"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
@@ -44,8 +42,7 @@ type Server struct {
 	etcd   *etcdserver.Server // nil with external etcd
 	client *clientv3.Client
 
-	reg      prometheus.Registerer
-	gatherer prometheus.Gatherer
+	reg *metric.Registry
 
 	xdsLis, apiLis, adminLis net.Listener
 	xdsGRPC, apiGRPC         *grpc.Server
@@ -64,7 +61,7 @@ type Server struct {
 	member       *gossip.Member
 	cancelGossip func()
 	// gossipMetrics exports the member's metrics on reg; nil without gossip.
-	gossipMetrics prometheus.Collector
+	gossipMetrics *metric.Registry
 
 	closeOnce sync.Once
 }
@@ -170,11 +167,10 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) setupMetrics() {
-	s.reg, s.gatherer = s.cfg.Registerer, s.cfg.Gatherer
+	s.reg = s.cfg.Registry
 	if s.reg == nil {
-		r := prometheus.NewRegistry()
-		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		s.reg, s.gatherer = r, r
+		s.reg = metric.NewRegistry()
+		s.reg.MustRegister(metric.NewGoCollector(), metric.NewProcessCollector())
 	}
 }
 
@@ -317,7 +313,7 @@ func (s *Server) setupServices() error {
 		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, TrustDomain: s.cfg.TrustDomain})
 	}
 	// Computed when scraped, not on every registry change.
-	dups := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	dups := metric.NewGaugeFunc(metric.GaugeOpts{
 		Name: "shoal_controlplane_duplicate_registrations",
 		Help: "Addresses (host:port) registered by more than one instance of a service; the control plane serves one of each (shoal status lists them).",
 	}, func() float64 { return float64(len(xds.DuplicateRegistrations(s.state.Endpoints()))) })
@@ -353,7 +349,7 @@ func (s *Server) setupServices() error {
 	api.RegisterDrain(s.xdsGRPC, drainSource{s.xds})
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", s.reg)
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
 		if !s.state.ready() || !s.xds.Ready() {
 			http.Error(w, "not ready: first read of etcd not done", http.StatusServiceUnavailable)

@@ -3,9 +3,16 @@
 package e2e
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(grpcBackendEnv); addr != "" {
+		serveGRPCBackend(addr) // this process is a gRPC backend (grpc_test.go)
+		return
+	}
+	goleak.VerifyTestMain(m)
+}

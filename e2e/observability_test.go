@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/e2e/harness"
 	"github.com/shoal-mesh/shoal/internal/testutil/browser"
+	"github.com/shoal-mesh/shoal/registry"
 )
 
 // TestLoadReportsMakeTheMeshVisible: sidecars and the gateway report their
@@ -81,4 +85,62 @@ func TestLoadReportsMakeTheMeshVisible(t *testing.T) {
 		}
 		t.Logf("screenshot: %s", shot)
 	})
+}
+
+// TestAccessLogFlags: a sidecar with --access-log writes one line per
+// request in Envoy's format, with the response flag that says why: NR for
+// a host no route or service matches, UF for an instance that refuses
+// connections, and the upstream host for a request that was served.
+func TestAccessLogFlags(t *testing.T) {
+	m := harness.StartMesh(t, 1, harness.MeshOptions{})
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	sc := harness.StartSidecar(t, harness.SidecarOptions{
+		CP: m.CP, Service: "caller", InstanceID: "caller-1", AppPort: harness.FreePort(t), NoRegister: true,
+		Outbound: true, Extra: []string{"--access-log", logFile},
+	})
+	// An instance of "dead" whose port nothing listens on.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cli := m.CP.EtcdClient(t)
+	if _, err := cli.Do(ctx, harness.PutInstance(t, registry.Instance{ID: "dead-1", Service: "dead", Address: "127.0.0.1", Port: harness.FreePort(t)})); err != nil {
+		t.Fatal(err)
+	}
+	m.WaitRoutable(t, sc, "web", 0)
+	for ctx.Err() == nil && len(sc.RoutableEndpoints("dead")) == 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	client := harness.NewHTTPClient("")
+	url := "http://" + sc.Outbound + "/path?q=1"
+	for _, c := range []struct {
+		host string
+		want int
+	}{{"web", 200}, {"nosuch", 404}, {"dead", 502}} {
+		if _, code, err := harness.Fetch(ctx, client, "GET", url, c.host, http.Header{"User-Agent": {"e2e-" + c.host}}, 5*time.Second); err != nil || code != c.want {
+			t.Fatalf("GET Host %s: %d, %v; want %d", c.host, code, err, c.want)
+		}
+	}
+	// Lines are written within the flush interval (100 ms).
+	var lines []string
+	for ctx.Err() == nil {
+		b, _ := os.ReadFile(logFile)
+		lines = strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) >= 3 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := map[string]*regexp.Regexp{
+		"web":    regexp.MustCompile(`^\[\S+\] "GET /path\?q=1 HTTP/1\.1" 200 - 0 (\d+|-) \d+ - "-" "e2e-web" "[0-9a-f-]{36}" "web" "` + regexp.QuoteMeta(m.Addr(0)) + `"$`),
+		"nosuch": regexp.MustCompile(`^\[\S+\] "GET /path\?q=1 HTTP/1\.1" 404 NR 0 - \d+ - "-" "e2e-nosuch" "-" "nosuch" "-"$`),
+		"dead":   regexp.MustCompile(`^\[\S+\] "GET /path\?q=1 HTTP/1\.1" 502 UF(,URX)? 0 - \d+ - "-" "e2e-dead" "[0-9a-f-]{36}" "dead" "127\.0\.0\.1:\d+"$`),
+	}
+	for host, re := range want {
+		found := false
+		for _, ln := range lines {
+			found = found || re.MatchString(ln)
+		}
+		if !found {
+			t.Errorf("no access log line for Host %s matching %s in:\n%s", host, re, strings.Join(lines, "\n"))
+		}
+	}
 }

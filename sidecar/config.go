@@ -127,6 +127,12 @@ type Config struct {
 	// not cut. Zero means proxy.DefaultWriteTimeout (60s); negative means
 	// none.
 	WriteTimeout time.Duration
+	// AccessLog is where a line per request goes: "stdout", "stderr" or a
+	// file path (appended to); empty means no access log.
+	AccessLog string
+	// AccessLogFormat is "text" (Envoy's default format; also when empty)
+	// or "json".
+	AccessLogFormat string
 	// TCPIdleTimeout closes both sides of a proxied TCP connection when no
 	// byte moved either way for this long. Zero means
 	// proxy.DefaultTCPIdleTimeout (1h); negative means never.

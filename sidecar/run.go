@@ -156,6 +156,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		goRun(func() error { return p.id.Run(bg) })
 	}
 	goRun(func() error { return p.lrs.Run(bg) })
+	if p.accessLog != nil {
+		// Returns (after writing what is left) once bg is cancelled, after
+		// the drain.
+		goRun(func() error { p.accessLog.Run(bg); return nil })
+	}
 	goRun(func() error { return p.rebuildLoop(bg) })
 	reg, err := p.startHealthAndRegistration(bg, goRun)
 	if err != nil {

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	sidecaridentity "github.com/shoal-mesh/shoal/sidecar/identity"
 	"github.com/shoal-mesh/shoal/sidecar/lrsclient"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
@@ -47,8 +49,12 @@ type Proxy struct {
 	// release).
 	lrs     *lrsclient.Client
 	lrsConn *grpc.ClientConn
-	member  *gossip.Member // nil without gossip
-	self    registry.Instance
+	// accessLog writes the access log (nil: off) to accessFile when it is
+	// a file (closed by release).
+	accessLog  *accesslog.Logger
+	accessFile *os.File
+	member     *gossip.Member // nil without gossip
+	self       registry.Instance
 
 	listeners []served     // bound in New, served in Run
 	adminLis  net.Listener // nil without admin
@@ -103,6 +109,9 @@ func New(cfg Config) (_ *Proxy, err error) {
 		return nil, err
 	}
 	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
+	if pc.AccessLog, err = p.openAccessLog(); err != nil {
+		return nil, err
+	}
 	if cfg.JoinToken != "" {
 		ic := sidecaridentity.Config{
 			Server: cfg.XDS, Token: cfg.JoinToken, CABundle: cfg.CABundle, StateDir: cfg.StateDir,
@@ -281,6 +290,9 @@ func (p *Proxy) release() {
 		if p.lrsConn != nil {
 			p.lrsConn.Close()
 		}
+		if p.accessFile != nil {
+			p.accessFile.Close()
+		}
 	})
 }
 
@@ -392,4 +404,31 @@ func (c *Config) spiffeID() (string, error) {
 		return "", fmt.Errorf("sidecar: identity: %w", err)
 	}
 	return id.String(), nil
+}
+
+// openAccessLog opens the access log's destination (Config.AccessLog).
+func (p *Proxy) openAccessLog() (*accesslog.Logger, error) {
+	c := p.cfg
+	if c.AccessLog == "" {
+		return nil, nil
+	}
+	format, ok := accesslog.ParseFormat(c.AccessLogFormat)
+	if !ok {
+		return nil, fmt.Errorf("sidecar: --access-log-format %q: want text or json", c.AccessLogFormat)
+	}
+	var w io.Writer
+	switch c.AccessLog {
+	case "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, err := os.OpenFile(c.AccessLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("sidecar: --access-log: %w", err)
+		}
+		p.accessFile, w = f, f
+	}
+	p.accessLog = accesslog.New(accesslog.Config{W: w, Format: format})
+	return p.accessLog, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar"
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 )
 
@@ -26,6 +27,7 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 // proxyFlags are the flags `shoal sidecar` and `shoal gateway` share.
 type proxyFlags struct {
 	xds, stateDir, admin, gossipListen, gossipJoin, gossipLabel, logLevel string
+	accessLog, accessLogFormat                                            string
 	identity                                                              identityFlags
 	gossipKey                                                             gossipKeyFlags
 	sotw, pprof                                                           bool
@@ -48,6 +50,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.writeTimeout, "write-timeout", proxy.DefaultWriteTimeout, "close a client connection when no byte of its response could be written for this long (a client that stopped reading; a slow download that keeps reading is not cut); negative disables")
 	fs.DurationVar(&f.tcpIdleTimeout, "tcp-idle-timeout", proxy.DefaultTCPIdleTimeout, "close both sides of a proxied TCP connection when no byte moved either way for this long; negative disables")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.accessLogFormat, "access-log-format", "text", "access log line format: text (Envoy's default format) or json")
 	f.identity.register(fs)
 	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	f.memoryLimit = memoryLimitFlag{v: defaultProxyMemoryLimit, gcPercent: defaultProxyGCPercent}
@@ -71,6 +74,10 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 		return err
 	}
 	cfg.MTLS = f.identity.mtls
+	cfg.AccessLog, cfg.AccessLogFormat = f.accessLog, f.accessLogFormat
+	if _, ok := accesslog.ParseFormat(f.accessLogFormat); !ok {
+		return usageErrorf("--access-log-format %q: want text or json", f.accessLogFormat)
+	}
 	f.memoryLimit.apply()
 	if cfg.Logger, err = newLogger(stderr, f.logLevel); err != nil {
 		return err
@@ -146,6 +153,7 @@ func sidecarCommand() proxyCommand {
 	cfg := sidecar.Config{Mode: sidecar.ModeSidecar, Register: true}
 	fs := flag.NewFlagSet("shoal sidecar", flag.ContinueOnError)
 	f.register(fs, "127.0.0.1:15000")
+	fs.StringVar(&f.accessLog, "access-log", "", "a line per request (Envoy's format, with response flags) to stdout, stderr or a file; empty disables")
 	fs.StringVar(&cfg.Service, "service", "", "the app's service name (required)")
 	fs.IntVar(&cfg.AppPort, "app-port", 0, "the app's port (required)")
 	fs.StringVar(&cfg.AppAddress, "app-address", "127.0.0.1", "the app's address")
@@ -190,6 +198,7 @@ func gatewayCommand() proxyCommand {
 	cfg := sidecar.Config{Mode: sidecar.ModeGateway}
 	fs := flag.NewFlagSet("shoal gateway", flag.ContinueOnError)
 	f.register(fs, "127.0.0.1:15100")
+	fs.StringVar(&f.accessLog, "access-log", "stdout", "a line per request (Envoy's format, with response flags) to stdout, stderr or a file; empty disables")
 	fs.StringVar(&cfg.GatewayListen, "listen", "0.0.0.0:8080", "public listener")
 	fs.IntVar(&cfg.TrustedHops, "trusted-hops", 0, "X-Forwarded-For hops to trust for the client IP (0: the peer address)")
 	run := func(ctx context.Context, stderr io.Writer) error {

@@ -16,11 +16,12 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // MetricLatencyMS is the named load metric in which a shoal proxy reports
@@ -35,7 +36,7 @@ type Config struct {
 	// Window is how long reports are kept for Snapshot; zero means 1m.
 	Window time.Duration
 	// Registerer receives the per-edge counters; nil registers nothing.
-	Registerer prometheus.Registerer
+	Registerer metric.Registerer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -50,9 +51,9 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	edgeRequests *prometheus.CounterVec // source, destination, result
-	streams      prometheus.Gauge
-	reports      prometheus.Counter
+	edgeRequests *metric.CounterVec // source, destination, result
+	streams      *metric.Gauge
+	reports      *metric.Counter
 
 	// mu guards edges and endpoints.
 	mu        sync.Mutex
@@ -83,21 +84,21 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg,
 		log: cfg.Logger.With("component", "lrs"),
-		edgeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		edgeRequests: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_controlplane_edge_requests_total",
 			Help: "Requests from a source service to a destination service as reported by proxies over LRS; result is success or error.",
 		}, []string{"source", "destination", "result"}),
-		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+		streams: metric.NewGauge(metric.GaugeOpts{
 			Name: "shoal_controlplane_lrs_streams", Help: "Open load reporting streams.",
 		}),
-		reports: prometheus.NewCounter(prometheus.CounterOpts{
+		reports: metric.NewCounter(metric.CounterOpts{
 			Name: "shoal_controlplane_lrs_reports_total", Help: "Load reports received.",
 		}),
 		edges:     map[edgeKey]*series{},
 		endpoints: map[endpointKey]*series{},
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.edgeRequests, s.streams, s.reports} {
+		for _, c := range []metric.Collector{s.edgeRequests, s.streams, s.reports} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("lrs: register metrics: %w", err)
 			}
@@ -220,10 +221,10 @@ func (s *Server) record(node, source string, stats []*endpointv3.ClusterStats) {
 		// strategy clusters make one edge).
 		ser.add(now, node+"\x00"+cs.GetClusterName(), total, inProgress)
 		if total.success > 0 {
-			s.edgeRequests.WithLabelValues(source, dst, "success").Add(float64(total.success))
+			s.edgeRequests.WithLabelValues(source, dst, "success").Add(uint64(total.success))
 		}
 		if total.errors > 0 {
-			s.edgeRequests.WithLabelValues(source, dst, "error").Add(float64(total.errors))
+			s.edgeRequests.WithLabelValues(source, dst, "error").Add(uint64(total.errors))
 		}
 	}
 	s.pruneLocked(now)

@@ -12,13 +12,13 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -79,7 +79,7 @@ func report(cluster, service string, eps ...*endpointv3.UpstreamEndpointStats) *
 
 func TestStreamLoadStats(t *testing.T) {
 	clk := &clock{now: time.Unix(1_800_000_000, 0)}
-	reg := prometheus.NewRegistry()
+	reg := metric.NewRegistry()
 	s, err := New(Config{Interval: 3 * time.Second, Window: time.Minute, Registerer: reg, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -124,10 +124,10 @@ func TestStreamLoadStats(t *testing.T) {
 		if len(eps) != 3 || eps[0].Cluster != "orders" || eps[0].Address != "127.0.0.1:3001" || eps[0].Requests != 100 || eps[0].Errors != 10 {
 			t.Errorf("endpoints = %+v", eps)
 		}
-		if got := testutil.ToFloat64(s.edgeRequests.WithLabelValues("web", "orders", "success")); got != 240 {
+		if got := s.edgeRequests.WithLabelValues("web", "orders", "success").Value(); got != 240 {
 			t.Errorf("edge success counter = %v, want 240", got)
 		}
-		if got := testutil.ToFloat64(s.edgeRequests.WithLabelValues("web", "orders", "error")); got != 10 {
+		if got := s.edgeRequests.WithLabelValues("web", "orders", "error").Value(); got != 10 {
 			t.Errorf("edge error counter = %v, want 10", got)
 		}
 		stream.CloseSend()

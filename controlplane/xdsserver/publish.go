@@ -120,7 +120,7 @@ func (p *publisher) updateEndpoints(clas []types.Resource, now time.Time) (expir
 	}
 	slices.Sort(expired)
 	p.claVersions, p.claPublished = next, present
-	p.m.changedCLA.Add(float64(len(changed) + len(expired)))
+	p.m.changedCLA.Add(uint64(len(changed) + len(expired)))
 	if len(changed) > 0 {
 		if err := p.eds.UpdateResources(changed, nil); err != nil {
 			p.log.Error("update endpoint assignments", "err", err)

@@ -16,11 +16,11 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/internal/metric"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
@@ -29,7 +29,7 @@ type Config struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the shoal_xds_* metrics; nil registers none.
-	Registerer prometheus.Registerer
+	Registerer metric.Registerer
 	// Debounce is how long an update waits for more updates before it is
 	// applied (a burst of registry events becomes one push). Zero means
 	// 30ms.

@@ -15,7 +15,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
+	"github.com/shoal-mesh/shoal/internal/metric"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 )
@@ -209,7 +209,7 @@ func TestServerDeltaSendsOnlyTheChangedAssignment(t *testing.T) {
 }
 
 func TestServerStatusTracksAcksAndRoutes(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := metric.NewRegistry()
 	srv, addr := startServer(t, Config{Registerer: reg})
 	c := newDeltaClient(t, addr, &corev3.Node{Id: "grpc-1", UserAgentName: "gRPC Go", UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: "1.85.0"}})
 	c.subscribe(resource.ClusterType, "orders")
@@ -255,13 +255,9 @@ func TestServerStatusTracksAcksAndRoutes(t *testing.T) {
 	if !slices.Equal(accepted, []string{"a-first"}) {
 		t.Errorf("accepted routes = %v, want [a-first]", accepted)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, mf := range mfs {
-		names = append(names, mf.GetName())
+	for _, f := range reg.Gather() {
+		names = append(names, f.Name)
 	}
 	for _, want := range []string{"shoal_xds_push_to_ack_seconds", "shoal_xds_acks_total", "shoal_xds_pushed_bytes_total"} {
 		if !slices.Contains(names, want) {

@@ -148,7 +148,7 @@ func (t *tracker) response(key streamKey, typeURL, version, nonce string, size i
 	}
 	ts.pushes[nonce] = push{version: version, at: t.now()}
 	t.m.pushes.WithLabelValues(shortType(typeURL), deltaLabel(key.delta)).Inc()
-	t.m.bytes.WithLabelValues(shortType(typeURL), deltaLabel(key.delta)).Add(float64(size))
+	t.m.bytes.WithLabelValues(shortType(typeURL), deltaLabel(key.delta)).Add(uint64(size))
 }
 
 // resumed records that a delta client subscribed to typeURL holding n

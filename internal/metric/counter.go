@@ -29,6 +29,9 @@ func NewCounter(o CounterOpts) *Counter {
 // Inc adds one. It is a single atomic add.
 func (c *Counter) Inc() { c.n.Add(1) }
 
+// Add adds n (a count: bytes, events). It is a single atomic add.
+func (c *Counter) Add(n uint64) { c.n.Add(n) }
+
 // Value returns the current count.
 func (c *Counter) Value() float64 { return float64(c.n.Load()) }
 

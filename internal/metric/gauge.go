@@ -67,3 +67,23 @@ func (gv *GaugeVec) WithLabelValues(lvs ...string) *Gauge { return gv.v.with(lvs
 func (gv *GaugeVec) describe(dst []Family) []Family { return append(dst, gv.v.d.family()) }
 
 func (gv *GaugeVec) collect(dst []Family) []Family { return gv.v.collect(dst, (*Gauge).sample) }
+
+// GaugeFunc is a gauge whose value is computed when it is collected (a
+// scrape), for values that are cheaper to compute on demand than to keep
+// up to date. Safe for concurrent use if f is.
+type GaugeFunc struct {
+	f func() float64
+	d *desc
+}
+
+// NewGaugeFunc returns a gauge to register whose value is f(), called at
+// every collection; f must be safe for concurrent use and must not block.
+func NewGaugeFunc(o GaugeOpts, f func() float64) *GaugeFunc {
+	return &GaugeFunc{f: f, d: newDesc(o.Name, o.Help, GaugeType, nil)}
+}
+
+func (g *GaugeFunc) describe(dst []Family) []Family { return describeOne(dst, g.d) }
+
+func (g *GaugeFunc) collect(dst []Family) []Family {
+	return collectOne(dst, g.d, Sample{Value: g.f()})
+}

@@ -122,3 +122,18 @@ func (hv *HistogramVec) describe(dst []Family) []Family { return append(dst, hv.
 func (hv *HistogramVec) collect(dst []Family) []Family {
 	return hv.v.collect(dst, (*Histogram).sample)
 }
+
+// ExponentialBuckets returns count bucket bounds: start, start*factor,
+// start*factor², … (client_golang's function of the same name). It panics
+// unless count ≥ 1, start > 0 and factor > 1.
+func ExponentialBuckets(start, factor float64, count int) []float64 {
+	if count < 1 || start <= 0 || factor <= 1 {
+		panic("metric: ExponentialBuckets needs count >= 1, start > 0 and factor > 1")
+	}
+	b := make([]float64, count)
+	for i := range b {
+		b[i] = start
+		start *= factor
+	}
+	return b
+}

@@ -166,3 +166,12 @@ func acceptsGzip(ae string) bool {
 	}
 	return false
 }
+
+// A Registry is also a Collector of its collectors' families: a
+// component's own registry (gossip's, in the control plane) can be
+// registered on the binary's and unregistered with it.
+var _ Collector = (*Registry)(nil)
+
+func (r *Registry) describe(dst []Family) []Family { return append(dst, r.Describe()...) }
+
+func (r *Registry) collect(dst []Family) []Family { return append(dst, r.Gather()...) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -254,5 +255,20 @@ func TestServeHTTP(t *testing.T) {
 	}
 	if want := "# HELP served_total Served.\n# TYPE served_total counter\nserved_total 1\n"; !strings.Contains(string(body), want) {
 		t.Errorf("body = %q, want %q", body, want)
+	}
+}
+
+func TestGaugeFuncIsComputedWhenCollected(t *testing.T) {
+	reg := NewRegistry()
+	n := 0.0
+	reg.MustRegister(NewGaugeFunc(GaugeOpts{Name: "x_items", Help: "Items."}, func() float64 { n++; return n }))
+	for want := 1.0; want <= 2; want++ {
+		fams := reg.Gather()
+		if len(fams) != 1 || len(fams[0].Samples) != 1 || fams[0].Samples[0].Value != want {
+			t.Fatalf("Gather() = %+v, want one sample %v", fams, want)
+		}
+	}
+	if got := ExponentialBuckets(0.5, 2, 3); !slices.Equal(got, []float64{0.5, 1, 2}) {
+		t.Errorf("ExponentialBuckets = %v", got)
 	}
 }

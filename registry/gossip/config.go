@@ -139,8 +139,7 @@ type Config struct {
 	// Logger receives the member's and memberlist's logs. Nil: slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the shoal_gossip_* metrics. Nil: not exported.
-	// The control plane exports them through client_golang with
-	// controlplane/internal/promadapter.
+	// The control plane registers the registry it passes here on its own.
 	Registerer metric.Registerer
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
+	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -37,9 +38,11 @@ type host struct {
 	// plain), set by bind from the table's endpoint.
 	serverID atomic.Pointer[string]
 	pool     pool
-	requests lazyCounter  // upstream_requests_total{cluster, endpoint}
-	retired  atomic.Bool  // no longer in the table: its series is deleted
-	load     endpointLoad // for load reports (LRS)
+	h2       atomic.Pointer[h2.Pool] // multiplexed HTTP/2 connections, made on first use
+	h2closed atomic.Bool             // closeH2 was called: a pool made later is closed at once
+	requests lazyCounter             // upstream_requests_total{cluster, endpoint}
+	retired  atomic.Bool             // no longer in the table: its series is deleted
+	load     endpointLoad            // for load reports (LRS)
 
 	consec5xx     atomic.Int32
 	consecFailure atomic.Int32
@@ -139,6 +142,7 @@ func (p *Proxy) retire(keep map[string]map[string]bool) {
 				cs.ejected.Add(-1)
 			}
 			h.pool.shutdown() // requests in flight close their connections
+			h.closeH2()
 			h.retired.Store(true)
 			p.metrics.upstream.DeleteLabelValues(name, addr)
 		}
@@ -247,4 +251,28 @@ func (lo *lazyObserver) observe(label string, v float64) {
 		o = lo.obs.Load()
 	}
 	(*o).Observe(v)
+}
+
+// h2Pool returns h's pool of HTTP/2 connections, made on first use.
+func (h *host) h2Pool(p *Proxy) *h2.Pool {
+	if hp := h.h2.Load(); hp != nil {
+		return hp
+	}
+	hp := h2.NewPool(h.addr, h2.PoolConfig{Dial: p.dialH2, IdleTimeout: p.cfg.UpstreamIdleTimeout, Group: &p.h2wg})
+	if !h.h2.CompareAndSwap(nil, hp) {
+		return h.h2.Load()
+	}
+	if h.h2closed.Load() {
+		hp.Close() // a retired host: its attempts fail over to others
+	}
+	return hp
+}
+
+// closeH2 closes h's HTTP/2 connections; streams on them fail. It does
+// not block (SetTable calls it): Proxy.Shutdown waits for p.h2wg.
+func (h *host) closeH2() {
+	h.h2closed.Store(true)
+	if hp := h.h2.Load(); hp != nil {
+		hp.Close()
+	}
 }

@@ -62,6 +62,9 @@ type conn struct {
 	bodyDone     bool      // the request body was read completely
 	linger       bool      // close with lingerClose: unread client input may follow
 	attempt      attempt
+	// al is what the access log needs beyond the request: reset per
+	// request by handle.
+	al accessInfo
 
 	// serveRaw's state (rawio_unix.go): the raw connection (nil: blocking
 	// reads only), its callback bound once, and the step it leaves with.
@@ -297,6 +300,9 @@ func (c *conn) headError(err error) {
 func (c *conn) reject(e *httpError) {
 	c.p.metrics.rejected.WithLabelValues(strconv.Itoa(e.code)).Inc()
 	c.req.closeConn = true
+	if e == errNotHTTP {
+		return
+	}
 	c.localReply(e.code, e.msg)
 	c.lingerClose()
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
@@ -78,13 +79,17 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 		e, h := a.pick()
 		switch {
 		case h == nil && len(a.cl.Endpoints) == 0:
+			c.al.flags |= accesslog.NoHealthyUpstream
 			return 503, c.localReply(503, noInstanceMessage(a.cl.Name))
 		case h == nil:
+			c.al.flags |= accesslog.NoHealthyUpstream
 			return 502, c.localReply(502, "no healthy upstream")
 		case a.triedHost(h):
+			c.al.flags |= accesslog.UpstreamRetryLimitExceeded
 			return a.last, c.localReply(a.last, failureMessage(a.last))
 		}
 		a.markTried(h)
+		c.al.upstream = h.addr
 		out, code, keep := c.try(a, e, h)
 		switch out {
 		case relayed:
@@ -92,7 +97,11 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 		case clientFailed:
 			return code, false
 		}
+		c.al.flags |= outcomeFlag(out)
 		if !a.again(out, code, h, c.req.idempotent()) {
+			if a.nTried > 1 {
+				c.al.flags |= accesslog.UpstreamRetryLimitExceeded
+			}
 			return a.last, c.localReply(a.last, failureMessage(a.last))
 		}
 	}

@@ -1,21 +1,18 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
 
+	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -23,33 +20,27 @@ import (
 // preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", RFC 9113 3.4).
 const h2Preface = "PRI * HTTP/2.0\r\n\r\n"
 
-// h2Handler serves h2c prior-knowledge connections with x/net/http2 and
-// forwards through net/http transports: h2c to HTTP2 clusters (gRPC), HTTP/1.1
-// otherwise. This path favours correctness (trailers, streaming, flow
-// control) over the allocation-free HTTP/1.1 fast path.
+// h2Handler serves h2c prior-knowledge connections with the frame-level
+// server of package h2 and forwards their streams through net/http
+// transports: h2c to HTTP2 clusters (gRPC), HTTP/1.1 otherwise.
 type h2Handler struct {
-	p    *Proxy
-	srv  *http2.Server
-	base *http.Server // carries graceful shutdown to http2 connections
-	h2t  *http2.Transport
-	h1t  *http.Transport
+	p   *Proxy
+	h2t *http2.Transport
+	h1t *http.Transport
 	// bufs holds *[]byte response copy buffers (copyResponse), as
 	// httputil.ReverseProxy's BufferPool.
 	bufs sync.Pool
+	// fwds holds *h2Fwd, the per-stream state of the frame-level path.
+	fwds sync.Pool
+
+	// mu guards conns and shutting.
+	mu       sync.Mutex
+	conns    map[*h2.ServerConn]struct{}
+	shutting bool
 }
 
 func newH2Handler(p *Proxy) *h2Handler {
-	// WriteByteTimeout is progress-based like the HTTP/1 path's write
-	// timeout. It cuts off a client that stops reading while its
-	// flow-control window is open; a closed window stalls the stream
-	// without pending writes.
-	base := &http.Server{HTTP2: &http.HTTP2Config{WriteByteTimeout: max(p.cfg.WriteTimeout, 0)}}
-	h := &h2Handler{p: p, base: base, srv: &http2.Server{
-		IdleTimeout:          p.cfg.IdleTimeout,
-		MaxConcurrentStreams: 250,
-		MaxReadFrameSize:     1 << 20,
-	}}
-	http2.ConfigureServer(h.base, h.srv)
+	h := &h2Handler{p: p, conns: make(map[*h2.ServerConn]struct{})}
 	dialer := &net.Dialer{}
 	h.h2t = &http2.Transport{
 		AllowHTTP: true,
@@ -66,6 +57,7 @@ func newH2Handler(p *Proxy) *h2Handler {
 		IdleConnTimeout:     p.cfg.UpstreamIdleTimeout,
 		DisableCompression:  true,
 	}
+	h.fwds.New = func() any { return new(h2Fwd) }
 	h.bufs.New = func() any {
 		b := make([]byte, 32<<10)
 		return &b
@@ -76,52 +68,55 @@ func newH2Handler(p *Proxy) *h2Handler {
 // serveConn serves an h2c connection whose preface head c has read.
 func (h *h2Handler) serveConn(c *conn) {
 	c.nc.SetReadDeadline(time.Time{})
-	rest := append([]byte(h2Preface), c.br.buffered()...)
-	nc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(rest), c.nc)}
 	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, trusted: c.trusted, xfcc: c.xfcc()}
-	h.srv.ServeConn(nc, &http2.ServeConnOpts{
-		BaseConfig: h.base,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.serveHTTP(w, r, hc)
-		}),
-	})
-	if nc.writeTimedOut.Load() {
+	front := &h2Front{h: h, hc: hc}
+	sc := h2.NewServerConn(c.nc, c.br.buffered(), h2.ServerConfig{
+		// The first request's HEADERS must come as soon as an HTTP/1
+		// request head must (slowloris).
+		HeadTimeout:  h.p.cfg.ReadHeaderTimeout,
+		IdleTimeout:  h.p.cfg.IdleTimeout,
+		WriteTimeout: h.p.cfg.WriteTimeout,
+		// Header limits as on HTTP/1 (431 beyond).
+		MaxHeaderBytes: h.p.cfg.MaxHeaderBytes,
+	}, front)
+	if !h.track(sc, true) {
+		return
+	}
+	timedOut := sc.Serve()
+	h.track(sc, false)
+	front.wait()
+	if timedOut {
 		c.writeTimedOut()
 	}
 }
 
+func (h *h2Handler) track(sc *h2.ServerConn, add bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !add {
+		delete(h.conns, sc)
+		return true
+	}
+	if h.shutting {
+		return false
+	}
+	h.conns[sc] = struct{}{}
+	return true
+}
+
 // shutdown sends GOAWAY on every h2c connection; streams in flight finish.
 func (h *h2Handler) shutdown() {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	h.base.Shutdown(ctx)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.shutting = true
+	for sc := range h.conns {
+		sc.Shutdown()
+	}
 }
 
 func (h *h2Handler) close() {
 	h.h2t.CloseIdleConnections()
 	h.h1t.CloseIdleConnections()
-}
-
-// prefixConn replays bytes already read from a connection, and notes a
-// write that failed on the server's WriteByteTimeout.
-type prefixConn struct {
-	net.Conn
-	r             io.Reader
-	writeTimedOut atomic.Bool
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// Write sets a reset-on-close (see conn.endWriteTimedOut) before the
-// server closes the connection after a write timeout.
-func (c *prefixConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if errors.Is(err, os.ErrDeadlineExceeded) && !c.writeTimedOut.Swap(true) {
-		if tc, ok := c.Conn.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-	}
-	return n, err
 }
 
 // h2Conn is what the requests of one h2c connection share. Read only.

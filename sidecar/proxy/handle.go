@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -14,6 +15,7 @@ import (
 // client connection stays open.
 func (c *conn) handle() bool {
 	start := time.Now()
+	c.al = accessInfo{}
 	c.startBody()
 	b := c.p.bound.Load()
 	c.fillView()
@@ -29,12 +31,16 @@ func (c *conn) handle() bool {
 	code, keep := c.dispatch(b, rt, cl, cs, start)
 	cs.codes.inc(code)
 	cs.latency.observe(cs.name, time.Since(start).Seconds())
+	if l := c.p.cfg.AccessLog; l != nil {
+		c.logAccess(l, start, code, cs.name)
+	}
 	return keep
 }
 
 func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) (int, bool) {
 	switch {
 	case rt == nil && cl == nil:
+		c.al.flags |= accesslog.NoRouteFound
 		return 404, c.localReply(404, notFoundMessage(b.table, c.view.Host, c.req.path))
 	case cl == nil:
 		return 503, c.localReply(503, "cluster not found")
@@ -43,6 +49,7 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 	}
 	if int(cs.inflight.Add(1)) > cl.MaxRequests {
 		cs.inflight.Add(-1)
+		c.al.flags |= accesslog.UpstreamOverflow
 		return 503, c.localReply(503, "upstream overflow (circuit breaker)")
 	}
 	defer cs.inflight.Add(-1)
@@ -205,6 +212,7 @@ func (c *conn) buildOut(cl *route.Cluster) {
 	}
 	if !r.hasReqID {
 		o = append(o, "X-Request-Id: "...)
+		c.al.reqIDAt = len(o)
 		o = append(appendRequestID(o), "\r\n"...)
 	}
 	c.out = appendFraming(o, r)

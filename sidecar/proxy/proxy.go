@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics; nil means unregistered.
 	Registerer metric.Registerer
+	// AccessLog, when set, gets a line per request (sidecar/accesslog);
+	// nil means no access log.
+	AccessLog *accesslog.Logger
 	// ReadHeaderTimeout bounds reading a request head once its first byte
 	// arrived (slowloris). Zero means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
@@ -156,6 +160,8 @@ type Proxy struct {
 	// its server ID, for the HTTP/2 path's dialer (which dials by address).
 	tlsAddrs atomic.Pointer[map[string]string]
 	h2       *h2Handler
+	// h2wg counts the goroutines of every upstream HTTP/2 pool (h2.Pool).
+	h2wg sync.WaitGroup
 	// noCluster counts requests answered before a cluster was chosen.
 	noCluster *clusterState
 
@@ -360,10 +366,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		cs.mu.Lock()
 		for _, h := range cs.hosts {
 			h.pool.shutdown()
+			h.closeH2()
 		}
 		cs.mu.Unlock()
 	}
 	p.stateMu.Unlock()
+	p.h2wg.Wait()
 	return err
 }
 

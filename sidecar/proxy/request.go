@@ -20,8 +20,12 @@ func (e *httpError) Error() string { return e.msg }
 
 // Rejections. They are values so that rejecting does not allocate.
 var (
-	errBadRequestLine  = &httpError{400, "malformed request line"}
-	errBadVersion      = &httpError{505, "HTTP version not supported"}
+	errBadRequestLine = &httpError{400, "malformed request line"}
+	errBadVersion     = &httpError{505, "HTTP version not supported"}
+	// errNotHTTP is a request line without an HTTP version, such as an
+	// invalid HTTP/2 connection preface: such a peer cannot read an
+	// HTTP/1 reply, so the connection closes without one (RFC 9113 3.4).
+	errNotHTTP         = &httpError{400, "not an HTTP/1 request line"}
 	errBadHeader       = &httpError{400, "malformed header field"}
 	errObsFold         = &httpError{400, "obsolete line folding is not allowed"}
 	errBareLF          = &httpError{400, "bare LF is not allowed"}
@@ -127,6 +131,9 @@ func (r *request) parseRequestLine(line []byte) *httpError {
 	case "HTTP/1.0":
 		r.minor, r.closeConn = 0, true
 	default:
+		if !bytes.HasPrefix(line[sp2+1:], []byte("HTTP/")) {
+			return errNotHTTP
+		}
 		return errBadVersion
 	}
 	if string(r.method) == "CONNECT" {

@@ -262,3 +262,11 @@ func (p *Proxy) dialTransport(ctx context.Context, d *net.Dialer, network, addr,
 	p.CountTLSHandshake("upstream", nil)
 	return tc, nil
 }
+
+// dialH2 opens a connection for an upstream HTTP/2 pool (h2c prior
+// knowledge). It is the one place those connections are made: a TLS
+// dialer (ALPN h2) replaces it.
+func (p *Proxy) dialH2(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return p.dialTransport(ctx, &d, "tcp", addr, "h2")
+}

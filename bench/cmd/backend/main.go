@@ -10,9 +10,12 @@
 // to check how a proxy spread the load and whether it reuses upstream
 // connections.
 //
+// With -grpc it serves the gRPC health service with grpc-go instead (h2c
+// prior knowledge), the upstream of the h2c/gRPC benchmark.
+//
 // Usage:
 //
-//	backend -listen 127.0.0.1:0 -id b1
+//	backend -listen 127.0.0.1:0 -id b1 [-grpc]
 package main
 
 import (
@@ -28,6 +31,7 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	id := flag.String("id", "b1", "backend id, sent in the X-Backend header")
+	grpcMode := flag.Bool("grpc", false, "serve the gRPC health service with grpc-go (h2c) instead of HTTP/1.1")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -35,6 +39,18 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "backend:", err)
 		os.Exit(1)
+	}
+	if *grpcMode {
+		fmt.Printf("listening %s\n", lis.Addr())
+		go func() {
+			<-ctx.Done()
+			lis.Close()
+		}()
+		if err := serveGRPC(lis); err != nil && ctx.Err() == nil {
+			fmt.Fprintln(os.Stderr, "backend:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	srv := NewServer(*id)
 	fmt.Printf("listening %s\n", lis.Addr())

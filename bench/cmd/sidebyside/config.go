@@ -26,6 +26,9 @@ type Config struct {
 	Conns    int           // wrk connections
 	Threads  int           // wrk threads; 0 means one per load CPU
 	Quick    bool
+	// H2 measures h2c gRPC unary calls with h2load instead of HTTP/1.1
+	// with wrk (issue 19).
+	H2 bool
 
 	ProxyCPUs string // taskset list for the proxy under test
 	LoadCPUs  string // taskset list for wrk, backends and the control plane
@@ -34,7 +37,7 @@ type Config struct {
 	Proxies    []string // subset of allProxies; "direct" always runs
 	Strategies []string // subset of allStrategies
 
-	ShoalBin, BackendBin, NginxBin, HAProxyBin, WrkBin string
+	ShoalBin, BackendBin, NginxBin, HAProxyBin, WrkBin, H2LoadBin string
 	// SidecarBin runs `shoal sidecar`; empty means ShoalBin.
 	SidecarBin string
 	ResultsDir string // JSON and markdown go here
@@ -51,11 +54,13 @@ func parseConfig(args []string) (Config, error) {
 	fs.IntVar(&c.Conns, "conns", 50, "wrk connections (keep-alive HTTP/1.1)")
 	fs.IntVar(&c.Threads, "threads", 0, "wrk threads (0: one per load CPU)")
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: 2 rounds of 2s after a 1s warmup (about a minute)")
+	fs.BoolVar(&c.H2, "h2", false, "h2c gRPC unary calls (grpc.health.v1.Health/Check) with h2load, 4 streams per connection, instead of HTTP/1.1 with wrk")
+	fs.StringVar(&c.H2LoadBin, "h2load", "h2load", "h2load binary (Debian's nghttp2-client)")
 	fs.StringVar(&c.ProxyCPUs, "proxy-cpus", "1", "taskset CPU list for the proxy under test")
 	fs.StringVar(&c.LoadCPUs, "load-cpus", "0", "taskset CPU list for wrk, the backends and the control plane")
 	fs.BoolVar(&c.NoPin, "no-pin", false, "do not pin processes with taskset")
 	proxies := fs.String("proxies", strings.Join(allProxies, ","), "proxies to measure besides direct")
-	strategies := fs.String("strategies", strings.Join(allStrategies, ","), "strategies: rr, least, hash")
+	strategies := fs.String("strategies", "", "strategies: rr, least, hash (default: all; rr with -h2)")
 	fs.StringVar(&c.ShoalBin, "shoal", "bench/results/bin/shoal", "shoal binary")
 	fs.StringVar(&c.SidecarBin, "sidecar", "", "shoal binary for the sidecar (default: -shoal), e.g. the slim static build")
 	fs.StringVar(&c.BackendBin, "backend", "bench/results/bin/backend", "backend binary (bench/cmd/backend)")
@@ -87,6 +92,12 @@ func parseConfig(args []string) (Config, error) {
 	var err error
 	if c.Proxies, err = subset(*proxies, allProxies); err != nil {
 		return c, fmt.Errorf("-proxies: %w", err)
+	}
+	if *strategies == "" {
+		*strategies = strings.Join(allStrategies, ",")
+		if c.H2 {
+			*strategies = "rr"
+		}
 	}
 	if c.Strategies, err = subset(*strategies, allStrategies); err != nil {
 		return c, fmt.Errorf("-strategies: %w", err)

@@ -116,9 +116,13 @@ func (h *harness) startBackends() error {
 			id = "app"
 		}
 		pr, pw := io.Pipe()
+		args := []string{h.cfg.BackendBin, "-listen", "127.0.0.1:0", "-id", id}
+		if h.cfg.H2 && i < 3 {
+			args = append(args, "-grpc")
+		}
 		p, err := h.ps.Start(proc.Spec{
 			Name:   "backend-" + id,
-			Args:   []string{h.cfg.BackendBin, "-listen", "127.0.0.1:0", "-id", id},
+			Args:   args,
 			CPUs:   h.loadCPUs(),
 			Env:    []string{"GOMAXPROCS=1"},
 			Stdout: pw,
@@ -188,6 +192,9 @@ func (h *harness) availability(ctx context.Context, proxy string) string {
 	switch proxy {
 	case "nginx":
 		_, err = lookPath(h.cfg.NginxBin)
+		if err == nil && h.cfg.H2 {
+			_, err = lookPath(h.cfg.H2LoadBin)
+		}
 	case "haproxy":
 		_, err = lookPath(h.cfg.HAProxyBin)
 	case "shoal":
@@ -299,22 +306,32 @@ func (h *harness) measure(ctx context.Context, t target, round int) runResult {
 }
 
 func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runResult) error {
+	load := h.wrk
+	if h.cfg.H2 {
+		load = func(ctx context.Context, addr string, d time.Duration) (wrkResult, error) {
+			return h.h2load(ctx, addr, d, h.work)
+		}
+	}
 	if h.cfg.Warmup > 0 {
-		if _, err := h.wrk(ctx, inst.addr, h.cfg.Warmup); err != nil {
+		if _, err := load(ctx, inst.addr, h.cfg.Warmup); err != nil {
 			return fmt.Errorf("warmup: %w", err)
 		}
 	}
-	before, err := h.backendCounts()
-	if err != nil {
-		return err
+	var before []backendCount
+	if !h.cfg.H2 {
+		var err error
+		if before, err = h.backendCounts(); err != nil {
+			return err
+		}
 	}
+	var err error
 	var u0 proc.Usage
 	if inst.root != nil {
 		if u0, err = proc.TreeUsage(inst.root.Pid()); err != nil {
 			return err
 		}
 	}
-	w, err := h.wrk(ctx, inst.addr, h.cfg.Duration)
+	w, err := load(ctx, inst.addr, h.cfg.Duration)
 	if err != nil {
 		return err
 	}
@@ -329,6 +346,13 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 		if w.Requests > 0 {
 			res.CPUusPerReq = float64(res.CPUTicks) * 1e6 / float64(h.tck) / float64(w.Requests)
 		}
+	}
+	if h.cfg.H2 {
+		// grpc-go backends keep no counters: failed calls are the check.
+		if errs := w.SocketErrs + w.Non2xx; errs > 0 || w.Requests == 0 {
+			return fmt.Errorf("%d errored or timed out and %d failed calls, %d succeeded", w.SocketErrs, w.Non2xx, w.Requests)
+		}
+		return nil
 	}
 	after, err := h.backendCounts()
 	if err != nil {

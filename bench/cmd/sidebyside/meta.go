@@ -25,6 +25,7 @@ type meta struct {
 	Runs       int               `json:"runs"`
 	Conns      int               `json:"conns"`
 	Threads    int               `json:"wrk_threads"`
+	H2         bool              `json:"h2,omitempty"` // h2load, gRPC unary calls
 	Pinning    string            `json:"pinning"`
 	Strategies []string          `json:"strategies"`
 }
@@ -33,7 +34,7 @@ func collectMeta(cfg Config) meta {
 	m := meta{
 		Start: time.Now(), NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Duration: cfg.Duration, Warmup: cfg.Warmup, Runs: cfg.Runs, Conns: cfg.Conns,
-		Threads: cfg.Threads, Strategies: cfg.Strategies, Versions: map[string]string{},
+		Threads: cfg.Threads, H2: cfg.H2, Strategies: cfg.Strategies, Versions: map[string]string{},
 	}
 	m.Kernel = "Linux " + firstLine(readFile("/proc/sys/kernel/osrelease"))
 	if f := strings.Fields(readFile("/proc/loadavg")); len(f) >= 3 {

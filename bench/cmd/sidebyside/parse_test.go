@@ -150,3 +150,21 @@ func TestPairedRatio(t *testing.T) {
 		t.Errorf("ratio without haproxy runs = %s, want n/a", got)
 	}
 }
+
+func TestParseH2Load(t *testing.T) {
+	out := `finished in 1.01s, 32582.00 req/s, 1.42MB/s
+requests: 32600 total, 32598 started, 32590 done, 32582 succeeded, 8 failed, 2 errored, 1 timeout
+status codes: 32582 2xx, 0 3xx, 0 4xx, 8 5xx
+`
+	got, err := parseH2Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := wrkResult{Requests: 32582, RPS: 32582, SocketErrs: 3, Non2xx: 8}
+	if got != want {
+		t.Errorf("parseH2Load = %+v, want %+v", got, want)
+	}
+	if _, err := parseH2Load("no summary"); err == nil {
+		t.Error("parseH2Load accepted output without a summary")
+	}
+}

@@ -111,7 +111,11 @@ func (h *harness) startNginx(ctx context.Context, strategy, dir string) (*instan
 		return nil, err
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(nginxConf(dir, listen, strategy, h.backendAddrs())), 0o644); err != nil {
+	text := nginxConf(dir, listen, strategy, h.backendAddrs())
+	if h.cfg.H2 {
+		text = nginxGRPCConf(dir, listen, strategy, h.backendAddrs())
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := h.ps.Start(proc.Spec{
@@ -131,7 +135,11 @@ func (h *harness) startHAProxy(ctx context.Context, strategy, dir string) (*inst
 		return nil, err
 	}
 	conf := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(conf, []byte(haproxyConf(listen, strategy, h.backendAddrs())), 0o644); err != nil {
+	text := haproxyConf(listen, strategy, h.backendAddrs())
+	if h.cfg.H2 {
+		text = haproxyH2Conf(listen, strategy, h.backendAddrs())
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := h.ps.Start(proc.Spec{
@@ -148,7 +156,12 @@ func (h *harness) startHAProxy(ctx context.Context, strategy, dir string) (*inst
 // ready waits until a request through inst is answered by a backend, or
 // fails with the tail of the proxy's log.
 func (h *harness) ready(ctx context.Context, inst *instance) (*instance, error) {
-	err := waitBackendAnswer(ctx, "http://"+inst.addr+"/", 20*time.Second, inst.root)
+	var err error
+	if h.cfg.H2 {
+		err = waitGRPCAnswer(ctx, inst.addr, 20*time.Second, inst.root)
+	} else {
+		err = waitBackendAnswer(ctx, "http://"+inst.addr+"/", 20*time.Second, inst.root)
+	}
 	if err != nil {
 		h.ps.Stop(inst.root, 3*time.Second)
 		return nil, fmt.Errorf("%s not ready: %w\n%s", inst.root.Name, err, inst.root.Tail())

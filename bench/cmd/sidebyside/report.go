@@ -132,8 +132,13 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "## shoal side-by-side (%s)\n\n", m.Start.Format(time.RFC3339))
 	fmt.Fprintf(&b, "shoal %s, %s; %s; %d CPUs (%s); load average at start %s. ",
 		m.ShoalRev, m.Versions["nginx"], m.Kernel, m.NumCPU, m.CPUModel, m.LoadAvg)
-	fmt.Fprintf(&b, "wrk -t%d -c%d, %s measured after %s warmup, %d interleaved rounds, medians. %s.\n\n",
-		m.Threads, m.Conns, m.Duration, m.Warmup, m.Runs, m.Pinning)
+	load := fmt.Sprintf("wrk -t%d -c%d", m.Threads, m.Conns)
+	if m.H2 {
+		// rps are calls/s, µs/req per call.
+		load = fmt.Sprintf("h2c gRPC unary calls (%s): h2load -t%d -c%d -m4", grpcCheckPath, m.Threads, m.Conns)
+	}
+	fmt.Fprintf(&b, "%s, %s measured after %s warmup, %d interleaved rounds, medians. %s.\n\n",
+		load, m.Duration, m.Warmup, m.Runs, m.Pinning)
 	b.WriteString("| proxy | strategy | rps | p50 | p99 | p99 added | proxy CPU µs/req | proxy RSS MiB | backend spread | runs |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|---|--:|\n")
 	direct := rep.find("direct", "")

@@ -78,8 +78,12 @@ func (h *harness) setupShoal(ctx context.Context) (*shoalEnv, error) {
 	if err := h.startControlPlane(ctx, env); err != nil {
 		return nil, err
 	}
+	protocol := "http"
+	if h.cfg.H2 {
+		protocol = "grpc"
+	}
 	for _, b := range h.backends {
-		if err := env.register(ctx, b); err != nil {
+		if err := env.register(ctx, b, protocol); err != nil {
 			return nil, err
 		}
 	}
@@ -120,10 +124,10 @@ func (h *harness) startControlPlane(ctx context.Context, env *shoalEnv) error {
 
 // register writes the backend's instance key through etcd's JSON gateway,
 // without a lease: the data dir is thrown away with the run.
-func (env *shoalEnv) register(ctx context.Context, b backendProc) error {
+func (env *shoalEnv) register(ctx context.Context, b backendProc, protocol string) error {
 	host, port, _ := strings.Cut(b.addr, ":")
 	p, _ := strconv.Atoi(port)
-	inst, _ := json.Marshal(map[string]any{"id": b.id, "service": benchService, "address": host, "port": p, "protocol": "http"})
+	inst, _ := json.Marshal(map[string]any{"id": b.id, "service": benchService, "address": host, "port": p, "protocol": protocol})
 	return env.etcdPut(ctx, "/shoal/v1/instances/"+benchService+"/"+b.id, inst)
 }
 

@@ -1,0 +1,355 @@
+// Package accesslog writes one line per proxied request, in Envoy's
+// default access log format or as JSON, the way nginx users expect to find
+// what happened to a request:
+//
+//	[2026-12-07T05:40:12.345Z] "GET /api/orders HTTP/1.1" 200 - 0 512 3 - "10.0.0.7" "curl/8.5.0" "5f2c…" "orders" "127.0.0.1:3001"
+//
+// (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage#default-format-string).
+// %RESPONSE_FLAGS% say why a proxy answered as it did: UF upstream connect
+// failure, UH no healthy upstream, UO overflow (circuit breaker), UC
+// upstream connection termination, UT upstream request timeout, NR no
+// route, URX retry limit exceeded, DC downstream connection termination,
+// SI stream idle timeout.
+//
+// Off the critical path: Log formats the line into a shared buffer (no
+// allocation, no system call), and a background goroutine (Run) writes the
+// buffer every FlushInterval or when it fills. When the writer cannot keep
+// up and the buffer reaches MaxBuffer, lines are dropped and counted
+// (Dropped), never blocking a request.
+package accesslog
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// Format is a line format.
+type Format uint8
+
+const (
+	// Text is Envoy's default format.
+	Text Format = iota
+	// JSON is one JSON object per line with Envoy's command operator
+	// names in snake case (start_time, method, path, protocol,
+	// response_code, response_flags, bytes_received, bytes_sent, duration,
+	// upstream_service_time, x_forwarded_for, user_agent, request_id,
+	// authority, upstream_host, upstream_cluster).
+	JSON
+)
+
+// ParseFormat parses "text" or "json".
+func ParseFormat(s string) (Format, bool) {
+	switch s {
+	case "text", "":
+		return Text, true
+	case "json":
+		return JSON, true
+	}
+	return 0, false
+}
+
+// Flags are Envoy's response flags.
+type Flags uint16
+
+const (
+	UpstreamConnectionFailure       Flags = 1 << iota // UF
+	NoHealthyUpstream                                 // UH
+	UpstreamOverflow                                  // UO
+	UpstreamConnectionTermination                     // UC
+	UpstreamRequestTimeout                            // UT
+	NoRouteFound                                      // NR
+	UpstreamRetryLimitExceeded                        // URX
+	DownstreamConnectionTermination                   // DC
+	StreamIdleTimeout                                 // SI
+)
+
+var flagNames = [...]string{"UF", "UH", "UO", "UC", "UT", "NR", "URX", "DC", "SI"}
+
+// AppendFlags appends f as Envoy prints it: comma-separated short names,
+// or "-" for none.
+func AppendFlags(dst []byte, f Flags) []byte {
+	if f == 0 {
+		return append(dst, '-')
+	}
+	first := true
+	for i, name := range flagNames {
+		if f&(1<<i) == 0 {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, name...)
+		first = false
+	}
+	return dst
+}
+
+// Entry is one request. The byte slices may alias the request's buffers:
+// Log copies what it needs before returning.
+type Entry struct {
+	Start                           time.Time
+	Method, Path, Protocol          []byte
+	Code                            int
+	Flags                           Flags
+	BytesReceived, BytesSent        int64 // -1: unknown
+	Duration                        time.Duration
+	UpstreamServiceTime             time.Duration // -1: none
+	XForwardedFor, UserAgent, ReqID []byte
+	Authority                       []byte
+	UpstreamHost, UpstreamCluster   string
+}
+
+// Config configures a Logger.
+type Config struct {
+	// W receives the lines; writes happen on Run's goroutine only.
+	W      io.Writer
+	Format Format
+	// FlushInterval is how long a line may wait in the buffer; zero means
+	// 100ms.
+	FlushInterval time.Duration
+	// MaxBuffer bounds the buffered bytes; zero means 1 MiB.
+	MaxBuffer int
+}
+
+// Logger buffers lines for Run to write. Log is safe for concurrent use.
+type Logger struct {
+	cfg Config
+	// mu guards buf.
+	mu      sync.Mutex
+	buf     []byte
+	spare   []byte        // Run's write buffer, swapped with buf
+	wake    chan struct{} // a line filled half the buffer: write now
+	dropped atomic.Uint64
+	done    chan struct{} // closed when Run returns
+}
+
+// New returns a Logger; Run must be running for lines to be written.
+func New(cfg Config) *Logger {
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = 100 * time.Millisecond
+	}
+	if cfg.MaxBuffer <= 0 {
+		cfg.MaxBuffer = 1 << 20
+	}
+	return &Logger{cfg: cfg, buf: make([]byte, 0, 64<<10), spare: make([]byte, 0, 64<<10),
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// Dropped counts the lines dropped because the buffer was full.
+func (l *Logger) Dropped() uint64 { return l.dropped.Load() }
+
+// Log formats e into the buffer. It never blocks on I/O.
+func (l *Logger) Log(e *Entry) {
+	l.mu.Lock()
+	if len(l.buf) >= l.cfg.MaxBuffer {
+		l.mu.Unlock()
+		l.dropped.Add(1)
+		return
+	}
+	if l.cfg.Format == JSON {
+		l.buf = appendJSON(l.buf, e)
+	} else {
+		l.buf = appendText(l.buf, e)
+	}
+	full := len(l.buf) >= l.cfg.MaxBuffer/2
+	l.mu.Unlock()
+	if full {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run writes the buffered lines every FlushInterval (sooner when the
+// buffer fills) until ctx is done, then writes what is left and returns.
+func (l *Logger) Run(ctx context.Context) {
+	defer close(l.done)
+	t := time.NewTicker(l.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			l.flush()
+			return
+		case <-t.C:
+		case <-l.wake:
+		}
+		l.flush()
+	}
+}
+
+func (l *Logger) flush() {
+	l.mu.Lock()
+	out := l.buf
+	l.buf = l.spare[:0]
+	l.mu.Unlock()
+	if len(out) > 0 {
+		l.cfg.W.Write(out) // a failing destination loses lines, never the proxy
+	}
+	l.spare = out[:0]
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+}
+
+func appendDuration(dst []byte, d time.Duration) []byte {
+	if d < 0 {
+		return append(dst, '-')
+	}
+	return strconv.AppendInt(dst, d.Milliseconds(), 10)
+}
+
+func appendCount(dst []byte, n int64) []byte {
+	if n < 0 {
+		return append(dst, '-')
+	}
+	return strconv.AppendInt(dst, n, 10)
+}
+
+// appendField appends b, or "-" when empty; quotes and control bytes are
+// escaped so a client cannot forge a line.
+func appendField(dst, b []byte) []byte {
+	if len(b) == 0 {
+		return append(dst, '-')
+	}
+	return appendEscaped(dst, b)
+}
+
+func appendEscaped(dst, b []byte) []byte {
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				dst = append(dst, `\u00`...)
+				dst = append(dst, hex[c>>4], hex[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, b[i:i+n]...)
+		}
+		i += n
+	}
+	return dst
+}
+
+const hex = "0123456789abcdef"
+
+// appendText appends Envoy's default format:
+// [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%"
+// %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
+// %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%"
+// "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"
+func appendText(dst []byte, e *Entry) []byte {
+	dst = append(dst, '[')
+	dst = appendTime(dst, e.Start)
+	dst = append(dst, "] \""...)
+	dst = appendField(dst, e.Method)
+	dst = append(dst, ' ')
+	dst = appendField(dst, e.Path)
+	dst = append(dst, ' ')
+	dst = appendField(dst, e.Protocol)
+	dst = append(dst, "\" "...)
+	dst = strconv.AppendInt(dst, int64(e.Code), 10)
+	dst = append(dst, ' ')
+	dst = AppendFlags(dst, e.Flags)
+	dst = append(dst, ' ')
+	dst = appendCount(dst, e.BytesReceived)
+	dst = append(dst, ' ')
+	dst = appendCount(dst, e.BytesSent)
+	dst = append(dst, ' ')
+	dst = appendDuration(dst, e.Duration)
+	dst = append(dst, ' ')
+	dst = appendDuration(dst, e.UpstreamServiceTime)
+	for _, f := range [...][]byte{e.XForwardedFor, e.UserAgent, e.ReqID, e.Authority} {
+		dst = append(dst, " \""...)
+		dst = appendField(dst, f)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, " \""...)
+	if e.UpstreamHost == "" {
+		dst = append(dst, '-')
+	} else {
+		dst = append(dst, e.UpstreamHost...)
+	}
+	return append(dst, "\"\n"...)
+}
+
+func appendJSONString(dst []byte, key string, b []byte) []byte {
+	dst = append(dst, ",\""...)
+	dst = append(dst, key...)
+	dst = append(dst, "\":"...)
+	if b == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, b)
+	return append(dst, '"')
+}
+
+func appendJSONInt(dst []byte, key string, n int64) []byte {
+	dst = append(dst, ",\""...)
+	dst = append(dst, key...)
+	dst = append(dst, "\":"...)
+	if n < 0 {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendInt(dst, n, 10)
+}
+
+func ms(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
+}
+
+// appendJSON appends e as one JSON object (see JSON).
+func appendJSON(dst []byte, e *Entry) []byte {
+	dst = append(dst, `{"start_time":"`...)
+	dst = appendTime(dst, e.Start)
+	dst = append(dst, '"')
+	dst = appendJSONString(dst, "method", e.Method)
+	dst = appendJSONString(dst, "path", e.Path)
+	dst = appendJSONString(dst, "protocol", e.Protocol)
+	dst = appendJSONInt(dst, "response_code", int64(e.Code))
+	dst = append(dst, `,"response_flags":"`...)
+	dst = AppendFlags(dst, e.Flags)
+	dst = append(dst, '"')
+	dst = appendJSONInt(dst, "bytes_received", e.BytesReceived)
+	dst = appendJSONInt(dst, "bytes_sent", e.BytesSent)
+	dst = appendJSONInt(dst, "duration", ms(e.Duration))
+	dst = appendJSONInt(dst, "upstream_service_time", ms(e.UpstreamServiceTime))
+	dst = appendJSONString(dst, "x_forwarded_for", e.XForwardedFor)
+	dst = appendJSONString(dst, "user_agent", e.UserAgent)
+	dst = appendJSONString(dst, "request_id", e.ReqID)
+	dst = appendJSONString(dst, "authority", e.Authority)
+	dst = appendJSONString(dst, "upstream_host", strBytes(e.UpstreamHost))
+	dst = appendJSONString(dst, "upstream_cluster", strBytes(e.UpstreamCluster))
+	return append(dst, "}\n"...)
+}
+
+// strBytes is s as bytes for appending, nil for "" (JSON null).
+func strBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}

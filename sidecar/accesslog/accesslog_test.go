@@ -1,0 +1,117 @@
+package accesslog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func entry() *Entry {
+	return &Entry{
+		Start:  time.Date(2026, 12, 7, 5, 40, 12, 345e6, time.UTC),
+		Method: []byte("GET"), Path: []byte("/api/orders?id=7"), Protocol: []byte("HTTP/1.1"),
+		Code: 503, Flags: NoHealthyUpstream | UpstreamRetryLimitExceeded,
+		BytesReceived: 0, BytesSent: 19, Duration: 3 * time.Millisecond, UpstreamServiceTime: -1,
+		XForwardedFor: []byte("10.0.0.7"), UserAgent: []byte("curl/8.5.0"), ReqID: []byte("abc"),
+		Authority: []byte("orders"), UpstreamHost: "127.0.0.1:3001", UpstreamCluster: "orders",
+	}
+}
+
+func TestTextIsEnvoysDefaultFormat(t *testing.T) {
+	got := string(appendText(nil, entry()))
+	want := `[2026-12-07T05:40:12.345Z] "GET /api/orders?id=7 HTTP/1.1" 503 UH,URX 0 19 3 - "10.0.0.7" "curl/8.5.0" "abc" "orders" "127.0.0.1:3001"` + "\n"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestFieldsCannotForgeALine(t *testing.T) {
+	e := entry()
+	e.UserAgent = []byte("evil\"\n[2026-01-01] \"GET / HTTP/1.1\" 200\xff")
+	e.Path = nil
+	got := string(appendText(nil, e))
+	if strings.Count(got, "\n") != 1 {
+		t.Fatalf("one entry made several lines: %q", got)
+	}
+	if !strings.Contains(got, `"evil\"\u000a[2026-01-01] \"GET / HTTP/1.1\" 200\ufffd"`) || !strings.Contains(got, `"GET - HTTP/1.1"`) {
+		t.Errorf("escaping: %q", got)
+	}
+}
+
+func TestJSONParses(t *testing.T) {
+	e := entry()
+	e.UserAgent = []byte("a \"quoted\" agent\t")
+	line := appendJSON(nil, e)
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	for k, want := range map[string]any{
+		"method": "GET", "response_code": 503.0, "response_flags": "UH,URX", "bytes_sent": 19.0,
+		"upstream_service_time": nil, "user_agent": "a \"quoted\" agent\t", "upstream_cluster": "orders",
+	} {
+		if m[k] != want {
+			t.Errorf("%s = %#v, want %#v", k, m[k], want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestRunWritesAndDropsWhenFull(t *testing.T) {
+	var out syncBuffer
+	l := New(Config{W: &out, FlushInterval: time.Hour, MaxBuffer: 1000})
+	for range 20 { // ~150 bytes each: the buffer holds 7, the rest are dropped
+		l.Log(entry())
+	}
+	if l.Dropped() == 0 {
+		t.Error("nothing dropped past MaxBuffer")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	// Half the buffer filled: Run writes without waiting for the interval.
+	deadline := time.Now().Add(10 * time.Second)
+	for out.String() == "" && time.Now().Before(deadline) {
+		l.Log(entry())
+		time.Sleep(5 * time.Millisecond)
+	}
+	if out.String() == "" {
+		t.Fatal("nothing written")
+	}
+	cancel()
+	<-done
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	for _, ln := range lines {
+		if !strings.HasPrefix(ln, "[2026-12-07T05:40:12.345Z] ") {
+			t.Fatalf("torn line %q", ln)
+		}
+	}
+}
+
+func TestLogDoesNotAllocate(t *testing.T) {
+	l := New(Config{W: &bytes.Buffer{}, MaxBuffer: 1 << 30})
+	e := entry()
+	if n := testing.AllocsPerRun(1000, func() { l.Log(e) }); n > 0 {
+		t.Errorf("Log allocates %v times per line", n)
+	}
+}

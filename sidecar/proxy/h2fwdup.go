@@ -1,0 +1,322 @@
+package proxy
+
+import (
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
+)
+
+// The upstream side of h2Fwd: response events, retries and timers.
+
+// h2FwdUp is h2Fwd as the h2.Receiver of its upstream streams (the
+// method names of h2.Sink and h2.Receiver overlap).
+type h2FwdUp h2Fwd
+
+var (
+	_ h2.Sink     = (*h2Fwd)(nil)
+	_ h2.Receiver = (*h2FwdUp)(nil)
+)
+
+// OnResponse decides on the response headers like h2Handler.outcome: the
+// per-try and route timers stop, outlier detection counts a 5xx or a
+// trailers-only gRPC server error (Envoy's mapping), and a retriable one
+// goes to another attempt (h2.Receiver).
+func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.HeaderField, end bool) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.unlock()
+	if up != fw.up || fw.done {
+		return
+	}
+	fw.tryAt = time.Time{} // the route and per-try timers end here
+	fw.progress++
+	fw.armTimer()
+	fw.loadDone(status >= 500)
+	a, hst := &fw.a, fw.host
+	gs, trailersOnly := grpcStatusField(fields)
+	if status >= 500 || trailersOnly && grpcIsServerError(gs) {
+		hst.on5xx(&a.cl.Outlier, len(a.hosts))
+	} else {
+		hst.onSuccess()
+	}
+	a.replayable = fw.base == 0
+	switch {
+	case a.mayRetryStatus(status):
+		fw.endAttempt(true)
+		fw.retry(retryStatus, status)
+	case trailersOnly && a.mayRetryGRPC(gs):
+		fw.kept = &keptResponse{status: status, fields: append([]hpack.HeaderField(nil), fields...)}
+		fw.endAttempt(!end)
+		fw.retry(retryStatus, status)
+	default:
+		fw.relayHeaders(status, fields, end)
+	}
+}
+
+// OnData relays response body bytes (h2.Receiver).
+func (u *h2FwdUp) OnData(up *h2.ClientStream, p []byte, end bool) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.unlock()
+	if up != fw.up || fw.done {
+		return
+	}
+	fw.resp = append(fw.resp, p...)
+	fw.respEnd = end
+	fw.progress++
+	fw.flushResponse()
+}
+
+// OnTrailers relays the response trailers (h2.Receiver).
+func (u *h2FwdUp) OnTrailers(up *h2.ClientStream, fields []hpack.HeaderField) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.unlock()
+	if up != fw.up || fw.done {
+		return
+	}
+	fw.respTr = append(fw.respTr[:0], fields...)
+	fw.hasTr, fw.respEnd = true, true
+	fw.flushResponse()
+}
+
+// OnReset: the attempt's stream failed (h2.Receiver).
+func (u *h2FwdUp) OnReset(up *h2.ClientStream, err error) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.unlock()
+	if up != fw.up || fw.done {
+		return
+	}
+	if fw.relayed {
+		fw.up = nil
+		fw.ds.Reset(http2.ErrCodeInternal) // the response is cut short
+		fw.finish()
+		return
+	}
+	fw.tryAt = time.Time{}
+	fw.endAttempt(false)
+	if err == h2.ErrRefused {
+		// Not processed (REFUSED_STREAM, GOAWAY): like a connect failure,
+		// safe to send elsewhere.
+		fw.failed(connectFailed, 502)
+		return
+	}
+	fw.failed(reset, 502)
+}
+
+// OnWritable: the upstream window opened (h2.Receiver).
+func (u *h2FwdUp) OnWritable(up *h2.ClientStream) {
+	fw := (*h2Fwd)(u)
+	fw.mu.Lock()
+	defer fw.unlock()
+	if up == fw.up && !fw.done {
+		fw.pump()
+	}
+}
+
+// failed handles an attempt that got no response.
+func (fw *h2Fwd) failed(out outcome, code int) {
+	fw.up = nil
+	fw.a.replayable = fw.base == 0
+	fw.retry(out, code)
+}
+
+// retry sends the request to another endpoint when attempt.again allows.
+func (fw *h2Fwd) retry(out outcome, code int) {
+	if fw.base > 0 && out != retryStatus {
+		// Part of the body is gone: no attempt can send it again.
+		fw.a.connects, fw.a.retries = 0, 0
+	}
+	if fw.a.again(out, code, fw.host, fw.idempotent) && fw.base == 0 {
+		fw.next()
+		return
+	}
+	if fw.kept != nil {
+		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
+		return
+	}
+	fw.reply(fw.a.last, failureMessage(fw.a.last))
+}
+
+// loadDone counts the end of the attempt in the host's load report
+// (LRS), once.
+func (fw *h2Fwd) loadDone(failed bool) {
+	if !fw.loadAt.IsZero() {
+		fw.host.load.end(time.Since(fw.loadAt), failed)
+		fw.loadAt = time.Time{}
+	}
+}
+
+// endAttempt leaves the current attempt, resetting its stream.
+func (fw *h2Fwd) endAttempt(reset bool) {
+	fw.loadDone(true) // no response headers: a failed attempt
+	if fw.up != nil && reset {
+		fw.up.Reset(http2.ErrCodeCancel)
+	}
+	fw.up = nil
+	if fw.ep != nil {
+		if fw.dialing {
+			fw.dialing = false
+			fw.ep.EndConnect()
+		}
+		fw.ep.End()
+		fw.ep = nil
+	}
+}
+
+// relayHeaders sends the response headers downstream.
+func (fw *h2Fwd) relayHeaders(status int, fields []hpack.HeaderField, end bool) {
+	fw.relayed, fw.code = true, status
+	fw.ds.WriteHeaders(status, fields, end)
+	if end {
+		fw.finish()
+	}
+}
+
+// reply answers with a local plain-text response.
+func (fw *h2Fwd) reply(code int, msg string) {
+	fw.relayed, fw.code = true, code
+	fw.ds.WriteHeaders(code, []hpack.HeaderField{
+		{Name: "content-type", Value: "text/plain; charset=utf-8"},
+		{Name: "content-length", Value: strconv.Itoa(len(msg) + 1)},
+	}, false)
+	fw.resp = append(append(fw.resp[:0], msg...), '\n')
+	fw.respEnd = true
+	fw.flushResponse()
+}
+
+// flushResponse writes buffered response bytes as the client's window
+// allows, granting them back upstream, then the trailers or the end.
+func (fw *h2Fwd) flushResponse() {
+	if fw.done {
+		return
+	}
+	if len(fw.resp) > 0 || fw.respEnd && !fw.hasTr {
+		n, err := fw.ds.WriteData(fw.resp, fw.respEnd && !fw.hasTr)
+		if n > 0 && fw.up != nil {
+			fw.up.Consumed(n)
+		}
+		k := copy(fw.resp, fw.resp[n:])
+		fw.resp = fw.resp[:k]
+		if err != nil || k > 0 {
+			return
+		}
+	}
+	if !fw.respEnd {
+		return
+	}
+	if fw.hasTr {
+		fw.ds.WriteTrailers(fw.respTr)
+	}
+	fw.finish()
+}
+
+// finish ends the exchange: counters, metrics, and the upstream stream if
+// it is still open (a response that ended before its request).
+func (fw *h2Fwd) finish() {
+	if fw.done {
+		return
+	}
+	fw.done = true
+	fw.stopTimer()
+	fw.endAttempt(true)
+	fw.waitGen++
+	cs := fw.cs
+	if cs == nil {
+		cs = fw.h.p.noCluster
+	} else {
+		fw.cs.inflight.Add(-1)
+	}
+	cs.codes.inc(fw.code)
+	cs.latency.observe(cs.name, time.Since(fw.start).Seconds())
+}
+
+// startTry arms the attempt's deadline once the request is completely
+// received: the route timeout (started then) or the per-try timeout,
+// whichever is first, until the response headers. Before that, and
+// after, the stream idle timeout bounds the exchange.
+func (fw *h2Fwd) startTry() {
+	fw.tryAt = time.Time{}
+	if fw.reqEnd {
+		now := time.Now()
+		fw.a.startTimer(now)
+		fw.tryAt = fw.a.tryDeadline(now)
+	}
+	fw.armTimer()
+}
+
+// armTimer sets the timer to the attempt's deadline or the stream idle
+// timeout from now, whichever is first.
+func (fw *h2Fwd) armTimer() {
+	at := fw.tryAt
+	if fw.idle > 0 {
+		if idle := time.Now().Add(fw.idle); at.IsZero() || idle.Before(at) {
+			at = idle
+		}
+		fw.seen = fw.progress
+	}
+	fw.timerAt = at
+	switch {
+	case at.IsZero():
+		if fw.timer != nil {
+			fw.timer.Stop()
+		}
+	case fw.timer == nil:
+		fw.timer = time.AfterFunc(time.Until(at), fw.onTimer)
+	default:
+		fw.timer.Reset(time.Until(at))
+	}
+}
+
+func (fw *h2Fwd) stopTimer() {
+	if !fw.timerAt.IsZero() {
+		fw.timerAt = time.Time{}
+		fw.timer.Stop()
+	}
+}
+
+// onTimer acts when the armed time passed: the attempt's deadline (504 or
+// a retry), or the stream idle timeout when no frame moved since it was
+// armed (504 before the response headers, a reset after). A timer armed
+// for an earlier time (an earlier attempt or exchange) finds timerAt zero
+// or later.
+func (fw *h2Fwd) onTimer() {
+	fw.mu.Lock()
+	defer fw.unlock()
+	now := time.Now()
+	if fw.timerAt.IsZero() || now.Before(fw.timerAt) || fw.done {
+		return
+	}
+	tryOver := !fw.tryAt.IsZero() && !now.Before(fw.tryAt) && !fw.relayed
+	if !tryOver && fw.progress != fw.seen {
+		fw.armTimer() // bytes moved: the idle timeout starts again
+		return
+	}
+	fw.timerAt = time.Time{}
+	if fw.relayed {
+		fw.ds.Reset(http2.ErrCodeCancel) // the stream stalled
+		fw.finish()
+		return
+	}
+	fw.waitGen++
+	fw.endAttempt(true)
+	fw.a.replayable = fw.base == 0
+	fw.retry(timedOut, 504)
+}
+
+// grpcStatusField returns the grpc-status of a trailers-only gRPC response
+// (in the response headers), like grpcStatus.
+func grpcStatusField(fields []hpack.HeaderField) (int, bool) {
+	for _, f := range fields {
+		if f.Name == "grpc-status" {
+			n, err := strconv.Atoi(f.Value)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
