@@ -6,6 +6,7 @@ GO ?= go
 NPM ?= npm
 BIN := $(CURDIR)/.bin
 NODEXDS := e2e/nodexds
+PM2DIR := e2e/pm2
 
 export SHOAL_TEST_STRICT := 1
 
@@ -24,13 +25,20 @@ check:
 build:
 	$(GO) build -o $(BIN)/shoal ./cmd/shoal
 
-## node-deps: the npm packages e2e/xds_node_test.go drives (@grpc/grpc-js-xds),
+## node-deps: the npm packages the e2e tests drive (@grpc/grpc-js-xds for
+## e2e/xds_node_test.go, pm2 for e2e/pm2_test.go),
 ## installed from the lock file; reinstalled when the lock file changes.
-node-deps: $(NODEXDS)/node_modules/.package-lock.json
+node-deps: $(NODEXDS)/node_modules/.package-lock.json $(PM2DIR)/node_modules/.package-lock.json
 
 $(NODEXDS)/node_modules/.package-lock.json: $(NODEXDS)/package.json $(NODEXDS)/package-lock.json
 	cd $(NODEXDS) && $(NPM) ci --no-audit --no-fund
 	@test -d $(NODEXDS)/node_modules/@grpc/grpc-js-xds || { echo "npm ci did not install @grpc/grpc-js-xds"; exit 1; }
+	@touch $@
+
+# PM2 for e2e/pm2_test.go (examples/pm2 workers as mesh instances).
+$(PM2DIR)/node_modules/.package-lock.json: $(PM2DIR)/package.json $(PM2DIR)/package-lock.json
+	cd $(PM2DIR) && $(NPM) ci --no-audit --no-fund
+	@test -x $(PM2DIR)/node_modules/.bin/pm2 || { echo "npm ci did not install pm2"; exit 1; }
 	@touch $@
 
 ## browser-deps: headless Chromium for the dashboard's browser test

@@ -329,6 +329,7 @@ func (s *Server) setupServices() error {
 		Instances: s.state,
 		Status:    statusSource{s},
 		Traffic:   trafficSource{lrs: s.lrs, instances: s.state.Endpoints},
+		Drain:     drainSource{s.xds},
 		Logger:    s.cfg.Logger,
 	})
 	if err != nil {
@@ -345,6 +346,7 @@ func (s *Server) setupServices() error {
 	s.xds.Register(s.xdsGRPC)
 	s.identity.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
+	api.RegisterDrain(s.xdsGRPC, drainSource{s.xds})
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", s.reg)
@@ -356,6 +358,7 @@ func (s *Server) setupServices() error {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("POST /drain/wait", drainWaitHandler(s.xds))
 	if s.cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -376,6 +379,14 @@ func (s *Server) setupServices() error {
 	}, s.log))
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return nil
+}
+
+// drainSource serves DrainService from the xDS server's ACK tracking.
+type drainSource struct{ x *xdsserver.Server }
+
+func (d drainSource) WaitRemoved(ctx context.Context, service, address string, port uint32, timeout time.Duration) (bool, time.Duration, []string, int) {
+	r := d.x.WaitRemoved(ctx, service, address, port, timeout)
+	return r.Converged, r.Waited, r.Pending, r.Clients
 }
 
 // statusSource fills MeshService.Status from the server's parts.

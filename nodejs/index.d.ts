@@ -16,8 +16,13 @@ export interface Logger {
 export interface RegisterOptions {
   /** Service name: a lowercase DNS label, at most 63 characters. */
   service: string;
-  /** Port the instance serves on, 1-65535. */
-  port: number;
+  /**
+   * Port the instance serves on, 1-65535; or 0 (the default with `server`): the package
+   * listens `server` on a free port of `host` (unless it listens already) and registers that port.
+   */
+  port?: number;
+  /** Address to listen on for port 0 (default: `address` when it is an IP, else all interfaces). */
+  host?: string;
   /** etcd endpoints: "host:port", "http(s)://host:port", comma-separated or an array. Default $SHOAL_ETCD or http://127.0.0.1:2379. */
   etcd?: string | string[];
   /** Lease TTL in seconds (default 10). etcd may grant more than asked; see Handle.ttl. */
@@ -28,7 +33,7 @@ export interface RegisterOptions {
   zone?: string;
   /** Load-balancing weight, 1-10000 (default 1). */
   weight?: number;
-  /** Instance id (default `<service>-<hostname>-<pid>`, sanitized). */
+  /** Instance id (default `<service>-<hostname>-<pid>`, or `<service>-<hostname>-<pm_id>` under PM2; sanitized). */
   id?: string;
   /** Address others reach this instance on (default $SHOAL_ADDRESS or 127.0.0.1). */
   address?: string;
@@ -44,6 +49,14 @@ export interface RegisterOptions {
   drainTimeout?: number;
   /** Milliseconds to keep serving after deregistering, before closing the server (default 0). */
   drainDelay?: number;
+  /** Send PM2's `process.send('ready')` once registered (default: true under PM2). */
+  ready?: boolean;
+  /** Milliseconds the whole drain may take (default under PM2: kill_timeout less a fifth, at most 500 ms; else unbounded). */
+  shutdownTimeout?: number;
+  /** The local sidecar's (or the control plane's) admin URL (default $SHOAL_DRAIN_GATE): after deregistering, wait there until every proxy stopped sending to this instance. */
+  drainGate?: string;
+  /** Milliseconds to wait at the drain gate at most (default 5000; at most half of what is left of shutdownTimeout). */
+  drainGateTimeout?: number;
   /** Milliseconds before one etcd request times out (default 5000). */
   requestTimeout?: number;
   /** Milliseconds register() keeps retrying an unreachable etcd before it rejects (default 10000). */
@@ -86,6 +99,8 @@ export interface HandleEvents {
   error: [Error];
   /** drain() started (a signal, or called directly). */
   draining: [{ id: string; key: string }];
+  /** The drain gate answered: whether every proxy ACKed the removal, how long it waited, who had not. */
+  gate: [{ converged: boolean; waitedMs: number; pending: string[] }];
   /** The lease was revoked by deregister(). */
   deregistered: [{ id: string; key: string; leaseId: string | null }];
 }

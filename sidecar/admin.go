@@ -30,6 +30,7 @@ func (p *Proxy) adminMux() *http.ServeMux {
 		writeJSON(w, p.proxy.Clusters())
 	})
 	mux.HandleFunc("GET /config_dump", p.configDump)
+	mux.HandleFunc("POST /drain/wait", p.drainWait)
 	if p.cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -138,11 +138,14 @@ type Config struct {
 	// proxy.DefaultTCPIdleTimeout (1h); negative means never.
 	TCPIdleTimeout time.Duration
 
-	// DrainTimeout bounds the graceful drain on shutdown; zero means 10s.
+	// DrainTimeout bounds, on shutdown, the wait for every proxy to ACK the
+	// deregistration (DrainService.WaitRemoved) and then the graceful drain
+	// of in-flight requests; zero means 10s.
 	DrainTimeout time.Duration
 	// DrainDelay is how long the sidecar keeps serving after it announced
-	// it is leaving (gossip unhealthy, etcd key revoked) so that peers stop
-	// sending before its listeners close; zero means 1s.
+	// it is leaving (gossip unhealthy, etcd key revoked) when it cannot ask
+	// the control plane whether every proxy stopped sending (or registers
+	// nothing); zero means 1s.
 	DrainDelay time.Duration
 
 	Logger *slog.Logger

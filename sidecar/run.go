@@ -246,12 +246,15 @@ func (p *Proxy) drain(reg *registry.Registration) {
 	if p.member != nil && p.cfg.Mode == ModeSidecar {
 		p.member.SetLocalHealth(p.selfKey(), false)
 	}
+	gated := false
 	if reg != nil {
 		if err := reg.Close(); err != nil {
 			p.log.Warn("deregistration failed; the lease will lapse", "err", err)
+		} else {
+			gated = p.waitDeregistered()
 		}
 	}
-	if p.member != nil || reg != nil {
+	if !gated && (p.member != nil || reg != nil) {
 		time.Sleep(p.cfg.DrainDelay) // let peers take us out of rotation
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)

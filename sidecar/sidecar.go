@@ -63,6 +63,8 @@ type Proxy struct {
 	applied   atomic.Bool   // a table from xDS (or the state dir) is in place
 	rebuild   chan struct{} // capacity 1: a table rebuild is wanted
 	buildErr  atomic.Pointer[string]
+	tables    tableWatch // told of every installed table (drain gate)
+	drainM    *drainMetrics
 
 	// knownMu guards known: every service seen in a snapshot since start
 	// (xdstable.Options.Known).
@@ -102,6 +104,9 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if p.reg == nil {
 		p.reg = metric.NewRegistry()
 		p.reg.MustRegister(metric.NewGoCollector(), metric.NewProcessCollector())
+	}
+	if p.drainM, err = newDrainMetrics(p.reg); err != nil {
+		return nil, err
 	}
 	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
 	if pc.AccessLog, err = p.openAccessLog(); err != nil {
@@ -315,6 +320,7 @@ func (p *Proxy) rebuildTable() {
 	}
 	if t != nil {
 		p.proxy.SetTable(t)
+		p.tables.notify()
 	}
 }
 

@@ -46,7 +46,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	f.gossipKey.register(fs)
 	fs.StringVar(&f.gossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.Var(&f.upstreams, "upstream", "NAME=ADDR: a local port that proxies only to service NAME (repeatable)")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "how long in-flight requests may take to finish on shutdown")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 10*time.Second, "on shutdown, how long to wait for every proxy to ACK the deregistration, then how long in-flight requests may take to finish")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", proxy.DefaultWriteTimeout, "close a client connection when no byte of its response could be written for this long (a client that stopped reading; a slow download that keeps reading is not cut); negative disables")
 	fs.DurationVar(&f.tcpIdleTimeout, "tcp-idle-timeout", proxy.DefaultTCPIdleTimeout, "close both sides of a proxied TCP connection when no byte moved either way for this long; negative disables")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -59,6 +59,8 @@ type Config struct {
 	Status StatusSource
 	// Traffic backs MeshService.Traffic; nil serves no traffic.
 	Traffic TrafficSource
+	// Drain backs DrainService; nil leaves it unregistered.
+	Drain DrainSource
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -93,6 +95,9 @@ func (s *Server) Register(gs *grpc.Server) {
 	shoalv1.RegisterRouteServiceServer(gs, &routeService{s: s})
 	shoalv1.RegisterRegistryServiceServer(gs, &registryService{s: s})
 	shoalv1.RegisterMeshServiceServer(gs, &meshService{s: s})
+	if s.cfg.Drain != nil {
+		RegisterDrain(gs, s.cfg.Drain)
+	}
 }
 
 // Local is the API's services for in-process callers (the dashboard on the

@@ -152,3 +152,16 @@ func FuzzParse(f *testing.F) {
 		_ = routes.ValidateSet(rs)
 	})
 }
+
+func TestParseReadsBalanceFactor(t *testing.T) {
+	rs, err := routes.Parse([]byte("name: chat\nhosts: [chat]\nrules:\n  - destinations:\n      - service: chat\n    strategy: ip_hash\n    balance_factor: 125\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rs[0].GetRules()[0].GetBalanceFactor(); got != 125 {
+		t.Errorf("balance_factor = %d, want 125", got)
+	}
+	if err := routes.Validate(rs[0]); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+}

@@ -285,6 +285,14 @@ func sameLabels(a, b map[string]string) bool {
 	return true
 }
 
+// Bounds of Rule.balance_factor: Envoy's hash_balance_factor is at least
+// 100 (percent of the average load); the upper bound only catches typos
+// (100x the average is unbounded in practice).
+const (
+	MinBalanceFactor = 100
+	MaxBalanceFactor = 10000
+)
+
 func validateStrategy(p string, rule *shoalv1.Rule) *FieldError {
 	s := rule.GetStrategy()
 	if _, ok := shoalv1.Strategy_name[int32(s)]; !ok {
@@ -292,6 +300,14 @@ func validateStrategy(p string, rule *shoalv1.Rule) *FieldError {
 	}
 	hk := rule.GetHashKey()
 	hashing := s == shoalv1.Strategy_STRATEGY_IP_HASH || s == shoalv1.Strategy_STRATEGY_RING_HASH || s == shoalv1.Strategy_STRATEGY_MAGLEV
+	switch bf := rule.GetBalanceFactor(); {
+	case bf != 0 && !hashing:
+		return fieldErr(p+".balance_factor", "bounds consistent hashing only (IP_HASH, RING_HASH, MAGLEV), not %s", StrategyName(s))
+	case bf != 0 && bf < MinBalanceFactor:
+		return fieldErr(p+".balance_factor", "%d is below %d (percent of the average load; 0 means unbounded)", bf, MinBalanceFactor)
+	case bf > MaxBalanceFactor:
+		return fieldErr(p+".balance_factor", "%d is above %d", bf, MaxBalanceFactor)
+	}
 	switch {
 	case hk != nil && !hashing:
 		return fieldErr(p+".hash_key", "is only used by IP_HASH, RING_HASH and MAGLEV, not %s", StrategyName(s))

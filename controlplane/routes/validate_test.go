@@ -50,6 +50,13 @@ func TestValidateAccepts(t *testing.T) {
 			r.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_RING_HASH
 			r.Rules[0].HashKey = &shoalv1.HashKey{Key: &shoalv1.HashKey_Cookie{Cookie: "session"}}
 		}},
+		{"maglev with a balance factor", func(r *shoalv1.Route) {
+			r.Rules[0].Strategy, r.Rules[0].BalanceFactor = shoalv1.Strategy_STRATEGY_MAGLEV, 125
+			r.Rules[0].HashKey = &shoalv1.HashKey{Key: &shoalv1.HashKey_Header{Header: "x-user"}}
+		}},
+		{"ip hash with the smallest balance factor", func(r *shoalv1.Route) {
+			r.Rules[0].Strategy, r.Rules[0].BalanceFactor = shoalv1.Strategy_STRATEGY_IP_HASH, 100
+		}},
 		{"pseudo-header match", func(r *shoalv1.Route) {
 			r.Rules[0].Match.Headers = []*shoalv1.HeaderMatch{{Name: ":authority", Invert: true}}
 		}},

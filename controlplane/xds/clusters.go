@@ -98,6 +98,13 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 	case lbRandom:
 		c.LbPolicy = clusterv3.Cluster_RANDOM
 	}
+	if spec.balance != 0 {
+		// Bounded loads (issue 18): Envoy's hash_balance_factor, for ring
+		// hash and maglev alike.
+		c.CommonLbConfig.ConsistentHashingLbConfig = &clusterv3.Cluster_CommonLbConfig_ConsistentHashingLbConfig{
+			HashBalanceFactor: wrapperspb.UInt32(spec.balance),
+		}
+	}
 	if svc := t.subsets[spec.cla].service; t.caps.HTTPProxy && t.hasMTLS(svc) {
 		c.TransportSocketMatches = t.mtlsMatches(svc)
 	}

@@ -45,7 +45,9 @@ type compiledRule struct {
 	dests    []dest
 	strategy shoalv1.Strategy
 	hashKey  *shoalv1.HashKey // nil means none given
-	timeout  time.Duration    // with timeoutSet; 0 means none (Envoy's 0s)
+	// balance is the bounded-load factor in percent (0: unbounded).
+	balance uint32
+	timeout time.Duration // with timeoutSet; 0 means none (Envoy's 0s)
 	// timeoutSet is false when the rule gives no timeout: the default applies.
 	timeoutSet bool
 	retry      *shoalv1.RetryPolicy
@@ -179,7 +181,7 @@ func compileRule(r *shoalv1.Rule) (*compiledRule, error) {
 	if err := checkMatch(r.GetMatch()); err != nil {
 		return nil, fmt.Errorf("match: %w", err)
 	}
-	cr := &compiledRule{match: r.GetMatch(), strategy: r.GetStrategy(), retry: r.GetRetry()}
+	cr := &compiledRule{match: r.GetMatch(), strategy: r.GetStrategy(), retry: r.GetRetry(), balance: r.GetBalanceFactor()}
 	var err error
 	if cr.dests, err = compileDests(r.GetDestinations()); err != nil {
 		return nil, err

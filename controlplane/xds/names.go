@@ -3,6 +3,7 @@ package xds
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -85,6 +86,26 @@ func clusterName(claName string, k lbKind) string {
 		return claName + "/" + s
 	}
 	return claName
+}
+
+// variantName is clusterName with a bounded-load factor: a consistent
+// hashing cluster whose rule sets balance_factor N is "<name>/balance-N",
+// so rules with different bounds (or none) never share a cluster.
+func variantName(claName string, k lbKind, balance uint32) string {
+	if balance == 0 {
+		return clusterName(claName, k)
+	}
+	return clusterName(claName, k) + "/balance-" + strconv.FormatUint(uint64(balance), 10)
+}
+
+// boundedLoad is the balance factor a cluster of kind k takes: only
+// consistent hashing has one (a client that maps hashing to another
+// policy drops it).
+func boundedLoad(k lbKind, balance uint32) uint32 {
+	if k != lbRingHash && k != lbMaglev {
+		return 0
+	}
+	return balance
 }
 
 // Type URLs, short.

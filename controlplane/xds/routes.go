@@ -135,15 +135,16 @@ func (t *translator) route(vhost string, i int, rule *compiledRule) *routev3.Rou
 		name = rule.route + "/" + strconv.Itoa(rule.index)
 	}
 	kind := t.caps.lbKind(rule.strategy)
+	balance := boundedLoad(kind, rule.balance)
 	action := &routev3.RouteAction{HashPolicy: t.hashPolicy(rule.hashKey)}
 	if len(rule.dests) == 1 {
 		d := rule.dests[0]
-		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: clusterName(subsetName(d.service, d.subset), kind)}
+		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: variantName(subsetName(d.service, d.subset), kind, balance)}
 	} else {
 		wc := &routev3.WeightedCluster{}
 		for _, d := range rule.dests {
 			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
-				Name:   clusterName(subsetName(d.service, d.subset), kind),
+				Name:   variantName(subsetName(d.service, d.subset), kind, balance),
 				Weight: wrapperspb.UInt32(d.weight),
 			})
 		}

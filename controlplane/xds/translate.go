@@ -82,6 +82,8 @@ type subset struct {
 type clusterSpec struct {
 	cla  string
 	kind lbKind
+	// balance is hash_balance_factor (consistent hashing only; 0: none).
+	balance uint32
 }
 
 func newTranslator(in Input, caps Capabilities) *translator {
@@ -128,7 +130,8 @@ func (t *translator) addServices(routes []*compiledRoute) {
 					t.addSubset(d.service, nil)
 				}
 				cla := t.addSubset(d.service, d.subset)
-				t.clusterSpecs[clusterName(cla, kind)] = clusterSpec{cla: cla, kind: kind}
+				balance := boundedLoad(kind, rule.balance)
+				t.clusterSpecs[variantName(cla, kind, balance)] = clusterSpec{cla: cla, kind: kind, balance: balance}
 			}
 		}
 	}

@@ -86,6 +86,7 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
+	dm  *drainMetrics
 
 	eds      *resourceCache
 	profiles *profileCaches
@@ -145,7 +146,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xds: metrics: %w", err)
 	}
+	dm, err := newDrainMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		dm:      dm,
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "xds"),
 		m:       m,

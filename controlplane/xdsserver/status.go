@@ -3,6 +3,7 @@ package xdsserver
 import (
 	"cmp"
 	"context"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"math"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -30,9 +32,14 @@ type tracker struct {
 	// must not block.
 	pushed func(bytes int)
 
-	// mu guards streams.
+	// mu guards streams and gone.
 	mu      sync.Mutex
 	streams map[streamKey]*streamState
+	// gone is what closed streams had ACKed of EDS, by node id
+	// (drainwait.go).
+	gone map[string]goneNode
+	// changed wakes WaitRemoved callers on EDS ACKs and stream closes.
+	changed broadcast
 }
 
 var _ serverv3.Callbacks = (*tracker)(nil)
@@ -49,6 +56,9 @@ type streamState struct {
 	peer        string
 	connectedAt time.Time
 	types       map[string]*typeState
+	// eds is the load assignment the client ACKed last, per name (nil:
+	// removed), for the drain gate (drainwait.go).
+	eds map[string]*anypb.Any
 }
 
 type typeState struct {
@@ -60,10 +70,12 @@ type typeState struct {
 type push struct {
 	version string
 	at      time.Time
+	// eds are the load assignments an EDS push carried (drainwait.go).
+	eds map[string]*anypb.Any
 }
 
 func newTracker(m *metrics, now func() time.Time) *tracker {
-	return &tracker{m: m, now: now, streams: make(map[streamKey]*streamState)}
+	return &tracker{m: m, now: now, streams: make(map[streamKey]*streamState), gone: make(map[string]goneNode)}
 }
 
 func (t *tracker) open(ctx context.Context, key streamKey) {
@@ -79,6 +91,9 @@ func (t *tracker) open(ctx context.Context, key streamKey) {
 
 func (t *tracker) close(key streamKey) {
 	t.mu.Lock()
+	if st := t.streams[key]; st != nil {
+		t.edsClosed(st)
+	}
 	delete(t.streams, key)
 	t.mu.Unlock()
 	t.m.streams.WithLabelValues(deltaLabel(key.delta)).Dec()
@@ -109,6 +124,7 @@ func (t *tracker) request(key streamKey, node *corev3.Node, typeURL, nonce strin
 		return
 	}
 	ts.status.AckedVersion = p.version
+	t.edsAcked(st, p)
 	ts.status.LastAckTime = timestamppb.New(now)
 	ts.status.LastPushToAck = durationpb.New(now.Sub(p.at))
 	t.m.acks.WithLabelValues(shortType(typeURL)).Inc()
@@ -214,12 +230,18 @@ func (t *tracker) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
 func (t *tracker) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
 	t.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	if names := req.GetResourceNames(); len(names) > 0 && req.GetTypeUrl() == resource.EndpointType {
+		t.edsResubscribed(streamKey{id: id}, names)
+	}
 	return nil
 }
 
 func (t *tracker) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
 	size := proto.Size(resp)
 	t.response(streamKey{id: id}, req.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), size)
+	if req.GetTypeUrl() == resource.EndpointType {
+		t.edsSent(streamKey{id: id}, resp.GetNonce(), sotwAssignments(resp))
+	}
 	if t.pushed != nil {
 		t.pushed(size)
 	}
@@ -232,12 +254,18 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscovery
 	}
 	t.request(key, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	if u := req.GetResourceNamesUnsubscribe(); len(u) > 0 && req.GetTypeUrl() == resource.EndpointType {
+		t.edsUnsubscribed(key, u)
+	}
 	return nil
 }
 
 func (t *tracker) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
 	size := proto.Size(resp)
 	t.response(streamKey{id: id, delta: true}, req.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), size)
+	if req.GetTypeUrl() == resource.EndpointType {
+		t.edsSent(streamKey{id: id, delta: true}, resp.GetNonce(), deltaAssignments(resp))
+	}
 	if t.pushed != nil {
 		t.pushed(size)
 	}

@@ -34,18 +34,39 @@ function onSignal(sig) {
 }
 
 /**
- * installSignalHandlers makes SIGTERM and SIGINT drain handle. It returns a
- * function that removes handle again; the process listeners go away with the
- * last handle, which restores Node's default signal behaviour.
+ * onMessage takes PM2's 'shutdown' message (sent instead of a signal with
+ * shutdown_with_message, and by a cluster-mode reload) as a SIGINT.
  */
-function installSignalHandlers(handle) {
+function onMessage(msg) {
+  if (msg === 'shutdown') onSignal('SIGINT');
+}
+let listeningForMessages = false;
+
+/**
+ * installSignalHandlers makes SIGTERM and SIGINT (and, with shutdownMessage,
+ * PM2's 'shutdown' message) drain handle. It returns a function that removes
+ * handle again; the process listeners go away with the last handle, which
+ * restores Node's default signal behaviour.
+ */
+function installSignalHandlers(handle, { shutdownMessage = false } = {}) {
   if (handles.size === 0) {
     for (const sig of SIGNALS) process.on(sig, onSignal);
+  }
+  if (shutdownMessage && !listeningForMessages && typeof process.send === 'function') {
+    listeningForMessages = true;
+    process.on('message', onMessage);
+    // A 'message' listener refs the IPC channel; the package must never
+    // keep a process alive by itself.
+    process.channel?.unref();
   }
   handles.add(handle);
   return () => {
     if (!handles.delete(handle) || handles.size > 0 || draining) return;
     for (const sig of SIGNALS) process.removeListener(sig, onSignal);
+    if (listeningForMessages) {
+      listeningForMessages = false;
+      process.removeListener('message', onMessage);
+    }
   };
 }
 

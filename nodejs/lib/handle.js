@@ -10,6 +10,8 @@
 const { EventEmitter } = require('node:events');
 const { Client, EtcdError, UnavailableError, GRPC_NOT_FOUND } = require('./etcd');
 const { drainServer, installSignalHandlers, trackResponses } = require('./drain');
+const { waitGate } = require('./gate');
+const pm2 = require('./pm2');
 
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 5000;
@@ -19,12 +21,22 @@ const MIN_KEEPALIVE_MS = 500;
 const jitter = (d) => d / 2 + Math.random() * (d / 2);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 
+/** bounded rejects when promise has not settled within ms (Infinity: never). */
+function bounded(promise, ms, what) {
+  if (!Number.isFinite(ms)) return promise;
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${Math.round(ms)} ms`)), ms).unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 class Handle extends EventEmitter {
   /** @param {ReturnType<import('./options').normalize>} cfg */
   constructor(cfg) {
     super();
     this.cfg = cfg;
-    this.instance = Object.freeze({ ...cfg.instance, metadata: Object.freeze({ ...cfg.instance.metadata }) });
+    this.setInstance(cfg.instance.port);
     this.id = cfg.instance.id;
     this.service = cfg.instance.service;
     this.key = cfg.key;
@@ -33,7 +45,6 @@ class Handle extends EventEmitter {
     this.draining = false;
     this.log = cfg.logger;
     this.client = new Client({ endpoints: cfg.etcd, requestTimeout: cfg.requestTimeout });
-    this.value = JSON.stringify(cfg.instance);
     this.closed = false;
     this.timer = null;
     this.inflight = null; // promise of the running tick, awaited by deregister
@@ -42,16 +53,54 @@ class Handle extends EventEmitter {
     this.failing = false; // logged the start of an outage already
     this.deregisterPromise = null;
     this.drainPromise = null;
+    this.gateResult = null; // the drain gate's last answer
     this.responses = cfg.server ? trackResponses(cfg.server) : null;
-    this.removeSignals = cfg.handleSignals ? installSignalHandlers(this) : () => {};
+    this.removeSignals = cfg.handleSignals ? installSignalHandlers(this, { shutdownMessage: cfg.pm2 !== null }) : () => {};
   }
 
   get registered() {
     return this.leaseId !== null && !this.closed;
   }
 
+  /** setInstance fixes the instance (and the value written to etcd) once its port is known. */
+  setInstance(port) {
+    const i = this.cfg.instance;
+    this.instance = Object.freeze({ ...i, port, metadata: Object.freeze({ ...i.metadata }) });
+    this.value = JSON.stringify(this.instance);
+  }
+
+  /**
+   * listen resolves port 0: the server's port if it listens already, else
+   * it listens on a free port of cfg.host first.
+   */
+  async listen() {
+    if (this.instance.port !== 0) return;
+    const server = this.cfg.server;
+    if (!server.listening) {
+      await new Promise((resolve, reject) => {
+        const onError = (err) => reject(err);
+        server.once('error', onError);
+        server.listen(0, this.cfg.host, () => {
+          server.removeListener('error', onError);
+          resolve();
+        });
+      });
+    }
+    const addr = server.address();
+    if (!addr || typeof addr !== 'object' || !addr.port) {
+      throw new TypeError('shoal: invalid option server: it listens on no TCP port (a pipe?), so port 0 cannot be resolved');
+    }
+    this.setInstance(addr.port);
+  }
+
   /** start registers for the first time, retrying unreachable etcd until startTimeout. */
   async start() {
+    try {
+      await this.listen();
+    } catch (err) {
+      this.shutdown();
+      throw err;
+    }
     const deadline = Date.now() + this.cfg.startTimeout;
     for (;;) {
       try {
@@ -68,6 +117,9 @@ class Handle extends EventEmitter {
     }
     this.backoff = BACKOFF_MIN_MS;
     this.schedule(this.keepAliveInterval());
+    // PM2's wait_ready: tell it only now that the instance is in the mesh,
+    // so `pm2 reload` moves to the next worker once this one takes traffic.
+    if (this.cfg.ready && !this.closed && pm2.sendReady()) this.log.debug(`told PM2 ${this.key} is ready`);
     return this;
   }
 
@@ -198,9 +250,12 @@ class Handle extends EventEmitter {
   }
 
   /**
-   * drain deregisters, waits drainDelay, then (with a server) stops accepting,
-   * waits up to drainTimeout for in-flight requests and closes idle
-   * keep-alive connections. Idempotent; it never rejects.
+   * drain deregisters, waits for the drain gate (when configured) and
+   * drainDelay, then (with a server) stops accepting, waits up to
+   * drainTimeout for in-flight requests and closes idle keep-alive
+   * connections. With shutdownTimeout (under PM2: kill_timeout less a
+   * margin) every step is cut short so the whole drain ends within it.
+   * Idempotent; it never rejects.
    */
   drain() {
     if (!this.drainPromise) this.drainPromise = this.doDrain();
@@ -208,16 +263,37 @@ class Handle extends EventEmitter {
   }
 
   async doDrain() {
+    const started = Date.now();
+    const budget = this.cfg.shutdownTimeout;
+    const left = () => (budget === null ? Infinity : Math.max(0, budget - (Date.now() - started)));
     this.draining = true;
     this.emit('draining', { id: this.id, key: this.key });
     try {
-      await this.deregister();
+      await bounded(this.deregister(), left(), 'deregistration');
     } catch (err) {
       this.log.warn(`deregister ${this.key}: ${err.message} (the lease expires in ${this.ttl}s)`);
     }
-    if (this.cfg.drainDelay > 0) await sleep(this.cfg.drainDelay);
-    if (this.cfg.server) await drainServer(this.cfg.server, this.responses, this.cfg.drainTimeout);
+    // The gate gets at most half of what is left: the rest is for the
+    // requests already in flight.
+    if (this.cfg.drainGate) await this.waitGate(Math.min(this.cfg.drainGateTimeout, left() / 2));
+    if (this.cfg.drainDelay > 0) await sleep(Math.min(this.cfg.drainDelay, left()));
+    if (this.cfg.server) await drainServer(this.cfg.server, this.responses, Math.min(this.cfg.drainTimeout, left()));
+    this.log.info(`drained ${this.key} in ${Date.now() - started} ms`);
     this.removeSignals();
+  }
+
+  /** waitGate waits until every proxy ACKed endpoints without this instance, or timeoutMs. It never rejects. */
+  async waitGate(timeoutMs) {
+    const { id, service, address, port } = this.instance;
+    try {
+      const ans = await waitGate(this.cfg.drainGate, { service, id, address, port, timeoutMs });
+      this.gateResult = ans;
+      if (ans.converged) this.log.info(`drain gate: every proxy stopped sending to ${this.key} after ${ans.waitedMs} ms`);
+      else this.log.warn(`drain gate: ${ans.pending.length} proxies had not ACKed the removal of ${this.key} after ${ans.waitedMs} ms: ${ans.pending.join(', ')}`);
+      this.emit('gate', ans);
+    } catch (err) {
+      this.log.warn(`drain gate ${this.cfg.drainGate}: ${err.message}; draining without it`);
+    }
   }
 
   /** healthHandler returns an http request listener: 200 while serving, 503 while draining. */

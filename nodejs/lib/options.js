@@ -6,6 +6,7 @@
 
 const os = require('node:os');
 const net = require('node:net');
+const pm2 = require('./pm2');
 
 const KEY_PREFIX = '/shoal/v1/instances/';
 const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'];
@@ -112,8 +113,18 @@ function normalize(opts, env = process.env) {
   if (!validName(service)) {
     throw fieldError(TypeError, 'service', `${JSON.stringify(service)} is not a lowercase DNS label of at most 63 characters`);
   }
-  checkInteger('port', opts.port, 1, 65535);
-  const id = opts.id ?? defaultID(service);
+  const server = opts.server ?? null;
+  if (server !== null && (typeof server.close !== 'function' || typeof server.on !== 'function')) {
+    throw fieldError(TypeError, 'server', 'must be an http.Server (or anything with close() and on())');
+  }
+  // port 0 (or no port with a server): the package listens on a free port.
+  const port = opts.port ?? (server ? 0 : undefined);
+  if (port === 0 && (server === null || typeof server.listen !== 'function')) {
+    throw fieldError(RangeError, 'port', '0 (a free port) needs the server option: the package listens on it for you');
+  }
+  checkInteger('port', port, server ? 0 : 1, 65535);
+  const underPM2 = pm2.detect(env);
+  const id = opts.id ?? (underPM2 ? defaultID(service, os.hostname(), underPM2.pmID) : defaultID(service));
   if (!validID(id)) {
     throw fieldError(TypeError, 'id', `${JSON.stringify(id)} must be 1-253 characters of [A-Za-z0-9._:-], starting and ending alphanumeric`);
   }
@@ -139,18 +150,31 @@ function normalize(opts, env = process.env) {
   checkDuration('requestTimeout', requestTimeout);
   const startTimeout = opts.startTimeout ?? 10000;
   checkDuration('startTimeout', startTimeout);
-  const server = opts.server ?? null;
-  if (server !== null && (typeof server.close !== 'function' || typeof server.on !== 'function')) {
-    throw fieldError(TypeError, 'server', 'must be an http.Server (or anything with close() and on())');
-  }
+  const host = opts.host ?? (net.isIP(address) ? address : undefined);
+  if (host !== undefined && (typeof host !== 'string' || host === '')) throw fieldError(TypeError, 'host', `${JSON.stringify(host)} is not an address to listen on`);
+  const ready = opts.ready ?? underPM2 !== null;
+  if (typeof ready !== 'boolean') throw fieldError(TypeError, 'ready', `${JSON.stringify(ready)} is not a boolean`);
+  const shutdownTimeout = opts.shutdownTimeout ?? (underPM2 ? pm2.shutdownBudget(underPM2.killTimeout) : null);
+  if (shutdownTimeout !== null) checkDuration('shutdownTimeout', shutdownTimeout);
+  const drainGate = opts.drainGate ?? (env.SHOAL_DRAIN_GATE || null);
+  if (drainGate !== null) checkGate(drainGate);
+  const drainGateTimeout = opts.drainGateTimeout ?? 5000;
+  checkDuration('drainGateTimeout', drainGateTimeout);
   // Field order is the contract's, so every writer produces the same bytes.
-  const instance = { id, service, address, port: opts.port, protocol, zone, weight, metadata };
+  // port is 0 until the package has listened (Handle.start fills it in).
+  const instance = { id, service, address, port, protocol, zone, weight, metadata };
   return {
     instance,
     key: `${KEY_PREFIX}${service}/${id}`,
     etcd,
     ttl,
     server,
+    host,
+    ready,
+    pm2: underPM2,
+    shutdownTimeout,
+    drainGate: drainGate === null ? null : new URL(drainGate).origin,
+    drainGateTimeout,
     drainTimeout,
     drainDelay,
     requestTimeout,
@@ -158,6 +182,18 @@ function normalize(opts, env = process.env) {
     handleSignals: opts.handleSignals ?? true,
     logger: normalizeLogger(opts.logger),
   };
+}
+
+function checkGate(v) {
+  let url;
+  try {
+    url = new URL(String(v));
+  } catch {
+    throw fieldError(TypeError, 'drainGate', `${JSON.stringify(v)} is not a URL (e.g. http://127.0.0.1:15000, the sidecar's admin port)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw fieldError(TypeError, 'drainGate', `${JSON.stringify(v)} must use http or https`);
+  }
 }
 
 const noop = () => {};

@@ -116,6 +116,7 @@ class Etcd {
     e.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-etcd-'));
     e.port = await freePort();
     e.peerPort = await freePort();
+    e.apiPort = await freePort();
     e.endpoint = `http://127.0.0.1:${e.port}`;
     await e.launch();
     return e;
@@ -128,7 +129,7 @@ class Etcd {
       '--etcd-listen', `127.0.0.1:${this.port}`,
       '--etcd-peer-listen', `127.0.0.1:${this.peerPort}`,
       '--xds-listen', '127.0.0.1:0',
-      '--api-listen', '127.0.0.1:0',
+      '--api-listen', `127.0.0.1:${this.apiPort}`,
       '--admin-listen', '127.0.0.1:0',
       '--gossip-listen', '127.0.0.1:0',
       '--log-level', 'warn',
@@ -207,10 +208,30 @@ class Etcd {
     return this.gw('/v3/lease/revoke', { ID: lease });
   }
 
-  /** instances runs `shoal instances -o json SERVICE` and returns the parsed list. */
+  /**
+   * instances runs `shoal instances -o json SERVICE` (the control plane's
+   * management API, whose view follows etcd through a watch) and returns the
+   * parsed list, once that view has caught up with the keys in etcd.
+   */
   async instances(service) {
-    const { stdout } = await execFileP(this.bin, ['instances', '--etcd', `127.0.0.1:${this.port}`, '-o', 'json', service], { timeout: 10000 });
-    return JSON.parse(stdout);
+    const prefix = `/shoal/v1/instances/${service}/`;
+    let list;
+    await waitFor(
+      async () => {
+        const want = (await this.keys(prefix)).map((k) => k.slice(prefix.length)).sort();
+        try {
+          const { stdout } = await execFileP(this.bin, ['instances', '--api', `127.0.0.1:${this.apiPort}`, '-o', 'json', service], { timeout: 10000 });
+          list = JSON.parse(stdout).instances ?? [];
+        } catch (err) {
+          if (!/has no registered instances/.test(err.stderr ?? '')) throw err;
+          list = [];
+        }
+        const got = list.map((i) => i.id).sort();
+        return JSON.stringify(got) === JSON.stringify(want);
+      },
+      { timeoutMs: 10000, what: `the management API to list the ${service} instances in etcd` },
+    );
+    return list;
   }
 }
 

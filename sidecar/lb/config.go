@@ -72,6 +72,12 @@ type MaglevConfig struct {
 	// TableSize is the lookup table size, a prime. Zero means
 	// DefaultMaglevTableSize.
 	TableSize uint64
+	// BoundedLoadFactor bounds loads as RingHashConfig.BoundedLoadFactor
+	// does (Envoy's hash_balance_factor/100 applies to Maglev too): a key
+	// whose endpoint is at c times its share of the in-flight requests
+	// goes on to the owners of the following table slots. Zero disables
+	// it; otherwise it must be at least 1.
+	BoundedLoadFactor float64
 }
 
 // DefaultConfig returns the configuration Envoy uses when the fields are
@@ -103,6 +109,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("lb: ring hash min ring size %d exceeds max %d", rh.MinRingSize, rh.MaxRingSize)
 	case c.RingHash.BoundedLoadFactor != 0 && c.RingHash.BoundedLoadFactor < 1:
 		return fmt.Errorf("lb: bounded load factor %v must be at least 1", c.RingHash.BoundedLoadFactor)
+	case c.Maglev.BoundedLoadFactor != 0 && c.Maglev.BoundedLoadFactor < 1:
+		return fmt.Errorf("lb: maglev bounded load factor %v must be at least 1", c.Maglev.BoundedLoadFactor)
 	case c.Maglev.TableSize != 0 && (c.Maglev.TableSize > MaxMaglevTableSize || !isPrime(c.Maglev.TableSize)):
 		return fmt.Errorf("lb: maglev table size %d must be a prime up to %d", c.Maglev.TableSize, MaxMaglevTableSize)
 	}

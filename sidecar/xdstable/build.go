@@ -252,8 +252,18 @@ func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
 		if v := c.GetRingHashLbConfig().GetMaximumRingSize(); v != nil {
 			cfg.RingHash.MaxRingSize = v.GetValue()
 		}
+		f, err := balanceFactor(c)
+		if err != nil {
+			return nil, cfg, err
+		}
+		cfg.RingHash.BoundedLoadFactor = f
 	case clusterv3.Cluster_MAGLEV:
 		name = lb.Maglev
+		f, err := balanceFactor(c)
+		if err != nil {
+			return nil, cfg, err
+		}
+		cfg.Maglev.BoundedLoadFactor = f
 	case clusterv3.Cluster_RANDOM:
 		name = lb.Random
 	default:
@@ -261,6 +271,20 @@ func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
 	}
 	b, err := builtin.Builder(name)
 	return b, cfg, err
+}
+
+// balanceFactor is the bounded-load factor c of consistent hashing:
+// common_lb_config.consistent_hashing_lb_config.hash_balance_factor / 100,
+// 0 when unset. Envoy rejects values below 100, and so does the sidecar.
+func balanceFactor(c *clusterv3.Cluster) (float64, error) {
+	v := c.GetCommonLbConfig().GetConsistentHashingLbConfig().GetHashBalanceFactor()
+	if v == nil {
+		return 0, nil
+	}
+	if v.GetValue() < 100 {
+		return 0, fmt.Errorf("hash_balance_factor %d is below 100", v.GetValue())
+	}
+	return float64(v.GetValue()) / 100, nil
 }
 
 // usesHTTP2 reports whether the cluster's upstream HTTP protocol options

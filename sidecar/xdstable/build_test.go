@@ -392,3 +392,36 @@ func TestBuildKeepsKnownServicesWithoutInstances(t *testing.T) {
 		t.Error("a name never seen is routed; want 404")
 	}
 }
+
+// A rule's balance_factor reaches the sidecar's ring hash and Maglev
+// pickers through hash_balance_factor (issue 18).
+func TestBuildReadsHashBalanceFactor(t *testing.T) {
+	rule := func(s shoalv1.Strategy, bf uint32) []*shoalv1.Rule {
+		return []*shoalv1.Rule{{Destinations: []*shoalv1.Destination{{Service: "orders"}}, Strategy: s,
+			HashKey: &shoalv1.HashKey{Key: &shoalv1.HashKey_Header{Header: "x-user"}}, BalanceFactor: bf}}
+	}
+	in := xds.Input{
+		Endpoints: []registry.Endpoint{endpoint("orders", "orders-1", 3001, registry.HealthHealthy, nil)},
+		Routes: []*shoalv1.Route{
+			{Name: "rh", Hosts: []string{"rh"}, Rules: rule(shoalv1.Strategy_STRATEGY_RING_HASH, 125)},
+			{Name: "mg", Hosts: []string{"mg"}, Rules: rule(shoalv1.Strategy_STRATEGY_MAGLEV, 150)},
+			{Name: "plain", Hosts: []string{"plain"}, Rules: rule(shoalv1.Strategy_STRATEGY_RING_HASH, 0)},
+		},
+	}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if c := tbl.Cluster("orders/ring_hash/balance-125"); c == nil || c.LBConfig.RingHash.BoundedLoadFactor != 1.25 {
+		t.Errorf("bounded ring hash cluster = %+v, want factor 1.25", c)
+	}
+	if c := tbl.Cluster("orders/maglev/balance-150"); c == nil || c.LBConfig.Maglev.BoundedLoadFactor != 1.5 {
+		t.Errorf("bounded maglev cluster = %+v, want factor 1.5", c)
+	}
+	if c := tbl.Cluster("orders/ring_hash"); c == nil || c.LBConfig.RingHash.BoundedLoadFactor != 0 {
+		t.Errorf("plain ring hash cluster = %+v, want no bound", c)
+	}
+	if r := tbl.Match(request("rh", "/")); r == nil || r.PickCluster().Name != "orders/ring_hash/balance-125" {
+		t.Errorf("route rh = %+v", r)
+	}
+}

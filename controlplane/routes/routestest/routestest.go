@@ -110,6 +110,13 @@ func Invalid(name string) []Case {
 			r.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_MAGLEV
 			r.Rules[0].HashKey = &shoalv1.HashKey{Key: &shoalv1.HashKey_Cookie{Cookie: "a=b"}}
 		}),
+		mk("balance factor with least request", "rules[0].balance_factor", func(r *shoalv1.Route) { r.Rules[0].BalanceFactor = 125 }),
+		mk("balance factor below 100", "rules[0].balance_factor", func(r *shoalv1.Route) {
+			r.Rules[0].Strategy, r.Rules[0].BalanceFactor = shoalv1.Strategy_STRATEGY_IP_HASH, 99
+		}),
+		mk("balance factor above 10000", "rules[0].balance_factor", func(r *shoalv1.Route) {
+			r.Rules[0].Strategy, r.Rules[0].BalanceFactor = shoalv1.Strategy_STRATEGY_IP_HASH, 10001
+		}),
 		mk("negative timeout", "rules[0].timeout", func(r *shoalv1.Route) { r.Rules[0].Timeout = durationpb.New(-time.Second) }),
 		mk("malformed timeout", "rules[0].timeout", func(r *shoalv1.Route) { r.Rules[0].Timeout = &durationpb.Duration{Seconds: 1, Nanos: -5} }),
 		mk("timeout over a day", "rules[0].timeout", func(r *shoalv1.Route) { r.Rules[0].Timeout = durationpb.New(25 * time.Hour) }),

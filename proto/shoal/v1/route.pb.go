@@ -198,7 +198,14 @@ type Rule struct {
 	Timeout *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// Retry says when a failed request is tried again on another instance.
 	// Connection failures before any byte was sent are always retried once.
-	Retry         *RetryPolicy `protobuf:"bytes,6,opt,name=retry,proto3" json:"retry,omitempty"`
+	Retry *RetryPolicy `protobuf:"bytes,6,opt,name=retry,proto3" json:"retry,omitempty"`
+	// BalanceFactor bounds the load of consistent hashing (IP_HASH, RING_HASH,
+	// MAGLEV) in percent of the average: with 125 no instance takes more than
+	// 1.25 times the average number of requests in flight; a key whose
+	// instance is at the bound goes to the next one on the ring (consistent
+	// hashing with bounded loads, Mirrokni et al.). Emitted as Envoy's
+	// hash_balance_factor. 0 (unset) means unbounded; otherwise at least 100.
+	BalanceFactor uint32 `protobuf:"varint,7,opt,name=balance_factor,json=balanceFactor,proto3" json:"balance_factor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -273,6 +280,13 @@ func (x *Rule) GetRetry() *RetryPolicy {
 		return x.Retry
 	}
 	return nil
+}
+
+func (x *Rule) GetBalanceFactor() uint32 {
+	if x != nil {
+		return x.BalanceFactor
+	}
+	return 0
 }
 
 // Match accepts a request when every condition it sets holds.
@@ -770,14 +784,15 @@ const file_shoal_v1_route_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12$\n" +
 	"\x05rules\x18\x03 \x03(\v2\x0e.shoal.v1.RuleR\x05rules\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"\xa8\x02\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\"\xcf\x02\n" +
 	"\x04Rule\x12%\n" +
 	"\x05match\x18\x01 \x01(\v2\x0f.shoal.v1.MatchR\x05match\x129\n" +
 	"\fdestinations\x18\x02 \x03(\v2\x15.shoal.v1.DestinationR\fdestinations\x12.\n" +
 	"\bstrategy\x18\x03 \x01(\x0e2\x12.shoal.v1.StrategyR\bstrategy\x12,\n" +
 	"\bhash_key\x18\x04 \x01(\v2\x11.shoal.v1.HashKeyR\ahashKey\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12+\n" +
-	"\x05retry\x18\x06 \x01(\v2\x15.shoal.v1.RetryPolicyR\x05retry\"\xa4\x01\n" +
+	"\x05retry\x18\x06 \x01(\v2\x15.shoal.v1.RetryPolicyR\x05retry\x12%\n" +
+	"\x0ebalance_factor\x18\a \x01(\rR\rbalanceFactor\"\xa4\x01\n" +
 	"\x05Match\x12\x18\n" +
 	"\x06prefix\x18\x01 \x01(\tH\x00R\x06prefix\x12\x16\n" +
 	"\x05exact\x18\x02 \x01(\tH\x00R\x05exact\x12\x16\n" +

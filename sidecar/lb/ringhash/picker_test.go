@@ -148,3 +148,24 @@ func (boundedBuilder) Build(eps []*lb.Endpoint, cfg lb.Config) lb.Picker {
 	cfg.RingHash.BoundedLoadFactor = 1.25
 	return New(eps, cfg)
 }
+
+// Under the bound a key stays where the plain ring puts it.
+func TestBoundedLoadKeepsKeysUnderTheBound(t *testing.T) {
+	eps := lbtest.Equal(4)
+	plain := New(lbtest.Equal(4), lb.DefaultConfig())
+	cfg := lb.DefaultConfig()
+	cfg.RingHash.BoundedLoadFactor = 1.25
+	bounded := New(eps, cfg)
+	for _, e := range eps { // a steady, even load
+		for range 10 {
+			e.Begin()
+		}
+	}
+	for i := range 2000 {
+		want, _ := plain.Pick(lbtest.KeyInfo(i))
+		got, _ := bounded.Pick(lbtest.KeyInfo(i))
+		if got.Address != want.Address {
+			t.Fatalf("key %d: %s, want its own endpoint %s (every endpoint is under the bound)", i, got.Address, want.Address)
+		}
+	}
+}
