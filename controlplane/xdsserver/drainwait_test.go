@@ -2,23 +2,24 @@ package xdsserver
 
 import (
 	"context"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/shoal-mesh/shoal/controlplane/xds"
 	"slices"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/shoal-mesh/shoal/controlplane/xds"
+
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // WaitRemoved (issue 18) answers from what each client ACKed: a delta and
 // a SotW client hold orders-1 until they ACK the assignment without it; a
 // client that disconnected holds what it last ACKed until the bound.
 func TestWaitRemovedFollowsEachClientsACKs(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := metric.NewRegistry()
 	srv, addr := startServer(t, Config{Registerer: reg})
 	delta := newDeltaClient(t, addr, &corev3.Node{Id: "delta-1"})
 	delta.subscribe(resource.EndpointType, "orders")
@@ -95,7 +96,7 @@ func TestWaitRemovedFollowsEachClientsACKs(t *testing.T) {
 	if r.Converged || !slices.Contains(r.Pending, "gone-1 (disconnected)") {
 		t.Errorf("with gone-1 disconnected: %+v, want it pending", r)
 	}
-	if got := testutil.ToFloat64(srv.dm.unacked); got < 1 {
+	if got := srv.dm.unacked.Value(); got < 1 {
 		t.Errorf("shoal_xds_drain_unacked_proxies_total = %v, want >= 1", got)
 	}
 }
