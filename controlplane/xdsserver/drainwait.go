@@ -13,8 +13,9 @@ import (
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // The drain gate (issue 18): WaitRemoved answers once no xDS client holds
@@ -284,25 +285,25 @@ func (s *Server) WaitRemoved(ctx context.Context, service, address string, port 
 	r.Waited = time.Since(start)
 	s.dm.wait.Observe(r.Waited.Seconds())
 	if !r.Converged {
-		s.dm.unacked.Add(float64(len(r.Pending)))
+		s.dm.unacked.Add(uint64(len(r.Pending)))
 	}
 	return r
 }
 
 // drainMetrics are WaitRemoved's metrics.
 type drainMetrics struct {
-	wait    prometheus.Histogram
-	unacked prometheus.Counter
+	wait    *metric.Histogram
+	unacked *metric.Counter
 }
 
-func newDrainMetrics(reg prometheus.Registerer) (*drainMetrics, error) {
+func newDrainMetrics(reg metric.Registerer) (*drainMetrics, error) {
 	m := &drainMetrics{
-		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
+		wait: metric.NewHistogram(metric.HistogramOpts{
 			Name:    "shoal_xds_drain_wait_seconds",
 			Help:    "How long DrainService.WaitRemoved waited until every xDS client ACKed endpoints without the instance (or the bound).",
 			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}),
-		unacked: prometheus.NewCounter(prometheus.CounterOpts{
+		unacked: metric.NewCounter(metric.CounterOpts{
 			Name: "shoal_xds_drain_unacked_proxies_total",
 			Help: "xDS clients that had not ACKed the removal of an instance when WaitRemoved reached its bound.",
 		}),
@@ -310,9 +311,9 @@ func newDrainMetrics(reg prometheus.Registerer) (*drainMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.wait, m.unacked} {
+	for _, c := range []metric.Collector{m.wait, m.unacked} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("xds: drain metrics: %w", err)
+			return nil, fmt.Errorf("xdsserver: drain metrics: %w", err)
 		}
 	}
 	return m, nil

@@ -10,16 +10,14 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // WaitRemoved (issue 18) answers from what each client ACKed: a delta and
 // a SotW client hold orders-1 until they ACK the assignment without it; a
 // client that disconnected holds what it last ACKed until the bound.
 func TestWaitRemovedFollowsEachClientsACKs(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	srv, addr := startServer(t, Config{Registerer: reg})
+	srv, addr := startServer(t, Config{Registerer: metric.NewRegistry()})
 	delta := newDeltaClient(t, addr, &corev3.Node{Id: "delta-1"})
 	delta.subscribe(resource.EndpointType, "orders")
 	sotw := newSotwClient(t, addr, &corev3.Node{Id: "sotw-1"})
@@ -95,7 +93,7 @@ func TestWaitRemovedFollowsEachClientsACKs(t *testing.T) {
 	if r.Converged || !slices.Contains(r.Pending, "gone-1 (disconnected)") {
 		t.Errorf("with gone-1 disconnected: %+v, want it pending", r)
 	}
-	if got := testutil.ToFloat64(srv.dm.unacked); got < 1 {
+	if got := srv.dm.unacked.Value(); got < 1 {
 		t.Errorf("shoal_xds_drain_unacked_proxies_total = %v, want >= 1", got)
 	}
 }
