@@ -49,6 +49,15 @@ type Config struct {
 	// SVIDTTL is the lifetime of workload certificates; zero means 24h.
 	SVIDTTL time.Duration
 
+	// APIAuth is APIAuthAuto (zero), APIAuthRequired or APIAuthOff: when
+	// on, the management API serves TLS with a certificate from the mesh
+	// CA and every call needs the admin SVID, a workload SVID (read only)
+	// or a bearer token (shoal tokens create --admin|--viewer).
+	APIAuth string
+	// Insecure lets listeners serve plain text without authentication
+	// beyond loopback; without it New refuses such a configuration.
+	Insecure bool
+
 	// ID names this control plane among several; zero means the host name
 	// and xDS port.
 	ID string

@@ -76,6 +76,9 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
+	if err := cfg.checkSecurity(); err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "controlplane")}
 	defer func() {
 		if err != nil {
@@ -338,7 +341,22 @@ func (s *Server) setupServices() error {
 	if s.identity, err = s.newIdentity(); err != nil {
 		return err
 	}
-	s.apiGRPC = api.NewGRPCServer(s.health)
+	var apiOpts []grpc.ServerOption
+	if s.cfg.apiAuthOn() {
+		apiOpts = append(api.AuthOptions(api.AuthConfig{
+			TrustDomain: s.identity.TrustDomain(),
+			TokenRole: func(ctx context.Context, tok string) (string, error) {
+				role, err := s.identity.APITokenRole(ctx, tok)
+				if errors.Is(err, identity.ErrTokenUnknown) {
+					return "", api.ErrUnknownToken
+				}
+				return role, err
+			},
+			Logger: s.cfg.Logger,
+		}), grpc.Creds(s.identity.APICreds()))
+		s.log.Info("management API authenticates: TLS with the mesh CA's serving certificate, admin or workload SVIDs, or bearer tokens", "api", s.apiLis.Addr())
+	}
+	s.apiGRPC = api.NewGRPCServer(s.health, apiOpts...)
 	s.api.Register(s.apiGRPC)
 	s.identity.RegisterAdmin(s.apiGRPC)
 	opts := append(api.ServerOptions(), xdsserver.ServerOptions()...)
@@ -366,9 +384,15 @@ func (s *Server) setupServices() error {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	// The dashboard reads the management API in-process.
-	mux.Handle("/ui/", ui.Handler(s.api.Local(), s.cfg.Logger))
-	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	// The dashboard reads the management API in-process, past its
+	// authentication: with API authentication on it is served only on a
+	// loopback admin listener, never beyond.
+	if !s.cfg.apiAuthOn() || isLoopback(s.cfg.AdminListen) {
+		mux.Handle("/ui/", ui.Handler(s.api.Local(), s.cfg.Logger))
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	} else {
+		s.log.Warn("dashboard not served: the management API authenticates and --admin-listen is beyond loopback", "admin", s.cfg.AdminListen)
+	}
 	// Key rotation for operators (shoal gossip keys); gossip starts after
 	// this mux is built, hence the lookup per request.
 	mux.Handle(keyadmin.Path, keyadmin.Handler(func() keyadmin.Keyring {

@@ -94,3 +94,16 @@ func ParseToken(s string) (Token, error) {
 	}
 	return Token{Secret: parts[1], RootFingerprint: parts[2]}, nil
 }
+
+// AdminNamespace and AdminService name the admin identity of the
+// management API: spiffe://<td>/ns/shoal-system/svc/admin.
+const (
+	AdminNamespace = "shoal-system"
+	AdminService   = "admin"
+)
+
+// AdminID is the SPIFFE ID whose certificate may do everything on the
+// management API (`shoal ca issue-admin`).
+func AdminID(td spiffeid.TrustDomain) (spiffeid.ID, error) {
+	return ServiceID(td, AdminNamespace, AdminService)
+}

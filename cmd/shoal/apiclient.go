@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -20,12 +19,19 @@ type apiFlags struct {
 	addr    string
 	output  string
 	timeout time.Duration
+	// caBundle, token, cert and key authenticate to an API that requires
+	// it (beyond loopback, or --api-auth=required).
+	caBundle, token, cert, key string
 }
 
 func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.addr, "api", "127.0.0.1:18001", "management API address (host:port)")
 	fs.StringVarP(&f.output, "output", "o", "table", "output format: table, yaml or json")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the management API")
+	fs.StringVar(&f.caBundle, "ca-bundle", "", "PEM file with the mesh's root CA to verify the management API (default with --token: the root the token names)")
+	fs.StringVar(&f.token, "token", "", "bearer token for the management API (shoal tokens create --admin|--viewer; default $SHOAL_TOKEN)")
+	fs.StringVar(&f.cert, "cert", "", "client certificate (PEM) for the management API, e.g. from shoal ca issue-admin")
+	fs.StringVar(&f.key, "key", "", "client key (PEM) of --cert")
 }
 
 func (f *apiFlags) check() error {
@@ -34,6 +40,9 @@ func (f *apiFlags) check() error {
 	default:
 		return usageErrorf("--output %q: want table, yaml or json", f.output)
 	}
+	if (f.cert == "") != (f.key == "") {
+		return usageErrorf("--cert and --key go together")
+	}
 	return checkHostPort("--api", f.addr)
 }
 
@@ -41,9 +50,12 @@ func (f *apiFlags) check() error {
 // connect until the first call (grpc.NewClient), which fails with
 // Unavailable when nothing listens.
 func (f *apiFlags) dial() (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(f.addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	opts, err := f.authOptions()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(f.addr, append(opts,
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))...)
 	if err != nil {
 		return nil, fmt.Errorf("--api %q: %w", f.addr, err)
 	}
@@ -64,6 +76,10 @@ func (f *apiFlags) apiError(err error) error {
 		return fmt.Errorf("cannot reach the management API at %s (is `shoal controlplane` running? see --api): %s", f.addr, msg)
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("the management API at %s did not answer within %v", f.addr, f.timeout)
+	case codes.Unauthenticated:
+		return fmt.Errorf("the management API at %s needs credentials (--token or $SHOAL_TOKEN, or --cert/--key, with --ca-bundle): %s", f.addr, msg)
+	case codes.PermissionDenied:
+		return fmt.Errorf("permission denied: %s", msg)
 	}
 	return errors.New(msg)
 }

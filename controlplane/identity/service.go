@@ -210,6 +210,9 @@ func tlsState(ctx context.Context) (tls.ConnectionState, bool) {
 
 // CreateToken implements TokenService.CreateToken.
 func (s *Service) CreateToken(ctx context.Context, req *shoalv1.CreateTokenRequest) (*shoalv1.CreateTokenResponse, error) {
+	if req.GetRole() != "" {
+		return s.createAPIToken(ctx, req)
+	}
 	if !registry.ValidName(req.GetService()) {
 		return nil, status.Errorf(codes.InvalidArgument, "service: %q is not a lowercase DNS label of at most 63 characters", req.GetService())
 	}
@@ -244,6 +247,50 @@ func (s *Service) CreateToken(ctx context.Context, req *shoalv1.CreateTokenReque
 	}
 	s.log.Info("join token created", "id", id.String(), "uses", uses, "expires", exp)
 	return &shoalv1.CreateTokenResponse{Token: tok.String(), SpiffeId: id.String(), ExpiresAt: timestamppb.New(exp)}, nil
+}
+
+// createAPIToken makes a bearer token for the management API.
+func (s *Service) createAPIToken(ctx context.Context, req *shoalv1.CreateTokenRequest) (*shoalv1.CreateTokenResponse, error) {
+	role := req.GetRole()
+	switch {
+	case role != RoleAdmin && role != RoleViewer:
+		return nil, status.Errorf(codes.InvalidArgument, "role: %q: want admin or viewer", role)
+	case req.GetService() != "" || req.GetNamespace() != "":
+		return nil, status.Error(codes.InvalidArgument, "role: an API token is not bound to a service: leave service and namespace empty")
+	}
+	ttl := time.Duration(req.GetTtlSeconds()) * time.Second
+	if ttl == 0 {
+		ttl = DefaultTokenTTL
+	}
+	if ttl < time.Second || ttl > MaxTokenTTL {
+		return nil, status.Errorf(codes.InvalidArgument, "ttl_seconds: %d is outside 1-%d", req.GetTtlSeconds(), int64(MaxTokenTTL/time.Second))
+	}
+	tok, exp, err := s.cfg.Tokens.CreateAPIToken(ctx, s.cfg.CA, role, ttl)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	s.log.Info("API token created", "role", role, "expires", exp)
+	return &shoalv1.CreateTokenResponse{Token: tok.String(), Role: role, ExpiresAt: timestamppb.New(exp)}, nil
+}
+
+// APITokenRole returns the role of a management API bearer token (for
+// api.AuthConfig); ErrTokenUnknown when it is not a valid one.
+func (s *Service) APITokenRole(ctx context.Context, token string) (string, error) {
+	return s.cfg.Tokens.APITokenRole(ctx, token)
+}
+
+// APICreds returns the management API's credentials when it
+// authenticates: TLS 1.3 with the CA's serving certificate, a client
+// certificate verified against the root when given.
+func (s *Service) APICreds() credentials.TransportCredentials {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.cfg.CA.Root())
+	return credentials.NewTLS(&tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.servingCert() },
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientCAs:      pool,
+	})
 }
 
 // record remembers the latest SVID of an instance for Identities.
@@ -283,3 +330,6 @@ func (s *Service) Identities() []*shoalv1.WorkloadIdentity {
 	})
 	return out
 }
+
+// TrustDomain is the CA's trust domain.
+func (s *Service) TrustDomain() spiffeid.TrustDomain { return s.cfg.CA.TrustDomain() }

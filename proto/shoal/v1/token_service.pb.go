@@ -31,7 +31,12 @@ type CreateTokenRequest struct {
 	// TtlSeconds bounds the token's life; 0 means one hour.
 	TtlSeconds int64 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
 	// Uses is how many SVIDs the token may get; 0 means 1.
-	Uses          int32 `protobuf:"varint,4,opt,name=uses,proto3" json:"uses,omitempty"`
+	Uses int32 `protobuf:"varint,4,opt,name=uses,proto3" json:"uses,omitempty"`
+	// Role, when set ("admin" or "viewer"), makes a bearer token for the
+	// management API (sent as "authorization: Bearer <token>") instead of a
+	// join token; service and namespace must then be empty and uses is
+	// ignored.
+	Role          string `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -94,13 +99,22 @@ func (x *CreateTokenRequest) GetUses() int32 {
 	return 0
 }
 
+func (x *CreateTokenRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 type CreateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Token is the secret to hand to the workload. Only its hash is stored.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// SpiffeId is the identity the token is bound to.
-	SpiffeId      string                 `protobuf:"bytes,2,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	SpiffeId  string                 `protobuf:"bytes,2,opt,name=spiffe_id,json=spiffeId,proto3" json:"spiffe_id,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Role is the API role of a bearer token; empty for join tokens.
+	Role          string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -156,22 +170,31 @@ func (x *CreateTokenResponse) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CreateTokenResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 var File_shoal_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_token_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1cshoal/v1/token_service.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x01\n" +
+	"\x1cshoal/v1/token_service.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x01\n" +
 	"\x12CreateTokenRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x1f\n" +
 	"\vttl_seconds\x18\x03 \x01(\x03R\n" +
 	"ttlSeconds\x12\x12\n" +
-	"\x04uses\x18\x04 \x01(\x05R\x04uses\"\x83\x01\n" +
+	"\x04uses\x18\x04 \x01(\x05R\x04uses\x12\x12\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role\"\x97\x01\n" +
 	"\x13CreateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
 	"\tspiffe_id\x18\x02 \x01(\tR\bspiffeId\x129\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2Z\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role2Z\n" +
 	"\fTokenService\x12J\n" +
 	"\vCreateToken\x12\x1c.shoal.v1.CreateTokenRequest\x1a\x1d.shoal.v1.CreateTokenResponseB4Z2github.com/shoal-mesh/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 

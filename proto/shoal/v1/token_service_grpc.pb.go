@@ -28,7 +28,8 @@ const (
 //
 // TokenService manages join tokens; it is served on the management API.
 type TokenServiceClient interface {
-	// CreateToken makes a join token bound to one identity.
+	// CreateToken makes a join token bound to one identity, or (with role)
+	// a bearer token for the management API.
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 }
 
@@ -56,7 +57,8 @@ func (c *tokenServiceClient) CreateToken(ctx context.Context, in *CreateTokenReq
 //
 // TokenService manages join tokens; it is served on the management API.
 type TokenServiceServer interface {
-	// CreateToken makes a join token bound to one identity.
+	// CreateToken makes a join token bound to one identity, or (with role)
+	// a bearer token for the management API.
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }

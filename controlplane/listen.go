@@ -1,0 +1,85 @@
+package controlplane
+
+import (
+	"fmt"
+	"net"
+	"strings"
+)
+
+// API authentication modes (Config.APIAuth, --api-auth).
+const (
+	// APIAuthAuto authenticates the management API when it listens beyond
+	// loopback.
+	APIAuthAuto = "auto"
+	// APIAuthRequired authenticates it wherever it listens (tests use it
+	// on loopback).
+	APIAuthRequired = "required"
+	// APIAuthOff serves it plain and open; beyond loopback only with
+	// Insecure.
+	APIAuthOff = "off"
+)
+
+// isLoopback reports whether a listen address (host:port, or an http URL
+// for etcd) binds loopback only: 127.0.0.0/8, ::1 or "localhost". An empty
+// host, 0.0.0.0, :: and every other name or address are beyond loopback.
+func isLoopback(addr string) bool {
+	addr = strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://")
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// apiAuthOn reports whether the management API authenticates its calls.
+func (c *Config) apiAuthOn() bool {
+	switch c.APIAuth {
+	case APIAuthRequired:
+		return true
+	case APIAuthOff:
+		return false
+	}
+	return !isLoopback(c.APIListen)
+}
+
+// checkSecurity applies the one rule of every listener: bound to loopback
+// it may stay plain; beyond loopback it needs TLS and authentication, or
+// Insecure. It returns the first violation as one line naming the flag.
+func (c *Config) checkSecurity() error {
+	switch c.APIAuth {
+	case "", APIAuthAuto, APIAuthRequired, APIAuthOff:
+	default:
+		return fmt.Errorf("controlplane: --api-auth %q: want auto, required or off", c.APIAuth)
+	}
+	if c.Insecure {
+		return nil
+	}
+	type listener struct{ flag, addr, what string }
+	var plain []listener
+	if !c.apiAuthOn() {
+		plain = append(plain, listener{"--api-listen", c.APIListen, "anyone who reaches it could rewrite routes"})
+	}
+	plain = append(plain,
+		listener{"--xds-listen", c.XDSListen, "anyone who reaches it could read every cluster and endpoint"},
+		listener{"--admin-listen", c.AdminListen, "anyone who reaches it could read the mesh and rotate gossip keys"})
+	if len(c.EtcdEndpoints) == 0 {
+		etcd := c.EtcdListen
+		if etcd == "" {
+			etcd = "127.0.0.1:2379"
+		}
+		plain = append(plain, listener{"--etcd-listen", etcd, "anyone who reaches it could register instances and take over traffic"})
+		if c.EtcdPeerListen != "" {
+			plain = append(plain, listener{"--etcd-peer-listen", c.EtcdPeerListen, "anyone who reaches it could join the etcd cluster"})
+		}
+	}
+	for _, l := range plain {
+		if !isLoopback(l.addr) {
+			return fmt.Errorf("controlplane: %s %s is beyond loopback and would be served in plain text without authentication (%s): bind 127.0.0.1, or give --insecure on a trusted network", l.flag, l.addr, l.what)
+		}
+	}
+	return nil
+}
