@@ -54,6 +54,10 @@ type Config struct {
 	// CA and every call needs the admin SVID, a workload SVID (read only)
 	// or a bearer token (shoal tokens create --admin|--viewer).
 	APIAuth string
+	// XDSAuth is APIAuthAuto (zero), APIAuthRequired or APIAuthOff for
+	// the xDS port: when on, ADS, LRS and DrainService need a workload
+	// SVID over TLS and a node may only name its SVID's service.
+	XDSAuth string
 	// Insecure lets listeners serve plain text without authentication
 	// beyond loopback; without it New refuses such a configuration.
 	Insecure bool

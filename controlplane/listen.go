@@ -46,6 +46,17 @@ func (c *Config) apiAuthOn() bool {
 	return !isLoopback(c.APIListen)
 }
 
+// xdsAuthOn reports whether the xDS port binds streams to identities.
+func (c *Config) xdsAuthOn() bool {
+	switch c.XDSAuth {
+	case APIAuthRequired:
+		return true
+	case APIAuthOff:
+		return false
+	}
+	return !isLoopback(c.XDSListen)
+}
+
 // checkSecurity applies the one rule of every listener: bound to loopback
 // it may stay plain; beyond loopback it needs TLS and authentication, or
 // Insecure. It returns the first violation as one line naming the flag.
@@ -55,6 +66,11 @@ func (c *Config) checkSecurity() error {
 	default:
 		return fmt.Errorf("controlplane: --api-auth %q: want auto, required or off", c.APIAuth)
 	}
+	switch c.XDSAuth {
+	case "", APIAuthAuto, APIAuthRequired, APIAuthOff:
+	default:
+		return fmt.Errorf("controlplane: --xds-auth %q: want auto, required or off", c.XDSAuth)
+	}
 	if c.Insecure {
 		return nil
 	}
@@ -63,8 +79,10 @@ func (c *Config) checkSecurity() error {
 	if !c.apiAuthOn() {
 		plain = append(plain, listener{"--api-listen", c.APIListen, "anyone who reaches it could rewrite routes"})
 	}
+	if !c.xdsAuthOn() {
+		plain = append(plain, listener{"--xds-listen", c.XDSListen, "anyone who reaches it could read every cluster and endpoint"})
+	}
 	plain = append(plain,
-		listener{"--xds-listen", c.XDSListen, "anyone who reaches it could read every cluster and endpoint"},
 		listener{"--admin-listen", c.AdminListen, "anyone who reaches it could read the mesh and rotate gossip keys"})
 	if len(c.EtcdEndpoints) == 0 {
 		etcd := c.EtcdListen

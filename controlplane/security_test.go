@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -17,7 +18,7 @@ func TestPlainBeyondLoopbackRefused(t *testing.T) {
 		name, flag string
 		set        func(*controlplane.Config)
 	}{
-		{"xds", "--xds-listen", func(c *controlplane.Config) { c.XDSListen = "0.0.0.0:0" }},
+		{"xds-off", "--xds-listen", func(c *controlplane.Config) { c.XDSListen = "0.0.0.0:0"; c.XDSAuth = controlplane.APIAuthOff }},
 		{"admin", "--admin-listen", func(c *controlplane.Config) { c.AdminListen = ":0" }},
 		{"etcd", "--etcd-listen", func(c *controlplane.Config) { c.EtcdListen = "0.0.0.0:2379" }},
 		{"api-off", "--api-listen", func(c *controlplane.Config) { c.APIListen = "0.0.0.0:0"; c.APIAuth = controlplane.APIAuthOff }},
@@ -30,6 +31,7 @@ func TestPlainBeyondLoopbackRefused(t *testing.T) {
 			tc.set(&cfg)
 			srv, err := controlplane.New(cfg)
 			if err == nil {
+				srv.Run(canceled())
 				t.Fatalf("New started with %s beyond loopback in plain text: %v", tc.flag, srv.Addrs())
 			}
 			msg := err.Error()
@@ -55,4 +57,14 @@ func TestAPIAuthModeChecked(t *testing.T) {
 	if _, err := controlplane.New(cfg); err == nil || !strings.Contains(err.Error(), "--api-auth") {
 		t.Fatalf("New with --api-auth sometimes: %v, want an error naming --api-auth", err)
 	}
+	cfg.APIAuth, cfg.XDSAuth = "", "maybe"
+	if _, err := controlplane.New(cfg); err == nil || !strings.Contains(err.Error(), "--xds-auth") {
+		t.Fatalf("New with --xds-auth maybe: %v, want an error naming --xds-auth", err)
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }

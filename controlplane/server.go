@@ -360,6 +360,14 @@ func (s *Server) setupServices() error {
 	s.api.Register(s.apiGRPC)
 	s.identity.RegisterAdmin(s.apiGRPC)
 	opts := append(api.ServerOptions(), xdsserver.ServerOptions()...)
+	if s.cfg.xdsAuthOn() {
+		authOpts, err := xdsserver.AuthOptions(xdsserver.AuthConfig{TrustDomain: s.identity.TrustDomain(), Registerer: s.reg, Logger: s.cfg.Logger})
+		if err != nil {
+			return err
+		}
+		opts = append(opts, authOpts...)
+		s.log.Info("xDS port binds streams to identities: TLS with a workload SVID, nodes only of their own service", "xds", s.xdsLis.Addr())
+	}
 	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
 	s.identity.Register(s.xdsGRPC)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
@@ -173,7 +172,7 @@ func (p *Proxy) controlPlaneWait(ctx context.Context, service, address string, p
 	req := &drainv1.WaitRemovedRequest{Service: service, Address: address, Port: uint32(port), Timeout: durationpb.New(timeout)}
 	var errs []error
 	for _, target := range append([]string{p.cfg.XDS}, p.cfg.XDSFallback...) {
-		cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(p.controlPlaneCreds()))
 		if err != nil {
 			errs = append(errs, err)
 			continue

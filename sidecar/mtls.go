@@ -12,6 +12,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-mesh/shoal/identity"
 	sidecaridentity "github.com/shoal-mesh/shoal/sidecar/identity"
@@ -154,3 +156,29 @@ func (c *mtlsConn) handshake() {
 
 // XFCC implements proxy.PeerIdentity.
 func (c *mtlsConn) XFCC() []byte { return c.xfcc }
+
+// controlPlaneCreds are the transport credentials of the sidecar's calls
+// to the control plane's xDS port (ADS, LRS, the drain gate): with an
+// identity, mTLS presenting the current SVID and requiring the control
+// plane's own ID (spiffe://<td>/shoal/controlplane) from the current
+// bundle, as a control plane that authenticates its xDS port needs;
+// without one, plain text (a control plane on loopback or a trusted
+// network).
+func (p *Proxy) controlPlaneCreds() credentials.TransportCredentials {
+	if p.id == nil {
+		return insecure.NewCredentials()
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
+	// The trust domain is known once the first SVID is in: per handshake.
+	tlsconfig.HookMTLSClientConfig(cfg, p.id, p.id, func(got spiffeid.ID, _ [][]*x509.Certificate) error {
+		want, err := spiffeid.FromSegments(p.id.ID().TrustDomain(), "shoal", "controlplane")
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("the xDS server is %s, not %s", got, want)
+		}
+		return nil
+	})
+	return credentials.NewTLS(cfg)
+}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-mesh/shoal/identity"
 	"github.com/shoal-mesh/shoal/internal/etcdlite"
@@ -84,6 +83,7 @@ func (p *Proxy) newXDSClient() error {
 	p.xds, err = xdsclient.New(xdsclient.Config{
 		Server: c.XDS, FallbackServers: c.XDSFallback, Node: xdsclient.NewNode(info), Mode: mode, StateDir: c.StateDir,
 		Logger: c.Logger, Registerer: p.reg, Backoff: c.XDSBackoff,
+		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(p.controlPlaneCreds())},
 		OnUpdate: func(s *xdsclient.Snapshot) {
 			p.snap.Store(s)
 			p.rebuildTable()
@@ -102,7 +102,7 @@ func (p *Proxy) newXDSClient() error {
 // few seconds, from which the control plane draws the mesh's edges.
 func (p *Proxy) newLoadReporter(node *xdsclient.Node) error {
 	var err error
-	p.lrsConn, err = grpc.NewClient(p.cfg.XDS, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	p.lrsConn, err = grpc.NewClient(p.cfg.XDS, grpc.WithTransportCredentials(p.controlPlaneCreds()))
 	if err != nil {
 		return fmt.Errorf("sidecar: --xds %q: %w", p.cfg.XDS, err)
 	}
