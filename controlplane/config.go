@@ -58,6 +58,11 @@ type Config struct {
 	// the xDS port: when on, ADS, LRS and DrainService need a workload
 	// SVID over TLS and a node may only name its SVID's service.
 	XDSAuth string
+	// EtcdTLS is APIAuthAuto (zero), APIAuthRequired or APIAuthOff for
+	// the embedded etcd: when on, it serves clients and peers over TLS
+	// with a certificate from the mesh CA and requires client
+	// certificates of the mesh CA (shoal ca issue-admin writes one).
+	EtcdTLS string
 	// Insecure lets listeners serve plain text without authentication
 	// beyond loopback; without it New refuses such a configuration.
 	Insecure bool

@@ -11,9 +11,9 @@ import (
 	shoalidentity "github.com/shoal-mesh/shoal/identity"
 )
 
-// newIdentity loads the CA from CADir, or the dev CA under DataDir
-// (created on first start), and returns the IdentityService over it.
-func (s *Server) newIdentity() (*identity.Service, error) {
+// loadCA loads the CA from CADir, or the dev CA under DataDir (created on
+// first start).
+func (s *Server) loadCA() (*identity.CA, error) {
 	tdName := s.cfg.TrustDomain
 	if tdName == "" {
 		tdName = shoalidentity.DefaultTrustDomain
@@ -44,8 +44,13 @@ func (s *Server) newIdentity() (*identity.Service, error) {
 	}
 	s.log.Info("identity CA loaded", "trust_domain", td.Name(), "intermediate_expires", ca.Intermediate().NotAfter,
 		"svid_ttl", s.svidTTL())
+	return ca, nil
+}
+
+// newIdentity returns the IdentityService over the loaded CA.
+func (s *Server) newIdentity() (*identity.Service, error) {
 	return identity.NewService(identity.ServiceConfig{
-		CA: ca, Tokens: identity.NewTokenStore(s.client), SVIDTTL: s.svidTTL(), Logger: s.log,
+		CA: s.ca, Tokens: identity.NewTokenStore(s.client), SVIDTTL: s.svidTTL(), Logger: s.log,
 	})
 }
 

@@ -57,6 +57,41 @@ func (c *Config) xdsAuthOn() bool {
 	return !isLoopback(c.XDSListen)
 }
 
+// etcdTLSOn reports whether the embedded etcd serves TLS with client
+// certificates.
+func (c *Config) etcdTLSOn() bool {
+	if len(c.EtcdEndpoints) > 0 {
+		return false
+	}
+	switch c.EtcdTLS {
+	case APIAuthRequired:
+		return true
+	case APIAuthOff:
+		return false
+	}
+	listen := c.EtcdListen
+	if listen == "" {
+		listen = "127.0.0.1:2379"
+	}
+	return !isLoopback(listen) || (c.EtcdPeerListen != "" && !isLoopback(c.EtcdPeerListen))
+}
+
+// listenIPs are the specific IPs of listen addresses, for certificate
+// SANs (0.0.0.0 and names are left out).
+func listenIPs(addrs ...string) []net.IP {
+	var ips []net.IP
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
+}
+
 // checkSecurity applies the one rule of every listener: bound to loopback
 // it may stay plain; beyond loopback it needs TLS and authentication, or
 // Insecure. It returns the first violation as one line naming the flag.
@@ -71,6 +106,11 @@ func (c *Config) checkSecurity() error {
 	default:
 		return fmt.Errorf("controlplane: --xds-auth %q: want auto, required or off", c.XDSAuth)
 	}
+	switch c.EtcdTLS {
+	case "", APIAuthAuto, APIAuthRequired, APIAuthOff:
+	default:
+		return fmt.Errorf("controlplane: --etcd-tls %q: want auto, required or off", c.EtcdTLS)
+	}
 	if c.Insecure {
 		return nil
 	}
@@ -84,7 +124,7 @@ func (c *Config) checkSecurity() error {
 	}
 	plain = append(plain,
 		listener{"--admin-listen", c.AdminListen, "anyone who reaches it could read the mesh and rotate gossip keys"})
-	if len(c.EtcdEndpoints) == 0 {
+	if len(c.EtcdEndpoints) == 0 && !c.etcdTLSOn() {
 		etcd := c.EtcdListen
 		if etcd == "" {
 			etcd = "127.0.0.1:2379"

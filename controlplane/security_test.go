@@ -2,6 +2,16 @@ package controlplane_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/shoal-mesh/shoal/controlplane/identity"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -20,7 +30,7 @@ func TestPlainBeyondLoopbackRefused(t *testing.T) {
 	}{
 		{"xds-off", "--xds-listen", func(c *controlplane.Config) { c.XDSListen = "0.0.0.0:0"; c.XDSAuth = controlplane.APIAuthOff }},
 		{"admin", "--admin-listen", func(c *controlplane.Config) { c.AdminListen = ":0" }},
-		{"etcd", "--etcd-listen", func(c *controlplane.Config) { c.EtcdListen = "0.0.0.0:2379" }},
+		{"etcd-off", "--etcd-listen", func(c *controlplane.Config) { c.EtcdListen = "0.0.0.0:2379"; c.EtcdTLS = controlplane.APIAuthOff }},
 		{"api-off", "--api-listen", func(c *controlplane.Config) { c.APIListen = "0.0.0.0:0"; c.APIAuth = controlplane.APIAuthOff }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,4 +77,87 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// With --etcd-tls=required the embedded etcd serves TLS and refuses a
+// client without a certificate of the mesh CA; the control plane itself
+// and a holder of the admin certificate get in.
+func TestEtcdTLSRequired(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv, _ := start(t, func(c *controlplane.Config) {
+		c.DataDir = dataDir
+		c.EtcdTLS = controlplane.APIAuthRequired
+	})
+	a := srv.Addrs()
+	waitReady(t, a.Admin)
+	if !strings.HasPrefix(a.Etcd, "https://") {
+		t.Fatalf("etcd endpoint %s, want https", a.Etcd)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if _, err := srv.Client().Put(ctx, "/shoal/v1/probe", "x"); err != nil {
+		t.Fatalf("the control plane's own etcd client: %v", err)
+	}
+
+	// No certificate: refused (plain http gets nowhere; TLS without a
+	// client certificate fails the handshake).
+	for name, tc := range map[string]*tls.Config{
+		"plain":                     nil,
+		"tls without a certificate": {RootCAs: rootPool(t, dataDir)},
+	} {
+		ep := a.Etcd
+		if tc == nil {
+			ep = "http://" + strings.TrimPrefix(ep, "https://")
+		}
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: tc, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			continue // refused at dial: as good
+		}
+		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = cli.Put(cctx, "/shoal/v1/instances/web/rogue", `{"address":"10.6.6.6","port":80}`)
+		ccancel()
+		cli.Close()
+		if err == nil {
+			t.Fatalf("%s: an etcd client without a certificate could write", name)
+		}
+	}
+	r, err := srv.Client().Get(ctx, "/shoal/v1/instances/web/rogue")
+	if err != nil || len(r.Kvs) != 0 {
+		t.Fatalf("rogue instance in etcd: %v, %v", r, err)
+	}
+
+	// The admin certificate is a client certificate of the mesh CA.
+	td := spiffeid.RequireTrustDomainFromString("shoal.local")
+	ca, err := identity.Load(filepath.Join(dataDir, "ca"), td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminDir := t.TempDir()
+	if _, err := ca.WriteAdmin(adminDir, time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(adminDir, "cert.pem"), filepath.Join(adminDir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{a.Etcd}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{RootCAs: rootPool(t, dataDir), Certificates: []tls.Certificate{cert}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if r, err := cli.Get(ctx, "/shoal/v1/probe"); err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("admin certificate Get: %v, %v", r, err)
+	}
+}
+
+func rootPool(t *testing.T, dataDir string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "ca", "root.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(b)
+	return p
 }

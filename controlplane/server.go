@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +54,8 @@ type Server struct {
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
 	api   *api.Server
-	// identity is the CA and IdentityService.
+	// ca is the mesh CA; identity the IdentityService over it.
+	ca       *identity.CA
 	identity *identity.Service
 	xds      *xdsserver.Server
 	// lrs receives the proxies' load reports (golden metrics per edge).
@@ -85,6 +88,9 @@ func New(cfg Config) (_ *Server, err error) {
 			s.closeAll()
 		}
 	}()
+	if s.ca, err = s.loadCA(); err != nil {
+		return nil, err
+	}
 	if err := s.startEtcd(); err != nil {
 		return nil, err
 	}
@@ -103,6 +109,7 @@ func New(cfg Config) (_ *Server, err error) {
 
 func (s *Server) startEtcd() error {
 	endpoints := s.cfg.EtcdEndpoints
+	var clientTLS *tls.Config
 	if len(endpoints) == 0 {
 		clientURL, peerURL, err := etcdURLs(s.cfg.EtcdListen, s.cfg.EtcdPeerListen)
 		if err != nil {
@@ -115,15 +122,24 @@ func (s *Server) startEtcd() error {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("controlplane: data dir: %w", err)
 		}
-		s.etcd, err = etcdserver.Start(etcdserver.Config{
-			Dir: filepath.Join(dir, "etcd"), ClientURL: clientURL, PeerURL: peerURL, Logger: s.log,
-		})
+		ec := etcdserver.Config{Dir: filepath.Join(dir, "etcd"), ClientURL: clientURL, PeerURL: peerURL, Logger: s.log}
+		if s.cfg.etcdTLSOn() {
+			t, err := s.ca.WriteEtcdTLS(filepath.Join(dir, "etcd-tls"), listenIPs(s.cfg.EtcdListen, s.cfg.EtcdPeerListen), time.Now())
+			if err != nil {
+				return fmt.Errorf("controlplane: etcd TLS: %w", err)
+			}
+			ec.TLS = &etcdserver.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile}
+			ec.ClientURL, ec.PeerURL = "https"+strings.TrimPrefix(clientURL, "http"), "https"+strings.TrimPrefix(peerURL, "http")
+			clientTLS = t.Client
+			s.log.Info("embedded etcd serves TLS and requires client certificates of the mesh CA", "client_url", ec.ClientURL)
+		}
+		s.etcd, err = etcdserver.Start(ec)
 		if err != nil {
 			return err
 		}
-		endpoints = []string{clientURL}
+		endpoints = []string{ec.ClientURL}
 	}
-	cli, err := etcdclient.New(endpoints)
+	cli, err := etcdclient.NewTLS(endpoints, clientTLS)
 	if err != nil {
 		return err
 	}

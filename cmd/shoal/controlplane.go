@@ -67,6 +67,7 @@ func newControlPlaneCmd() *cobra.Command {
 	fs.DurationVar(&cfg.SVIDTTL, "svid-ttl", 24*time.Hour, "lifetime of workload certificates (renewed by their holders at half of it)")
 	fs.StringVar(&cfg.APIAuth, "api-auth", controlplane.APIAuthAuto, "management API authentication: auto (on when --api-listen is beyond loopback), required (also on loopback) or off (beyond loopback only with --insecure)")
 	fs.StringVar(&cfg.XDSAuth, "xds-auth", controlplane.APIAuthAuto, "xDS port authentication: auto (on when --xds-listen is beyond loopback), required (also on loopback) or off (beyond loopback only with --insecure); when on, proxies need an SVID (--join-token-file) and may only subscribe as their own service")
+	fs.StringVar(&cfg.EtcdTLS, "etcd-tls", controlplane.APIAuthAuto, "embedded etcd TLS with client certificates of the mesh CA: auto (on when --etcd-listen or --etcd-peer-listen is beyond loopback), required (also on loopback) or off (beyond loopback only with --insecure)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listeners beyond loopback to serve plain text without authentication (trusted networks only)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	fs.Var(&memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (debug.SetMemoryLimit), e.g. 512MiB: bounds the peak when many xDS clients sync at once (README, Performance); 0, the default, sets none (GOMEMLIMIT in the environment applies)")

@@ -3,6 +3,7 @@
 package etcdclient
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -18,7 +19,14 @@ import (
 // one second. internal/etcdlite, the sidecar's client, uses the same
 // tuning.
 func New(endpoints []string) (*clientv3.Client, error) {
+	return NewTLS(endpoints, nil)
+}
+
+// NewTLS is New with TLS (https endpoints, a client certificate) when tc
+// is not nil.
+func NewTLS(endpoints []string, tc *tls.Config) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
+		TLS:                  tc,
 		Endpoints:            endpoints,
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    5 * time.Second,
