@@ -833,12 +833,13 @@ func (*RouteMatch_PathSeparatedPrefix) isRouteMatch_PathSpecifier() {}
 func (*RouteMatch_PathMatchPolicy) isRouteMatch_PathSpecifier() {}
 
 type VirtualHost struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Domains       []string               `protobuf:"bytes,2,rep,name=domains,proto3" json:"domains,omitempty"`
-	Routes        []*Route               `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Name                 string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Domains              []string               `protobuf:"bytes,2,rep,name=domains,proto3" json:"domains,omitempty"`
+	Routes               []*Route               `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`
+	TypedPerFilterConfig map[string]*anypb.Any  `protobuf:"bytes,15,rep,name=typed_per_filter_config,json=typedPerFilterConfig,proto3" json:"typed_per_filter_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *VirtualHost) Reset() {
@@ -888,6 +889,13 @@ func (x *VirtualHost) GetDomains() []string {
 func (x *VirtualHost) GetRoutes() []*Route {
 	if x != nil {
 		return x.Routes
+	}
+	return nil
+}
+
+func (x *VirtualHost) GetTypedPerFilterConfig() map[string]*anypb.Any {
+	if x != nil {
+		return x.TypedPerFilterConfig
 	}
 	return nil
 }
@@ -1402,7 +1410,7 @@ type WeightedCluster_ClusterWeight struct {
 
 func (x *WeightedCluster_ClusterWeight) Reset() {
 	*x = WeightedCluster_ClusterWeight{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[15]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1422,7 @@ func (x *WeightedCluster_ClusterWeight) String() string {
 func (*WeightedCluster_ClusterWeight) ProtoMessage() {}
 
 func (x *WeightedCluster_ClusterWeight) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[15]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,11 +1542,15 @@ const file_shoal_xds_envoy_config_route_v3_route_proto_rawDesc = "" +
 	"\x11path_match_policy\x18\x0f \x01(\v24.shoal.xds.envoy.config.core.v3.TypedExtensionConfigH\x00R\x0fpathMatchPolicy\x12A\n" +
 	"\x0ecase_sensitive\x18\x04 \x01(\v2\x1a.google.protobuf.BoolValueR\rcaseSensitive\x12H\n" +
 	"\aheaders\x18\x06 \x03(\v2..shoal.xds.envoy.config.route.v3.HeaderMatcherR\aheadersB\x10\n" +
-	"\x0epath_specifier\"{\n" +
+	"\x0epath_specifier\"\xd9\x02\n" +
 	"\vVirtualHost\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\adomains\x18\x02 \x03(\tR\adomains\x12>\n" +
-	"\x06routes\x18\x03 \x03(\v2&.shoal.xds.envoy.config.route.v3.RouteR\x06routes\"\x89\x02\n" +
+	"\x06routes\x18\x03 \x03(\v2&.shoal.xds.envoy.config.route.v3.RouteR\x06routes\x12}\n" +
+	"\x17typed_per_filter_config\x18\x0f \x03(\v2F.shoal.xds.envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntryR\x14typedPerFilterConfig\x1a]\n" +
+	"\x19TypedPerFilterConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12*\n" +
+	"\x05value\x18\x02 \x01(\v2\x14.google.protobuf.AnyR\x05value:\x028\x01\"\x89\x02\n" +
 	"\x0fWeightedCluster\x12Z\n" +
 	"\bclusters\x18\x01 \x03(\v2>.shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeightR\bclusters\x12?\n" +
 	"\ftotal_weight\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\vtotalWeight\x1aY\n" +
@@ -1558,7 +1570,7 @@ func file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP() []byte {
 	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescData
 }
 
-var file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_shoal_xds_envoy_config_route_v3_route_proto_goTypes = []any{
 	(*HeaderMatcher)(nil),                               // 0: shoal.xds.envoy.config.route.v3.HeaderMatcher
 	(*RetryPolicy)(nil),                                 // 1: shoal.xds.envoy.config.route.v3.RetryPolicy
@@ -1575,57 +1587,60 @@ var file_shoal_xds_envoy_config_route_v3_route_proto_goTypes = []any{
 	(*RouteAction_HashPolicy_ConnectionProperties)(nil), // 12: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
 	(*RouteAction_HashPolicy_QueryParameter)(nil),       // 13: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
 	(*RouteAction_HashPolicy_FilterState)(nil),          // 14: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.FilterState
-	(*WeightedCluster_ClusterWeight)(nil),               // 15: shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight
-	(*v3.RegexMatcher)(nil),                             // 16: shoal.xds.envoy.type.matcher.v3.RegexMatcher
-	(*v31.Int64Range)(nil),                              // 17: shoal.xds.envoy.type.v3.Int64Range
-	(*v3.StringMatcher)(nil),                            // 18: shoal.xds.envoy.type.matcher.v3.StringMatcher
-	(*wrapperspb.UInt32Value)(nil),                      // 19: google.protobuf.UInt32Value
-	(*durationpb.Duration)(nil),                         // 20: google.protobuf.Duration
-	(*xdspb.Opaque)(nil),                                // 21: shoal.xds.Opaque
-	(*v32.TypedExtensionConfig)(nil),                    // 22: shoal.xds.envoy.config.core.v3.TypedExtensionConfig
-	(*wrapperspb.BoolValue)(nil),                        // 23: google.protobuf.BoolValue
-	(*anypb.Any)(nil),                                   // 24: google.protobuf.Any
+	nil,                                   // 15: shoal.xds.envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntry
+	(*WeightedCluster_ClusterWeight)(nil), // 16: shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight
+	(*v3.RegexMatcher)(nil),               // 17: shoal.xds.envoy.type.matcher.v3.RegexMatcher
+	(*v31.Int64Range)(nil),                // 18: shoal.xds.envoy.type.v3.Int64Range
+	(*v3.StringMatcher)(nil),              // 19: shoal.xds.envoy.type.matcher.v3.StringMatcher
+	(*wrapperspb.UInt32Value)(nil),        // 20: google.protobuf.UInt32Value
+	(*durationpb.Duration)(nil),           // 21: google.protobuf.Duration
+	(*xdspb.Opaque)(nil),                  // 22: shoal.xds.Opaque
+	(*v32.TypedExtensionConfig)(nil),      // 23: shoal.xds.envoy.config.core.v3.TypedExtensionConfig
+	(*wrapperspb.BoolValue)(nil),          // 24: google.protobuf.BoolValue
+	(*anypb.Any)(nil),                     // 25: google.protobuf.Any
 }
 var file_shoal_xds_envoy_config_route_v3_route_proto_depIdxs = []int32{
-	16, // 0: shoal.xds.envoy.config.route.v3.HeaderMatcher.safe_regex_match:type_name -> shoal.xds.envoy.type.matcher.v3.RegexMatcher
-	17, // 1: shoal.xds.envoy.config.route.v3.HeaderMatcher.range_match:type_name -> shoal.xds.envoy.type.v3.Int64Range
-	18, // 2: shoal.xds.envoy.config.route.v3.HeaderMatcher.string_match:type_name -> shoal.xds.envoy.type.matcher.v3.StringMatcher
-	19, // 3: shoal.xds.envoy.config.route.v3.RetryPolicy.num_retries:type_name -> google.protobuf.UInt32Value
-	20, // 4: shoal.xds.envoy.config.route.v3.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	17, // 0: shoal.xds.envoy.config.route.v3.HeaderMatcher.safe_regex_match:type_name -> shoal.xds.envoy.type.matcher.v3.RegexMatcher
+	18, // 1: shoal.xds.envoy.config.route.v3.HeaderMatcher.range_match:type_name -> shoal.xds.envoy.type.v3.Int64Range
+	19, // 2: shoal.xds.envoy.config.route.v3.HeaderMatcher.string_match:type_name -> shoal.xds.envoy.type.matcher.v3.StringMatcher
+	20, // 3: shoal.xds.envoy.config.route.v3.RetryPolicy.num_retries:type_name -> google.protobuf.UInt32Value
+	21, // 4: shoal.xds.envoy.config.route.v3.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
 	8,  // 5: shoal.xds.envoy.config.route.v3.RetryPolicy.retry_host_predicate:type_name -> shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate
 	5,  // 6: shoal.xds.envoy.config.route.v3.Route.match:type_name -> shoal.xds.envoy.config.route.v3.RouteMatch
 	3,  // 7: shoal.xds.envoy.config.route.v3.Route.route:type_name -> shoal.xds.envoy.config.route.v3.RouteAction
-	21, // 8: shoal.xds.envoy.config.route.v3.Route.redirect:type_name -> shoal.xds.Opaque
-	21, // 9: shoal.xds.envoy.config.route.v3.Route.direct_response:type_name -> shoal.xds.Opaque
-	21, // 10: shoal.xds.envoy.config.route.v3.Route.filter_action:type_name -> shoal.xds.Opaque
-	21, // 11: shoal.xds.envoy.config.route.v3.Route.non_forwarding_action:type_name -> shoal.xds.Opaque
+	22, // 8: shoal.xds.envoy.config.route.v3.Route.redirect:type_name -> shoal.xds.Opaque
+	22, // 9: shoal.xds.envoy.config.route.v3.Route.direct_response:type_name -> shoal.xds.Opaque
+	22, // 10: shoal.xds.envoy.config.route.v3.Route.filter_action:type_name -> shoal.xds.Opaque
+	22, // 11: shoal.xds.envoy.config.route.v3.Route.non_forwarding_action:type_name -> shoal.xds.Opaque
 	7,  // 12: shoal.xds.envoy.config.route.v3.RouteAction.weighted_clusters:type_name -> shoal.xds.envoy.config.route.v3.WeightedCluster
-	21, // 13: shoal.xds.envoy.config.route.v3.RouteAction.inline_cluster_specifier_plugin:type_name -> shoal.xds.Opaque
-	20, // 14: shoal.xds.envoy.config.route.v3.RouteAction.timeout:type_name -> google.protobuf.Duration
+	22, // 13: shoal.xds.envoy.config.route.v3.RouteAction.inline_cluster_specifier_plugin:type_name -> shoal.xds.Opaque
+	21, // 14: shoal.xds.envoy.config.route.v3.RouteAction.timeout:type_name -> google.protobuf.Duration
 	1,  // 15: shoal.xds.envoy.config.route.v3.RouteAction.retry_policy:type_name -> shoal.xds.envoy.config.route.v3.RetryPolicy
 	9,  // 16: shoal.xds.envoy.config.route.v3.RouteAction.hash_policy:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy
 	6,  // 17: shoal.xds.envoy.config.route.v3.RouteConfiguration.virtual_hosts:type_name -> shoal.xds.envoy.config.route.v3.VirtualHost
-	16, // 18: shoal.xds.envoy.config.route.v3.RouteMatch.safe_regex:type_name -> shoal.xds.envoy.type.matcher.v3.RegexMatcher
-	21, // 19: shoal.xds.envoy.config.route.v3.RouteMatch.connect_matcher:type_name -> shoal.xds.Opaque
-	22, // 20: shoal.xds.envoy.config.route.v3.RouteMatch.path_match_policy:type_name -> shoal.xds.envoy.config.core.v3.TypedExtensionConfig
-	23, // 21: shoal.xds.envoy.config.route.v3.RouteMatch.case_sensitive:type_name -> google.protobuf.BoolValue
+	17, // 18: shoal.xds.envoy.config.route.v3.RouteMatch.safe_regex:type_name -> shoal.xds.envoy.type.matcher.v3.RegexMatcher
+	22, // 19: shoal.xds.envoy.config.route.v3.RouteMatch.connect_matcher:type_name -> shoal.xds.Opaque
+	23, // 20: shoal.xds.envoy.config.route.v3.RouteMatch.path_match_policy:type_name -> shoal.xds.envoy.config.core.v3.TypedExtensionConfig
+	24, // 21: shoal.xds.envoy.config.route.v3.RouteMatch.case_sensitive:type_name -> google.protobuf.BoolValue
 	0,  // 22: shoal.xds.envoy.config.route.v3.RouteMatch.headers:type_name -> shoal.xds.envoy.config.route.v3.HeaderMatcher
 	2,  // 23: shoal.xds.envoy.config.route.v3.VirtualHost.routes:type_name -> shoal.xds.envoy.config.route.v3.Route
-	15, // 24: shoal.xds.envoy.config.route.v3.WeightedCluster.clusters:type_name -> shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight
-	19, // 25: shoal.xds.envoy.config.route.v3.WeightedCluster.total_weight:type_name -> google.protobuf.UInt32Value
-	24, // 26: shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config:type_name -> google.protobuf.Any
-	10, // 27: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.header:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Header
-	11, // 28: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.cookie:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie
-	12, // 29: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.connection_properties:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
-	13, // 30: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.query_parameter:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
-	14, // 31: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.filter_state:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.FilterState
-	20, // 32: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie.ttl:type_name -> google.protobuf.Duration
-	19, // 33: shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight.weight:type_name -> google.protobuf.UInt32Value
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	15, // 24: shoal.xds.envoy.config.route.v3.VirtualHost.typed_per_filter_config:type_name -> shoal.xds.envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntry
+	16, // 25: shoal.xds.envoy.config.route.v3.WeightedCluster.clusters:type_name -> shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight
+	20, // 26: shoal.xds.envoy.config.route.v3.WeightedCluster.total_weight:type_name -> google.protobuf.UInt32Value
+	25, // 27: shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config:type_name -> google.protobuf.Any
+	10, // 28: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.header:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Header
+	11, // 29: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.cookie:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie
+	12, // 30: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.connection_properties:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
+	13, // 31: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.query_parameter:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
+	14, // 32: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.filter_state:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.FilterState
+	21, // 33: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie.ttl:type_name -> google.protobuf.Duration
+	25, // 34: shoal.xds.envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntry.value:type_name -> google.protobuf.Any
+	20, // 35: shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight.weight:type_name -> google.protobuf.UInt32Value
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_shoal_xds_envoy_config_route_v3_route_proto_init() }
@@ -1681,7 +1696,7 @@ func file_shoal_xds_envoy_config_route_v3_route_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_xds_envoy_config_route_v3_route_proto_rawDesc), len(file_shoal_xds_envoy_config_route_v3_route_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
