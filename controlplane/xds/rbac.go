@@ -32,7 +32,8 @@ func indexPolicies(ps []*shoalv1.AuthorizationPolicy) map[string][]*shoalv1.Auth
 	return out
 }
 
-// setRBAC puts the policies of svc on vh as an RBACPerRoute allowing what
+// setRBAC puts the policies of svc on vh as an RBACPerRoute (in an
+// optional FilterConfig) allowing what
 // any of their rules allows (action ALLOW: a request no policy matches is
 // denied). A service without policies gets none: default allow.
 func (t *translator) setRBAC(vh *routev3.VirtualHost, svc string) {
@@ -49,8 +50,14 @@ func (t *translator) setRBAC(vh *routev3.VirtualHost, svc string) {
 			}
 		}
 	}
+	// Wrapped in an optional FilterConfig: a proxyless client reads this
+	// route configuration too, and one without an RBAC filter (grpc-js)
+	// would reject the whole resource for a non-optional unknown override.
 	vh.TypedPerFilterConfig = map[string]*anypb.Any{
-		RBACFilterName: mustAny(&rbacfilterv3.RBACPerRoute{Rbac: &rbacfilterv3.RBAC{Rules: rbac}}),
+		RBACFilterName: mustAny(&routev3.FilterConfig{
+			Config:     mustAny(&rbacfilterv3.RBACPerRoute{Rbac: &rbacfilterv3.RBAC{Rules: rbac}}),
+			IsOptional: true,
+		}),
 	}
 }
 

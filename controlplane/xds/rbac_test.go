@@ -51,8 +51,18 @@ func TestTranslatePolicyIsValidEnvoyRBAC(t *testing.T) {
 		if a == nil {
 			t.Fatalf("%s: orders virtual host has no %s config", caps.Profile, RBACFilterName)
 		}
+		fc := &routev3.FilterConfig{}
+		if err := a.UnmarshalTo(fc); err != nil {
+			t.Fatal(err)
+		}
+		if !fc.GetIsOptional() {
+			t.Errorf("%s: the RBAC override is not optional; clients without an RBAC filter would NACK it", caps.Profile)
+		}
+		if err := fc.ValidateAll(); err != nil {
+			t.Errorf("%s: FilterConfig.ValidateAll() = %v", caps.Profile, err)
+		}
 		pr := &rbacfilterv3.RBACPerRoute{}
-		if err := a.UnmarshalTo(pr); err != nil {
+		if err := fc.GetConfig().UnmarshalTo(pr); err != nil {
 			t.Fatal(err)
 		}
 		if err := pr.ValidateAll(); err != nil {

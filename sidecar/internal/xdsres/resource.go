@@ -201,14 +201,24 @@ const (
 	RBACFilterName = "envoy.filters.http.rbac"
 	// RBACPerRouteType is the type URL of its per-route configuration.
 	RBACPerRouteType = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
+	// FilterConfigType wraps a per-filter config (optional or not).
+	FilterConfigType = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 )
 
 // RBACPerRoute returns the RBAC per-route configuration of vh
-// (typed_per_filter_config[RBACFilterName]), nil if unset.
+// (typed_per_filter_config[RBACFilterName], bare or in a FilterConfig),
+// nil if unset.
 func RBACPerRoute(vh *routev3.VirtualHost) (*rbacfilterv3.RBACPerRoute, error) {
 	a := vh.GetTypedPerFilterConfig()[RBACFilterName]
 	if a == nil {
 		return nil, nil
+	}
+	if a.GetTypeUrl() == FilterConfigType {
+		fc := &routev3.FilterConfig{}
+		if err := unmarshal.Unmarshal(a.GetValue(), fc); err != nil {
+			return nil, fmt.Errorf("typed_per_filter_config[%q]: %w", RBACFilterName, err)
+		}
+		a = fc.GetConfig()
 	}
 	if a.GetTypeUrl() != RBACPerRouteType {
 		return nil, fmt.Errorf("typed_per_filter_config[%q]: type %q, want %q", RBACFilterName, a.GetTypeUrl(), RBACPerRouteType)
