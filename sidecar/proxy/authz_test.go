@@ -23,7 +23,9 @@ type peerConn struct {
 	id string
 }
 
-func (c peerConn) XFCC() []byte   { return []byte("By=spiffe://shoal.local/ns/default/svc/orders;URI=" + c.id) }
+func (c peerConn) XFCC() []byte {
+	return []byte("By=spiffe://shoal.local/ns/default/svc/orders;URI=" + c.id)
+}
 func (c peerConn) PeerID() string { return c.id }
 
 // peerListener hands out connections authenticated as id ("" : plain).
