@@ -111,9 +111,15 @@ func (c *Config) checkSecurity() error {
 	default:
 		return fmt.Errorf("controlplane: --etcd-tls %q: want auto, required or off", c.EtcdTLS)
 	}
-	if c.Insecure {
-		return nil
+	if doors := c.openDoors(); len(doors) > 0 && !c.Insecure {
+		return fmt.Errorf("controlplane: %s: bind 127.0.0.1, or give --insecure on a trusted network", doors[0])
 	}
+	return nil
+}
+
+// openDoors lists the listeners that would serve plain text without
+// authentication beyond loopback, one line each.
+func (c *Config) openDoors() (doors []string) {
 	type listener struct{ flag, addr, what string }
 	var plain []listener
 	if !c.apiAuthOn() {
@@ -136,8 +142,8 @@ func (c *Config) checkSecurity() error {
 	}
 	for _, l := range plain {
 		if !isLoopback(l.addr) {
-			return fmt.Errorf("controlplane: %s %s is beyond loopback and would be served in plain text without authentication (%s): bind 127.0.0.1, or give --insecure on a trusted network", l.flag, l.addr, l.what)
+			doors = append(doors, fmt.Sprintf("%s %s is beyond loopback in plain text without authentication (%s)", l.flag, l.addr, l.what))
 		}
 	}
-	return nil
+	return doors
 }

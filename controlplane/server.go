@@ -83,6 +83,9 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "controlplane")}
+	for _, door := range cfg.openDoors() {
+		s.log.Warn("open door (--insecure): " + door)
+	}
 	defer func() {
 		if err != nil {
 			s.closeAll()

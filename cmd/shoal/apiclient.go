@@ -73,6 +73,9 @@ func (f *apiFlags) apiError(err error) error {
 	msg := strings.TrimPrefix(st.Message(), "routes: ")
 	switch st.Code() {
 	case codes.Unavailable:
+		if strings.Contains(msg, "server preface") || strings.Contains(msg, "first record does not look like a TLS handshake") {
+			return fmt.Errorf("the management API at %s and this client disagree on TLS: it authenticates beyond loopback (or with --api-auth=required); give --token (or $SHOAL_TOKEN), or --cert/--key with --ca-bundle: %s", f.addr, msg)
+		}
 		return fmt.Errorf("cannot reach the management API at %s (is `shoal controlplane` running? see --api): %s", f.addr, msg)
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("the management API at %s did not answer within %v", f.addr, f.timeout)
