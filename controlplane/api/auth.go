@@ -123,8 +123,8 @@ func (a *authorizer) caller(ctx context.Context) (role, who string, err error) {
 	if len(auth) == 0 {
 		return "", "", status.Error(codes.Unauthenticated, "the management API needs credentials: a bearer token (--token, $SHOAL_TOKEN) or a client certificate (--cert/--key)")
 	}
-	tok, ok := strings.CutPrefix(auth[0], "Bearer ")
-	if !ok {
+	scheme, tok, ok := strings.Cut(auth[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", "", status.Error(codes.Unauthenticated, `authorization: want "Bearer <token>"`)
 	}
 	role, err = a.cfg.TokenRole(ctx, strings.TrimSpace(tok))
