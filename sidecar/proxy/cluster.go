@@ -18,11 +18,13 @@ type clusterState struct {
 	m        *metrics
 	inflight atomic.Int64 // circuit breaker
 	ejected  atomic.Int32 // hosts currently ejected
+	stalled  atomic.Int32 // hosts currently marked stalled
 	codes    codeCounters
 	// latency and ejects are resolved on first use: a cluster without
 	// traffic creates no series.
 	latency lazyObserver
 	ejects  lazyCounter
+	stalls  lazyCounter
 
 	// mu guards hosts.
 	mu    sync.Mutex
@@ -49,6 +51,12 @@ type host struct {
 	isEjected     atomic.Bool
 	ejectedUntil  atomic.Int64 // unix nanoseconds
 	timesEjected  atomic.Int32
+
+	// Stall detection (stall.go).
+	lastDone  atomic.Int64 // unix nanoseconds of a recent completed response
+	peak      atomic.Int64 // recent peak attempt latency, nanoseconds, decaying
+	stalled   atomic.Bool
+	stalledAt atomic.Int64 // unix nanoseconds: marked, or the last probe
 }
 
 // binding attaches a table to the proxy's persistent state: per cluster
@@ -143,6 +151,9 @@ func (p *Proxy) retire(keep map[string]map[string]bool) {
 			delete(cs.hosts, addr)
 			if h.isEjected.Load() {
 				cs.ejected.Add(-1)
+			}
+			if h.stalled.CompareAndSwap(true, false) {
+				cs.stalled.Add(-1)
 			}
 			h.pool.shutdown() // requests in flight close their connections
 			h.closeH2()
