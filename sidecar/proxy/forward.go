@@ -378,6 +378,11 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		uc.close()
 		return retryStatus, code, false
 	}
+	if c.stalledReply() {
+		uc.close()
+		h.markStalled(time.Now())
+		return stalled, 504, false
+	}
 	// The route and per-try timeouts end with the response headers (as
 	// Envoy's for streamed responses): a download or an event stream
 	// longer than them goes on while it makes progress.

@@ -79,13 +79,42 @@ func (h *host) checkStall(s *route.StallDetection, sent, now time.Time) bool {
 	if now.Sub(sent) < thr || now.UnixNano()-h.lastDone.Load() < int64(thr) || h.load.inProgress.Load() < 2 {
 		return false
 	}
+	h.markStalled(now)
+	return true
+}
+
+// markStalled marks h stalled at now, unless it is already.
+func (h *host) markStalled(now time.Time) {
 	if h.stalled.CompareAndSwap(false, true) {
 		h.stalledAt.Store(now.UnixNano())
 		cs := h.cluster
 		cs.stalled.Add(1)
 		cs.stalls.inc(cs.m.stalls, cs.name)
 	}
-	return true
+}
+
+// stalledHeader marks a 504 a sidecar answered because its endpoint was
+// stalled (a sidecar contract): the calling sidecar marks that endpoint
+// (the peer sidecar) stalled and sends an idempotent request elsewhere,
+// as if it had seen the stall itself. Through an inbound sidecar (mTLS),
+// the stuck app is behind the endpoint the caller sees.
+const stalledHeader = "X-Shoal-Stalled"
+
+// stalledHeaderLower is stalledHeader for equalFold.
+const stalledHeaderLower = "x-shoal-stalled"
+
+// stalledReply reports whether the response just parsed is another
+// sidecar's 504 for a stalled endpoint (stalledHeader).
+func (c *conn) stalledReply() bool {
+	if c.resp.code != 504 {
+		return false
+	}
+	for i := range c.resp.headers {
+		if equalFold(c.resp.headers[i].Name, stalledHeaderLower) {
+			return true
+		}
+	}
+	return false
 }
 
 // takesRequest reports whether a stalled h may take a request: an

@@ -328,3 +328,47 @@ func TestCheckStall(t *testing.T) {
 		t.Error("stalled right after a response")
 	}
 }
+
+// Through a peer sidecar (mTLS meshes call the instance's inbound
+// listener, not the app): the peer marks its stuck app stalled and
+// answers 504 with X-Shoal-Stalled; the calling sidecar marks the peer
+// stalled and sends GETs to another instance. POSTs that reached the
+// stuck app end with 504.
+func TestStalledBehindPeerSidecar(t *testing.T) {
+	hb := startHung(t)
+	in, inAddr := startProxy(t, Config{}, Mode{Kind: Inbound, Cluster: "app"})
+	in.SetTable(simpleTable(t, in, route.ClusterConfig{Name: "app", Endpoints: []route.Endpoint{{Address: hb.addr(), Healthy: true}}}, route.Route{}))
+	healthy := startBackend(t, "a", nil)
+	out, outAddr := startProxy(t, Config{}, Mode{Kind: Outbound})
+	// The caller's own threshold is longer than the peer's: the peer's
+	// answer is what moves the requests.
+	out.SetTable(simpleTable(t, out, route.ClusterConfig{Name: "svc",
+		Endpoints: []route.Endpoint{{Address: healthy.addr(), Healthy: true}, {Address: inAddr, Healthy: true}},
+		Stall:     route.StallDetection{Min: time.Minute, Max: time.Minute}}, route.Route{}))
+	c := client(t)
+
+	gets := fire(c, outAddr, "GET", 12)
+	posts := fire(c, outAddr, "POST", 12)
+	for range 12 {
+		if r := <-gets; r.err != nil || r.code != 200 || r.backend != "a" {
+			t.Fatalf("GET: %d from %q, %v; want 200 from the healthy instance", r.code, r.backend, r.err)
+		}
+	}
+	post504 := 0
+	for range 12 {
+		switch r := <-posts; {
+		case r.err != nil:
+			t.Fatalf("POST: %v", r.err)
+		case r.code == 504:
+			post504++
+		case r.code != 200:
+			t.Fatalf("POST: %d; want 200, or 504 when it reached the stuck app", r.code)
+		}
+	}
+	if got := hb.count("POST"); post504 != got {
+		t.Errorf("POSTs answered 504: %d; POSTs the stuck app received: %d", post504, got)
+	}
+	if !out.Clusters()[0].Endpoints[1].Stalled {
+		t.Error("the calling sidecar did not mark the peer stalled")
+	}
+}
