@@ -133,6 +133,13 @@ type Config struct {
 	// AccessLogFormat is "text" (Envoy's default format; also when empty)
 	// or "json".
 	AccessLogFormat string
+	// OTLPEndpoint is the OTLP/gRPC collector (host:port) spans are
+	// exported to; empty means no tracing (trace context passes through).
+	OTLPEndpoint string
+	// TraceSampleRate is the share of new traces (requests without a
+	// traceparent) that are sampled, 0..1; requests that carry one keep
+	// its sampled flag.
+	TraceSampleRate float64
 	// TCPIdleTimeout closes both sides of a proxied TCP connection when no
 	// byte moved either way for this long. Zero means
 	// proxy.DefaultTCPIdleTimeout (1h); negative means never.

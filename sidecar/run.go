@@ -156,6 +156,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		goRun(func() error { return p.id.Run(bg) })
 	}
 	goRun(func() error { return p.lrs.Run(bg) })
+	if p.tracer != nil {
+		goRun(func() error { p.tracer.Run(bg); return nil })
+	}
 	if p.accessLog != nil {
 		// Returns (after writing what is left) once bg is cancelled, after
 		// the drain.

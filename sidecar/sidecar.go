@@ -17,6 +17,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-mesh/shoal/identity"
 	"github.com/shoal-mesh/shoal/internal/metric"
@@ -27,6 +28,7 @@ import (
 	"github.com/shoal-mesh/shoal/sidecar/lrsclient"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 	"github.com/shoal-mesh/shoal/sidecar/route"
+	"github.com/shoal-mesh/shoal/sidecar/tracing"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
 	"github.com/shoal-mesh/shoal/sidecar/xdstable"
 )
@@ -53,8 +55,11 @@ type Proxy struct {
 	// a file (closed by release).
 	accessLog  *accesslog.Logger
 	accessFile *os.File
-	member     *gossip.Member // nil without gossip
-	self       registry.Instance
+	// tracer exports spans over otlpConn (both nil without --otlp-endpoint).
+	tracer   *tracing.Tracer
+	otlpConn *grpc.ClientConn
+	member   *gossip.Member // nil without gossip
+	self     registry.Instance
 
 	listeners []served     // bound in New, served in Run
 	adminLis  net.Listener // nil without admin
@@ -110,6 +115,9 @@ func New(cfg Config) (_ *Proxy, err error) {
 	}
 	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
 	if pc.AccessLog, err = p.openAccessLog(); err != nil {
+		return nil, err
+	}
+	if pc.Tracer, err = p.newTracer(); err != nil {
 		return nil, err
 	}
 	if cfg.JoinToken != "" {
@@ -293,6 +301,9 @@ func (p *Proxy) release() {
 		if p.accessFile != nil {
 			p.accessFile.Close()
 		}
+		if p.otlpConn != nil {
+			p.otlpConn.Close()
+		}
 	})
 }
 
@@ -431,4 +442,26 @@ func (p *Proxy) openAccessLog() (*accesslog.Logger, error) {
 	}
 	p.accessLog = accesslog.New(accesslog.Config{W: w, Format: format})
 	return p.accessLog, nil
+}
+
+// newTracer sets up span export to Config.OTLPEndpoint; nil without one.
+func (p *Proxy) newTracer() (*tracing.Tracer, error) {
+	c := p.cfg
+	if c.OTLPEndpoint == "" {
+		return nil, nil
+	}
+	var err error
+	p.otlpConn, err = grpc.NewClient(c.OTLPEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: --otlp-endpoint %q: %w", c.OTLPEndpoint, err)
+	}
+	name := c.Service + "-sidecar"
+	if c.Mode == ModeGateway {
+		name = "gateway"
+	}
+	p.tracer, err = tracing.New(tracing.Config{Conn: p.otlpConn, Service: name, SampleRate: c.TraceSampleRate, Logger: c.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: --trace-sample-rate: %w", err)
+	}
+	return p.tracer, nil
 }

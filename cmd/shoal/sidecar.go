@@ -27,7 +27,8 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 // proxyFlags are the flags `shoal sidecar` and `shoal gateway` share.
 type proxyFlags struct {
 	xds, stateDir, admin, gossipListen, gossipJoin, gossipLabel, logLevel string
-	accessLog, accessLogFormat                                            string
+	accessLog, accessLogFormat, otlpEndpoint                              string
+	traceSampleRate                                                       float64
 	identity                                                              identityFlags
 	gossipKey                                                             gossipKeyFlags
 	sotw, pprof                                                           bool
@@ -51,6 +52,8 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.DurationVar(&f.tcpIdleTimeout, "tcp-idle-timeout", proxy.DefaultTCPIdleTimeout, "close both sides of a proxied TCP connection when no byte moved either way for this long; negative disables")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.accessLogFormat, "access-log-format", "text", "access log line format: text (Envoy's default format) or json")
+	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector (HOST:PORT) to export a span per HTTP/1.1 request to; empty disables tracing (trace headers pass through)")
+	fs.Float64Var(&f.traceSampleRate, "trace-sample-rate", 1, "share (0..1) of new traces (requests without a traceparent) that are sampled; requests with one keep its decision")
 	f.identity.register(fs)
 	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	f.memoryLimit = memoryLimitFlag{v: defaultProxyMemoryLimit, gcPercent: defaultProxyGCPercent}
@@ -75,6 +78,15 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 	}
 	cfg.MTLS = f.identity.mtls
 	cfg.AccessLog, cfg.AccessLogFormat = f.accessLog, f.accessLogFormat
+	cfg.OTLPEndpoint, cfg.TraceSampleRate = f.otlpEndpoint, f.traceSampleRate
+	if f.otlpEndpoint != "" {
+		if err := checkHostPort("--otlp-endpoint", f.otlpEndpoint); err != nil {
+			return err
+		}
+	}
+	if f.traceSampleRate < 0 || f.traceSampleRate > 1 {
+		return usageErrorf("--trace-sample-rate %v: want a share within 0..1", f.traceSampleRate)
+	}
 	if _, ok := accesslog.ParseFormat(f.accessLogFormat); !ok {
 		return usageErrorf("--access-log-format %q: want text or json", f.accessLogFormat)
 	}

@@ -3,8 +3,6 @@ package xdsserver
 import (
 	"context"
 	"fmt"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/shoal-mesh/shoal/internal/metric"
 	"net"
 	"slices"
 	"sort"
@@ -14,7 +12,10 @@ import (
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
 // The drain gate (issue 18): WaitRemoved answers once no xDS client holds
@@ -312,7 +313,7 @@ func newDrainMetrics(reg metric.Registerer) (*drainMetrics, error) {
 	}
 	for _, c := range []metric.Collector{m.wait, m.unacked} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("xds: drain metrics: %w", err)
+			return nil, fmt.Errorf("xdsserver: drain metrics: %w", err)
 		}
 	}
 	return m, nil

@@ -11,7 +11,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
-
 	"github.com/shoal-mesh/shoal/internal/metric"
 )
 
@@ -19,8 +18,7 @@ import (
 // a SotW client hold orders-1 until they ACK the assignment without it; a
 // client that disconnected holds what it last ACKed until the bound.
 func TestWaitRemovedFollowsEachClientsACKs(t *testing.T) {
-	reg := metric.NewRegistry()
-	srv, addr := startServer(t, Config{Registerer: reg})
+	srv, addr := startServer(t, Config{Registerer: metric.NewRegistry()})
 	delta := newDeltaClient(t, addr, &corev3.Node{Id: "delta-1"})
 	delta.subscribe(resource.EndpointType, "orders")
 	sotw := newSotwClient(t, addr, &corev3.Node{Id: "sotw-1"})

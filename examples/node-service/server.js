@@ -46,6 +46,12 @@ async function main() {
         });
       }
     };
+    const upstream = process.env.UPSTREAM_URL; // optional: call another service first
+    if (upstream) {
+      // Through the local sidecar; run with `node -r @shoal-mesh/node/trace` to keep the trace.
+      fetch(upstream).then((r) => r.text()).then(answer, () => { res.writeHead(502).end(); });
+      return;
+    }
     if (delayMs > 0) setTimeout(answer, delayMs);
     else answer();
   });

@@ -66,6 +66,8 @@ type conn struct {
 	// al is what the access log needs beyond the request: reset per
 	// request by handle.
 	al accessInfo
+	// span is the request's place in its trace when Config.Tracer is set.
+	span spanInfo
 
 	// serveRaw's state (rawio_unix.go): the raw connection (nil: blocking
 	// reads only), its callback bound once, and the step it leaves with.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
+	"github.com/shoal-mesh/shoal/sidecar/tracing"
 )
 
 // handle routes and forwards one parsed request and reports whether the
@@ -16,6 +17,9 @@ import (
 func (c *conn) handle() bool {
 	start := time.Now()
 	c.al = accessInfo{}
+	if t := c.p.cfg.Tracer; t != nil {
+		c.startSpan(t)
+	}
 	c.startBody()
 	b := c.p.bound.Load()
 	c.fillView()
@@ -33,6 +37,9 @@ func (c *conn) handle() bool {
 	cs.latency.observe(cs.name, time.Since(start).Seconds())
 	if l := c.p.cfg.AccessLog; l != nil {
 		c.logAccess(l, start, code, cs.name)
+	}
+	if t := c.p.cfg.Tracer; t != nil {
+		c.endSpan(t, start, code, cs.name)
 	}
 	return keep
 }
@@ -194,6 +201,9 @@ func (c *conn) buildOut(cl *route.Cluster) {
 			if sanitizeXFCC && len(f.Name) == len("x-forwarded-client-cert") && equalFold(f.Name, "x-forwarded-client-cert") {
 				continue
 			}
+			if c.span.on && len(f.Name) == len("traceparent") && equalFold(f.Name, "traceparent") {
+				continue // replaced below with this hop's span
+			}
 		case hdrForwarded:
 			if !trusted {
 				continue
@@ -210,6 +220,10 @@ func (c *conn) buildOut(cl *route.Cluster) {
 	}
 	if !hasProto {
 		o = append(o, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if c.span.on {
+		o = append(o, "Traceparent: "...)
+		o = append(tracing.AppendTraceparent(o, c.span.ctx), "\r\n"...)
 	}
 	if !r.hasReqID {
 		o = append(o, "X-Request-Id: "...)

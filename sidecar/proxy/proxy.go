@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
+	"github.com/shoal-mesh/shoal/sidecar/tracing"
 )
 
 // ErrClosed is returned by Serve after Shutdown or Close.
@@ -42,6 +43,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics; nil means unregistered.
 	Registerer metric.Registerer
+	// Tracer, when set, makes a span per HTTP/1.1 request and rewrites the
+	// traceparent the upstream gets (sidecar/tracing); nil passes the
+	// trace context through untouched.
+	Tracer *tracing.Tracer
 	// AccessLog, when set, gets a line per request (sidecar/accesslog);
 	// nil means no access log.
 	AccessLog *accesslog.Logger

@@ -104,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	m.printf("\ndemo finished in %s\n", time.Since(start).Round(100*time.Millisecond))
 	if cfg.Keep {
 		m.printKeep()
-		<-ctx.Done()
+		m.trickle(ctx)
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func (m *mesh) waitRouted(ctx context.Context, host string) error {
 func (m *mesh) printKeep() {
 	a := m.cp.Addrs()
 	m.printf(`
-The mesh keeps running (--keep); Ctrl-C stops it.
+The mesh keeps running (--keep) with light traffic on every route; Ctrl-C stops it.
   dashboard: http://%[3]s/ui/
   curl -H 'Host: rr.demo' http://%[1]s/
   curl -H 'Host: user.demo' -H 'x-user: alice' http://%[1]s/

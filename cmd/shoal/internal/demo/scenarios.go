@@ -197,3 +197,38 @@ func formatOwners(owners map[string]int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// trickle keeps light traffic (about 20 requests a second) on every demo
+// host until ctx is done, so that the dashboard and `shoal top` show each
+// strategy at work while the mesh is kept running.
+func (m *mesh) trickle(ctx context.Context) {
+	hosts := []load{{host: "rr.demo"}, {host: "lc.demo"}, {host: "iphash.demo", clientIPs: true}, {host: "user.demo", users: 30}}
+	clients := make([]*http.Client, 8)
+	for w := range clients {
+		clients[w], _ = m.client(w, true)
+		defer clients[w].CloseIdleConnections()
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l := hosts[i%len(hosts)]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.gwAddr+"/", nil)
+		req.Host = l.host
+		if l.users > 0 {
+			req.Header.Set("x-user", fmt.Sprintf("user-%02d", i%l.users))
+		}
+		client := clients[0]
+		if l.clientIPs {
+			client = clients[(i/len(hosts))%len(clients)]
+		}
+		if resp, err := client.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+}
