@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -11,8 +12,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
+
+// lockedBuffer is an io.Writer safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // hungBackend accepts connections and reads requests but never answers,
 // as a Node.js process whose event loop is blocked looks from outside (the
@@ -231,7 +251,13 @@ func TestEveryEndpointFullIsOverflow(t *testing.T) {
 // hung on it are retried on healthy endpoints, POSTs on it end with 504,
 // nothing is answered 503, and the stall is counted.
 func TestStalledEndpointDefaults(t *testing.T) {
-	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+	var logBuf lockedBuffer
+	logger := accesslog.New(accesslog.Config{W: &logBuf, FlushInterval: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	logged := make(chan struct{})
+	go func() { defer close(logged); logger.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-logged })
+	p, addr := startProxy(t, Config{AccessLog: logger}, Mode{Kind: Outbound})
 	_, hb, eps := fleet(t)
 	cc := route.ClusterConfig{Name: "svc", Endpoints: eps} // defaults, no route policy
 	p.SetTable(simpleTable(t, p, cc, route.Route{}))
@@ -270,6 +296,14 @@ func TestStalledEndpointDefaults(t *testing.T) {
 	if v := p.metrics.stalls.WithLabelValues("svc").Value(); v != 1 {
 		t.Errorf("stalls_total = %v, want 1", v)
 	}
+	eventually(t, "a 504 with the flag UST in the access log", func() bool {
+		for _, line := range strings.Split(logBuf.String(), "\n") {
+			if strings.Contains(line, " 504 ") && strings.Contains(line, "UST") {
+				return true
+			}
+		}
+		return false
+	})
 	// New requests skip it (idempotent ones may probe it only once the
 	// probe interval has passed).
 	for range 12 {
