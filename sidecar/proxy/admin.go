@@ -39,6 +39,9 @@ type EndpointStatus struct {
 	// for StallThreshold: it gets no new request until one completes.
 	Stalled        bool          `json:"stalled"`
 	StallThreshold time.Duration `json:"stall_threshold_ns"`
+	// SlowStart is the share of its weight a warming endpoint takes
+	// (route.SlowStart); absent once warmed up.
+	SlowStart float64 `json:"slow_start,omitempty"`
 	// IdleConns is the number of pooled HTTP/1.1 connections.
 	IdleConns int `json:"idle_conns"`
 }
@@ -57,6 +60,11 @@ func (p *Proxy) Clusters() []ClusterStatus {
 			h := b.hosts[i][j]
 			es := EndpointStatus{Address: e.Address, Weight: e.EffectiveWeight(), Healthy: e.Healthy, InFlight: e.InFlight(), TimesEjected: int(h.timesEjected.Load()),
 				Attempts: h.load.inProgress.Load(), Stalled: h.stalled.Load(), StallThreshold: h.stallThreshold(&cl.Stall)}
+			if joined := h.joined.Load(); joined != 0 {
+				if f := cl.SlowStart.Factor(now.Sub(time.Unix(0, joined))); f < 1 {
+					es.SlowStart = f
+				}
+			}
 			if h.isEjected.Load() {
 				if until := time.Unix(0, h.ejectedUntil.Load()); until.After(now) {
 					es.Ejected, es.EjectedUntil = true, until

@@ -26,6 +26,10 @@ type clusterState struct {
 	ejects  lazyCounter
 	stalls  lazyCounter
 
+	// bound is set once the cluster was in a binding (p.stateMu): hosts
+	// added later warm up (route.SlowStart).
+	bound bool
+
 	// mu guards hosts.
 	mu    sync.Mutex
 	hosts map[string]*host
@@ -57,6 +61,9 @@ type host struct {
 	peak      atomic.Int64 // recent peak attempt latency, nanoseconds, decaying
 	stalled   atomic.Bool
 	stalledAt atomic.Int64 // unix nanoseconds: marked, or the last probe
+	// joined is when h joined its cluster after the first binding (unix
+	// nanoseconds; 0: present from the start, or warmed up).
+	joined atomic.Int64
 }
 
 // binding attaches a table to the proxy's persistent state: per cluster
@@ -85,7 +92,10 @@ func (p *Proxy) bind(t *route.Table) *binding {
 		b.hosts[i] = make([]*host, len(c.Endpoints))
 		addrs := make(map[string]bool, len(c.Endpoints))
 		for j, e := range c.Endpoints {
-			h := cs.host(e.Address, p.metrics)
+			h, created := cs.host(e.Address, p.metrics)
+			if created && cs.bound && c.SlowStart.Window > 0 {
+				h.joined.Store(time.Now().UnixNano())
+			}
 			if old := h.serverID.Load(); old == nil || *old != e.ServerID {
 				id := e.ServerID
 				h.serverID.Store(&id)
@@ -106,6 +116,7 @@ func (p *Proxy) bind(t *route.Table) *binding {
 			}
 		}
 		keep[c.Name] = addrs
+		cs.bound = true
 	}
 	p.retire(keep)
 	return b
@@ -127,15 +138,16 @@ func (p *Proxy) clusterState(name string) *clusterState {
 	return cs
 }
 
-func (cs *clusterState) host(addr string, m *metrics) *host {
+// host returns the state of addr, created reports a new one.
+func (cs *clusterState) host(addr string, m *metrics) (h *host, created bool) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if h, ok := cs.hosts[addr]; ok {
-		return h
+		return h, false
 	}
-	h := &host{addr: addr, cluster: cs}
+	h = &host{addr: addr, cluster: cs}
 	cs.hosts[addr] = h
-	return h
+	return h, true
 }
 
 // retire closes idle connections and forgets the state of clusters and

@@ -240,6 +240,8 @@ func (a *attempt) pick() (*lb.Endpoint, *host) {
 			a.full, skipped = true, true
 		case !h.takesRequest(&a.cl.Stall, a.idempotent):
 			last, lastHost, skipped = e, h, true
+		case !h.warm(&a.cl.SlowStart):
+			last, lastHost = e, h
 		default:
 			return e, h
 		}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -236,4 +237,22 @@ func (uc *upConn) clearStallWatch() {
 	if !uc.hasDeadline && uc.streamIdle <= 0 {
 		uc.nc.SetReadDeadline(time.Time{})
 	}
+}
+
+// warm reports whether h takes this pick under slow start: always once it
+// has warmed up, otherwise with probability s.Factor (a draw it declines
+// goes to the picker's next choice, so its share scales by about that
+// factor whatever the strategy).
+func (h *host) warm(s *route.SlowStart) bool {
+	joined := h.joined.Load()
+	if joined == 0 {
+		return true
+	}
+	elapsed := time.Duration(time.Now().UnixNano() - joined)
+	f := s.Factor(elapsed)
+	if f >= 1 {
+		h.joined.CompareAndSwap(joined, 0)
+		return true
+	}
+	return rand.Float64() < f
 }

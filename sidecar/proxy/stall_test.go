@@ -323,7 +323,7 @@ func TestCheckStall(t *testing.T) {
 	}
 	p.stateMu.Lock()
 	cs := p.clusterState("svc")
-	h := cs.host("127.0.0.1:1", p.metrics)
+	h, _ := cs.host("127.0.0.1:1", p.metrics)
 	p.stateMu.Unlock()
 	s := route.StallDetection{}.WithDefaults()
 	t0 := time.Unix(1000, 0)
@@ -404,5 +404,54 @@ func TestStalledBehindPeerSidecar(t *testing.T) {
 	}
 	if !out.Clusters()[0].Endpoints[1].Stalled {
 		t.Error("the calling sidecar did not mark the peer stalled")
+	}
+}
+
+// Slow start: an endpoint that joins a cluster takes a small share of the
+// picks at first (the 10 % floor of its round-robin share) and its full
+// share once the window has passed; endpoints present from the start do
+// not warm up.
+func TestSlowStartRampsANewEndpoint(t *testing.T) {
+	p, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := []route.Endpoint{{Address: "127.0.0.1:1", Healthy: true}, {Address: "127.0.0.1:2", Healthy: true}, {Address: "127.0.0.1:3", Healthy: true}}
+	cc := route.ClusterConfig{Name: "svc", Endpoints: eps, SlowStart: route.SlowStart{Window: time.Hour}}
+	p.SetTable(simpleTable(t, p, cc, route.Route{}))
+	cc.Endpoints = append(eps, route.Endpoint{Address: "127.0.0.1:4", Healthy: true})
+	p.SetTable(simpleTable(t, p, cc, route.Route{}))
+	b := p.bound.Load()
+	hosts := b.hosts[0]
+	for i, h := range hosts {
+		if warming := h.joined.Load() != 0; warming != (i == 3) {
+			t.Fatalf("host %d warming = %v", i, warming)
+		}
+	}
+	share := func() float64 {
+		const n = 8000
+		newcomer := 0
+		for range n {
+			var a attempt
+			a.init(b, nil, b.table.Clusters[0], time.Now(), 1)
+			if _, h := a.pick(); h == hosts[3] {
+				newcomer++
+			}
+		}
+		return float64(newcomer) / n
+	}
+	// Its full share is 25 %; at 10 % of its weight it gets about 2.7 %.
+	if s := share(); s > 0.08 || s == 0 {
+		t.Errorf("a new endpoint's share at the start of its window = %.3f, want about 0.027", s)
+	}
+	if f := p.Clusters()[0].Endpoints[3].SlowStart; f != 0.1 {
+		t.Errorf("/clusters slow_start = %v, want 0.1", f)
+	}
+	hosts[3].joined.Store(time.Now().Add(-time.Hour).UnixNano()) // the window has passed
+	if s := share(); s < 0.2 {
+		t.Errorf("a warmed-up endpoint's share = %.3f, want about 0.25", s)
+	}
+	if hosts[3].joined.Load() != 0 {
+		t.Error("the endpoint still warms up after its window")
 	}
 }

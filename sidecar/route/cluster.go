@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -53,6 +54,36 @@ const (
 	DefaultStallMultiplier    = 8
 	DefaultStallProbeInterval = 5 * time.Second
 )
+
+// SlowStart ramps a new endpoint's share of traffic up over Window, as
+// Envoy's slow_start_config: an endpoint that joins a cluster (not one
+// present when the proxy first learned the cluster) takes
+// max(MinWeightPercent/100, (elapsed/Window)^(1/Aggression)) of its
+// share. The zero value (Window 0) turns it off.
+type SlowStart struct {
+	Window time.Duration
+	// Aggression shapes the ramp; zero means 1 (linear).
+	Aggression float64
+	// MinWeightPercent is the floor of the share; zero means 10.
+	MinWeightPercent float64
+}
+
+// Factor is the share of its weight an endpoint takes elapsed after it
+// joined: 1 once Window has passed.
+func (s *SlowStart) Factor(elapsed time.Duration) float64 {
+	if s.Window <= 0 || elapsed >= s.Window {
+		return 1
+	}
+	agg, floor := s.Aggression, s.MinWeightPercent
+	if agg <= 0 {
+		agg = 1
+	}
+	if floor <= 0 {
+		floor = 10
+	}
+	f := math.Pow(max(float64(elapsed)/float64(s.Window), 0), 1/agg)
+	return min(1, max(f, floor/100))
+}
 
 // StallDetection configures stuck-endpoint detection: an endpoint with
 // requests in flight that answered none of them for the stall threshold
@@ -184,6 +215,9 @@ type ClusterConfig struct {
 	MaxRequestsPerEndpoint int
 	// Stall configures stuck-endpoint detection.
 	Stall StallDetection
+	// SlowStart ramps new endpoints up (round robin, least request and
+	// random; the hashes ignore it). The zero value is off.
+	SlowStart SlowStart
 	// ConnectTimeout bounds a TCP connect. Zero means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 }

@@ -188,6 +188,7 @@ func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAs
 		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	cc.LB, cc.LBConfig = b, lbcfg
+	cc.SlowStart = slowStart(c)
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
 		if th.GetPriority() == corev3.RoutingPriority_DEFAULT && th.GetMaxRequests() != nil {
 			cc.MaxRequests = int(th.GetMaxRequests().GetValue())
@@ -421,4 +422,24 @@ func virtualHosts(rc *routev3.RouteConfiguration, errs *[]string) []route.Virtua
 		out = append(out, v)
 	}
 	return out
+}
+
+// slowStart reads Envoy's slow_start_config of a round robin or least
+// request cluster.
+func slowStart(c *clusterv3.Cluster) route.SlowStart {
+	var sc *clusterv3.Cluster_SlowStartConfig
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		sc = c.GetRoundRobinLbConfig().GetSlowStartConfig()
+	case clusterv3.Cluster_LEAST_REQUEST:
+		sc = c.GetLeastRequestLbConfig().GetSlowStartConfig()
+	}
+	if sc == nil {
+		return route.SlowStart{}
+	}
+	return route.SlowStart{
+		Window:           std(sc.GetSlowStartWindow()),
+		Aggression:       sc.GetAggression().GetDefaultValue(),
+		MinWeightPercent: sc.GetMinWeightPercent().GetValue(),
+	}
 }
