@@ -45,6 +45,9 @@ func (c *conn) handle() bool {
 }
 
 func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) (int, bool) {
+	if reason := inboundDenied(b.table, c.mode, c.callerID(), &c.view); reason != "" {
+		return 403, c.localReply(403, reason)
+	}
 	switch {
 	case rt == nil && cl == nil:
 		c.al.flags |= accesslog.NoRouteFound

@@ -33,6 +33,9 @@ type Options struct {
 	// RouteConfig is the RouteConfiguration to serve ("outbound" for a
 	// sidecar, "gateway" for the gateway).
 	RouteConfig string
+	// Service, if set, is the proxy's own service: the authorization
+	// policies on its RouteConfiguration become Table.Authz.
+	Service string
 	// LocalApp, if set, is added as the LocalAppCluster cluster.
 	LocalApp *route.Endpoint
 	// LocalAppProtocol is the local app's protocol.
@@ -89,6 +92,12 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 		}
 		if rc != nil {
 			cfg.VirtualHosts = virtualHosts(rc, &errs)
+		}
+		if o.Service != "" {
+			cfg.Authz, err = authzPolicy(snap, o.Service)
+			if err != nil {
+				errs = append(errs, err.Error())
+			}
 		}
 		clas := map[string]*endpointv3.ClusterLoadAssignment{}
 		claOf := func(name string) (*endpointv3.ClusterLoadAssignment, error) {
