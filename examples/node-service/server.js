@@ -8,7 +8,9 @@
 // PORT=0 picks a free port. SHOAL_TTL sets the lease TTL in seconds (default
 // 10), SHOAL_ADDRESS the address registered (default 127.0.0.1), HOST the
 // address listened on (default 127.0.0.1). SHOAL_REGISTER=0 leaves registration
-// to a sidecar; DELAY_MS delays every answer (a slow instance).
+// to a sidecar; DELAY_MS delays every answer (a slow instance); BLOCK_AFTER=N
+// blocks the event loop for good after N answered requests (a stuck instance:
+// it still accepts connections and answers nothing, not even /healthz).
 //
 // SIGTERM or SIGINT deregisters the instance (its etcd key is gone at once),
 // lets in-flight requests finish and exits with code 0.
@@ -23,6 +25,9 @@ const ttl = process.env.SHOAL_TTL ? Number(process.env.SHOAL_TTL) : undefined;
 const selfRegister = process.env.SHOAL_REGISTER !== '0';
 // DELAY_MS makes every answer slow (to watch least-connections at work).
 const delayMs = Number(process.env.DELAY_MS || 0);
+// BLOCK_AFTER=N: after N answers (/healthz not counted), while(true){}.
+const blockAfter = Number(process.env.BLOCK_AFTER || 0);
+let answered = 0;
 let draining = false;
 
 let shoal; // the registration handle, set once registered
@@ -34,6 +39,12 @@ async function main() {
     const answer = () => {
       res.writeHead(200, { 'content-type': 'application/json', 'x-instance': shoal?.id ?? process.env.INSTANCE_ID ?? '' });
       res.end(JSON.stringify({ instance: shoal?.id ?? process.env.INSTANCE_ID, service }));
+      if (blockAfter > 0 && ++answered === blockAfter) {
+        console.log(`blocking the event loop after ${answered} requests`);
+        setImmediate(() => {
+          for (;;) {} // eslint-disable-line no-empty
+        });
+      }
     };
     const upstream = process.env.UPSTREAM_URL; // optional: call another service first
     if (upstream) {

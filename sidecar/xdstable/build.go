@@ -57,6 +57,10 @@ type Options struct {
 	// virtual host for its name: a request for it gets 503 "no healthy
 	// instance of service X", not the 404 of a name nobody knows.
 	Known []string
+	// NoStallDetection turns stuck-endpoint detection off for every
+	// cluster (`--stall-detection=false`: services whose requests may all
+	// wait long on purpose, such as long polls without other traffic).
+	NoStallDetection bool
 }
 
 // ServiceNames returns the services snap has clusters for (a service's
@@ -130,6 +134,11 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 			Outlier: route.OutlierDetection{Disabled: true},
 		})
 	}
+	if o.NoStallDetection {
+		for i := range cfg.Clusters {
+			cfg.Clusters[i].Stall.Disabled = true
+		}
+	}
 	t, err := route.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("xdstable: %w", err)
@@ -197,6 +206,7 @@ func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAs
 		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	cc.LB, cc.LBConfig = b, lbcfg
+	cc.SlowStart = slowStart(c)
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
 		if th.GetPriority() == corev3.RoutingPriority_DEFAULT && th.GetMaxRequests() != nil {
 			cc.MaxRequests = int(th.GetMaxRequests().GetValue())
@@ -430,4 +440,24 @@ func virtualHosts(rc *routev3.RouteConfiguration, errs *[]string) []route.Virtua
 		out = append(out, v)
 	}
 	return out
+}
+
+// slowStart reads Envoy's slow_start_config of a round robin or least
+// request cluster.
+func slowStart(c *clusterv3.Cluster) route.SlowStart {
+	var sc *clusterv3.Cluster_SlowStartConfig
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		sc = c.GetRoundRobinLbConfig().GetSlowStartConfig()
+	case clusterv3.Cluster_LEAST_REQUEST:
+		sc = c.GetLeastRequestLbConfig().GetSlowStartConfig()
+	}
+	if sc == nil {
+		return route.SlowStart{}
+	}
+	return route.SlowStart{
+		Window:           std(sc.GetSlowStartWindow()),
+		Aggression:       sc.GetAggression().GetDefaultValue(),
+		MinWeightPercent: sc.GetMinWeightPercent().GetValue(),
+	}
 }
