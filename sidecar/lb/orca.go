@@ -1,7 +1,6 @@
 package lb
 
 import (
-	"bytes"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -40,26 +39,32 @@ func (r LoadReport) Utilization() float64 {
 	return r.CPUUtilization
 }
 
-// ParseORCA parses the value of an ORCAHeader in the TEXT format. It
+// ParseORCA parses the value of an ORCAHeader in the TEXT format, as a
+// string (HTTP/2 header fields) or bytes (the HTTP/1 parser's slices). It
 // reports false for other formats, for a value with no usable metric, and
 // for malformed numbers (a report is all or nothing). Unknown keys and
 // named_metrics are skipped. It does not allocate or retain v.
-func ParseORCA(v []byte) (LoadReport, bool) {
+func ParseORCA[T ~string | ~[]byte](v T) (LoadReport, bool) {
 	var r LoadReport
-	rest, ok := bytes.CutPrefix(v, []byte("TEXT "))
-	if !ok {
+	const prefix = "TEXT "
+	if len(v) < len(prefix) || string(v[:len(prefix)]) != prefix {
 		return r, false
 	}
 	got := false
-	for len(rest) > 0 {
-		var kv []byte
-		kv, rest, _ = bytes.Cut(rest, []byte(","))
-		k, val, ok := bytes.Cut(bytes.TrimSpace(kv), []byte("="))
-		if !ok {
+	for rest := v[len(prefix):]; len(rest) > 0; {
+		kv := rest
+		if i := indexByte(rest, ','); i >= 0 {
+			kv, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = rest[:0]
+		}
+		kv = trimSpace(kv)
+		eq := indexByte(kv, '=')
+		if eq < 0 {
 			return LoadReport{}, false
 		}
 		var dst *float64
-		switch string(k) { // no allocation: the compiler compares in place
+		switch string(trimSpace(kv[:eq])) { // compared in place, no allocation
 		case "application_utilization":
 			dst = &r.ApplicationUtilization
 		case "cpu_utilization":
@@ -71,7 +76,8 @@ func ParseORCA(v []byte) (LoadReport, bool) {
 		default:
 			continue
 		}
-		f, err := parseFloat(bytes.TrimSpace(val))
+		// The conversion does not escape: no allocation for short numbers.
+		f, err := strconv.ParseFloat(string(trimSpace(kv[eq+1:])), 64)
 		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
 			return LoadReport{}, false
 		}
@@ -80,10 +86,23 @@ func ParseORCA(v []byte) (LoadReport, bool) {
 	return r, got
 }
 
-// parseFloat is strconv.ParseFloat on bytes; the conversion to string
-// does not escape, so it does not allocate.
-func parseFloat(b []byte) (float64, error) {
-	return strconv.ParseFloat(string(b), 64)
+func indexByte[T ~string | ~[]byte](v T, c byte) int {
+	for i := 0; i < len(v); i++ {
+		if v[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func trimSpace[T ~string | ~[]byte](v T) T {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // orcaState is the last load report of an address, kept on its Load so

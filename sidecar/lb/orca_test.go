@@ -29,6 +29,9 @@ func TestParseORCA(t *testing.T) {
 			if got != tc.want || ok != tc.wantOK {
 				t.Errorf("ParseORCA(%q) = %+v, %v; want %+v, %v", tc.in, got, ok, tc.want, tc.wantOK)
 			}
+			if got, ok := ParseORCA(tc.in); got != tc.want || ok != tc.wantOK {
+				t.Errorf("ParseORCA(string %q) = %+v, %v; want %+v, %v", tc.in, got, ok, tc.want, tc.wantOK)
+			}
 		})
 	}
 }
@@ -37,6 +40,10 @@ func TestParseORCADoesNotAllocate(t *testing.T) {
 	v := []byte("TEXT application_utilization=0.42, cpu_utilization=0.5, rps_fractional=120.5, named_metrics.eventloop_delay_p99_ms=12.3")
 	if n := testing.AllocsPerRun(100, func() { ParseORCA(v) }); n != 0 {
 		t.Errorf("ParseORCA allocates %v times", n)
+	}
+	sv := string(v)
+	if n := testing.AllocsPerRun(100, func() { ParseORCA(sv) }); n != 0 {
+		t.Errorf("ParseORCA on a string allocates %v times", n)
 	}
 }
 
