@@ -169,3 +169,9 @@ declare const shoal: {
   EtcdUnavailableError: typeof EtcdUnavailableError;
 };
 export default shoal;
+
+/**
+ * Add the ORCA load report (`endpoint-load-metrics`) to every response of `server` without
+ * registering (for an app its sidecar registers); `register()` with `server` does it already.
+ */
+export function reportLoad(server: Server): { stop(): void };
