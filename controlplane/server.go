@@ -309,8 +309,8 @@ func (s *Server) setupServices() error {
 	if err != nil {
 		return err
 	}
-	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route) {
-		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, TrustDomain: s.cfg.TrustDomain})
+	s.state.onChange = func(eps []registry.Endpoint, rts []*shoalv1.Route, pols []*shoalv1.AuthorizationPolicy) {
+		s.xds.Update(xds.Input{Endpoints: eps, Routes: rts, Policies: pols, TrustDomain: s.cfg.TrustDomain})
 	}
 	// Computed when scraped, not on every registry change.
 	dups := metric.NewGaugeFunc(metric.GaugeOpts{
@@ -326,6 +326,7 @@ func (s *Server) setupServices() error {
 	}
 	s.api, err = api.New(api.Config{
 		Routes:    s.state.routes,
+		Policies:  s.state.policies,
 		Instances: s.state,
 		Status:    statusSource{s},
 		Traffic:   trafficSource{lrs: s.lrs, instances: s.state.Endpoints},

@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/shoal-mesh/shoal/controlplane/policies"
 	"github.com/shoal-mesh/shoal/controlplane/routes"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
@@ -25,18 +26,20 @@ import (
 type meshState struct {
 	instances *etcdstore.Store
 	routes    *routes.Store
+	policies  *policies.Store
 	log       *slog.Logger
 	// onChange is called (from the watch goroutines, serialized by mu) after
 	// every change once both watches have done their first full read. It
 	// must not block.
-	onChange func(endpoints []registry.Endpoint, routes []*shoalv1.Route)
+	onChange func(endpoints []registry.Endpoint, routes []*shoalv1.Route, policies []*shoalv1.AuthorizationPolicy)
 
-	instancesSynced, routesSynced atomic.Bool
+	instancesSynced, routesSynced, policiesSynced atomic.Bool
 
 	// mu guards insts, rts, rejected, health and subs.
 	mu    sync.Mutex
-	insts map[string]*registry.Instance // by service/id
-	rts   map[string]*shoalv1.Route     // by name: the last good version
+	insts map[string]*registry.Instance           // by service/id
+	rts   map[string]*shoalv1.Route               // by name: the last good version
+	pols  map[string]*shoalv1.AuthorizationPolicy // by name
 	// rejected are the routes whose stored value the watch refused, by
 	// name (routes.Batch.Rejected).
 	rejected []routes.Rejection
@@ -49,6 +52,8 @@ func newMeshState(cli *clientv3.Client, log *slog.Logger) *meshState {
 	return &meshState{
 		instances: etcdstore.New(cli, log),
 		routes:    routes.NewStore(cli, log),
+		policies:  policies.NewStore(cli, log),
+		pols:      map[string]*shoalv1.AuthorizationPolicy{},
 		log:       log,
 		insts:     map[string]*registry.Instance{},
 		rts:       map[string]*shoalv1.Route{},
@@ -58,14 +63,17 @@ func newMeshState(cli *clientv3.Client, log *slog.Logger) *meshState {
 }
 
 // ready reports whether the first full read of etcd is done.
-func (m *meshState) ready() bool { return m.instancesSynced.Load() && m.routesSynced.Load() }
+func (m *meshState) ready() bool {
+	return m.instancesSynced.Load() && m.routesSynced.Load() && m.policiesSynced.Load()
+}
 
 // run follows etcd until ctx is done.
 func (m *meshState) run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); m.instances.Watch(ctx, m.applyInstances) }()
 	go func() { defer wg.Done(); m.routes.Watch(ctx, m.applyRoutes) }()
+	go func() { defer wg.Done(); m.policies.Watch(ctx, m.applyPolicies) }()
 	wg.Wait()
 	return nil
 }
@@ -104,6 +112,32 @@ func (m *meshState) applyRoutes(b routes.Batch) {
 	if len(b.Events) > 0 || b.Initial {
 		m.changedLocked()
 	}
+}
+
+func (m *meshState) applyPolicies(b policies.Batch) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range b.Changes {
+		if c.Policy != nil {
+			m.pols[c.Name] = c.Policy
+		} else {
+			delete(m.pols, c.Name)
+		}
+	}
+	if b.Initial {
+		m.policiesSynced.Store(true)
+	}
+	m.changedLocked()
+}
+
+// policiesLocked returns the policies sorted by name.
+func (m *meshState) policiesLocked() []*shoalv1.AuthorizationPolicy {
+	out := make([]*shoalv1.AuthorizationPolicy, 0, len(m.pols))
+	for _, p := range m.pols {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out
 }
 
 // routeStatuses merges served, the statuses of the translated routes
@@ -155,7 +189,7 @@ func (m *meshState) changedLocked() {
 		notify()
 	}
 	if m.onChange != nil && m.ready() {
-		m.onChange(m.endpointsLocked(), m.routesLocked())
+		m.onChange(m.endpointsLocked(), m.routesLocked(), m.policiesLocked())
 	}
 }
 

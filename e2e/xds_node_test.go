@@ -163,8 +163,13 @@ func TestNodeGRPCJSXDSClient(t *testing.T) {
 		t.Errorf("least loaded (as round robin): got %v, errors %v", countIDs(r.IDs), r.Errors)
 	}
 
-	srv.Update(xds.Input{Endpoints: eps, Routes: []*shoalv1.Route{echoRoute(shoalv1.Strategy_STRATEGY_RING_HASH)}})
-	pollNode(t, "ring hash is in force", func() bool {
+	// The route configuration now also carries an authorization policy on
+	// echo (an RBAC override, optional: grpc-js has no RBAC filter and
+	// must not reject the resource for it).
+	srv.Update(xds.Input{Endpoints: eps, Routes: []*shoalv1.Route{echoRoute(shoalv1.Strategy_STRATEGY_RING_HASH)},
+		Policies: []*shoalv1.AuthorizationPolicy{{Name: "echo", Service: "echo",
+			Rules: []*shoalv1.AuthorizationRule{{Callers: []string{"ns/default/*"}}}}}})
+	pollNode(t, "ring hash (with a policy on echo) is in force", func() bool {
 		r := c.calls(10, "alice")
 		return len(r.Errors) == 0 && len(countIDs(r.IDs)) == 1
 	})

@@ -14,6 +14,9 @@ const (
 	InstancesPrefix = Prefix + "instances/"
 	// RoutesPrefix holds one key per route, RoutesPrefix + "<route-name>".
 	RoutesPrefix = Prefix + "routes/"
+	// PoliciesPrefix holds one key per authorization policy,
+	// PoliciesPrefix + "<policy-name>".
+	PoliciesPrefix = Prefix + "policies/"
 )
 
 // InstanceKey returns the etcd key of an instance.

@@ -120,9 +120,13 @@ type mtlsConn struct {
 	once sync.Once
 	err  error
 	xfcc []byte
+	peer string
 }
 
-var _ proxy.PeerIdentity = (*mtlsConn)(nil)
+var (
+	_ proxy.PeerIdentity = (*mtlsConn)(nil)
+	_ proxy.PeerID       = (*mtlsConn)(nil)
+)
 
 func (c *mtlsConn) Read(p []byte) (int, error) {
 	c.once.Do(c.handshake)
@@ -148,9 +152,13 @@ func (c *mtlsConn) handshake() {
 		c.err = err
 		return
 	}
+	c.peer = peer.String()
 	// Envoy's x-forwarded-client-cert: By is the callee, URI the caller.
 	c.xfcc = fmt.Appendf(nil, "By=%s;URI=%s", c.m.id.ID(), peer)
 }
 
 // XFCC implements proxy.PeerIdentity.
 func (c *mtlsConn) XFCC() []byte { return c.xfcc }
+
+// PeerID implements proxy.PeerID.
+func (c *mtlsConn) PeerID() string { return c.peer }

@@ -314,6 +314,7 @@ func (p *Proxy) rebuildTable() {
 	if p.cfg.Mode == ModeGateway {
 		opts.RouteConfig = "gateway"
 	} else {
+		opts.Service = p.cfg.Service
 		opts.LocalApp = &route.Endpoint{Address: net.JoinHostPort(p.cfg.AppAddress, strconv.Itoa(p.cfg.AppPort)), Healthy: true}
 		if p.cfg.AppProtocol == string(registry.ProtocolHTTP2) || p.cfg.AppProtocol == string(registry.ProtocolGRPC) {
 			opts.LocalAppProtocol = route.HTTP2

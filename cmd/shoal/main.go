@@ -77,6 +77,7 @@ func newRootCmd() *cobra.Command {
 		newServicesCmd(),
 		newInstancesCmd(),
 		newRoutesCmd(),
+		newPoliciesCmd(),
 		newCACmd(),
 		newTokensCmd(),
 		newIdentityCmd(),

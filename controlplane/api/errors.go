@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-mesh/shoal/controlplane/policies"
 	"github.com/shoal-mesh/shoal/controlplane/routes"
 )
 
@@ -19,9 +20,18 @@ func (s *Server) toStatus(err error) error {
 		return nil
 	}
 	var fe *routes.FieldError
+	var pe *policies.FieldError
 	switch {
 	case errors.As(err, &fe):
 		return status.Error(codes.InvalidArgument, fe.Error())
+	case errors.As(err, &pe):
+		return status.Error(codes.InvalidArgument, pe.Error())
+	case errors.Is(err, policies.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, policies.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, policies.ErrVersionMismatch):
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, routes.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, routes.ErrAlreadyExists):

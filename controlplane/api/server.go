@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/shoal-mesh/shoal/controlplane/policies"
 	"github.com/shoal-mesh/shoal/controlplane/routes"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
@@ -53,6 +54,9 @@ type TrafficSource interface {
 type Config struct {
 	// Routes is the route store. Required.
 	Routes *routes.Store
+	// Policies is the authorization policy store; nil leaves PolicyService
+	// unregistered.
+	Policies *policies.Store
 	// Instances backs RegistryService; nil serves an empty registry.
 	Instances InstanceSource
 	// Status backs MeshService; nil serves an empty status.
@@ -95,6 +99,9 @@ func (s *Server) Register(gs *grpc.Server) {
 	shoalv1.RegisterRouteServiceServer(gs, &routeService{s: s})
 	shoalv1.RegisterRegistryServiceServer(gs, &registryService{s: s})
 	shoalv1.RegisterMeshServiceServer(gs, &meshService{s: s})
+	if s.cfg.Policies != nil {
+		shoalv1.RegisterPolicyServiceServer(gs, &policyService{s: s})
+	}
 	if s.cfg.Drain != nil {
 		RegisterDrain(gs, s.cfg.Drain)
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
+	"github.com/shoal-mesh/shoal/controlplane/policies"
 	"github.com/shoal-mesh/shoal/controlplane/routes"
 	"github.com/shoal-mesh/shoal/internal/testutil/etcdtest"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
@@ -38,6 +39,7 @@ type testServer struct {
 	routes   shoalv1.RouteServiceClient
 	registry shoalv1.RegistryServiceClient
 	mesh     shoalv1.MeshServiceClient
+	policies shoalv1.PolicyServiceClient
 }
 
 // startServer starts the API with cfg (Routes is filled in) on 127.0.0.1:0.
@@ -46,6 +48,7 @@ func startServer(t testing.TB, cfg api.Config) *testServer {
 	e := etcdtest.Start(t)
 	cli := e.Client(t)
 	cfg.Routes = routes.NewStore(cli, slog.New(slog.DiscardHandler))
+	cfg.Policies = policies.NewStore(cli, slog.New(slog.DiscardHandler))
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	srv, err := api.New(cfg)
 	if err != nil {
@@ -76,6 +79,7 @@ func startServer(t testing.TB, cfg api.Config) *testServer {
 		routes:   shoalv1.NewRouteServiceClient(conn),
 		registry: shoalv1.NewRegistryServiceClient(conn),
 		mesh:     shoalv1.NewMeshServiceClient(conn),
+		policies: shoalv1.NewPolicyServiceClient(conn),
 	}
 }
 

@@ -96,7 +96,7 @@ func TestReflectionAndHealth(t *testing.T) {
 	sort.Strings(got)
 	want := []string{
 		"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
-		"shoal.v1.MeshService", "shoal.v1.RegistryService", "shoal.v1.RouteService",
+		"shoal.v1.MeshService", "shoal.v1.PolicyService", "shoal.v1.RegistryService", "shoal.v1.RouteService",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("reflection services (-want +got):\n%s", diff)

@@ -45,6 +45,7 @@ type Memo struct {
 // shape is what of an Input listeners, routes and clusters depend on.
 type shape struct {
 	routes      []*shoalv1.Route
+	policies    []*shoalv1.AuthorizationPolicy
 	services    []serviceShape // sorted by name
 	trustDomain string
 }
@@ -66,8 +67,8 @@ type endpointKey struct {
 	health registry.Health
 }
 
-func shapeOf(routes []*shoalv1.Route, services map[string][]registry.Endpoint, trustDomain string) shape {
-	sh := shape{routes: routes, services: make([]serviceShape, 0, len(services)), trustDomain: trustDomain}
+func shapeOf(routes []*shoalv1.Route, policies []*shoalv1.AuthorizationPolicy, services map[string][]registry.Endpoint, trustDomain string) shape {
+	sh := shape{routes: routes, policies: policies, services: make([]serviceShape, 0, len(services)), trustDomain: trustDomain}
 	t := translator{services: services}
 	for _, name := range sortedKeys(services) {
 		sh.services = append(sh.services, serviceShape{name: name, http2: t.speaksHTTP2(name), mtls: t.hasMTLS(name)})
@@ -76,7 +77,7 @@ func shapeOf(routes []*shoalv1.Route, services map[string][]registry.Endpoint, t
 }
 
 func (sh shape) equal(o shape) bool {
-	return slices.Equal(sh.routes, o.routes) && slices.Equal(sh.services, o.services) && sh.trustDomain == o.trustDomain
+	return slices.Equal(sh.routes, o.routes) && slices.Equal(sh.policies, o.policies) && slices.Equal(sh.services, o.services) && sh.trustDomain == o.trustDomain
 }
 
 // translate returns each profile's resources for in, keyed by profile, and
@@ -84,11 +85,11 @@ func (sh shape) equal(o shape) bool {
 // does not pass Resources.Check. The results must not be modified.
 func (m *Memo) Translate(in Input, profiles []Capabilities) (map[string]*Resources, []*shoalv1.RouteStatus, error) {
 	services := indexEndpoints(in.Endpoints)
-	sh := shapeOf(in.Routes, services, in.TrustDomain)
+	sh := shapeOf(in.Routes, in.Policies, services, in.TrustDomain)
 	full := !m.valid || !sh.equal(m.shape)
 	byProfile, statuses, subsets := m.byProfile, m.statuses, m.subsets
 	if full {
-		byProfile, statuses, subsets = translateShape(in.Routes, services, profiles, in.TrustDomain)
+		byProfile, statuses, subsets = translateShape(in.Routes, indexPolicies(in.Policies), services, profiles, in.TrustDomain)
 	}
 	clas, next, fresh := m.loadAssignments(services, subsets)
 	out := make(map[string]*Resources, len(byProfile))
@@ -118,7 +119,7 @@ func (m *Memo) Translate(in Input, profiles []Capabilities) (map[string]*Resourc
 // translateShape translates the listeners, routes and clusters of every
 // profile, and returns them with the route statuses and the load
 // assignments they read.
-func translateShape(rs []*shoalv1.Route, services map[string][]registry.Endpoint, profiles []Capabilities, trustDomain string) (map[string]*Resources, []*shoalv1.RouteStatus, map[string]subset) {
+func translateShape(rs []*shoalv1.Route, policies map[string][]*shoalv1.AuthorizationPolicy, services map[string][]registry.Endpoint, profiles []Capabilities, trustDomain string) (map[string]*Resources, []*shoalv1.RouteStatus, map[string]subset) {
 	routes, statuses := compileRoutes(rs)
 	routes = fitRoutes(services, routes, statuses)
 	out := make(map[string]*Resources, len(profiles))
@@ -126,6 +127,7 @@ func translateShape(rs []*shoalv1.Route, services map[string][]registry.Endpoint
 	for _, caps := range profiles {
 		t := newIndexedTranslator(maps.Clone(services), caps)
 		t.trustDomain = trustDomain
+		t.policies = policies
 		t.addServices(routes)
 		out[caps.Profile] = &Resources{Listeners: t.listeners(), Routes: t.routeConfigs(routes), Clusters: t.clusters()}
 		subsets = t.subsets // the same for every profile

@@ -51,6 +51,7 @@ func (t *translator) routeConfigs(routes []*compiledRoute) []types.Resource {
 		// whatever authority it dialed.
 		vh := t.virtualHost(svc, nil, rules)
 		vh.Domains = []string{"*"}
+		t.setRBAC(vh, svc)
 		out = append(out, &routev3.RouteConfiguration{Name: svc, VirtualHosts: []*routev3.VirtualHost{vh}})
 	}
 	sortByName(out)

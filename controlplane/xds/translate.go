@@ -17,6 +17,9 @@ import (
 type Input struct {
 	Endpoints []registry.Endpoint
 	Routes    []*shoalv1.Route
+	// Policies are the authorization policies, each put on the virtual
+	// host of its service's RouteConfiguration (see setRBAC).
+	Policies []*shoalv1.AuthorizationPolicy
 	// TrustDomain is the SPIFFE trust domain of workload identities (the
 	// SANs mTLS clusters require); zero means shoal.local.
 	TrustDomain string
@@ -65,6 +68,8 @@ type translator struct {
 	caps Capabilities
 	// trustDomain is Input.TrustDomain.
 	trustDomain string
+	// policies are Input.Policies by service (indexPolicies).
+	policies map[string][]*shoalv1.AuthorizationPolicy
 	// services maps a service name to its endpoints, sorted by id, without
 	// duplicate addresses; services named only by routes have none.
 	services map[string][]registry.Endpoint
@@ -89,6 +94,7 @@ type clusterSpec struct {
 func newTranslator(in Input, caps Capabilities) *translator {
 	t := newIndexedTranslator(indexEndpoints(in.Endpoints), caps)
 	t.trustDomain = in.TrustDomain
+	t.policies = indexPolicies(in.Policies)
 	return t
 }
 

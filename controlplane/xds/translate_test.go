@@ -116,6 +116,7 @@ var goldenCases = []struct {
 	}, Routes: []*shoalv1.Route{
 		route("lr", []string{"orders"}, rule(shoalv1.Strategy_STRATEGY_LEAST_REQUEST, to("orders"))),
 	}}},
+	{name: "policy", in: policyInput()},
 }
 
 func TestTranslateGolden(t *testing.T) {

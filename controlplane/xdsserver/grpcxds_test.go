@@ -210,6 +210,35 @@ func TestGRPCGoXDSClient(t *testing.T) {
 		})
 	})
 
+	t.Run("an authorization policy on the service is not NACKed", func(t *testing.T) {
+		// The RBACPerRoute rides on the virtual host of the route
+		// configuration a proxyless client reads: grpc-go must accept it
+		// (its RBAC filter parses the override; a client does not enforce
+		// it). The ring hash route in the same resource shows that the
+		// client took the new version.
+		pol := &shoalv1.AuthorizationPolicy{Name: "echo", Service: "echo", Rules: []*shoalv1.AuthorizationRule{
+			{Callers: []string{"ns/default/*"}, Paths: []string{"/grpc.testing."}, Methods: []string{"POST"}},
+		}}
+		srv.Update(xds.Input{Endpoints: eps, Routes: []*shoalv1.Route{ringHashRoute(shoalv1.Strategy_STRATEGY_RING_HASH)},
+			Policies: []*shoalv1.AuthorizationPolicy{pol}})
+		pollUntil(ctx, t, "the ring hash route with the policy is in force", func() bool {
+			first, err := tryCall(ctx, client, "bob")
+			for range 9 {
+				if id, err2 := tryCall(ctx, client, "bob"); err != nil || err2 != nil || id != first {
+					return false
+				}
+			}
+			return true
+		})
+		for _, c := range srv.Status() {
+			for _, rs := range c.GetResources() {
+				if rs.GetNackError() != "" {
+					t.Errorf("client %s NACKed %s: %s", c.GetNodeId(), rs.GetTypeUrl(), rs.GetNackError())
+				}
+			}
+		}
+	})
+
 	t.Run("a removed endpoint is out of rotation within 1s", func(t *testing.T) {
 		removed := eps[2].ID
 		start := time.Now()

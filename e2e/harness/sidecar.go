@@ -158,10 +158,12 @@ type EndpointStatus struct {
 	Address string `json:"address"`
 	Healthy bool   `json:"healthy"`
 	Ejected bool   `json:"ejected"`
+	// Stalled: requests in flight and none answered (a blocked event loop).
+	Stalled bool `json:"stalled"`
 }
 
 // Routable reports whether the endpoint may take traffic.
-func (e EndpointStatus) Routable() bool { return e.Healthy && !e.Ejected }
+func (e EndpointStatus) Routable() bool { return e.Healthy && !e.Ejected && !e.Stalled }
 
 // Clusters reads admin /clusters; an error means the admin did not answer.
 func (s *Sidecar) Clusters() ([]ClusterStatus, error) {

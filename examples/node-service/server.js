@@ -10,8 +10,11 @@
 // address listened on (default 127.0.0.1). SHOAL_REGISTER=0 leaves registration
 // to a sidecar; DELAY_MS delays every answer (a slow instance); BUSY_MS burns
 // that much CPU on the event loop per request (a busy instance: everything
-// behind it waits). Every response carries the instance's load report
-// (endpoint-load-metrics) for least_loaded; LOAD_REPORTS=0 turns it off.
+// behind it waits); BLOCK_AFTER=N blocks the event loop for good after N
+// answered requests (a stuck instance: it still accepts connections and
+// answers nothing, not even /healthz). Every response carries the
+// instance's load report (endpoint-load-metrics) for least_loaded;
+// LOAD_REPORTS=0 turns it off.
 //
 // SIGTERM or SIGINT deregisters the instance (its etcd key is gone at once),
 // lets in-flight requests finish and exits with code 0.
@@ -28,6 +31,9 @@ const selfRegister = process.env.SHOAL_REGISTER !== '0';
 const delayMs = Number(process.env.DELAY_MS || 0);
 const busyMs = Number(process.env.BUSY_MS || 0);
 const loadReports = process.env.LOAD_REPORTS !== '0';
+// BLOCK_AFTER=N: after N answers (/healthz not counted), while(true){}.
+const blockAfter = Number(process.env.BLOCK_AFTER || 0);
+let answered = 0;
 let draining = false;
 
 let shoal; // the registration handle, set once registered
@@ -40,6 +46,12 @@ async function main() {
     const answer = () => {
       res.writeHead(200, { 'content-type': 'application/json', 'x-instance': shoal?.id ?? process.env.INSTANCE_ID ?? '' });
       res.end(JSON.stringify({ instance: shoal?.id ?? process.env.INSTANCE_ID, service }));
+      if (blockAfter > 0 && ++answered === blockAfter) {
+        console.log(`blocking the event loop after ${answered} requests`);
+        setImmediate(() => {
+          for (;;) {} // eslint-disable-line no-empty
+        });
+      }
     };
     const upstream = process.env.UPSTREAM_URL; // optional: call another service first
     if (upstream) {

@@ -66,9 +66,13 @@ const (
 	UpstreamRetryLimitExceeded                        // URX
 	DownstreamConnectionTermination                   // DC
 	StreamIdleTimeout                                 // SI
+	// UpstreamStalled is not Envoy's: the endpoint was marked stalled
+	// (requests in flight, none answered for the stall threshold) while
+	// the request waited on it.
+	UpstreamStalled // UST
 )
 
-var flagNames = [...]string{"UF", "UH", "UO", "UC", "UT", "NR", "URX", "DC", "SI"}
+var flagNames = [...]string{"UF", "UH", "UO", "UC", "UT", "NR", "URX", "DC", "SI", "UST"}
 
 // AppendFlags appends f as Envoy prints it: comma-separated short names,
 // or "-" for none.

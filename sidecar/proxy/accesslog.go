@@ -22,6 +22,8 @@ func outcomeFlag(out outcome) accesslog.Flags {
 		return accesslog.UpstreamConnectionFailure
 	case timedOut:
 		return accesslog.UpstreamRequestTimeout
+	case stalled:
+		return accesslog.UpstreamStalled
 	case reset, stale:
 		return accesslog.UpstreamConnectionTermination
 	}

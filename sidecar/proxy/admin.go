@@ -6,11 +6,17 @@ import (
 
 // ClusterStatus is a snapshot of one cluster for the admin /clusters page.
 type ClusterStatus struct {
-	Name      string           `json:"name"`
-	Protocol  string           `json:"protocol"`
-	LB        string           `json:"lb"`
-	InFlight  int64            `json:"in_flight"`
-	Ejected   int              `json:"ejected"`
+	Name     string `json:"name"`
+	Protocol string `json:"protocol"`
+	LB       string `json:"lb"`
+	InFlight int64  `json:"in_flight"`
+	// MaxRequests is the cluster's in-flight limit (circuit breaker) and
+	// MaxRequestsPerEndpoint each endpoint's.
+	MaxRequests            int `json:"max_requests"`
+	MaxRequestsPerEndpoint int `json:"max_requests_per_endpoint"`
+	Ejected                int `json:"ejected"`
+	// Stalled counts endpoints currently marked stalled.
+	Stalled   int              `json:"stalled"`
 	Endpoints []EndpointStatus `json:"endpoints"`
 }
 
@@ -26,6 +32,16 @@ type EndpointStatus struct {
 	TimesEjected int       `json:"times_ejected"`
 	// InFlight counts requests plus pending connects (lb.Load).
 	InFlight int64 `json:"in_flight"`
+	// Attempts counts this proxy's attempts in flight on the endpoint,
+	// which MaxRequestsPerEndpoint limits.
+	Attempts int64 `json:"attempts_in_flight"`
+	// Stalled reports that the endpoint held requests and answered none
+	// for StallThreshold: it gets no new request until one completes.
+	Stalled        bool          `json:"stalled"`
+	StallThreshold time.Duration `json:"stall_threshold_ns"`
+	// SlowStart is the share of its weight a warming endpoint takes
+	// (route.SlowStart); absent once warmed up.
+	SlowStart float64 `json:"slow_start,omitempty"`
 	// IdleConns is the number of pooled HTTP/1.1 connections.
 	IdleConns int `json:"idle_conns"`
 }
@@ -38,10 +54,17 @@ func (p *Proxy) Clusters() []ClusterStatus {
 	now := time.Now()
 	for i, cl := range b.table.Clusters {
 		cs := b.clusters[i]
-		st := ClusterStatus{Name: cl.Name, Protocol: cl.Protocol.String(), LB: cl.LB.Name(), InFlight: cs.inflight.Load(), Ejected: int(cs.ejected.Load())}
+		st := ClusterStatus{Name: cl.Name, Protocol: cl.Protocol.String(), LB: cl.LB.Name(), InFlight: cs.inflight.Load(),
+			MaxRequests: cl.MaxRequests, MaxRequestsPerEndpoint: cl.MaxRequestsPerEndpoint, Ejected: int(cs.ejected.Load()), Stalled: int(cs.stalled.Load())}
 		for j, e := range cl.LBEndpoints() {
 			h := b.hosts[i][j]
-			es := EndpointStatus{Address: e.Address, Weight: e.EffectiveWeight(), Healthy: e.Healthy, InFlight: e.InFlight(), TimesEjected: int(h.timesEjected.Load())}
+			es := EndpointStatus{Address: e.Address, Weight: e.EffectiveWeight(), Healthy: e.Healthy, InFlight: e.InFlight(), TimesEjected: int(h.timesEjected.Load()),
+				Attempts: h.load.inProgress.Load(), Stalled: h.stalled.Load(), StallThreshold: h.stallThreshold(&cl.Stall)}
+			if joined := h.joined.Load(); joined != 0 {
+				if f := cl.SlowStart.Factor(now.Sub(time.Unix(0, joined))); f < 1 {
+					es.SlowStart = f
+				}
+			}
 			if h.isEjected.Load() {
 				if until := time.Unix(0, h.ejectedUntil.Load()); until.After(now) {
 					es.Ejected, es.EjectedUntil = true, until

@@ -18,11 +18,17 @@ type clusterState struct {
 	m        *metrics
 	inflight atomic.Int64 // circuit breaker
 	ejected  atomic.Int32 // hosts currently ejected
+	stalled  atomic.Int32 // hosts currently marked stalled
 	codes    codeCounters
 	// latency and ejects are resolved on first use: a cluster without
 	// traffic creates no series.
 	latency lazyObserver
 	ejects  lazyCounter
+	stalls  lazyCounter
+
+	// bound is set once the cluster was in a binding (p.stateMu): hosts
+	// added later warm up (route.SlowStart).
+	bound bool
 
 	// mu guards hosts.
 	mu    sync.Mutex
@@ -49,6 +55,15 @@ type host struct {
 	isEjected     atomic.Bool
 	ejectedUntil  atomic.Int64 // unix nanoseconds
 	timesEjected  atomic.Int32
+
+	// Stall detection (stall.go).
+	lastDone  atomic.Int64 // unix nanoseconds of a recent completed response
+	peak      atomic.Int64 // recent peak attempt latency, nanoseconds, decaying
+	stalled   atomic.Bool
+	stalledAt atomic.Int64 // unix nanoseconds: marked, or the last probe
+	// joined is when h joined its cluster after the first binding (unix
+	// nanoseconds; 0: present from the start, or warmed up).
+	joined atomic.Int64
 }
 
 // binding attaches a table to the proxy's persistent state: per cluster
@@ -77,7 +92,10 @@ func (p *Proxy) bind(t *route.Table) *binding {
 		b.hosts[i] = make([]*host, len(c.Endpoints))
 		addrs := make(map[string]bool, len(c.Endpoints))
 		for j, e := range c.Endpoints {
-			h := cs.host(e.Address, p.metrics)
+			h, created := cs.host(e.Address, p.metrics)
+			if created && cs.bound && c.SlowStart.Window > 0 {
+				h.joined.Store(time.Now().UnixNano())
+			}
 			if old := h.serverID.Load(); old == nil || *old != e.ServerID {
 				id := e.ServerID
 				h.serverID.Store(&id)
@@ -98,6 +116,7 @@ func (p *Proxy) bind(t *route.Table) *binding {
 			}
 		}
 		keep[c.Name] = addrs
+		cs.bound = true
 	}
 	p.retire(keep)
 	return b
@@ -119,15 +138,16 @@ func (p *Proxy) clusterState(name string) *clusterState {
 	return cs
 }
 
-func (cs *clusterState) host(addr string, m *metrics) *host {
+// host returns the state of addr, created reports a new one.
+func (cs *clusterState) host(addr string, m *metrics) (h *host, created bool) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if h, ok := cs.hosts[addr]; ok {
-		return h
+		return h, false
 	}
-	h := &host{addr: addr, cluster: cs}
+	h = &host{addr: addr, cluster: cs}
 	cs.hosts[addr] = h
-	return h
+	return h, true
 }
 
 // retire closes idle connections and forgets the state of clusters and
@@ -143,6 +163,9 @@ func (p *Proxy) retire(keep map[string]map[string]bool) {
 			delete(cs.hosts, addr)
 			if h.isEjected.Load() {
 				cs.ejected.Add(-1)
+			}
+			if h.stalled.CompareAndSwap(true, false) {
+				cs.stalled.Add(-1)
 			}
 			h.pool.shutdown() // requests in flight close their connections
 			h.closeH2()

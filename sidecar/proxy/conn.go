@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -355,6 +356,9 @@ func (c *conn) localReply(code int, msg string) (keep bool) {
 	writeInt(w, int64(len(msg)+1))
 	if !keep {
 		w.WriteString("\r\nConnection: close")
+	}
+	if code == 504 && c.al.flags&accesslog.UpstreamStalled != 0 {
+		w.WriteString("\r\n" + stalledHeader + ": 1")
 	}
 	w.WriteString("\r\n\r\n")
 	w.WriteString(msg)

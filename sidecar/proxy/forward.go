@@ -21,6 +21,7 @@ const (
 	retryStatus                  // a retriable status was received and discarded
 	stale                        // a reused connection failed before any response
 	clientFailed                 // the client's body was malformed or cut
+	stalled                      // the host was marked stalled while nothing had arrived
 )
 
 // attempt is the per-request retry state shared by forward (HTTP/1.1) and
@@ -38,6 +39,8 @@ type attempt struct {
 	retries    int           // policy retries left
 	connects   int           // connect-failure retries left
 	last       int           // the status for the client when no attempt is left
+	idempotent bool          // the request's method is (a stalled host may be probed)
+	full       bool          // the last pick skipped a host at its in-flight limit
 
 	info   lb.PickInfo // hash key and excluded (tried) addresses
 	tried  [lb.MaxExcluded]*host
@@ -81,6 +84,9 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 		case h == nil && len(a.cl.Endpoints) == 0:
 			c.al.flags |= accesslog.NoHealthyUpstream
 			return 503, c.localReply(503, noInstanceMessage(a.cl.Name))
+		case h == nil && a.full:
+			c.al.flags |= accesslog.UpstreamOverflow
+			return 503, c.localReply(503, "upstream overflow (every endpoint at its in-flight limit)")
 		case h == nil:
 			c.al.flags |= accesslog.NoHealthyUpstream
 			return 502, c.localReply(502, "no healthy upstream")
@@ -142,6 +148,20 @@ func (a *attempt) again(out outcome, code int, h *host, idempotent bool) bool {
 		default:
 			return false
 		}
+	case stalled:
+		// A hedged retry: the request is still in flight on a host that
+		// answers nothing. Only an idempotent one may be sent again.
+		a.last = 504
+		switch {
+		case !idempotent || !a.replayable || (!a.deadline.IsZero() && !time.Now().Before(a.deadline)):
+			return false
+		case a.retries > 0:
+		case a.connects > 0:
+			a.connects--
+			return true
+		default:
+			return false
+		}
 	case retryStatus:
 		a.last = code
 	}
@@ -196,22 +216,41 @@ func failureMessage(code int) string {
 	return "upstream failed"
 }
 
-// pick chooses an endpoint that is neither ejected nor tried, if the
-// picker offers one within lb.MaxExcluded draws.
+// pick chooses an endpoint that is neither ejected, tried, at its
+// in-flight limit nor stalled, if the picker offers one within
+// lb.MaxExcluded draws (or scan finds one after skipping full or stalled
+// ones). Otherwise it returns the last ejected, tried or stalled endpoint
+// drawn, never a full one: nil with a.full set means every endpoint
+// offered is at its limit.
 func (a *attempt) pick() (*lb.Endpoint, *host) {
 	var last *lb.Endpoint
 	var lastHost *host
+	a.full = false
+	skipped := false
 	for range lb.MaxExcluded {
 		e, err := a.cl.Pick(&a.info)
 		if err != nil {
-			return last, lastHost
+			break
 		}
 		h := a.hosts[route.EndpointOf(e).Index]
-		if h.available() && !a.triedHost(h) {
+		switch {
+		case !h.available() || a.triedHost(h):
+			last, lastHost = e, h
+		case a.atLimit(h):
+			a.full, skipped = true, true
+		case !h.takesRequest(&a.cl.Stall, a.idempotent):
+			last, lastHost, skipped = e, h, true
+		case !h.warm(&a.cl.SlowStart):
+			last, lastHost = e, h
+		default:
 			return e, h
 		}
-		last, lastHost = e, h
 		a.info.Exclude(e.Address)
+	}
+	if skipped {
+		if e, h := a.scan(); h != nil {
+			return e, h
+		}
 	}
 	return last, lastHost
 }
@@ -240,7 +279,12 @@ func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 	start := time.Now()
 	h.load.begin()
 	out, code, keep := c.tryOn(a, e, h)
-	h.load.end(time.Since(start), failedAttempt(out, code))
+	now := time.Now()
+	d := now.Sub(start)
+	h.load.end(d, failedAttempt(out, code))
+	if out == relayed || out == retryStatus {
+		h.onResponse(now, d)
+	}
 	return out, code, keep
 }
 
@@ -305,8 +349,12 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		a.startTimer(now)
 		c.waitDeadline(uc, a, now)
 	}
-	if werr, rerr := uc.flushAndFill(); werr != nil || rerr != nil {
+	c.watchStall(uc, a, h, now)
+	if werr, rerr, st := c.awaitResponse(a, uc, h, now); st || werr != nil || rerr != nil {
 		uc.close()
+		if st {
+			return stalled, 504, false
+		}
 		if werr != nil {
 			return c.upstreamError(a, werr, reused, nil)
 		}
@@ -329,6 +377,7 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 	// the mesh (to the app or at the edge) without it. Inbound, it goes
 	// on to the caller's sidecar.
 	c.resp.stripLoad = c.mode.Kind != Inbound
+	uc.clearStallWatch()
 	code := c.resp.code
 	if code >= 500 {
 		h.on5xx(&a.cl.Outlier, len(a.hosts))
@@ -338,6 +387,11 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 	if a.mayRetryStatus(code) {
 		uc.close()
 		return retryStatus, code, false
+	}
+	if c.stalledReply() {
+		uc.close()
+		h.markStalled(time.Now())
+		return stalled, 504, false
 	}
 	// The route and per-try timeouts end with the response headers (as
 	// Envoy's for streamed responses): a download or an event stream
@@ -386,6 +440,9 @@ func (c *conn) readResponseHead(uc *upConn) ([]byte, error) {
 	for {
 		head, err := uc.br.head(c.p.cfg.MaxHeaderBytes, c.p.cfg.MaxHeaderBytes, nil)
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && uc.endStallWatch() {
+				continue // part of the head arrived: not stalled
+			}
 			return nil, err
 		}
 		if len(head) > 12 && head[9] == '1' && string(head[9:12]) != "101" {

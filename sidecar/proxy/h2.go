@@ -68,7 +68,7 @@ func newH2Handler(p *Proxy) *h2Handler {
 // serveConn serves an h2c connection whose preface head c has read.
 func (h *h2Handler) serveConn(c *conn) {
 	c.nc.SetReadDeadline(time.Time{})
-	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, trusted: c.trusted, xfcc: c.xfcc()}
+	hc := &h2Conn{mode: c.mode, peerIP: c.peerIP, peer: string(c.peerIP), fixed: c.fixed, trusted: c.trusted, xfcc: c.xfcc(), caller: c.callerID()}
 	front := &h2Front{h: h, hc: hc}
 	sc := h2.NewServerConn(c.nc, c.br.buffered(), h2.ServerConfig{
 		// The first request's HEADERS must come as soon as an HTTP/1
@@ -129,6 +129,8 @@ type h2Conn struct {
 	trusted bool
 	// xfcc is conn.xfcc().
 	xfcc string
+	// caller is conn.callerID().
+	caller string
 }
 
 // serveHTTP routes and forwards one request of an h2c connection.
@@ -142,7 +144,12 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 	if cl != nil {
 		cs = b.clusters[cl.Index]
 	}
-	code := h.forward(w, r, x, b, rt, cl, cs, hc, start)
+	var code int
+	if reason := inboundDenied(b.table, hc.mode, hc.caller, &x.view); reason != "" {
+		code = writeDenied(w, r, reason)
+	} else {
+		code = h.forward(w, r, x, b, rt, cl, cs, hc, start)
+	}
 	cs.codes.inc(code)
 	cs.latency.observe(cs.name, time.Since(start).Seconds())
 }

@@ -96,7 +96,9 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 	fw.fillView()
 	b := f.h.p.bound.Load()
 	rt, cl := resolve(b.table, f.hc.mode, &fw.view, f.hc.fixed)
-	if cl == nil || cl.Protocol != route.HTTP2 || s.Method == "CONNECT" {
+	// A denied request is answered on the net/http path (serveHTTP).
+	denied := inboundDenied(b.table, f.hc.mode, f.hc.caller, &fw.view) != ""
+	if cl == nil || cl.Protocol != route.HTTP2 || s.Method == "CONNECT" || denied {
 		fw.ds = nil
 		f.h.fwds.Put(fw)
 		return nil, false

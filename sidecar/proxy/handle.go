@@ -45,6 +45,9 @@ func (c *conn) handle() bool {
 }
 
 func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, start time.Time) (int, bool) {
+	if reason := inboundDenied(b.table, c.mode, c.callerID(), &c.view); reason != "" {
+		return 403, c.localReply(403, reason)
+	}
 	switch {
 	case rt == nil && cl == nil:
 		c.al.flags |= accesslog.NoRouteFound
@@ -95,6 +98,7 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 func (c *conn) newAttempt(b *binding, rt *route.Route, cl *route.Cluster, start time.Time) *attempt {
 	a := &c.attempt
 	a.init(b, rt, cl, start, c.p.cfg.ConnectRetries)
+	a.idempotent = c.req.idempotent()
 	if cl.Protocol != route.HTTP2 && !c.req.upgrade {
 		// forward starts the route timer once the request is received.
 		a.deadline = time.Time{}

@@ -15,6 +15,7 @@ type metrics struct {
 	latency   *metric.HistogramVec // cluster
 	upstream  *metric.CounterVec   // cluster, endpoint
 	ejections *metric.CounterVec   // cluster
+	stalls    *metric.CounterVec   // cluster
 	rejected  *metric.CounterVec   // code: requests refused before routing
 	timeouts  *metric.CounterVec   // kind: connections closed by a timeout
 	// handshakes counts mTLS handshakes by direction (inbound, upstream)
@@ -40,6 +41,10 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 		ejections: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_outlier_ejections_total", Help: "Endpoints ejected by outlier detection.",
 		}, []string{"cluster"}),
+		stalls: metric.NewCounterVec(metric.CounterOpts{
+			Name: "shoal_sidecar_endpoint_stalls_total",
+			Help: "Endpoints marked stalled: requests in flight and none answered for the stall threshold (a blocked event loop).",
+		}, []string{"cluster"}),
 		rejected: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_rejected_requests_total", Help: "Malformed or over-limit requests refused before routing.",
 		}, []string{"code"}),
@@ -61,7 +66,7 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.rejected, m.timeouts, m.acceptErrors, m.handshakes} {
+	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.stalls, m.rejected, m.timeouts, m.acceptErrors, m.handshakes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -15,7 +15,7 @@ func BenchmarkRequestMetrics(b *testing.B) {
 	}
 	p.stateMu.Lock()
 	cs := p.clusterState("bench")
-	h := cs.host("127.0.0.1:8080", p.metrics)
+	h, _ := cs.host("127.0.0.1:8080", p.metrics)
 	p.stateMu.Unlock()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -41,6 +41,10 @@ func (uc *upConn) flushAndFill() (werr, rerr error) {
 	return nil, uc.br.fill(len(uc.br.buf))
 }
 
+// fillMore goes on waiting for the first bytes of the answer after
+// flushAndFill returned at a stall check's deadline.
+func (uc *upConn) fillMore() error { return uc.br.fill(len(uc.br.buf)) }
+
 func (uc *upConn) onReadable(uintptr) bool { return true }
 
 // serveRaw is never called here (c.rc is nil).

@@ -137,6 +137,22 @@ func (uc *upConn) flushAndFill() (werr, rerr error) {
 	return uc.werr, uc.rerr
 }
 
+// fillMore goes on waiting for the first bytes of the answer after
+// flushAndFill returned at a stall check's deadline.
+func (uc *upConn) fillMore() error {
+	if uc.rc == nil {
+		return uc.br.fill(len(uc.br.buf))
+	}
+	uc.rerr = nil
+	if err := uc.rc.Read(uc.readable); err != nil && uc.werr == nil && uc.rerr == nil {
+		uc.rerr = err
+	}
+	if uc.werr != nil {
+		return uc.werr
+	}
+	return uc.rerr
+}
+
 // onReadable is the raw read callback of flushAndFill: called first to
 // send, then each time the connection may be readable. It reports whether
 // the exchange is done.

@@ -34,6 +34,9 @@ type upConn struct {
 	// busy connection costs no deadline update per request.
 	streamIdle time.Duration
 	rdl        time.Time // the read deadline streamIdle armed; zero: none
+	// stallAt is the read deadline of a running stall watch (zero: none),
+	// until the attempt's own deadline it stands in for (see watchStall).
+	stallAt, until time.Time
 
 	// flushAndFill's state: the raw connection (nil: plain reads), its
 	// callback bound once, and the outcome of one exchange.
@@ -74,7 +77,7 @@ func (uc *upConn) idleDeadline(d time.Duration) {
 
 // armRead moves the idle read deadline forward, at most once a second.
 func (uc *upConn) armRead() {
-	if uc.streamIdle <= 0 {
+	if uc.streamIdle <= 0 || !uc.stallAt.IsZero() {
 		return
 	}
 	if d := time.Now().Add(uc.streamIdle); d.Sub(uc.rdl) > time.Second {

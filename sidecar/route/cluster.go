@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -45,7 +46,85 @@ const (
 	DefaultBaseEjectionTime   = 30 * time.Second
 	DefaultMaxEjectionTime    = 300 * time.Second
 	DefaultMaxEjectionPercent = 10
+	// MinMaxRequestsPerEndpoint is the floor of the default per-endpoint
+	// limit, max(MinMaxRequestsPerEndpoint, MaxRequests / endpoints).
+	MinMaxRequestsPerEndpoint = 64
+	DefaultStallMin           = time.Second
+	DefaultStallMax           = 2 * time.Second
+	DefaultStallMultiplier    = 8
+	DefaultStallProbeInterval = 5 * time.Second
 )
+
+// SlowStart ramps a new endpoint's share of traffic up over Window, as
+// Envoy's slow_start_config: an endpoint that joins a cluster (not one
+// present when the proxy first learned the cluster) takes
+// max(MinWeightPercent/100, (elapsed/Window)^(1/Aggression)) of its
+// share. The zero value (Window 0) turns it off.
+type SlowStart struct {
+	Window time.Duration
+	// Aggression shapes the ramp; zero means 1 (linear).
+	Aggression float64
+	// MinWeightPercent is the floor of the share; zero means 10.
+	MinWeightPercent float64
+}
+
+// Factor is the share of its weight an endpoint takes elapsed after it
+// joined: 1 once Window has passed.
+func (s *SlowStart) Factor(elapsed time.Duration) float64 {
+	if s.Window <= 0 || elapsed >= s.Window {
+		return 1
+	}
+	agg, floor := s.Aggression, s.MinWeightPercent
+	if agg <= 0 {
+		agg = 1
+	}
+	if floor <= 0 {
+		floor = 10
+	}
+	f := math.Pow(max(float64(elapsed)/float64(s.Window), 0), 1/agg)
+	return min(1, max(f, floor/100))
+}
+
+// StallDetection configures stuck-endpoint detection: an endpoint with
+// requests in flight that answered none of them for the stall threshold
+// (Multiplier times its recent peak latency, within Min..Max) is marked
+// stalled and gets no new request until one completes on it; it is
+// probed with one idempotent request every ProbeInterval. Zero fields
+// take the documented defaults.
+type StallDetection struct {
+	// Disabled turns stall detection off for the cluster.
+	Disabled bool
+	// Min and Max bound the threshold. Zero means DefaultStallMin and
+	// DefaultStallMax.
+	Min, Max time.Duration
+	// Multiplier scales the recent peak latency. Zero means
+	// DefaultStallMultiplier.
+	Multiplier int
+	// ProbeInterval is how long a stalled endpoint gets no request before
+	// one idempotent request may probe it. Zero means
+	// DefaultStallProbeInterval.
+	ProbeInterval time.Duration
+}
+
+// WithDefaults returns s with zero fields replaced by their defaults.
+func (s StallDetection) WithDefaults() StallDetection {
+	if s.Min <= 0 {
+		s.Min = DefaultStallMin
+	}
+	if s.Max <= 0 {
+		s.Max = max(DefaultStallMax, s.Min)
+	}
+	if s.Max < s.Min {
+		s.Max = s.Min
+	}
+	if s.Multiplier <= 0 {
+		s.Multiplier = DefaultStallMultiplier
+	}
+	if s.ProbeInterval <= 0 {
+		s.ProbeInterval = DefaultStallProbeInterval
+	}
+	return s
+}
 
 // Endpoint is one upstream host of a cluster.
 type Endpoint struct {
@@ -127,6 +206,18 @@ type ClusterConfig struct {
 	// MaxRequests is the circuit breaker's limit on concurrent requests to
 	// the cluster. Zero means DefaultMaxRequests.
 	MaxRequests int
+	// MaxRequestsPerEndpoint limits concurrent requests to one endpoint,
+	// so that one stuck endpoint cannot hold the cluster's whole budget:
+	// an endpoint at its limit is skipped, and a request is refused (503,
+	// upstream overflow) only when every endpoint is. Zero means
+	// max(MinMaxRequestsPerEndpoint, MaxRequests / endpoints), at most
+	// MaxRequests.
+	MaxRequestsPerEndpoint int
+	// Stall configures stuck-endpoint detection.
+	Stall StallDetection
+	// SlowStart ramps new endpoints up (round robin, least request and
+	// random; the hashes ignore it). The zero value is off.
+	SlowStart SlowStart
 	// ConnectTimeout bounds a TCP connect. Zero means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 }
@@ -134,7 +225,8 @@ type ClusterConfig struct {
 // Cluster is a compiled, immutable cluster. Safe for concurrent use.
 type Cluster struct {
 	// ClusterConfig is the cluster's configuration with defaults filled in
-	// (Outlier, MaxRequests, ConnectTimeout, LB). Its Endpoints slice holds
+	// (Outlier, MaxRequests, MaxRequestsPerEndpoint, Stall, ConnectTimeout,
+	// LB). Its Endpoints slice holds
 	// the compiled endpoints with Index set; it must not be modified.
 	ClusterConfig
 	// Index is the cluster's position in Table.Clusters.
@@ -174,10 +266,14 @@ func compileCluster(cc ClusterConfig, index int, loads *Loads) (*Cluster, error)
 	if cc.MaxRequests == 0 {
 		cc.MaxRequests = DefaultMaxRequests
 	}
+	if cc.MaxRequestsPerEndpoint <= 0 {
+		cc.MaxRequestsPerEndpoint = min(cc.MaxRequests, max(MinMaxRequestsPerEndpoint, cc.MaxRequests/max(1, len(cc.Endpoints))))
+	}
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = DefaultConnectTimeout
 	}
 	cc.Outlier = cc.Outlier.WithDefaults()
+	cc.Stall = cc.Stall.WithDefaults()
 	eps := make([]Endpoint, len(cc.Endpoints))
 	lbs := make([]*lb.Endpoint, len(cc.Endpoints))
 	for i, e := range cc.Endpoints {

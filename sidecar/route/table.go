@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/shoal-mesh/shoal/sidecar/authz"
 )
 
 // Config is the input of New. It is plain data; New copies what it keeps.
@@ -18,6 +20,9 @@ type Config struct {
 	// Loads keeps in-flight counters across tables; pass the proxy's
 	// (proxy.Proxy.Loads). Nil gives every table fresh counters.
 	Loads *Loads
+	// Authz is the authorization of the proxy's own service, enforced on
+	// its inbound listener; nil allows every caller.
+	Authz *authz.Policy
 }
 
 // VirtualHost is a set of domains and the routes that serve them.
@@ -38,6 +43,8 @@ type Table struct {
 	Version string
 	// Clusters are the compiled clusters in Config order. Read-only.
 	Clusters []*Cluster
+	// Authz is Config.Authz. Read-only.
+	Authz *authz.Policy
 
 	vhosts    []VirtualHost
 	byName    map[string]*Cluster
@@ -57,7 +64,7 @@ type wildcard struct {
 // that cfg does not define (xDS may deliver them later); such routes yield
 // a nil cluster from PickCluster.
 func New(cfg Config) (*Table, error) {
-	t := &Table{Version: cfg.Version, byName: make(map[string]*Cluster), exact: make(map[string]int), catchAll: -1}
+	t := &Table{Version: cfg.Version, Authz: cfg.Authz, byName: make(map[string]*Cluster), exact: make(map[string]int), catchAll: -1}
 	for i, cc := range cfg.Clusters {
 		c, err := compileCluster(cc, i, cfg.Loads)
 		if err != nil {

@@ -33,6 +33,9 @@ type Options struct {
 	// RouteConfig is the RouteConfiguration to serve ("outbound" for a
 	// sidecar, "gateway" for the gateway).
 	RouteConfig string
+	// Service, if set, is the proxy's own service: the authorization
+	// policies on its RouteConfiguration become Table.Authz.
+	Service string
 	// LocalApp, if set, is added as the LocalAppCluster cluster.
 	LocalApp *route.Endpoint
 	// LocalAppProtocol is the local app's protocol.
@@ -89,6 +92,12 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 		}
 		if rc != nil {
 			cfg.VirtualHosts = virtualHosts(rc, &errs)
+		}
+		if o.Service != "" {
+			cfg.Authz, err = authzPolicy(snap, o.Service)
+			if err != nil {
+				errs = append(errs, err.Error())
+			}
 		}
 		clas := map[string]*endpointv3.ClusterLoadAssignment{}
 		claOf := func(name string) (*endpointv3.ClusterLoadAssignment, error) {
@@ -188,6 +197,7 @@ func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAs
 		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	cc.LB, cc.LBConfig = b, lbcfg
+	cc.SlowStart = slowStart(c)
 	for _, th := range c.GetCircuitBreakers().GetThresholds() {
 		if th.GetPriority() == corev3.RoutingPriority_DEFAULT && th.GetMaxRequests() != nil {
 			cc.MaxRequests = int(th.GetMaxRequests().GetValue())
@@ -441,4 +451,24 @@ func virtualHosts(rc *routev3.RouteConfiguration, errs *[]string) []route.Virtua
 		out = append(out, v)
 	}
 	return out
+}
+
+// slowStart reads Envoy's slow_start_config of a round robin or least
+// request cluster.
+func slowStart(c *clusterv3.Cluster) route.SlowStart {
+	var sc *clusterv3.Cluster_SlowStartConfig
+	switch c.GetLbPolicy() {
+	case clusterv3.Cluster_ROUND_ROBIN:
+		sc = c.GetRoundRobinLbConfig().GetSlowStartConfig()
+	case clusterv3.Cluster_LEAST_REQUEST:
+		sc = c.GetLeastRequestLbConfig().GetSlowStartConfig()
+	}
+	if sc == nil {
+		return route.SlowStart{}
+	}
+	return route.SlowStart{
+		Window:           std(sc.GetSlowStartWindow()),
+		Aggression:       sc.GetAggression().GetDefaultValue(),
+		MinWeightPercent: sc.GetMinWeightPercent().GetValue(),
+	}
 }

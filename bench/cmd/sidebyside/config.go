@@ -43,6 +43,10 @@ type Config struct {
 	ResultsDir string // JSON and markdown go here
 	WorkDir    string // configs, logs, state; a temp dir by default
 	KeepWork   bool   // keep WorkDir (logs) after the run
+	// AccessLog turns access logs on: nginx with a buffered access_log in
+	// Envoy's default format, the sidecar with --access-log, both to a file
+	// in WorkDir (HAProxy logs only to syslog: leave it out with -proxies).
+	AccessLog bool
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -70,6 +74,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.StringVar(&c.ResultsDir, "results", "bench/results", "directory for the JSON and markdown results")
 	fs.StringVar(&c.WorkDir, "work", "", "working directory for configs and logs (default: a temp dir)")
 	fs.BoolVar(&c.KeepWork, "keep-work", false, "keep the working directory (logs of every process)")
+	fs.BoolVar(&c.AccessLog, "access-log", false, "access logs on: nginx (buffered access_log, Envoy's default format) and the sidecar (--access-log) write a line per request to a file; use with -proxies nginx,shoal")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -53,7 +53,11 @@ func collectMeta(cfg Config) meta {
 	if cfg.NoPin {
 		m.Pinning = "Not pinned"
 	} else {
-		m.Pinning = "Proxy pinned to CPU " + cfg.ProxyCPUs + "; wrk, backends and control plane to CPU " + cfg.LoadCPUs
+		load := "wrk"
+		if cfg.H2 {
+			load = "h2load"
+		}
+		m.Pinning = "Proxy pinned to CPU " + cfg.ProxyCPUs + "; " + load + ", backends and control plane to CPU " + cfg.LoadCPUs
 	}
 	return m
 }

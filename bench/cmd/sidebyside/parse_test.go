@@ -168,3 +168,11 @@ status codes: 32582 2xx, 0 3xx, 0 4xx, 8 5xx
 		t.Error("parseH2Load accepted output without a summary")
 	}
 }
+
+func TestNginxAccessLogMatchesTheSidecarsFormat(t *testing.T) {
+	conf := withNginxAccessLog(nginxConf("/w", "127.0.0.1:8080", "rr", []string{"127.0.0.1:1"}), "/w/access.log")
+	if strings.Contains(conf, "access_log off") || !strings.Contains(conf, "access_log /w/access.log envoy buffer=64k flush=100ms;") ||
+		!strings.Contains(conf, `log_format envoy '[$time_iso8601] "$request" $status`) {
+		t.Errorf("nginx conf with access log:\n%s", conf)
+	}
+}

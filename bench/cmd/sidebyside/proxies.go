@@ -112,6 +112,9 @@ func (h *harness) startNginx(ctx context.Context, strategy, dir string) (*instan
 	}
 	conf := filepath.Join(dir, "nginx.conf")
 	text := nginxConf(dir, listen, strategy, h.backendAddrs())
+	if h.cfg.AccessLog {
+		text = withNginxAccessLog(text, filepath.Join(dir, "access.log"))
+	}
 	if h.cfg.H2 {
 		text = nginxGRPCConf(dir, listen, strategy, h.backendAddrs())
 	}
@@ -167,4 +170,15 @@ func (h *harness) ready(ctx context.Context, inst *instance) (*instance, error) 
 		return nil, fmt.Errorf("%s not ready: %w\n%s", inst.root.Name, err, inst.root.Tail())
 	}
 	return inst, nil
+}
+
+// nginxEnvoyFormat is Envoy's default access log format in nginx variables
+// (the sidecar's --access-log format), so both write the same line.
+const nginxEnvoyFormat = `'[$time_iso8601] "$request" $status - $request_length $bytes_sent $request_time - "$http_x_forwarded_for" "$http_user_agent" "$http_x_request_id" "$host" "$upstream_addr"'`
+
+// withNginxAccessLog replaces conf's `access_log off` with a buffered
+// access log to path, flushed every 100 ms like the sidecar's.
+func withNginxAccessLog(conf, path string) string {
+	return strings.Replace(conf, "    access_log off;\n",
+		"    log_format envoy "+nginxEnvoyFormat+";\n    access_log "+path+" envoy buffer=64k flush=100ms;\n", 1)
 }

@@ -212,6 +212,9 @@ func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instan
 	_, appPort, _ := strings.Cut(h.app.addr, ":")
 	// SHOAL_BENCH_SIDECAR_ARGS adds flags for experiments, e.g. "--pprof".
 	extra := strings.Fields(os.Getenv("SHOAL_BENCH_SIDECAR_ARGS"))
+	if h.cfg.AccessLog {
+		extra = append(extra, "--access-log", filepath.Join(dir, "access.log"))
+	}
 	p, err := h.ps.Start(proc.Spec{
 		Name: "shoal-sidecar-" + strategy,
 		Args: append([]string{h.cfg.sidecarBin(), "sidecar", "--service", "bench-client", "--app-port", appPort,

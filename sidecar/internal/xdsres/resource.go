@@ -24,6 +24,7 @@ import (
 	endpointv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/endpoint/v3"
 	listenerv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/listener/v3"
 	routev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/route/v3"
+	rbacfilterv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/filters/network/http_connection_manager/v3"
 	cswrrv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3"
 	httpv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/upstreams/http/v3"
@@ -223,4 +224,39 @@ func LoadBalancingPolicy(c *clusterv3.Cluster) (*cswrrv3.ClientSideWeightedRound
 		return w, nil
 	}
 	return nil, ErrNoSupportedPolicy
+}
+
+// RBAC per-route configuration of a virtual host (authorization policies).
+const (
+	// RBACFilterName is the typed_per_filter_config key of the RBAC filter.
+	RBACFilterName = "envoy.filters.http.rbac"
+	// RBACPerRouteType is the type URL of its per-route configuration.
+	RBACPerRouteType = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
+	// FilterConfigType wraps a per-filter config (optional or not).
+	FilterConfigType = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+)
+
+// RBACPerRoute returns the RBAC per-route configuration of vh
+// (typed_per_filter_config[RBACFilterName], bare or in a FilterConfig),
+// nil if unset.
+func RBACPerRoute(vh *routev3.VirtualHost) (*rbacfilterv3.RBACPerRoute, error) {
+	a := vh.GetTypedPerFilterConfig()[RBACFilterName]
+	if a == nil {
+		return nil, nil
+	}
+	if a.GetTypeUrl() == FilterConfigType {
+		fc := &routev3.FilterConfig{}
+		if err := unmarshal.Unmarshal(a.GetValue(), fc); err != nil {
+			return nil, fmt.Errorf("typed_per_filter_config[%q]: %w", RBACFilterName, err)
+		}
+		a = fc.GetConfig()
+	}
+	if a.GetTypeUrl() != RBACPerRouteType {
+		return nil, fmt.Errorf("typed_per_filter_config[%q]: type %q, want %q", RBACFilterName, a.GetTypeUrl(), RBACPerRouteType)
+	}
+	o := &rbacfilterv3.RBACPerRoute{}
+	if err := unmarshal.Unmarshal(a.GetValue(), o); err != nil {
+		return nil, fmt.Errorf("typed_per_filter_config[%q]: %w", RBACFilterName, err)
+	}
+	return o, nil
 }

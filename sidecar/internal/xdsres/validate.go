@@ -154,6 +154,28 @@ func (v *validator) routeConfig(rc *routev3.RouteConfiguration) {
 		for _, r := range vh.GetRoutes() {
 			v.route(r)
 		}
+		v.rbac(vh)
+	}
+}
+
+// rbac checks the RBAC per-route configuration's rules that Envoy's protos
+// declare for what the sidecar reads.
+func (v *validator) rbac(vh *routev3.VirtualHost) {
+	pr, err := RBACPerRoute(vh)
+	if err != nil {
+		v.fail("VirtualHost.TypedPerFilterConfig", err.Error())
+		return
+	}
+	if r := pr.GetRbac().GetRules(); r != nil {
+		v.defined("RBAC.Action", r.GetAction())
+		for _, p := range r.GetPolicies() {
+			if len(p.GetPermissions()) == 0 {
+				v.fail("Policy.Permissions", "value must contain at least 1 item(s)")
+			}
+			if len(p.GetPrincipals()) == 0 {
+				v.fail("Policy.Principals", "value must contain at least 1 item(s)")
+			}
+		}
 	}
 }
 

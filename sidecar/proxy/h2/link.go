@@ -51,7 +51,6 @@ type link struct {
 	peerMaxFrame uint32
 	closing      bool // close the connection once buf is written
 	closed       bool
-	writeErr     error
 	timedOut     bool // a write failed on the write timeout
 
 	// kick wakes the write loop; it has room for one token.
@@ -190,7 +189,6 @@ func (l *link) writeLoop() {
 			l.spare = make([]byte, 0, 16<<10)
 		}
 		if err != nil {
-			l.writeErr = err
 			l.timedOut = l.wd.expired
 			if l.timedOut {
 				if tc, ok := l.nc.(*net.TCPConn); ok {

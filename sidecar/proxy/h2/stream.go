@@ -152,10 +152,3 @@ func (s *Stream) Consumed(n int) {
 	defer sc.mu.Unlock()
 	sc.consumedLocked(s, int32(n))
 }
-
-// HeadersSent reports whether response headers were queued.
-func (s *Stream) HeadersSent() bool {
-	s.sc.mu.Lock()
-	defer s.sc.mu.Unlock()
-	return s.headersSent
-}

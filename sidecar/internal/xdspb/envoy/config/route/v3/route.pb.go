@@ -32,6 +32,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type FilterConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *anypb.Any             `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	IsOptional    bool                   `protobuf:"varint,2,opt,name=is_optional,json=isOptional,proto3" json:"is_optional,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilterConfig) Reset() {
+	*x = FilterConfig{}
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterConfig) ProtoMessage() {}
+
+func (x *FilterConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterConfig.ProtoReflect.Descriptor instead.
+func (*FilterConfig) Descriptor() ([]byte, []int) {
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *FilterConfig) GetConfig() *anypb.Any {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *FilterConfig) GetIsOptional() bool {
+	if x != nil {
+		return x.IsOptional
+	}
+	return false
+}
+
 type HeaderMatcher struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -54,7 +106,7 @@ type HeaderMatcher struct {
 
 func (x *HeaderMatcher) Reset() {
 	*x = HeaderMatcher{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[0]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -66,7 +118,7 @@ func (x *HeaderMatcher) String() string {
 func (*HeaderMatcher) ProtoMessage() {}
 
 func (x *HeaderMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[0]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -79,7 +131,7 @@ func (x *HeaderMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatcher.ProtoReflect.Descriptor instead.
 func (*HeaderMatcher) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{0}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *HeaderMatcher) GetName() string {
@@ -248,7 +300,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[1]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +312,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[1]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +325,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{1}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RetryPolicy) GetRetryOn() string {
@@ -336,7 +388,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[2]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +400,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[2]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +413,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{2}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Route) GetName() string {
@@ -483,7 +535,7 @@ type RouteAction struct {
 
 func (x *RouteAction) Reset() {
 	*x = RouteAction{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[3]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +547,7 @@ func (x *RouteAction) String() string {
 func (*RouteAction) ProtoMessage() {}
 
 func (x *RouteAction) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[3]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +560,7 @@ func (x *RouteAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteAction.ProtoReflect.Descriptor instead.
 func (*RouteAction) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{3}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RouteAction) GetClusterSpecifier() isRouteAction_ClusterSpecifier {
@@ -628,7 +680,7 @@ type RouteConfiguration struct {
 
 func (x *RouteConfiguration) Reset() {
 	*x = RouteConfiguration{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[4]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +692,7 @@ func (x *RouteConfiguration) String() string {
 func (*RouteConfiguration) ProtoMessage() {}
 
 func (x *RouteConfiguration) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[4]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +705,7 @@ func (x *RouteConfiguration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteConfiguration.ProtoReflect.Descriptor instead.
 func (*RouteConfiguration) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{4}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RouteConfiguration) GetName() string {
@@ -689,7 +741,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[5]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +753,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[5]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +766,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{5}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RouteMatch) GetPathSpecifier() isRouteMatch_PathSpecifier {
@@ -833,17 +885,18 @@ func (*RouteMatch_PathSeparatedPrefix) isRouteMatch_PathSpecifier() {}
 func (*RouteMatch_PathMatchPolicy) isRouteMatch_PathSpecifier() {}
 
 type VirtualHost struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Domains       []string               `protobuf:"bytes,2,rep,name=domains,proto3" json:"domains,omitempty"`
-	Routes        []*Route               `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Name                 string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Domains              []string               `protobuf:"bytes,2,rep,name=domains,proto3" json:"domains,omitempty"`
+	Routes               []*Route               `protobuf:"bytes,3,rep,name=routes,proto3" json:"routes,omitempty"`
+	TypedPerFilterConfig map[string]*anypb.Any  `protobuf:"bytes,15,rep,name=typed_per_filter_config,json=typedPerFilterConfig,proto3" json:"typed_per_filter_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *VirtualHost) Reset() {
 	*x = VirtualHost{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[6]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +908,7 @@ func (x *VirtualHost) String() string {
 func (*VirtualHost) ProtoMessage() {}
 
 func (x *VirtualHost) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[6]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +921,7 @@ func (x *VirtualHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualHost.ProtoReflect.Descriptor instead.
 func (*VirtualHost) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{6}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VirtualHost) GetName() string {
@@ -892,6 +945,13 @@ func (x *VirtualHost) GetRoutes() []*Route {
 	return nil
 }
 
+func (x *VirtualHost) GetTypedPerFilterConfig() map[string]*anypb.Any {
+	if x != nil {
+		return x.TypedPerFilterConfig
+	}
+	return nil
+}
+
 type WeightedCluster struct {
 	state         protoimpl.MessageState           `protogen:"open.v1"`
 	Clusters      []*WeightedCluster_ClusterWeight `protobuf:"bytes,1,rep,name=clusters,proto3" json:"clusters,omitempty"`
@@ -902,7 +962,7 @@ type WeightedCluster struct {
 
 func (x *WeightedCluster) Reset() {
 	*x = WeightedCluster{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[7]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +974,7 @@ func (x *WeightedCluster) String() string {
 func (*WeightedCluster) ProtoMessage() {}
 
 func (x *WeightedCluster) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[7]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +987,7 @@ func (x *WeightedCluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedCluster.ProtoReflect.Descriptor instead.
 func (*WeightedCluster) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{7}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WeightedCluster) GetClusters() []*WeightedCluster_ClusterWeight {
@@ -957,7 +1017,7 @@ type RetryPolicy_RetryHostPredicate struct {
 
 func (x *RetryPolicy_RetryHostPredicate) Reset() {
 	*x = RetryPolicy_RetryHostPredicate{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[8]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1029,7 @@ func (x *RetryPolicy_RetryHostPredicate) String() string {
 func (*RetryPolicy_RetryHostPredicate) ProtoMessage() {}
 
 func (x *RetryPolicy_RetryHostPredicate) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[8]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1042,7 @@ func (x *RetryPolicy_RetryHostPredicate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy_RetryHostPredicate.ProtoReflect.Descriptor instead.
 func (*RetryPolicy_RetryHostPredicate) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{1, 0}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{2, 0}
 }
 
 func (x *RetryPolicy_RetryHostPredicate) GetName() string {
@@ -1035,7 +1095,7 @@ type RouteAction_HashPolicy struct {
 
 func (x *RouteAction_HashPolicy) Reset() {
 	*x = RouteAction_HashPolicy{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[9]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1107,7 @@ func (x *RouteAction_HashPolicy) String() string {
 func (*RouteAction_HashPolicy) ProtoMessage() {}
 
 func (x *RouteAction_HashPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[9]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1120,7 @@ func (x *RouteAction_HashPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteAction_HashPolicy.ProtoReflect.Descriptor instead.
 func (*RouteAction_HashPolicy) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{3, 0}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{4, 0}
 }
 
 func (x *RouteAction_HashPolicy) GetPolicySpecifier() isRouteAction_HashPolicy_PolicySpecifier {
@@ -1165,7 +1225,7 @@ type RouteAction_HashPolicy_Header struct {
 
 func (x *RouteAction_HashPolicy_Header) Reset() {
 	*x = RouteAction_HashPolicy_Header{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[10]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1237,7 @@ func (x *RouteAction_HashPolicy_Header) String() string {
 func (*RouteAction_HashPolicy_Header) ProtoMessage() {}
 
 func (x *RouteAction_HashPolicy_Header) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[10]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1250,7 @@ func (x *RouteAction_HashPolicy_Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteAction_HashPolicy_Header.ProtoReflect.Descriptor instead.
 func (*RouteAction_HashPolicy_Header) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{3, 0, 0}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{4, 0, 0}
 }
 
 func (x *RouteAction_HashPolicy_Header) GetHeaderName() string {
@@ -1211,7 +1271,7 @@ type RouteAction_HashPolicy_Cookie struct {
 
 func (x *RouteAction_HashPolicy_Cookie) Reset() {
 	*x = RouteAction_HashPolicy_Cookie{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[11]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1283,7 @@ func (x *RouteAction_HashPolicy_Cookie) String() string {
 func (*RouteAction_HashPolicy_Cookie) ProtoMessage() {}
 
 func (x *RouteAction_HashPolicy_Cookie) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[11]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1296,7 @@ func (x *RouteAction_HashPolicy_Cookie) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteAction_HashPolicy_Cookie.ProtoReflect.Descriptor instead.
 func (*RouteAction_HashPolicy_Cookie) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{3, 0, 1}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{4, 0, 1}
 }
 
 func (x *RouteAction_HashPolicy_Cookie) GetName() string {
@@ -1269,7 +1329,7 @@ type RouteAction_HashPolicy_ConnectionProperties struct {
 
 func (x *RouteAction_HashPolicy_ConnectionProperties) Reset() {
 	*x = RouteAction_HashPolicy_ConnectionProperties{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[12]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1341,7 @@ func (x *RouteAction_HashPolicy_ConnectionProperties) String() string {
 func (*RouteAction_HashPolicy_ConnectionProperties) ProtoMessage() {}
 
 func (x *RouteAction_HashPolicy_ConnectionProperties) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[12]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1354,7 @@ func (x *RouteAction_HashPolicy_ConnectionProperties) ProtoReflect() protoreflec
 
 // Deprecated: Use RouteAction_HashPolicy_ConnectionProperties.ProtoReflect.Descriptor instead.
 func (*RouteAction_HashPolicy_ConnectionProperties) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{3, 0, 2}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{4, 0, 2}
 }
 
 func (x *RouteAction_HashPolicy_ConnectionProperties) GetSourceIp() bool {
@@ -1313,7 +1373,7 @@ type RouteAction_HashPolicy_QueryParameter struct {
 
 func (x *RouteAction_HashPolicy_QueryParameter) Reset() {
 	*x = RouteAction_HashPolicy_QueryParameter{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[13]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1385,7 @@ func (x *RouteAction_HashPolicy_QueryParameter) String() string {
 func (*RouteAction_HashPolicy_QueryParameter) ProtoMessage() {}
 
 func (x *RouteAction_HashPolicy_QueryParameter) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[13]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1398,7 @@ func (x *RouteAction_HashPolicy_QueryParameter) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use RouteAction_HashPolicy_QueryParameter.ProtoReflect.Descriptor instead.
 func (*RouteAction_HashPolicy_QueryParameter) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{3, 0, 3}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{4, 0, 3}
 }
 
 func (x *RouteAction_HashPolicy_QueryParameter) GetName() string {
@@ -1357,7 +1417,7 @@ type RouteAction_HashPolicy_FilterState struct {
 
 func (x *RouteAction_HashPolicy_FilterState) Reset() {
 	*x = RouteAction_HashPolicy_FilterState{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[14]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1429,7 @@ func (x *RouteAction_HashPolicy_FilterState) String() string {
 func (*RouteAction_HashPolicy_FilterState) ProtoMessage() {}
 
 func (x *RouteAction_HashPolicy_FilterState) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[14]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1442,7 @@ func (x *RouteAction_HashPolicy_FilterState) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use RouteAction_HashPolicy_FilterState.ProtoReflect.Descriptor instead.
 func (*RouteAction_HashPolicy_FilterState) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{3, 0, 4}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{4, 0, 4}
 }
 
 func (x *RouteAction_HashPolicy_FilterState) GetKey() string {
@@ -1402,7 +1462,7 @@ type WeightedCluster_ClusterWeight struct {
 
 func (x *WeightedCluster_ClusterWeight) Reset() {
 	*x = WeightedCluster_ClusterWeight{}
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[15]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1474,7 @@ func (x *WeightedCluster_ClusterWeight) String() string {
 func (*WeightedCluster_ClusterWeight) ProtoMessage() {}
 
 func (x *WeightedCluster_ClusterWeight) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[15]
+	mi := &file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1487,7 @@ func (x *WeightedCluster_ClusterWeight) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedCluster_ClusterWeight.ProtoReflect.Descriptor instead.
 func (*WeightedCluster_ClusterWeight) Descriptor() ([]byte, []int) {
-	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{7, 0}
+	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP(), []int{8, 0}
 }
 
 func (x *WeightedCluster_ClusterWeight) GetName() string {
@@ -1448,7 +1508,11 @@ var File_shoal_xds_envoy_config_route_v3_route_proto protoreflect.FileDescriptor
 
 const file_shoal_xds_envoy_config_route_v3_route_proto_rawDesc = "" +
 	"\n" +
-	"+shoal/xds/envoy/config/route/v3/route.proto\x12\x1fshoal.xds.envoy.config.route.v3\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a)shoal/xds/envoy/config/core/v3/core.proto\x1a-shoal/xds/envoy/type/matcher/v3/matcher.proto\x1a\"shoal/xds/envoy/type/v3/type.proto\x1a\x16shoal/xds/opaque.proto\"\xd7\x04\n" +
+	"+shoal/xds/envoy/config/route/v3/route.proto\x12\x1fshoal.xds.envoy.config.route.v3\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a)shoal/xds/envoy/config/core/v3/core.proto\x1a-shoal/xds/envoy/type/matcher/v3/matcher.proto\x1a\"shoal/xds/envoy/type/v3/type.proto\x1a\x16shoal/xds/opaque.proto\"]\n" +
+	"\fFilterConfig\x12,\n" +
+	"\x06config\x18\x01 \x01(\v2\x14.google.protobuf.AnyR\x06config\x12\x1f\n" +
+	"\vis_optional\x18\x02 \x01(\bR\n" +
+	"isOptional\"\xd7\x04\n" +
 	"\rHeaderMatcher\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\vexact_match\x18\x04 \x01(\tH\x00R\n" +
@@ -1534,11 +1598,15 @@ const file_shoal_xds_envoy_config_route_v3_route_proto_rawDesc = "" +
 	"\x11path_match_policy\x18\x0f \x01(\v24.shoal.xds.envoy.config.core.v3.TypedExtensionConfigH\x00R\x0fpathMatchPolicy\x12A\n" +
 	"\x0ecase_sensitive\x18\x04 \x01(\v2\x1a.google.protobuf.BoolValueR\rcaseSensitive\x12H\n" +
 	"\aheaders\x18\x06 \x03(\v2..shoal.xds.envoy.config.route.v3.HeaderMatcherR\aheadersB\x10\n" +
-	"\x0epath_specifier\"{\n" +
+	"\x0epath_specifier\"\xd9\x02\n" +
 	"\vVirtualHost\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\adomains\x18\x02 \x03(\tR\adomains\x12>\n" +
-	"\x06routes\x18\x03 \x03(\v2&.shoal.xds.envoy.config.route.v3.RouteR\x06routes\"\x89\x02\n" +
+	"\x06routes\x18\x03 \x03(\v2&.shoal.xds.envoy.config.route.v3.RouteR\x06routes\x12}\n" +
+	"\x17typed_per_filter_config\x18\x0f \x03(\v2F.shoal.xds.envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntryR\x14typedPerFilterConfig\x1a]\n" +
+	"\x19TypedPerFilterConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12*\n" +
+	"\x05value\x18\x02 \x01(\v2\x14.google.protobuf.AnyR\x05value:\x028\x01\"\x89\x02\n" +
 	"\x0fWeightedCluster\x12Z\n" +
 	"\bclusters\x18\x01 \x03(\v2>.shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeightR\bclusters\x12?\n" +
 	"\ftotal_weight\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\vtotalWeight\x1aY\n" +
@@ -1558,74 +1626,79 @@ func file_shoal_xds_envoy_config_route_v3_route_proto_rawDescGZIP() []byte {
 	return file_shoal_xds_envoy_config_route_v3_route_proto_rawDescData
 }
 
-var file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_shoal_xds_envoy_config_route_v3_route_proto_goTypes = []any{
-	(*HeaderMatcher)(nil),                               // 0: shoal.xds.envoy.config.route.v3.HeaderMatcher
-	(*RetryPolicy)(nil),                                 // 1: shoal.xds.envoy.config.route.v3.RetryPolicy
-	(*Route)(nil),                                       // 2: shoal.xds.envoy.config.route.v3.Route
-	(*RouteAction)(nil),                                 // 3: shoal.xds.envoy.config.route.v3.RouteAction
-	(*RouteConfiguration)(nil),                          // 4: shoal.xds.envoy.config.route.v3.RouteConfiguration
-	(*RouteMatch)(nil),                                  // 5: shoal.xds.envoy.config.route.v3.RouteMatch
-	(*VirtualHost)(nil),                                 // 6: shoal.xds.envoy.config.route.v3.VirtualHost
-	(*WeightedCluster)(nil),                             // 7: shoal.xds.envoy.config.route.v3.WeightedCluster
-	(*RetryPolicy_RetryHostPredicate)(nil),              // 8: shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate
-	(*RouteAction_HashPolicy)(nil),                      // 9: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy
-	(*RouteAction_HashPolicy_Header)(nil),               // 10: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Header
-	(*RouteAction_HashPolicy_Cookie)(nil),               // 11: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie
-	(*RouteAction_HashPolicy_ConnectionProperties)(nil), // 12: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
-	(*RouteAction_HashPolicy_QueryParameter)(nil),       // 13: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
-	(*RouteAction_HashPolicy_FilterState)(nil),          // 14: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.FilterState
-	(*WeightedCluster_ClusterWeight)(nil),               // 15: shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight
-	(*v3.RegexMatcher)(nil),                             // 16: shoal.xds.envoy.type.matcher.v3.RegexMatcher
-	(*v31.Int64Range)(nil),                              // 17: shoal.xds.envoy.type.v3.Int64Range
-	(*v3.StringMatcher)(nil),                            // 18: shoal.xds.envoy.type.matcher.v3.StringMatcher
-	(*wrapperspb.UInt32Value)(nil),                      // 19: google.protobuf.UInt32Value
-	(*durationpb.Duration)(nil),                         // 20: google.protobuf.Duration
-	(*xdspb.Opaque)(nil),                                // 21: shoal.xds.Opaque
-	(*v32.TypedExtensionConfig)(nil),                    // 22: shoal.xds.envoy.config.core.v3.TypedExtensionConfig
-	(*wrapperspb.BoolValue)(nil),                        // 23: google.protobuf.BoolValue
-	(*anypb.Any)(nil),                                   // 24: google.protobuf.Any
+	(*FilterConfig)(nil),                                // 0: shoal.xds.envoy.config.route.v3.FilterConfig
+	(*HeaderMatcher)(nil),                               // 1: shoal.xds.envoy.config.route.v3.HeaderMatcher
+	(*RetryPolicy)(nil),                                 // 2: shoal.xds.envoy.config.route.v3.RetryPolicy
+	(*Route)(nil),                                       // 3: shoal.xds.envoy.config.route.v3.Route
+	(*RouteAction)(nil),                                 // 4: shoal.xds.envoy.config.route.v3.RouteAction
+	(*RouteConfiguration)(nil),                          // 5: shoal.xds.envoy.config.route.v3.RouteConfiguration
+	(*RouteMatch)(nil),                                  // 6: shoal.xds.envoy.config.route.v3.RouteMatch
+	(*VirtualHost)(nil),                                 // 7: shoal.xds.envoy.config.route.v3.VirtualHost
+	(*WeightedCluster)(nil),                             // 8: shoal.xds.envoy.config.route.v3.WeightedCluster
+	(*RetryPolicy_RetryHostPredicate)(nil),              // 9: shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate
+	(*RouteAction_HashPolicy)(nil),                      // 10: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy
+	(*RouteAction_HashPolicy_Header)(nil),               // 11: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Header
+	(*RouteAction_HashPolicy_Cookie)(nil),               // 12: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie
+	(*RouteAction_HashPolicy_ConnectionProperties)(nil), // 13: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
+	(*RouteAction_HashPolicy_QueryParameter)(nil),       // 14: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
+	(*RouteAction_HashPolicy_FilterState)(nil),          // 15: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.FilterState
+	nil,                                   // 16: shoal.xds.envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntry
+	(*WeightedCluster_ClusterWeight)(nil), // 17: shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight
+	(*anypb.Any)(nil),                     // 18: google.protobuf.Any
+	(*v3.RegexMatcher)(nil),               // 19: shoal.xds.envoy.type.matcher.v3.RegexMatcher
+	(*v31.Int64Range)(nil),                // 20: shoal.xds.envoy.type.v3.Int64Range
+	(*v3.StringMatcher)(nil),              // 21: shoal.xds.envoy.type.matcher.v3.StringMatcher
+	(*wrapperspb.UInt32Value)(nil),        // 22: google.protobuf.UInt32Value
+	(*durationpb.Duration)(nil),           // 23: google.protobuf.Duration
+	(*xdspb.Opaque)(nil),                  // 24: shoal.xds.Opaque
+	(*v32.TypedExtensionConfig)(nil),      // 25: shoal.xds.envoy.config.core.v3.TypedExtensionConfig
+	(*wrapperspb.BoolValue)(nil),          // 26: google.protobuf.BoolValue
 }
 var file_shoal_xds_envoy_config_route_v3_route_proto_depIdxs = []int32{
-	16, // 0: shoal.xds.envoy.config.route.v3.HeaderMatcher.safe_regex_match:type_name -> shoal.xds.envoy.type.matcher.v3.RegexMatcher
-	17, // 1: shoal.xds.envoy.config.route.v3.HeaderMatcher.range_match:type_name -> shoal.xds.envoy.type.v3.Int64Range
-	18, // 2: shoal.xds.envoy.config.route.v3.HeaderMatcher.string_match:type_name -> shoal.xds.envoy.type.matcher.v3.StringMatcher
-	19, // 3: shoal.xds.envoy.config.route.v3.RetryPolicy.num_retries:type_name -> google.protobuf.UInt32Value
-	20, // 4: shoal.xds.envoy.config.route.v3.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	8,  // 5: shoal.xds.envoy.config.route.v3.RetryPolicy.retry_host_predicate:type_name -> shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate
-	5,  // 6: shoal.xds.envoy.config.route.v3.Route.match:type_name -> shoal.xds.envoy.config.route.v3.RouteMatch
-	3,  // 7: shoal.xds.envoy.config.route.v3.Route.route:type_name -> shoal.xds.envoy.config.route.v3.RouteAction
-	21, // 8: shoal.xds.envoy.config.route.v3.Route.redirect:type_name -> shoal.xds.Opaque
-	21, // 9: shoal.xds.envoy.config.route.v3.Route.direct_response:type_name -> shoal.xds.Opaque
-	21, // 10: shoal.xds.envoy.config.route.v3.Route.filter_action:type_name -> shoal.xds.Opaque
-	21, // 11: shoal.xds.envoy.config.route.v3.Route.non_forwarding_action:type_name -> shoal.xds.Opaque
-	7,  // 12: shoal.xds.envoy.config.route.v3.RouteAction.weighted_clusters:type_name -> shoal.xds.envoy.config.route.v3.WeightedCluster
-	21, // 13: shoal.xds.envoy.config.route.v3.RouteAction.inline_cluster_specifier_plugin:type_name -> shoal.xds.Opaque
-	20, // 14: shoal.xds.envoy.config.route.v3.RouteAction.timeout:type_name -> google.protobuf.Duration
-	1,  // 15: shoal.xds.envoy.config.route.v3.RouteAction.retry_policy:type_name -> shoal.xds.envoy.config.route.v3.RetryPolicy
-	9,  // 16: shoal.xds.envoy.config.route.v3.RouteAction.hash_policy:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy
-	6,  // 17: shoal.xds.envoy.config.route.v3.RouteConfiguration.virtual_hosts:type_name -> shoal.xds.envoy.config.route.v3.VirtualHost
-	16, // 18: shoal.xds.envoy.config.route.v3.RouteMatch.safe_regex:type_name -> shoal.xds.envoy.type.matcher.v3.RegexMatcher
-	21, // 19: shoal.xds.envoy.config.route.v3.RouteMatch.connect_matcher:type_name -> shoal.xds.Opaque
-	22, // 20: shoal.xds.envoy.config.route.v3.RouteMatch.path_match_policy:type_name -> shoal.xds.envoy.config.core.v3.TypedExtensionConfig
-	23, // 21: shoal.xds.envoy.config.route.v3.RouteMatch.case_sensitive:type_name -> google.protobuf.BoolValue
-	0,  // 22: shoal.xds.envoy.config.route.v3.RouteMatch.headers:type_name -> shoal.xds.envoy.config.route.v3.HeaderMatcher
-	2,  // 23: shoal.xds.envoy.config.route.v3.VirtualHost.routes:type_name -> shoal.xds.envoy.config.route.v3.Route
-	15, // 24: shoal.xds.envoy.config.route.v3.WeightedCluster.clusters:type_name -> shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight
-	19, // 25: shoal.xds.envoy.config.route.v3.WeightedCluster.total_weight:type_name -> google.protobuf.UInt32Value
-	24, // 26: shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config:type_name -> google.protobuf.Any
-	10, // 27: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.header:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Header
-	11, // 28: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.cookie:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie
-	12, // 29: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.connection_properties:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
-	13, // 30: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.query_parameter:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
-	14, // 31: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.filter_state:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.FilterState
-	20, // 32: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie.ttl:type_name -> google.protobuf.Duration
-	19, // 33: shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight.weight:type_name -> google.protobuf.UInt32Value
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	18, // 0: shoal.xds.envoy.config.route.v3.FilterConfig.config:type_name -> google.protobuf.Any
+	19, // 1: shoal.xds.envoy.config.route.v3.HeaderMatcher.safe_regex_match:type_name -> shoal.xds.envoy.type.matcher.v3.RegexMatcher
+	20, // 2: shoal.xds.envoy.config.route.v3.HeaderMatcher.range_match:type_name -> shoal.xds.envoy.type.v3.Int64Range
+	21, // 3: shoal.xds.envoy.config.route.v3.HeaderMatcher.string_match:type_name -> shoal.xds.envoy.type.matcher.v3.StringMatcher
+	22, // 4: shoal.xds.envoy.config.route.v3.RetryPolicy.num_retries:type_name -> google.protobuf.UInt32Value
+	23, // 5: shoal.xds.envoy.config.route.v3.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	9,  // 6: shoal.xds.envoy.config.route.v3.RetryPolicy.retry_host_predicate:type_name -> shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate
+	6,  // 7: shoal.xds.envoy.config.route.v3.Route.match:type_name -> shoal.xds.envoy.config.route.v3.RouteMatch
+	4,  // 8: shoal.xds.envoy.config.route.v3.Route.route:type_name -> shoal.xds.envoy.config.route.v3.RouteAction
+	24, // 9: shoal.xds.envoy.config.route.v3.Route.redirect:type_name -> shoal.xds.Opaque
+	24, // 10: shoal.xds.envoy.config.route.v3.Route.direct_response:type_name -> shoal.xds.Opaque
+	24, // 11: shoal.xds.envoy.config.route.v3.Route.filter_action:type_name -> shoal.xds.Opaque
+	24, // 12: shoal.xds.envoy.config.route.v3.Route.non_forwarding_action:type_name -> shoal.xds.Opaque
+	8,  // 13: shoal.xds.envoy.config.route.v3.RouteAction.weighted_clusters:type_name -> shoal.xds.envoy.config.route.v3.WeightedCluster
+	24, // 14: shoal.xds.envoy.config.route.v3.RouteAction.inline_cluster_specifier_plugin:type_name -> shoal.xds.Opaque
+	23, // 15: shoal.xds.envoy.config.route.v3.RouteAction.timeout:type_name -> google.protobuf.Duration
+	2,  // 16: shoal.xds.envoy.config.route.v3.RouteAction.retry_policy:type_name -> shoal.xds.envoy.config.route.v3.RetryPolicy
+	10, // 17: shoal.xds.envoy.config.route.v3.RouteAction.hash_policy:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy
+	7,  // 18: shoal.xds.envoy.config.route.v3.RouteConfiguration.virtual_hosts:type_name -> shoal.xds.envoy.config.route.v3.VirtualHost
+	19, // 19: shoal.xds.envoy.config.route.v3.RouteMatch.safe_regex:type_name -> shoal.xds.envoy.type.matcher.v3.RegexMatcher
+	24, // 20: shoal.xds.envoy.config.route.v3.RouteMatch.connect_matcher:type_name -> shoal.xds.Opaque
+	25, // 21: shoal.xds.envoy.config.route.v3.RouteMatch.path_match_policy:type_name -> shoal.xds.envoy.config.core.v3.TypedExtensionConfig
+	26, // 22: shoal.xds.envoy.config.route.v3.RouteMatch.case_sensitive:type_name -> google.protobuf.BoolValue
+	1,  // 23: shoal.xds.envoy.config.route.v3.RouteMatch.headers:type_name -> shoal.xds.envoy.config.route.v3.HeaderMatcher
+	3,  // 24: shoal.xds.envoy.config.route.v3.VirtualHost.routes:type_name -> shoal.xds.envoy.config.route.v3.Route
+	16, // 25: shoal.xds.envoy.config.route.v3.VirtualHost.typed_per_filter_config:type_name -> shoal.xds.envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntry
+	17, // 26: shoal.xds.envoy.config.route.v3.WeightedCluster.clusters:type_name -> shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight
+	22, // 27: shoal.xds.envoy.config.route.v3.WeightedCluster.total_weight:type_name -> google.protobuf.UInt32Value
+	18, // 28: shoal.xds.envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config:type_name -> google.protobuf.Any
+	11, // 29: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.header:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Header
+	12, // 30: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.cookie:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie
+	13, // 31: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.connection_properties:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties
+	14, // 32: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.query_parameter:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter
+	15, // 33: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.filter_state:type_name -> shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.FilterState
+	23, // 34: shoal.xds.envoy.config.route.v3.RouteAction.HashPolicy.Cookie.ttl:type_name -> google.protobuf.Duration
+	18, // 35: shoal.xds.envoy.config.route.v3.VirtualHost.TypedPerFilterConfigEntry.value:type_name -> google.protobuf.Any
+	22, // 36: shoal.xds.envoy.config.route.v3.WeightedCluster.ClusterWeight.weight:type_name -> google.protobuf.UInt32Value
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_shoal_xds_envoy_config_route_v3_route_proto_init() }
@@ -1633,7 +1706,7 @@ func file_shoal_xds_envoy_config_route_v3_route_proto_init() {
 	if File_shoal_xds_envoy_config_route_v3_route_proto != nil {
 		return
 	}
-	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[0].OneofWrappers = []any{
+	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[1].OneofWrappers = []any{
 		(*HeaderMatcher_ExactMatch)(nil),
 		(*HeaderMatcher_SafeRegexMatch)(nil),
 		(*HeaderMatcher_RangeMatch)(nil),
@@ -1643,21 +1716,21 @@ func file_shoal_xds_envoy_config_route_v3_route_proto_init() {
 		(*HeaderMatcher_ContainsMatch)(nil),
 		(*HeaderMatcher_StringMatch)(nil),
 	}
-	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[2].OneofWrappers = []any{
+	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[3].OneofWrappers = []any{
 		(*Route_Route)(nil),
 		(*Route_Redirect)(nil),
 		(*Route_DirectResponse)(nil),
 		(*Route_FilterAction)(nil),
 		(*Route_NonForwardingAction)(nil),
 	}
-	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[3].OneofWrappers = []any{
+	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[4].OneofWrappers = []any{
 		(*RouteAction_Cluster)(nil),
 		(*RouteAction_ClusterHeader)(nil),
 		(*RouteAction_WeightedClusters)(nil),
 		(*RouteAction_ClusterSpecifierPlugin)(nil),
 		(*RouteAction_InlineClusterSpecifierPlugin)(nil),
 	}
-	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[5].OneofWrappers = []any{
+	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[6].OneofWrappers = []any{
 		(*RouteMatch_Prefix)(nil),
 		(*RouteMatch_Path)(nil),
 		(*RouteMatch_SafeRegex)(nil),
@@ -1665,10 +1738,10 @@ func file_shoal_xds_envoy_config_route_v3_route_proto_init() {
 		(*RouteMatch_PathSeparatedPrefix)(nil),
 		(*RouteMatch_PathMatchPolicy)(nil),
 	}
-	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[8].OneofWrappers = []any{
+	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[9].OneofWrappers = []any{
 		(*RetryPolicy_RetryHostPredicate_TypedConfig)(nil),
 	}
-	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[9].OneofWrappers = []any{
+	file_shoal_xds_envoy_config_route_v3_route_proto_msgTypes[10].OneofWrappers = []any{
 		(*RouteAction_HashPolicy_Header_)(nil),
 		(*RouteAction_HashPolicy_Cookie_)(nil),
 		(*RouteAction_HashPolicy_ConnectionProperties_)(nil),
@@ -1681,7 +1754,7 @@ func file_shoal_xds_envoy_config_route_v3_route_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_xds_envoy_config_route_v3_route_proto_rawDesc), len(file_shoal_xds_envoy_config_route_v3_route_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

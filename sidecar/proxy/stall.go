@@ -1,0 +1,258 @@
+package proxy
+
+import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/route"
+)
+
+// Stuck endpoints. A Node.js instance whose event loop is blocked still
+// accepts connections (the kernel's backlog) and answers nothing. Two
+// defences keep it from taking the whole service down with it:
+//
+//   - a per-endpoint in-flight limit (route.Cluster.MaxRequestsPerEndpoint):
+//     pick skips an endpoint at its limit, so requests hung on one endpoint
+//     never fill the cluster's circuit breaker; a request is refused only
+//     when every endpoint is full;
+//   - stall detection (route.Cluster.Stall): a request waiting for its
+//     response headers checks, once per stall threshold, whether its
+//     endpoint has answered anything meanwhile. An endpoint with requests
+//     in flight that completed none for the threshold (a multiple of its
+//     recent peak latency, bounded) is marked stalled and gets no new
+//     request until one completes on it. The waiting requests leave it: an
+//     idempotent one is sent to another endpoint (a hedged retry on the
+//     route's retry budget, or the default connect-retry budget), others
+//     end with 504 and the access-log flag UST.
+//
+// A stalled endpoint is probed by one idempotent request per
+// Stall.ProbeInterval; a response on it clears the mark.
+//
+// The check costs no goroutine or timer of its own: the read deadline of
+// the wait for the response head is moved to the check time
+// (conn.watchStall) and moved back once bytes arrive.
+
+// doneGranularity bounds how often host.lastDone is written: a busy host
+// costs one shared store per interval, not one per response.
+const doneGranularity = int64(10 * time.Millisecond)
+
+// onResponse records a response from h completed at now, d after its
+// attempt started: the last completion time, the recent peak latency
+// (decaying by 1/16 per doneGranularity with responses), and clears a
+// stall mark.
+func (h *host) onResponse(now time.Time, d time.Duration) {
+	if p := h.peak.Load(); int64(d) > p {
+		h.peak.Store(int64(d))
+	}
+	n := now.UnixNano()
+	if n-h.lastDone.Load() > doneGranularity {
+		h.lastDone.Store(n)
+		if p := h.peak.Load(); p > int64(d) {
+			h.peak.Store(max(int64(d), p-p/16))
+		}
+	}
+	if h.stalled.Load() && h.stalled.CompareAndSwap(true, false) {
+		h.cluster.stalled.Add(-1)
+	}
+}
+
+// stallThreshold is how long h may hold requests without completing any
+// before it counts as stalled.
+func (h *host) stallThreshold(s *route.StallDetection) time.Duration {
+	t := time.Duration(h.peak.Load()) * time.Duration(s.Multiplier)
+	return min(max(t, s.Min), s.Max)
+}
+
+// checkStall is called by an attempt on h that was sent at sent and has
+// received nothing by now. It reports whether h is stalled, marking it
+// when it has more than one request in flight and completed none for
+// the threshold. A single slow request is never enough: a long request
+// on a free event loop is not a stall, and requests sent after it
+// complete.
+func (h *host) checkStall(s *route.StallDetection, sent, now time.Time) bool {
+	if h.stalled.Load() {
+		return true
+	}
+	thr := h.stallThreshold(s)
+	if now.Sub(sent) < thr || now.UnixNano()-h.lastDone.Load() < int64(thr) || h.load.inProgress.Load() < 2 {
+		return false
+	}
+	h.markStalled(now)
+	return true
+}
+
+// markStalled marks h stalled at now, unless it is already.
+func (h *host) markStalled(now time.Time) {
+	if h.stalled.CompareAndSwap(false, true) {
+		h.stalledAt.Store(now.UnixNano())
+		cs := h.cluster
+		cs.stalled.Add(1)
+		cs.stalls.inc(cs.m.stalls, cs.name)
+	}
+}
+
+// stalledHeader marks a 504 a sidecar answered because its endpoint was
+// stalled (a sidecar contract): the calling sidecar marks that endpoint
+// (the peer sidecar) stalled and sends an idempotent request elsewhere,
+// as if it had seen the stall itself. Through an inbound sidecar (mTLS),
+// the stuck app is behind the endpoint the caller sees.
+const stalledHeader = "X-Shoal-Stalled"
+
+// stalledHeaderLower is stalledHeader for equalFold.
+const stalledHeaderLower = "x-shoal-stalled"
+
+// stalledReply reports whether the response just parsed is another
+// sidecar's 504 for a stalled endpoint (stalledHeader).
+func (c *conn) stalledReply() bool {
+	if c.resp.code != 504 {
+		return false
+	}
+	for i := range c.resp.headers {
+		if equalFold(c.resp.headers[i].Name, stalledHeaderLower) {
+			return true
+		}
+	}
+	return false
+}
+
+// takesRequest reports whether a stalled h may take a request: an
+// idempotent one, once per probe interval, as a probe.
+func (h *host) takesRequest(s *route.StallDetection, idempotent bool) bool {
+	if !h.stalled.Load() {
+		return true
+	}
+	if !idempotent {
+		return false
+	}
+	at := h.stalledAt.Load()
+	now := time.Now().UnixNano()
+	return now-at >= int64(s.ProbeInterval) && h.stalledAt.CompareAndSwap(at, now)
+}
+
+// atLimit reports whether h has MaxRequestsPerEndpoint attempts in flight.
+func (a *attempt) atLimit(h *host) bool {
+	return h.load.inProgress.Load() >= int64(a.cl.MaxRequestsPerEndpoint)
+}
+
+// scan looks for an endpoint pick did not offer within its draws: healthy,
+// not ejected, tried, full or stalled. It runs only after pick skipped a
+// full or stalled endpoint, so that with more endpoints than
+// lb.MaxExcluded a request is refused only when every endpoint is full.
+func (a *attempt) scan() (*lb.Endpoint, *host) {
+	eps := a.cl.LBEndpoints()
+	n := len(eps)
+	if n == 0 || n != len(a.hosts) {
+		return nil, nil
+	}
+	first := int(uint64(a.start.UnixNano()) % uint64(n))
+	for i := range n {
+		j := (first + i) % n
+		h, e := a.hosts[j], eps[j]
+		if e.Healthy && h.available() && !a.triedHost(h) && !a.atLimit(h) && !h.stalled.Load() {
+			return e, h
+		}
+	}
+	return nil, nil
+}
+
+// watchStall arms the stall check of an attempt on h sent at now, after
+// waitDeadline: the read deadline moves to the stall threshold unless the
+// attempt's own deadline comes first.
+func (c *conn) watchStall(uc *upConn, a *attempt, h *host, now time.Time) {
+	uc.stallAt = time.Time{}
+	if a.cl.Stall.Disabled {
+		return
+	}
+	var until time.Time
+	switch {
+	case uc.hasDeadline:
+		until = a.tryDeadline(now)
+	case uc.streamIdle > 0:
+		until = uc.rdl
+	}
+	check := now.Add(h.stallThreshold(&a.cl.Stall))
+	if !until.IsZero() && !check.Before(until) {
+		return
+	}
+	uc.stallAt, uc.until = check, until
+	uc.nc.SetReadDeadline(check)
+	if !uc.hasDeadline {
+		uc.rdl = check // armRead moves it back once the watch ends
+	}
+}
+
+// awaitResponse sends the request and waits for the first bytes of the
+// answer (flushAndFill), checking for a stall each time the watch's
+// deadline passes. stalled reports that h was marked stalled while
+// nothing had arrived.
+func (c *conn) awaitResponse(a *attempt, uc *upConn, h *host, sent time.Time) (werr, rerr error, stalled bool) {
+	werr, rerr = uc.flushAndFill()
+	for werr == nil && !uc.stallAt.IsZero() && errors.Is(rerr, os.ErrDeadlineExceeded) && len(uc.br.buffered()) == 0 {
+		now := time.Now()
+		if !uc.until.IsZero() && !now.Before(uc.until) {
+			break // the attempt's own deadline
+		}
+		if h.checkStall(&a.cl.Stall, sent, now) {
+			return nil, rerr, true
+		}
+		next := now.Add(h.stallThreshold(&a.cl.Stall))
+		if !uc.until.IsZero() && !next.Before(uc.until) {
+			next = uc.until
+		}
+		uc.stallAt = next
+		uc.nc.SetReadDeadline(next)
+		if !uc.hasDeadline {
+			uc.rdl = next
+		}
+		rerr = uc.fillMore()
+	}
+	return werr, rerr, false
+}
+
+// endStallWatch restores the attempt's own read deadline once bytes of
+// the response arrived; it reports whether a watch was running.
+func (uc *upConn) endStallWatch() bool {
+	if uc.stallAt.IsZero() {
+		return false
+	}
+	uc.stallAt = time.Time{}
+	if uc.hasDeadline || uc.streamIdle <= 0 {
+		uc.nc.SetReadDeadline(uc.until)
+	} else {
+		uc.armRead()
+	}
+	return true
+}
+
+// clearStallWatch ends a stall watch once the response head is read,
+// before exchange sets the deadline of the body (idleDeadline).
+func (uc *upConn) clearStallWatch() {
+	if uc.stallAt.IsZero() {
+		return
+	}
+	uc.stallAt = time.Time{}
+	if !uc.hasDeadline && uc.streamIdle <= 0 {
+		uc.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// warm reports whether h takes this pick under slow start: always once it
+// has warmed up, otherwise with probability s.Factor (a draw it declines
+// goes to the picker's next choice, so its share scales by about that
+// factor whatever the strategy).
+func (h *host) warm(s *route.SlowStart) bool {
+	joined := h.joined.Load()
+	if joined == 0 {
+		return true
+	}
+	elapsed := time.Duration(time.Now().UnixNano() - joined)
+	f := s.Factor(elapsed)
+	if f >= 1 {
+		h.joined.CompareAndSwap(joined, 0)
+		return true
+	}
+	return rand.Float64() < f
+}
