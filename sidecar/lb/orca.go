@@ -135,6 +135,23 @@ func (l *Load) report(r LoadReport, now int64) {
 	o.nonEmptySince.CompareAndSwap(0, now)
 }
 
+// LastReport returns the last usable load report recorded for e (its
+// utilization in ApplicationUtilization) and when it came; the zero time
+// when there was none. Safe for concurrent use.
+func (e *Endpoint) LastReport() (LoadReport, time.Time) {
+	l := e.Load
+	if l == nil || l.orca.lastUpdate.Load() == 0 {
+		return LoadReport{}, time.Time{}
+	}
+	o := &l.orca
+	r := LoadReport{
+		ApplicationUtilization: math.Float64frombits(o.util.Load()),
+		QPS:                    math.Float64frombits(o.qps.Load()),
+		EPS:                    math.Float64frombits(o.eps.Load()),
+	}
+	return r, time.Unix(0, o.lastUpdate.Load())
+}
+
 // ORCAWeight returns the address's weight from its load reports at now,
 // following gRFC A58: qps / (utilization + penalty × eps/qps), or 0 when
 // there is no report, the reports are younger than the blackout period, or

@@ -68,6 +68,15 @@ func TestLeastLoadedSendsLessToTheBusyInstance(t *testing.T) {
 				return share <= 0.25
 			})
 			t.Logf("busy instance's share of the last %d requests: %.2f (weights 9:1 → 0.10)", batch, share)
+			reported := map[string]float64{}
+			for _, es := range p.Clusters()[0].Endpoints {
+				if es.LoadReport != nil {
+					reported[es.Address] = es.LoadReport.Utilization
+				}
+			}
+			if reported[idle.addr()] != 0.1 || reported[busy.addr()] != 0.9 {
+				t.Errorf("/clusters load reports = %v, want %s 0.1 and %s 0.9", reported, idle.addr(), busy.addr())
+			}
 		})
 	}
 }
