@@ -42,6 +42,10 @@ func TestLeastLoadedSendsLessToTheBusyInstance(t *testing.T) {
 	}{
 		{"HTTP/1.1", route.HTTP1, client},
 		{"HTTP/2", route.HTTP2, h2cClient},
+		// Through Go's net/http: an HTTP/1.1 client to an h2c upstream, an
+		// h2c client to an HTTP/1.1 upstream.
+		{"HTTP/1.1 to HTTP/2", route.HTTP2, client},
+		{"HTTP/2 to HTTP/1.1", route.HTTP1, h2cClient},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h2 := tc.proto == route.HTTP2
