@@ -136,3 +136,5 @@ func TestPickDoesNotAllocate(t *testing.T) {
 		t.Errorf("Pick allocates %v times between weight updates", n)
 	}
 }
+
+func BenchmarkPick(b *testing.B) { lbtest.BenchmarkPick(b, Builder{}, false) }
