@@ -256,6 +256,9 @@ func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
 		if w.GetErrorUtilizationPenalty() != nil && w.GetErrorUtilizationPenalty().GetValue() == 0 {
 			cfg.LeastLoaded.ErrorUtilizationPenalty = -1 // an explicit 0: no penalty
 		}
+		if w.GetBlackoutPeriod() != nil && cfg.LeastLoaded.BlackoutPeriod <= 0 {
+			cfg.LeastLoaded.BlackoutPeriod = time.Nanosecond // an explicit 0s: no blackout (A58)
+		}
 		b, err := builtin.Builder(lb.LeastLoaded)
 		return b, cfg, err
 	}
