@@ -133,6 +133,11 @@ type Config struct {
 	// AccessLogFormat is "text" (Envoy's default format; also when empty)
 	// or "json".
 	AccessLogFormat string
+	// NoStallDetection turns stuck-endpoint detection off (it is on by
+	// default: an endpoint holding several requests and answering none for
+	// 1-2 s gets no new ones, and its waiting idempotent requests go
+	// elsewhere). Long polls with no other traffic look the same.
+	NoStallDetection bool
 	// OTLPEndpoint is the OTLP/gRPC collector (host:port) spans are
 	// exported to; empty means no tracing (trace context passes through).
 	OTLPEndpoint string

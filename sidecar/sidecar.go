@@ -310,7 +310,7 @@ func (p *Proxy) release() {
 // rebuildTable builds a routing table from the last snapshot and the
 // gossip view and installs it. Called from New and from the rebuild loop.
 func (p *Proxy) rebuildTable() {
-	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Gossip: p.gossipVerdict, ServerID: p.upstreamServerID}
+	opts := xdstable.Options{Loads: p.proxy.Loads(), RouteConfig: "outbound", Gossip: p.gossipVerdict, ServerID: p.upstreamServerID, NoStallDetection: p.cfg.NoStallDetection}
 	if p.cfg.Mode == ModeGateway {
 		opts.RouteConfig = "gateway"
 	} else {

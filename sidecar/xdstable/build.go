@@ -57,6 +57,10 @@ type Options struct {
 	// virtual host for its name: a request for it gets 503 "no healthy
 	// instance of service X", not the 404 of a name nobody knows.
 	Known []string
+	// NoStallDetection turns stuck-endpoint detection off for every
+	// cluster (`--stall-detection=false`: services whose requests may all
+	// wait long on purpose, such as long polls without other traffic).
+	NoStallDetection bool
 }
 
 // ServiceNames returns the services snap has clusters for (a service's
@@ -129,6 +133,11 @@ func Build(snap *xdsclient.Snapshot, o Options) (*route.Table, error) {
 			// The local app is the only endpoint: never eject it.
 			Outlier: route.OutlierDetection{Disabled: true},
 		})
+	}
+	if o.NoStallDetection {
+		for i := range cfg.Clusters {
+			cfg.Clusters[i].Stall.Disabled = true
+		}
 	}
 	t, err := route.New(cfg)
 	if err != nil {

@@ -434,3 +434,21 @@ func TestBuildReadsHashBalanceFactor(t *testing.T) {
 		t.Errorf("route rh = %+v", r)
 	}
 }
+
+// --stall-detection=false turns stall detection off on every cluster,
+// the local app's included.
+func TestBuildNoStallDetection(t *testing.T) {
+	in := xds.Input{Endpoints: []registry.Endpoint{endpoint("users", "users-1", 4001, registry.HealthHealthy, nil)}}
+	for _, off := range []bool{false, true} {
+		tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound", NoStallDetection: off,
+			LocalApp: &route.Endpoint{Address: "127.0.0.1:3000", Healthy: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"users", xdstable.LocalAppCluster} {
+			if c := tbl.Cluster(name); c == nil || c.Stall.Disabled != off {
+				t.Errorf("NoStallDetection=%v: cluster %s = %+v", off, name, c)
+			}
+		}
+	}
+}
