@@ -223,3 +223,44 @@ rules:
 	}
 	t.Logf("shares: %s", strings.Join(report, ", "))
 }
+
+// Issue 17: least_loaded weighs instances by the event-loop load they
+// report themselves (ORCA endpoint-load-metrics from the Node.js package).
+// web-3 burns 5 ms of CPU on its event loop per request: once its reports
+// are weighed it gets at most half of a healthy instance's share, and the
+// report never reaches the client.
+func TestLeastLoadedAvoidsBusyEventLoop(t *testing.T) {
+	t.Parallel()
+	m := harness.StartMesh(t, 3, harness.MeshOptions{AppEnv: func(i int) []string {
+		if i == 2 {
+			return []string{"BUSY_MS=5"}
+		}
+		return nil
+	}})
+	m.ApplyRoute(t, strategyRoute("least_loaded", ""), map[string][]int{"web/least_loaded": nil})
+
+	c := harness.NewHTTPClient("")
+	defer c.CloseIdleConnections()
+	res, err := c.Get(m.URL())
+	if err != nil {
+		t.Fatalf("GET %s: %v", m.URL(), err)
+	}
+	res.Body.Close()
+	if v := res.Header.Get("endpoint-load-metrics"); v != "" {
+		t.Errorf("the client got endpoint-load-metrics %q, want it stripped by its sidecar", v)
+	}
+	// Warm up past the blackout (1 s) and a weight update (1 s).
+	warm := harness.RunLoad(t, harness.LoadOptions{URL: m.URL(), Duration: 3 * time.Second, Requests: 20000, Concurrency: 4})
+	t.Logf("least loaded, warm-up: %s", warm)
+	r := harness.RunLoad(t, harness.LoadOptions{URL: m.URL(), Duration: 3 * time.Second, Requests: 20000, Concurrency: 4})
+	t.Logf("least loaded, %s busy (5 ms CPU per request): %s", m.ID(2), r)
+	if r.Failures() != 0 {
+		t.Errorf("failures = %d, want 0", r.Failures())
+	}
+	busy := r.Share(m.ID(2))
+	for i := range 2 {
+		if healthy := r.Share(m.ID(i)); busy > healthy/2 {
+			t.Errorf("busy %s got %.1f%% of requests, more than half of %s's %.1f%%", m.ID(2), 100*busy, m.ID(i), 100*healthy)
+		}
+	}
+}

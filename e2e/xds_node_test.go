@@ -132,8 +132,8 @@ func countIDs(ids []string) map[string]int {
 }
 
 // TestNodeGRPCJSXDSClient runs @grpc/grpc-js-xds against the xDS server:
-// round robin spreads evenly, least request falls back (to round robin)
-// without a NACK, ring hash on a header keeps a user on one backend, and a
+// round robin spreads evenly, least request and least loaded fall back (to
+// round robin) without a NACK, ring hash on a header keeps a user on one backend, and a
 // removed endpoint leaves the rotation.
 func TestNodeGRPCJSXDSClient(t *testing.T) {
 	eps := xdsservertest.StartBackends(t, "echo", 3)
@@ -153,6 +153,14 @@ func TestNodeGRPCJSXDSClient(t *testing.T) {
 	pollNode(t, "the least-request route is ACKed", func() bool { return ackedRoutes(t, srv, "gRPC Node") })
 	if r := c.calls(30, ""); len(countIDs(r.IDs)) != 3 || len(r.Errors) > 0 {
 		t.Errorf("least request (as round robin): got %v, errors %v", countIDs(r.IDs), r.Errors)
+	}
+
+	// least_loaded (issue 17) falls back as least request does: grpc-js has
+	// no client_side_weighted_round_robin, and must not be sent it.
+	srv.Update(xds.Input{Endpoints: eps, Routes: []*shoalv1.Route{echoRoute(shoalv1.Strategy_STRATEGY_LEAST_LOADED)}})
+	pollNode(t, "the least-loaded route is ACKed", func() bool { return ackedRoutes(t, srv, "gRPC Node") })
+	if r := c.calls(30, ""); len(countIDs(r.IDs)) != 3 || len(r.Errors) > 0 {
+		t.Errorf("least loaded (as round robin): got %v, errors %v", countIDs(r.IDs), r.Errors)
 	}
 
 	// The route configuration now also carries an authorization policy on

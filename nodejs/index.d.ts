@@ -45,6 +45,15 @@ export interface RegisterOptions {
   handleSignals?: boolean;
   /** The server to drain on shutdown: stop accepting, finish in-flight requests, close keep-alive connections. */
   server?: Server;
+  /**
+   * With `server`: add an ORCA load report to every response, the header
+   * `endpoint-load-metrics: TEXT application_utilization=…, cpu_utilization=…, rps_fractional=…,
+   * named_metrics.eventloop_delay_p99_ms=…, named_metrics.requests_in_flight=…` (event-loop
+   * utilization, CPU, requests per second, event-loop delay p99), which the mesh's
+   * `least_loaded` strategy weighs instances by. Sidecars strip it before responses leave the
+   * mesh. Default true.
+   */
+  loadReports?: boolean;
   /** Milliseconds to wait for in-flight requests before closing every connection (default 10000). */
   drainTimeout?: number;
   /** Milliseconds to keep serving after deregistering, before closing the server (default 0). */
@@ -160,3 +169,9 @@ declare const shoal: {
   EtcdUnavailableError: typeof EtcdUnavailableError;
 };
 export default shoal;
+
+/**
+ * Add the ORCA load report (`endpoint-load-metrics`) to every response of `server` without
+ * registering (for an app its sidecar registers); `register()` with `server` does it already.
+ */
+export function reportLoad(server: Server): { stop(): void };

@@ -7,6 +7,7 @@
 const { normalize, defaultID, KEY_PREFIX } = require('./lib/options');
 const { Handle } = require('./lib/handle');
 const { EtcdError, UnavailableError } = require('./lib/etcd');
+const { LoadReporter } = require('./lib/load');
 
 /**
  * register validates opts, writes this process's instance key to etcd under a
@@ -20,6 +21,23 @@ async function register(opts) {
   return handle.start();
 }
 
-module.exports = { register, defaultID, KEY_PREFIX, Handle, EtcdError, EtcdUnavailableError: UnavailableError };
+/**
+ * reportLoad adds the ORCA load report (endpoint-load-metrics) to every
+ * response of server without registering: for an app whose sidecar
+ * registers it. register() with a server does it already. Call stop() on
+ * the result to remove it.
+ */
+function reportLoad(server) {
+  if (server === null || typeof server !== 'object' || typeof server.prependListener !== 'function') {
+    const err = new TypeError('shoal: invalid option server: must be an http.Server');
+    err.field = 'server';
+    throw err;
+  }
+  const r = new LoadReporter();
+  r.watch(server);
+  return { stop: () => r.stop() };
+}
+
+module.exports = { register, reportLoad, defaultID, KEY_PREFIX, Handle, EtcdError, EtcdUnavailableError: UnavailableError };
 // `import shoal from '@shoal-mesh/node'` and `require('@shoal-mesh/node').default` both work.
 module.exports.default = module.exports;

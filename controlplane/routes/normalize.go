@@ -156,13 +156,15 @@ var strategyAliases = map[string]string{
 	"SOURCE_IP":         "IP_HASH",
 	"RINGHASH":          "RING_HASH",
 	"CONSISTENT_HASH":   "RING_HASH",
+	"LEASTLOADED":       "LEAST_LOADED",
 }
 
 // ParseStrategy returns the Strategy named by s: its enum name
 // (STRATEGY_LEAST_REQUEST), the name without prefix in any case with '_' or
 // '-' (least_request, Least-Request), or a common alias: round robin as rr
 // or roundrobin; least request as least_connections or least_conn; IP hash
-// as source_ip_hash; ring hash as consistent_hash.
+// as source_ip_hash; ring hash as consistent_hash; least loaded as
+// leastloaded.
 func ParseStrategy(s string) (shoalv1.Strategy, error) {
 	n := strings.NewReplacer("-", "_", " ", "_").Replace(strings.ToUpper(strings.TrimSpace(s)))
 	n = strings.TrimPrefix(n, "STRATEGY_")
@@ -172,7 +174,7 @@ func ParseStrategy(s string) (shoalv1.Strategy, error) {
 	if v, ok := shoalv1.Strategy_value["STRATEGY_"+n]; ok {
 		return shoalv1.Strategy(v), nil
 	}
-	return 0, fmt.Errorf("unknown strategy %q (want round_robin, least_request (least_connections), ip_hash, ring_hash, maglev or random)", s)
+	return 0, fmt.Errorf("unknown strategy %q (want round_robin, least_request (least_connections), ip_hash, ring_hash, maglev, random or least_loaded)", s)
 }
 
 // normalizeDuration accepts protobuf JSON ("1.5s") and Go durations

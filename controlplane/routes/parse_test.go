@@ -115,6 +115,8 @@ func TestParseStrategy(t *testing.T) {
 		{"consistent_hash", shoalv1.Strategy_STRATEGY_RING_HASH},
 		{"maglev", shoalv1.Strategy_STRATEGY_MAGLEV},
 		{"random", shoalv1.Strategy_STRATEGY_RANDOM},
+		{"least_loaded", shoalv1.Strategy_STRATEGY_LEAST_LOADED},
+		{"Least-Loaded", shoalv1.Strategy_STRATEGY_LEAST_LOADED},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

@@ -296,7 +296,7 @@ const (
 func validateStrategy(p string, rule *shoalv1.Rule) *FieldError {
 	s := rule.GetStrategy()
 	if _, ok := shoalv1.Strategy_name[int32(s)]; !ok {
-		return fieldErr(p+".strategy", "unknown strategy %d (want ROUND_ROBIN, LEAST_REQUEST, IP_HASH, RING_HASH, MAGLEV or RANDOM)", int32(s))
+		return fieldErr(p+".strategy", "unknown strategy %d (want ROUND_ROBIN, LEAST_REQUEST, IP_HASH, RING_HASH, MAGLEV, RANDOM or LEAST_LOADED)", int32(s))
 	}
 	hk := rule.GetHashKey()
 	hashing := s == shoalv1.Strategy_STRATEGY_IP_HASH || s == shoalv1.Strategy_STRATEGY_RING_HASH || s == shoalv1.Strategy_STRATEGY_MAGLEV

@@ -19,6 +19,12 @@ type Capabilities struct {
 	// Maglev: Cluster.lb_policy MAGLEV. gRPC NACKs it; without it maglev
 	// becomes ring hash (both are consistent hashing).
 	Maglev bool
+	// LeastLoaded: Cluster.load_balancing_policy
+	// client_side_weighted_round_robin (gRFC A58, weights from the ORCA
+	// load reports on responses). gRPC-Node has no A58; without it least
+	// loaded becomes least request, or round robin where that is missing
+	// too.
+	LeastLoaded bool
 	// Random: Cluster.lb_policy RANDOM. gRPC NACKs it; without it random
 	// becomes round robin.
 	Random bool
@@ -44,12 +50,13 @@ type Capabilities struct {
 var (
 	// CapabilitiesEnvoy is Envoy and the shoal sidecar: everything.
 	CapabilitiesEnvoy = Capabilities{
-		Profile: "envoy", LeastRequest: true, Maglev: true, Random: true,
+		Profile: "envoy", LeastRequest: true, LeastLoaded: true, Maglev: true, Random: true,
 		SourceIPHash: true, CookieHash: true, HTTPProxy: true,
 	}
 	// CapabilitiesGRPCGo is grpc-go's xDS client: round robin, ring hash
-	// (xxHash only), least request (A48); header and channel-id hashing.
-	CapabilitiesGRPCGo = Capabilities{Profile: "grpc-go", LeastRequest: true}
+	// (xxHash only), least request (A48), weighted round robin on ORCA
+	// reports (A58); header and channel-id hashing.
+	CapabilitiesGRPCGo = Capabilities{Profile: "grpc-go", LeastRequest: true, LeastLoaded: true}
 	// CapabilitiesMinimal is @grpc/grpc-js-xds and any client not
 	// recognised: round robin and ring hash only.
 	CapabilitiesMinimal = Capabilities{Profile: "minimal"}

@@ -40,6 +40,9 @@ func TestStrategyPerProfile(t *testing.T) {
 		{shoalv1.Strategy_STRATEGY_IP_HASH, map[string]lbKind{"envoy": lbRingHash, "grpc-go": lbRingHash, "minimal": lbRingHash}},
 		{shoalv1.Strategy_STRATEGY_MAGLEV, map[string]lbKind{"envoy": lbMaglev, "grpc-go": lbRingHash, "minimal": lbRingHash}},
 		{shoalv1.Strategy_STRATEGY_RANDOM, map[string]lbKind{"envoy": lbRandom, "grpc-go": lbRoundRobin, "minimal": lbRoundRobin}},
+		// grpc-js has neither A58 nor A48: least loaded falls back as least
+		// request does, so it never sees a policy it would NACK.
+		{shoalv1.Strategy_STRATEGY_LEAST_LOADED, map[string]lbKind{"envoy": lbLeastLoaded, "grpc-go": lbLeastLoaded, "minimal": lbRoundRobin}},
 	}
 	for _, tc := range tests {
 		for _, caps := range allProfiles {

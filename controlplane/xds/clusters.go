@@ -7,6 +7,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	cswrrv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -97,6 +98,8 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 		c.LbPolicy = clusterv3.Cluster_MAGLEV
 	case lbRandom:
 		c.LbPolicy = clusterv3.Cluster_RANDOM
+	case lbLeastLoaded:
+		c.LoadBalancingPolicy = leastLoadedPolicy()
 	}
 	if spec.balance != 0 {
 		// Bounded loads (issue 18): Envoy's hash_balance_factor, for ring
@@ -141,4 +144,32 @@ func sortByName(rs []types.Resource) {
 	slices.SortFunc(rs, func(a, b types.Resource) int {
 		return cmp.Compare(cache.GetResourceName(a), cache.GetResourceName(b))
 	})
+}
+
+// Least loaded (issue 17) as Envoy's client_side_weighted_round_robin
+// (gRFC A58): weights from the ORCA reports backends put on responses
+// (endpoint-load-metrics), qps / (utilization + penalty × eps/qps). The
+// blackout is shorter than A58's 10 s default so that a new instance's
+// weight counts within seconds; expiration and update period are A58's.
+const (
+	leastLoadedBlackout   = time.Second
+	leastLoadedExpiration = 3 * time.Minute
+	leastLoadedUpdate     = time.Second
+	leastLoadedPenalty    = 1.0
+)
+
+// leastLoadedPolicy is the load_balancing_policy of a least_loaded cluster.
+// When it is set Envoy and gRPC ignore lb_policy (gRFC A52).
+func leastLoadedPolicy() *clusterv3.LoadBalancingPolicy {
+	return &clusterv3.LoadBalancingPolicy{Policies: []*clusterv3.LoadBalancingPolicy_Policy{{
+		TypedExtensionConfig: &corev3.TypedExtensionConfig{
+			Name: "envoy.load_balancing_policies.client_side_weighted_round_robin",
+			TypedConfig: mustAny(&cswrrv3.ClientSideWeightedRoundRobin{
+				BlackoutPeriod:          durationpb.New(leastLoadedBlackout),
+				WeightExpirationPeriod:  durationpb.New(leastLoadedExpiration),
+				WeightUpdatePeriod:      durationpb.New(leastLoadedUpdate),
+				ErrorUtilizationPenalty: wrapperspb.Float(leastLoadedPenalty),
+			}),
+		},
+	}}}
 }

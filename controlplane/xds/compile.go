@@ -294,7 +294,8 @@ func compileHashKey(s shoalv1.Strategy, hk *shoalv1.HashKey) (*shoalv1.HashKey, 
 			return nil, fmt.Errorf("strategy %s needs a hash_key", s)
 		}
 	case shoalv1.Strategy_STRATEGY_UNSPECIFIED, shoalv1.Strategy_STRATEGY_ROUND_ROBIN,
-		shoalv1.Strategy_STRATEGY_LEAST_REQUEST, shoalv1.Strategy_STRATEGY_RANDOM:
+		shoalv1.Strategy_STRATEGY_LEAST_REQUEST, shoalv1.Strategy_STRATEGY_RANDOM,
+		shoalv1.Strategy_STRATEGY_LEAST_LOADED:
 		return nil, nil // a hash key means nothing without hashing
 	default:
 		return nil, fmt.Errorf("unknown strategy %d", s)

@@ -14,7 +14,7 @@
 //	Listeners            outbound, inbound, gateway, <service> (API listener for xds:///<service>)
 //	RouteConfigurations  outbound, gateway, <service>
 //	Clusters             <service> (round robin), <service>/<strategy> (least_request,
-//	                     ring_hash, maglev, random), and for a route destination with a
+//	                     ring_hash, maglev, random, least_loaded), and for a route destination with a
 //	                     subset <service>[k=v,...] and <service>[k=v,...]/<strategy>
 //	ClusterLoadAssignments <service>, <service>[k=v,...]
 //

@@ -34,6 +34,7 @@ const (
 	lbRingHash
 	lbMaglev
 	lbRandom
+	lbLeastLoaded
 )
 
 // suffix is the cluster-name suffix of a variant; round robin is the
@@ -48,6 +49,8 @@ func (k lbKind) suffix() string {
 		return "maglev"
 	case lbRandom:
 		return "random"
+	case lbLeastLoaded:
+		return "least_loaded"
 	}
 	return ""
 }

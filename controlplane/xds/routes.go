@@ -299,6 +299,12 @@ func (c Capabilities) lbKind(s shoalv1.Strategy) lbKind {
 		if c.Random {
 			return lbRandom
 		}
+	case shoalv1.Strategy_STRATEGY_LEAST_LOADED:
+		if c.LeastLoaded {
+			return lbLeastLoaded
+		}
+		// The closest policy that still looks at load (issue 17).
+		return c.lbKind(shoalv1.Strategy_STRATEGY_LEAST_REQUEST)
 	}
 	return lbRoundRobin
 }

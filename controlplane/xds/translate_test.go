@@ -49,6 +49,7 @@ var goldenCases = []struct {
 		route("ring", []string{"orders"}, withHash(rule(shoalv1.Strategy_STRATEGY_RING_HASH, to("orders")), headerKey("X-User"))),
 		route("maglev", []string{"maglev.example.com"}, withHash(rule(shoalv1.Strategy_STRATEGY_MAGLEV, to("orders")), cookieKey("session"))),
 		route("random", []string{"random.example.com"}, rule(shoalv1.Strategy_STRATEGY_RANDOM, to("users"))),
+		route("ll", []string{"ll.example.com"}, rule(shoalv1.Strategy_STRATEGY_LEAST_LOADED, to("orders"))),
 	}}},
 	{name: "split", in: Input{Endpoints: ordersFleet(), Routes: []*shoalv1.Route{
 		route("canary", []string{"orders", "*.orders.example.com"},

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -171,6 +172,42 @@ func TestGRPCGoXDSClient(t *testing.T) {
 				}
 			}
 		}
+	})
+
+	// Issue 17: least_loaded reaches grpc-go as client_side_weighted_round_robin
+	// (A58). Without ORCA reports from the backends every weight is the
+	// mean, so it must spread over all of them, and grpc-go must ACK it.
+	t.Run("least loaded is taken as weighted round robin without a NACK", func(t *testing.T) {
+		// clusters returns the cluster versions sent to and ACKed by grpc-go.
+		clusters := func() (sent, acked string) {
+			for _, c := range srv.Status() {
+				for _, rs := range c.GetResources() {
+					if rs.GetNackError() != "" {
+						t.Fatalf("client %s NACKed %s: %s", c.GetNodeId(), rs.GetTypeUrl(), rs.GetNackError())
+					}
+					if rs.GetTypeUrl() == resource.ClusterType {
+						sent, acked = rs.GetSentVersion(), rs.GetAckedVersion()
+					}
+				}
+			}
+			return sent, acked
+		}
+		before, _ := clusters()
+		srv.Update(xds.Input{Endpoints: eps, Routes: []*shoalv1.Route{{Name: "echo", Hosts: []string{"echo"}, Rules: []*shoalv1.Rule{{
+			Destinations: []*shoalv1.Destination{{Service: "echo"}},
+			Strategy:     shoalv1.Strategy_STRATEGY_LEAST_LOADED,
+		}}}}})
+		pollUntil(ctx, t, "grpc-go ACKed the clusters with echo/least_loaded", func() bool {
+			sent, acked := clusters()
+			return sent != before && acked == sent
+		})
+		seen := map[string]bool{}
+		pollUntil(ctx, t, "weighted round robin spreads over every backend", func() bool {
+			if id, err := tryCall(ctx, client, ""); err == nil {
+				seen[id] = true
+			}
+			return len(seen) == 3
+		})
 	})
 
 	t.Run("an authorization policy on the service is not NACKed", func(t *testing.T) {

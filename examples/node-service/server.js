@@ -8,15 +8,19 @@
 // PORT=0 picks a free port. SHOAL_TTL sets the lease TTL in seconds (default
 // 10), SHOAL_ADDRESS the address registered (default 127.0.0.1), HOST the
 // address listened on (default 127.0.0.1). SHOAL_REGISTER=0 leaves registration
-// to a sidecar; DELAY_MS delays every answer (a slow instance); BLOCK_AFTER=N
-// blocks the event loop for good after N answered requests (a stuck instance:
-// it still accepts connections and answers nothing, not even /healthz).
+// to a sidecar; DELAY_MS delays every answer (a slow instance); BUSY_MS burns
+// that much CPU on the event loop per request (a busy instance: everything
+// behind it waits); BLOCK_AFTER=N blocks the event loop for good after N
+// answered requests (a stuck instance: it still accepts connections and
+// answers nothing, not even /healthz). Every response carries the
+// instance's load report (endpoint-load-metrics) for least_loaded;
+// LOAD_REPORTS=0 turns it off.
 //
 // SIGTERM or SIGINT deregisters the instance (its etcd key is gone at once),
 // lets in-flight requests finish and exits with code 0.
 
 const http = require('node:http');
-const { register } = require('../../nodejs');
+const { register, reportLoad } = require('../../nodejs');
 
 const service = process.env.SERVICE || 'web';
 const port = Number(process.env.PORT || 3000);
@@ -25,6 +29,8 @@ const ttl = process.env.SHOAL_TTL ? Number(process.env.SHOAL_TTL) : undefined;
 const selfRegister = process.env.SHOAL_REGISTER !== '0';
 // DELAY_MS makes every answer slow (to watch least-connections at work).
 const delayMs = Number(process.env.DELAY_MS || 0);
+const busyMs = Number(process.env.BUSY_MS || 0);
+const loadReports = process.env.LOAD_REPORTS !== '0';
 // BLOCK_AFTER=N: after N answers (/healthz not counted), while(true){}.
 const blockAfter = Number(process.env.BLOCK_AFTER || 0);
 let answered = 0;
@@ -36,6 +42,7 @@ let health = (req, res) => res.writeHead(503).end(); // not registered yet
 async function main() {
   const server = http.createServer((req, res) => {
     if (req.url === '/healthz') return health(req, res);
+    for (const end = performance.now() + busyMs; performance.now() < end; ); // BUSY_MS
     const answer = () => {
       res.writeHead(200, { 'content-type': 'application/json', 'x-instance': shoal?.id ?? process.env.INSTANCE_ID ?? '' });
       res.end(JSON.stringify({ instance: shoal?.id ?? process.env.INSTANCE_ID, service }));
@@ -59,6 +66,7 @@ async function main() {
 
   if (!selfRegister) {
     health = (req, res) => res.writeHead(draining ? 503 : 200).end(draining ? 'draining' : 'ok');
+    if (loadReports) reportLoad(server);
     const stop = () => {
       draining = true;
       server.close(() => process.exit(0));
@@ -72,7 +80,7 @@ async function main() {
   }
 
   // etcd endpoints come from SHOAL_ETCD, the address from SHOAL_ADDRESS.
-  shoal = await register({ service, port: server.address().port, id: process.env.INSTANCE_ID || undefined, ttl, server });
+  shoal = await register({ service, port: server.address().port, id: process.env.INSTANCE_ID || undefined, ttl, server, loadReports });
   health = shoal.healthHandler();
   shoal.on('lost', ({ reason }) => console.error(`registration lost (${reason}), registering again`));
   console.log(`${service} instance ${shoal.id} listening on ${server.address().port}, registered at ${shoal.key}`);

@@ -11,6 +11,7 @@ const { EventEmitter } = require('node:events');
 const { Client, EtcdError, UnavailableError, GRPC_NOT_FOUND } = require('./etcd');
 const { drainServer, installSignalHandlers, trackResponses } = require('./drain');
 const { waitGate } = require('./gate');
+const { LoadReporter } = require('./load');
 const pm2 = require('./pm2');
 
 const BACKOFF_MIN_MS = 200;
@@ -55,6 +56,9 @@ class Handle extends EventEmitter {
     this.drainPromise = null;
     this.gateResult = null; // the drain gate's last answer
     this.responses = cfg.server ? trackResponses(cfg.server) : null;
+    // ORCA load reports on every response, for least_loaded (issue 17).
+    this.loadReporter = cfg.server && cfg.loadReports ? new LoadReporter() : null;
+    this.loadReporter?.watch(cfg.server);
     this.removeSignals = cfg.handleSignals ? installSignalHandlers(this, { shutdownMessage: cfg.pm2 !== null }) : () => {};
   }
 
@@ -245,6 +249,7 @@ class Handle extends EventEmitter {
       this.log.info(`deregistered ${this.key}`);
       this.emit('deregistered', { id: this.id, key: this.key, leaseId: lease });
     } finally {
+      this.loadReporter?.stop();
       this.client.close();
     }
   }
@@ -314,6 +319,7 @@ class Handle extends EventEmitter {
     clearTimeout(this.timer);
     this.removeSignals();
     this.responses?.stop();
+    this.loadReporter?.stop();
     this.client.close();
   }
 }

@@ -158,6 +158,8 @@ function normalize(opts, env = process.env) {
   if (shutdownTimeout !== null) checkDuration('shutdownTimeout', shutdownTimeout);
   const drainGate = opts.drainGate ?? (env.SHOAL_DRAIN_GATE || null);
   if (drainGate !== null) checkGate(drainGate);
+  const loadReports = opts.loadReports ?? true;
+  if (typeof loadReports !== 'boolean') throw fieldError(TypeError, 'loadReports', `${JSON.stringify(loadReports)} is not a boolean`);
   const drainGateTimeout = opts.drainGateTimeout ?? 5000;
   checkDuration('drainGateTimeout', drainGateTimeout);
   // Field order is the contract's, so every writer produces the same bytes.
@@ -180,6 +182,7 @@ function normalize(opts, env = process.env) {
     requestTimeout,
     startTimeout,
     handleSignals: opts.handleSignals ?? true,
+    loadReports,
     logger: normalizeLogger(opts.logger),
   };
 }

@@ -3,6 +3,7 @@ package lb
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Defaults filled in for zero Config fields, and DefaultConfig's presets.
@@ -30,6 +31,67 @@ type Config struct {
 	RingHash RingHashConfig
 	// Maglev configures maglev.
 	Maglev MaglevConfig
+	// LeastLoaded configures leastloaded.
+	LeastLoaded LeastLoadedConfig
+}
+
+// Defaults of LeastLoadedConfig: gRFC A58's.
+const (
+	DefaultBlackoutPeriod          = 10 * time.Second
+	DefaultWeightExpirationPeriod  = 3 * time.Minute
+	DefaultWeightUpdatePeriod      = time.Second
+	DefaultErrorUtilizationPenalty = 1.0
+	// MinWeightUpdatePeriod is A58's floor for the weight update period.
+	MinWeightUpdatePeriod = 100 * time.Millisecond
+)
+
+// LeastLoadedConfig configures the least loaded strategy, the fields of
+// Envoy's ClientSideWeightedRoundRobin (gRFC A58).
+type LeastLoadedConfig struct {
+	// BlackoutPeriod is how long an endpoint must have reported load
+	// before its weight counts (a fresh instance's first reports are
+	// noise). Zero means DefaultBlackoutPeriod.
+	BlackoutPeriod time.Duration
+	// WeightExpirationPeriod is how long a weight lives without a new
+	// report; after it the endpoint takes the mean weight again and the
+	// blackout restarts. Zero means DefaultWeightExpirationPeriod.
+	WeightExpirationPeriod time.Duration
+	// WeightUpdatePeriod is how often pickers recompute weights from the
+	// reports. Zero means DefaultWeightUpdatePeriod; values under
+	// MinWeightUpdatePeriod are raised to it.
+	WeightUpdatePeriod time.Duration
+	// ErrorUtilizationPenalty multiplies eps/qps in the weight,
+	// qps / (utilization + penalty × eps/qps). Zero means
+	// DefaultErrorUtilizationPenalty; a negative value disables the
+	// penalty.
+	ErrorUtilizationPenalty float64
+	// ChoiceCount is the number of weighted random candidates compared on
+	// requests in flight. Zero means DefaultChoiceCount.
+	ChoiceCount int
+}
+
+// WithDefaults returns c with zero fields replaced by their defaults.
+func (c LeastLoadedConfig) WithDefaults() LeastLoadedConfig {
+	if c.BlackoutPeriod == 0 {
+		c.BlackoutPeriod = DefaultBlackoutPeriod
+	}
+	if c.WeightExpirationPeriod == 0 {
+		c.WeightExpirationPeriod = DefaultWeightExpirationPeriod
+	}
+	if c.WeightUpdatePeriod == 0 {
+		c.WeightUpdatePeriod = DefaultWeightUpdatePeriod
+	}
+	c.WeightUpdatePeriod = max(c.WeightUpdatePeriod, MinWeightUpdatePeriod)
+	switch {
+	case c.ErrorUtilizationPenalty == 0:
+		c.ErrorUtilizationPenalty = DefaultErrorUtilizationPenalty
+	case c.ErrorUtilizationPenalty < 0:
+		c.ErrorUtilizationPenalty = 0
+	}
+	if c.ChoiceCount < 2 {
+		c.ChoiceCount = DefaultChoiceCount
+	}
+	return c
 }
 
 // LeastRequestConfig configures the least request strategy.
@@ -103,6 +165,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("lb: panic threshold %v outside 0..100", c.PanicThreshold)
 	case c.LeastRequest.ExactMaxEndpoints < 0:
 		return errors.New("lb: least request exact max endpoints is negative")
+	case c.LeastLoaded.BlackoutPeriod < 0 || c.LeastLoaded.WeightExpirationPeriod < 0 || c.LeastLoaded.WeightUpdatePeriod < 0:
+		return errors.New("lb: least loaded periods must not be negative")
+	case c.LeastLoaded.ChoiceCount < 0 || c.LeastLoaded.ChoiceCount == 1:
+		return fmt.Errorf("lb: least loaded choice count %d must be at least 2", c.LeastLoaded.ChoiceCount)
 	case c.LeastRequest.ChoiceCount < 0 || c.LeastRequest.ChoiceCount == 1:
 		return fmt.Errorf("lb: least request choice count %d must be at least 2", c.LeastRequest.ChoiceCount)
 	case rh.MinRingSize > rh.MaxRingSize:

@@ -66,7 +66,8 @@ func (e *Endpoint) InFlight() int64 { return e.Load.InFlight() }
 type Load struct {
 	active     atomic.Int64
 	connecting atomic.Int64
-	_          [48]byte
+	orca       orcaState
+	_          [8]byte
 }
 
 // add is nil-safe so that untracked endpoints cost one branch.

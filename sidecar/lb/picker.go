@@ -10,6 +10,7 @@ const (
 	RingHash     = "ring_hash"
 	Maglev       = "maglev"
 	Random       = "random"
+	LeastLoaded  = "least_loaded"
 )
 
 // ErrNoEndpoint is returned by Pick when no endpoint can be picked: the set

@@ -42,8 +42,20 @@ type EndpointStatus struct {
 	// SlowStart is the share of its weight a warming endpoint takes
 	// (route.SlowStart); absent once warmed up.
 	SlowStart float64 `json:"slow_start,omitempty"`
+	// LoadReport is the endpoint's last ORCA load report (utilization and
+	// requests per second it reported on a response, for least_loaded),
+	// and ReportedAt when it came; absent without one.
+	LoadReport *LoadReportStatus `json:"load_report,omitempty"`
 	// IdleConns is the number of pooled HTTP/1.1 connections.
 	IdleConns int `json:"idle_conns"`
+}
+
+// LoadReportStatus is an endpoint's last ORCA load report.
+type LoadReportStatus struct {
+	Utilization float64   `json:"utilization"`
+	RPS         float64   `json:"rps"`
+	EPS         float64   `json:"eps,omitempty"`
+	ReportedAt  time.Time `json:"reported_at"`
 }
 
 // Clusters returns a snapshot of the current table's clusters in table
@@ -69,6 +81,9 @@ func (p *Proxy) Clusters() []ClusterStatus {
 				if until := time.Unix(0, h.ejectedUntil.Load()); until.After(now) {
 					es.Ejected, es.EjectedUntil = true, until
 				}
+			}
+			if r, at := e.LastReport(); !at.IsZero() {
+				es.LoadReport = &LoadReportStatus{Utilization: r.ApplicationUtilization, RPS: r.QPS, EPS: r.EPS, ReportedAt: at}
 			}
 			h.pool.mu.Lock()
 			es.IdleConns = len(h.pool.idle)

@@ -10,10 +10,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/lb/leastloaded"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -23,6 +26,7 @@ import (
 type rawBackend struct {
 	*acceptLoop
 	count atomic.Int64 // request heads received
+	resp  string       // the response; rawResponse when empty
 }
 
 // acceptLoop serves every connection its listener accepts on a goroutine
@@ -76,7 +80,12 @@ const rawResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Leng
 
 func startRawBackend(tb testing.TB) *rawBackend {
 	tb.Helper()
-	rb := &rawBackend{}
+	return startRawBackendWith(tb, rawResponse)
+}
+
+func startRawBackendWith(tb testing.TB, resp string) *rawBackend {
+	tb.Helper()
+	rb := &rawBackend{resp: resp}
 	rb.acceptLoop = startAcceptLoop(tb, rb.serve)
 	return rb
 }
@@ -85,7 +94,7 @@ func (rb *rawBackend) serve(c net.Conn) {
 	discard := bufio.NewWriter(io.Discard)
 	br := bufReader{rd: c, buf: make([]byte, 8192)}
 	var req request
-	resp := []byte(rawResponse)
+	resp := []byte(rb.resp)
 	for {
 		head, err := br.head(8192, 65536, nil)
 		if err != nil || parseRequest(&req, head, 100) != nil {
@@ -152,6 +161,32 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 	addr := benchProxy(b, route.ClusterConfig{Name: "bench", Endpoints: []route.Endpoint{{Address: be.l.Addr().String(), Healthy: true}}})
 	b.ReportAllocs()
 	b.SetParallelism(25) // about 50 keep-alive clients on two cores
+	b.RunParallel(func(pb *testing.PB) {
+		rc := newRawClient(b, addr)
+		for pb.Next() {
+			if err := rc.do(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+		rc.c.Close()
+	})
+}
+
+// BenchmarkProxyHTTP1LeastLoaded is BenchmarkProxyHTTP1 with a backend
+// that reports its load (ORCA, as the Node.js package does) and a
+// least_loaded cluster: the report is parsed, given to the balancer and
+// stripped on every response (issue 17).
+func BenchmarkProxyHTTP1LeastLoaded(b *testing.B) {
+	be := startRawBackendWith(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"+
+		"endpoint-load-metrics: TEXT application_utilization=0.4213, cpu_utilization=0.2011, rps_fractional=812.5, named_metrics.eventloop_delay_p99_ms=11.53, named_metrics.requests_in_flight=3\r\n"+
+		"Content-Length: 13\r\n\r\nHello, world!")
+	cfg := lb.DefaultConfig()
+	cfg.LeastLoaded.BlackoutPeriod = time.Nanosecond
+	addr := benchProxy(b, route.ClusterConfig{Name: "bench", LB: leastloaded.Builder{}, LBConfig: cfg,
+		Endpoints: []route.Endpoint{{Address: be.l.Addr().String(), Healthy: true}}})
+	b.ReportAllocs()
+	b.SetParallelism(25)
 	b.RunParallel(func(pb *testing.PB) {
 		rc := newRawClient(b, addr)
 		for pb.Next() {

@@ -51,6 +51,9 @@ func (c *conn) forwardViaTransport(a *attempt) (int, bool) {
 	for _, k := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Te"} {
 		res.Header.Del(k)
 	}
+	if c.mode.Kind != Inbound {
+		stripLoadHeaders(res.Header) // issue 17
+	}
 	res.Close = closeClient
 	if head {
 		res.Body = http.NoBody

@@ -306,8 +306,12 @@ func (c *conn) tryOn(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 		}
 		uc.reused = reused
 		e.Begin()
+		c.resp.hasLoad = false
 		out, code, keep := c.exchange(a, uc, h, reused, now)
 		e.End()
+		if c.resp.hasLoad {
+			e.ReportLoad(c.resp.load, now) // least_loaded's weights (issue 17)
+		}
 		if out != stale {
 			return out, code, keep
 		}
@@ -369,6 +373,10 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		h.onFailure(&a.cl.Outlier, len(a.hosts))
 		return relayed, 502, c.localReply(502, "malformed upstream response")
 	}
+	// The backend's load report is for this proxy's balancer; it leaves
+	// the mesh (to the app or at the edge) without it. Inbound, it goes
+	// on to the caller's sidecar.
+	c.resp.stripLoad = c.mode.Kind != Inbound
 	uc.clearStallWatch()
 	code := c.resp.code
 	if code >= 500 {

@@ -232,7 +232,17 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 		return plainError(w, code, msg)
 	}
 	defer res.Body.Close()
+	if hc.mode.Kind != Inbound {
+		stripLoadHeaders(res.Header) // the report leaves the mesh without it (issue 17)
+	}
 	return h.copyResponse(w, res)
+}
+
+// stripLoadHeaders removes the ORCA load report headers (see isORCAHeader).
+func stripLoadHeaders(hd http.Header) {
+	for _, k := range []string{"Endpoint-Load-Metrics", "Endpoint-Load-Metrics-Bin", "Endpoint-Load-Metrics-Json"} {
+		delete(hd, k)
+	}
 }
 
 // cloneHeader is http.Header.Clone with room for extra more keys.

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 )
 
@@ -35,6 +36,7 @@ func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.Hea
 	fw.tryAt = time.Time{} // the route and per-try timers end here
 	fw.progress++
 	fw.armTimer()
+	fields = fw.takeLoad(fields)
 	fw.loadDone(status >= 500)
 	a, hst := &fw.a, fw.host
 	gs, trailersOnly := grpcStatusField(fields)
@@ -79,7 +81,7 @@ func (u *h2FwdUp) OnTrailers(up *h2.ClientStream, fields []hpack.HeaderField) {
 	if up != fw.up || fw.done {
 		return
 	}
-	fw.respTr = append(fw.respTr[:0], fields...)
+	fw.respTr = append(fw.respTr[:0], fw.takeLoad(fields)...)
 	fw.hasTr, fw.respEnd = true, true
 	fw.flushResponse()
 }
@@ -319,4 +321,28 @@ func grpcStatusField(fields []hpack.HeaderField) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// takeLoad gives the backend's ORCA load report among fields (headers or
+// trailers) to the attempt's endpoint for least_loaded, and removes the ORCA
+// headers unless the response goes on to a caller's sidecar (inbound):
+// they are for the mesh's balancers, not for clients (issue 17). It
+// filters fields in place and returns the shortened slice.
+func (fw *h2Fwd) takeLoad(fields []hpack.HeaderField) []hpack.HeaderField {
+	strip := fw.hc.mode.Kind != Inbound
+	n := 0
+	for _, f := range fields {
+		if f.Name == lb.ORCAHeader && fw.ep != nil {
+			if r, ok := lb.ParseORCA(f.Value); ok {
+				fw.ep.ReportLoad(r, time.Now())
+			}
+		}
+		// HTTP/2 field names are lower case (RFC 9113 8.2.1).
+		if strip && (f.Name == lb.ORCAHeader || f.Name == lb.ORCAHeader+"-bin" || f.Name == lb.ORCAHeader+"-json") {
+			continue
+		}
+		fields[n] = f
+		n++
+	}
+	return fields[:n]
 }

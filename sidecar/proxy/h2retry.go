@@ -110,6 +110,13 @@ func (h *h2Handler) try(ctx context.Context, out *http.Request, x *transportExch
 	e.Begin()
 	res, err := h.transport(a.cl).RoundTrip(req)
 	e.End()
+	if err == nil {
+		if v := res.Header["Endpoint-Load-Metrics"]; len(v) > 0 {
+			if r, ok := lb.ParseORCA(v[0]); ok {
+				e.ReportLoad(r, start) // least_loaded's weights (issue 17)
+			}
+		}
+	}
 	defer func() { hst.load.end(time.Since(start), err != nil || res == nil || res.StatusCode >= 500) }()
 	if timer != nil && !timer.Stop() && err == nil {
 		// The per-try timeout fired as the headers arrived: the body would

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 
+	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -22,6 +23,14 @@ type response struct {
 	closeConn     bool
 	connTokens    [maxConnTokens][]byte
 	nConnTokens   int
+
+	// load is the backend's ORCA load report (endpoint-load-metrics),
+	// valid when hasLoad is set; see lb.ParseORCA.
+	load    lb.LoadReport
+	hasLoad bool
+	// stripLoad drops ORCA headers in writeHead: set by the caller where
+	// the response leaves the mesh (issue 17).
+	stripLoad bool
 }
 
 // parseResponse parses an upstream response head. Upstreams are trusted
@@ -89,6 +98,8 @@ func (r *response) addHeader(line []byte) error {
 		}
 	case equalFold(name, "connection"):
 		r.addConnTokens(value)
+	case equalFold(name, lb.ORCAHeader):
+		r.load, r.hasLoad = lb.ParseORCA(value)
 	}
 	return nil
 }
@@ -153,6 +164,9 @@ func (r *response) writeHead(w *bufio.Writer, fr framing, clientChunked, closeCl
 		if len(toks) > 0 && namedIn(f.Name, toks) {
 			continue
 		}
+		if r.stripLoad && isORCAHeader(f.Name) {
+			continue
+		}
 		w.Write(f.Name)
 		w.WriteString(": ")
 		w.Write(f.Value)
@@ -195,4 +209,16 @@ func lastToken(v []byte, tok string) bool {
 		v = v[i+1:]
 	}
 	return equalFold(trimOWS(v), tok)
+}
+
+// isORCAHeader reports whether name is one of the ORCA load report headers
+// (endpoint-load-metrics, and its -bin and -json forms, which Envoy also
+// reads): a backend's load is for the mesh's balancers, not for clients.
+func isORCAHeader(name []byte) bool {
+	const n = len(lb.ORCAHeader)
+	if len(name) < n || !equalFold(name[:n], lb.ORCAHeader) {
+		return false
+	}
+	rest := name[n:]
+	return len(rest) == 0 || equalFold(rest, "-bin") || equalFold(rest, "-json")
 }

@@ -248,6 +248,29 @@ func lbPolicy(c *clusterv3.Cluster) (lb.Builder, lb.Config, error) {
 		cfg.PanicThreshold = p.GetValue()
 	}
 	var name string
+	w, err := xdsres.LoadBalancingPolicy(c)
+	switch {
+	case err != nil:
+		return nil, cfg, err
+	case w != nil:
+		// load_balancing_policy overrides lb_policy (gRFC A52); the one
+		// policy read from it is client_side_weighted_round_robin, the
+		// least_loaded strategy (issue 17).
+		cfg.LeastLoaded = lb.LeastLoadedConfig{
+			BlackoutPeriod:          w.GetBlackoutPeriod().AsDuration(),
+			WeightExpirationPeriod:  w.GetWeightExpirationPeriod().AsDuration(),
+			WeightUpdatePeriod:      w.GetWeightUpdatePeriod().AsDuration(),
+			ErrorUtilizationPenalty: float64(w.GetErrorUtilizationPenalty().GetValue()),
+		}
+		if w.GetErrorUtilizationPenalty() != nil && w.GetErrorUtilizationPenalty().GetValue() == 0 {
+			cfg.LeastLoaded.ErrorUtilizationPenalty = -1 // an explicit 0: no penalty
+		}
+		if w.GetBlackoutPeriod() != nil && cfg.LeastLoaded.BlackoutPeriod <= 0 {
+			cfg.LeastLoaded.BlackoutPeriod = time.Nanosecond // an explicit 0s: no blackout (A58)
+		}
+		b, err := builtin.Builder(lb.LeastLoaded)
+		return b, cfg, err
+	}
 	switch c.GetLbPolicy() {
 	case clusterv3.Cluster_ROUND_ROBIN:
 		name = lb.RoundRobin

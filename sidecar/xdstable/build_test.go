@@ -244,6 +244,10 @@ func TestBuildReadsClusterAndMatchSettings(t *testing.T) {
 				Strategy:     shoalv1.Strategy_STRATEGY_MAGLEV,
 				HashKey:      &shoalv1.HashKey{Key: &shoalv1.HashKey_Cookie{Cookie: "session"}},
 			}}},
+			{Name: "ll", Hosts: []string{"ll"}, Rules: []*shoalv1.Rule{{
+				Destinations: []*shoalv1.Destination{{Service: "orders"}},
+				Strategy:     shoalv1.Strategy_STRATEGY_LEAST_LOADED,
+			}}},
 			{Name: "ip", Hosts: []string{"ip"}, Rules: []*shoalv1.Rule{{
 				Match:        &shoalv1.Match{Path: &shoalv1.Match_Exact{Exact: "/x"}},
 				Destinations: []*shoalv1.Destination{{Service: "orders"}},
@@ -266,6 +270,11 @@ func TestBuildReadsClusterAndMatchSettings(t *testing.T) {
 	}
 	if o := c.Outlier; o.Disabled || o.Consecutive5xx != 5 || o.ConsecutiveConnectFailures != 5 || o.BaseEjectionTime != 30e9 || o.MaxEjectionPercent != 50 {
 		t.Errorf("outlier detection = %+v", o)
+	}
+	if c := tbl.Cluster("orders/least_loaded"); c == nil || c.LB.Name() != lb.LeastLoaded ||
+		c.LBConfig.LeastLoaded.BlackoutPeriod != time.Second || c.LBConfig.LeastLoaded.WeightExpirationPeriod != 3*time.Minute ||
+		c.LBConfig.LeastLoaded.WeightUpdatePeriod != time.Second || c.LBConfig.LeastLoaded.ErrorUtilizationPenalty != 1 {
+		t.Errorf("least loaded cluster = %+v", c)
 	}
 	if c := tbl.Cluster("orders/maglev"); c == nil || c.LB.Name() != lb.Maglev {
 		t.Errorf("maglev cluster = %+v", c)

@@ -41,6 +41,13 @@ const (
 	Strategy_STRATEGY_MAGLEV Strategy = 5
 	// Uniformly random.
 	Strategy_STRATEGY_RANDOM Strategy = 6
+	// Least loaded: weights from the load each instance reports on its
+	// responses (ORCA endpoint-load-metrics; the Node.js package reports its
+	// event-loop utilization), picked by power of two choices on requests in
+	// flight biased by those weights. In xDS, Envoy's
+	// client_side_weighted_round_robin policy (gRFC A58); clients that cannot
+	// take it fall back to least request.
+	Strategy_STRATEGY_LEAST_LOADED Strategy = 7
 )
 
 // Enum value maps for Strategy.
@@ -53,6 +60,7 @@ var (
 		4: "STRATEGY_RING_HASH",
 		5: "STRATEGY_MAGLEV",
 		6: "STRATEGY_RANDOM",
+		7: "STRATEGY_LEAST_LOADED",
 	}
 	Strategy_value = map[string]int32{
 		"STRATEGY_UNSPECIFIED":   0,
@@ -62,6 +70,7 @@ var (
 		"STRATEGY_RING_HASH":     4,
 		"STRATEGY_MAGLEV":        5,
 		"STRATEGY_RANDOM":        6,
+		"STRATEGY_LEAST_LOADED":  7,
 	}
 )
 
@@ -823,7 +832,7 @@ const file_shoal_v1_route_proto_rawDesc = "" +
 	"\battempts\x18\x01 \x01(\x05R\battempts\x12A\n" +
 	"\x0fper_try_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rperTryTimeout\x12\x19\n" +
 	"\bretry_on\x18\x03 \x03(\tR\aretryOn\x124\n" +
-	"\x16retriable_status_codes\x18\x04 \x03(\rR\x14retriableStatusCodes*\xb2\x01\n" +
+	"\x16retriable_status_codes\x18\x04 \x03(\rR\x14retriableStatusCodes*\xcd\x01\n" +
 	"\bStrategy\x12\x18\n" +
 	"\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14STRATEGY_ROUND_ROBIN\x10\x01\x12\x1a\n" +
@@ -831,7 +840,8 @@ const file_shoal_v1_route_proto_rawDesc = "" +
 	"\x10STRATEGY_IP_HASH\x10\x03\x12\x16\n" +
 	"\x12STRATEGY_RING_HASH\x10\x04\x12\x13\n" +
 	"\x0fSTRATEGY_MAGLEV\x10\x05\x12\x13\n" +
-	"\x0fSTRATEGY_RANDOM\x10\x06B4Z2github.com/shoal-mesh/shoal/proto/shoal/v1;shoalv1b\x06proto3"
+	"\x0fSTRATEGY_RANDOM\x10\x06\x12\x19\n" +
+	"\x15STRATEGY_LEAST_LOADED\x10\aB4Z2github.com/shoal-mesh/shoal/proto/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_route_proto_rawDescOnce sync.Once

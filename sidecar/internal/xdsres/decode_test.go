@@ -16,6 +16,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	cswrrv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -378,6 +379,12 @@ func TestDecodeOddFields(t *testing.T) {
 		{name: "cluster with a negative connect timeout", m: &clusterv3.Cluster{Name: "bad", ConnectTimeout: durationpb.New(-time.Second)}, wantErr: "Cluster.ConnectTimeout: value must be greater than 0s"},
 		{name: "cluster with an undefined lb policy", m: &clusterv3.Cluster{Name: "bad", LbPolicy: 99}, wantErr: "Cluster.LbPolicy"},
 		{name: "least request with one choice", m: &clusterv3.Cluster{Name: "bad", LbConfig: &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{ChoiceCount: wrapperspb.UInt32(1)}}}, wantErr: "ChoiceCount"},
+		{name: "weighted round robin with a negative penalty", m: &clusterv3.Cluster{Name: "bad", LoadBalancingPolicy: &clusterv3.LoadBalancingPolicy{Policies: []*clusterv3.LoadBalancingPolicy_Policy{{
+			TypedExtensionConfig: &corev3.TypedExtensionConfig{Name: "wrr", TypedConfig: anyOf(t, &cswrrv3.ClientSideWeightedRoundRobin{ErrorUtilizationPenalty: wrapperspb.Float(-1)})}}}}},
+			wantErr: "ClientSideWeightedRoundRobin.ErrorUtilizationPenalty"},
+		{name: "load balancing policy the sidecar lacks", m: &clusterv3.Cluster{Name: "bad", LoadBalancingPolicy: &clusterv3.LoadBalancingPolicy{Policies: []*clusterv3.LoadBalancingPolicy_Policy{{
+			TypedExtensionConfig: &corev3.TypedExtensionConfig{Name: "x", TypedConfig: anyOf(t, &wrapperspb.StringValue{})}}}}},
+			wantErr: "no supported policy"},
 		{name: "outlier ejection over 100 percent", m: &clusterv3.Cluster{Name: "bad", OutlierDetection: &clusterv3.OutlierDetection{MaxEjectionPercent: wrapperspb.UInt32(101)}}, wantErr: "MaxEjectionPercent"},
 		{name: "assignment without a name", m: &endpointv3.ClusterLoadAssignment{}, wantErr: "ClusterLoadAssignment.ClusterName"},
 		{name: "endpoint with weight 0 and port over 65535", m: &endpointv3.ClusterLoadAssignment{ClusterName: "x", Endpoints: []*endpointv3.LocalityLbEndpoints{{

@@ -26,6 +26,7 @@ import (
 	routev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/route/v3"
 	rbacfilterv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/filters/network/http_connection_manager/v3"
+	cswrrv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3"
 	httpv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/upstreams/http/v3"
 )
 
@@ -46,6 +47,9 @@ const (
 	// HTTPProtocolOptionsKey is the typed_extension_protocol_options key
 	// under which HTTPProtocolOptionsType is read.
 	HTTPProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	// WRRType is Envoy's client_side_weighted_round_robin load-balancing
+	// policy (gRFC A58), the sidecar's least_loaded strategy.
+	WRRType = "type.googleapis.com/envoy.extensions.load_balancing_policies.client_side_weighted_round_robin.v3.ClientSideWeightedRoundRobin"
 )
 
 // ADS gRPC method names.
@@ -193,6 +197,33 @@ func newResource(typeURL string) (proto.Message, error) {
 		return &endpointv3.ClusterLoadAssignment{}, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnsupportedType, typeURL)
+}
+
+// ErrNoSupportedPolicy is returned by LoadBalancingPolicy when a cluster's
+// load_balancing_policy lists no policy the sidecar implements.
+var ErrNoSupportedPolicy = errors.New("xdsres: load_balancing_policy has no supported policy")
+
+// LoadBalancingPolicy returns the first policy of c.load_balancing_policy
+// the sidecar implements, as Envoy and gRPC pick the first they support
+// (gRFC A52). Today that is client_side_weighted_round_robin only. It
+// returns nil, nil when the field is unset (lb_policy applies).
+func LoadBalancingPolicy(c *clusterv3.Cluster) (*cswrrv3.ClientSideWeightedRoundRobin, error) {
+	ps := c.GetLoadBalancingPolicy().GetPolicies()
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	for _, p := range ps {
+		a := p.GetTypedExtensionConfig().GetTypedConfig()
+		if a.GetTypeUrl() != WRRType {
+			continue
+		}
+		w := &cswrrv3.ClientSideWeightedRoundRobin{}
+		if err := unmarshal.Unmarshal(a.GetValue(), w); err != nil {
+			return nil, fmt.Errorf("load_balancing_policy %q: %w", p.GetTypedExtensionConfig().GetName(), err)
+		}
+		return w, nil
+	}
+	return nil, ErrNoSupportedPolicy
 }
 
 // RBAC per-route configuration of a virtual host (authorization policies).

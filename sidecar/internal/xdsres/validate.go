@@ -284,6 +284,7 @@ func (v *validator) cluster(c *clusterv3.Cluster) {
 	if _, err := HTTPProtocolOptions(c); err != nil {
 		v.fail("Cluster.TypedExtensionProtocolOptions", err.Error())
 	}
+	v.lbPolicy(c)
 }
 
 func (v *validator) cla(c *endpointv3.ClusterLoadAssignment) {
@@ -314,5 +315,32 @@ func (v *validator) address(path string, a *corev3.Address) {
 	}
 	if p := a.GetPipe(); p != nil {
 		v.minLen("Pipe.Path", p.GetPath())
+	}
+}
+
+// lbPolicy checks Cluster.load_balancing_policy: every policy is a named
+// typed extension, and the client_side_weighted_round_robin config holds
+// Envoy's rules.
+func (v *validator) lbPolicy(c *clusterv3.Cluster) {
+	for _, p := range c.GetLoadBalancingPolicy().GetPolicies() {
+		tc := p.GetTypedExtensionConfig()
+		v.required("LoadBalancingPolicy_Policy.TypedExtensionConfig", tc != nil)
+		if tc == nil {
+			continue
+		}
+		v.minLen("TypedExtensionConfig.Name", tc.GetName())
+		v.required("TypedExtensionConfig.TypedConfig", tc.GetTypedConfig() != nil)
+	}
+	w, err := LoadBalancingPolicy(c)
+	switch {
+	case err != nil:
+		v.fail("Cluster.LoadBalancingPolicy", err.Error())
+	case w != nil:
+		v.duration("ClientSideWeightedRoundRobin.BlackoutPeriod", w.GetBlackoutPeriod(), false)
+		v.duration("ClientSideWeightedRoundRobin.WeightExpirationPeriod", w.GetWeightExpirationPeriod(), false)
+		v.duration("ClientSideWeightedRoundRobin.WeightUpdatePeriod", w.GetWeightUpdatePeriod(), false)
+		if p := w.GetErrorUtilizationPenalty(); p != nil && !(p.GetValue() >= 0) {
+			v.fail("ClientSideWeightedRoundRobin.ErrorUtilizationPenalty", "value must be greater than or equal to 0")
+		}
 	}
 }

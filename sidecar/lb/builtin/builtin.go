@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/lb/leastloaded"
 	"github.com/shoal-mesh/shoal/sidecar/lb/leastrequest"
 	"github.com/shoal-mesh/shoal/sidecar/lb/maglev"
 	"github.com/shoal-mesh/shoal/sidecar/lb/random"
@@ -16,7 +17,7 @@ import (
 
 // Names lists the built-in strategies, default (round robin) first.
 func Names() []string {
-	return []string{lb.RoundRobin, lb.LeastRequest, lb.RingHash, lb.Maglev, lb.Random}
+	return []string{lb.RoundRobin, lb.LeastRequest, lb.RingHash, lb.Maglev, lb.Random, lb.LeastLoaded}
 }
 
 // Builder returns the builder registered under name. Safe for concurrent
@@ -33,6 +34,8 @@ func Builder(name string) (lb.Builder, error) {
 		return maglev.Builder{}, nil
 	case lb.Random:
 		return random.Builder{}, nil
+	case lb.LeastLoaded:
+		return leastloaded.Builder{}, nil
 	}
 	return nil, fmt.Errorf("lb: unknown strategy %q", name)
 }

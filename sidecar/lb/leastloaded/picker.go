@@ -1,0 +1,183 @@
+// Package leastloaded implements the least loaded strategy (issue 17):
+// endpoints are weighted by the load they report themselves on responses
+// (ORCA endpoint-load-metrics, see lb.ParseORCA and Endpoint.ReportLoad),
+// with gRFC A58's formula, blackout and expiration, and each pick is the
+// less busy of two candidates drawn in proportion to those weights, busy
+// meaning requests this sidecar has in flight to it.
+//
+// Why both: the weights come from the instance, so they carry its whole
+// load (every caller's share, and work no proxy sees, such as a blocked
+// event loop); the in-flight counts are local and immediate, so a burst
+// does not pile onto one instance between reports. Power of two choices
+// keeps many sidecars from herding onto the same "least loaded" instance,
+// which a global shortest-queue pick on shared numbers would do.
+//
+// This is the sidecar's reading of Envoy's client_side_weighted_round_robin
+// policy, which the control plane emits for least_loaded clusters so that
+// Envoy and grpc-go (A58) weigh the same reports.
+package leastloaded
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/lb/internal/wrand"
+)
+
+// Name is the registered strategy name.
+const Name = lb.LeastLoaded
+
+// Replaced in tests.
+var (
+	randUint64 = rand.Uint64
+	timeNow    = time.Now
+)
+
+// weightScale is the integer weight of the heaviest endpoint; others are
+// scaled to it (at least 1), keeping a 1:10000 dynamic range.
+const weightScale = lb.MaxWeight
+
+// maxDrawAttempts bounds redraws of excluded candidates before the picker
+// falls back to a scan.
+const maxDrawAttempts = 4
+
+// Builder builds least loaded pickers. The zero value is ready to use.
+type Builder struct{}
+
+var _ lb.Builder = Builder{}
+
+// Name implements lb.Builder.
+func (Builder) Name() string { return Name }
+
+// Build implements lb.Builder.
+func (Builder) Build(eps []*lb.Endpoint, cfg lb.Config) lb.Picker { return New(eps, cfg) }
+
+// Picker is a least loaded picker over a fixed endpoint set. Pick is safe
+// for concurrent use and never blocks; it allocates only when it
+// recomputes the weights, at most once per WeightUpdatePeriod.
+type Picker struct {
+	eps []*lb.Endpoint
+	cfg lb.LeastLoadedConfig
+
+	// snap is the current weights; replaced when older than
+	// cfg.WeightUpdatePeriod by the Pick that wins mu.TryLock.
+	snap atomic.Pointer[snapshot]
+	// mu serialises rebuilds; Pick never waits on it.
+	mu sync.Mutex
+}
+
+// snapshot is an immutable set of weights, parallel to Picker.eps.
+type snapshot struct {
+	at      int64 // unix nanoseconds
+	weights []uint32
+	sampler *wrand.Sampler
+}
+
+// New returns a picker over the eligible endpoints of eps.
+func New(eps []*lb.Endpoint, cfg lb.Config) *Picker {
+	elig, _ := lb.Eligible(eps, cfg.PanicThreshold)
+	p := &Picker{eps: elig, cfg: cfg.LeastLoaded.WithDefaults()}
+	p.snap.Store(p.build(timeNow()))
+	return p
+}
+
+// Weights returns the integer weights the picker currently samples by,
+// parallel to the eligible endpoints, for /clusters and tests. The slice
+// must not be modified.
+func (p *Picker) Weights() []uint32 { return p.current(timeNow()).weights }
+
+// Pick implements lb.Picker: the endpoint with fewer requests in flight of
+// ChoiceCount candidates drawn in proportion to the reported weights, ties
+// broken at random, avoiding excluded addresses while another exists.
+func (p *Picker) Pick(info *lb.PickInfo) (*lb.Endpoint, error) {
+	if len(p.eps) == 0 {
+		return nil, lb.ErrNoEndpoint
+	}
+	if !info.HasExclusions() {
+		info = nil
+	}
+	s := p.current(timeNow())
+	if i := p.draw(s, info); i >= 0 {
+		return p.eps[i], nil
+	}
+	for _, e := range p.eps { // every draw excluded: the first that is not
+		if !info.IsExcluded(e.Address) {
+			return e, nil
+		}
+	}
+	return p.eps[s.sampler.Index(randUint64())], nil
+}
+
+// current returns the weights, rebuilding them when they are older than
+// the update period and no other Pick is rebuilding.
+func (p *Picker) current(now time.Time) *snapshot {
+	s := p.snap.Load()
+	if now.UnixNano()-s.at < int64(p.cfg.WeightUpdatePeriod) || !p.mu.TryLock() {
+		return s
+	}
+	defer p.mu.Unlock()
+	if s = p.snap.Load(); now.UnixNano()-s.at < int64(p.cfg.WeightUpdatePeriod) {
+		return s
+	}
+	s = p.build(now)
+	p.snap.Store(s)
+	return s
+}
+
+// build computes weights at now (gRFC A58): each endpoint's ORCA weight;
+// endpoints without one (no report yet, in blackout, expired) take the
+// mean of the others; with no weight at all, the static weights.
+func (p *Picker) build(now time.Time) *snapshot {
+	raw := make([]float64, len(p.eps))
+	var sum, maxW float64
+	n := 0
+	for i, e := range p.eps {
+		if w := e.Load.ORCAWeight(now, p.cfg); w > 0 {
+			raw[i] = w
+			sum += w
+			maxW = max(maxW, w)
+			n++
+		}
+	}
+	ws := make([]uint32, len(p.eps))
+	for i, e := range p.eps {
+		switch {
+		case n == 0:
+			ws[i] = e.EffectiveWeight()
+			continue
+		case raw[i] == 0:
+			raw[i] = sum / float64(n)
+		}
+		ws[i] = uint32(max(1, raw[i]/maxW*weightScale))
+	}
+	return &snapshot{at: now.UnixNano(), weights: ws, sampler: wrand.New(ws)}
+}
+
+// draw returns the index with the fewest requests in flight among
+// ChoiceCount weighted candidates (redrawing excluded ones a few times),
+// or -1.
+func (p *Picker) draw(s *snapshot, info *lb.PickInfo) int {
+	best, ties := -1, 0
+	var bestLoad int64
+	for c, attempts := 0, 0; c < p.cfg.ChoiceCount && attempts < p.cfg.ChoiceCount+maxDrawAttempts; attempts++ {
+		i := s.sampler.Index(randUint64())
+		e := p.eps[i]
+		if info.IsExcluded(e.Address) {
+			continue
+		}
+		c++
+		switch l := e.InFlight(); {
+		case best < 0 || l < bestLoad:
+			best, bestLoad, ties = i, l, 1
+		case l == bestLoad:
+			ties++
+			if wrand.Intn(randUint64(), ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return best
+}

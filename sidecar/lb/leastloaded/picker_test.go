@@ -1,0 +1,140 @@
+package leastloaded
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/shoal-mesh/shoal/sidecar/lb"
+	"github.com/shoal-mesh/shoal/sidecar/lb/internal/lbtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// clock replaces timeNow with a settable clock for one test.
+func clock(t *testing.T) *time.Time {
+	t.Helper()
+	now := time.Unix(1000, 0)
+	old := timeNow
+	timeNow = func() time.Time { return now }
+	t.Cleanup(func() { timeNow = old })
+	return &now
+}
+
+func cfg() lb.Config {
+	c := lb.DefaultConfig()
+	c.LeastLoaded = lb.LeastLoadedConfig{BlackoutPeriod: 10 * time.Second, WeightExpirationPeriod: time.Minute, WeightUpdatePeriod: time.Second}
+	return c
+}
+
+// report has endpoint e report utilization u at qps at now.
+func report(e *lb.Endpoint, now time.Time, u, qps float64) {
+	e.ReportLoad(lb.LoadReport{ApplicationUtilization: u, QPS: qps}, now)
+}
+
+func TestPickFollowsReportedLoad(t *testing.T) {
+	now := clock(t)
+	eps := lbtest.Equal(3)
+	p := New(eps, cfg())
+	// The same traffic (100 rps) costs endpoint 2 four times the event loop.
+	for _, e := range eps[:2] {
+		report(e, *now, 0.2, 100)
+	}
+	report(eps[2], *now, 0.8, 100)
+
+	got := lbtest.Count(t, p, 9000, nil)
+	t.Run("no effect during the blackout", func(t *testing.T) {
+		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 1.0 / 3, lbtest.Addr(1): 1.0 / 3, lbtest.Addr(2): 1.0 / 3}, 9000, 0.03)
+	})
+
+	*now = now.Add(11 * time.Second)
+	for _, e := range eps[:2] {
+		report(e, *now, 0.2, 100)
+	}
+	report(eps[2], *now, 0.8, 100)
+	got = lbtest.Count(t, p, 9000, nil)
+	t.Run("weights 4:4:1 after it", func(t *testing.T) {
+		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 4.0 / 9, lbtest.Addr(1): 4.0 / 9, lbtest.Addr(2): 1.0 / 9}, 9000, 0.03)
+	})
+	if w := p.Weights(); w[0] != lb.MaxWeight || w[2] != lb.MaxWeight/4 {
+		t.Errorf("weights = %v, want [%d %d %d]", w, lb.MaxWeight, lb.MaxWeight, lb.MaxWeight/4)
+	}
+
+	*now = now.Add(2 * time.Minute)
+	got = lbtest.Count(t, p, 9000, nil)
+	t.Run("even again once the reports expire", func(t *testing.T) {
+		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 1.0 / 3, lbtest.Addr(1): 1.0 / 3, lbtest.Addr(2): 1.0 / 3}, 9000, 0.03)
+	})
+}
+
+func TestEndpointWithoutReportTakesTheMean(t *testing.T) {
+	now := clock(t)
+	eps := lbtest.Equal(3)
+	report(eps[0], *now, 0.1, 100) // weight 1000
+	report(eps[1], *now, 0.5, 100) // weight 200
+	*now = now.Add(11 * time.Second)
+	p := New(eps, cfg())
+	// Endpoint 2 has no report: the mean, 600. Shares 1000:200:600.
+	got := lbtest.Count(t, p, 9000, nil)
+	lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 10.0 / 18, lbtest.Addr(1): 2.0 / 18, lbtest.Addr(2): 6.0 / 18}, 9000, 0.03)
+}
+
+func TestPickPrefersFewerInFlight(t *testing.T) {
+	clock(t)
+	eps := lbtest.Equal(2)
+	p := New(eps, cfg())
+	for range 5 {
+		eps[0].Begin()
+	}
+	defer func() {
+		for range 5 {
+			eps[0].End()
+		}
+	}()
+	// Two equal weights: endpoint 0 is taken only when both candidates
+	// are endpoint 0, a quarter of the picks.
+	got := lbtest.Count(t, p, 8000, nil)
+	lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 0.25, lbtest.Addr(1): 0.75}, 8000, 0.03)
+}
+
+func TestPickAvoidsExcluded(t *testing.T) {
+	clock(t)
+	eps := lbtest.Equal(3)
+	p := New(eps, cfg())
+	var info lb.PickInfo
+	info.Exclude(lbtest.Addr(0))
+	info.Exclude(lbtest.Addr(1))
+	for range 100 {
+		if e, _ := p.Pick(&info); e.Address != lbtest.Addr(2) {
+			t.Fatalf("Pick = %s, want the only endpoint not excluded", e.Address)
+		}
+	}
+	info.Exclude(lbtest.Addr(2))
+	if _, err := p.Pick(&info); err != nil {
+		t.Errorf("Pick with everything excluded: %v, want an excluded endpoint", err)
+	}
+}
+
+func TestPickUnhealthyAndEmpty(t *testing.T) {
+	clock(t)
+	if _, err := New(nil, cfg()).Pick(nil); err != lb.ErrNoEndpoint {
+		t.Errorf("Pick on no endpoints: %v, want ErrNoEndpoint", err)
+	}
+	eps := lbtest.Equal(3)
+	eps[1].Healthy = false
+	got := lbtest.Count(t, New(eps, cfg()), 1000, nil)
+	if got[lbtest.Addr(1)] != 0 {
+		t.Errorf("unhealthy endpoint picked %d times", got[lbtest.Addr(1)])
+	}
+}
+
+func TestPickDoesNotAllocate(t *testing.T) {
+	clock(t)
+	p := New(lbtest.Equal(4), cfg())
+	if n := testing.AllocsPerRun(1000, func() { p.Pick(nil) }); n != 0 {
+		t.Errorf("Pick allocates %v times between weight updates", n)
+	}
+}
+
+func BenchmarkPick(b *testing.B) { lbtest.BenchmarkPick(b, Builder{}, false) }
