@@ -125,9 +125,13 @@ type Config struct {
 type Logger struct {
 	cfg Config
 	// mu guards buf.
-	mu      sync.Mutex
-	buf     []byte
-	spare   []byte        // Run's write buffer, swapped with buf
+	mu    sync.Mutex
+	buf   []byte
+	spare []byte // Run's write buffer, swapped with buf
+	// sec and secText cache the formatted start time's second (mu):
+	// formatting a time costs more than the rest of a line.
+	sec     int64
+	secText []byte
 	wake    chan struct{} // a line filled half the buffer: write now
 	dropped atomic.Uint64
 	done    chan struct{} // closed when Run returns
@@ -156,10 +160,11 @@ func (l *Logger) Log(e *Entry) {
 		l.dropped.Add(1)
 		return
 	}
+	ts := l.timestamp(e.Start)
 	if l.cfg.Format == JSON {
-		l.buf = appendJSON(l.buf, e)
+		l.buf = appendJSON(l.buf, e, ts)
 	} else {
-		l.buf = appendText(l.buf, e)
+		l.buf = appendText(l.buf, e, ts)
 	}
 	full := len(l.buf) >= l.cfg.MaxBuffer/2
 	l.mu.Unlock()
@@ -200,8 +205,27 @@ func (l *Logger) flush() {
 	l.spare = out[:0]
 }
 
-func appendTime(dst []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+// timestamp returns t's second formatted (cached per second) and its
+// milliseconds; l.mu is held.
+func (l *Logger) timestamp(t time.Time) stamp {
+	t = t.UTC()
+	if sec := t.Unix(); sec != l.sec || l.secText == nil {
+		l.sec = sec
+		l.secText = t.AppendFormat(l.secText[:0], "2006-01-02T15:04:05.")
+	}
+	return stamp{second: l.secText, millis: t.Nanosecond() / 1e6}
+}
+
+// stamp is a start time ready to append.
+type stamp struct {
+	second []byte // "2006-01-02T15:04:05."
+	millis int
+}
+
+func appendTime(dst []byte, ts stamp) []byte {
+	dst = append(dst, ts.second...)
+	m := ts.millis
+	return append(dst, byte('0'+m/100), byte('0'+m/10%10), byte('0'+m%10), 'Z')
 }
 
 func appendDuration(dst []byte, d time.Duration) []byte {
@@ -261,9 +285,9 @@ const hex = "0123456789abcdef"
 // %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
 // %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%"
 // "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"
-func appendText(dst []byte, e *Entry) []byte {
+func appendText(dst []byte, e *Entry, ts stamp) []byte {
 	dst = append(dst, '[')
-	dst = appendTime(dst, e.Start)
+	dst = appendTime(dst, ts)
 	dst = append(dst, "] \""...)
 	dst = appendField(dst, e.Method)
 	dst = append(dst, ' ')
@@ -326,9 +350,9 @@ func ms(d time.Duration) int64 {
 }
 
 // appendJSON appends e as one JSON object (see JSON).
-func appendJSON(dst []byte, e *Entry) []byte {
+func appendJSON(dst []byte, e *Entry, ts stamp) []byte {
 	dst = append(dst, `{"start_time":"`...)
-	dst = appendTime(dst, e.Start)
+	dst = appendTime(dst, ts)
 	dst = append(dst, '"')
 	dst = appendJSONString(dst, "method", e.Method)
 	dst = appendJSONString(dst, "path", e.Path)

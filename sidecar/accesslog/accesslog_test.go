@@ -26,7 +26,7 @@ func entry() *Entry {
 }
 
 func TestTextIsEnvoysDefaultFormat(t *testing.T) {
-	got := string(appendText(nil, entry()))
+	got := string(appendText(nil, entry(), New(Config{}).timestamp(entry().Start)))
 	want := `[2026-12-07T05:40:12.345Z] "GET /api/orders?id=7 HTTP/1.1" 503 UH,URX 0 19 3 - "10.0.0.7" "curl/8.5.0" "abc" "orders" "127.0.0.1:3001"` + "\n"
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
@@ -37,7 +37,7 @@ func TestFieldsCannotForgeALine(t *testing.T) {
 	e := entry()
 	e.UserAgent = []byte("evil\"\n[2026-01-01] \"GET / HTTP/1.1\" 200\xff")
 	e.Path = nil
-	got := string(appendText(nil, e))
+	got := string(appendText(nil, e, New(Config{}).timestamp(e.Start)))
 	if strings.Count(got, "\n") != 1 {
 		t.Fatalf("one entry made several lines: %q", got)
 	}
@@ -49,7 +49,7 @@ func TestFieldsCannotForgeALine(t *testing.T) {
 func TestJSONParses(t *testing.T) {
 	e := entry()
 	e.UserAgent = []byte("a \"quoted\" agent\t")
-	line := appendJSON(nil, e)
+	line := appendJSON(nil, e, New(Config{}).timestamp(e.Start))
 	var m map[string]any
 	if err := json.Unmarshal(line, &m); err != nil {
 		t.Fatalf("%s: %v", line, err)
@@ -113,5 +113,34 @@ func TestLogDoesNotAllocate(t *testing.T) {
 	e := entry()
 	if n := testing.AllocsPerRun(1000, func() { l.Log(e) }); n > 0 {
 		t.Errorf("Log allocates %v times per line", n)
+	}
+}
+
+func BenchmarkLog(b *testing.B) {
+	l := New(Config{W: &bytes.Buffer{}, MaxBuffer: 1 << 30})
+	e := entry()
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Log(e)
+		if len(l.buf) > 1<<20 {
+			l.buf = l.buf[:0]
+		}
+	}
+}
+
+func TestTimestampCacheFollowsTheSecond(t *testing.T) {
+	l := New(Config{})
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Date(2026, 12, 7, 5, 40, 12, 5e6, time.UTC), "2026-12-07T05:40:12.005Z"},
+		{time.Date(2026, 12, 7, 5, 40, 12, 999e6, time.UTC), "2026-12-07T05:40:12.999Z"},
+		{time.Date(2026, 12, 7, 5, 40, 13, 0, time.UTC), "2026-12-07T05:40:13.000Z"},
+		{time.Date(2026, 12, 7, 6, 40, 13, 120e6, time.FixedZone("CET", 3600)), "2026-12-07T05:40:13.120Z"},
+	} {
+		if got := string(appendTime(nil, l.timestamp(tc.t))); got != tc.want {
+			t.Errorf("%v: %s, want %s", tc.t, got, tc.want)
+		}
 	}
 }
