@@ -32,7 +32,11 @@ func TestGossipPartitionNetns(t *testing.T) {
 	cp := p.A.Start(t, "controlplane", "--data-dir", t.TempDir(),
 		"--etcd-listen", "127.0.0.1:2379", "--etcd-peer-listen", "127.0.0.1:2380",
 		"--xds-listen", net.JoinHostPort(p.AddrA, cpXDS), "--api-listen", "127.0.0.1:"+cpAPI,
-		"--admin-listen", "127.0.0.1:"+cpAdmin, "--gossip-listen", net.JoinHostPort(p.AddrA, cpGossip))
+		"--admin-listen", "127.0.0.1:"+cpAdmin, "--gossip-listen", net.JoinHostPort(p.AddrA, cpGossip),
+		// A gossip test: the sidecars have no identity, so xDS beyond
+		// loopback stays plain here (secure by default refuses that
+		// without these two flags; TestAuthOffLoopback covers it).
+		"--xds-auth=off", "--insecure")
 	waitNetnsReady(t, p.A, cp, "127.0.0.1:"+cpAdmin)
 	seed := net.JoinHostPort(p.AddrA, cpGossip)
 	sidecar := func(ns *harness.Netns, id, addr string) *harness.Proc {
