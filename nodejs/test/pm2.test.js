@@ -128,7 +128,11 @@ test('a PM2 worker is <service>-<host>-<pm_id> and says ready only once register
     ['ready'],
   );
   assert.ok(keyAtReady, `${key} was not in etcd when PM2 was told ready:\n${w.output()}`);
-  assert.match(w.output(), new RegExp(`registered ${id} \\d+`));
+  // The IPC message may arrive before the worker's stdout does: wait for the line.
+  await waitFor(async () => new RegExp(`registered ${id} \\d+`).test(w.output()), {
+    timeoutMs: 15000,
+    what: "the worker's 'registered' line",
+  });
   w.child.kill('SIGKILL');
 });
 
