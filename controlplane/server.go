@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,7 +111,10 @@ func New(cfg Config) (_ *Server, err error) {
 
 func (s *Server) startEtcd() error {
 	endpoints := s.cfg.EtcdEndpoints
-	var clientTLS *tls.Config
+	clientTLS, err := s.cfg.externalEtcdTLS()
+	if err != nil {
+		return err
+	}
 	if len(endpoints) == 0 {
 		clientURL, peerURL, err := etcdURLs(s.cfg.EtcdListen, s.cfg.EtcdPeerListen)
 		if err != nil {
@@ -142,7 +144,7 @@ func (s *Server) startEtcd() error {
 		}
 		endpoints = []string{ec.ClientURL}
 	}
-	cli, err := etcdclient.NewTLS(endpoints, clientTLS)
+	cli, err := etcdclient.NewAuth(endpoints, clientTLS, s.cfg.EtcdUsername, s.cfg.EtcdPassword)
 	if err != nil {
 		return err
 	}
