@@ -2,6 +2,9 @@ package controlplane_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"os"
@@ -149,6 +152,37 @@ func TestEtcdTLSRequired(t *testing.T) {
 	defer cli.Close()
 	if r, err := cli.Get(ctx, "/shoal/v1/probe"); err != nil || len(r.Kvs) != 1 {
 		t.Fatalf("admin certificate Get: %v, %v", r, err)
+	}
+
+	// A workload SVID is a client certificate of the same CA, but holding
+	// web's identity must not open the registry: refused, nothing written.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := ca.SignSVID(spiffeid.RequireFromString("spiffe://shoal.local/ns/default/svc/web"), &key.PublicKey, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svid := tls.Certificate{Certificate: [][]byte{chain[0].Raw, chain[1].Raw}, PrivateKey: key}
+	before, err := srv.Client().Get(ctx, "/shoal/v1/probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wcli, err := clientv3.New(clientv3.Config{Endpoints: []string{a.Etcd}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{RootCAs: rootPool(t, dataDir), Certificates: []tls.Certificate{svid}}})
+	if err == nil {
+		wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = wcli.Put(wctx, "/shoal/v1/instances/web/rogue", `{"address":"10.6.6.6","port":80}`)
+		wcancel()
+		wcli.Close()
+		if err == nil {
+			t.Fatal("a workload SVID wrote to the embedded etcd")
+		}
+	}
+	after, err := srv.Client().Get(ctx, "/shoal/v1/probe")
+	if err != nil || after.Header.Revision != before.Header.Revision {
+		t.Fatalf("etcd revision %d -> %d (%v) after a refused workload write", before.Header.Revision, after.Header.Revision, err)
 	}
 }
 

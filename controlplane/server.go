@@ -133,7 +133,7 @@ func (s *Server) startEtcd() error {
 			if err != nil {
 				return fmt.Errorf("controlplane: etcd TLS: %w", err)
 			}
-			ec.TLS = &etcdserver.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile}
+			ec.TLS = &etcdserver.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile, AllowedCNs: identity.EtcdCommonNames}
 			ec.ClientURL, ec.PeerURL = "https"+strings.TrimPrefix(clientURL, "http"), "https"+strings.TrimPrefix(peerURL, "http")
 			clientTLS = t.Client
 			s.log.Info("embedded etcd serves TLS and requires client certificates of the mesh CA", "client_url", ec.ClientURL)
