@@ -14,10 +14,14 @@ COPY . .
 ARG VERSION=dev
 ARG COMMIT=
 ARG BUILD_DATE=
+# grpcnotrace leaves out grpc-go's golang.org/x/net/trace (grpc.EnableTracing,
+# which shoal never sets): its /debug/requests page links html/template's
+# executor, whose reflection keeps every exported method in the binary
+# (+2.4 MB mapped, +1.7 MiB of the sidecar's RSS; bench/rss.sh).
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     LDFLAGS="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.buildDate=${BUILD_DATE}" && \
     CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o /out/shoal ./cmd/shoal && \
-    CGO_ENABLED=0 go build -trimpath -tags shoal_slim -ldflags "$LDFLAGS" -o /out/shoal-sidecar ./cmd/shoal
+    CGO_ENABLED=0 go build -trimpath -tags shoal_slim,grpcnotrace -ldflags "$LDFLAGS" -o /out/shoal-sidecar ./cmd/shoal
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/shoal /shoal
