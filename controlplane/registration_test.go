@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -349,5 +350,39 @@ func TestRegisterJSONOverHTTPS(t *testing.T) {
 	// gRPC still works on the same port.
 	if _, err := shoalv1.NewRegistryServiceClient(mustConn(t, a.API, f.tlsConfig(web))).ListServices(ctx, &shoalv1.ListServicesRequest{}); err != nil {
 		t.Fatalf("gRPC ListServices on the API port: %v", err)
+	}
+}
+
+// Without authentication (the quick start's loopback control plane) the
+// API port takes the registration JSON in plain HTTP/1.1 from anyone, as
+// its plain etcd would, next to plain gRPC.
+func TestRegisterJSONPlainOnLoopback(t *testing.T) {
+	srv, _ := start(t)
+	waitReady(t, srv.Addrs().Admin)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	a := srv.Addrs()
+	body := `{"instance":{"id":"web-1","service":"web","address":"127.0.0.1","port":3001}}`
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+a.API+"/shoal.registry.v1.RegistryService/Register", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"lease_id"`) {
+		t.Fatalf("plain Register = %d %s, want 200 with a lease", resp.StatusCode, b)
+	}
+	if r, err := srv.Client().Get(ctx, "/shoal/v1/instances/web/web-1"); err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("etcd after plain Register: %v, %v", r, err)
+	}
+	conn, err := grpc.NewClient(a.API, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := shoalv1.NewRouteServiceClient(conn).ListRoutes(ctx, &shoalv1.ListRoutesRequest{}); err != nil {
+		t.Fatalf("plain gRPC on the same port: %v", err)
 	}
 }
