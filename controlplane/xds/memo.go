@@ -53,7 +53,8 @@ type shape struct {
 type serviceShape struct {
 	name  string
 	http2 bool
-	mtls  bool
+	// mtls: some instance is an mTLS endpoint; allMTLS: every one is.
+	mtls, allMTLS bool
 }
 
 type memoCLA struct {
@@ -71,7 +72,7 @@ func shapeOf(routes []*shoalv1.Route, policies []*shoalv1.AuthorizationPolicy, s
 	sh := shape{routes: routes, policies: policies, services: make([]serviceShape, 0, len(services)), trustDomain: trustDomain}
 	t := translator{services: services}
 	for _, name := range sortedKeys(services) {
-		sh.services = append(sh.services, serviceShape{name: name, http2: t.speaksHTTP2(name), mtls: t.hasMTLS(name)})
+		sh.services = append(sh.services, serviceShape{name: name, http2: t.speaksHTTP2(name), mtls: t.hasMTLS(name), allMTLS: t.allMTLS(name)})
 	}
 	return sh
 }

@@ -1,0 +1,79 @@
+package xds
+
+import (
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/shoal-mesh/shoal/registry"
+)
+
+// Proxyless clients get gRPC's security config (A29) for a service whose
+// instances are all mTLS endpoints, and none for a half-migrated one (a
+// gRPC client cannot choose TLS per endpoint, and one without a
+// certificate provider would NACK the cluster); Envoy keeps its
+// per-endpoint transport_socket_matches with SDS secrets.
+func TestTranslateGRPCSecurityConfig(t *testing.T) {
+	in := Input{Endpoints: []registry.Endpoint{
+		endpoint("greeter", "greeter-1", "10.0.2.1", 15006, registry.HealthHealthy, mtls(), grpcProto()),
+		endpoint("greeter", "greeter-2", "10.0.2.2", 15006, registry.HealthUnhealthy, mtls(), grpcProto()),
+		endpoint("orders", "orders-1", "10.0.0.1", 15006, registry.HealthHealthy, mtls()),
+		endpoint("orders", "orders-2", "10.0.0.2", 3001, registry.HealthHealthy),
+		endpoint("users", "users-1", "10.0.1.1", 3001, registry.HealthHealthy),
+	}}
+	for _, caps := range allProfiles {
+		t.Run(caps.Profile, func(t *testing.T) {
+			res, _ := Translate(in, caps)
+			if err := res.Check(); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]*clusterv3.Cluster{}
+			for _, r := range res.Clusters {
+				c := r.(*clusterv3.Cluster)
+				got[c.GetName()] = c
+			}
+			if caps.HTTPProxy {
+				for name, c := range got {
+					if c.GetTransportSocket() != nil {
+						t.Errorf("cluster %s: an HTTP proxy got a cluster-wide transport_socket", name)
+					}
+				}
+				if len(got["greeter"].GetTransportSocketMatches()) != 1 || len(got["orders"].GetTransportSocketMatches()) != 1 {
+					t.Errorf("Envoy clusters greeter and orders lost their transport_socket_matches")
+				}
+				return
+			}
+			for name, c := range got {
+				if len(c.GetTransportSocketMatches()) != 0 {
+					t.Errorf("cluster %s: gRPC NACKs transport_socket_matches", name)
+				}
+				if (c.GetTransportSocket() != nil) != (name == "greeter") {
+					t.Errorf("cluster %s: transport_socket %v, want one only for greeter (all instances mTLS)", name, c.GetTransportSocket())
+				}
+			}
+			ts := got["greeter"].GetTransportSocket()
+			if ts.GetName() != "envoy.transport_sockets.tls" {
+				t.Fatalf("transport socket %q", ts.GetName())
+			}
+			var up tlsv3.UpstreamTlsContext
+			if err := ts.GetTypedConfig().UnmarshalTo(&up); err != nil {
+				t.Fatal(err)
+			}
+			if err := up.ValidateAll(); err != nil {
+				t.Fatalf("UpstreamTlsContext.ValidateAll() = %v", err)
+			}
+			common := up.GetCommonTlsContext()
+			vc := common.GetValidationContext()
+			switch {
+			case common.GetTlsParams() != nil || len(common.GetTlsCertificateSdsSecretConfigs()) != 0:
+				t.Errorf("gRPC NACKs tls_params and SDS secret configs: %v", common)
+			case common.GetTlsCertificateProviderInstance().GetInstanceName() != CertProviderInstance,
+				vc.GetCaCertificateProviderInstance().GetInstanceName() != CertProviderInstance:
+				t.Errorf("certificate provider instances: %v, want %q for identity and root", common, CertProviderInstance)
+			case len(vc.GetMatchSubjectAltNames()) != 1 || vc.GetMatchSubjectAltNames()[0].GetExact() != "spiffe://shoal.local/ns/default/svc/greeter": //nolint:staticcheck // gRPC reads only this field
+				t.Errorf("SAN matchers %v, want greeter's SPIFFE ID exactly", vc.GetMatchSubjectAltNames()) //nolint:staticcheck // as above
+			}
+		})
+	}
+}
