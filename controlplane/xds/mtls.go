@@ -9,6 +9,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/shoal-mesh/shoal/identity/grpcbootstrap"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -91,7 +92,7 @@ func (t *translator) mtlsMatches(svc string) []*clusterv3.Cluster_TransportSocke
 // SDS secrets. The file_watcher plugin ignores the names; other providers
 // may not.
 const (
-	CertProviderInstance = "shoal"
+	CertProviderInstance = grpcbootstrap.CertProviderInstance
 	certNameIdentity     = sdsCertName
 	certNameRoot         = sdsRootName
 )
