@@ -1,10 +1,14 @@
 package xds
 
 import (
+	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/shoal-mesh/shoal/registry"
 )
@@ -73,6 +77,65 @@ func TestTranslateGRPCSecurityConfig(t *testing.T) {
 				t.Errorf("certificate provider instances: %v, want %q for identity and root", common, CertProviderInstance)
 			case len(vc.GetMatchSubjectAltNames()) != 1 || vc.GetMatchSubjectAltNames()[0].GetExact() != "spiffe://shoal.local/ns/default/svc/greeter": //nolint:staticcheck // gRPC reads only this field
 				t.Errorf("SAN matchers %v, want greeter's SPIFFE ID exactly", vc.GetMatchSubjectAltNames()) //nolint:staticcheck // as above
+			}
+		})
+	}
+}
+
+// Proxyless gRPC servers (A36) registered with protocol grpc and tls mtls
+// get a listener named after their address, requiring client certificates
+// from the certificate provider; HTTP proxies never get it.
+func TestTranslateGRPCServerListener(t *testing.T) {
+	in := Input{Endpoints: []registry.Endpoint{
+		endpoint("echo", "echo-1", "10.0.3.1", 50051, registry.HealthHealthy, mtls(), grpcProto()),
+		endpoint("echo", "echo-2", "::1", 50051, registry.HealthHealthy, mtls(), grpcProto()),
+		endpoint("plain", "plain-1", "10.0.3.2", 50051, registry.HealthHealthy, grpcProto()),
+		endpoint("web", "web-1", "10.0.3.3", 15006, registry.HealthHealthy, mtls()),
+	}}
+	for _, caps := range allProfiles {
+		t.Run(caps.Profile, func(t *testing.T) {
+			res, _ := Translate(in, caps)
+			if err := res.Check(); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]*listenerv3.Listener{}
+			for _, r := range res.Listeners {
+				l := r.(*listenerv3.Listener)
+				if strings.HasPrefix(l.GetName(), GRPCServerListenerPrefix) {
+					got[l.GetName()] = l
+				}
+			}
+			want := []string{GRPCServerListenerPrefix + "10.0.3.1:50051", GRPCServerListenerPrefix + "[::1]:50051"}
+			if caps.HTTPProxy {
+				want = nil
+			}
+			if diff := cmp.Diff(want, sortedKeys(got), cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("server listeners (-want +got):\n%s", diff)
+			}
+			for name, l := range got {
+				if a := l.GetAddress().GetSocketAddress(); a.GetPortValue() != 50051 || (a.GetAddress() != "10.0.3.1" && a.GetAddress() != "::1") {
+					t.Errorf("%s: address %v", name, a)
+				}
+				fc := l.GetFilterChains()[0]
+				var down tlsv3.DownstreamTlsContext
+				if err := fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&down); err != nil {
+					t.Fatal(err)
+				}
+				if err := down.ValidateAll(); err != nil {
+					t.Fatalf("%s: DownstreamTlsContext.ValidateAll() = %v", name, err)
+				}
+				if !down.GetRequireClientCertificate().GetValue() ||
+					down.GetCommonTlsContext().GetTlsCertificateProviderInstance().GetInstanceName() != CertProviderInstance ||
+					down.GetCommonTlsContext().GetValidationContext().GetCaCertificateProviderInstance().GetInstanceName() != CertProviderInstance {
+					t.Errorf("%s: DownstreamTlsContext %v, want client certificates required, both from %q", name, &down, CertProviderInstance)
+				}
+				hcm, err := listenerManager(l)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()[0]; r.GetNonForwardingAction() == nil {
+					t.Errorf("%s: route %v, want non_forwarding_action (A36)", name, r)
+				}
 			}
 		})
 	}

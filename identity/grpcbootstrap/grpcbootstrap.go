@@ -9,7 +9,9 @@
 //     claiming another), a locality zone (grpc-js requires one);
 //   - certificate_providers: the instance CertProviderInstance, a
 //     file_watcher of the same files, which the control plane names in the
-//     security config of mTLS clusters (gRFC A29).
+//     security config of mTLS clusters and server listeners (gRFC A29);
+//   - server_listener_resource_name_template, for xDS-enabled gRPC servers
+//     (gRFC A36).
 //
 // The files are read again every RefreshInterval, so rotation needs no
 // restart of the gRPC process.
@@ -27,6 +29,12 @@ import (
 // control plane puts in the security config of proxyless clusters; the
 // bootstrap must define it.
 const CertProviderInstance = "shoal"
+
+// ServerListenerPrefix starts the name of the listener a proxyless gRPC
+// server (gRFC A36) subscribes to; the bootstrap's
+// server_listener_resource_name_template is it followed by %s, the
+// server's listening IP:port.
+const ServerListenerPrefix = "grpc/server?xds.resource.listening_address="
 
 // DefaultRefreshInterval is how often gRPC reads the files again. It is
 // well under half of any SVID lifetime the control plane accepts, so a
@@ -56,9 +64,10 @@ type Config struct {
 
 type (
 	bootstrap struct {
-		XDSServers           []xdsServer         `json:"xds_servers"`
-		Node                 node                `json:"node"`
-		CertificateProviders map[string]provider `json:"certificate_providers"`
+		XDSServers                         []xdsServer         `json:"xds_servers"`
+		Node                               node                `json:"node"`
+		CertificateProviders               map[string]provider `json:"certificate_providers"`
+		ServerListenerResourceNameTemplate string              `json:"server_listener_resource_name_template"`
 	}
 	xdsServer struct {
 		ServerURI      string         `json:"server_uri"`
@@ -124,8 +133,9 @@ func Marshal(c Config) ([]byte, error) {
 			ChannelCreds:   []channelCreds{{Type: "tls", Config: f}},
 			ServerFeatures: []string{"xds_v3"},
 		}},
-		Node:                 node{ID: c.NodeID, Cluster: c.Service, Locality: map[string]string{"zone": c.Zone}},
-		CertificateProviders: map[string]provider{CertProviderInstance: {PluginName: "file_watcher", Config: f}},
+		Node:                               node{ID: c.NodeID, Cluster: c.Service, Locality: map[string]string{"zone": c.Zone}},
+		CertificateProviders:               map[string]provider{CertProviderInstance: {PluginName: "file_watcher", Config: f}},
+		ServerListenerResourceNameTemplate: ServerListenerPrefix + "%s",
 	}
 	return json.MarshalIndent(b, "", "  ")
 }

@@ -29,8 +29,9 @@ func TestMarshal(t *testing.T) {
 			"channel_creds":   []any{map[string]any{"type": "tls", "config": files}},
 			"server_features": []any{"xds_v3"},
 		}},
-		"node":                  map[string]any{"id": "web", "cluster": "web", "locality": map[string]any{"zone": "local"}},
-		"certificate_providers": map[string]any{"shoal": map[string]any{"plugin_name": "file_watcher", "config": files}},
+		"node":                                   map[string]any{"id": "web", "cluster": "web", "locality": map[string]any{"zone": "local"}},
+		"certificate_providers":                  map[string]any{"shoal": map[string]any{"plugin_name": "file_watcher", "config": files}},
+		"server_listener_resource_name_template": "grpc/server?xds.resource.listening_address=%s",
 	}
 	var m map[string]any
 	if err := json.Unmarshal(got, &m); err != nil {
