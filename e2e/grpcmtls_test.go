@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +17,14 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	xdscreds "google.golang.org/grpc/credentials/xds"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	_ "google.golang.org/grpc/xds" // the xds:/// resolver, reading GRPC_XDS_BOOTSTRAP
+	"google.golang.org/grpc/xds" // the xds:/// resolver and server, reading GRPC_XDS_BOOTSTRAP
 
 	"github.com/shoal-mesh/shoal/e2e/harness"
+	"github.com/shoal-mesh/shoal/registry"
 )
 
 // grpcXDSClientEnv makes the e2e test binary a grpc-go proxyless client
@@ -34,12 +37,59 @@ import (
 // bootstrap are per process.
 const grpcXDSClientEnv = "SHOAL_E2E_GRPC_XDS_CLIENT"
 
+// grpcXDSServerEnv makes the e2e test binary an xDS-enabled grpc-go server
+// (gRFC A36) instead: it serves the gRPC health service on the address in
+// it with xDS server credentials, its listener (and mTLS config) from the
+// control plane through GRPC_XDS_BOOTSTRAP, and answers with x-backend
+// (SHOAL_E2E_GRPC_ID) and x-seen-peer, the caller certificate's URI SAN.
+const grpcXDSServerEnv = "SHOAL_E2E_GRPC_XDS_SERVER"
+
+func serveGRPCXDSServer(addr string) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
+	if err != nil {
+		fail(err)
+	}
+	id := os.Getenv("SHOAL_E2E_GRPC_ID")
+	srv, err := xds.NewGRPCServer(grpc.Creds(creds), grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		caller := ""
+		if p, ok := peer.FromContext(ctx); ok {
+			caller = certURI(p.AuthInfo)
+		}
+		grpc.SetHeader(ctx, metadata.Pairs("x-backend", id, "x-seen-peer", caller))
+		return h(ctx, req)
+	}))
+	if err != nil {
+		fail(err)
+	}
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fail(err)
+	}
+	srv.Serve(l)
+	os.Exit(0)
+}
+
+// certURI is the URI SAN of the peer's certificate, "" without TLS.
+func certURI(ai credentials.AuthInfo) string {
+	ti, ok := ai.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 || len(ti.State.PeerCertificates[0].URIs) == 0 {
+		return ""
+	}
+	return ti.State.PeerCertificates[0].URIs[0].String()
+}
+
 type grpcXDSResult struct {
 	OK       bool   `json:"ok"`
 	Calls    int    `json:"calls"`
 	Backend  string `json:"backend"`
-	XFCC     string `json:"xfcc"`     // what the backend app received
-	PeerURI  string `json:"peer_uri"` // the server certificate's URI SAN
+	XFCC     string `json:"xfcc"`      // what the backend app received
+	SeenPeer string `json:"seen_peer"` // the client identity an xDS server saw
+	PeerURI  string `json:"peer_uri"`  // the server certificate's URI SAN
 	LastErr  string `json:"last_err"`
 	TimedOut bool   `json:"timed_out"`
 }
@@ -83,9 +133,8 @@ func runGRPCXDSClient(target string) {
 			res.OK = true
 			res.Backend = strings.Join(md.Get("x-backend"), ",")
 			res.XFCC = strings.Join(md.Get("x-seen-xfcc"), ",")
-			if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 && len(ti.State.PeerCertificates[0].URIs) > 0 {
-				res.PeerURI = ti.State.PeerCertificates[0].URIs[0].String()
-			}
+			res.SeenPeer = strings.Join(md.Get("x-seen-peer"), ",")
+			res.PeerURI = certURI(p.AuthInfo)
 			return
 		}
 		res.LastErr = err.Error()
@@ -123,17 +172,31 @@ func runProxylessClient(t *testing.T, bootstrap, target, wantErr string, d time.
 // Issue 13 (proxyless gRPC) and issue 14 (xDS for proxyless clients): a
 // grpc-go client with xDS credentials takes its identity from the files
 // `shoal identity fetch` keeps fresh, subscribes to xDS over mTLS with it
-// (--xds-auth=required binds the stream to its service), and calls a gRPC
-// backend behind a sidecar whose inbound takes mTLS only: the control
-// plane sends the client gRPC's security config (certificate provider
-// instance "shoal", the backend's SPIFFE ID as the required SAN), the call
-// succeeds, and the backend sees the client's identity in XFCC. A client
-// whose bootstrap has no certificate provider, and one whose certificate
-// comes from another CA, get no answer from the backend.
+// (--xds-auth=required binds the stream to its service), and calls two
+// mTLS-only backends: greeter, a grpc-go app behind a sidecar with an
+// identity (the app sees the caller in XFCC), and echo, an xDS-enabled
+// grpc-go server (gRFC A36) that gets its listener and mTLS config from
+// the control plane and its certificate from `shoal identity fetch` too
+// (it sees the caller's certificate). The control plane sends the client
+// gRPC's security config (certificate provider instance "shoal", the
+// backend's SPIFFE ID as the required SAN). A client whose bootstrap has
+// no certificate provider, one whose node claims another service and one
+// whose certificate comes from another CA get no answer.
 func TestProxylessGRPCWithMTLS(t *testing.T) {
 	t.Parallel()
 	cp := harness.StartControlPlane(t, "--xds-auth=required")
 	tokDir := t.TempDir()
+	fetch := func(service string) (dir, bootstrap string) {
+		dir = t.TempDir()
+		bootstrap = filepath.Join(dir, "bootstrap.json")
+		harness.Start(t, harness.Binary(t), nil, "identity", "fetch", "--xds", cp.XDS,
+			"--join-token-file", createToken(t, cp, tokDir, service), "--out", dir, "--grpc-bootstrap", bootstrap)
+		harness.Eventually(t, harness.DefaultTimeout, service+"'s gRPC bootstrap", func() bool {
+			_, err := os.Stat(bootstrap)
+			return err == nil
+		})
+		return dir, bootstrap
+	}
 
 	// greeter: a grpc-go backend behind a sidecar with an identity.
 	appPort := harness.FreePort(t)
@@ -145,15 +208,32 @@ func TestProxylessGRPCWithMTLS(t *testing.T) {
 			"--join-token-file", createToken(t, cp, tokDir, "greeter")},
 	})
 
-	// web: a proxyless client; shoal identity fetch keeps its files and
-	// writes its bootstrap.
-	dir := t.TempDir()
-	bootstrap := filepath.Join(dir, "bootstrap.json")
-	harness.Start(t, harness.Binary(t), nil, "identity", "fetch", "--xds", cp.XDS,
-		"--join-token-file", createToken(t, cp, tokDir, "web"), "--out", dir, "--grpc-bootstrap", bootstrap)
-	harness.Eventually(t, harness.DefaultTimeout, "the gRPC bootstrap", func() bool {
-		_, err := os.Stat(bootstrap)
-		return err == nil
+	// echo: an xDS-enabled grpc-go server with its own identity,
+	// registered as an mTLS gRPC endpoint.
+	_, echoBootstrap := fetch("echo")
+	echoPort := harness.FreePort(t)
+	harness.Start(t, os.Args[0], []string{grpcXDSServerEnv + "=" + fmt.Sprintf("127.0.0.1:%d", echoPort),
+		"SHOAL_E2E_GRPC_ID=echo-1", "GRPC_XDS_BOOTSTRAP=" + echoBootstrap})
+	ctx, cancel := context.WithTimeout(t.Context(), harness.DefaultTimeout)
+	_, err := cp.EtcdClient(t).Do(ctx, harness.PutInstance(t, registry.Instance{
+		ID: "echo-1", Service: "echo", Address: "127.0.0.1", Port: echoPort, Protocol: registry.ProtocolGRPC, TLS: registry.TLSMutual,
+	}))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// web: a proxyless client.
+	dir, bootstrap := fetch("web")
+
+	t.Run("an xDS-enabled gRPC server takes its mTLS config from the control plane and sees the client's identity", func(t *testing.T) {
+		res := runProxylessClient(t, bootstrap, "xds:///echo", "", harness.DefaultTimeout)
+		if !res.OK {
+			t.Fatalf("no call succeeded: %+v", res)
+		}
+		if res.Backend != "echo-1" || res.SeenPeer != webID || res.PeerURI != "spiffe://shoal.local/ns/default/svc/echo" {
+			t.Fatalf("backend %q saw caller %q, server identity %q; want echo-1, %s, echo's SPIFFE ID", res.Backend, res.SeenPeer, res.PeerURI, webID)
+		}
 	})
 
 	t.Run("a grpc-go client with xDS credentials reaches the mTLS backend, which sees its identity", func(t *testing.T) {
@@ -205,7 +285,7 @@ func TestProxylessGRPCWithMTLS(t *testing.T) {
 		}
 	})
 
-	t.Run("a client with another CA's certificate is refused by the backend's sidecar", func(t *testing.T) {
+	t.Run("a client with another CA's certificate is refused by the backends", func(t *testing.T) {
 		// The xDS stream keeps web's real SVID; the data plane gets an
 		// impostor's certificate for web's SPIFFE ID from another CA.
 		foreign := t.TempDir()
@@ -231,11 +311,16 @@ func TestProxylessGRPCWithMTLS(t *testing.T) {
 		raw, _ = json.Marshal(b)
 		impostor := filepath.Join(foreign, "bootstrap.json")
 		os.WriteFile(impostor, raw, 0o644)
-		// The sidecar refuses the certificate with a TLS alert the client
-		// reads as the server's first bytes.
-		res := runProxylessClient(t, impostor, "xds:///greeter", `remote error: tls: (bad certificate|unknown certificate authority)`, harness.DefaultTimeout)
-		if res.OK || res.TimedOut {
-			t.Fatalf("want the backend's sidecar to refuse a client certificate from another CA: %+v", res)
+		// The sidecar and the xDS server refuse the certificate with a TLS
+		// alert the client reads as the server's first bytes (some
+		// attempts see the closed connection first: "broken pipe"). The
+		// grpc-go server names its CAs in its certificate request, so the
+		// client does not even send a certificate of another CA.
+		for _, target := range []string{"xds:///greeter", "xds:///echo"} {
+			res := runProxylessClient(t, impostor, target, `remote error: tls: (bad certificate|unknown certificate authority|certificate required)`, harness.DefaultTimeout)
+			if res.OK || res.TimedOut {
+				t.Fatalf("%s: want the backend to refuse a client certificate from another CA: %+v", target, res)
+			}
 		}
 	})
 }
