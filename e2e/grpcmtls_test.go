@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +62,7 @@ func serveGRPCXDSServer(addr string) {
 		if p, ok := peer.FromContext(ctx); ok {
 			caller = certURI(p.AuthInfo)
 		}
-		grpc.SetHeader(ctx, metadata.Pairs("x-backend", id, "x-seen-peer", caller))
+		grpc.SetHeader(ctx, metadata.Pairs("x-backend", id, "x-seen-peer", caller, "x-seen-peer-serial", caller2serial(ctx)))
 		return h(ctx, req)
 	}))
 	if err != nil {
@@ -72,6 +75,23 @@ func serveGRPCXDSServer(addr string) {
 	}
 	srv.Serve(l)
 	os.Exit(0)
+}
+
+// caller2serial is the serial number of the caller's certificate.
+func caller2serial(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	return certSerial(p.AuthInfo)
+}
+
+func certSerial(ai credentials.AuthInfo) string {
+	ti, ok := ai.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return ""
+	}
+	return ti.State.PeerCertificates[0].SerialNumber.Text(16)
 }
 
 // certURI is the URI SAN of the peer's certificate, "" without TLS.
@@ -92,6 +112,12 @@ type grpcXDSResult struct {
 	PeerURI  string `json:"peer_uri"`  // the server certificate's URI SAN
 	LastErr  string `json:"last_err"`
 	TimedOut bool   `json:"timed_out"`
+	// Loop mode (SHOAL_E2E_GRPC_LOOP): calls on a new channel each, for
+	// SHOAL_E2E_GRPC_FOR, with the failures and the certificate serials
+	// the client saw of the server and the server of the client.
+	Failures      int      `json:"failures"`
+	ServerSerials []string `json:"server_serials"`
+	ClientSerials []string `json:"client_serials"`
 }
 
 func runGRPCXDSClient(target string) {
@@ -121,6 +147,10 @@ func runGRPCXDSClient(target string) {
 		d = harness.DefaultTimeout
 	}
 	deadline := time.Now().Add(d)
+	if os.Getenv("SHOAL_E2E_GRPC_LOOP") != "" {
+		loopNewChannels(target, creds, deadline, &res)
+		return
+	}
 	hc := healthpb.NewHealthClient(cc)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -146,15 +176,49 @@ func runGRPCXDSClient(target string) {
 	res.TimedOut = true
 }
 
+// loopNewChannels makes one call on a new channel (a new connection and
+// TLS handshake, with the key material the certificate provider has then)
+// at a time until deadline.
+func loopNewChannels(target string, creds credentials.TransportCredentials, deadline time.Time, res *grpcXDSResult) {
+	server, client := map[string]bool{}, map[string]bool{}
+	for time.Now().Before(deadline) {
+		cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			res.LastErr = err.Error()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var md metadata.MD
+		var p peer.Peer
+		_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&md), grpc.Peer(&p), grpc.WaitForReady(true))
+		cancel()
+		cc.Close()
+		res.Calls++
+		if err != nil {
+			res.Failures++
+			res.LastErr = err.Error()
+			continue
+		}
+		res.OK = true
+		server[certSerial(p.AuthInfo)] = true
+		for _, s := range md.Get("x-seen-peer-serial") {
+			client[s] = true
+		}
+		time.Sleep(50 * time.Millisecond) // pacing, not synchronization
+	}
+	res.ServerSerials, res.ClientSerials = slices.Sorted(maps.Keys(server)), slices.Sorted(maps.Keys(client))
+}
+
 // runProxylessClient runs the grpc-go client process against target with
 // the bootstrap file and returns its result.
-func runProxylessClient(t *testing.T, bootstrap, target, wantErr string, d time.Duration) grpcXDSResult {
+func runProxylessClient(t *testing.T, bootstrap, target, wantErr string, d time.Duration, env ...string) grpcXDSResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d+harness.DefaultTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), grpcXDSClientEnv+"="+target, "GRPC_XDS_BOOTSTRAP="+bootstrap,
 		"SHOAL_E2E_GRPC_WANT_ERR="+wantErr, "SHOAL_E2E_GRPC_FOR="+d.String())
+	cmd.Env = append(cmd.Env, env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -186,42 +250,20 @@ func TestProxylessGRPCWithMTLS(t *testing.T) {
 	t.Parallel()
 	cp := harness.StartControlPlane(t, "--xds-auth=required")
 	tokDir := t.TempDir()
-	fetch := func(service string) (dir, bootstrap string) {
-		dir = t.TempDir()
-		bootstrap = filepath.Join(dir, "bootstrap.json")
-		harness.Start(t, harness.Binary(t), nil, "identity", "fetch", "--xds", cp.XDS,
-			"--join-token-file", createToken(t, cp, tokDir, service), "--out", dir, "--grpc-bootstrap", bootstrap)
-		harness.Eventually(t, harness.DefaultTimeout, service+"'s gRPC bootstrap", func() bool {
-			_, err := os.Stat(bootstrap)
-			return err == nil
-		})
-		return dir, bootstrap
-	}
+	fetch := identityFetcher(t, cp)
 
 	// greeter: a grpc-go backend behind a sidecar with an identity.
 	appPort := harness.FreePort(t)
 	appAddr := fmt.Sprintf("127.0.0.1:%d", appPort)
 	harness.Start(t, os.Args[0], []string{grpcBackendEnv + "=" + appAddr, "SHOAL_E2E_GRPC_ID=greeter-1"})
-	harness.StartSidecar(t, harness.SidecarOptions{
+	greeter := harness.StartSidecar(t, harness.SidecarOptions{
 		CP: cp, Service: "greeter", InstanceID: "greeter-1", AppPort: appPort,
 		Extra: []string{"--listen", harness.FreeAddr(t), "--app-protocol", "grpc", "--health-path=",
 			"--join-token-file", createToken(t, cp, tokDir, "greeter")},
 	})
 
-	// echo: an xDS-enabled grpc-go server with its own identity,
-	// registered as an mTLS gRPC endpoint.
-	_, echoBootstrap := fetch("echo")
-	echoPort := harness.FreePort(t)
-	harness.Start(t, os.Args[0], []string{grpcXDSServerEnv + "=" + fmt.Sprintf("127.0.0.1:%d", echoPort),
-		"SHOAL_E2E_GRPC_ID=echo-1", "GRPC_XDS_BOOTSTRAP=" + echoBootstrap})
-	ctx, cancel := context.WithTimeout(t.Context(), harness.DefaultTimeout)
-	_, err := cp.EtcdClient(t).Do(ctx, harness.PutInstance(t, registry.Instance{
-		ID: "echo-1", Service: "echo", Address: "127.0.0.1", Port: echoPort, Protocol: registry.ProtocolGRPC, TLS: registry.TLSMutual,
-	}))
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// echo: an xDS-enabled grpc-go server with its own identity.
+	startEchoServer(t, cp, fetch)
 
 	// web: a proxyless client.
 	dir, bootstrap := fetch("web")
@@ -311,16 +353,91 @@ func TestProxylessGRPCWithMTLS(t *testing.T) {
 		raw, _ = json.Marshal(b)
 		impostor := filepath.Join(foreign, "bootstrap.json")
 		os.WriteFile(impostor, raw, 0o644)
-		// The sidecar and the xDS server refuse the certificate with a TLS
-		// alert the client reads as the server's first bytes (some
-		// attempts see the closed connection first: "broken pipe"). The
+		// The sidecar and the xDS server close the connection after the
+		// handshake: the client reads their TLS alert (bad certificate; the
 		// grpc-go server names its CAs in its certificate request, so the
-		// client does not even send a certificate of another CA.
+		// client sends none: certificate required) or, as often, writes
+		// into the closed connection first (broken pipe). The same client
+		// with web's real certificate gets answers (above), so the
+		// certificate is what is refused; the sidecar also counts it.
+		refused := `remote error: tls: (bad certificate|unknown certificate authority|certificate required)|write: broken pipe|connection reset by peer`
 		for _, target := range []string{"xds:///greeter", "xds:///echo"} {
-			res := runProxylessClient(t, impostor, target, `remote error: tls: (bad certificate|unknown certificate authority|certificate required)`, harness.DefaultTimeout)
+			res := runProxylessClient(t, impostor, target, refused, harness.DefaultTimeout)
 			if res.OK || res.TimedOut {
 				t.Fatalf("%s: want the backend to refuse a client certificate from another CA: %+v", target, res)
 			}
 		}
+		body := adminGet(t, http.DefaultClient, "http://"+greeter.Admin+"/metrics")
+		if n := metricValue(body, `shoal_sidecar_tls_handshakes_total{direction="inbound",result="error"}`); n < 1 {
+			t.Errorf("greeter's sidecar counted %v failed inbound handshakes, want >= 1", n)
+		}
 	})
+}
+
+// startEchoServer starts an xDS-enabled grpc-go server for service echo
+// with its own identity (`shoal identity fetch --grpc-bootstrap`, kept
+// running) and registers it as an mTLS gRPC endpoint.
+func startEchoServer(t *testing.T, cp *harness.ControlPlane, fetch func(string) (string, string)) {
+	t.Helper()
+	_, echoBootstrap := fetch("echo")
+	echoPort := harness.FreePort(t)
+	harness.Start(t, os.Args[0], []string{grpcXDSServerEnv + "=" + fmt.Sprintf("127.0.0.1:%d", echoPort),
+		"SHOAL_E2E_GRPC_ID=echo-1", "GRPC_XDS_BOOTSTRAP=" + echoBootstrap})
+	ctx, cancel := context.WithTimeout(t.Context(), harness.DefaultTimeout)
+	defer cancel()
+	_, err := cp.EtcdClient(t).Do(ctx, harness.PutInstance(t, registry.Instance{
+		ID: "echo-1", Service: "echo", Address: "127.0.0.1", Port: echoPort, Protocol: registry.ProtocolGRPC, TLS: registry.TLSMutual,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// identityFetcher returns a function that starts `shoal identity fetch`
+// for a service with a new join token and returns its directory and
+// bootstrap once the bootstrap is written.
+func identityFetcher(t *testing.T, cp *harness.ControlPlane) func(service string) (dir, bootstrap string) {
+	tokDir := t.TempDir()
+	return func(service string) (dir, bootstrap string) {
+		t.Helper()
+		dir = t.TempDir()
+		bootstrap = filepath.Join(dir, "bootstrap.json")
+		harness.Start(t, harness.Binary(t), nil, "identity", "fetch", "--xds", cp.XDS,
+			"--join-token-file", createToken(t, cp, tokDir, service), "--out", dir, "--grpc-bootstrap", bootstrap)
+		harness.Eventually(t, harness.DefaultTimeout, service+"'s gRPC bootstrap", func() bool {
+			_, err := os.Stat(bootstrap)
+			return err == nil
+		})
+		return dir, bootstrap
+	}
+}
+
+// Rotation (issue 13, proxyless): with --svid-ttl 6s, shoal identity fetch
+// renews both sides' certificates every ~3 s; a client that opens a new
+// connection for every call (so every call is a new handshake with the key
+// material gRPC's file_watcher has then) keeps getting answers from the
+// xDS-enabled server while the serial numbers of both certificates change
+// at least twice. SHOAL_E2E_LONG_ROTATION=1 runs a 30 s TTL over 60 s.
+func TestProxylessGRPCRotation(t *testing.T) {
+	t.Parallel()
+	ttl, dur := "6s", 15*time.Second
+	if os.Getenv("SHOAL_E2E_LONG_ROTATION") != "" {
+		ttl, dur = "30s", 60*time.Second
+	}
+	cp := harness.StartControlPlane(t, "--xds-auth=required", "--svid-ttl", ttl)
+	fetch := identityFetcher(t, cp)
+	startEchoServer(t, cp, fetch)
+	_, bootstrap := fetch("web")
+	// The first call waits for the server's listener.
+	if res := runProxylessClient(t, bootstrap, "xds:///echo", "", harness.DefaultTimeout); !res.OK {
+		t.Fatalf("no call succeeded: %+v", res)
+	}
+	res := runProxylessClient(t, bootstrap, "xds:///echo", "", dur, "SHOAL_E2E_GRPC_LOOP=1")
+	t.Logf("%d calls on new connections over %s, %d failed; server serials %v, client serials %v", res.Calls, dur, res.Failures, res.ServerSerials, res.ClientSerials)
+	if res.Failures != 0 {
+		t.Errorf("%d of %d calls failed during rotation; last: %s", res.Failures, res.Calls, res.LastErr)
+	}
+	if len(res.ServerSerials) < 3 || len(res.ClientSerials) < 3 {
+		t.Errorf("server certificates %v, client certificates %v: want each to change at least twice", res.ServerSerials, res.ClientSerials)
+	}
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -10,10 +11,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/shoal-mesh/shoal/identity"
@@ -82,10 +83,18 @@ func identityFetch(ctx context.Context, stdout, stderr io.Writer, o fetchOptions
 	if err != nil {
 		return err
 	}
+	var started atomic.Bool
 	c, err := sidecaridentity.New(sidecaridentity.Config{
 		Server: o.xds, Token: token, CABundle: bundle, StateDir: o.out, Files: sidecaridentity.FetchFiles, Logger: logger,
 		OnRotate: func(s *x509svid.SVID) {
 			fmt.Fprintf(stdout, "%s serial %s expires %s\n", s.ID, s.Certificates[0].SerialNumber.Text(16), s.Certificates[0].NotAfter.Format(time.RFC3339))
+			if o.boot.file == "" || !started.Load() {
+				return
+			}
+			// A new --svid-ttl may call for another refresh interval.
+			if err := writeGRPCBootstrap(o, s); err != nil {
+				logger.Warn("could not update the gRPC bootstrap", "err", err)
+			}
 		},
 	})
 	if err != nil {
@@ -94,8 +103,13 @@ func identityFetch(ctx context.Context, stdout, stderr io.Writer, o fetchOptions
 	if err := c.Start(ctx); err != nil {
 		return err
 	}
+	started.Store(true)
 	if o.boot.file != "" {
-		if err := writeGRPCBootstrap(o, c.ID()); err != nil {
+		s, err := c.GetX509SVID()
+		if err != nil {
+			return err
+		}
+		if err := writeGRPCBootstrap(o, s); err != nil {
 			return err
 		}
 	}
@@ -105,10 +119,11 @@ func identityFetch(ctx context.Context, stdout, stderr io.Writer, o fetchOptions
 	return c.Run(ctx)
 }
 
-// writeGRPCBootstrap writes the --grpc-bootstrap for the identity id
-// (atomically: a gRPC process starting meanwhile never reads half a file).
-func writeGRPCBootstrap(o fetchOptions, id spiffeid.ID) error {
-	_, svc, err := identity.ParseServiceID(id)
+// writeGRPCBootstrap writes the --grpc-bootstrap for svid, unless the file
+// already says the same (atomically: a gRPC process starting meanwhile
+// never reads half a file).
+func writeGRPCBootstrap(o fetchOptions, svid *x509svid.SVID) error {
+	_, svc, err := identity.ParseServiceID(svid.ID)
 	if err != nil {
 		return fmt.Errorf("--grpc-bootstrap: %w", err)
 	}
@@ -121,16 +136,21 @@ func writeGRPCBootstrap(o fetchOptions, id spiffeid.ID) error {
 	b, err := grpcbootstrap.Marshal(grpcbootstrap.Config{
 		Server: o.xds, Dir: o.out, CertFile: f.Cert, KeyFile: f.Key, CAFile: f.Bundle,
 		Service: svc, NodeID: nodeID, Zone: o.boot.zone,
+		RefreshInterval: grpcbootstrap.RefreshFor(time.Until(svid.Certificates[0].NotAfter)),
 	})
 	if err != nil {
 		return fmt.Errorf("--grpc-bootstrap: %w", err)
+	}
+	b = append(b, '\n')
+	if old, err := os.ReadFile(o.boot.file); err == nil && bytes.Equal(old, b) {
+		return nil
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(o.boot.file), ".tmp-"+filepath.Base(o.boot.file))
 	if err != nil {
 		return fmt.Errorf("--grpc-bootstrap: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(append(b, '\n'))
+	_, werr := tmp.Write(b)
 	if err := errors.Join(werr, tmp.Chmod(0o644), tmp.Close(), os.Rename(tmp.Name(), o.boot.file)); err != nil {
 		return fmt.Errorf("--grpc-bootstrap: %w", err)
 	}

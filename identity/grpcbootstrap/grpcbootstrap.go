@@ -36,10 +36,19 @@ const CertProviderInstance = "shoal"
 // server's listening IP:port.
 const ServerListenerPrefix = "grpc/server?xds.resource.listening_address="
 
-// DefaultRefreshInterval is how often gRPC reads the files again. It is
-// well under half of any SVID lifetime the control plane accepts, so a
-// renewed certificate is picked up long before the old one expires.
-const DefaultRefreshInterval = 10 * time.Second
+// DefaultRefreshInterval is how often gRPC reads the files again when
+// Config.RefreshInterval is zero.
+const DefaultRefreshInterval = time.Minute
+
+// RefreshFor is the refresh interval for an SVID valid for another
+// remaining: a quarter of it in whole seconds, between 1 s and a minute.
+// The holder renews at half the lifetime, so gRPC reads the new files
+// while the old certificate is still valid (gRPC's own default, 10 min,
+// would miss a short --svid-ttl); reading three small files at most once
+// a second costs nothing.
+func RefreshFor(remaining time.Duration) time.Duration {
+	return min(max((remaining/4).Truncate(time.Second), time.Second), time.Minute)
+}
 
 // Config is what a bootstrap says. Server, Dir, CertFile, KeyFile,
 // CAFile and Service are required.

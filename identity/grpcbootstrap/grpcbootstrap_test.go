@@ -62,3 +62,17 @@ func TestMarshalNamesTheMissingField(t *testing.T) {
 		})
 	}
 }
+
+func TestRefreshFor(t *testing.T) {
+	for _, tc := range []struct{ remaining, want time.Duration }{
+		{24 * time.Hour, time.Minute},
+		{30 * time.Second, 7 * time.Second},
+		{5 * time.Second, time.Second},
+		{time.Second, time.Second},
+		{-time.Second, time.Second},
+	} {
+		if got := RefreshFor(tc.remaining); got != tc.want {
+			t.Errorf("RefreshFor(%v) = %v, want %v", tc.remaining, got, tc.want)
+		}
+	}
+}
