@@ -159,6 +159,10 @@ func runGRPCXDSClient(target string) {
 		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&md), grpc.Peer(&p))
 		cancel()
 		res.Calls++
+		if err == nil && os.Getenv("SHOAL_E2E_GRPC_UNTIL_ERR") != "" {
+			time.Sleep(100 * time.Millisecond) // pacing, not synchronization
+			continue
+		}
 		if err == nil {
 			res.OK = true
 			res.Backend = strings.Join(md.Get("x-backend"), ",")
@@ -370,6 +374,25 @@ func TestProxylessGRPCWithMTLS(t *testing.T) {
 		body := adminGet(t, http.DefaultClient, "http://"+greeter.Admin+"/metrics")
 		if n := metricValue(body, `shoal_sidecar_tls_handshakes_total{direction="inbound",result="error"}`); n < 1 {
 			t.Errorf("greeter's sidecar counted %v failed inbound handshakes, want >= 1", n)
+		}
+	})
+
+	t.Run("the xDS-enabled server enforces its service's authorization policy", func(t *testing.T) {
+		_, opsBootstrap := fetch("ops")
+		policy := filepath.Join(t.TempDir(), "policy.yaml")
+		os.WriteFile(policy, []byte("name: echo-callers\nservice: echo\nrules:\n  - callers: [\"ns/default/svc/ops\"]\n"), 0o644)
+		if out, errOut, code := harness.Shoal(t, "policies", "apply", "-f", policy, "--api", cp.API); code != 0 {
+			t.Fatalf("shoal policies apply: exit %d: %s%s", code, out, errOut)
+		}
+		// Until the server has the new listener web's calls still pass.
+		res := runProxylessClient(t, bootstrap, "xds:///echo", `code = PermissionDenied`, harness.DefaultTimeout, "SHOAL_E2E_GRPC_UNTIL_ERR=1")
+		if res.TimedOut {
+			t.Fatalf("web was never denied by the policy: %+v", res)
+		}
+		t.Logf("web: %s", res.LastErr)
+		res = runProxylessClient(t, opsBootstrap, "xds:///echo", "", harness.DefaultTimeout)
+		if !res.OK || res.SeenPeer != "spiffe://shoal.local/ns/default/svc/ops" {
+			t.Fatalf("ops, the allowed caller: %+v", res)
 		}
 	})
 }

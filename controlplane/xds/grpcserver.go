@@ -5,7 +5,9 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -27,8 +29,10 @@ import (
 // whose routes take every RPC (non_forwarding_action, as A36 requires of a
 // server) and a DownstreamTlsContext that requires a client certificate
 // and takes the server's SVID and the trust bundle from the certificate
-// provider instance CertProviderInstance (A29). The server must listen on
-// the address it registers (0.0.0.0 does not match a registered IP).
+// provider instance CertProviderInstance (A29), and the service's
+// authorization policies as an RBAC HTTP filter (A41). The server must
+// listen on the address it registers (0.0.0.0 does not match a registered
+// IP).
 //
 // Envoy and the shoal sidecar never get these listeners: an Envoy without
 // a role would bind every one of them.
@@ -61,14 +65,24 @@ func (t *translator) grpcServerListeners() []types.Resource {
 			if ep.Protocol != registry.ProtocolGRPC || ep.TLS != registry.TLSMutual {
 				continue
 			}
-			out = append(out, grpcServerListener(ep))
+			out = append(out, grpcServerListener(ep, t.serviceRBAC(svc)))
 		}
 	}
 	return out
 }
 
-func grpcServerListener(ep registry.Endpoint) *listenerv3.Listener {
+// grpcServerListener is the listener of the gRPC server ep; rbac, if not
+// nil, is its service's authorization policies, enforced by gRPC's RBAC
+// filter (gRFC A41) on the peer certificate's URI SAN.
+func grpcServerListener(ep registry.Endpoint, rbac *rbacv3.RBAC) *listenerv3.Listener {
 	name := GRPCServerListenerPrefix + ep.HostPort()
+	filters := routerFilter()
+	if rbac != nil {
+		filters = append([]*hcmv3.HttpFilter{{
+			Name:       RBACFilterName,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&rbacfilterv3.RBAC{Rules: rbac})},
+		}}, filters...)
+	}
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: name,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
@@ -82,7 +96,7 @@ func grpcServerListener(ep registry.Endpoint) *listenerv3.Listener {
 				}},
 			}},
 		}},
-		HttpFilters: routerFilter(),
+		HttpFilters: filters,
 	}
 	tlsCtx := &tlsv3.DownstreamTlsContext{
 		RequireClientCertificate: wrapperspb.Bool(true),

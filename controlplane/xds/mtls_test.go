@@ -6,10 +6,12 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -84,14 +86,17 @@ func TestTranslateGRPCSecurityConfig(t *testing.T) {
 
 // Proxyless gRPC servers (A36) registered with protocol grpc and tls mtls
 // get a listener named after their address, requiring client certificates
-// from the certificate provider; HTTP proxies never get it.
+// from the certificate provider, with their service's policies as an RBAC
+// filter (A41); HTTP proxies never get it.
 func TestTranslateGRPCServerListener(t *testing.T) {
 	in := Input{Endpoints: []registry.Endpoint{
 		endpoint("echo", "echo-1", "10.0.3.1", 50051, registry.HealthHealthy, mtls(), grpcProto()),
 		endpoint("echo", "echo-2", "::1", 50051, registry.HealthHealthy, mtls(), grpcProto()),
 		endpoint("plain", "plain-1", "10.0.3.2", 50051, registry.HealthHealthy, grpcProto()),
 		endpoint("web", "web-1", "10.0.3.3", 15006, registry.HealthHealthy, mtls()),
-	}}
+	}, Policies: []*shoalv1.AuthorizationPolicy{{Name: "echo-callers", Service: "echo", Rules: []*shoalv1.AuthorizationRule{
+		{Callers: []string{"ns/default/svc/web"}},
+	}}}}
 	for _, caps := range allProfiles {
 		t.Run(caps.Profile, func(t *testing.T) {
 			res, _ := Translate(in, caps)
@@ -135,6 +140,21 @@ func TestTranslateGRPCServerListener(t *testing.T) {
 				}
 				if r := hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()[0]; r.GetNonForwardingAction() == nil {
 					t.Errorf("%s: route %v, want non_forwarding_action (A36)", name, r)
+				}
+				filters := hcm.GetHttpFilters()
+				if len(filters) != 2 || filters[0].GetName() != RBACFilterName || filters[1].GetName() != "envoy.filters.http.router" {
+					t.Fatalf("%s: HTTP filters %v, want rbac then router", name, filters)
+				}
+				var rbac rbacfilterv3.RBAC
+				if err := filters[0].GetTypedConfig().UnmarshalTo(&rbac); err != nil {
+					t.Fatal(err)
+				}
+				if err := rbac.ValidateAll(); err != nil {
+					t.Fatalf("%s: RBAC.ValidateAll() = %v", name, err)
+				}
+				p := rbac.GetRules().GetPolicies()["echo-callers/0"]
+				if got := p.GetPrincipals()[0].GetAuthenticated().GetPrincipalName().GetExact(); got != "spiffe://shoal.local/ns/default/svc/web" {
+					t.Errorf("%s: allowed principal %q, want web's SPIFFE ID", name, got)
 				}
 			}
 		})
