@@ -79,7 +79,7 @@ func newControlPlaneCmd() *cobra.Command {
 	fs.AddGoFlagSet(goFlags)
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
-	fs.StringVar(&cfg.CADir, "ca-dir", "", "directory with the mesh CA from `shoal ca init` (ca.crt, ca.key, root.crt); default: a development CA created under --data-dir/ca")
+	fs.StringVar(&cfg.CADir, "ca-dir", "", "`DIR` with the mesh CA from shoal ca init (ca.crt, ca.key, root.crt); default: a development CA created under --data-dir/ca")
 	fs.StringVar(&cfg.TrustDomain, "trust-domain", "shoal.local", "SPIFFE trust domain of workload identities")
 	fs.StringVar(&tlsNames, "tls-san", "", "comma-separated DNS names or IPs the xDS and API serving certificate also names, for clients that verify a host name (gRPC bootstraps naming a Service, e.g. shoal-xds.shoal-system.svc); shoal's own clients verify the control plane's SPIFFE ID")
 	fs.DurationVar(&cfg.SVIDTTL, "svid-ttl", 24*time.Hour, "lifetime of workload certificates (renewed by their holders at half of it)")
