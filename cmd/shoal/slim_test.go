@@ -15,8 +15,9 @@ import (
 // bench/*.sh, README). grpcnotrace leaves out grpc-go's x/net/trace
 // (grpc.EnableTracing, which shoal never sets): its /debug/requests page
 // links html/template's executor, whose reflection makes the linker keep
-// every exported method: +2.4 MB of mapped binary and +1.7 MiB of RSS with
-// 1,000 endpoints (bench/rss.sh: 19.4-19.5 MiB without it, 20.7-21.1 with).
+// every exported method: +2.4 MB of mapped binary and about +1.8 MiB of RSS
+// with 1,000 endpoints (bench/rss.sh: 19.1-19.5 MiB without it, 20.7-21.2
+// with).
 const slimTags = "shoal_slim,grpcnotrace"
 
 // Every command that builds the slim sidecar uses slimTags: a build with
