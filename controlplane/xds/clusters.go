@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -60,13 +61,7 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 		// Unroutable endpoints (unhealthy, suspect, draining, dead) never
 		// take traffic: no panic routing.
 		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{Value: 0}},
-		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
-			Priority:           corev3.RoutingPriority_DEFAULT,
-			MaxConnections:     wrapperspb.UInt32(maxConnections),
-			MaxPendingRequests: wrapperspb.UInt32(maxPendingRequests),
-			MaxRequests:        wrapperspb.UInt32(maxRequests),
-			MaxRetries:         wrapperspb.UInt32(maxRetries),
-		}}},
+		CircuitBreakers: t.circuitBreakers(spec.tune),
 		OutlierDetection: &clusterv3.OutlierDetection{
 			Consecutive_5Xx:            wrapperspb.UInt32(consecutiveErrors),
 			ConsecutiveGatewayFailure:  wrapperspb.UInt32(consecutiveErrors),
@@ -78,13 +73,25 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 			EnforcingFailurePercentage: wrapperspb.UInt32(0),
 		},
 	}
+	// Slow start and stall detection are for proxies: gRPC has neither.
+	var slow *shoalv1.SlowStart
+	if spec.tune != nil && t.caps.HTTPProxy {
+		slow = spec.tune.slow
+		c.Metadata = stallMetadata(spec.tune.stall)
+	}
 	switch spec.kind {
 	case lbRoundRobin:
 		c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+		if slow != nil {
+			c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{
+				SlowStartConfig: slowStartConfig(slow),
+			}}
+		}
 	case lbLeastRequest:
 		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
 		c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{
-			ChoiceCount: wrapperspb.UInt32(leastRequestChoice),
+			ChoiceCount:     wrapperspb.UInt32(leastRequestChoice),
+			SlowStartConfig: slowStartConfig(slow),
 		}}
 	case lbRingHash:
 		c.LbPolicy = clusterv3.Cluster_RING_HASH
@@ -99,7 +106,7 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 	case lbRandom:
 		c.LbPolicy = clusterv3.Cluster_RANDOM
 	case lbLeastLoaded:
-		c.LoadBalancingPolicy = leastLoadedPolicy()
+		c.LoadBalancingPolicy = leastLoadedPolicy(slow)
 	}
 	if spec.balance != 0 {
 		// Bounded loads (issue 18): Envoy's hash_balance_factor, for ring
@@ -160,7 +167,9 @@ const (
 
 // leastLoadedPolicy is the load_balancing_policy of a least_loaded cluster.
 // When it is set Envoy and gRPC ignore lb_policy (gRFC A52).
-func leastLoadedPolicy() *clusterv3.LoadBalancingPolicy {
+// Envoy's client_side_weighted_round_robin takes a slow_start_config of
+// its own (common.v3.SlowStartConfig); gRPC ignores it.
+func leastLoadedPolicy(slow *shoalv1.SlowStart) *clusterv3.LoadBalancingPolicy {
 	return &clusterv3.LoadBalancingPolicy{Policies: []*clusterv3.LoadBalancingPolicy_Policy{{
 		TypedExtensionConfig: &corev3.TypedExtensionConfig{
 			Name: "envoy.load_balancing_policies.client_side_weighted_round_robin",
@@ -169,6 +178,7 @@ func leastLoadedPolicy() *clusterv3.LoadBalancingPolicy {
 				WeightExpirationPeriod:  durationpb.New(leastLoadedExpiration),
 				WeightUpdatePeriod:      durationpb.New(leastLoadedUpdate),
 				ErrorUtilizationPenalty: wrapperspb.Float(leastLoadedPenalty),
+				SlowStartConfig:         commonSlowStartConfig(slow),
 			}),
 		},
 	}}}
