@@ -22,6 +22,7 @@ const (
 	stale                        // a reused connection failed before any response
 	clientFailed                 // the client's body was malformed or cut
 	stalled                      // the host was marked stalled while nothing had arrived
+	connOverflow                 // no connection: the cluster is at MaxConnections
 )
 
 // attempt is the per-request retry state shared by forward (HTTP/1.1) and
@@ -41,6 +42,9 @@ type attempt struct {
 	last       int           // the status for the client when no attempt is left
 	idempotent bool          // the request's method is (a stalled host may be probed)
 	full       bool          // the last pick skipped a host at its in-flight limit
+	// retrySlot is set while the request holds one of its cluster's
+	// MaxRetries slots (from its first policy retry until release).
+	retrySlot bool
 
 	info   lb.PickInfo // hash key and excluded (tried) addresses
 	tried  [lb.MaxExcluded]*host
@@ -102,6 +106,9 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 			return code, keep
 		case clientFailed:
 			return code, false
+		case connOverflow:
+			c.al.flags |= accesslog.UpstreamOverflow
+			return 503, c.localReply(503, "upstream overflow (connection limit)")
 		}
 		c.al.flags |= outcomeFlag(out)
 		if !a.again(out, code, h, c.req.idempotent()) {
@@ -165,14 +172,47 @@ func (a *attempt) again(out outcome, code int, h *host, idempotent bool) bool {
 	case retryStatus:
 		a.last = code
 	}
+	if !a.takeRetrySlot() {
+		return false
+	}
 	a.retries--
 	return true
+}
+
+// takeRetrySlot reports whether a policy retry may start under the
+// cluster's circuit breaker on retries in flight (MaxRetries, Envoy's
+// max_retries): a request takes a slot at its first policy retry and
+// holds it until release.
+func (a *attempt) takeRetrySlot() bool {
+	if a.retrySlot {
+		return true
+	}
+	if int(a.cs.retrying.Add(1)) > a.cl.MaxRetries {
+		a.cs.retrying.Add(-1)
+		return false
+	}
+	a.retrySlot = true
+	return true
+}
+
+// retrySlotFree reports whether takeRetrySlot would succeed now.
+func (a *attempt) retrySlotFree() bool {
+	return a.retrySlot || int(a.cs.retrying.Load()) < a.cl.MaxRetries
+}
+
+// release gives back the request's retry slot; every path that inits an
+// attempt calls it when the request ends.
+func (a *attempt) release() {
+	if a.retrySlot {
+		a.retrySlot = false
+		a.cs.retrying.Add(-1)
+	}
 }
 
 // mayRetry reports whether a failed attempt without a response may be
 // retried under the route policy.
 func (a *attempt) mayRetry() bool {
-	if a.retries <= 0 || !a.replayable || !a.policy().RetryReset() {
+	if a.retries <= 0 || !a.replayable || !a.policy().RetryReset() || !a.retrySlotFree() {
 		return false
 	}
 	return a.deadline.IsZero() || time.Now().Before(a.deadline)
@@ -203,7 +243,7 @@ func (a *attempt) mayRetryGRPC(code int) bool {
 // mayRetryResponse reports whether a received response may be dropped for
 // another attempt: budget left, request replayable, an untried host left.
 func (a *attempt) mayRetryResponse() bool {
-	return a.retries > 0 && a.replayable && a.nTried < len(a.hosts)
+	return a.retries > 0 && a.replayable && a.nTried < len(a.hosts) && a.retrySlotFree()
 }
 
 func failureMessage(code int) string {
@@ -299,6 +339,9 @@ func (c *conn) tryOn(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 		}
 		reused := uc != nil
 		if uc == nil {
+			if !a.cs.roomForConn(a.cl.MaxConnections) {
+				return connOverflow, 503, false
+			}
 			var err error
 			if uc, err = c.p.dial(h, e, a.cl.ConnectTimeout, a.deadline); err != nil {
 				return connectFailed, 502, false

@@ -233,6 +233,7 @@ func (fw *h2Fwd) finish() {
 		cs = fw.h.p.noCluster
 	} else {
 		fw.cs.inflight.Add(-1)
+		fw.a.release()
 	}
 	cs.codes.inc(fw.code)
 	cs.latency.observe(cs.name, time.Since(fw.start).Seconds())

@@ -197,6 +197,9 @@ func New(cfg Config) (*Proxy, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "proxy"), metrics: m, loads: route.NewLoads(),
 		states: make(map[string]*clusterState), listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
 	}
+	if err := p.registerBreakerMetrics(cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("proxy: register metrics: %w", err)
+	}
 	p.h2 = newH2Handler(p)
 	p.noCluster = p.clusterState("")
 	empty, _ := route.New(route.Config{})

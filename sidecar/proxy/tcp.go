@@ -18,7 +18,7 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 	cs, hosts := b.clusters[cl.Index], b.hosts[cl.Index]
 	a := attempt{cl: cl, cs: cs, hosts: hosts}
 	a.info.SetHash(lb.HashBytes(c.peerIP))
-	var up net.Conn
+	var up *upConn
 	var e *lb.Endpoint
 	for range 1 + c.p.cfg.ConnectRetries {
 		var h *host
@@ -28,9 +28,12 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 		}
 		a.markTried(h)
 		h.countRequest(c.p.metrics)
+		if !cs.roomForConn(cl.MaxConnections) {
+			break // at the connection limit: refused like a failed connect
+		}
 		uc, err := c.p.dial(h, e, cl.ConnectTimeout, time.Time{})
 		if err == nil {
-			up = uc.nc
+			up = uc
 			h.onSuccess()
 			break
 		}
@@ -43,7 +46,8 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 	e.Begin()
 	defer e.End()
 	c.nc.SetReadDeadline(time.Time{})
-	if pipe(c.nc, up, c.p.cfg.TCPIdleTimeout) {
+	defer up.close() // counts it closed; pipe has closed it
+	if pipe(c.nc, up.nc, c.p.cfg.TCPIdleTimeout) {
 		c.p.metrics.tcpIdleTimeouts.Inc()
 		c.p.log.Debug("tcp proxy connection idle: closed both sides", "cluster", cl.Name,
 			"peer", c.nc.RemoteAddr().String(), "upstream", e.Address, "idle_timeout", c.p.cfg.TCPIdleTimeout)

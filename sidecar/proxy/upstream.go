@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ type upConn struct {
 	reused     bool // taken from the pool: check it is quiet before sending
 	early      bool // part of the request was written before flushAndFill
 	werr, rerr error
+	closed     atomic.Bool // close was called (the cluster's conns count)
 }
 
 // setDeadline sets or clears the connection deadline, skipping the call
@@ -93,7 +95,14 @@ func (uc *upConn) Read(p []byte) (int, error) {
 	return uc.nc.Read(p)
 }
 
-func (uc *upConn) close() { uc.nc.Close() }
+// close closes the connection; only the first call counts it closed in
+// its cluster (roomForConn).
+func (uc *upConn) close() {
+	if uc.closed.CompareAndSwap(false, true) && uc.h != nil {
+		uc.h.cluster.conns.Add(-1)
+	}
+	uc.nc.Close()
+}
 
 // pool is a LIFO stack of idle keep-alive connections to one host. LIFO
 // keeps the hottest connections busy and lets the coldest idle out.
@@ -183,7 +192,9 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 	if err != nil {
 		return nil, err
 	}
-	return newUpConn(nc, h, p.cfg.StreamIdleTimeout), nil
+	uc := newUpConn(nc, h, p.cfg.StreamIdleTimeout)
+	uc.opened()
+	return uc, nil
 }
 
 // dialConn connects to h, over mTLS when the endpoint requires it (the

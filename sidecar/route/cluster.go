@@ -67,7 +67,8 @@ type SlowStart struct {
 	Window time.Duration
 	// Aggression shapes the ramp; zero means 1 (linear).
 	Aggression float64
-	// MinWeightPercent is the floor of the share; zero means 10.
+	// MinWeightPercent is the floor of the share; zero means 10 (Envoy's
+	// default) and a negative value 0 (an explicit 0 in xDS).
 	MinWeightPercent float64
 }
 
@@ -81,8 +82,11 @@ func (s *SlowStart) Factor(elapsed time.Duration) float64 {
 	if agg <= 0 {
 		agg = 1
 	}
-	if floor <= 0 {
+	switch {
+	case floor == 0:
 		floor = 10
+	case floor < 0:
+		floor = 0
 	}
 	f := math.Pow(max(float64(elapsed)/float64(s.Window), 0), 1/agg)
 	return min(1, max(f, floor/100))

@@ -490,11 +490,15 @@ func slowStart(c *clusterv3.Cluster) route.SlowStart {
 }
 
 func slowStartOf(window *durationpb.Duration, aggression *corev3.RuntimeDouble, minWeight *typev3.Percent) route.SlowStart {
-	return route.SlowStart{
+	s := route.SlowStart{
 		Window:           std(window),
 		Aggression:       aggression.GetDefaultValue(),
 		MinWeightPercent: minWeight.GetValue(),
 	}
+	if minWeight != nil && s.MinWeightPercent == 0 {
+		s.MinWeightPercent = -1 // an explicit 0: no floor
+	}
+	return s
 }
 
 // circuitBreakers reads the DEFAULT-priority thresholds (the first, as
