@@ -60,7 +60,7 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 		ConnectTimeout: durationpb.New(connectTimeout),
 		// Unroutable endpoints (unhealthy, suspect, draining, dead) never
 		// take traffic: no panic routing.
-		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{Value: 0}},
+		CommonLbConfig:  &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{Value: 0}},
 		CircuitBreakers: t.circuitBreakers(spec.tune),
 		OutlierDetection: &clusterv3.OutlierDetection{
 			Consecutive_5Xx:            wrapperspb.UInt32(consecutiveErrors),

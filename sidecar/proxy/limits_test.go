@@ -32,7 +32,7 @@ func breakerSample(reg *metric.Registry, family, cluster, resource string) (floa
 
 // gate is a backend handler that holds requests on /hold until opened.
 type gate struct {
-	open    chan struct{}
+	open chan struct{}
 	once sync.Once
 }
 
