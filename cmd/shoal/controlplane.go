@@ -5,6 +5,8 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +17,7 @@ import (
 
 func newControlPlaneCmd() *cobra.Command {
 	cfg := controlplane.DefaultConfig()
-	var etcdEndpoints, gossipJoin, logLevel string
+	var etcdEndpoints, gossipJoin, logLevel, etcdPasswordFile string
 	var gossipKey gossipKeyFlags
 	memoryLimit := memoryLimitFlag{v: "0"}
 	cmd := &cobra.Command{
@@ -27,6 +29,9 @@ func newControlPlaneCmd() *cobra.Command {
 				return err
 			}
 			cfg.EtcdEndpoints = splitList(etcdEndpoints)
+			if err := resolveEtcdAuth(&cfg, etcdPasswordFile); err != nil {
+				return err
+			}
 			cfg.GossipJoin = splitList(gossipJoin)
 			b64key, err := gossipKey.resolve()
 			if err != nil {
@@ -49,6 +54,11 @@ func newControlPlaneCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&etcdEndpoints, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster (no embedded etcd)")
+	fs.StringVar(&cfg.EtcdCAFile, "etcd-cacert", "", "with https:// --etcd-endpoints: PEM file of the CA that signed etcd's serving certificate (default: the system roots)")
+	fs.StringVar(&cfg.EtcdCertFile, "etcd-cert", "", "with https:// --etcd-endpoints: client certificate (PEM) for etcd's --client-cert-auth; re-read when the file changes")
+	fs.StringVar(&cfg.EtcdKeyFile, "etcd-key", "", "the private key (PEM) of --etcd-cert")
+	fs.StringVar(&cfg.EtcdUsername, "etcd-username", "", "etcd user (etcd's own authentication) for --etcd-endpoints; the password comes from --etcd-password-file or $"+etcdPasswordEnv)
+	fs.StringVar(&etcdPasswordFile, "etcd-password-file", "", "file holding the password of --etcd-username (e.g. a mounted Kubernetes Secret)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "embedded etcd data directory")
 	fs.StringVar(&cfg.EtcdListen, "etcd-listen", cfg.EtcdListen, "embedded etcd client address (peer port is this port + 1 unless --etcd-peer-listen)")
 	fs.StringVar(&cfg.EtcdPeerListen, "etcd-peer-listen", "", "embedded etcd peer address")
@@ -101,6 +111,46 @@ func checkControlPlaneAddrs(cfg *controlplane.Config, etcdEndpoints, gossipJoin 
 		if err := checkListen(l.flag, l.v, l.optional); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// etcdPasswordEnv holds the password of --etcd-username when
+// --etcd-password-file is not given (a password never goes in argv).
+const etcdPasswordEnv = "SHOAL_ETCD_PASSWORD"
+
+// resolveEtcdAuth checks the external etcd's TLS and user flags and reads
+// the password.
+func resolveEtcdAuth(cfg *controlplane.Config, passwordFile string) error {
+	external := len(cfg.EtcdEndpoints) > 0
+	for _, f := range []struct{ flag, v string }{
+		{"--etcd-cacert", cfg.EtcdCAFile}, {"--etcd-cert", cfg.EtcdCertFile}, {"--etcd-key", cfg.EtcdKeyFile},
+		{"--etcd-username", cfg.EtcdUsername}, {"--etcd-password-file", passwordFile},
+	} {
+		if f.v != "" && !external {
+			return usageErrorf("%s: only with --etcd-endpoints (the embedded etcd's TLS is --etcd-tls)", f.flag)
+		}
+	}
+	if (cfg.EtcdCertFile == "") != (cfg.EtcdKeyFile == "") {
+		return usageErrorf("--etcd-cert and --etcd-key: give both or neither")
+	}
+	if cfg.EtcdUsername == "" {
+		if passwordFile != "" {
+			return usageErrorf("--etcd-password-file: needs --etcd-username")
+		}
+		return nil
+	}
+	if passwordFile != "" {
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return fmt.Errorf("--etcd-password-file: %w", err)
+		}
+		cfg.EtcdPassword = strings.TrimRight(string(b), "\r\n")
+	} else {
+		cfg.EtcdPassword = os.Getenv(etcdPasswordEnv)
+	}
+	if cfg.EtcdPassword == "" {
+		return usageErrorf("--etcd-username %s: no password (--etcd-password-file or $%s)", cfg.EtcdUsername, etcdPasswordEnv)
 	}
 	return nil
 }

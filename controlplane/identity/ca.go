@@ -153,6 +153,11 @@ func (ca *CA) TrustDomain() spiffeid.TrustDomain { return ca.domain }
 // the intermediate's expiry). It returns the chain: the SVID, then the
 // intermediate.
 func (ca *CA) SignSVID(id spiffeid.ID, pub crypto.PublicKey, ttl time.Duration, now time.Time) ([]*x509.Certificate, error) {
+	return ca.signSVID(id, "", pub, ttl, now)
+}
+
+// signSVID is SignSVID with a subject common name (empty for workloads).
+func (ca *CA) signSVID(id spiffeid.ID, commonName string, pub crypto.PublicKey, ttl time.Duration, now time.Time) ([]*x509.Certificate, error) {
 	if !id.MemberOf(ca.domain) {
 		return nil, fmt.Errorf("identity: %s is not in trust domain %s", id, ca.domain)
 	}
@@ -163,7 +168,7 @@ func (ca *CA) SignSVID(id spiffeid.ID, pub crypto.PublicKey, ttl time.Duration, 
 	// tenth of the lifetime: holders renew at half of NotAfter-NotBefore,
 	// which a minute's backdating would pull to "now" for short TTLs.
 	tmpl := &x509.Certificate{
-		Subject:   pkix.Name{Organization: []string{"shoal"}},
+		Subject:   pkix.Name{Organization: []string{"shoal"}, CommonName: commonName},
 		NotBefore: now.Add(-min(time.Minute, ttl/10)), NotAfter: ca.capExpiry(now.Add(ttl)),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
