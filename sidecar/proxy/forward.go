@@ -88,12 +88,10 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 		case h == nil && len(a.cl.Endpoints) == 0:
 			c.al.flags |= accesslog.NoHealthyUpstream
 			return 503, c.localReply(503, noInstanceMessage(a.cl.Name))
-		case h == nil && a.full:
-			c.al.flags |= accesslog.UpstreamOverflow
-			return 503, c.localReply(503, "upstream overflow (every endpoint at its in-flight limit)")
 		case h == nil:
-			c.al.flags |= accesslog.NoHealthyUpstream
-			return 502, c.localReply(502, "no healthy upstream")
+			code, msg, flag := a.noPick()
+			c.al.flags |= flag
+			return code, c.localReply(code, msg)
 		case a.triedHost(h):
 			c.al.flags |= accesslog.UpstreamRetryLimitExceeded
 			return a.last, c.localReply(a.last, failureMessage(a.last))
@@ -293,6 +291,17 @@ func (a *attempt) pick() (*lb.Endpoint, *host) {
 		}
 	}
 	return last, lastHost
+}
+
+// noPick is the answer when pick found no endpoint although the cluster
+// has some: 503 as Envoy answers, "upstream overflow" (UO) when it skipped
+// endpoints at their in-flight limit, else "no healthy upstream" (UH):
+// every endpoint is unhealthy, ejected or stalled.
+func (a *attempt) noPick() (code int, msg string, flag accesslog.Flags) {
+	if a.full {
+		return 503, "upstream overflow (every endpoint at its in-flight limit)", accesslog.UpstreamOverflow
+	}
+	return 503, "no healthy upstream", accesslog.NoHealthyUpstream
 }
 
 func (a *attempt) triedHost(h *host) bool {

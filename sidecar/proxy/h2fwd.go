@@ -267,7 +267,8 @@ func (fw *h2Fwd) next() {
 		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
 		return
 	case hst == nil:
-		fw.reply(502, "no healthy upstream")
+		code, msg, _ := a.noPick()
+		fw.reply(code, msg)
 		return
 	case a.triedHost(hst):
 		fw.reply(a.last, failureMessage(a.last))

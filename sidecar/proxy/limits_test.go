@@ -183,3 +183,32 @@ func TestMaxRetries(t *testing.T) {
 		t.Errorf("retries_in_flight = %d after every request ended, want 0", n)
 	}
 }
+
+// A service whose instances are all unhealthy is answered 503 "no healthy
+// upstream" (access-log flag UH), as Envoy answers, on every path: an
+// HTTP/1.1 or h2c client, an HTTP/1.1 or h2c upstream.
+func TestNoHealthyUpstreamIs503(t *testing.T) {
+	up := startH2CBackend(t, "up", nil)
+	down := []route.Endpoint{{Address: up.addr(), Healthy: false}}
+	for _, tc := range []struct {
+		name     string
+		protocol route.Protocol
+		client   func(*testing.T) *http.Client
+	}{
+		{"HTTP/1.1 to HTTP/1.1", route.HTTP1, client},
+		{"HTTP/1.1 to h2c", route.HTTP2, client},
+		{"h2c to h2c", route.HTTP2, h2cClient},
+		{"h2c to HTTP/1.1", route.HTTP1, h2cClient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+			p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "svc", Protocol: tc.protocol, Endpoints: down}, route.Route{}))
+			if code, _, body := get(t, tc.client(t), addr, "svc", "/"); code != 503 || !strings.Contains(body, "no healthy upstream") {
+				t.Errorf("got %d %q, want 503 no healthy upstream", code, body)
+			}
+		})
+	}
+	if n := up.count.Load(); n != 0 {
+		t.Errorf("the unhealthy instance got %d requests", n)
+	}
+}
