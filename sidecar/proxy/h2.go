@@ -208,7 +208,6 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	a := &x.a
 	a.init(b, rt, cl, start, h.p.cfg.ConnectRetries)
 	defer a.release()
-	a.idempotent = idempotentMethod(r.Method) // a stalled host may be probed by it
 	if rt != nil {
 		if hk, ok := rt.HashKey(&x.view); ok {
 			a.info.SetHash(hk)
