@@ -344,7 +344,9 @@ func (fw *h2Fwd) open(cc *h2.ClientConn) bool {
 		return false
 	}
 	fw.up, fw.sentEnd = up, end
-	fw.watchStall()
+	if end {
+		fw.watchStall()
+	}
 	fw.pump()
 	return true
 }
@@ -370,6 +372,7 @@ func (fw *h2Fwd) pump() {
 			fw.up.WriteTrailers(fw.ds.Trailers)
 		}
 		fw.sentEnd = true
+		fw.watchStall() // the whole request is out: the wait for the answer starts
 	}
 }
 

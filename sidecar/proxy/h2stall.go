@@ -12,8 +12,9 @@ import (
 // meanwhile. The check rides the forwarder's one timer (rearm), so it
 // costs no goroutine or timer of its own.
 
-// watchStall starts the stall watch of the attempt whose request headers
-// just went out on its stream.
+// watchStall starts the stall watch of the attempt whose request just went
+// out completely on its stream (as on HTTP/1.1, after the body: a client
+// stream still sending is not waiting for an answer).
 func (fw *h2Fwd) watchStall() {
 	now := time.Now()
 	fw.sentAt = now
