@@ -161,6 +161,13 @@ func (a *attempt) again(out outcome, code int, h *host, idempotent bool) bool {
 		case !idempotent || !a.replayable || (!a.deadline.IsZero() && !time.Now().Before(a.deadline)):
 			return false
 		case a.retries > 0:
+			// On the route's budget but not under max_retries: a stall
+			// leaves many requests waiting at once, and every proxy route
+			// has a policy (the control plane's default retries connect
+			// failures), so Envoy's default of 3 retries in flight would
+			// fail the rest of them (issue 17: none may be lost).
+			a.retries--
+			return true
 		case a.connects > 0:
 			a.connects--
 			return true
