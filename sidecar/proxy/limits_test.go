@@ -102,9 +102,21 @@ func TestMaxConnections(t *testing.T) {
 	if code := <-done; code != 200 {
 		t.Fatalf("held request: %d, want 200", code)
 	}
-	// The connection is idle now: requests to either endpoint succeed, a
+	// The proxy pools a connection just after its response went out.
+	idle := func() {
+		eventually(t, "the connection back in its pool", func() bool {
+			for _, e := range p.Clusters()[0].Endpoints {
+				if e.IdleConns == 1 {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	// With the connection idle, requests to either endpoint succeed, a
 	// dial to the other one closing the idle connection first.
 	for i := range 6 {
+		idle()
 		if code, _, _ := get(t, c, addr, "orders", "/"); code != 200 {
 			t.Fatalf("request %d after the hold: %d, want 200", i, code)
 		}
@@ -176,12 +188,12 @@ func TestMaxRetries(t *testing.T) {
 	if code := <-done; code != 200 {
 		t.Fatalf("held request: %d, want 200 after its retry", code)
 	}
+	// The slot is given back just after the response went out.
+	eventually(t, "the retry slot given back", func() bool { return p.Clusters()[0].RetriesInFlight == 0 })
 	if code, _, body := get(t, c, addr, "orders", "/", "X-Id", "after"); code != 200 || body != "retried" {
 		t.Errorf("a failing request once the slot is free: %d %q, want 200 retried", code, body)
 	}
-	if n := p.Clusters()[0].RetriesInFlight; n != 0 {
-		t.Errorf("retries_in_flight = %d after every request ended, want 0", n)
-	}
+	eventually(t, "no retry in flight once every request ended", func() bool { return p.Clusters()[0].RetriesInFlight == 0 })
 }
 
 // A service whose instances are all unhealthy is answered 503 "no healthy
