@@ -163,9 +163,16 @@ func (uc *upConn) onReadable(fd uintptr) bool {
 			uc.werr = errNotQuiet
 			return true
 		}
-		uc.w.fd = int(fd)
+		if uc.ts != nil {
+			uc.ts.fd = int(fd) // the record layer writes raw; uc.w passes through
+		} else {
+			uc.w.fd = int(fd)
+		}
 		err := uc.bw.Flush()
 		uc.w.fd = -1
+		if uc.ts != nil {
+			uc.ts.fd = -1
+		}
 		if err != nil {
 			uc.werr = err
 			return true
@@ -178,6 +185,9 @@ func (uc *upConn) onReadable(fd uintptr) bool {
 		// Part of the request (a streamed body) left before: the answer,
 		// or an early one (a 413 before the body), may be here already
 		// and its wakeup is gone, so read first.
+	}
+	if uc.ts != nil {
+		return uc.tlsReadable(fd)
 	}
 	for {
 		n, err := rawRead(fd, uc.br.buf[uc.br.w:])
@@ -196,6 +206,92 @@ func (uc *upConn) onReadable(fd uintptr) bool {
 		return true
 	}
 }
+
+// tlsReadable reads the first bytes of the answer through the *tls.Conn
+// inside the raw callback: its socket reads raw and says "would block"
+// (a temporary error, after which tls.Conn keeps the partial record and
+// its state) instead of waiting, so no read(2) is wasted before the
+// answer is there.
+func (uc *upConn) tlsReadable(fd uintptr) bool {
+	uc.ts.fd = int(fd)
+	n, err := uc.nc.Read(uc.br.buf[uc.br.w:])
+	uc.ts.fd = -1
+	uc.br.w += n
+	switch {
+	case n > 0:
+		return true
+	case err == errWouldBlock || err == nil:
+		return false
+	}
+	uc.rerr = err
+	return true
+}
+
+// tlsSock is the TCP connection under an upstream *tls.Conn. While fd is
+// set (inside a raw read callback of the connection) it reads and writes
+// with raw system calls like connWriter, and a read that would block
+// returns errWouldBlock instead of waiting; otherwise it is the plain
+// net.Conn.
+type tlsSock struct {
+	net.Conn
+	fd int // -1: not inside a callback
+}
+
+func newTLSSock(nc net.Conn) net.Conn {
+	if rawConn(nc) == nil {
+		return nc
+	}
+	return &tlsSock{Conn: nc, fd: -1}
+}
+
+func (s *tlsSock) Read(p []byte) (int, error) {
+	if s.fd < 0 || len(p) == 0 {
+		return s.Conn.Read(p)
+	}
+	for {
+		n, e := rawRead(uintptr(s.fd), p)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case e != 0:
+			return 0, os.NewSyscallError("read", e)
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (s *tlsSock) Write(p []byte) (int, error) {
+	n := 0
+	for s.fd >= 0 && n < len(p) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			break // EAGAIN (the net.Conn waits for room), or an error it reports
+		}
+		n += int(m)
+	}
+	if n == len(p) {
+		return n, nil
+	}
+	m, err := s.Conn.Write(p[n:])
+	return n + m, err
+}
+
+// errWouldBlock is tlsSock's read error inside a callback when the socket
+// has nothing: temporary, so tls.Conn does not make it sticky.
+var errWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "proxy: read would block" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
 
 // serveRaw serves the client connection's requests from inside one raw
 // read for as long as each request is self-contained (head and body
