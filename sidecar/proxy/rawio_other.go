@@ -58,5 +58,6 @@ func newTLSSock(nc net.Conn) net.Conn { return nc }
 // tlsSock is never made here.
 type tlsSock struct {
 	net.Conn
-	fd int
+	short, probe, whole bool
+	reads               int
 }
