@@ -229,11 +229,16 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	defer c.lingerIfPending()
 	defer c.endWriteTimedOut()
-	if c.mode.Kind == Fixed {
+	if k := c.mode.Kind; k == Fixed || k == Inbound {
+		// A TCP cluster: an --upstream port for a TCP service, or the
+		// inbound listener of a TCP app (--app-protocol tcp).
 		b := c.p.bound.Load()
 		if cl := b.table.Cluster(c.mode.Cluster); cl != nil && cl.Protocol == route.TCP {
 			c.pinned = true
 			c.state.Store(stateActive)
+			if k == Inbound && !c.admitTCP(b, cl) {
+				return
+			}
 			c.serveTCP(b, cl)
 			return
 		}
