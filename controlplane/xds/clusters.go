@@ -14,6 +14,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
@@ -120,6 +121,9 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 	} else if !t.caps.HTTPProxy {
 		c.TransportSocket = t.grpcTransportSocket(svc)
 	}
+	if t.caps.HTTPProxy && t.speaksTCP(t.subsets[spec.cla].service) {
+		c.Metadata = tcpClusterMetadata()
+	}
 	if t.caps.HTTPProxy && t.speaksHTTP2(t.subsets[spec.cla].service) {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{
@@ -130,6 +134,28 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 		}
 	}
 	return c
+}
+
+// ClusterMetadataKey is the filter_metadata key of shoal's own cluster
+// metadata; its field "protocol" is "tcp" for a service whose instances
+// all declare tcp, which a sidecar's --upstream port then proxies as raw
+// bytes (Envoy's consumers ignore it: TCP is a listener's tcp_proxy
+// there).
+const ClusterMetadataKey = "shoal"
+
+func tcpClusterMetadata() *corev3.Metadata {
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		ClusterMetadataKey: {Fields: map[string]*structpb.Value{"protocol": structpb.NewStringValue(string(registry.ProtocolTCP))}},
+	}}
+}
+
+// speaksTCP reports whether a proxy must proxy raw TCP to the service:
+// when every instance declares tcp.
+func (t *translator) speaksTCP(svc string) bool {
+	eps := t.services[svc]
+	return len(eps) > 0 && !slices.ContainsFunc(eps, func(ep registry.Endpoint) bool {
+		return ep.Protocol != registry.ProtocolTCP
+	})
 }
 
 // speaksHTTP2 reports whether a proxy must use HTTP/2 upstream: when every

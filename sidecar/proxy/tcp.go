@@ -55,6 +55,27 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 	cs.codes.inc(200)
 }
 
+// admitTCP decides whether an inbound TCP connection reaches the app: over
+// mTLS it first completes the handshake (a zero-length read runs it, under
+// ReadHeaderTimeout), then the service's authorization policy judges the
+// caller (a TCP connection has no method or path: rules that name paths
+// or methods never admit one). A denied caller's connection is closed, as
+// Envoy's network RBAC filter does.
+func (c *conn) admitTCP(b *binding, cl *route.Cluster) bool {
+	if _, ok := c.nc.(PeerIdentity); ok {
+		c.nc.SetReadDeadline(time.Now().Add(c.p.cfg.ReadHeaderTimeout))
+		if _, err := c.nc.Read(nil); err != nil {
+			return false
+		}
+	}
+	if reason := inboundDenied(b.table, c.mode, c.callerID(), &route.Request{}); reason != "" {
+		b.clusters[cl.Index].codes.inc(403)
+		c.p.log.Debug("tcp connection denied", "peer", c.nc.RemoteAddr().String(), "reason", reason)
+		return false
+	}
+	return true
+}
+
 // tcpCopyBuf is the size of each direction's copy buffer when the idle
 // timeout is tracked.
 const tcpCopyBuf = 16 << 10

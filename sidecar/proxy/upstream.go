@@ -40,8 +40,11 @@ type upConn struct {
 	stallAt, until time.Time
 
 	// flushAndFill's state: the raw connection (nil: plain reads), its
-	// callback bound once, and the outcome of one exchange.
+	// callback bound once, and the outcome of one exchange. Over mTLS, rc
+	// is the TCP connection's and ts the socket under the *tls.Conn nc,
+	// which the callback switches to raw system calls (see tlsSock).
 	rc         syscall.RawConn
+	ts         *tlsSock
 	w          *connWriter // under bw
 	readable   func(fd uintptr) bool
 	sent       bool
@@ -213,7 +216,7 @@ func (p *Proxy) dialConn(h *host, timeout time.Duration) (net.Conn, error) {
 		nc.Close()
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errNoIdentity}
 	}
-	tc := tls.Client(nc, p.cfg.UpstreamTLS.ClientConfig(serverID))
+	tc := tls.Client(newTLSSock(nc), p.cfg.UpstreamTLS.ClientConfig(serverID))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout-time.Since(start))
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -233,6 +236,11 @@ var errNoIdentity = errors.New("the endpoint requires mTLS and this proxy has no
 // after streamIdle (<= 0: never) without progress.
 func newUpConn(nc net.Conn, h *host, streamIdle time.Duration) *upConn {
 	uc := &upConn{nc: nc, w: newConnWriter(nc, streamIdle), h: h, rc: rawConn(nc)}
+	if tc, ok := nc.(*tls.Conn); ok {
+		if ts, ok := tc.NetConn().(*tlsSock); ok {
+			uc.ts, uc.rc = ts, rawConn(ts.Conn)
+		}
+	}
 	uc.bw = bufio.NewWriterSize(uc.w, upstreamWriteBuf)
 	uc.br = bufReader{rd: uc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable

@@ -215,6 +215,9 @@ func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAs
 	if usesHTTP2(c) {
 		cc.Protocol = route.HTTP2
 	}
+	if c.GetMetadata().GetFilterMetadata()[xdsres.ClusterMetadataKey].GetFields()["protocol"].GetStringValue() == "tcp" {
+		cc.Protocol = route.TCP // every instance is a raw TCP app
+	}
 	claName := c.GetEdsClusterConfig().GetServiceName()
 	if claName == "" {
 		claName = c.GetName()
