@@ -40,12 +40,12 @@ const requestIDLen = 36
 
 // logAccess writes the request's access log line; it allocates nothing
 // (the logger copies the fields).
-func (c *conn) logAccess(l *accesslog.Logger, start time.Time, code int, cluster string) {
+func (c *conn) logAccess(l *accesslog.Logger, start time.Time, took time.Duration, code int, cluster string) {
 	r := &c.req
 	e := accesslog.Entry{
 		Start: start, Method: r.method, Path: r.target, Protocol: http11,
 		Code: code, Flags: c.al.flags, BytesReceived: max(r.contentLength, 0), BytesSent: -1,
-		Duration: time.Since(start), UpstreamServiceTime: -1,
+		Duration: took, UpstreamServiceTime: -1,
 		Authority: r.host, UpstreamHost: c.al.upstream, UpstreamCluster: cluster,
 	}
 	if r.chunked {
@@ -57,13 +57,34 @@ func (c *conn) logAccess(l *accesslog.Logger, start time.Time, code int, cluster
 	if c.al.upstream != "" && c.resp.code == code && !c.resp.chunked && c.resp.contentLength >= 0 {
 		e.BytesSent = c.resp.contentLength
 	}
-	e.UserAgent = headerValue(r.headers, "user-agent")
-	e.XForwardedFor = headerValue(r.headers, "x-forwarded-for")
-	e.ReqID = headerValue(r.headers, "x-request-id")
+	logHeaders(&e, r.headers)
 	if e.ReqID == nil && c.al.reqIDAt > 0 && c.al.reqIDAt+requestIDLen <= len(c.out) {
 		e.ReqID = c.out[c.al.reqIDAt : c.al.reqIDAt+requestIDLen]
 	}
 	l.Log(&e)
+}
+
+// logHeaders sets the entry's User-Agent, X-Forwarded-For and X-Request-Id
+// (each header's first value) in one pass over the headers.
+func logHeaders(e *accesslog.Entry, hs []route.HeaderField) {
+	var ua, id, xff bool // seen
+	for i := range hs {
+		name := hs[i].Name
+		switch len(name) {
+		case len("user-agent"):
+			if !ua && equalFold(name, "user-agent") {
+				e.UserAgent, ua = hs[i].Value, true
+			}
+		case len("x-request-id"):
+			if !id && equalFold(name, "x-request-id") {
+				e.ReqID, id = hs[i].Value, true
+			}
+		case len("x-forwarded-for"):
+			if !xff && equalFold(name, "x-forwarded-for") {
+				e.XForwardedFor, xff = hs[i].Value, true
+			}
+		}
+	}
 }
 
 // headerValue returns the first value of the (lowercase) header name.

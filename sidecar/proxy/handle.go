@@ -34,9 +34,10 @@ func (c *conn) handle() bool {
 	}
 	code, keep := c.dispatch(b, rt, cl, cs, start)
 	cs.codes.inc(code)
-	cs.latency.observe(cs.name, time.Since(start).Seconds())
+	took := time.Since(start)
+	cs.latency.observe(cs.name, took.Seconds())
 	if l := c.p.cfg.AccessLog; l != nil {
-		c.logAccess(l, start, code, cs.name)
+		c.logAccess(l, start, took, code, cs.name)
 	}
 	if t := c.p.cfg.Tracer; t != nil {
 		c.endSpan(t, start, code, cs.name)
