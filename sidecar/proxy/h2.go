@@ -151,7 +151,9 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 		code = h.forward(w, r, x, b, rt, cl, cs, hc, start)
 	}
 	cs.codes.inc(code)
-	cs.latency.observe(cs.name, time.Since(start).Seconds())
+	took := time.Since(start).Seconds()
+	cs.latency.observe(cs.name, took)
+	countEdge(hc.mode, cs, rt, code, took)
 }
 
 // h2Exchange is the state of one request of an h2c connection, allocated

@@ -235,7 +235,9 @@ func (fw *h2Fwd) finish() {
 		fw.cs.inflight.Add(-1)
 	}
 	cs.codes.inc(fw.code)
-	cs.latency.observe(cs.name, time.Since(fw.start).Seconds())
+	took := time.Since(fw.start).Seconds()
+	cs.latency.observe(cs.name, took)
+	countEdge(fw.hc.mode, cs, fw.a.rt, fw.code, took)
 }
 
 // startTry arms the attempt's deadline once the request is completely

@@ -36,6 +36,7 @@ func (c *conn) handle() bool {
 	cs.codes.inc(code)
 	took := time.Since(start)
 	cs.latency.observe(cs.name, took.Seconds())
+	countEdge(c.mode, cs, rt, code, took.Seconds())
 	if l := c.p.cfg.AccessLog; l != nil {
 		c.logAccess(l, start, took, code, cs.name)
 	}
