@@ -38,7 +38,8 @@ const (
 	// names in snake case (start_time, method, path, protocol,
 	// response_code, response_flags, bytes_received, bytes_sent, duration,
 	// upstream_service_time, x_forwarded_for, user_agent, request_id,
-	// authority, upstream_host, upstream_cluster).
+	// authority, upstream_host, upstream_cluster, and grpc_status for a
+	// gRPC response).
 	JSON
 )
 
@@ -107,6 +108,10 @@ type Entry struct {
 	XForwardedFor, UserAgent, ReqID []byte
 	Authority                       []byte
 	UpstreamHost, UpstreamCluster   string
+	// GRPCStatus is a gRPC response's grpc-status (nil: none; Envoy's
+	// %GRPC_STATUS_NUMBER%), in the JSON format only: the text format
+	// stays Envoy's default.
+	GRPCStatus []byte
 }
 
 // Config configures a Logger.
@@ -401,6 +406,9 @@ func appendJSON(dst []byte, e *Entry, ts stamp) []byte {
 	dst = appendJSONString(dst, "authority", e.Authority)
 	dst = appendJSONString(dst, "upstream_host", strBytes(e.UpstreamHost))
 	dst = appendJSONString(dst, "upstream_cluster", strBytes(e.UpstreamCluster))
+	if e.GRPCStatus != nil {
+		dst = appendJSONString(dst, "grpc_status", e.GRPCStatus)
+	}
 	return append(dst, "}\n"...)
 }
 

@@ -450,6 +450,7 @@ func BenchmarkProxyH2C(b *testing.B) {
 				Endpoints: []route.Endpoint{{Address: up.start(b), Healthy: true}}})
 			b.ReportAllocs()
 			b.SetParallelism(25)
+			defer reportCPU(b)()
 			b.RunParallel(func(pb *testing.PB) {
 				rc := newRawH2Client(b, addr)
 				for pb.Next() {

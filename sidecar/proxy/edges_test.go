@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -121,7 +122,6 @@ func TestEdgeMetricsCountTheRequestsSent(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fams := scrapeRegistry(t, reg)
 	wantCounts := map[string]float64{
 		"code=200,destination=orders,route=orders-api/0,source=web": 12,
 		"code=503,destination=orders,route=orders/0,source=web":     3,
@@ -129,17 +129,27 @@ func TestEdgeMetricsCountTheRequestsSent(t *testing.T) {
 		"code=200,destination=grpc,route=grpc/0,source=web":         8,
 		"code=503,destination=grpc,route=grpc/0,source=web":         1,
 	}
-	if got := series(fams, "shoal_requests_total"); !equalCounts(got, wantCounts) {
-		t.Errorf("shoal_requests_total = %v\nwant %v", got, wantCounts)
-	}
 	wantHist := map[string]float64{
 		"destination=orders,route=orders-api/0,source=web": 12,
 		"destination=orders,route=orders/0,source=web":     3,
 		"destination=-,route=-,source=web":                 2,
 		"destination=grpc,route=grpc/0,source=web":         9,
 	}
-	if got := series(fams, "shoal_request_duration_seconds"); !equalCounts(got, wantHist) {
-		t.Errorf("shoal_request_duration_seconds counts = %v\nwant %v", got, wantHist)
+	// A request is counted as its response completes: the client may
+	// see the last byte a moment before.
+	var counts, hist map[string]float64
+	for deadline := time.Now().Add(defaultTestTimeout); ; time.Sleep(time.Millisecond) {
+		fams := scrapeRegistry(t, reg)
+		counts, hist = series(fams, "shoal_requests_total"), series(fams, "shoal_request_duration_seconds")
+		if equalCounts(counts, wantCounts) && equalCounts(hist, wantHist) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !equalCounts(counts, wantCounts) {
+		t.Errorf("shoal_requests_total = %v\nwant %v", counts, wantCounts)
+	}
+	if !equalCounts(hist, wantHist) {
+		t.Errorf("shoal_request_duration_seconds counts = %v\nwant %v", hist, wantHist)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
@@ -151,9 +152,12 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 		code = h.forward(w, r, x, b, rt, cl, cs, hc, start)
 	}
 	cs.codes.inc(code)
-	took := time.Since(start).Seconds()
-	cs.latency.observe(cs.name, took)
-	countEdge(hc.mode, cs, rt, code, took)
+	took := time.Since(start)
+	cs.latency.observe(cs.name, took.Seconds())
+	countEdge(hc.mode, cs, rt, code, took.Seconds())
+	if l := h.p.cfg.AccessLog; l != nil {
+		x.logAccess(l, r, start, took, code, cs.name)
+	}
 }
 
 // h2Exchange is the state of one request of an h2c connection, allocated
@@ -161,6 +165,7 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 // strings are copied into scratch (route.Request holds byte slices).
 type h2Exchange struct {
 	transportExchange
+	reqID   string // the X-Request-Id sent upstream
 	view    route.Request
 	fields  [24]route.HeaderField
 	scratch [1 << 10]byte
@@ -199,11 +204,13 @@ func (x *h2Exchange) fillView(r *http.Request, peer []byte) {
 func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchange, b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, hc *h2Conn, start time.Time) int {
 	switch {
 	case rt == nil && cl == nil:
+		x.al.flags |= accesslog.NoRouteFound
 		return plainError(w, 404, notFoundMessage(b.table, x.view.Host, []byte(r.URL.Path)))
 	case cl == nil:
 		return plainError(w, 503, "cluster not found")
 	case int(cs.inflight.Add(1)) > cl.MaxRequests:
 		cs.inflight.Add(-1)
+		x.al.flags |= accesslog.UpstreamOverflow
 		return plainError(w, 503, "upstream overflow (circuit breaker)")
 	}
 	defer cs.inflight.Add(-1)
@@ -226,6 +233,9 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	out.Header = cloneHeader(r.Header, 4)
 	out.Trailer = r.Trailer.Clone()
 	rewriteHeaders(out.Header, hc.trusted, hc.peer)
+	if vs := out.Header["X-Request-Id"]; len(vs) > 0 {
+		x.reqID = vs[0] // the client's or a generated one, for the access log
+	}
 	setXFCC(out.Header, hc.mode, hc.xfcc)
 	x.setBody(r.Body, r.ContentLength, h.p.cfg.ReplayBufferBytes)
 	defer x.end()

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -76,6 +77,9 @@ type fwState struct {
 	hasTr    bool
 	kept     *keptResponse
 	code     int
+	al       accessInfo // response flags and the last endpoint, for the access log
+	grpc     string     // the response's grpc-status, "" when none
+	sentDown int64      // response body bytes written to the client
 	done     bool
 	released bool // back in the pool; set by unlock
 }
@@ -260,20 +264,25 @@ func (fw *h2Fwd) next() {
 	e, hst := a.pick()
 	switch {
 	case hst == nil && len(a.cl.Endpoints) == 0:
+		fw.al.flags |= accesslog.NoHealthyUpstream
 		fw.reply(503, noInstanceMessage(a.cl.Name))
 		return
 	case fw.kept != nil && (hst == nil || a.triedHost(hst)):
 		// A gRPC client needs a gRPC status, not a local reply.
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
 		return
 	case hst == nil:
+		fw.al.flags |= accesslog.NoHealthyUpstream
 		fw.reply(502, "no healthy upstream")
 		return
 	case a.triedHost(hst):
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 		fw.reply(a.last, failureMessage(a.last))
 		return
 	}
 	a.markTried(hst)
+	fw.al.upstream = hst.addr
 	hst.countRequest(fw.h.p.metrics)
 	hst.load.begin()
 	fw.loadAt = time.Now()
@@ -408,6 +417,7 @@ func (fw *h2Fwd) OnReset(s *h2.Stream) {
 	if !fw.relayed {
 		fw.code = 502 // as classify's clientFailed
 	}
+	fw.al.flags |= accesslog.DownstreamConnectionTermination
 	fw.finish()
 }
 

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 )
@@ -97,6 +98,7 @@ func (u *h2FwdUp) OnReset(up *h2.ClientStream, err error) {
 	if fw.relayed {
 		fw.up = nil
 		fw.ds.Reset(http2.ErrCodeInternal) // the response is cut short
+		fw.al.flags |= accesslog.UpstreamConnectionTermination
 		fw.finish()
 		return
 	}
@@ -134,9 +136,13 @@ func (fw *h2Fwd) retry(out outcome, code int) {
 		// Part of the body is gone: no attempt can send it again.
 		fw.a.connects, fw.a.retries = 0, 0
 	}
+	fw.al.flags |= outcomeFlag(out)
 	if fw.a.again(out, code, fw.host, fw.idempotent) && fw.base == 0 {
 		fw.next()
 		return
+	}
+	if fw.a.nTried > 1 {
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 	}
 	if fw.kept != nil {
 		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
@@ -174,6 +180,9 @@ func (fw *h2Fwd) endAttempt(reset bool) {
 // relayHeaders sends the response headers downstream.
 func (fw *h2Fwd) relayHeaders(status int, fields []hpack.HeaderField, end bool) {
 	fw.relayed, fw.code = true, status
+	if end && fw.h.p.cfg.AccessLog != nil {
+		fw.grpc = grpcStatusValue(fields) // trailers-only
+	}
 	fw.ds.WriteHeaders(status, fields, end)
 	if end {
 		fw.finish()
@@ -200,6 +209,7 @@ func (fw *h2Fwd) flushResponse() {
 	}
 	if len(fw.resp) > 0 || fw.respEnd && !fw.hasTr {
 		n, err := fw.ds.WriteData(fw.resp, fw.respEnd && !fw.hasTr)
+		fw.sentDown += int64(n)
 		if n > 0 && fw.up != nil {
 			fw.up.Consumed(n)
 		}
@@ -214,6 +224,9 @@ func (fw *h2Fwd) flushResponse() {
 	}
 	if fw.hasTr {
 		fw.ds.WriteTrailers(fw.respTr)
+		if fw.h.p.cfg.AccessLog != nil {
+			fw.grpc = grpcStatusValue(fw.respTr)
+		}
 	}
 	fw.finish()
 }
@@ -235,9 +248,12 @@ func (fw *h2Fwd) finish() {
 		fw.cs.inflight.Add(-1)
 	}
 	cs.codes.inc(fw.code)
-	took := time.Since(fw.start).Seconds()
-	cs.latency.observe(cs.name, took)
-	countEdge(fw.hc.mode, cs, fw.a.rt, fw.code, took)
+	took := time.Since(fw.start)
+	cs.latency.observe(cs.name, took.Seconds())
+	countEdge(fw.hc.mode, cs, fw.a.rt, fw.code, took.Seconds())
+	if l := fw.h.p.cfg.AccessLog; l != nil {
+		fw.logAccess(l, took, cs.name)
+	}
 }
 
 // startTry arms the attempt's deadline once the request is completely
@@ -304,6 +320,7 @@ func (fw *h2Fwd) onTimer() {
 	fw.timerAt = time.Time{}
 	if fw.relayed {
 		fw.ds.Reset(http2.ErrCodeCancel) // the stream stalled
+		fw.al.flags |= accesslog.StreamIdleTimeout
 		fw.finish()
 		return
 	}
