@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,7 +111,10 @@ func New(cfg Config) (_ *Server, err error) {
 
 func (s *Server) startEtcd() error {
 	endpoints := s.cfg.EtcdEndpoints
-	var clientTLS *tls.Config
+	clientTLS, err := s.cfg.externalEtcdTLS()
+	if err != nil {
+		return err
+	}
 	if len(endpoints) == 0 {
 		clientURL, peerURL, err := etcdURLs(s.cfg.EtcdListen, s.cfg.EtcdPeerListen)
 		if err != nil {
@@ -131,7 +133,7 @@ func (s *Server) startEtcd() error {
 			if err != nil {
 				return fmt.Errorf("controlplane: etcd TLS: %w", err)
 			}
-			ec.TLS = &etcdserver.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile}
+			ec.TLS = &etcdserver.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile, AllowedCNs: identity.EtcdCommonNames}
 			ec.ClientURL, ec.PeerURL = "https"+strings.TrimPrefix(clientURL, "http"), "https"+strings.TrimPrefix(peerURL, "http")
 			clientTLS = t.Client
 			s.log.Info("embedded etcd serves TLS and requires client certificates of the mesh CA", "client_url", ec.ClientURL)
@@ -142,7 +144,7 @@ func (s *Server) startEtcd() error {
 		}
 		endpoints = []string{ec.ClientURL}
 	}
-	cli, err := etcdclient.NewTLS(endpoints, clientTLS)
+	cli, err := etcdclient.NewAuth(endpoints, clientTLS, s.cfg.EtcdUsername, s.cfg.EtcdPassword)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,7 @@ func (f *proxyFlags) register(fs *flag.FlagSet, adminDefault string) {
 	fs.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector (HOST:PORT) to export a span per HTTP/1.1 request to; empty disables tracing (trace headers pass through)")
 	fs.Float64Var(&f.traceSampleRate, "trace-sample-rate", 1, "share (0..1) of new traces (requests without a traceparent) that are sampled; requests with one keep its decision")
 	f.identity.register(fs)
+	f.identity.registerMTLS(fs)
 	fs.BoolVar(&f.stallDetection, "stall-detection", true, "take an endpoint that holds several requests and answers none for 1-2 s (a blocked event loop) out of rotation and send its waiting GETs elsewhere; turn off for services whose requests all wait long on purpose (long polls)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve net/http/pprof's /debug/pprof/ on the admin listener")
 	f.memoryLimit = memoryLimitFlag{v: defaultProxyMemoryLimit, gcPercent: defaultProxyGCPercent}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -45,6 +46,10 @@ type ServiceConfig struct {
 	Tokens *TokenStore
 	// SVIDTTL is the SVID lifetime; zero means DefaultSVIDTTL.
 	SVIDTTL time.Duration
+	// ServingNames are extra subject alternative names (DNS names or IP
+	// addresses) of the control plane's serving certificate, for clients
+	// that verify a host name (gRPC bootstraps' TLS channel credentials).
+	ServingNames []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -114,7 +119,16 @@ func (s *Service) servingCert() (*tls.Certificate, error) {
 	if c := s.serving; c != nil && now.Before(c.Leaf.NotBefore.Add(c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)/2)) {
 		return c, nil
 	}
-	chain, key, err := s.cfg.CA.ServingCert(servingCertTTL, now)
+	var dns []string
+	var ips []net.IP
+	for _, n := range s.cfg.ServingNames {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
+	chain, key, err := s.cfg.CA.ServingCertFor(servingCertTTL, now, dns, ips...)
 	if err != nil {
 		return nil, err
 	}
