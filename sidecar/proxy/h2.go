@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
+	"github.com/shoal-mesh/shoal/sidecar/tracing"
 )
 
 // h2Preface is the head bufReader.head returns for the HTTP/2 connection
@@ -140,6 +141,9 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 	b := h.p.bound.Load()
 	x := &h2Exchange{}
 	x.fillView(r, hc.peerIP)
+	if t := h.p.cfg.Tracer; t != nil {
+		x.startSpan(t, r)
+	}
 	rt, cl := resolve(b.table, hc.mode, &x.view, hc.fixed)
 	cs := h.p.noCluster
 	if cl != nil {
@@ -158,6 +162,9 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 	if l := h.p.cfg.AccessLog; l != nil {
 		x.logAccess(l, r, start, took, code, cs.name)
 	}
+	if t := h.p.cfg.Tracer; t != nil {
+		x.span.end(t, hc.mode.Kind, start, x.view.Method, x.view.Path, code, x.al.upstream, cs.name)
+	}
 }
 
 // h2Exchange is the state of one request of an h2c connection, allocated
@@ -166,6 +173,7 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 type h2Exchange struct {
 	transportExchange
 	reqID   string // the X-Request-Id sent upstream
+	span    spanInfo
 	view    route.Request
 	fields  [24]route.HeaderField
 	scratch [1 << 10]byte
@@ -233,6 +241,10 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	out.Header = cloneHeader(r.Header, 4)
 	out.Trailer = r.Trailer.Clone()
 	rewriteHeaders(out.Header, hc.trusted, hc.peer)
+	if x.span.on {
+		delete(out.Header, "Traceparent")
+		out.Header["Traceparent"] = []string{string(tracing.AppendTraceparent(nil, x.span.ctx))}
+	}
 	if vs := out.Header["X-Request-Id"]; len(vs) > 0 {
 		x.reqID = vs[0] // the client's or a generated one, for the access log
 	}

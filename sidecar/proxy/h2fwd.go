@@ -78,6 +78,8 @@ type fwState struct {
 	kept     *keptResponse
 	code     int
 	al       accessInfo // response flags and the last endpoint, for the access log
+	span     spanInfo   // this hop's span (Config.Tracer)
+	tp       [55]byte   // backs the traceparent sent upstream
 	grpc     string     // the response's grpc-status, "" when none
 	sentDown int64      // response body bytes written to the client
 	done     bool
@@ -108,6 +110,9 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 		return nil, false
 	}
 	fw.cs = b.clusters[cl.Index]
+	if t := f.h.p.cfg.Tracer; t != nil {
+		fw.startSpan(t)
+	}
 	fw.a.init(b, rt, cl, start, f.h.p.cfg.ConnectRetries)
 	if rt != nil {
 		if hk, ok := rt.HashKey(&fw.view); ok {
@@ -217,6 +222,10 @@ func (fw *h2Fwd) buildRequest() {
 			hasProto = hasProto || hf.Name == "x-forwarded-proto"
 		case "x-request-id":
 			hasID = true
+		case "traceparent":
+			if fw.span.on {
+				continue // replaced below with this hop's span
+			}
 		case "x-forwarded-client-cert":
 			// Removed from clients inbound and at the edge (Envoy's
 			// SANITIZE); an authenticated caller's is set below.
@@ -232,6 +241,9 @@ func (fw *h2Fwd) buildRequest() {
 	req = append(req, hpack.HeaderField{Name: "x-forwarded-for", Value: xff + fw.hc.peer})
 	if !hasProto {
 		req = append(req, hpack.HeaderField{Name: "x-forwarded-proto", Value: "http"})
+	}
+	if fw.span.on {
+		req = append(req, fw.traceparent())
 	}
 	if !hasID {
 		// Sensitive: a unique value is never worth an HPACK table entry,

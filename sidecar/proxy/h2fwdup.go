@@ -254,6 +254,9 @@ func (fw *h2Fwd) finish() {
 	if l := fw.h.p.cfg.AccessLog; l != nil {
 		fw.logAccess(l, took, cs.name)
 	}
+	if t := fw.h.p.cfg.Tracer; t != nil {
+		fw.span.end(t, fw.hc.mode.Kind, fw.start, fw.view.Method, fw.view.Path, fw.code, fw.al.upstream, cs.name)
+	}
 }
 
 // startTry arms the attempt's deadline once the request is completely
