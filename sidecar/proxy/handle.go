@@ -92,7 +92,13 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 	}
 	a.replayable = ok
 	if ok || !c.req.hasBody() {
-		a.startTimer(time.Now()) // the whole request is here
+		// The whole request is here; one without a body was when handle
+		// began.
+		now := start
+		if c.req.hasBody() {
+			now = time.Now()
+		}
+		a.startTimer(now)
 	}
 	return c.forward(a)
 }
