@@ -20,6 +20,7 @@ package accesslog
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"strconv"
 	"sync"
@@ -274,10 +275,7 @@ func appendEscaped(dst, b []byte) []byte {
 	for i := 0; i < len(b); {
 		// Fast path: a run of bytes that need no escaping (most fields
 		// are plain ASCII) is appended at once.
-		j := i
-		for j < len(b) && plain[b[j]] {
-			j++
-		}
+		j := plainPrefix(b, i)
 		dst = append(dst, b[i:j]...)
 		if i = j; i == len(b) {
 			break
@@ -302,6 +300,35 @@ func appendEscaped(dst, b []byte) []byte {
 		i += n
 	}
 	return dst
+}
+
+// plainPrefix returns the end of the run of plain bytes starting at i,
+// testing eight bytes at a time.
+func plainPrefix(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if !plainWord(binary.LittleEndian.Uint64(b[i:])) {
+			break
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// hasZero reports whether a byte of v is zero.
+func hasZero(v uint64) bool { return (v-ones)&^v&highs != 0 }
+
+// plainWord reports whether the eight bytes of w are all plain: none
+// below 0x20, none with the high bit, none 0x7f, '"' or '\\'.
+func plainWord(w uint64) bool {
+	return w&highs == 0 && (w-0x20*ones)&^w&highs == 0 &&
+		!hasZero(w^0x7f*ones) && !hasZero(w^'"'*ones) && !hasZero(w^'\\'*ones)
 }
 
 // plain marks the bytes appended as they are: printable ASCII other than
