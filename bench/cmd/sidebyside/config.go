@@ -51,6 +51,10 @@ type Config struct {
 	// with access logs in each round, so that one run gives the log's own
 	// cost (with/without per proxy) next to shoal/nginx for both.
 	AccessLogAB bool
+	// BaselineSidecar is a second sidecar binary (say main's build),
+	// measured as target "shoal-base" next to every shoal target, so that
+	// a change's cost comes from paired runs: shoal/shoal-base.
+	BaselineSidecar string
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -80,6 +84,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.BoolVar(&c.KeepWork, "keep-work", false, "keep the working directory (logs of every process)")
 	fs.BoolVar(&c.AccessLog, "access-log", false, "access logs on: nginx (buffered access_log, Envoy's default format) and the sidecar (--access-log) write a line per request to a file; use with -proxies nginx,shoal")
 	fs.BoolVar(&c.AccessLogAB, "access-log-ab", false, "measure each proxy without and with access logs (as -access-log) in every round: the log's cost per proxy and shoal/nginx both ways; use with -proxies nginx,shoal")
+	fs.StringVar(&c.BaselineSidecar, "baseline-sidecar", "", "a second sidecar binary (e.g. main's slim build) measured as shoal-base beside every shoal run; reports CPU/req and p99 shoal/shoal-base")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -190,7 +190,20 @@ func (h *harness) targets(ctx context.Context) []target {
 	for _, p := range h.cfg.Proxies {
 		reasons[p] = h.availability(ctx, p)
 	}
+	if h.cfg.BaselineSidecar != "" {
+		reasons["shoal-base"] = reasons["shoal"]
+		if _, err := os.Stat(h.cfg.BaselineSidecar); err != nil {
+			reasons["shoal-base"] = "baseline sidecar: " + err.Error()
+		}
+	}
 	return listTargets(h.cfg, reasons)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // listTargets is direct and every proxy × strategy of cfg (each twice,
@@ -205,6 +218,12 @@ func listTargets(cfg Config, reasons map[string]string) []target {
 			if cfg.AccessLogAB && p != "haproxy" { // HAProxy logs to syslog only
 				t.Log = true
 				ts = append(ts, t)
+			}
+			if p == "shoal" && cfg.BaselineSidecar != "" {
+				for _, t := range slices.Clone(ts[len(ts)-1-btoi(cfg.AccessLogAB):]) {
+					t.Proxy, t.Unavailable = "shoal-base", reasons["shoal-base"]
+					ts = append(ts, t)
+				}
 			}
 		}
 	}
@@ -308,7 +327,9 @@ func (h *harness) start(ctx context.Context, t target) (*instance, error) {
 	case "haproxy":
 		return h.startHAProxy(ctx, t.Strategy, dir)
 	case "shoal":
-		return h.startShoal(ctx, t.Strategy, t.Log, dir)
+		return h.startShoal(ctx, h.cfg.sidecarBin(), t.Strategy, t.Log, dir)
+	case "shoal-base":
+		return h.startShoal(ctx, h.cfg.BaselineSidecar, t.Strategy, t.Log, dir)
 	}
 	return nil, fmt.Errorf("unknown proxy %q", t.Proxy)
 }

@@ -28,10 +28,12 @@ type meta struct {
 	H2        bool              `json:"h2,omitempty"` // h2load, gRPC unary calls
 	// AccessLog: every proxy with its access log; AccessLogAB: each
 	// without and with.
-	AccessLog   bool     `json:"access_log,omitempty"`
-	AccessLogAB bool     `json:"access_log_ab,omitempty"`
-	Pinning     string   `json:"pinning"`
-	Strategies  []string `json:"strategies"`
+	AccessLog   bool `json:"access_log,omitempty"`
+	AccessLogAB bool `json:"access_log_ab,omitempty"`
+	// Baseline is the second sidecar binary (-baseline-sidecar).
+	Baseline   string   `json:"baseline_sidecar,omitempty"`
+	Pinning    string   `json:"pinning"`
+	Strategies []string `json:"strategies"`
 }
 
 func collectMeta(cfg Config) meta {
@@ -39,7 +41,7 @@ func collectMeta(cfg Config) meta {
 		Start: time.Now(), NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Duration: cfg.Duration, Warmup: cfg.Warmup, Runs: cfg.Runs, Conns: cfg.Conns,
 		Threads: cfg.Threads, H2: cfg.H2, Strategies: cfg.Strategies, Versions: map[string]string{},
-		AccessLog: cfg.AccessLog, AccessLogAB: cfg.AccessLogAB,
+		AccessLog: cfg.AccessLog, AccessLogAB: cfg.AccessLogAB, Baseline: cfg.BaselineSidecar,
 	}
 	m.Kernel = "Linux " + firstLine(readFile("/proc/sys/kernel/osrelease"))
 	if f := strings.Fields(readFile("/proc/loadavg")); len(f) >= 3 {

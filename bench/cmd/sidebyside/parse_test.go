@@ -208,3 +208,28 @@ func TestAccessLogAB(t *testing.T) {
 		}
 	}
 }
+
+// -baseline-sidecar runs a second sidecar binary beside every shoal
+// target and reports shoal against it from paired runs.
+func TestBaselineSidecar(t *testing.T) {
+	c, err := parseConfig([]string{"-access-log-ab", "-proxies", "shoal", "-strategies", "rr", "-baseline-sidecar", "/main/shoal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tg := range listTargets(c, nil) {
+		names = append(names, tg.String())
+	}
+	if diff := cmp.Diff([]string{"direct", "shoal/rr", "shoal/rr+log", "shoal-base/rr", "shoal-base/rr+log"}, names); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
+	}
+	run := func(proxy string, cpu float64) runResult {
+		return runResult{Target: target{Proxy: proxy, Strategy: "rr"}, Round: 1, CPUusPerReq: cpu}
+	}
+	rep := &report{Meta: meta{Strategies: []string{"rr"}, Baseline: "/main/shoal"}, Runs: []runResult{run("shoal", 9.9), run("shoal-base", 10)}}
+	var b strings.Builder
+	rep.ratios(&b)
+	if !strings.Contains(b.String(), "| round robin | 0.99 |") || !strings.Contains(b.String(), "shoal-base is /main/shoal") {
+		t.Errorf("report lacks shoal/shoal-base 0.99:\n%s", b.String())
+	}
+}

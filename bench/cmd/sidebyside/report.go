@@ -216,6 +216,28 @@ func (rep *report) ratios(b *strings.Builder) {
 	if rep.Meta.AccessLogAB {
 		rep.logCost(b)
 	}
+	if rep.Meta.Baseline != "" {
+		rep.baselineCost(b, logs)
+	}
+}
+
+// baselineCost prints shoal against the baseline sidecar binary, paired
+// per round.
+func (rep *report) baselineCost(b *strings.Builder, logs []bool) {
+	fmt.Fprintf(b, "\n| strategy | CPU/req shoal/shoal-base | p99 shoal/shoal-base | rps shoal/shoal-base |\n|---|--:|--:|--:|\n")
+	for _, lg := range logs {
+		for _, st := range rep.Meta.Strategies {
+			r := func(f func(runResult) float64) string {
+				return rep.pairedRatio(target{Proxy: "shoal", Strategy: st, Log: lg}, target{Proxy: "shoal-base", Strategy: st, Log: lg}, f)
+			}
+			title := strategyTitle(st)
+			if lg {
+				title += ", access logs on"
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s |\n", title, r(cpuOf), r(p99Of), r(rpsOf))
+		}
+	}
+	fmt.Fprintf(b, "\nshoal-base is %s, run beside shoal in every round.\n", rep.Meta.Baseline)
 }
 
 // logCost prints each proxy's CPU per request and p99 with its access

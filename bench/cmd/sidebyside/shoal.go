@@ -196,7 +196,7 @@ func (h *harness) applyRoute(ctx context.Context, env *shoalEnv, strategy, dir s
 // strategy's last good config is loaded) and waits until a backend answers
 // through its --upstream port and, for least request and IP hash, until
 // its /config_dump shows the strategy's cluster.
-func (h *harness) startShoal(ctx context.Context, strategy string, accessLog bool, dir string) (*instance, error) {
+func (h *harness) startShoal(ctx context.Context, bin, strategy string, accessLog bool, dir string) (*instance, error) {
 	env := h.shoal
 	note, err := h.applyRoute(ctx, env, strategy, dir)
 	if err != nil {
@@ -217,7 +217,7 @@ func (h *harness) startShoal(ctx context.Context, strategy string, accessLog boo
 	}
 	p, err := h.ps.Start(proc.Spec{
 		Name: "shoal-sidecar-" + strategy,
-		Args: append([]string{h.cfg.sidecarBin(), "sidecar", "--service", "bench-client", "--app-port", appPort,
+		Args: append([]string{bin, "sidecar", "--service", "bench-client", "--app-port", appPort,
 			"--no-register", "--etcd", "http://" + env.etcd, "--xds", env.xds,
 			"--listen", inbound, "--outbound", outbound, "--upstream", benchService + "=" + upstream,
 			"--admin-listen", admin, "--state-dir", filepath.Join(dir, "state"),
