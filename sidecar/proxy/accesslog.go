@@ -17,6 +17,7 @@ type accessInfo struct {
 	flags    accesslog.Flags
 	upstream string // the last endpoint tried ("" if none)
 	reqIDAt  int    // offset of a generated X-Request-Id in conn.out; 0: none
+	reqID    string // a generated X-Request-Id sent through net/http (bridge.go)
 }
 
 // outcomeFlag is the response flag of a failed attempt.
@@ -64,6 +65,9 @@ func (c *conn) logAccess(l *accesslog.Logger, start time.Time, took time.Duratio
 	logHeaders(&e, r.headers)
 	if e.ReqID == nil && c.al.reqIDAt > 0 && c.al.reqIDAt+requestIDLen <= len(c.out) {
 		e.ReqID = c.out[c.al.reqIDAt : c.al.reqIDAt+requestIDLen]
+	}
+	if e.ReqID == nil {
+		e.ReqID = bytesOf(c.al.reqID)
 	}
 	l.Log(&e)
 }

@@ -147,8 +147,18 @@ func TestAccessLogHTTP2Streams(t *testing.T) {
 			t.Fatalf("%s%s: %d, want %d", s.host, s.path, resp.StatusCode, s.want)
 		}
 	}
+	// An HTTP/1.1 client to the h2c cluster (through net/http).
+	req, _ := http.NewRequest("GET", "http://"+addr+"/pkg.Svc/Get", nil)
+	req.Host = "grpc"
+	req.Header.Set("User-Agent", "h1-grpc")
+	resp, err := client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 	var lines []map[string]any
-	eventually(t, "five access log lines", func() bool {
+	eventually(t, "six access log lines", func() bool {
 		lines = nil
 		for _, ln := range strings.Split(strings.TrimSpace(logBuf.String()), "\n") {
 			var m map[string]any
@@ -156,7 +166,7 @@ func TestAccessLogHTTP2Streams(t *testing.T) {
 				lines = append(lines, m)
 			}
 		}
-		return len(lines) == 5
+		return len(lines) == 6
 	})
 	byUA := map[string]map[string]any{}
 	for _, m := range lines {
@@ -168,6 +178,7 @@ func TestAccessLogHTTP2Streams(t *testing.T) {
 		"h2-web/page?x=1":      {"protocol": "HTTP/2", "response_code": 200.0, "response_flags": "-", "upstream_host": be.addr(), "upstream_cluster": "web", "bytes_received": 3.0},
 		"h2-nosuch/":           {"protocol": "HTTP/2", "response_code": 404.0, "response_flags": "NR", "upstream_host": nil},
 		"h2-dead/pkg.Svc/Get":  {"protocol": "HTTP/2", "response_code": 502.0, "response_flags": "UF,URX", "upstream_host": deadAddr},
+		"h1-grpc/pkg.Svc/Get":  {"protocol": "HTTP/1.1", "response_code": 200.0, "response_flags": "-", "upstream_host": be.addr(), "upstream_cluster": "grpc"},
 	} {
 		m, ok := byUA[key]
 		if !ok {
