@@ -297,14 +297,30 @@ func (s *Service) APITokenRole(ctx context.Context, token string) (string, error
 // authenticates: TLS 1.3 with the CA's serving certificate, a client
 // certificate verified against the root when given.
 func (s *Service) APICreds() credentials.TransportCredentials {
+	return credentials.NewTLS(s.APITLSConfig())
+}
+
+// APITLSConfig is the TLS configuration of APICreds, for a listener that
+// serves more than gRPC (the registration endpoint's JSON).
+func (s *Service) APITLSConfig() *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.cfg.CA.Root())
-	return credentials.NewTLS(&tls.Config{
+	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.servingCert() },
 		ClientAuth:     tls.VerifyClientCertIfGiven,
 		ClientCAs:      pool,
-	})
+	}
+}
+
+// JoinTokenID returns the identity a join token is bound to, without
+// spending a use; ErrTokenUnknown when it is not a valid one.
+func (s *Service) JoinTokenID(ctx context.Context, token string) (spiffeid.ID, error) {
+	tok, err := identity.ParseToken(token)
+	if err != nil {
+		return spiffeid.ID{}, ErrTokenUnknown
+	}
+	return s.cfg.Tokens.Lookup(ctx, tok)
 }
 
 // record remembers the latest SVID of an instance for Identities.

@@ -24,6 +24,9 @@ type SidecarOptions struct {
 	AppPort int
 	// NoRegister leaves registration to the app (or makes a pure client).
 	NoRegister bool
+	// NoEtcd gives no --etcd: a sidecar with an identity registers through
+	// the control plane.
+	NoEtcd bool
 	// Outbound opens the Host-routed outbound listener on a free port.
 	Outbound bool
 	// Upstreams opens one local port per service name (--upstream).
@@ -67,7 +70,10 @@ func StartSidecar(t testing.TB, o SidecarOptions) *Sidecar {
 		hp = "/healthz"
 	}
 	args = append([]string{"sidecar", "--service", o.Service, "--instance-id", o.InstanceID,
-		"--app-port", fmt.Sprint(o.AppPort), "--etcd", o.CP.Etcd, "--health-path", hp}, args...)
+		"--app-port", fmt.Sprint(o.AppPort), "--health-path", hp}, args...)
+	if !o.NoEtcd {
+		args = append(args, "--etcd", o.CP.Etcd)
+	}
 	if o.NoRegister {
 		args = append(args, "--no-register")
 	}
@@ -151,6 +157,17 @@ type ClusterStatus struct {
 	Name      string           `json:"name"`
 	LB        string           `json:"lb"`
 	Endpoints []EndpointStatus `json:"endpoints"`
+	// Circuit-breaker limits and the cluster's stall detection (issue 17).
+	MaxRequests            int `json:"max_requests"`
+	MaxRequestsPerEndpoint int `json:"max_requests_per_endpoint"`
+	MaxConnections         int `json:"max_connections"`
+	MaxRetries             int `json:"max_retries"`
+	StallDetection         struct {
+		Disabled bool `json:"disabled"`
+	} `json:"stall_detection"`
+	SlowStart *struct {
+		WindowNS int64 `json:"window_ns"`
+	} `json:"slow_start"`
 }
 
 // EndpointStatus mirrors one endpoint of the admin /clusters JSON.
@@ -160,6 +177,8 @@ type EndpointStatus struct {
 	Ejected bool   `json:"ejected"`
 	// Stalled: requests in flight and none answered (a blocked event loop).
 	Stalled bool `json:"stalled"`
+	// Attempts is the sidecar's attempts in flight on the endpoint.
+	Attempts int64 `json:"attempts_in_flight"`
 }
 
 // Routable reports whether the endpoint may take traffic.

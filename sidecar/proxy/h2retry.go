@@ -73,8 +73,9 @@ func (h *h2Handler) roundTrip(ctx context.Context, out *http.Request, x *transpo
 			x.al.flags |= accesslog.UpstreamRetryLimitExceeded
 			return kept, kept.StatusCode, ""
 		case hst == nil:
-			x.al.flags |= accesslog.NoHealthyUpstream
-			return nil, 502, "no healthy upstream"
+			code, msg, flag := a.noPick()
+			x.al.flags |= flag
+			return nil, code, msg
 		case a.triedHost(hst):
 			x.al.flags |= accesslog.UpstreamRetryLimitExceeded
 			return nil, a.last, failureMessage(a.last)
