@@ -113,7 +113,11 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if p.drainM, err = newDrainMetrics(p.reg); err != nil {
 		return nil, err
 	}
-	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
+	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout,
+		Service: cfg.Service}
+	if cfg.Mode == ModeGateway && pc.Service == "" {
+		pc.Service = "gateway" // the source of the gateway's edges
+	}
 	if pc.AccessLog, err = p.openAccessLog(); err != nil {
 		return nil, err
 	}
