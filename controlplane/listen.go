@@ -57,6 +57,21 @@ func (c *Config) xdsAuthOn() bool {
 	return !isLoopback(c.XDSListen)
 }
 
+// gossipAuthOn reports whether gossip is encrypted with a keyring the
+// control plane hands to authenticated members, and requires tickets.
+func (c *Config) gossipAuthOn() bool {
+	if c.GossipListen == "" {
+		return false
+	}
+	switch c.GossipAuth {
+	case APIAuthRequired:
+		return true
+	case APIAuthOff:
+		return false
+	}
+	return !isLoopback(c.GossipListen)
+}
+
 // etcdTLSOn reports whether the embedded etcd serves TLS with client
 // certificates.
 func (c *Config) etcdTLSOn() bool {
@@ -111,6 +126,11 @@ func (c *Config) checkSecurity() error {
 	default:
 		return fmt.Errorf("controlplane: --etcd-tls %q: want auto, required or off", c.EtcdTLS)
 	}
+	switch c.GossipAuth {
+	case "", APIAuthAuto, APIAuthRequired, APIAuthOff:
+	default:
+		return fmt.Errorf("controlplane: --gossip-auth %q: want auto, required or off", c.GossipAuth)
+	}
 	if doors := c.openDoors(); len(doors) > 0 && !c.Insecure {
 		if strings.HasPrefix(doors[0], "--etcd-endpoints") {
 			return fmt.Errorf("controlplane: %s, or give --insecure on a trusted network", doors[0])
@@ -148,6 +168,9 @@ func (c *Config) openDoors() (doors []string) {
 			doors = append(doors, fmt.Sprintf("--etcd-endpoints %s is beyond loopback in plain text (anyone on the path could read the registry and, without etcd authentication, rewrite it); use https:// with --etcd-cacert, --etcd-cert and --etcd-key", e))
 			break
 		}
+	}
+	if c.GossipListen != "" && !c.gossipAuthOn() && len(c.GossipKeys) == 0 {
+		plain = append(plain, listener{"--gossip-listen", c.GossipListen, "anyone who reaches it could join gossip and mark any instance unhealthy"})
 	}
 	for _, l := range plain {
 		if !isLoopback(l.addr) {

@@ -393,6 +393,15 @@ func (s *Server) setupServices() error {
 	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
 	s.identity.Register(s.xdsGRPC)
+	var keys identity.GossipKeys
+	if s.cfg.gossipAuthOn() {
+		keys = s.gossipKeys
+	}
+	gs, err := identity.NewGossipService(s.ca, keys, s.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	gs.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
 	api.RegisterDrain(s.xdsGRPC, drainSource{s.xds})
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
@@ -429,7 +438,7 @@ func (s *Server) setupServices() error {
 		if s.member == nil {
 			return nil
 		}
-		return s.member
+		return persistedKeyring{Member: s.member, s: s}
 	}, s.log))
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return nil

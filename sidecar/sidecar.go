@@ -59,6 +59,10 @@ type Proxy struct {
 	tracer   *tracing.Tracer
 	otlpConn *grpc.ClientConn
 	member   *gossip.Member // nil without gossip
+	// gossipTicketExp is when the member's ticket expires; zero when its
+	// keys did not come from the control plane. Set in Run before the
+	// follow goroutine starts, then owned by it.
+	gossipTicketExp time.Time
 	self     registry.Instance
 
 	listeners []served     // bound in New, served in Run
@@ -144,11 +148,15 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if err := p.bind(); err != nil {
 		return nil, err
 	}
-	if err := p.startGossip(); err != nil {
-		return nil, err
-	}
 	if err := p.newXDSClient(); err != nil {
 		return nil, err
+	}
+	// With an identity, gossip starts in Run, once the SVID is in and the
+	// control plane has handed out the keyring (gossipkeys.go).
+	if p.id == nil {
+		if err := p.startGossip(nil); err != nil {
+			return nil, err
+		}
 	}
 	p.rebuildTable() // the local app is routable before xDS arrives
 	return p, nil
