@@ -210,7 +210,6 @@ func TestGossipSpeaksOnlyForItself(t *testing.T) {
 	}
 }
 
-
 func waitStatus(t *testing.T, conn *grpc.ClientConn, what string, ok func(*shoalv1.StatusResponse) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)

@@ -63,7 +63,7 @@ type Proxy struct {
 	// keys did not come from the control plane. Set in Run before the
 	// follow goroutine starts, then owned by it.
 	gossipTicketExp time.Time
-	self     registry.Instance
+	self            registry.Instance
 
 	listeners []served     // bound in New, served in Run
 	adminLis  net.Listener // nil without admin
