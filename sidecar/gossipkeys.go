@@ -7,11 +7,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	identityv1 "github.com/shoal-mesh/shoal/proto/shoal/identity/v1"
 	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
@@ -28,8 +31,15 @@ import (
 // plane re-reads them: a rotation step reaches every member within it.
 const gossipFollowInterval = 10 * time.Second
 
-// gossipKeysWait bounds how long Run waits for the first keys at start.
-const gossipKeysWait = 30 * time.Second
+// gossipKeysWait bounds how long Run waits for the first keys at start;
+// then the keys kept in --state-dir from the last run are used, so a proxy
+// restarted while the control plane is down rejoins gossip (static
+// stability), as it comes back with its SVID.
+const gossipKeysWait = 3 * time.Second
+
+// gossipKeysFile is the file in --state-dir (mode 0600) holding the last
+// GetGossipKeysResponse.
+const gossipKeysFile = "gossip-keys.pb"
 
 // errGossipNotAuthenticated means the control plane does not hand out
 // gossip keys (its gossip is on loopback or --gossip-auth off).
@@ -63,8 +73,9 @@ func (p *Proxy) fetchGossipKeys(ctx context.Context) (*identityv1.GetGossipKeysR
 
 // startGossipWithIdentity is startGossip for a proxy with an identity: the
 // keyring and ticket come from the control plane when it offers them.
-// Without an answer within gossipKeysWait the proxy runs without gossip
-// (routing on xDS alone) and says so.
+// Without an answer within gossipKeysWait it uses the keys of the last run
+// (--state-dir), else starts as without an identity (--gossip-key or
+// plain) and says so.
 func (p *Proxy) startGossipWithIdentity(ctx context.Context) error {
 	wait, cancel := context.WithTimeout(ctx, gossipKeysWait)
 	defer cancel()
@@ -82,10 +93,16 @@ func (p *Proxy) startGossipWithIdentity(ctx context.Context) error {
 	}
 	switch {
 	case errors.Is(err, errGossipNotAuthenticated):
+		p.removeGossipKeys()
 		return p.startGossip(nil)
 	case err != nil:
-		p.log.Error("no gossip keys from the control plane; running without gossip until restarted", "err", err)
-		return nil
+		if resp = p.loadGossipKeys(); resp == nil {
+			p.log.Warn("no gossip keys from the control plane and none kept in --state-dir; joining gossip as without an identity", "err", err)
+			return p.startGossip(nil)
+		}
+		p.log.Warn("control plane unreachable: joining gossip with the keys of the last run; following rotations once it answers", "err", err)
+	default:
+		p.saveGossipKeys(resp)
 	}
 	if p.cfg.GossipKey != "" {
 		p.log.Warn("--gossip-key ignored: the control plane hands out the gossip keyring")
@@ -95,6 +112,71 @@ func (p *Proxy) startGossipWithIdentity(ctx context.Context) error {
 	}
 	p.gossipTicketExp = resp.GetTicketExpiresAt().AsTime()
 	return nil
+}
+
+func (p *Proxy) gossipKeysPath() string {
+	if p.cfg.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(p.cfg.StateDir, gossipKeysFile)
+}
+
+// saveGossipKeys keeps resp for the next start; a failure only costs that.
+func (p *Proxy) saveGossipKeys(resp *identityv1.GetGossipKeysResponse) {
+	path := p.gossipKeysPath()
+	if path == "" {
+		return
+	}
+	b, err := proto.Marshal(resp)
+	if err == nil {
+		err = writeFile0600(path, b)
+	}
+	if err != nil {
+		p.log.Warn("could not keep the gossip keys in --state-dir", "err", err)
+	}
+}
+
+func (p *Proxy) loadGossipKeys() *identityv1.GetGossipKeysResponse {
+	path := p.gossipKeysPath()
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var resp identityv1.GetGossipKeysResponse
+	if proto.Unmarshal(b, &resp) != nil || len(resp.GetKeys()) == 0 {
+		return nil
+	}
+	return &resp
+}
+
+func (p *Proxy) removeGossipKeys() {
+	if path := p.gossipKeysPath(); path != "" {
+		os.Remove(path)
+	}
+}
+
+// writeFile0600 replaces path atomically with data, readable by the owner
+// only (it holds the gossip keys).
+func writeFile0600(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // ticketKeys parses GetGossipKeysResponse.ticket_keys.
@@ -129,7 +211,9 @@ func (p *Proxy) followGossipKeys(ctx context.Context) error {
 		}
 		if err := p.applyGossipKeys(resp); err != nil {
 			p.log.Warn("gossip keys: applying the control plane's keyring", "err", err)
+			continue
 		}
+		p.saveGossipKeys(resp)
 	}
 }
 
