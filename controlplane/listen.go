@@ -151,8 +151,6 @@ func (c *Config) openDoors() (doors []string) {
 	if !c.xdsAuthOn() {
 		plain = append(plain, listener{"--xds-listen", c.XDSListen, "anyone who reaches it could read every cluster and endpoint"})
 	}
-	plain = append(plain,
-		listener{"--admin-listen", c.AdminListen, "anyone who reaches it could read the mesh and rotate gossip keys"})
 	if len(c.EtcdEndpoints) == 0 && !c.etcdTLSOn() {
 		etcd := c.EtcdListen
 		if etcd == "" {
