@@ -9,8 +9,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
-	"github.com/shoal-mesh/shoal/internal/adminauth"
 	shoalidentity "github.com/shoal-mesh/shoal/identity"
+	"github.com/shoal-mesh/shoal/internal/adminauth"
 )
 
 // authorizeAdmin admits a request from beyond loopback to a closed path of
