@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-mesh/shoal/identity"
+	"github.com/shoal-mesh/shoal/internal/adminauth"
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
@@ -271,8 +272,9 @@ func (p *Proxy) bind() error {
 		if err != nil {
 			return fmt.Errorf("sidecar: admin listener %s: %w", c.AdminListen, err)
 		}
-		p.adminLis = l
-		p.admin = &http.Server{Handler: p.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+		var h http.Handler
+		p.adminLis, h = p.guardAdmin(l, p.adminMux())
+		p.admin = &http.Server{Handler: h, ConnContext: adminauth.ConnContext, ReadHeaderTimeout: 5 * time.Second}
 	}
 	return nil
 }
