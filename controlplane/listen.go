@@ -170,6 +170,11 @@ func (c *Config) openDoors() (doors []string) {
 	if c.GossipListen != "" && !c.gossipAuthOn() && len(c.GossipKeys) == 0 {
 		plain = append(plain, listener{"--gossip-listen", c.GossipListen, "anyone who reaches it could join gossip and mark any instance unhealthy"})
 	}
+	for _, e := range c.EtcdEndpoints {
+		if strings.HasPrefix(e, "http://") && !isLoopback(e) {
+			doors = append(doors, fmt.Sprintf("--etcd-endpoints %s is plain http beyond loopback (anyone on the path could read and write the mesh's state): use https:// with --etcd-cacert/--etcd-cert/--etcd-key", e))
+		}
+	}
 	for _, l := range plain {
 		if !isLoopback(l.addr) {
 			doors = append(doors, fmt.Sprintf("%s %s is beyond loopback in plain text without authentication (%s)", l.flag, l.addr, l.what))

@@ -468,6 +468,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Members:             s.members(),
 		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
 		Identities:          s.identity.Identities(),
+		OpenDoors:           s.cfg.openDoors(),
 	}
 }
 
