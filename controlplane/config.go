@@ -65,6 +65,11 @@ type Config struct {
 	TrustDomain string
 	// SVIDTTL is the lifetime of workload certificates; zero means 24h.
 	SVIDTTL time.Duration
+	// TLSNames are DNS names (or IPs) the serving certificate of the xDS
+	// and API ports also carries, for clients that check a host name
+	// (a gRPC bootstrap naming a Kubernetes Service). Shoal's own clients
+	// verify the control plane's SPIFFE ID and need none.
+	TLSNames []string
 
 	// APIAuth is APIAuthAuto (zero), APIAuthRequired or APIAuthOff: when
 	// on, the management API serves TLS with a certificate from the mesh

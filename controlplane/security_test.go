@@ -318,3 +318,29 @@ func TestExternalEtcdUserPassword(t *testing.T) {
 		t.Fatal("anonymous etcd client wrote with auth enabled")
 	}
 }
+
+// --tls-san: the xDS and API serving certificate names the given DNS
+// names, so a client that checks host names (a gRPC bootstrap naming the
+// Kubernetes Service) verifies it against the mesh root.
+func TestServingCertificateNames(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv, _ := start(t, func(c *controlplane.Config) {
+		c.DataDir = dataDir
+		c.XDSAuth, c.APIAuth = controlplane.APIAuthRequired, controlplane.APIAuthRequired
+		c.TLSNames = []string{"shoal-xds.shoal-system.svc", "10.96.0.10"}
+	})
+	waitReady(t, srv.Addrs().Admin)
+	for _, addr := range []string{srv.Addrs().XDS, srv.Addrs().API} {
+		for _, name := range []string{"shoal-xds.shoal-system.svc", "10.96.0.10", "127.0.0.1"} {
+			conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: rootPool(t, dataDir), ServerName: name, MinVersion: tls.VersionTLS13})
+			if err != nil {
+				t.Fatalf("%s as %s: %v", addr, name, err)
+			}
+			conn.Close()
+		}
+		if conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: rootPool(t, dataDir), ServerName: "evil.example"}); err == nil {
+			conn.Close()
+			t.Fatalf("%s verified as evil.example", addr)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
 	"github.com/shoal-mesh/shoal/controlplane/identity"
+	"github.com/shoal-mesh/shoal/controlplane/internal/portmux"
 	"github.com/shoal-mesh/shoal/controlplane/lrs"
 	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
@@ -30,8 +32,10 @@ import (
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 	"github.com/shoal-mesh/shoal/internal/metric"
+	registryv1 "github.com/shoal-mesh/shoal/proto/shoal/registry/v1"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/etcdstore"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
 )
@@ -50,6 +54,10 @@ type Server struct {
 	xdsGRPC, apiGRPC         *grpc.Server
 	health                   *health.Server
 	admin                    *http.Server
+	// apiMux splits the API port between apiGRPC and apiHTTP, which serves
+	// RegistryService's JSON for clients without gRPC.
+	apiMux  *portmux.Mux
+	apiHTTP *http.Server
 
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
@@ -244,7 +252,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	serve("xds", func() error { return s.xdsGRPC.Serve(s.xdsLis) })
-	serve("api", func() error { return s.apiGRPC.Serve(s.apiLis) })
+	serve("api", func() error { return s.apiGRPC.Serve(s.apiMux.GRPC()) })
+	serve("api-http", func() error { return s.apiHTTP.Serve(s.apiMux.HTTP()) })
+	serve("api-mux", s.apiMux.Serve)
 	serve("admin", func() error { return s.admin.Serve(s.adminLis) })
 	serve("state", func() error { return s.state.run(ctx) })
 	serve("xds-translate", func() error { return s.xds.Run(ctx) })
@@ -296,7 +306,9 @@ func (s *Server) shutdown() {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.admin.Shutdown(sctx)
+	s.apiHTTP.Shutdown(sctx)
 	wg.Wait()
+	s.apiMux.Close()
 }
 
 // closeAll releases what New acquired; safe to call more than once.
@@ -364,9 +376,11 @@ func (s *Server) setupServices() error {
 	if s.identity, err = s.newIdentity(); err != nil {
 		return err
 	}
+	registrar := etcdstore.NewRegistrar(s.client)
 	var apiOpts []grpc.ServerOption
+	var authz *api.Authorizer
 	if s.cfg.apiAuthOn() {
-		apiOpts = append(api.AuthOptions(api.AuthConfig{
+		ac := api.AuthConfig{
 			TrustDomain: s.identity.TrustDomain(),
 			TokenRole: func(ctx context.Context, tok string) (string, error) {
 				role, err := s.identity.APITokenRole(ctx, tok)
@@ -375,13 +389,32 @@ func (s *Server) setupServices() error {
 				}
 				return role, err
 			},
+			JoinTokenID: func(ctx context.Context, tok string) (spiffeid.ID, error) {
+				id, err := s.identity.JoinTokenID(ctx, tok)
+				if errors.Is(err, identity.ErrTokenUnknown) {
+					return id, api.ErrUnknownToken
+				}
+				return id, err
+			},
 			Logger: s.cfg.Logger,
-		}), grpc.Creds(s.identity.APICreds()))
+		}
+		apiOpts, authz = api.AuthOptions(ac), api.NewAuthorizer(ac)
+		s.apiMux = portmux.New(s.apiLis, s.identity.APITLSConfig(), s.log)
 		s.log.Info("management API authenticates: TLS with the mesh CA's serving certificate, admin or workload SVIDs, or bearer tokens", "api", s.apiLis.Addr())
+	} else {
+		s.apiMux = portmux.New(s.apiLis, nil, s.log)
 	}
-	s.apiGRPC = api.NewGRPCServer(s.health, apiOpts...)
+	s.apiGRPC = api.NewGRPCServer(s.health, append(apiOpts, grpc.Creds(s.apiMux.Creds()))...)
 	s.api.Register(s.apiGRPC)
 	s.identity.RegisterAdmin(s.apiGRPC)
+	apiReg, err := api.NewRegistration(api.RegistrationConfig{
+		Registrar: registrar, TrustDomain: s.identity.TrustDomain(), RequireIdentity: s.cfg.apiAuthOn(), Logger: s.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	registryv1.RegisterRegistryServiceServer(s.apiGRPC, apiReg)
+	s.apiHTTP = &http.Server{Handler: api.JSONHandler(apiReg, authz), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	opts := append(api.ServerOptions(), xdsserver.ServerOptions()...)
 	if s.cfg.xdsAuthOn() {
 		authOpts, err := xdsserver.AuthOptions(xdsserver.AuthConfig{TrustDomain: s.identity.TrustDomain(), Registerer: s.reg, Logger: s.cfg.Logger})
@@ -404,6 +437,13 @@ func (s *Server) setupServices() error {
 	}
 	gs.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
+	xdsReg, err := api.NewRegistration(api.RegistrationConfig{
+		Registrar: registrar, TrustDomain: s.identity.TrustDomain(), RequireIdentity: s.cfg.xdsAuthOn(), Logger: s.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	registryv1.RegisterRegistryServiceServer(s.xdsGRPC, xdsReg)
 	api.RegisterDrain(s.xdsGRPC, drainSource{s.xds})
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()

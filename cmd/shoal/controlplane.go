@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 func newControlPlaneCmd() *cobra.Command {
 	cfg := controlplane.DefaultConfig()
-	var etcdEndpoints, gossipJoin, logLevel, etcdPasswordFile string
+	var etcdEndpoints, gossipJoin, logLevel, etcdPasswordFile, tlsNames string
 	var gossipKey gossipKeyFlags
 	memoryLimit := memoryLimitFlag{v: "0"}
 	cmd := &cobra.Command{
@@ -29,6 +30,12 @@ func newControlPlaneCmd() *cobra.Command {
 				return err
 			}
 			cfg.EtcdEndpoints = splitList(etcdEndpoints)
+			cfg.TLSNames = splitList(tlsNames)
+			for _, n := range cfg.TLSNames {
+				if net.ParseIP(n) == nil && !validDNSName(n) {
+					return usageErrorf("--tls-san %q: want a DNS name or an IP address", n)
+				}
+			}
 			if err := resolveEtcdAuth(&cfg, etcdPasswordFile); err != nil {
 				return err
 			}
@@ -72,8 +79,9 @@ func newControlPlaneCmd() *cobra.Command {
 	fs.AddGoFlagSet(goFlags)
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
-	fs.StringVar(&cfg.CADir, "ca-dir", "", "directory with the mesh CA from `shoal ca init` (ca.crt, ca.key, root.crt); default: a development CA created under --data-dir/ca")
+	fs.StringVar(&cfg.CADir, "ca-dir", "", "`DIR` with the mesh CA from shoal ca init (ca.crt, ca.key, root.crt); default: a development CA created under --data-dir/ca")
 	fs.StringVar(&cfg.TrustDomain, "trust-domain", "shoal.local", "SPIFFE trust domain of workload identities")
+	fs.StringVar(&tlsNames, "tls-san", "", "comma-separated DNS names or IPs the xDS and API serving certificate also names, for clients that verify a host name (gRPC bootstraps naming a Service, e.g. shoal-xds.shoal-system.svc); shoal's own clients verify the control plane's SPIFFE ID")
 	fs.DurationVar(&cfg.SVIDTTL, "svid-ttl", 24*time.Hour, "lifetime of workload certificates (renewed by their holders at half of it)")
 	fs.StringVar(&cfg.APIAuth, "api-auth", controlplane.APIAuthAuto, "management API authentication: auto (on when --api-listen is beyond loopback), required (also on loopback) or off (beyond loopback only with --insecure)")
 	fs.StringVar(&cfg.XDSAuth, "xds-auth", controlplane.APIAuthAuto, "xDS port authentication: auto (on when --xds-listen is beyond loopback), required (also on loopback) or off (beyond loopback only with --insecure); when on, proxies need an SVID (--join-token-file) and may only subscribe as their own service")
@@ -154,4 +162,24 @@ func resolveEtcdAuth(cfg *controlplane.Config, passwordFile string) error {
 		return usageErrorf("--etcd-username %s: no password (--etcd-password-file or $%s)", cfg.EtcdUsername, etcdPasswordEnv)
 	}
 	return nil
+}
+
+// validDNSName reports whether n is a DNS name: dot-separated labels of
+// letters, digits and hyphens, none empty or over 63 bytes, at most 253
+// bytes in all.
+func validDNSName(n string) bool {
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(n, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

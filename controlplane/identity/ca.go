@@ -185,6 +185,13 @@ func (ca *CA) signSVID(id spiffeid.ID, commonName string, pub crypto.PublicKey, 
 // plane's IdentityService (SPIFFE ID spiffe://<td>/shoal/controlplane),
 // with the loopback and given IPs as IP SANs.
 func (ca *CA) ServingCert(ttl time.Duration, now time.Time, ips ...net.IP) ([]*x509.Certificate, crypto.Signer, error) {
+	return ca.ServingCertFor(ttl, now, nil, ips...)
+}
+
+// ServingCertFor is ServingCert with DNS names besides "localhost" (the
+// names clients verify as host names: a Kubernetes Service's, for gRPC
+// bootstraps that check the host name).
+func (ca *CA) ServingCertFor(ttl time.Duration, now time.Time, dnsNames []string, ips ...net.IP) ([]*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -199,7 +206,7 @@ func (ca *CA) ServingCert(ttl time.Duration, now time.Time, ips ...net.IP) ([]*x
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		URIs:        []*url.URL{id.URL()},
-		DNSNames:    []string{"localhost"},
+		DNSNames:    append([]string{"localhost"}, dnsNames...),
 		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...),
 	}, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
