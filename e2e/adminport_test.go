@@ -106,4 +106,13 @@ func TestSidecarAdminBeyondLoopback(t *testing.T) {
 			}
 		})
 	}
+	t.Run("shoal gossip keys says why it is refused", func(t *testing.T) {
+		out, _, code := harness.Shoal(t, "gossip", "keys", "list", "--admin", beyond(noID))
+		if code == 0 || !strings.Contains(out, "403") || !strings.Contains(out, "loopback") {
+			t.Errorf("gossip keys list beyond loopback: exit %d:\n%s\nwant a 403 saying loopback", code, out)
+		}
+		if out, errOut, code := harness.Shoal(t, "gossip", "keys", "list", "--admin", noID.Admin); code != 0 {
+			t.Errorf("gossip keys list from loopback: exit %d: %s%s", code, out, errOut)
+		}
+	})
 }
