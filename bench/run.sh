@@ -10,6 +10,7 @@
 #   bench/run.sh --quick         # smoke run, about a minute
 #   bench/run.sh --runs 5 --duration 20s --proxy-cpus 1 --load-cpus 0
 #   bench/run.sh --h2            # h2c gRPC unary calls with h2load instead of HTTP/1.1
+#   bench/run.sh --mtls          # the proxy-to-proxy hop over mTLS: A → TLS 1.3 → B, both counted
 #   bench/run.sh --cpbench       # the control-plane bench instead (flags follow)
 #
 # Every other flag goes to the harness (bench/results/bin/sidebyside -h).
@@ -89,7 +90,7 @@ install_tools
 log "building shoal, backend and the harness into $bin"
 go build -o "$bin/shoal" ./cmd/shoal
 # The sidecar as it ships (README, Dockerfile): static, without the control plane.
-CGO_ENABLED=0 go build -tags shoal_slim -o "$bin/shoal-sidecar" ./cmd/shoal
+CGO_ENABLED=0 go build -tags shoal_slim,grpcnotrace -o "$bin/shoal-sidecar" ./cmd/shoal
 go build -o "$bin/backend" ./bench/cmd/backend
 go build -o "$bin/$mode" "./bench/cmd/$mode"
 

@@ -118,7 +118,11 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if p.drainM, err = newDrainMetrics(p.reg); err != nil {
 		return nil, err
 	}
-	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
+	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout,
+		Service: cfg.Service}
+	if cfg.Mode == ModeGateway && pc.Service == "" {
+		pc.Service = "gateway" // the source of the gateway's edges
+	}
 	if pc.AccessLog, err = p.openAccessLog(); err != nil {
 		return nil, err
 	}
@@ -343,8 +347,13 @@ func (p *Proxy) rebuildTable() {
 	} else {
 		opts.Service = p.cfg.Service
 		opts.LocalApp = &route.Endpoint{Address: net.JoinHostPort(p.cfg.AppAddress, strconv.Itoa(p.cfg.AppPort)), Healthy: true}
-		if p.cfg.AppProtocol == string(registry.ProtocolHTTP2) || p.cfg.AppProtocol == string(registry.ProtocolGRPC) {
+		switch registry.Protocol(p.cfg.AppProtocol) {
+		case registry.ProtocolHTTP2, registry.ProtocolGRPC:
 			opts.LocalAppProtocol = route.HTTP2
+		case registry.ProtocolTCP:
+			// The inbound listener passes the bytes through (after the
+			// mTLS handshake and the authorization policy, if any).
+			opts.LocalAppProtocol = route.TCP
 		}
 	}
 	snap := p.snap.Load()

@@ -64,7 +64,9 @@ test('every response carries a report with the standard fields', async (t) => {
 
 test('a blocked event loop shows as utilization and delay', async (t) => {
   const server = http.createServer((req, res) => res.end('ok'));
-  const r = new LoadReporter();
+  // The test updates the report itself: a periodic update firing late,
+  // right after the block, would start a new (idle) window before ours.
+  const r = new LoadReporter({ intervalMs: 3_600_000 });
   r.watch(server);
   t.after(() => {
     r.stop();

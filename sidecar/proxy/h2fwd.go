@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -60,24 +61,34 @@ type fwState struct {
 	timerAt  time.Time   // when the timer fires; zero: not armed
 	tryAt    time.Time   // the attempt's deadline until its response headers; zero: none
 	idle     time.Duration
-	progress uint64 // counts frames moved either way (stream idle timeout)
-	seen     uint64 // progress when the idle timer was armed
-	body     []byte // request bytes from offset base on
-	base     int64  // bytes dropped from the front of body
-	sent     int64  // bytes sent on the current attempt
-	granted  int64  // bytes granted back to the client
-	recv     int64
-	reqEnd   bool
-	sentEnd  bool
-	relayed  bool // the response (or a local reply) started downstream
-	resp     []byte
-	respEnd  bool
-	respTr   []hpack.HeaderField // trailers waiting behind resp
-	hasTr    bool
-	kept     *keptResponse
-	code     int
-	done     bool
-	released bool // back in the pool; set by unlock
+	idleAt   time.Time // when the stream idle timeout is due if no frame moves
+	progress uint64    // counts frames moved either way (stream idle timeout)
+	seen     uint64    // progress when the idle timer was armed
+	// Stall detection (h2stall.go): when the attempt's request headers
+	// went out, and when its stall check is due (zero: no watch).
+	sentAt, stallAt time.Time
+	stallEnded      bool   // the exchange ended in 504 because its host stalled
+	body            []byte // request bytes from offset base on
+	base            int64  // bytes dropped from the front of body
+	sent            int64  // bytes sent on the current attempt
+	granted         int64  // bytes granted back to the client
+	recv            int64
+	reqEnd          bool
+	sentEnd         bool
+	relayed         bool // the response (or a local reply) started downstream
+	resp            []byte
+	respEnd         bool
+	respTr          []hpack.HeaderField // trailers waiting behind resp
+	hasTr           bool
+	kept            *keptResponse
+	code            int
+	al              accessInfo // response flags and the last endpoint, for the access log
+	span            spanInfo   // this hop's span (Config.Tracer)
+	tp              [55]byte   // backs the traceparent sent upstream
+	grpc            string     // the response's grpc-status, "" when none
+	sentDown        int64      // response body bytes written to the client
+	done            bool
+	released        bool // back in the pool; set by unlock
 }
 
 // keptResponse is a retried trailers-only gRPC response, relayed when no
@@ -104,6 +115,9 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 		return nil, false
 	}
 	fw.cs = b.clusters[cl.Index]
+	if t := f.h.p.cfg.Tracer; t != nil {
+		fw.startSpan(t)
+	}
 	fw.a.init(b, rt, cl, start, f.h.p.cfg.ConnectRetries)
 	if rt != nil {
 		if hk, ok := rt.HashKey(&fw.view); ok {
@@ -111,6 +125,7 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 		}
 	}
 	fw.idempotent = idempotentMethod(s.Method)
+	fw.a.idempotent = fw.idempotent // a stalled host may be probed by it
 	// The route timer starts once the request is completely received and
 	// stops at the response headers (Envoy's; as on HTTP/1.1); the stream
 	// idle timeout bounds the rest while nothing moves.
@@ -213,6 +228,10 @@ func (fw *h2Fwd) buildRequest() {
 			hasProto = hasProto || hf.Name == "x-forwarded-proto"
 		case "x-request-id":
 			hasID = true
+		case "traceparent":
+			if fw.span.on {
+				continue // replaced below with this hop's span
+			}
 		case "x-forwarded-client-cert":
 			// Removed from clients inbound and at the edge (Envoy's
 			// SANITIZE); an authenticated caller's is set below.
@@ -228,6 +247,9 @@ func (fw *h2Fwd) buildRequest() {
 	req = append(req, hpack.HeaderField{Name: "x-forwarded-for", Value: xff + fw.hc.peer})
 	if !hasProto {
 		req = append(req, hpack.HeaderField{Name: "x-forwarded-proto", Value: "http"})
+	}
+	if fw.span.on {
+		req = append(req, fw.traceparent())
 	}
 	if !hasID {
 		// Sensitive: a unique value is never worth an HPACK table entry,
@@ -260,20 +282,27 @@ func (fw *h2Fwd) next() {
 	e, hst := a.pick()
 	switch {
 	case hst == nil && len(a.cl.Endpoints) == 0:
+		fw.al.flags |= accesslog.NoHealthyUpstream
 		fw.reply(503, noInstanceMessage(a.cl.Name))
 		return
 	case fw.kept != nil && (hst == nil || a.triedHost(hst)):
 		// A gRPC client needs a gRPC status, not a local reply.
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
 		return
 	case hst == nil:
-		fw.reply(502, "no healthy upstream")
+		code, msg, flag := a.noPick()
+		fw.al.flags |= flag
+		fw.reply(code, msg)
 		return
 	case a.triedHost(hst):
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 		fw.reply(a.last, failureMessage(a.last))
 		return
 	}
 	a.markTried(hst)
+	fw.al.upstream = hst.addr
+	fw.stallEnded = false
 	hst.countRequest(fw.h.p.metrics)
 	hst.load.begin()
 	fw.loadAt = time.Now()
@@ -336,6 +365,9 @@ func (fw *h2Fwd) open(cc *h2.ClientConn) bool {
 		return false
 	}
 	fw.up, fw.sentEnd = up, end
+	if end {
+		fw.watchStall()
+	}
 	fw.pump()
 	return true
 }
@@ -361,6 +393,7 @@ func (fw *h2Fwd) pump() {
 			fw.up.WriteTrailers(fw.ds.Trailers)
 		}
 		fw.sentEnd = true
+		fw.watchStall() // the whole request is out: the wait for the answer starts
 	}
 }
 
@@ -408,6 +441,7 @@ func (fw *h2Fwd) OnReset(s *h2.Stream) {
 	if !fw.relayed {
 		fw.code = 502 // as classify's clientFailed
 	}
+	fw.al.flags |= accesslog.DownstreamConnectionTermination
 	fw.finish()
 }
 

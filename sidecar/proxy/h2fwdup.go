@@ -7,6 +7,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 )
@@ -35,10 +36,13 @@ func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.Hea
 	}
 	fw.tryAt = time.Time{} // the route and per-try timers end here
 	fw.progress++
+	a, hst := &fw.a, fw.host
+	if fw.responded(status, fields) {
+		return // another sidecar's stall answer: the request leaves hst
+	}
 	fw.armTimer()
 	fields = fw.takeLoad(fields)
 	fw.loadDone(status >= 500)
-	a, hst := &fw.a, fw.host
 	gs, trailersOnly := grpcStatusField(fields)
 	if status >= 500 || trailersOnly && grpcIsServerError(gs) {
 		hst.on5xx(&a.cl.Outlier, len(a.hosts))
@@ -97,6 +101,7 @@ func (u *h2FwdUp) OnReset(up *h2.ClientStream, err error) {
 	if fw.relayed {
 		fw.up = nil
 		fw.ds.Reset(http2.ErrCodeInternal) // the response is cut short
+		fw.al.flags |= accesslog.UpstreamConnectionTermination
 		fw.finish()
 		return
 	}
@@ -134,9 +139,13 @@ func (fw *h2Fwd) retry(out outcome, code int) {
 		// Part of the body is gone: no attempt can send it again.
 		fw.a.connects, fw.a.retries = 0, 0
 	}
+	fw.al.flags |= outcomeFlag(out)
 	if fw.a.again(out, code, fw.host, fw.idempotent) && fw.base == 0 {
 		fw.next()
 		return
+	}
+	if fw.a.nTried > 1 {
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 	}
 	if fw.kept != nil {
 		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
@@ -156,6 +165,7 @@ func (fw *h2Fwd) loadDone(failed bool) {
 
 // endAttempt leaves the current attempt, resetting its stream.
 func (fw *h2Fwd) endAttempt(reset bool) {
+	fw.stallAt = time.Time{}
 	fw.loadDone(true) // no response headers: a failed attempt
 	if fw.up != nil && reset {
 		fw.up.Reset(http2.ErrCodeCancel)
@@ -174,6 +184,9 @@ func (fw *h2Fwd) endAttempt(reset bool) {
 // relayHeaders sends the response headers downstream.
 func (fw *h2Fwd) relayHeaders(status int, fields []hpack.HeaderField, end bool) {
 	fw.relayed, fw.code = true, status
+	if end && fw.h.p.cfg.AccessLog != nil {
+		fw.grpc = grpcStatusValue(fields) // trailers-only
+	}
 	fw.ds.WriteHeaders(status, fields, end)
 	if end {
 		fw.finish()
@@ -183,10 +196,14 @@ func (fw *h2Fwd) relayHeaders(status int, fields []hpack.HeaderField, end bool) 
 // reply answers with a local plain-text response.
 func (fw *h2Fwd) reply(code int, msg string) {
 	fw.relayed, fw.code = true, code
-	fw.ds.WriteHeaders(code, []hpack.HeaderField{
+	fields := []hpack.HeaderField{
 		{Name: "content-type", Value: "text/plain; charset=utf-8"},
 		{Name: "content-length", Value: strconv.Itoa(len(msg) + 1)},
-	}, false)
+	}
+	if code == 504 && fw.stallEnded {
+		fields = append(fields, hpack.HeaderField{Name: stalledHeaderLower, Value: "1"})
+	}
+	fw.ds.WriteHeaders(code, fields, false)
 	fw.resp = append(append(fw.resp[:0], msg...), '\n')
 	fw.respEnd = true
 	fw.flushResponse()
@@ -200,6 +217,7 @@ func (fw *h2Fwd) flushResponse() {
 	}
 	if len(fw.resp) > 0 || fw.respEnd && !fw.hasTr {
 		n, err := fw.ds.WriteData(fw.resp, fw.respEnd && !fw.hasTr)
+		fw.sentDown += int64(n)
 		if n > 0 && fw.up != nil {
 			fw.up.Consumed(n)
 		}
@@ -214,6 +232,9 @@ func (fw *h2Fwd) flushResponse() {
 	}
 	if fw.hasTr {
 		fw.ds.WriteTrailers(fw.respTr)
+		if fw.h.p.cfg.AccessLog != nil {
+			fw.grpc = grpcStatusValue(fw.respTr)
+		}
 	}
 	fw.finish()
 }
@@ -233,9 +254,18 @@ func (fw *h2Fwd) finish() {
 		cs = fw.h.p.noCluster
 	} else {
 		fw.cs.inflight.Add(-1)
+		fw.a.release()
 	}
 	cs.codes.inc(fw.code)
-	cs.latency.observe(cs.name, time.Since(fw.start).Seconds())
+	took := time.Since(fw.start)
+	cs.latency.observe(cs.name, took.Seconds())
+	countEdge(fw.hc.mode, cs, fw.a.rt, fw.code, took.Seconds())
+	if l := fw.h.p.cfg.AccessLog; l != nil {
+		fw.logAccess(l, took, cs.name)
+	}
+	if t := fw.h.p.cfg.Tracer; t != nil {
+		fw.span.end(t, fw.hc.mode.Kind, fw.start, fw.view.Method, fw.view.Path, fw.code, fw.al.upstream, cs.name)
+	}
 }
 
 // startTry arms the attempt's deadline once the request is completely
@@ -255,12 +285,22 @@ func (fw *h2Fwd) startTry() {
 // armTimer sets the timer to the attempt's deadline or the stream idle
 // timeout from now, whichever is first.
 func (fw *h2Fwd) armTimer() {
-	at := fw.tryAt
 	if fw.idle > 0 {
-		if idle := time.Now().Add(fw.idle); at.IsZero() || idle.Before(at) {
-			at = idle
-		}
+		fw.idleAt = time.Now().Add(fw.idle)
 		fw.seen = fw.progress
+	}
+	fw.rearm()
+}
+
+// rearm sets the timer to the earliest of the attempt's deadline, the
+// stream idle timeout armed last and the stall check.
+func (fw *h2Fwd) rearm() {
+	at := fw.tryAt
+	if fw.idle > 0 && (at.IsZero() || fw.idleAt.Before(at)) {
+		at = fw.idleAt
+	}
+	if !fw.stallAt.IsZero() && (at.IsZero() || fw.stallAt.Before(at)) {
+		at = fw.stallAt
 	}
 	fw.timerAt = at
 	switch {
@@ -294,7 +334,14 @@ func (fw *h2Fwd) onTimer() {
 	if fw.timerAt.IsZero() || now.Before(fw.timerAt) || fw.done {
 		return
 	}
+	if fw.checkStall(now) {
+		return
+	}
 	tryOver := !fw.tryAt.IsZero() && !now.Before(fw.tryAt) && !fw.relayed
+	if !tryOver && (fw.idle <= 0 || now.Before(fw.idleAt)) {
+		fw.rearm() // only the stall check was due
+		return
+	}
 	if !tryOver && fw.progress != fw.seen {
 		fw.armTimer() // bytes moved: the idle timeout starts again
 		return
@@ -302,6 +349,7 @@ func (fw *h2Fwd) onTimer() {
 	fw.timerAt = time.Time{}
 	if fw.relayed {
 		fw.ds.Reset(http2.ErrCodeCancel) // the stream stalled
+		fw.al.flags |= accesslog.StreamIdleTimeout
 		fw.finish()
 		return
 	}

@@ -47,6 +47,9 @@ type Config struct {
 	// traceparent the upstream gets (sidecar/tracing); nil passes the
 	// trace context through untouched.
 	Tracer *tracing.Tracer
+	// Service is this proxy's service: the source label of the per-edge
+	// metrics (shoal_requests_total, shoal_request_duration_seconds).
+	Service string
 	// AccessLog, when set, gets a line per request (sidecar/accesslog);
 	// nil means no access log.
 	AccessLog *accesslog.Logger
@@ -114,6 +117,21 @@ type Config struct {
 type UpstreamTLS interface {
 	ClientConfig(serverID string) *tls.Config
 }
+
+// RawTLSConn is implemented by an inbound TLS connection whose *tls.Conn
+// runs over a socket from NewTLSSock (the sidecar's mTLS listener). Once
+// RawTLS returns the connection (its handshake done and its peer
+// accepted), the proxy serves it from inside raw read callbacks as it
+// does plain connections: the record layer reads and writes with raw
+// system calls there, and no read is wasted between keep-alive requests.
+type RawTLSConn interface {
+	RawTLS() *tls.Conn
+}
+
+// NewTLSSock wraps the TCP connection nc for a *tls.Conn the proxy serves
+// as a RawTLSConn (tls.Server(NewTLSSock(nc), cfg)); outside the proxy's
+// callbacks it is nc.
+func NewTLSSock(nc net.Conn) net.Conn { return newTLSSock(nc) }
 
 // PeerIdentity is implemented by client connections that authenticated
 // their peer (the sidecar's mTLS inbound listener): the proxy passes the
@@ -189,13 +207,16 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxHeaderBytes < cfg.MaxRequestLine {
 		return nil, fmt.Errorf("proxy: MaxHeaderBytes %d below MaxRequestLine %d", cfg.MaxHeaderBytes, cfg.MaxRequestLine)
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, cfg.Service)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: register metrics: %w", err)
 	}
 	p := &Proxy{
 		cfg: cfg, log: cfg.Logger.With("component", "proxy"), metrics: m, loads: route.NewLoads(),
 		states: make(map[string]*clusterState), listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
+	}
+	if err := p.registerBreakerMetrics(cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("proxy: register metrics: %w", err)
 	}
 	p.h2 = newH2Handler(p)
 	p.noCluster = p.clusterState("")

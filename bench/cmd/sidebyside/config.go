@@ -29,6 +29,9 @@ type Config struct {
 	// H2 measures h2c gRPC unary calls with h2load instead of HTTP/1.1
 	// with wrk (issue 19).
 	H2 bool
+	// MTLS measures the proxy-to-proxy hop over mTLS (issue 13): wrk →
+	// proxy A → mTLS TLS 1.3 keep-alive → proxy B → b1, both proxies' CPU.
+	MTLS bool
 
 	ProxyCPUs string // taskset list for the proxy under test
 	LoadCPUs  string // taskset list for wrk, backends and the control plane
@@ -47,6 +50,14 @@ type Config struct {
 	// Envoy's default format, the sidecar with --access-log, both to a file
 	// in WorkDir (HAProxy logs only to syslog: leave it out with -proxies).
 	AccessLog bool
+	// AccessLogAB measures every proxy (nginx, shoal) both without and
+	// with access logs in each round, so that one run gives the log's own
+	// cost (with/without per proxy) next to shoal/nginx for both.
+	AccessLogAB bool
+	// BaselineSidecar is a second sidecar binary (say main's build),
+	// measured as target "shoal-base" next to every shoal target, so that
+	// a change's cost comes from paired runs: shoal/shoal-base.
+	BaselineSidecar string
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -59,6 +70,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.IntVar(&c.Threads, "threads", 0, "wrk threads (0: one per load CPU)")
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: 2 rounds of 2s after a 1s warmup (about a minute)")
 	fs.BoolVar(&c.H2, "h2", false, "h2c gRPC unary calls (grpc.health.v1.Health/Check) with h2load, 4 streams per connection, instead of HTTP/1.1 with wrk")
+	fs.BoolVar(&c.MTLS, "mtls", false, "two proxies per config with mTLS between them (TLS 1.3, keep-alive): wrk → A → mTLS → B → one backend; CPU of both proxies (nginx proxy_ssl, HAProxy ssl crt/verify, two shoal sidecars with identities)")
 	fs.StringVar(&c.H2LoadBin, "h2load", "h2load", "h2load binary (Debian's nghttp2-client)")
 	fs.StringVar(&c.ProxyCPUs, "proxy-cpus", "1", "taskset CPU list for the proxy under test")
 	fs.StringVar(&c.LoadCPUs, "load-cpus", "0", "taskset CPU list for wrk, the backends and the control plane")
@@ -75,6 +87,8 @@ func parseConfig(args []string) (Config, error) {
 	fs.StringVar(&c.WorkDir, "work", "", "working directory for configs and logs (default: a temp dir)")
 	fs.BoolVar(&c.KeepWork, "keep-work", false, "keep the working directory (logs of every process)")
 	fs.BoolVar(&c.AccessLog, "access-log", false, "access logs on: nginx (buffered access_log, Envoy's default format) and the sidecar (--access-log) write a line per request to a file; use with -proxies nginx,shoal")
+	fs.BoolVar(&c.AccessLogAB, "access-log-ab", false, "measure each proxy without and with access logs (as -access-log) in every round: the log's cost per proxy and shoal/nginx both ways; use with -proxies nginx,shoal")
+	fs.StringVar(&c.BaselineSidecar, "baseline-sidecar", "", "a second sidecar binary (e.g. main's slim build) measured as shoal-base beside every shoal run; reports CPU/req and p99 shoal/shoal-base")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -94,13 +108,16 @@ func parseConfig(args []string) (Config, error) {
 			c.Runs = 2
 		}
 	}
+	if c.AccessLogAB && (c.AccessLog || c.H2) {
+		return c, errors.New("-access-log-ab measures with and without access logs already: not with -access-log or -h2")
+	}
 	var err error
 	if c.Proxies, err = subset(*proxies, allProxies); err != nil {
 		return c, fmt.Errorf("-proxies: %w", err)
 	}
 	if *strategies == "" {
 		*strategies = strings.Join(allStrategies, ",")
-		if c.H2 {
+		if c.H2 || c.MTLS {
 			*strategies = "rr"
 		}
 	}
@@ -108,6 +125,10 @@ func parseConfig(args []string) (Config, error) {
 		return c, fmt.Errorf("-strategies: %w", err)
 	}
 	switch {
+	case c.H2 && c.MTLS:
+		return c, errors.New("-h2 and -mtls cannot be combined yet")
+	case c.MTLS && !slices.Equal(c.Strategies, []string{"rr"}):
+		return c, errors.New("-mtls measures round robin only (one proxy B per config): use -strategies rr")
 	case c.Duration < time.Second:
 		return c, errors.New("-duration must be at least 1s")
 	case c.Runs < 1:

@@ -27,6 +27,7 @@ type harness struct {
 	app      backendProc // the sidecar's local app (--app-port)
 	shoal    *shoalEnv   // nil when shoal is not measured
 	measured int         // measurements started, for per-run directories
+	pki      *benchPKI   // the mTLS mode's CA and certificates for nginx and HAProxy
 }
 
 type backendProc struct {
@@ -38,15 +39,27 @@ type backendProc struct {
 type target struct {
 	Proxy    string `json:"proxy"`    // direct, nginx, haproxy, shoal
 	Strategy string `json:"strategy"` // rr, least, hash; empty for direct
+	// Log is true when the proxy writes an access log (-access-log, or
+	// half the targets with -access-log-ab).
+	Log bool `json:"access_log,omitempty"`
 	// Unavailable is why the target cannot be measured here, if it cannot.
 	Unavailable string `json:"unavailable,omitempty"`
 }
 
 func (t target) String() string {
-	if t.Strategy == "" {
-		return t.Proxy
+	s := t.Proxy
+	if t.Strategy != "" {
+		s += "/" + t.Strategy
 	}
-	return t.Proxy + "/" + t.Strategy
+	if t.Log {
+		s += "+log"
+	}
+	return s
+}
+
+// same reports whether a and b are the same configuration.
+func (t target) same(o target) bool {
+	return t.Proxy == o.Proxy && t.Strategy == o.Strategy && t.Log == o.Log
 }
 
 // Run measures every target cfg selects and prints the report.
@@ -174,14 +187,45 @@ func (h *harness) backendAddrs() []string {
 // targets lists direct and every selected proxy × strategy, marking the
 // ones that cannot run here.
 func (h *harness) targets(ctx context.Context) []target {
-	ts := []target{{Proxy: "direct"}}
 	reasons := map[string]string{}
 	for _, p := range h.cfg.Proxies {
 		reasons[p] = h.availability(ctx, p)
 	}
-	for _, s := range h.cfg.Strategies {
-		for _, p := range h.cfg.Proxies {
-			ts = append(ts, target{Proxy: p, Strategy: s, Unavailable: reasons[p]})
+	if h.cfg.BaselineSidecar != "" {
+		reasons["shoal-base"] = reasons["shoal"]
+		if _, err := os.Stat(h.cfg.BaselineSidecar); err != nil {
+			reasons["shoal-base"] = "baseline sidecar: " + err.Error()
+		}
+	}
+	return listTargets(h.cfg, reasons)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// listTargets is direct and every proxy × strategy of cfg (each twice,
+// without and with access logs, under -access-log-ab), marked with the
+// proxy's reason not to run.
+func listTargets(cfg Config, reasons map[string]string) []target {
+	ts := []target{{Proxy: "direct"}}
+	for _, s := range cfg.Strategies {
+		for _, p := range cfg.Proxies {
+			t := target{Proxy: p, Strategy: s, Log: cfg.AccessLog, Unavailable: reasons[p]}
+			ts = append(ts, t)
+			if cfg.AccessLogAB && p != "haproxy" { // HAProxy logs to syslog only
+				t.Log = true
+				ts = append(ts, t)
+			}
+			if p == "shoal" && cfg.BaselineSidecar != "" {
+				for _, t := range slices.Clone(ts[len(ts)-1-btoi(cfg.AccessLogAB):]) {
+					t.Proxy, t.Unavailable = "shoal-base", reasons["shoal-base"]
+					ts = append(ts, t)
+				}
+			}
 		}
 	}
 	return ts
@@ -270,18 +314,32 @@ func (r runResult) brief() string {
 func (h *harness) start(ctx context.Context, t target) (*instance, error) {
 	h.measured++
 	dir := filepath.Join(h.work, fmt.Sprintf("run%03d-%s-%s", h.measured, t.Proxy, t.Strategy))
+	if t.Log {
+		dir += "-log"
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	switch t.Proxy {
 	case "direct":
 		return &instance{addr: h.backends[0].addr}, nil
+	case "nginx", "haproxy":
+		if h.cfg.MTLS {
+			return h.startPair(ctx, t.Proxy, dir)
+		}
+	}
+	switch t.Proxy {
 	case "nginx":
-		return h.startNginx(ctx, t.Strategy, dir)
+		return h.startNginx(ctx, t.Strategy, t.Log, dir)
 	case "haproxy":
 		return h.startHAProxy(ctx, t.Strategy, dir)
 	case "shoal":
-		return h.startShoal(ctx, t.Strategy, dir)
+		if h.cfg.MTLS {
+			return h.startShoalPair(ctx, dir)
+		}
+		return h.startShoal(ctx, h.cfg.sidecarBin(), t.Strategy, t.Log, dir)
+	case "shoal-base":
+		return h.startShoal(ctx, h.cfg.BaselineSidecar, t.Strategy, t.Log, dir)
 	}
 	return nil, fmt.Errorf("unknown proxy %q", t.Proxy)
 }
@@ -297,6 +355,9 @@ func (h *harness) measure(ctx context.Context, t target, round int) runResult {
 	}
 	if inst.root != nil {
 		defer h.ps.Stop(inst.root, 3*time.Second)
+	}
+	for _, p := range inst.also {
+		defer h.ps.Stop(p, 3*time.Second)
 	}
 	res.Note = inst.note
 	if err := h.measureInstance(ctx, inst, &res); err != nil {
@@ -327,7 +388,7 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	var err error
 	var u0 proc.Usage
 	if inst.root != nil {
-		if u0, err = proc.TreeUsage(inst.root.Pid()); err != nil {
+		if u0, err = inst.usage(); err != nil {
 			return err
 		}
 	}
@@ -337,7 +398,7 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	}
 	res.Wrk = w
 	if inst.root != nil {
-		u1, err := proc.TreeUsage(inst.root.Pid())
+		u1, err := inst.usage()
 		if err != nil {
 			return fmt.Errorf("proxy died during the run: %w\n%s", err, inst.root.Tail())
 		}
@@ -368,7 +429,7 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	if w.Requests == 0 {
 		return errors.New("wrk completed no request")
 	}
-	if n := spreadNote(res.Target.Strategy, res.BackendShares); n != "" {
+	if n := spreadNote(res.Target.Strategy, res.BackendShares); n != "" && !h.cfg.MTLS {
 		res.Note = strings.TrimPrefix(res.Note+"; "+n, "; ")
 	}
 	if errs := w.SocketErrs + w.Non2xx; errs > w.Requests/1000 {
