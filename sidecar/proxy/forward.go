@@ -178,6 +178,16 @@ func (a *attempt) again(out outcome, code int, h *host, idempotent bool) bool {
 		a.last = code
 	}
 	if !a.takeRetrySlot() {
+		// max_retries bounds the route policy's retries, not the safety
+		// net every request has without a policy: an idempotent request
+		// reset before its answer (a host killed under it) still goes to
+		// another host on the connect-failure budget. When a host dies
+		// many requests are reset at once; mayRetry saw a free slot, a
+		// concurrent one took it (the demo's kill -9 lost 1-5 GETs).
+		if out == reset && a.mayRetryIdempotent(idempotent) {
+			a.connects--
+			return true
+		}
 		return false
 	}
 	a.retries--
