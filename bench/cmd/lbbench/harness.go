@@ -51,8 +51,11 @@ type measurement struct {
 	// Reports are the instances' load reports as the sidecar saw them
 	// during the measured run (medians of one read a second).
 	Reports map[string]loadReport `json:"load_reports,omitempty"`
-	Note    string                `json:"note,omitempty"`
-	Err     string                `json:"error,omitempty"`
+	// ProxyCPUus is the proxy's CPU time per request in the measured run
+	// (its whole process tree, from /proc), µs.
+	ProxyCPUus float64 `json:"proxy_cpu_us_per_request"`
+	Note       string  `json:"note,omitempty"`
+	Err        string  `json:"error,omitempty"`
 }
 
 // Run measures every target cfg selects and writes the report.
@@ -189,8 +192,8 @@ func (m measurement) brief() string {
 	if m.Err != "" {
 		return "error: " + m.Err
 	}
-	return fmt.Sprintf("p50 %6.1fms  p99 %7.1fms  p99.9 %7.1fms  errors %d  shares %s  throttled %.0fms  gen-late %.1fms",
-		m.P50, m.P99, m.P999, m.ErrorCount, sharesString(m.Shares), m.ThrottledMS, m.LateMS)
+	return fmt.Sprintf("p50 %6.1fms  p99 %7.1fms  p99.9 %7.1fms  errors %d  shares %s  throttled %.0fms  gen-late %.1fms  proxy %.0fµs/req",
+		m.P50, m.P99, m.P999, m.ErrorCount, sharesString(m.Shares), m.ThrottledMS, m.LateMS, m.ProxyCPUus)
 }
 
 // measure starts t fresh, runs the warmup and the measured run at rate.
@@ -232,7 +235,9 @@ func (h *harness) measure(ctx context.Context, t target, round int, rate float64
 		reports = make(chan map[string]loadReport, 1)
 		go func() { reports <- sampleReports(sctx, r.admin, h.fleet.idOf()) }()
 	}
+	u0, _ := proc.TreeUsage(r.p.Pid())
 	res, err := openloop.Run(ctx, cfg)
+	u1, _ := proc.TreeUsage(r.p.Pid())
 	stopSampling()
 	if reports != nil {
 		m.Reports = <-reports
@@ -249,6 +254,9 @@ func (h *harness) measure(ctx context.Context, t target, round int, rate float64
 		return m
 	}
 	m.fill(res, h.fleet.ids())
+	if res.Sent > 0 {
+		m.ProxyCPUus = float64(u1.Ticks-u0.Ticks) * 1e6 / float64(proc.ClockTicks()) / float64(res.Sent)
+	}
 	m.Buckets = append(m.Buckets, res.Buckets...)
 	return m
 }

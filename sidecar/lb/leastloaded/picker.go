@@ -41,6 +41,18 @@ var (
 // scaled to it (at least 1), keeping a 1:10000 dynamic range.
 const weightScale = lb.MaxWeight
 
+// maxWeightRatio bounds how much lighter than the heaviest a reported
+// weight may make an endpoint: with weights 4:1 the heavy one takes up to
+// three more requests in flight before the light one gets one. An A58
+// weight, rps / utilization, is an instance's capacity only when its
+// utilization grows with its traffic from zero; an instance with load of
+// its own (a timer that blocks its loop 150 ms a second, a background job)
+// reports utilization 0.15 at 1 rps, a weight a hundred times too light,
+// gets no traffic because of it and cannot report better. Unbounded, a
+// heavy endpoint then queued ~80 requests before the light one got one
+// (bench/run.sh --lb, issue 17).
+const maxWeightRatio = 4
+
 // maxDistinct bounds the candidates (excluded ones included) one pick
 // draws; when all it drew are excluded the picker falls back to a scan.
 const maxDistinct = 8
@@ -129,9 +141,10 @@ func (p *Picker) current(now time.Time) *snapshot {
 	return s
 }
 
-// build computes weights at now (gRFC A58): each endpoint's ORCA weight;
-// endpoints without one (no report yet, in blackout, expired) take the
-// mean of the others; with no weight at all, the static weights.
+// build computes weights at now (gRFC A58): each endpoint's ORCA weight,
+// at least 1/maxWeightRatio of the heaviest; endpoints without one (no
+// report yet, in blackout, expired) take the mean of the others; with no
+// weight at all, the static weights.
 func (p *Picker) build(now time.Time) *snapshot {
 	raw := make([]float64, len(p.eps))
 	var sum, maxW float64
@@ -153,7 +166,7 @@ func (p *Picker) build(now time.Time) *snapshot {
 		case raw[i] == 0:
 			raw[i] = sum / float64(n)
 		}
-		ws[i] = uint32(max(1, raw[i]/maxW*weightScale))
+		ws[i] = uint32(max(weightScale/maxWeightRatio, raw[i]/maxW*weightScale))
 	}
 	return &snapshot{at: now.UnixNano(), weights: ws, sampler: wrand.New(ws)}
 }

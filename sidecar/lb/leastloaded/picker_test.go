@@ -97,7 +97,8 @@ func TestEndpointWithoutReportTakesTheMean(t *testing.T) {
 	*now = now.Add(11 * time.Second)
 	p := New(eps, cfg())
 	// Endpoint 2 has no report: the mean, 600, scaled to the heaviest.
-	if got, want := p.Weights(), []uint32{lb.MaxWeight, lb.MaxWeight / 5, lb.MaxWeight * 3 / 5}; !slices.Equal(got, want) {
+	// Endpoint 1's fifth of the heaviest is raised to the floor, a quarter.
+	if got, want := p.Weights(), []uint32{lb.MaxWeight, lb.MaxWeight / 4, lb.MaxWeight * 3 / 5}; !slices.Equal(got, want) {
 		t.Errorf("weights = %v, want %v", got, want)
 	}
 }
