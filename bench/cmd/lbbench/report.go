@@ -68,13 +68,17 @@ type report struct {
 type summary struct {
 	Target     target             `json:"target"`
 	Rounds     int                `json:"rounds"`
-	P50, P99   float64            // ms
-	P999       float64            `json:"P999"`
+	P50        float64            `json:"p50_ms"`
+	P99        float64            `json:"p99_ms"`
+	P999       float64            `json:"p999_ms"`
 	Errors     int64              `json:"errors_all_rounds"`
 	Sent       int64              `json:"sent_all_rounds"`
 	Shares     map[string]float64 `json:"shares"`
 	P99VsNginx float64            `json:"p99_over_nginx"`
-	Failed     []string           `json:"failed,omitempty"`
+	// LateMS is the generator's worst lag behind its schedule over the
+	// rounds: large means the machine, not the proxy, set the latency.
+	LateMS float64  `json:"generator_late_ms"`
+	Failed []string `json:"failed,omitempty"`
 }
 
 func newReport(m meta, targets []target, runs []measurement) *report {
@@ -96,6 +100,7 @@ func newReport(m meta, targets []target, runs []measurement) *report {
 			p50, p99, p999 = append(p50, r.P50), append(p99, r.P99), append(p999, r.P999)
 			s.Errors += r.ErrorCount
 			s.Sent += r.Sent
+			s.LateMS = max(s.LateMS, r.LateMS)
 			for id, v := range r.Shares {
 				shares[id] = append(shares[id], v)
 			}
@@ -156,8 +161,8 @@ func (rep *report) markdown() string {
 	for _, in := range m.Instances {
 		ids = append(ids, in.ID)
 	}
-	b.WriteString("| proxy | strategy | p50 ms | p99 ms | p99.9 ms | errors | share " + strings.Join(ids, " / ") + " | p99 / nginx's |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| proxy | strategy | p50 ms | p99 ms | p99.9 ms | errors | share " + strings.Join(ids, " / ") + " | p99 / nginx's | generator lag ms |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range rep.Targets {
 		if s.Rounds == 0 {
 			fmt.Fprintf(&b, "| %s | %s | failed: %s |||||\n", s.Target.Proxy, s.Target.Strategy, firstLine(strings.Join(s.Failed, "; ")))
@@ -167,10 +172,13 @@ func (rep *report) markdown() string {
 		for _, id := range ids {
 			sh = append(sh, fmt.Sprintf("%.0f", s.Shares[id]*100))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %d of %d | %s %% | %.2f |\n", s.Target.Proxy, s.Target.Strategy,
-			s.P50, s.P99, s.P999, s.Errors, s.Sent, strings.Join(sh, " / "), s.P99VsNginx)
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %d of %d | %s %% | %.2f | %.0f |\n", s.Target.Proxy, s.Target.Strategy,
+			s.P50, s.P99, s.P999, s.Errors, s.Sent, strings.Join(sh, " / "), s.P99VsNginx, s.LateMS)
 	}
 	b.WriteString("\n")
+	if late := rep.maxLate(); late > 10 {
+		fmt.Fprintf(&b, "**The generator fell up to %.0f ms behind its schedule**: the machine was too busy for these latencies to be the proxies' (rerun on a quiet machine).\n\n", late)
+	}
 	if rep.P99VsNginx > 0 || rep.P99VsHAProxy > 0 {
 		fmt.Fprintf(&b, "least_loaded p99 over nginx least_conn's: %.2f, over HAProxy leastconn's: %.2f (median of per-round ratios). Goal ≤ 0.50 with no more errors: %s\n\n",
 			rep.P99VsNginx, rep.P99VsHAProxy, rep.verdict())
@@ -192,6 +200,14 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, "Chart of per-instance shares over time (last round): %s\n", rep.Chart)
 	}
 	return b.String()
+}
+
+func (rep *report) maxLate() float64 {
+	var late float64
+	for _, s := range rep.Targets {
+		late = max(late, s.LateMS)
+	}
+	return late
 }
 
 // verdict says whether least_loaded met issue 17's goal in this run.
