@@ -21,6 +21,16 @@ type Config struct {
 	// EtcdPeerListen is the embedded etcd's raft peer address; zero means
 	// EtcdListen's port + 1.
 	EtcdPeerListen string
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile configure TLS to an
+	// external etcd (EtcdEndpoints with https://, as etcdctl's --cacert,
+	// --cert and --key): the CA that signed etcd's serving certificate
+	// (zero: the system roots) and the client certificate etcd's
+	// --client-cert-auth requires. The files are re-read when they change
+	// (a renewed Kubernetes Secret), at the next connection.
+	EtcdCAFile, EtcdCertFile, EtcdKeyFile string
+	// EtcdUsername and EtcdPassword use etcd's own authentication
+	// (etcdctl user add, auth enable) for the external etcd.
+	EtcdUsername, EtcdPassword string
 
 	// XDSListen, APIListen and AdminListen are the listen addresses of the
 	// xDS server, the management API and the admin/metrics HTTP server.
@@ -48,6 +58,11 @@ type Config struct {
 	TrustDomain string
 	// SVIDTTL is the lifetime of workload certificates; zero means 24h.
 	SVIDTTL time.Duration
+	// TLSNames are DNS names (or IPs) the serving certificate of the xDS
+	// and API ports also carries, for clients that check a host name
+	// (a gRPC bootstrap naming a Kubernetes Service). Shoal's own clients
+	// verify the control plane's SPIFFE ID and need none.
+	TLSNames []string
 
 	// APIAuth is APIAuthAuto (zero), APIAuthRequired or APIAuthOff: when
 	// on, the management API serves TLS with a certificate from the mesh

@@ -51,6 +51,7 @@ func (s *Server) loadCA() (*identity.CA, error) {
 func (s *Server) newIdentity() (*identity.Service, error) {
 	return identity.NewService(identity.ServiceConfig{
 		CA: s.ca, Tokens: identity.NewTokenStore(s.client), SVIDTTL: s.svidTTL(), Logger: s.log,
+		ServingNames: s.servingNames(),
 	})
 }
 
@@ -59,4 +60,14 @@ func (s *Server) svidTTL() time.Duration {
 		return identity.DefaultSVIDTTL
 	}
 	return s.cfg.SVIDTTL
+}
+
+// servingNames are the extra SANs of the serving certificate: the specific
+// IPs the xDS and API ports bind, and Config.TLSNames.
+func (s *Server) servingNames() []string {
+	var names []string
+	for _, ip := range listenIPs(s.cfg.XDSListen, s.cfg.APIListen) {
+		names = append(names, ip.String())
+	}
+	return append(names, s.cfg.TLSNames...)
 }

@@ -112,6 +112,9 @@ func (c *Config) checkSecurity() error {
 		return fmt.Errorf("controlplane: --etcd-tls %q: want auto, required or off", c.EtcdTLS)
 	}
 	if doors := c.openDoors(); len(doors) > 0 && !c.Insecure {
+		if strings.HasPrefix(doors[0], "--etcd-endpoints") {
+			return fmt.Errorf("controlplane: %s, or give --insecure on a trusted network", doors[0])
+		}
 		return fmt.Errorf("controlplane: %s: bind 127.0.0.1, or give --insecure on a trusted network", doors[0])
 	}
 	return nil
@@ -138,6 +141,12 @@ func (c *Config) openDoors() (doors []string) {
 		plain = append(plain, listener{"--etcd-listen", etcd, "anyone who reaches it could register instances and take over traffic"})
 		if c.EtcdPeerListen != "" {
 			plain = append(plain, listener{"--etcd-peer-listen", c.EtcdPeerListen, "anyone who reaches it could join the etcd cluster"})
+		}
+	}
+	for _, e := range c.EtcdEndpoints {
+		if strings.HasPrefix(e, "http://") && !isLoopback(e) {
+			doors = append(doors, fmt.Sprintf("--etcd-endpoints %s is beyond loopback in plain text (anyone on the path could read the registry and, without etcd authentication, rewrite it); use https:// with --etcd-cacert, --etcd-cert and --etcd-key", e))
+			break
 		}
 	}
 	for _, l := range plain {

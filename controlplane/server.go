@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/controlplane/api"
 	"github.com/shoal-mesh/shoal/controlplane/identity"
+	"github.com/shoal-mesh/shoal/controlplane/internal/portmux"
 	"github.com/shoal-mesh/shoal/controlplane/lrs"
 	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
@@ -30,8 +31,10 @@ import (
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 	"github.com/shoal-mesh/shoal/internal/metric"
+	registryv1 "github.com/shoal-mesh/shoal/proto/shoal/registry/v1"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
+	"github.com/shoal-mesh/shoal/registry/etcdstore"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/registry/gossip/keyadmin"
 )
@@ -50,6 +53,10 @@ type Server struct {
 	xdsGRPC, apiGRPC         *grpc.Server
 	health                   *health.Server
 	admin                    *http.Server
+	// apiMux splits the API port between apiGRPC and apiHTTP, which serves
+	// RegistryService's JSON for clients without gRPC.
+	apiMux  *portmux.Mux
+	apiHTTP *http.Server
 
 	// state joins the registry and routes and tells xDS about changes.
 	state *meshState
@@ -112,7 +119,10 @@ func New(cfg Config) (_ *Server, err error) {
 
 func (s *Server) startEtcd() error {
 	endpoints := s.cfg.EtcdEndpoints
-	var clientTLS *tls.Config
+	clientTLS, err := s.cfg.externalEtcdTLS()
+	if err != nil {
+		return err
+	}
 	if len(endpoints) == 0 {
 		clientURL, peerURL, err := etcdURLs(s.cfg.EtcdListen, s.cfg.EtcdPeerListen)
 		if err != nil {
@@ -131,7 +141,7 @@ func (s *Server) startEtcd() error {
 			if err != nil {
 				return fmt.Errorf("controlplane: etcd TLS: %w", err)
 			}
-			ec.TLS = &etcdserver.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile}
+			ec.TLS = &etcdserver.TLSFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, TrustedCAFile: t.TrustedCAFile, AllowedCNs: identity.EtcdCommonNames}
 			ec.ClientURL, ec.PeerURL = "https"+strings.TrimPrefix(clientURL, "http"), "https"+strings.TrimPrefix(peerURL, "http")
 			clientTLS = t.Client
 			s.log.Info("embedded etcd serves TLS and requires client certificates of the mesh CA", "client_url", ec.ClientURL)
@@ -142,7 +152,7 @@ func (s *Server) startEtcd() error {
 		}
 		endpoints = []string{ec.ClientURL}
 	}
-	cli, err := etcdclient.NewTLS(endpoints, clientTLS)
+	cli, err := etcdclient.NewAuth(endpoints, clientTLS, s.cfg.EtcdUsername, s.cfg.EtcdPassword)
 	if err != nil {
 		return err
 	}
@@ -241,7 +251,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	serve("xds", func() error { return s.xdsGRPC.Serve(s.xdsLis) })
-	serve("api", func() error { return s.apiGRPC.Serve(s.apiLis) })
+	serve("api", func() error { return s.apiGRPC.Serve(s.apiMux.GRPC()) })
+	serve("api-http", func() error { return s.apiHTTP.Serve(s.apiMux.HTTP()) })
+	serve("api-mux", s.apiMux.Serve)
 	serve("admin", func() error { return s.admin.Serve(s.adminLis) })
 	serve("state", func() error { return s.state.run(ctx) })
 	serve("xds-translate", func() error { return s.xds.Run(ctx) })
@@ -293,7 +305,9 @@ func (s *Server) shutdown() {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.admin.Shutdown(sctx)
+	s.apiHTTP.Shutdown(sctx)
 	wg.Wait()
+	s.apiMux.Close()
 }
 
 // closeAll releases what New acquired; safe to call more than once.
@@ -361,9 +375,11 @@ func (s *Server) setupServices() error {
 	if s.identity, err = s.newIdentity(); err != nil {
 		return err
 	}
+	registrar := etcdstore.NewRegistrar(s.client)
 	var apiOpts []grpc.ServerOption
+	var authz *api.Authorizer
 	if s.cfg.apiAuthOn() {
-		apiOpts = append(api.AuthOptions(api.AuthConfig{
+		ac := api.AuthConfig{
 			TrustDomain: s.identity.TrustDomain(),
 			TokenRole: func(ctx context.Context, tok string) (string, error) {
 				role, err := s.identity.APITokenRole(ctx, tok)
@@ -372,13 +388,32 @@ func (s *Server) setupServices() error {
 				}
 				return role, err
 			},
+			JoinTokenID: func(ctx context.Context, tok string) (spiffeid.ID, error) {
+				id, err := s.identity.JoinTokenID(ctx, tok)
+				if errors.Is(err, identity.ErrTokenUnknown) {
+					return id, api.ErrUnknownToken
+				}
+				return id, err
+			},
 			Logger: s.cfg.Logger,
-		}), grpc.Creds(s.identity.APICreds()))
+		}
+		apiOpts, authz = api.AuthOptions(ac), api.NewAuthorizer(ac)
+		s.apiMux = portmux.New(s.apiLis, s.identity.APITLSConfig(), s.log)
 		s.log.Info("management API authenticates: TLS with the mesh CA's serving certificate, admin or workload SVIDs, or bearer tokens", "api", s.apiLis.Addr())
+	} else {
+		s.apiMux = portmux.New(s.apiLis, nil, s.log)
 	}
-	s.apiGRPC = api.NewGRPCServer(s.health, apiOpts...)
+	s.apiGRPC = api.NewGRPCServer(s.health, append(apiOpts, grpc.Creds(s.apiMux.Creds()))...)
 	s.api.Register(s.apiGRPC)
 	s.identity.RegisterAdmin(s.apiGRPC)
+	apiReg, err := api.NewRegistration(api.RegistrationConfig{
+		Registrar: registrar, TrustDomain: s.identity.TrustDomain(), RequireIdentity: s.cfg.apiAuthOn(), Logger: s.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	registryv1.RegisterRegistryServiceServer(s.apiGRPC, apiReg)
+	s.apiHTTP = &http.Server{Handler: api.JSONHandler(apiReg, authz), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	opts := append(api.ServerOptions(), xdsserver.ServerOptions()...)
 	if s.cfg.xdsAuthOn() {
 		authOpts, err := xdsserver.AuthOptions(xdsserver.AuthConfig{TrustDomain: s.identity.TrustDomain(), Registerer: s.reg, Logger: s.cfg.Logger})
@@ -392,6 +427,13 @@ func (s *Server) setupServices() error {
 	s.xds.Register(s.xdsGRPC)
 	s.identity.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
+	xdsReg, err := api.NewRegistration(api.RegistrationConfig{
+		Registrar: registrar, TrustDomain: s.identity.TrustDomain(), RequireIdentity: s.cfg.xdsAuthOn(), Logger: s.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	registryv1.RegisterRegistryServiceServer(s.xdsGRPC, xdsReg)
 	api.RegisterDrain(s.xdsGRPC, drainSource{s.xds})
 	healthpb.RegisterHealthServer(s.xdsGRPC, s.health)
 	mux := http.NewServeMux()

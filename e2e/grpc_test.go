@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,8 +25,9 @@ import (
 
 // grpcBackendEnv makes the e2e test binary a grpc-go backend instead
 // (TestMain): it serves the gRPC health service on the address in it and
-// names itself (SHOAL_E2E_GRPC_ID) in an x-backend response header. A
-// process of its own, so that it can be killed with kill -9.
+// names itself (SHOAL_E2E_GRPC_ID) in an x-backend response header, and the
+// x-forwarded-client-cert it received (from an mTLS inbound sidecar) in
+// x-seen-xfcc. A process of its own, so that it can be killed with kill -9.
 const grpcBackendEnv = "SHOAL_E2E_GRPC_BACKEND"
 
 // serveGRPCBackend runs the backend until the process is killed.
@@ -37,7 +39,8 @@ func serveGRPCBackend(addr string) {
 	}
 	id := os.Getenv("SHOAL_E2E_GRPC_ID")
 	srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		grpc.SetHeader(ctx, metadata.Pairs("x-backend", id))
+		md, _ := metadata.FromIncomingContext(ctx)
+		grpc.SetHeader(ctx, metadata.Pairs("x-backend", id, "x-seen-xfcc", strings.Join(md.Get("x-forwarded-client-cert"), ",")))
 		return h(ctx, req)
 	}))
 	healthpb.RegisterHealthServer(srv, health.NewServer())

@@ -14,5 +14,13 @@ func TestMain(m *testing.M) {
 		serveGRPCBackend(addr) // this process is a gRPC backend (grpc_test.go)
 		return
 	}
+	if addr := os.Getenv(grpcXDSServerEnv); addr != "" {
+		serveGRPCXDSServer(addr) // this process is an xDS-enabled gRPC server (grpcmtls_test.go)
+		return
+	}
+	if target := os.Getenv(grpcXDSClientEnv); target != "" {
+		runGRPCXDSClient(target) // this process is a proxyless gRPC client (grpcmtls_test.go)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }

@@ -25,6 +25,29 @@ export interface RegisterOptions {
   host?: string;
   /** etcd endpoints: "host:port", "http(s)://host:port", comma-separated or an array. Default $SHOAL_ETCD or http://127.0.0.1:2379. */
   etcd?: string | string[];
+  /**
+   * Register through the control plane instead of etcd (workloads need no access to etcd): the
+   * control plane's management API URL(s), e.g. "https://shoal-controlplane:18001", comma-separated
+   * or an array (tried in order). Default $SHOAL_CONTROL_PLANE; not with `etcd`. The control plane
+   * writes the same etcd key under a lease of its own, only for the caller's own service. https
+   * needs `certDir` or `tokenFile`; http (a control plane on loopback without authentication) takes
+   * neither.
+   */
+  controlPlane?: string | string[];
+  /**
+   * With `controlPlane`: a directory with cert.pem, key.pem and ca.pem of the service's identity, as
+   * `shoal identity fetch --join-token-file F --out DIR` keeps them fresh (re-read when they change).
+   * Default $SHOAL_CERT_DIR.
+   */
+  certDir?: string;
+  /**
+   * With `controlPlane`: a file holding the service's join token (`shoal tokens create --service
+   * NAME`; checked, not spent) or an admin API token, sent as a bearer token (re-read on every
+   * request). Needs `caFile`. Default $SHOAL_TOKEN_FILE.
+   */
+  tokenFile?: string;
+  /** With `controlPlane` and `tokenFile`: the CA bundle (PEM) that verifies the control plane. Default $SHOAL_CA_FILE, else certDir's ca.pem. */
+  caFile?: string;
   /** Lease TTL in seconds (default 10). etcd may grant more than asked; see Handle.ttl. */
   ttl?: number;
   /** Free-form string labels, e.g. { version: 'v1' }. */
@@ -157,8 +180,15 @@ export declare class EtcdError extends Error {
   readonly endpoint: string | undefined;
 }
 
-/** No etcd endpoint could be reached (or all answered "unavailable"). */
+/** No etcd endpoint (with `controlPlane`: no control plane) could be reached, or all answered "unavailable". */
 export declare class EtcdUnavailableError extends Error {}
+
+/** A refusal from the control plane (with `controlPlane`): code is e.g. "permission_denied", status the HTTP status. */
+export declare class ControlPlaneError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly endpoint: string;
+}
 
 declare const shoal: {
   register: typeof register;
@@ -167,6 +197,7 @@ declare const shoal: {
   Handle: typeof Handle;
   EtcdError: typeof EtcdError;
   EtcdUnavailableError: typeof EtcdUnavailableError;
+  ControlPlaneError: typeof ControlPlaneError;
 };
 export default shoal;
 

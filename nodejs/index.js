@@ -8,6 +8,7 @@ const { normalize, defaultID, KEY_PREFIX } = require('./lib/options');
 const { Handle } = require('./lib/handle');
 const { EtcdError, UnavailableError } = require('./lib/etcd');
 const { LoadReporter } = require('./lib/load');
+const { ControlPlaneError } = require('./lib/controlplane');
 
 /**
  * register validates opts, writes this process's instance key to etcd under a
@@ -38,6 +39,6 @@ function reportLoad(server) {
   return { stop: () => r.stop() };
 }
 
-module.exports = { register, reportLoad, defaultID, KEY_PREFIX, Handle, EtcdError, EtcdUnavailableError: UnavailableError };
+module.exports = { register, reportLoad, defaultID, KEY_PREFIX, Handle, EtcdError, EtcdUnavailableError: UnavailableError, ControlPlaneError };
 // `import shoal from '@shoal-mesh/node'` and `require('@shoal-mesh/node').default` both work.
 module.exports.default = module.exports;

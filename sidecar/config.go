@@ -22,6 +22,12 @@ const (
 	ModeGateway
 )
 
+// Registration modes (Config.RegisterVia, --register-via).
+const (
+	RegisterViaControlPlane = "controlplane"
+	RegisterViaEtcd         = "etcd"
+)
+
 // Config configures a Proxy. It is copied by New and never mutated.
 type Config struct {
 	Mode Mode
@@ -42,12 +48,19 @@ type Config struct {
 	Weight   int
 	Metadata map[string]string
 
-	// Register makes the sidecar register the app in etcd (the default for
+	// Register makes the sidecar register the app (the default for
 	// `shoal sidecar`; --no-register turns it off when the app registers
 	// itself).
 	Register bool
+	// RegisterVia is how the app is registered: RegisterViaControlPlane
+	// (the control plane's RegistryService on the xDS addresses, with the
+	// sidecar's SVID: etcd need not be reachable), RegisterViaEtcd
+	// (straight into etcd at EtcdEndpoints, for trusted networks), or zero:
+	// through the control plane when the sidecar has an identity
+	// (JoinToken), else etcd.
+	RegisterVia string
 	// EtcdEndpoints are the etcd cluster's client endpoints for
-	// registration: host:port, http(s)://host:port or unix(s)://path, as
+	// registration in etcd: host:port, http(s)://host:port or unix(s)://path, as
 	// clientv3 takes them; https and unixs use TLS verified against the
 	// host's root CAs. Registration fails over between them.
 	EtcdEndpoints []string

@@ -19,6 +19,7 @@ import (
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/sidecar/healthcheck"
+	"github.com/shoal-mesh/shoal/sidecar/internal/cpreg"
 	"github.com/shoal-mesh/shoal/sidecar/lrsclient"
 	"github.com/shoal-mesh/shoal/sidecar/proxy"
 	"github.com/shoal-mesh/shoal/sidecar/xdsclient"
@@ -200,7 +201,7 @@ func ignoreClosed(err error) error {
 
 // startHealthAndRegistration starts the local health check (publishing to
 // gossip) and registers the app in etcd.
-func (p *Proxy) startHealthAndRegistration(ctx context.Context, goRun func(func() error)) (*registry.Registration, error) {
+func (p *Proxy) startHealthAndRegistration(ctx context.Context, goRun func(func() error)) (registration, error) {
 	c := p.cfg
 	if c.Mode != ModeSidecar {
 		return nil, nil
@@ -216,6 +217,9 @@ func (p *Proxy) startHealthAndRegistration(ctx context.Context, goRun func(func(
 	if !c.Register {
 		return nil, nil
 	}
+	if c.registerVia() == RegisterViaControlPlane {
+		return p.registerThroughControlPlane(ctx)
+	}
 	// etcdlite, not clientv3: the sidecar binary must not link clientv3 (its
 	// package initialisation alone costs megabytes, issue #7).
 	cli, err := etcdlite.New(etcdlite.Config{Endpoints: c.EtcdEndpoints})
@@ -229,7 +233,28 @@ func (p *Proxy) startHealthAndRegistration(ctx context.Context, goRun func(func(
 	if err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
-	p.log.Info("registered", "instance", p.self.Service+"/"+p.self.ID, "address", p.self.HostPort())
+	p.log.Info("registered", "instance", p.self.Service+"/"+p.self.ID, "address", p.self.HostPort(), "via", RegisterViaEtcd)
+	return reg, nil
+}
+
+// registration is a running registration: Close deregisters.
+type registration interface{ Close() error }
+
+// registerThroughControlPlane registers the app with the control plane's
+// RegistryService over the xDS addresses, with the sidecar's SVID.
+func (p *Proxy) registerThroughControlPlane(ctx context.Context) (registration, error) {
+	c := p.cfg
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	reg, err := cpreg.Register(rctx, cpreg.Config{
+		Servers:     append([]string{c.XDS}, c.XDSFallback...),
+		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(p.controlPlaneCreds())},
+		Instance:    p.self, TTL: c.TTL, Logger: c.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: %w", err)
+	}
+	p.log.Info("registered", "instance", p.self.Service+"/"+p.self.ID, "address", p.self.HostPort(), "via", RegisterViaControlPlane, "server", reg.Server())
 	return reg, nil
 }
 
@@ -244,7 +269,7 @@ func (p *Proxy) onLocalHealth(healthy bool, reason string) {
 }
 
 // drain announces the departure and drains the proxy.
-func (p *Proxy) drain(reg *registry.Registration) {
+func (p *Proxy) drain(reg registration) {
 	start := time.Now()
 	if p.member != nil && p.cfg.Mode == ModeSidecar {
 		p.member.SetLocalHealth(p.selfKey(), false)

@@ -162,8 +162,13 @@ func (c *Config) validate() error {
 		return fmt.Errorf("sidecar: --service %q is not a lowercase DNS label of at most 63 characters", c.Service)
 	case c.Mode == ModeSidecar && (c.AppPort < 1 || c.AppPort > 65535):
 		return fmt.Errorf("sidecar: --app-port %d is outside 1-65535", c.AppPort)
-	case c.Mode == ModeSidecar && c.Register && len(c.EtcdEndpoints) == 0:
-		return errors.New("sidecar: --etcd is required to register the app (or pass --no-register)")
+	case c.RegisterVia != "" && c.RegisterVia != RegisterViaControlPlane && c.RegisterVia != RegisterViaEtcd:
+		return fmt.Errorf("sidecar: --register-via %q is not controlplane or etcd", c.RegisterVia)
+	case c.Mode == ModeSidecar && c.Register && c.registerVia() == RegisterViaEtcd && len(c.EtcdEndpoints) == 0:
+		if c.RegisterVia == RegisterViaEtcd {
+			return errors.New("sidecar: --register-via etcd needs --etcd (the etcd endpoints)")
+		}
+		return errors.New("sidecar: --etcd is required to register the app without an identity (or pass --no-register, or --register-via controlplane)")
 	case c.Mode == ModeGateway && c.GatewayListen == "":
 		return errors.New("gateway: --listen is required")
 	case c.MTLS != "" && c.MTLS != MTLSAuto && c.MTLS != MTLSStrict:
@@ -172,6 +177,18 @@ func (c *Config) validate() error {
 		return errors.New("sidecar: --mtls=strict needs an identity (--join-token-file or $SHOAL_JOIN_TOKEN)")
 	}
 	return nil
+}
+
+// registerVia resolves RegisterVia's zero value: through the control
+// plane with an identity, else etcd (the quick start, unchanged).
+func (c *Config) registerVia() string {
+	switch {
+	case c.RegisterVia != "":
+		return c.RegisterVia
+	case c.JoinToken != "":
+		return RegisterViaControlPlane
+	}
+	return RegisterViaEtcd
 }
 
 func (c *Config) defaults() {

@@ -251,4 +251,18 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			t.Errorf("New(%+v) succeeded, want an error", cfg)
 		}
 	}
+	for _, tc := range []struct {
+		name    string
+		cfg     sidecar.Config
+		wantErr string
+	}{
+		{"an unknown registration mode is named", sidecar.Config{Service: "web", AppPort: 80, XDS: "x:1", Register: true, RegisterVia: "zookeeper"}, `--register-via "zookeeper"`},
+		{"registering in etcd needs --etcd", sidecar.Config{Service: "web", AppPort: 80, XDS: "x:1", Register: true, RegisterVia: sidecar.RegisterViaEtcd}, "--register-via etcd needs --etcd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := sidecar.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("New = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
 }

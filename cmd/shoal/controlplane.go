@@ -5,6 +5,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +18,7 @@ import (
 
 func newControlPlaneCmd() *cobra.Command {
 	cfg := controlplane.DefaultConfig()
-	var etcdEndpoints, gossipJoin, logLevel string
+	var etcdEndpoints, gossipJoin, logLevel, etcdPasswordFile, tlsNames string
 	var gossipKey gossipKeyFlags
 	memoryLimit := memoryLimitFlag{v: "0"}
 	cmd := &cobra.Command{
@@ -27,6 +30,15 @@ func newControlPlaneCmd() *cobra.Command {
 				return err
 			}
 			cfg.EtcdEndpoints = splitList(etcdEndpoints)
+			cfg.TLSNames = splitList(tlsNames)
+			for _, n := range cfg.TLSNames {
+				if net.ParseIP(n) == nil && !validDNSName(n) {
+					return usageErrorf("--tls-san %q: want a DNS name or an IP address", n)
+				}
+			}
+			if err := resolveEtcdAuth(&cfg, etcdPasswordFile); err != nil {
+				return err
+			}
 			cfg.GossipJoin = splitList(gossipJoin)
 			b64key, err := gossipKey.resolve()
 			if err != nil {
@@ -49,6 +61,11 @@ func newControlPlaneCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&etcdEndpoints, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster (no embedded etcd)")
+	fs.StringVar(&cfg.EtcdCAFile, "etcd-cacert", "", "with https:// --etcd-endpoints: PEM file of the CA that signed etcd's serving certificate (default: the system roots)")
+	fs.StringVar(&cfg.EtcdCertFile, "etcd-cert", "", "with https:// --etcd-endpoints: client certificate (PEM) for etcd's --client-cert-auth; re-read when the file changes")
+	fs.StringVar(&cfg.EtcdKeyFile, "etcd-key", "", "the private key (PEM) of --etcd-cert")
+	fs.StringVar(&cfg.EtcdUsername, "etcd-username", "", "etcd user (etcd's own authentication) for --etcd-endpoints; the password comes from --etcd-password-file or $"+etcdPasswordEnv)
+	fs.StringVar(&etcdPasswordFile, "etcd-password-file", "", "file holding the password of --etcd-username (e.g. a mounted Kubernetes Secret)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "embedded etcd data directory")
 	fs.StringVar(&cfg.EtcdListen, "etcd-listen", cfg.EtcdListen, "embedded etcd client address (peer port is this port + 1 unless --etcd-peer-listen)")
 	fs.StringVar(&cfg.EtcdPeerListen, "etcd-peer-listen", "", "embedded etcd peer address")
@@ -62,8 +79,9 @@ func newControlPlaneCmd() *cobra.Command {
 	fs.AddGoFlagSet(goFlags)
 	fs.StringVar(&cfg.GossipLabel, "gossip-label", "shoal", "gossip cluster label; meshes with different labels never merge")
 	fs.StringVar(&cfg.ID, "id", "", "control plane id (default: host name and xDS port)")
-	fs.StringVar(&cfg.CADir, "ca-dir", "", "directory with the mesh CA from `shoal ca init` (ca.crt, ca.key, root.crt); default: a development CA created under --data-dir/ca")
+	fs.StringVar(&cfg.CADir, "ca-dir", "", "`DIR` with the mesh CA from shoal ca init (ca.crt, ca.key, root.crt); default: a development CA created under --data-dir/ca")
 	fs.StringVar(&cfg.TrustDomain, "trust-domain", "shoal.local", "SPIFFE trust domain of workload identities")
+	fs.StringVar(&tlsNames, "tls-san", "", "comma-separated DNS names or IPs the xDS and API serving certificate also names, for clients that verify a host name (gRPC bootstraps naming a Service, e.g. shoal-xds.shoal-system.svc); shoal's own clients verify the control plane's SPIFFE ID")
 	fs.DurationVar(&cfg.SVIDTTL, "svid-ttl", 24*time.Hour, "lifetime of workload certificates (renewed by their holders at half of it)")
 	fs.StringVar(&cfg.APIAuth, "api-auth", controlplane.APIAuthAuto, "management API authentication: auto (on when --api-listen is beyond loopback), required (also on loopback) or off (beyond loopback only with --insecure)")
 	fs.StringVar(&cfg.XDSAuth, "xds-auth", controlplane.APIAuthAuto, "xDS port authentication: auto (on when --xds-listen is beyond loopback), required (also on loopback) or off (beyond loopback only with --insecure); when on, proxies need an SVID (--join-token-file) and may only subscribe as their own service")
@@ -103,4 +121,64 @@ func checkControlPlaneAddrs(cfg *controlplane.Config, etcdEndpoints, gossipJoin 
 		}
 	}
 	return nil
+}
+
+// etcdPasswordEnv holds the password of --etcd-username when
+// --etcd-password-file is not given (a password never goes in argv).
+const etcdPasswordEnv = "SHOAL_ETCD_PASSWORD"
+
+// resolveEtcdAuth checks the external etcd's TLS and user flags and reads
+// the password.
+func resolveEtcdAuth(cfg *controlplane.Config, passwordFile string) error {
+	external := len(cfg.EtcdEndpoints) > 0
+	for _, f := range []struct{ flag, v string }{
+		{"--etcd-cacert", cfg.EtcdCAFile}, {"--etcd-cert", cfg.EtcdCertFile}, {"--etcd-key", cfg.EtcdKeyFile},
+		{"--etcd-username", cfg.EtcdUsername}, {"--etcd-password-file", passwordFile},
+	} {
+		if f.v != "" && !external {
+			return usageErrorf("%s: only with --etcd-endpoints (the embedded etcd's TLS is --etcd-tls)", f.flag)
+		}
+	}
+	if (cfg.EtcdCertFile == "") != (cfg.EtcdKeyFile == "") {
+		return usageErrorf("--etcd-cert and --etcd-key: give both or neither")
+	}
+	if cfg.EtcdUsername == "" {
+		if passwordFile != "" {
+			return usageErrorf("--etcd-password-file: needs --etcd-username")
+		}
+		return nil
+	}
+	if passwordFile != "" {
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return fmt.Errorf("--etcd-password-file: %w", err)
+		}
+		cfg.EtcdPassword = strings.TrimRight(string(b), "\r\n")
+	} else {
+		cfg.EtcdPassword = os.Getenv(etcdPasswordEnv)
+	}
+	if cfg.EtcdPassword == "" {
+		return usageErrorf("--etcd-username %s: no password (--etcd-password-file or $%s)", cfg.EtcdUsername, etcdPasswordEnv)
+	}
+	return nil
+}
+
+// validDNSName reports whether n is a DNS name: dot-separated labels of
+// letters, digits and hyphens, none empty or over 63 bytes, at most 253
+// bytes in all.
+func validDNSName(n string) bool {
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(n, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

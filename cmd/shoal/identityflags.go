@@ -16,8 +16,12 @@ type identityFlags struct {
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.tokenFile, "join-token-file", "", "file with a join token from `shoal tokens create` (or $SHOAL_JOIN_TOKEN): gives this proxy a workload identity, mTLS on --listen and to mTLS upstreams")
+	fs.StringVar(&f.tokenFile, "join-token-file", "", "`FILE` with a join token from shoal tokens create (or $SHOAL_JOIN_TOKEN): gives this proxy a workload identity, mTLS on --listen and to mTLS upstreams")
 	fs.StringVar(&f.caBundle, "ca-bundle", "", "PEM file of the mesh root CA to verify the control plane with (default: the root fingerprint in the join token)")
+}
+
+// registerMTLS adds --mtls, the proxies' upstream mTLS mode.
+func (f *identityFlags) registerMTLS(fs *flag.FlagSet) {
 	fs.StringVar(&f.mtls, "mtls", "auto", "with an identity: auto (mTLS to endpoints registered as mTLS, plain to the others) or strict (mTLS to every upstream; plain ones are refused)")
 }
 

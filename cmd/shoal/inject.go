@@ -26,6 +26,7 @@ import (
 // `shoal inject-webhook` share.
 type injectFlags struct {
 	image, etcd, xds, gossipJoin, gossipKeySecret, pullPolicy string
+	joinTokenSecret                                           string
 	drain                                                     time.Duration
 }
 
@@ -33,7 +34,8 @@ func (f *injectFlags) register(fs *pflag.FlagSet) {
 	d := inject.DefaultConfig()
 	fs.StringVar(&f.image, "image", d.Image, "sidecar image")
 	fs.StringVar(&f.pullPolicy, "image-pull-policy", "", "sidecar imagePullPolicy (default: the Kubernetes default)")
-	fs.StringVar(&f.etcd, "etcd", strings.Join(d.EtcdEndpoints, ","), "comma-separated etcd endpoints the sidecars register in")
+	fs.StringVar(&f.joinTokenSecret, "join-token-secret", d.JoinTokenSecret, "Secret in the pod's namespace with a join token per service (data key: the service name): sidecars get workload identities (mTLS, xDS bound to their service) and register through the control plane; empty: no identities, sidecars register in etcd (--etcd)")
+	fs.StringVar(&f.etcd, "etcd", "", "with --join-token-secret=\"\": comma-separated etcd endpoints the sidecars register in")
 	fs.StringVar(&f.xds, "xds", d.XDS, "control plane xDS address the sidecars subscribe to")
 	fs.StringVar(&f.gossipJoin, "gossip-join", strings.Join(d.GossipJoin, ","), "comma-separated gossip seeds; empty disables gossip in sidecars")
 	fs.StringVar(&f.gossipKeySecret, "gossip-key-secret", "", "Secret in the pod's namespace whose data key \""+inject.GossipKeySecretKey+"\" holds the base64 gossip key (sidecars get it as $SHOAL_GOSSIP_KEY); empty: gossip unencrypted")
@@ -52,8 +54,15 @@ func (f *injectFlags) config() (inject.Config, error) {
 	if _, err := checkHostPorts("--xds", f.xds); err != nil {
 		return inject.Config{}, err
 	}
-	if _, err := checkURLList("--etcd", f.etcd, "http", "https"); err != nil {
-		return inject.Config{}, err
+	switch {
+	case f.joinTokenSecret == "" && f.etcd == "":
+		return inject.Config{}, usageErrorf("--etcd: required with --join-token-secret=\"\" (sidecars without identities register in etcd)")
+	case f.joinTokenSecret != "" && f.etcd != "":
+		return inject.Config{}, usageErrorf("--etcd: sidecars with identities (--join-token-secret %s) register through the control plane; give --join-token-secret=\"\" to register in etcd", f.joinTokenSecret)
+	case f.etcd != "":
+		if _, err := checkURLList("--etcd", f.etcd, "http", "https"); err != nil {
+			return inject.Config{}, err
+		}
 	}
 	if f.gossipJoin != "" {
 		if _, err := checkHostPorts("--gossip-join", f.gossipJoin); err != nil {
@@ -66,6 +75,7 @@ func (f *injectFlags) config() (inject.Config, error) {
 	cfg.EtcdEndpoints, cfg.GossipJoin = splitList(f.etcd), splitList(f.gossipJoin)
 	cfg.DrainSeconds = int64(f.drain / time.Second)
 	cfg.GossipKeySecret = f.gossipKeySecret
+	cfg.JoinTokenSecret = f.joinTokenSecret
 	return cfg, nil
 }
 

@@ -26,6 +26,11 @@ const (
 	BundleFile = "ca.pem"
 )
 
+// AdminCommonName is the subject CN of admin certificates. The embedded
+// etcd admits client certificates of the mesh CA by CN (EtcdCommonNames):
+// the admin's and the control plane's, never a workload SVID (no CN).
+const AdminCommonName = "shoal admin"
+
 // WriteAdmin writes a new key and a certificate for the admin identity
 // (spiffe://<td>/ns/shoal-system/svc/admin) valid for ttl into dir:
 // cert.pem (the certificate and the intermediate), key.pem (0600) and
@@ -39,7 +44,7 @@ func (ca *CA) WriteAdmin(dir string, ttl time.Duration, now time.Time) (spiffeid
 	if err != nil {
 		return spiffeid.ID{}, err
 	}
-	chain, err := ca.SignSVID(id, &key.PublicKey, ttl, now)
+	chain, err := ca.signSVID(id, AdminCommonName, &key.PublicKey, ttl, now)
 	if err != nil {
 		return spiffeid.ID{}, err
 	}

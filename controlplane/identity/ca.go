@@ -153,6 +153,11 @@ func (ca *CA) TrustDomain() spiffeid.TrustDomain { return ca.domain }
 // the intermediate's expiry). It returns the chain: the SVID, then the
 // intermediate.
 func (ca *CA) SignSVID(id spiffeid.ID, pub crypto.PublicKey, ttl time.Duration, now time.Time) ([]*x509.Certificate, error) {
+	return ca.signSVID(id, "", pub, ttl, now)
+}
+
+// signSVID is SignSVID with a subject common name (empty for workloads).
+func (ca *CA) signSVID(id spiffeid.ID, commonName string, pub crypto.PublicKey, ttl time.Duration, now time.Time) ([]*x509.Certificate, error) {
 	if !id.MemberOf(ca.domain) {
 		return nil, fmt.Errorf("identity: %s is not in trust domain %s", id, ca.domain)
 	}
@@ -163,7 +168,7 @@ func (ca *CA) SignSVID(id spiffeid.ID, pub crypto.PublicKey, ttl time.Duration, 
 	// tenth of the lifetime: holders renew at half of NotAfter-NotBefore,
 	// which a minute's backdating would pull to "now" for short TTLs.
 	tmpl := &x509.Certificate{
-		Subject:   pkix.Name{Organization: []string{"shoal"}},
+		Subject:   pkix.Name{Organization: []string{"shoal"}, CommonName: commonName},
 		NotBefore: now.Add(-min(time.Minute, ttl/10)), NotAfter: ca.capExpiry(now.Add(ttl)),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -180,6 +185,13 @@ func (ca *CA) SignSVID(id spiffeid.ID, pub crypto.PublicKey, ttl time.Duration, 
 // plane's IdentityService (SPIFFE ID spiffe://<td>/shoal/controlplane),
 // with the loopback and given IPs as IP SANs.
 func (ca *CA) ServingCert(ttl time.Duration, now time.Time, ips ...net.IP) ([]*x509.Certificate, crypto.Signer, error) {
+	return ca.ServingCertFor(ttl, now, nil, ips...)
+}
+
+// ServingCertFor is ServingCert with DNS names besides "localhost" (the
+// names clients verify as host names: a Kubernetes Service's, for gRPC
+// bootstraps that check the host name).
+func (ca *CA) ServingCertFor(ttl time.Duration, now time.Time, dnsNames []string, ips ...net.IP) ([]*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -194,7 +206,7 @@ func (ca *CA) ServingCert(ttl time.Duration, now time.Time, ips ...net.IP) ([]*x
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		URIs:        []*url.URL{id.URL()},
-		DNSNames:    []string{"localhost"},
+		DNSNames:    append([]string{"localhost"}, dnsNames...),
 		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...),
 	}, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -30,6 +30,15 @@ type EtcdTLS struct {
 	Client *tls.Config
 }
 
+// etcdCommonName is the subject CN of the control plane's etcd certificate.
+const etcdCommonName = "shoal control plane etcd"
+
+// EtcdCommonNames are the subject CNs the embedded etcd admits among the
+// mesh CA's client certificates: the control plane's and the admin's. A
+// workload SVID, signed by the same CA, has none and is refused: holding
+// an identity for one service must not give write access to the registry.
+var EtcdCommonNames = []string{etcdCommonName, AdminCommonName}
+
 // WriteEtcdTLS writes a fresh key and a certificate for the embedded etcd
 // (the control plane's SPIFFE ID, server and client use, loopback, the
 // given IPs and "localhost" as SANs) and the root into dir (0700), for
@@ -45,7 +54,7 @@ func (ca *CA) WriteEtcdTLS(dir string, ips []net.IP, now time.Time) (*EtcdTLS, e
 		return nil, err
 	}
 	leaf, err := createCert(&x509.Certificate{
-		Subject:   pkix.Name{Organization: []string{"shoal"}, CommonName: "shoal control plane etcd"},
+		Subject:   pkix.Name{Organization: []string{"shoal"}, CommonName: etcdCommonName},
 		NotBefore: now.Add(-time.Minute), NotAfter: ca.capExpiry(now.Add(etcdCertTTL)),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -45,6 +46,10 @@ type ServiceConfig struct {
 	Tokens *TokenStore
 	// SVIDTTL is the SVID lifetime; zero means DefaultSVIDTTL.
 	SVIDTTL time.Duration
+	// ServingNames are extra subject alternative names (DNS names or IP
+	// addresses) of the control plane's serving certificate, for clients
+	// that verify a host name (gRPC bootstraps' TLS channel credentials).
+	ServingNames []string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -114,7 +119,16 @@ func (s *Service) servingCert() (*tls.Certificate, error) {
 	if c := s.serving; c != nil && now.Before(c.Leaf.NotBefore.Add(c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)/2)) {
 		return c, nil
 	}
-	chain, key, err := s.cfg.CA.ServingCert(servingCertTTL, now)
+	var dns []string
+	var ips []net.IP
+	for _, n := range s.cfg.ServingNames {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
+	chain, key, err := s.cfg.CA.ServingCertFor(servingCertTTL, now, dns, ips...)
 	if err != nil {
 		return nil, err
 	}
@@ -283,14 +297,30 @@ func (s *Service) APITokenRole(ctx context.Context, token string) (string, error
 // authenticates: TLS 1.3 with the CA's serving certificate, a client
 // certificate verified against the root when given.
 func (s *Service) APICreds() credentials.TransportCredentials {
+	return credentials.NewTLS(s.APITLSConfig())
+}
+
+// APITLSConfig is the TLS configuration of APICreds, for a listener that
+// serves more than gRPC (the registration endpoint's JSON).
+func (s *Service) APITLSConfig() *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.cfg.CA.Root())
-	return credentials.NewTLS(&tls.Config{
+	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.servingCert() },
 		ClientAuth:     tls.VerifyClientCertIfGiven,
 		ClientCAs:      pool,
-	})
+	}
+}
+
+// JoinTokenID returns the identity a join token is bound to, without
+// spending a use; ErrTokenUnknown when it is not a valid one.
+func (s *Service) JoinTokenID(ctx context.Context, token string) (spiffeid.ID, error) {
+	tok, err := identity.ParseToken(token)
+	if err != nil {
+		return spiffeid.ID{}, ErrTokenUnknown
+	}
+	return s.cfg.Tokens.Lookup(ctx, tok)
 }
 
 // record remembers the latest SVID of an instance for Identities.

@@ -72,6 +72,31 @@ func (s *TokenStore) Create(ctx context.Context, ca *CA, id spiffeid.ID, ttl tim
 	return tok, exp, nil
 }
 
+// Lookup returns the identity tok is bound to without using it;
+// ErrTokenUnknown when it expired, is used up or was never made.
+func (s *TokenStore) Lookup(ctx context.Context, tok identity.Token) (spiffeid.ID, error) {
+	key := TokensPrefix + tok.Hash()
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return spiffeid.ID{}, fmt.Errorf("identity: read token: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return spiffeid.ID{}, ErrTokenUnknown
+	}
+	var rec tokenRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
+		return spiffeid.ID{}, fmt.Errorf("identity: token record %s: %w", key, err)
+	}
+	if !s.now().Before(rec.ExpiresAt) || rec.UsesLeft < 1 {
+		return spiffeid.ID{}, ErrTokenUnknown
+	}
+	id, err := spiffeid.FromString(rec.SPIFFEID)
+	if err != nil {
+		return spiffeid.ID{}, fmt.Errorf("identity: token record %s: %w", key, err)
+	}
+	return id, nil
+}
+
 // Redeem uses the token once and returns the identity it is bound to. A
 // token whose uses are spent, that expired or that was never made gives
 // ErrTokenUnknown. Concurrent redemptions of the last use race on the

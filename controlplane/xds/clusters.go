@@ -110,6 +110,8 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 	}
 	if svc := t.subsets[spec.cla].service; t.caps.HTTPProxy && t.hasMTLS(svc) {
 		c.TransportSocketMatches = t.mtlsMatches(svc)
+	} else if !t.caps.HTTPProxy {
+		c.TransportSocket = t.grpcTransportSocket(svc)
 	}
 	if t.caps.HTTPProxy && t.speaksHTTP2(t.subsets[spec.cla].service) {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{

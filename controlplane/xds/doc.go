@@ -11,7 +11,9 @@
 //
 // Resource names follow the ARCHITECTURE.md contract "xDS resource naming":
 //
-//	Listeners            outbound, inbound, gateway, <service> (API listener for xds:///<service>)
+//	Listeners            outbound, inbound, gateway, <service> (API listener for xds:///<service>),
+//	                     and for proxyless clients only grpc/server?xds.resource.listening_address=<ip:port>
+//	                     per gRPC mTLS instance (an xDS-enabled gRPC server, gRFC A36)
 //	RouteConfigurations  outbound, gateway, <service>
 //	Clusters             <service> (round robin), <service>/<strategy> (least_request,
 //	                     ring_hash, maglev, random, least_loaded), and for a route destination with a
@@ -36,6 +38,12 @@
 // the same host and match cannot both be served: routes.CheckConflicts
 // refuses such a write, and if one reaches the translator anyway the later
 // route by name is reported not accepted and left out.
+//
+// mTLS: Envoy and the shoal sidecar get transport_socket_matches with SDS
+// secrets default and ROOTCA; proxyless gRPC clients get a cluster
+// transport_socket and server listeners naming the certificate provider
+// instance CertProviderInstance ("shoal", gRFC A29). See mtls.go and
+// grpcserver.go.
 //
 // What a client can take is decided per client from its node
 // (user_agent_name, client_features): see CapabilitiesFor.

@@ -39,6 +39,7 @@ func (t *translator) listeners() []types.Resource {
 			},
 		})
 	}
+	out = append(out, t.grpcServerListeners()...)
 	sortByName(out)
 	return out
 }

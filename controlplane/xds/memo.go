@@ -48,12 +48,16 @@ type shape struct {
 	policies    []*shoalv1.AuthorizationPolicy
 	services    []serviceShape // sorted by name
 	trustDomain string
+	// grpcServers are the proxyless gRPC servers' addresses, which name
+	// listeners (grpcServerAddrs).
+	grpcServers []string
 }
 
 type serviceShape struct {
 	name  string
 	http2 bool
-	mtls  bool
+	// mtls: some instance is an mTLS endpoint; allMTLS: every one is.
+	mtls, allMTLS bool
 }
 
 type memoCLA struct {
@@ -68,16 +72,18 @@ type endpointKey struct {
 }
 
 func shapeOf(routes []*shoalv1.Route, policies []*shoalv1.AuthorizationPolicy, services map[string][]registry.Endpoint, trustDomain string) shape {
-	sh := shape{routes: routes, policies: policies, services: make([]serviceShape, 0, len(services)), trustDomain: trustDomain}
+	sh := shape{routes: routes, policies: policies, services: make([]serviceShape, 0, len(services)), trustDomain: trustDomain,
+		grpcServers: grpcServerAddrs(services)}
 	t := translator{services: services}
 	for _, name := range sortedKeys(services) {
-		sh.services = append(sh.services, serviceShape{name: name, http2: t.speaksHTTP2(name), mtls: t.hasMTLS(name)})
+		sh.services = append(sh.services, serviceShape{name: name, http2: t.speaksHTTP2(name), mtls: t.hasMTLS(name), allMTLS: t.allMTLS(name)})
 	}
 	return sh
 }
 
 func (sh shape) equal(o shape) bool {
-	return slices.Equal(sh.routes, o.routes) && slices.Equal(sh.policies, o.policies) && slices.Equal(sh.services, o.services) && sh.trustDomain == o.trustDomain
+	return slices.Equal(sh.routes, o.routes) && slices.Equal(sh.policies, o.policies) && slices.Equal(sh.services, o.services) && sh.trustDomain == o.trustDomain &&
+		slices.Equal(sh.grpcServers, o.grpcServers)
 }
 
 // translate returns each profile's resources for in, keyed by profile, and

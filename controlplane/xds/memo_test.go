@@ -28,6 +28,9 @@ func TestMemoMatchesTranslate(t *testing.T) {
 	moved := replace(fleet, 0, endpoint("orders", "orders-1", "10.0.0.9", 3001, registry.HealthHealthy, zone("a"), labels("version", "v1")))
 	unhealthy := replace(moved, 3, registry.Endpoint{Instance: moved[3].Instance, Health: registry.HealthUnhealthy})
 	toGRPC := replace(unhealthy, 3, endpoint("users", "users-1", "10.0.1.1", 4001, registry.HealthHealthy, grpcProto()))
+	// A proxyless gRPC server with mTLS has a listener named by its address.
+	grpcServer := replace(toGRPC, 3, endpoint("users", "users-1", "10.0.1.1", 4001, registry.HealthHealthy, grpcProto(), mtls()))
+	grpcServerMoved := replace(toGRPC, 3, endpoint("users", "users-1", "10.0.1.2", 4001, registry.HealthHealthy, grpcProto(), mtls()))
 	steps := []struct {
 		name string
 		in   Input
@@ -37,6 +40,8 @@ func TestMemoMatchesTranslate(t *testing.T) {
 		{"an endpoint moved", Input{Endpoints: moved, Routes: []*shoalv1.Route{canary}}},
 		{"a health change", Input{Endpoints: unhealthy, Routes: []*shoalv1.Route{canary}}},
 		{"a protocol change", Input{Endpoints: toGRPC, Routes: []*shoalv1.Route{canary}}},
+		{"a gRPC server with mTLS", Input{Endpoints: grpcServer, Routes: []*shoalv1.Route{canary}}},
+		{"the gRPC server moved", Input{Endpoints: grpcServerMoved, Routes: []*shoalv1.Route{canary}}},
 		{"a route added", Input{Endpoints: toGRPC, Routes: []*shoalv1.Route{canary, byUser}}},
 		{"a service gone", Input{Endpoints: toGRPC[:3], Routes: []*shoalv1.Route{canary, byUser}}},
 		{"a route gone", Input{Endpoints: toGRPC[:3], Routes: []*shoalv1.Route{byUser}}},

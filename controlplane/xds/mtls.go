@@ -9,6 +9,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/shoal-mesh/shoal/identity/grpcbootstrap"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -34,6 +35,13 @@ const (
 // hasMTLS reports whether some instance of svc is an mTLS endpoint.
 func (t *translator) hasMTLS(svc string) bool {
 	return slices.ContainsFunc(t.services[svc], func(ep registry.Endpoint) bool { return ep.TLS == registry.TLSMutual })
+}
+
+// allMTLS reports whether svc has instances and every one is an mTLS
+// endpoint.
+func (t *translator) allMTLS(svc string) bool {
+	eps := t.services[svc]
+	return len(eps) > 0 && !slices.ContainsFunc(eps, func(ep registry.Endpoint) bool { return ep.TLS != registry.TLSMutual })
 }
 
 // serviceSPIFFEID is the identity a service's mTLS endpoints present.
@@ -73,6 +81,60 @@ func (t *translator) mtlsMatches(svc string) []*clusterv3.Cluster_TransportSocke
 			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
 		},
 	}}
+}
+
+// Proxyless gRPC (gRFC A29, "xDS-Based Security for gRPC Clients and
+// Servers") takes its certificates from certificate provider instances
+// named in its bootstrap's certificate_providers, not from SDS: the
+// cluster's transport_socket names the instance CertProviderInstance
+// (`shoal identity fetch --grpc-bootstrap` writes it as a file_watcher of
+// the files it keeps fresh) with the certificate names Istio uses for its
+// SDS secrets. The file_watcher plugin ignores the names; other providers
+// may not.
+const (
+	CertProviderInstance = grpcbootstrap.CertProviderInstance
+	certNameIdentity     = sdsCertName
+	certNameRoot         = sdsRootName
+)
+
+// grpcTransportSocket is the transport_socket of a proxyless client's
+// cluster for svc when every instance of svc is an mTLS endpoint, else nil.
+//
+// A gRPC client cannot choose TLS per endpoint: it NACKs a cluster with
+// transport_socket_matches, and the security config applies to the whole
+// cluster. All-or-nothing keeps every client working that worked before:
+// a gRPC client whose bootstrap has no certificate provider NACKs any
+// cluster with a security config (its instance name is missing), so a
+// service half migrated to mTLS stays plain for proxyless clients (they
+// reach its plain instances; a handshake to an mTLS one fails and the
+// channel skips it) and turns mTLS when its last plain instance is gone.
+//
+// gRPC takes only these fields: an identity and a root provider instance,
+// and match_subject_alt_names (grpc-go matches it against the URI SANs
+// among others; it does not read match_typed_subject_alt_names, and it
+// NACKs tls_params and SDS secret configs). The server must present the
+// destination service's SPIFFE ID.
+func (t *translator) grpcTransportSocket(svc string) *corev3.TransportSocket {
+	if !t.allMTLS(svc) {
+		return nil
+	}
+	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		TlsCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{
+			InstanceName: CertProviderInstance, CertificateName: certNameIdentity,
+		},
+		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			CaCertificateProviderInstance: &tlsv3.CertificateProviderPluginInstance{
+				InstanceName: CertProviderInstance, CertificateName: certNameRoot,
+			},
+			MatchSubjectAltNames: []*matcherv3.StringMatcher{{ //nolint:staticcheck // the only SAN field gRPC reads (A29)
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: t.serviceSPIFFEID(svc)},
+			}},
+		}},
+	}}
+	return &corev3.TransportSocket{
+		Name:       tlsTransportSocket,
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
+	}
 }
 
 func mtlsMetadataStruct() *structpb.Struct {

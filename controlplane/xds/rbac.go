@@ -37,18 +37,9 @@ func indexPolicies(ps []*shoalv1.AuthorizationPolicy) map[string][]*shoalv1.Auth
 // any of their rules allows (action ALLOW: a request no policy matches is
 // denied). A service without policies gets none: default allow.
 func (t *translator) setRBAC(vh *routev3.VirtualHost, svc string) {
-	ps := t.policies[svc]
-	if len(ps) == 0 {
+	rbac := t.serviceRBAC(svc)
+	if rbac == nil {
 		return
-	}
-	rbac := &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{}}
-	for _, p := range ps {
-		for i, r := range p.GetRules() {
-			rbac.Policies[fmt.Sprintf("%s/%d", p.GetName(), i)] = &rbacv3.Policy{
-				Permissions: []*rbacv3.Permission{permission(r)},
-				Principals:  t.principals(r.GetCallers()),
-			}
-		}
 	}
 	// Wrapped in an optional FilterConfig: a proxyless client reads this
 	// route configuration too, and one without an RBAC filter (grpc-js)
@@ -59,6 +50,25 @@ func (t *translator) setRBAC(vh *routev3.VirtualHost, svc string) {
 			IsOptional: true,
 		}),
 	}
+}
+
+// serviceRBAC is the RBAC rules of the policies of svc: allow what any of
+// their rules allows. nil when svc has no policy (default allow).
+func (t *translator) serviceRBAC(svc string) *rbacv3.RBAC {
+	ps := t.policies[svc]
+	if len(ps) == 0 {
+		return nil
+	}
+	rbac := &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{}}
+	for _, p := range ps {
+		for i, r := range p.GetRules() {
+			rbac.Policies[fmt.Sprintf("%s/%d", p.GetName(), i)] = &rbacv3.Policy{
+				Permissions: []*rbacv3.Permission{permission(r)},
+				Principals:  t.principals(r.GetCallers()),
+			}
+		}
+	}
+	return rbac
 }
 
 // permission is what a rule allows of a request: any of its path prefixes

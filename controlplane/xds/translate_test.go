@@ -108,11 +108,15 @@ var goldenCases = []struct {
 	}}},
 	{name: "shared-host", in: sharedHostInput()},
 	// Issue 13: orders is half migrated to mTLS (one sidecar with an
-	// identity, one plain Node.js app); users is plain.
+	// identity, one plain Node.js app); users is plain; greeter (gRPC) is
+	// mTLS only, so proxyless clients get gRPC's security config (A29) for
+	// it and for nothing else.
 	{name: "mtls", in: Input{TrustDomain: "example.org", Endpoints: []registry.Endpoint{
 		endpoint("orders", "orders-1", "10.0.0.1", 15006, registry.HealthHealthy, mtls()),
 		endpoint("orders", "orders-2", "10.0.0.2", 3001, registry.HealthHealthy),
 		endpoint("users", "users-1", "10.0.1.1", 3001, registry.HealthHealthy),
+		endpoint("greeter", "greeter-1", "10.0.2.1", 15006, registry.HealthHealthy, mtls(), grpcProto()),
+		endpoint("greeter", "greeter-2", "10.0.2.2", 15006, registry.HealthHealthy, mtls(), grpcProto()),
 	}, Routes: []*shoalv1.Route{
 		route("lr", []string{"orders"}, rule(shoalv1.Strategy_STRATEGY_LEAST_REQUEST, to("orders"))),
 	}}},

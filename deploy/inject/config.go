@@ -16,6 +16,10 @@ const (
 	GossipPort    = 7946
 	StateVolume   = "shoal-state"
 	StateDir      = "/var/run/shoal"
+	// JoinTokenVolume holds the service's join token (Config.JoinTokenSecret)
+	// at JoinTokenDir/token.
+	JoinTokenVolume = "shoal-join-token"
+	JoinTokenDir    = "/etc/shoal/join"
 )
 
 // Version is the release the manifests in deploy/kubernetes and the
@@ -42,8 +46,21 @@ type Config struct {
 	// ImagePullPolicy is the sidecar's pull policy; empty leaves the
 	// Kubernetes default (IfNotPresent for a pinned tag).
 	ImagePullPolicy corev1.PullPolicy
-	// EtcdEndpoints are passed as --etcd (required).
+	// EtcdEndpoints are passed as --etcd: the sidecars register straight
+	// in etcd. Required without JoinTokenSecret, unused with it (the
+	// sidecars then register through the control plane, and etcd need not
+	// be reachable from workloads).
 	EtcdEndpoints []string
+	// JoinTokenSecret names a Secret in the pod's namespace with one join
+	// token per service (data key = the service name, value from `shoal
+	// tokens create --service S --namespace NS`). The sidecar mounts its
+	// service's key and gets a workload identity from it: mTLS on its
+	// inbound port, xDS bound to its service, registration through the
+	// control plane. A pod whose service has no key in the Secret waits in
+	// ContainerCreating (the kubelet cannot mount it) rather than run
+	// outside the mesh's identity. Empty: no identity (plain, trusted
+	// networks only).
+	JoinTokenSecret string
 	// XDS is the control plane's xDS address, passed as --xds (required).
 	XDS string
 	// GossipJoin are the gossip seeds, passed as --gossip-join; empty
@@ -64,25 +81,26 @@ type Config struct {
 	Resources corev1.ResourceRequirements
 }
 
+// DefaultJoinTokenSecret is the Secret DefaultConfig's sidecars take
+// their join tokens from.
+const DefaultJoinTokenSecret = "shoal-join-tokens"
+
 // GossipKeySecretKey is the data key read from Config.GossipKeySecret.
 const GossipKeySecretKey = "gossip-key"
 
 // DefaultConfig returns the in-cluster defaults matching
-// deploy/kubernetes: etcd in the shoal-etcd StatefulSet, the control plane
-// behind the shoal-xds Service, and gossip seeds from the headless
-// shoal-gossip Service, all in namespace shoal-system.
+// deploy/kubernetes: identities from the shoal-join-tokens Secret of each
+// namespace (and registration through the control plane, so no etcd), the
+// control plane behind the shoal-xds Service, and gossip seeds from the
+// headless shoal-gossip Service in namespace shoal-system.
 func DefaultConfig() Config {
 	return Config{
-		Image: DefaultImage,
-		EtcdEndpoints: []string{
-			"http://shoal-etcd-0.shoal-etcd.shoal-system.svc:2379",
-			"http://shoal-etcd-1.shoal-etcd.shoal-system.svc:2379",
-			"http://shoal-etcd-2.shoal-etcd.shoal-system.svc:2379",
-		},
-		XDS:          "shoal-xds.shoal-system.svc:18000",
-		GossipJoin:   []string{"shoal-gossip.shoal-system.svc:7946"},
-		DrainSeconds: 10,
-		Resources:    defaultResources(),
+		Image:           DefaultImage,
+		XDS:             "shoal-xds.shoal-system.svc:18000",
+		JoinTokenSecret: DefaultJoinTokenSecret,
+		GossipJoin:      []string{"shoal-gossip.shoal-system.svc:7946"},
+		DrainSeconds:    10,
+		Resources:       defaultResources(),
 	}
 }
 
@@ -101,8 +119,8 @@ func defaultResources() corev1.ResourceRequirements {
 // validate checks the required fields and fills the documented defaults.
 func (c *Config) validate() error {
 	switch {
-	case len(c.EtcdEndpoints) == 0:
-		return errors.New("inject: config: etcd endpoints are required")
+	case len(c.EtcdEndpoints) == 0 && c.JoinTokenSecret == "":
+		return errors.New("inject: config: etcd endpoints are required without a join token Secret")
 	case c.XDS == "":
 		return errors.New("inject: config: xDS address is required")
 	}

@@ -92,6 +92,16 @@ func Template(tpl corev1.PodTemplateSpec, cfg Config) (corev1.PodTemplateSpec, e
 		Name:         StateVolume,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
 	})
+	if cfg.JoinTokenSecret != "" {
+		out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
+			Name: JoinTokenVolume,
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName:  cfg.JoinTokenSecret,
+				Items:       []corev1.KeyToPath{{Key: o.service, Path: "token"}},
+				DefaultMode: ptr(int32(0o400)),
+			}},
+		})
+	}
 	return out, nil
 }
 
@@ -99,8 +109,8 @@ func Template(tpl corev1.PodTemplateSpec, cfg Config) (corev1.PodTemplateSpec, e
 // ports or whose volumes its volume name.
 func checkConflicts(spec *corev1.PodSpec, o options) error {
 	for _, v := range spec.Volumes {
-		if v.Name == StateVolume {
-			return fmt.Errorf("volume %q is reserved for the sidecar", StateVolume)
+		if v.Name == StateVolume || v.Name == JoinTokenVolume {
+			return fmt.Errorf("volume %q is reserved for the sidecar", v.Name)
 		}
 	}
 	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
@@ -157,7 +167,7 @@ func container(o options, cfg Config) corev1.Container {
 		StartupProbe:   &corev1.Probe{ProbeHandler: ready, PeriodSeconds: 1, FailureThreshold: 120},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: ready, PeriodSeconds: 2, FailureThreshold: 3},
 		Resources:      cfg.Resources,
-		VolumeMounts:   []corev1.VolumeMount{{Name: StateVolume, MountPath: StateDir}},
+		VolumeMounts:   mounts(cfg),
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr(true),
 			RunAsUser:                ptr(int64(65532)),
@@ -182,8 +192,14 @@ func args(o options, cfg Config) []string {
 	if o.protocol != "" {
 		a = append(a, "--app-protocol="+o.protocol)
 	}
+	if cfg.JoinTokenSecret != "" {
+		// An identity: mTLS inbound, xDS bound to the service, and
+		// registration through the control plane (no etcd access).
+		a = append(a, "--join-token-file="+JoinTokenDir+"/token", "--namespace=$(POD_NAMESPACE)")
+	} else {
+		a = append(a, "--etcd="+strings.Join(cfg.EtcdEndpoints, ","))
+	}
 	a = append(a,
-		"--etcd="+strings.Join(cfg.EtcdEndpoints, ","),
 		"--xds="+cfg.XDS,
 		"--listen=0.0.0.0:"+strconv.Itoa(InboundPort),
 		"--outbound=127.0.0.1:"+strconv.Itoa(OutboundPort),
@@ -207,6 +223,16 @@ func args(o options, cfg Config) []string {
 		a = append(a, "--metadata="+o.metadata)
 	}
 	return a
+}
+
+// mounts are the sidecar's volume mounts: its state dir, and its join
+// token when the injector gives sidecars identities.
+func mounts(cfg Config) []corev1.VolumeMount {
+	m := []corev1.VolumeMount{{Name: StateVolume, MountPath: StateDir}}
+	if cfg.JoinTokenSecret != "" {
+		m = append(m, corev1.VolumeMount{Name: JoinTokenVolume, MountPath: JoinTokenDir, ReadOnly: true})
+	}
+	return m
 }
 
 func fieldEnv(name, path string) corev1.EnvVar {

@@ -13,6 +13,7 @@ import (
 func testConfig() Config {
 	c := DefaultConfig()
 	c.EtcdEndpoints = []string{"http://etcd-0:2379", "http://etcd-1:2379"}
+	c.JoinTokenSecret = "" // the plain mode; TestPodJoinTokenFromSecret covers identities
 	c.XDS = "xds:18000"
 	c.GossipJoin = []string{"gossip:7946"}
 	return c
@@ -143,6 +144,53 @@ func TestPodAddsProbesEnvVolumeAndPreStop(t *testing.T) {
 	}
 	if n := len(got.Spec.Volumes); n != 1 || got.Spec.Volumes[0].EmptyDir == nil {
 		t.Errorf("volumes = %+v, want one emptyDir for the state dir", got.Spec.Volumes)
+	}
+}
+
+// TestPodJoinTokenFromSecret: with a join token Secret (the default), the
+// sidecar mounts its own service's key of the Secret, read-only, as its
+// --join-token-file, asks for an identity in the pod's namespace, and
+// registers through the control plane: no --etcd.
+func TestPodJoinTokenFromSecret(t *testing.T) {
+	cfg := testConfig()
+	cfg.JoinTokenSecret = "mesh-tokens"
+	got, err := Pod(testPod(map[string]string{AnnotationInject: "true", AnnotationService: "orders"}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := got.Spec.InitContainers[len(got.Spec.InitContainers)-1]
+	a := strings.Join(sc.Args, " ")
+	for _, want := range []string{"--join-token-file=" + JoinTokenDir + "/token", "--namespace=$(POD_NAMESPACE)", "--service=orders"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("args %q: no %s", a, want)
+		}
+	}
+	if strings.Contains(a, "--etcd") {
+		t.Errorf("args %q: a sidecar with an identity registers through the control plane, not etcd", a)
+	}
+	var vol *corev1.Volume
+	for i, v := range got.Spec.Volumes {
+		if v.Name == JoinTokenVolume {
+			vol = &got.Spec.Volumes[i]
+		}
+	}
+	if vol == nil || vol.Secret == nil || vol.Secret.SecretName != "mesh-tokens" || len(vol.Secret.Items) != 1 ||
+		vol.Secret.Items[0] != (corev1.KeyToPath{Key: "orders", Path: "token"}) || vol.Secret.Optional != nil {
+		t.Fatalf("join token volume %+v, want key orders of Secret mesh-tokens as token (not optional)", vol)
+	}
+	mounted := false
+	for _, m := range sc.VolumeMounts {
+		if m.Name == JoinTokenVolume && m.MountPath == JoinTokenDir && m.ReadOnly {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("mounts %+v: no read-only %s at %s", sc.VolumeMounts, JoinTokenVolume, JoinTokenDir)
+	}
+	// Without etcd endpoints the injector still works in this mode.
+	cfg.EtcdEndpoints = nil
+	if _, err := Pod(testPod(map[string]string{AnnotationInject: "true"}), cfg); err != nil {
+		t.Errorf("join token mode without etcd endpoints: %v", err)
 	}
 }
 

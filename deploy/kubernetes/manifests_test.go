@@ -18,6 +18,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -37,13 +38,14 @@ type object struct {
 
 // newTyped maps apiVersion/kind to the type a document must decode into.
 var newTyped = map[string]func() any{
-	"v1/Namespace":                  func() any { return &corev1.Namespace{} },
-	"v1/Service":                    func() any { return &corev1.Service{} },
-	"v1/ServiceAccount":             func() any { return &corev1.ServiceAccount{} },
-	"v1/ConfigMap":                  func() any { return &corev1.ConfigMap{} },
-	"apps/v1/Deployment":            func() any { return &appsv1.Deployment{} },
-	"apps/v1/StatefulSet":           func() any { return &appsv1.StatefulSet{} },
-	"policy/v1/PodDisruptionBudget": func() any { return &policyv1.PodDisruptionBudget{} },
+	"v1/Namespace":                       func() any { return &corev1.Namespace{} },
+	"v1/Service":                         func() any { return &corev1.Service{} },
+	"v1/ServiceAccount":                  func() any { return &corev1.ServiceAccount{} },
+	"v1/ConfigMap":                       func() any { return &corev1.ConfigMap{} },
+	"apps/v1/Deployment":                 func() any { return &appsv1.Deployment{} },
+	"apps/v1/StatefulSet":                func() any { return &appsv1.StatefulSet{} },
+	"policy/v1/PodDisruptionBudget":      func() any { return &policyv1.PodDisruptionBudget{} },
+	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
 	"admissionregistration.k8s.io/v1/MutatingWebhookConfiguration": func() any {
 		return &admissionregistrationv1.MutatingWebhookConfiguration{}
 	},
@@ -190,6 +192,8 @@ func TestBaseHasTheExpectedObjects(t *testing.T) {
 		"ServiceAccount/shoal-injector", "Deployment/shoal-injector",
 		"PodDisruptionBudget/shoal-injector", "Service/shoal-injector",
 		"MutatingWebhookConfiguration/shoal-injector",
+		"NetworkPolicy/shoal-etcd", "NetworkPolicy/shoal-controlplane",
+		"NetworkPolicy/shoal-gateway", "NetworkPolicy/shoal-injector",
 	}
 	slices.Sort(want)
 	slices.Sort(got)
@@ -312,8 +316,8 @@ func etcdMembers(t *testing.T, objs []object) (client []string, initialCluster s
 	var peers []string
 	for i := range int(*sts.Spec.Replicas) {
 		host := fmt.Sprintf("%s-%d.%s.%s.svc", sts.Name, i, sts.Spec.ServiceName, ns)
-		client = append(client, "http://"+host+":2379")
-		peers = append(peers, fmt.Sprintf("%s-%d=http://%s:2380", sts.Name, i, host))
+		client = append(client, "https://"+host+":2379")
+		peers = append(peers, fmt.Sprintf("%s-%d=https://%s:2380", sts.Name, i, host))
 	}
 	return client, strings.Join(peers, ",")
 }
@@ -391,18 +395,21 @@ func TestInjectorMatchesTheInjectPackage(t *testing.T) {
 	c := d.Spec.Template.Spec.Containers[0]
 	a := args(c)
 	def := inject.DefaultConfig()
-	client, _ := etcdMembers(t, objs)
 	want := map[string]string{
-		"image": def.Image, "xds": def.XDS, "etcd": strings.Join(client, ","),
-		"gossip-join": strings.Join(def.GossipJoin, ","),
+		"image": def.Image, "xds": def.XDS, "gossip-join": strings.Join(def.GossipJoin, ","),
 	}
 	for k, v := range want {
 		if a[k] != v {
 			t.Errorf("injector --%s=%s, want %s", k, a[k], v)
 		}
 	}
-	if strings.Join(def.EtcdEndpoints, ",") != strings.Join(client, ",") {
-		t.Errorf("inject.DefaultConfig etcd %v, manifests %v", def.EtcdEndpoints, client)
+	// Injected sidecars get identities from the default join token Secret
+	// and register through the control plane: etcd is out of their reach.
+	if _, ok := a["etcd"]; ok || def.JoinTokenSecret != "shoal-join-tokens" || len(def.EtcdEndpoints) != 0 {
+		t.Errorf("injector --etcd=%q, default join token Secret %q, etcd %v: want identities and no etcd", a["etcd"], def.JoinTokenSecret, def.EtcdEndpoints)
+	}
+	if _, ok := a["join-token-secret"]; ok {
+		t.Errorf("injector --join-token-secret=%s: the default is what the manifests document", a["join-token-secret"])
 	}
 	mwc := find[*admissionregistrationv1.MutatingWebhookConfiguration](t, objs, "MutatingWebhookConfiguration", "shoal-injector")
 	if len(mwc.Webhooks) != 1 {
@@ -450,6 +457,109 @@ func TestCertManagerOverlay(t *testing.T) {
 	if !slices.Contains(kinds, "Certificate/shoal-injector") {
 		t.Errorf("overlay objects %v: no Certificate/shoal-injector (named by inject-ca-from)", kinds)
 	}
+
+	// Every certificate Secret a base pod mounts is issued here (join
+	// tokens and the gossip key are not certificates), by an Issuer of the
+	// overlay; the mesh CA's chain ends in the self-signed root and the
+	// etcd CA is a CA of its own.
+	b, err := os.ReadFile("cert-manager/certificate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := map[string]certManagerSpec{} // by secretName
+	issuers := map[string]string{}        // Issuer name -> CA secret ("" for self-signed)
+	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+		var o struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string
+			Metadata   struct{ Name, Namespace string }
+			Spec       certManagerSpec
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), &o); err != nil {
+			t.Fatalf("certificate.yaml document %d: %v", i+1, err)
+		}
+		switch o.Kind {
+		case "Certificate":
+			certs[o.Spec.SecretName] = o.Spec
+		case "Issuer":
+			switch {
+			case o.Spec.SelfSigned != nil:
+				issuers[o.Metadata.Name] = ""
+			case o.Spec.CA != nil:
+				issuers[o.Metadata.Name] = o.Spec.CA.SecretName
+			default:
+				t.Errorf("Issuer %s: neither selfSigned nor ca", o.Metadata.Name)
+			}
+		}
+	}
+	for name, pt := range podTemplates(base(t)) {
+		for _, v := range pt.Spec.Volumes {
+			if v.Secret == nil || v.Secret.SecretName == "shoal-join-tokens" {
+				continue
+			}
+			if _, ok := certs[v.Secret.SecretName]; !ok {
+				t.Errorf("%s mounts Secret %s, which the overlay does not issue", name, v.Secret.SecretName)
+			}
+		}
+	}
+	// chain follows a Secret's issuers up to its self-signed root.
+	chain := func(secret string) (out []string) {
+		for range 5 {
+			c, ok := certs[secret]
+			if !ok {
+				return append(out, "?"+secret)
+			}
+			ca, ok := issuers[c.IssuerRef.Name]
+			if !ok || ca == "" {
+				return append(out, c.IssuerRef.Name)
+			}
+			out = append(out, ca)
+			secret = ca
+		}
+		return out
+	}
+	for secret, want := range map[string]string{
+		"shoal-mesh-ca": "shoal-mesh-root shoal-selfsigned", "shoal-admin": "shoal-mesh-ca shoal-mesh-root shoal-selfsigned",
+		"shoal-etcd-tls": "shoal-etcd-ca shoal-selfsigned", "shoal-etcd-client": "shoal-etcd-ca shoal-selfsigned",
+	} {
+		if got := strings.Join(chain(secret), " "); got != want {
+			t.Errorf("Secret %s: issued by %s, want %s", secret, got, want)
+		}
+	}
+	if c := certs["shoal-mesh-ca"]; !c.IsCA || c.PrivateKey.Algorithm != "ECDSA" || c.PrivateKey.Encoding != "PKCS8" || !slices.Equal(c.URIs, []string{"spiffe://shoal.local"}) {
+		t.Errorf("shoal-mesh-ca: %+v, want an ECDSA PKCS#8 CA of spiffe://shoal.local", c)
+	}
+	if c := certs["shoal-admin"]; c.CommonName != "shoal admin" || !slices.Equal(c.URIs, []string{"spiffe://shoal.local/ns/shoal-system/svc/admin"}) {
+		t.Errorf("shoal-admin: %+v, want the admin SPIFFE ID", c)
+	}
+}
+
+// certManagerSpec is the part of cert-manager's Certificate and Issuer
+// specs the overlay uses (decoded strictly: a misspelt field fails).
+type certManagerSpec struct {
+	IsCA        bool     `json:"isCA"`
+	CommonName  string   `json:"commonName"`
+	SecretName  string   `json:"secretName"`
+	Duration    string   `json:"duration"`
+	RenewBefore string   `json:"renewBefore"`
+	DNSNames    []string `json:"dnsNames"`
+	IPAddresses []string `json:"ipAddresses"`
+	URIs        []string `json:"uris"`
+	Usages      []string `json:"usages"`
+	PrivateKey  struct {
+		Algorithm      string `json:"algorithm"`
+		Size           int    `json:"size"`
+		Encoding       string `json:"encoding"`
+		RotationPolicy string `json:"rotationPolicy"`
+	} `json:"privateKey"`
+	IssuerRef struct {
+		Name string `json:"name"`
+		Kind string `json:"kind"`
+	} `json:"issuerRef"`
+	SelfSigned *struct{} `json:"selfSigned"`
+	CA         *struct {
+		SecretName string `json:"secretName"`
+	} `json:"ca"`
 }
 
 // The images are pinned to the release, never :latest: the kustomization's
@@ -541,6 +651,163 @@ func TestDockerfile(t *testing.T) {
 	} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+}
+
+// Everything in the base authenticates: no container turns it off, etcd
+// serves clients and peers over TLS with client certificates from a mounted
+// Secret, the control planes hold the mesh CA and etcd's client
+// certificate, and the gateway a join token. (e2e/kubernetes_test.go runs
+// etcd and the control plane with these settings and secrets.sh's Secrets.)
+func TestEverythingAuthenticates(t *testing.T) {
+	objs := base(t)
+	for name, pt := range podTemplates(objs) {
+		for _, c := range append(slices.Clone(pt.Spec.InitContainers), pt.Spec.Containers...) {
+			for _, a := range c.Args {
+				if a == "--insecure" || regexp.MustCompile(`^--(xds-auth|api-auth|etcd-tls)=off$`).MatchString(a) {
+					t.Errorf("%s/%s: %s turns authentication off", name, c.Name, a)
+				}
+			}
+		}
+	}
+	secretVolume := func(pt *corev1.PodTemplateSpec, c corev1.Container, path string) string {
+		for _, vm := range c.VolumeMounts {
+			if path != vm.MountPath && !strings.HasPrefix(path, vm.MountPath+"/") {
+				continue
+			}
+			for _, v := range pt.Spec.Volumes {
+				if v.Name == vm.Name && v.Secret != nil {
+					return v.Secret.SecretName
+				}
+			}
+		}
+		return ""
+	}
+
+	sts := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "shoal-etcd")
+	etcd := sts.Spec.Template.Spec.Containers[0]
+	env := map[string]string{}
+	for _, e := range etcd.Env {
+		env[e.Name] = e.Value
+	}
+	for _, k := range []string{"ETCD_LISTEN_CLIENT_URLS", "ETCD_ADVERTISE_CLIENT_URLS", "ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS"} {
+		if !strings.HasPrefix(env[k], "https://") {
+			t.Errorf("etcd %s=%s, want https", k, env[k])
+		}
+	}
+	if env["ETCD_CLIENT_CERT_AUTH"] != "true" || env["ETCD_PEER_CLIENT_CERT_AUTH"] != "true" {
+		t.Errorf("etcd client/peer certificate auth: %q/%q, want true", env["ETCD_CLIENT_CERT_AUTH"], env["ETCD_PEER_CLIENT_CERT_AUTH"])
+	}
+	for _, k := range []string{"ETCD_CERT_FILE", "ETCD_KEY_FILE", "ETCD_TRUSTED_CA_FILE", "ETCD_PEER_CERT_FILE", "ETCD_PEER_KEY_FILE", "ETCD_PEER_TRUSTED_CA_FILE"} {
+		if got := secretVolume(&sts.Spec.Template, etcd, env[k]); got != "shoal-etcd-tls" {
+			t.Errorf("etcd %s=%s is in Secret %q, want shoal-etcd-tls", k, env[k], got)
+		}
+	}
+
+	d := find[*appsv1.Deployment](t, objs, "Deployment", "shoal-controlplane")
+	cp := d.Spec.Template.Spec.Containers[0]
+	a := args(cp)
+	for flag, secret := range map[string]string{
+		"ca-dir": "shoal-mesh-ca", "etcd-cacert": "shoal-etcd-client", "etcd-cert": "shoal-etcd-client", "etcd-key": "shoal-etcd-client",
+	} {
+		if got := secretVolume(&d.Spec.Template, cp, a[flag]); got != secret {
+			t.Errorf("control plane --%s=%s is in Secret %q, want %s", flag, a[flag], got, secret)
+		}
+	}
+	// --ca-dir reads ca.crt, ca.key and root.crt: the tls Secret's keys
+	// are mapped to those names.
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Secret == nil || v.Secret.SecretName != "shoal-mesh-ca" {
+			continue
+		}
+		got := map[string]string{}
+		for _, it := range v.Secret.Items {
+			got[it.Key] = it.Path
+		}
+		if want := map[string]string{"tls.crt": "ca.crt", "tls.key": "ca.key", "ca.crt": "root.crt"}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("shoal-mesh-ca items %v, want %v", got, want)
+		}
+	}
+
+	gw := find[*appsv1.Deployment](t, objs, "Deployment", "shoal-gateway")
+	gc := gw.Spec.Template.Spec.Containers[0]
+	if got := secretVolume(&gw.Spec.Template, gc, args(gc)["join-token-file"]); got != "shoal-join-tokens" {
+		t.Errorf("gateway --join-token-file=%s is in Secret %q, want shoal-join-tokens", args(gc)["join-token-file"], got)
+	}
+}
+
+// The NetworkPolicies: only control planes reach etcd's client port and
+// only etcd members its peer port; xDS and gossip only from meshed
+// namespaces and shoal-system; each policy selects one workload and names
+// ports its containers have.
+func TestNetworkPolicies(t *testing.T) {
+	objs := base(t)
+	pods := podTemplates(objs)
+	labelsOf := func(name string) map[string]string { return pods[name].Labels }
+	for _, o := range objs {
+		np, ok := o.typed.(*networkingv1.NetworkPolicy)
+		if !ok {
+			continue
+		}
+		var target *corev1.PodTemplateSpec
+		for name, pt := range pods {
+			if selects(np.Spec.PodSelector.MatchLabels, pt.Labels) {
+				if target != nil {
+					t.Errorf("NetworkPolicy %s selects more than one workload (%s)", np.Name, name)
+				}
+				target = pt
+			}
+		}
+		if target == nil {
+			t.Errorf("NetworkPolicy %s selects no workload", np.Name)
+			continue
+		}
+		for _, rule := range np.Spec.Ingress {
+			for _, p := range rule.Ports {
+				proto := corev1.ProtocolTCP
+				if p.Protocol != nil {
+					proto = *p.Protocol
+				}
+				if p.Port == nil || p.Port.Type != intstr.String || !hasPort(target.Spec.Containers, p.Port.StrVal, proto) {
+					t.Errorf("NetworkPolicy %s: port %v/%s is not a named port of its pods", np.Name, p.Port, proto)
+				}
+			}
+		}
+	}
+	// from returns the peers allowed on a named port (nil: anyone).
+	from := func(np *networkingv1.NetworkPolicy, port string) (peers []networkingv1.NetworkPolicyPeer, open bool) {
+		for _, rule := range np.Spec.Ingress {
+			for _, p := range rule.Ports {
+				if p.Port.StrVal == port {
+					if len(rule.From) == 0 {
+						open = true
+					}
+					peers = append(peers, rule.From...)
+				}
+			}
+		}
+		return peers, open
+	}
+	etcd := find[*networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", "shoal-etcd")
+	for port, only := range map[string]string{"client": "shoal-controlplane", "peer": "shoal-etcd"} {
+		peers, open := from(etcd, port)
+		if open || len(peers) != 1 || peers[0].NamespaceSelector != nil || !selects(peers[0].PodSelector.MatchLabels, labelsOf(only)) ||
+			selects(peers[0].PodSelector.MatchLabels, labelsOf("shoal-gateway")) {
+			t.Errorf("etcd port %s: from %+v (open %v), want only %s pods", port, peers, open, only)
+		}
+	}
+	cp := find[*networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", "shoal-controlplane")
+	for _, port := range []string{"xds", "gossip"} {
+		peers, open := from(cp, port)
+		meshed := false
+		for _, p := range peers {
+			if p.NamespaceSelector != nil && p.NamespaceSelector.MatchLabels["shoal.dev/inject"] == "enabled" {
+				meshed = true
+			}
+		}
+		if open || !meshed {
+			t.Errorf("control plane port %s: from %+v (open %v), want meshed namespaces only", port, peers, open)
 		}
 	}
 }

@@ -24,6 +24,9 @@ type SidecarOptions struct {
 	AppPort int
 	// NoRegister leaves registration to the app (or makes a pure client).
 	NoRegister bool
+	// NoEtcd gives no --etcd: a sidecar with an identity registers through
+	// the control plane.
+	NoEtcd bool
 	// Outbound opens the Host-routed outbound listener on a free port.
 	Outbound bool
 	// Upstreams opens one local port per service name (--upstream).
@@ -67,7 +70,10 @@ func StartSidecar(t testing.TB, o SidecarOptions) *Sidecar {
 		hp = "/healthz"
 	}
 	args = append([]string{"sidecar", "--service", o.Service, "--instance-id", o.InstanceID,
-		"--app-port", fmt.Sprint(o.AppPort), "--etcd", o.CP.Etcd, "--health-path", hp}, args...)
+		"--app-port", fmt.Sprint(o.AppPort), "--health-path", hp}, args...)
+	if !o.NoEtcd {
+		args = append(args, "--etcd", o.CP.Etcd)
+	}
 	if o.NoRegister {
 		args = append(args, "--no-register")
 	}

@@ -25,8 +25,16 @@ func New(endpoints []string) (*clientv3.Client, error) {
 // NewTLS is New with TLS (https endpoints, a client certificate) when tc
 // is not nil.
 func NewTLS(endpoints []string, tc *tls.Config) (*clientv3.Client, error) {
+	return NewAuth(endpoints, tc, "", "")
+}
+
+// NewAuth is NewTLS with etcd's user authentication when username is not
+// empty.
+func NewAuth(endpoints []string, tc *tls.Config, username, password string) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		TLS:                  tc,
+		Username:             username,
+		Password:             password,
 		Endpoints:            endpoints,
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    5 * time.Second,

@@ -42,6 +42,9 @@ type Config struct {
 // that client certificates must chain to.
 type TLSFiles struct {
 	CertFile, KeyFile, TrustedCAFile string
+	// AllowedCNs, when not empty, admits only client certificates with
+	// one of these subject common names (etcd's --client-cert-allowed-cn).
+	AllowedCNs []string
 }
 
 // Server is a running embedded etcd.
@@ -87,7 +90,9 @@ func Start(cfg Config) (*Server, error) {
 		}
 		ti := embed.NewConfig().ClientTLSInfo
 		ti.CertFile, ti.KeyFile, ti.TrustedCAFile, ti.ClientCertAuth = t.CertFile, t.KeyFile, t.TrustedCAFile, true
-		ec.ClientTLSInfo, ec.PeerTLSInfo = ti, ti
+		ec.PeerTLSInfo = ti
+		ti.AllowedCNs = t.AllowedCNs
+		ec.ClientTLSInfo = ti
 	}
 	ec.LogLevel = "error"
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())

@@ -9,6 +9,7 @@
 
 const { EventEmitter } = require('node:events');
 const { Client, EtcdError, UnavailableError, GRPC_NOT_FOUND } = require('./etcd');
+const { Registrar } = require('./controlplane');
 const { drainServer, installSignalHandlers, trackResponses } = require('./drain');
 const { waitGate } = require('./gate');
 const { LoadReporter } = require('./load');
@@ -45,7 +46,11 @@ class Handle extends EventEmitter {
     this.ttl = null; // seconds etcd granted (it may raise a too small TTL)
     this.draining = false;
     this.log = cfg.logger;
-    this.client = new Client({ endpoints: cfg.etcd, requestTimeout: cfg.requestTimeout });
+    // Straight into etcd, or through the control plane (cfg.controlPlane).
+    this.viaControlPlane = cfg.controlPlane !== null;
+    this.client = this.viaControlPlane
+      ? new Registrar({ ...cfg.controlPlane, requestTimeout: cfg.requestTimeout })
+      : new Client({ endpoints: cfg.etcd, requestTimeout: cfg.requestTimeout });
     this.closed = false;
     this.timer = null;
     this.inflight = null; // promise of the running tick, awaited by deregister
@@ -129,6 +134,7 @@ class Handle extends EventEmitter {
 
   /** registerOnce grants a lease and writes the key under it. */
   async registerOnce(background) {
+    if (this.viaControlPlane) return this.registerThroughControlPlane(background);
     const opts = { background };
     const grant = await this.client.grant(this.cfg.ttl, opts);
     const lease = String(grant.ID);
@@ -146,6 +152,20 @@ class Handle extends EventEmitter {
     this.ttl = Number(grant.TTL);
     this.needPut = false;
     this.log.info(`registered ${this.key} with lease ${lease} (ttl ${this.ttl}s)`);
+    this.emit('registered', { id: this.id, key: this.key, leaseId: lease, ttl: this.ttl });
+  }
+
+  /** registerThroughControlPlane has the control plane write the key under a lease of its own. */
+  async registerThroughControlPlane(background) {
+    const opts = { background };
+    const { lease, ttl } = await this.client.register(this.instance, this.cfg.ttl, opts);
+    if (this.closed) {
+      await this.client.revoke(lease, this.instance, opts).catch(() => {});
+      return;
+    }
+    this.leaseId = lease;
+    this.ttl = ttl;
+    this.log.info(`registered ${this.key} through the control plane with lease ${lease} (ttl ${this.ttl}s)`);
     this.emit('registered', { id: this.id, key: this.key, leaseId: lease, ttl: this.ttl });
   }
 
@@ -181,7 +201,9 @@ class Handle extends EventEmitter {
       if (this.leaseId === null) {
         await this.registerOnce(true);
       } else {
-        const remaining = await this.client.keepAlive(this.leaseId, { background: true });
+        const remaining = this.viaControlPlane
+          ? await this.client.keepAlive(this.leaseId, this.instance, { background: true })
+          : await this.client.keepAlive(this.leaseId, { background: true });
         if (this.closed) return;
         if (remaining <= 0) {
           this.lose('lease not found (expired or revoked)');
@@ -194,7 +216,7 @@ class Handle extends EventEmitter {
           this.emit('registered', { id: this.id, key: this.key, leaseId: this.leaseId, ttl: this.ttl });
         }
       }
-      if (this.failing) this.log.info(`etcd reachable again; ${this.key} is registered`);
+      if (this.failing) this.log.info(`${this.viaControlPlane ? 'the control plane' : 'etcd'} reachable again; ${this.key} is registered`);
       this.failing = false;
       this.backoff = BACKOFF_MIN_MS;
       this.schedule(this.keepAliveInterval());
@@ -207,7 +229,9 @@ class Handle extends EventEmitter {
         this.schedule(0);
         return;
       }
-      this.needPut = true;
+      // Through the control plane, KeepAlive itself checks that the key is
+      // still there (NotFound otherwise).
+      this.needPut = !this.viaControlPlane;
       this.fail(err);
       this.schedule(this.nextBackoff());
     }
@@ -245,7 +269,7 @@ class Handle extends EventEmitter {
     const lease = this.leaseId;
     this.leaseId = null;
     try {
-      if (lease !== null) await this.client.revoke(lease);
+      if (lease !== null) await (this.viaControlPlane ? this.client.revoke(lease, this.instance) : this.client.revoke(lease));
       this.log.info(`deregistered ${this.key}`);
       this.emit('deregistered', { id: this.id, key: this.key, leaseId: lease });
     } finally {

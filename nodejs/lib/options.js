@@ -4,7 +4,9 @@
 // registry (registry/instance.go) so that anything this package writes is an
 // instance the control plane accepts: see ARCHITECTURE.md, "Contract: etcd keys".
 
+const fs = require('node:fs');
 const os = require('node:os');
+const path = require('node:path');
 const net = require('node:net');
 const pm2 = require('./pm2');
 
@@ -141,7 +143,8 @@ function normalize(opts, env = process.env) {
   const metadata = checkMetadata(opts.metadata);
   const ttl = opts.ttl ?? 10;
   checkInteger('ttl', ttl, 1, 9e9);
-  const etcd = parseEndpoints(opts.etcd ?? (env.SHOAL_ETCD || DEFAULT_ETCD));
+  const controlPlane = controlPlaneOptions(opts, env);
+  const etcd = controlPlane ? null : parseEndpoints(opts.etcd ?? (env.SHOAL_ETCD || DEFAULT_ETCD));
   const drainTimeout = opts.drainTimeout ?? 10000;
   checkDuration('drainTimeout', drainTimeout);
   const drainDelay = opts.drainDelay ?? 0;
@@ -169,6 +172,7 @@ function normalize(opts, env = process.env) {
     instance,
     key: `${KEY_PREFIX}${service}/${id}`,
     etcd,
+    controlPlane,
     ttl,
     server,
     host,
@@ -185,6 +189,65 @@ function normalize(opts, env = process.env) {
     loadReports,
     logger: normalizeLogger(opts.logger),
   };
+}
+
+/**
+ * controlPlaneOptions returns how to register through the control plane
+ * ({endpoints, tokenFile, certDir, caFile}), or null to register in etcd.
+ * The options win over $SHOAL_CONTROL_PLANE, $SHOAL_TOKEN_FILE,
+ * $SHOAL_CERT_DIR and $SHOAL_CA_FILE; an explicit etcd option means etcd.
+ */
+function controlPlaneOptions(opts, env) {
+  if (opts.controlPlane !== undefined && opts.etcd !== undefined) {
+    throw fieldError(TypeError, 'controlPlane', 'give etcd or controlPlane, not both');
+  }
+  const raw = opts.controlPlane ?? (opts.etcd === undefined ? env.SHOAL_CONTROL_PLANE || undefined : undefined);
+  for (const f of ['tokenFile', 'certDir', 'caFile']) {
+    if (raw === undefined && opts[f] !== undefined) throw fieldError(TypeError, f, 'needs controlPlane (registering in etcd takes no credentials)');
+  }
+  if (raw === undefined) return null;
+  const list = Array.isArray(raw) ? raw : String(raw).split(',');
+  const endpoints = [];
+  for (const item of list) {
+    const s = String(item).trim();
+    if (s === '') continue;
+    let url;
+    try {
+      url = new URL(s);
+    } catch {
+      throw fieldError(TypeError, 'controlPlane', `${JSON.stringify(s)} is not a URL (https://host:18001, the control plane's API port)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw fieldError(TypeError, 'controlPlane', `${JSON.stringify(s)} must use https (or http on loopback)`);
+    endpoints.push(url.origin);
+  }
+  if (endpoints.length === 0) throw fieldError(TypeError, 'controlPlane', 'no URL given');
+  const pick = (field, envName) => {
+    const v = opts[field] ?? (env[envName] || undefined);
+    if (v !== undefined && (typeof v !== 'string' || v === '')) throw fieldError(TypeError, field, `${JSON.stringify(v)} is not a path`);
+    return v ?? null;
+  };
+  const tokenFile = pick('tokenFile', 'SHOAL_TOKEN_FILE');
+  const certDir = pick('certDir', 'SHOAL_CERT_DIR');
+  const caFile = pick('caFile', 'SHOAL_CA_FILE');
+  const secure = endpoints.every((e) => e.startsWith('https:'));
+  if (!secure && endpoints.some((e) => e.startsWith('https:'))) throw fieldError(TypeError, 'controlPlane', 'mixes http and https URLs');
+  if (secure) {
+    if (tokenFile === null && certDir === null) {
+      throw fieldError(TypeError, 'controlPlane', 'https needs credentials: tokenFile (the service\'s join token) or certDir (from `shoal identity fetch --out DIR`)');
+    }
+    if (certDir === null && caFile === null) throw fieldError(TypeError, 'caFile', 'required with tokenFile over https: the CA bundle that verifies the control plane (ca.pem)');
+  } else if (tokenFile !== null || certDir !== null) {
+    throw fieldError(TypeError, tokenFile !== null ? 'tokenFile' : 'certDir', 'needs an https controlPlane: over http it would travel in clear');
+  }
+  for (const [field, p] of [['tokenFile', tokenFile], ['caFile', caFile]]) {
+    if (p !== null && !fs.existsSync(p)) throw fieldError(TypeError, field, `${JSON.stringify(p)} does not exist`);
+  }
+  if (certDir !== null) {
+    for (const f of ['cert.pem', 'key.pem', 'ca.pem']) {
+      if (!fs.existsSync(path.join(certDir, f))) throw fieldError(TypeError, 'certDir', `${JSON.stringify(certDir)} has no ${f} (written by \`shoal identity fetch --out DIR\`)`);
+    }
+  }
+  return { endpoints, tokenFile, certDir, caFile };
 }
 
 function checkGate(v) {

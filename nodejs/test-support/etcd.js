@@ -110,13 +110,16 @@ function prefixEnd(prefix) {
 
 /** Etcd is a `shoal controlplane` process serving embedded etcd on fixed loopback ports. */
 class Etcd {
-  static async start() {
+  /** start launches it; args are more `shoal controlplane` flags. */
+  static async start({ args = [] } = {}) {
     const e = new Etcd();
+    e.extraArgs = args;
     e.bin = await shoalBin();
     e.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-etcd-'));
     e.port = await freePort();
     e.peerPort = await freePort();
     e.apiPort = await freePort();
+    e.xdsPort = await freePort();
     e.endpoint = `http://127.0.0.1:${e.port}`;
     await e.launch();
     return e;
@@ -128,11 +131,12 @@ class Etcd {
       '--data-dir', this.dataDir,
       '--etcd-listen', `127.0.0.1:${this.port}`,
       '--etcd-peer-listen', `127.0.0.1:${this.peerPort}`,
-      '--xds-listen', '127.0.0.1:0',
+      '--xds-listen', `127.0.0.1:${this.xdsPort}`,
       '--api-listen', `127.0.0.1:${this.apiPort}`,
       '--admin-listen', '127.0.0.1:0',
       '--gossip-listen', '127.0.0.1:0',
       '--log-level', 'warn',
+      ...this.extraArgs,
     ];
     this.output = '';
     const child = spawn(this.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -186,6 +190,12 @@ class Etcd {
     const res = await this.gw('/v3/kv/range', { key: b64(key) });
     const kv = res.kvs?.[0];
     return kv ? { value: unb64(kv.value), lease: kv.lease ?? '0' } : null;
+  }
+
+  /** revision is etcd's current revision. */
+  async revision() {
+    const res = await this.gw('/v3/kv/range', { key: b64('/'), count_only: true });
+    return res.header.revision;
   }
 
   /** keys lists the keys under prefix. */
