@@ -64,7 +64,8 @@ test('every response carries a report with the standard fields', async (t) => {
 
 test('a blocked event loop shows as utilization and delay', async (t) => {
   const server = http.createServer((req, res) => res.end('ok'));
-  const r = new LoadReporter();
+  // One interval per window, updated by hand: the block alone is measured.
+  const r = new LoadReporter({ intervalMs: 60_000, windowMs: 60_000 });
   r.watch(server);
   t.after(() => {
     r.stop();
@@ -175,11 +176,12 @@ test('a cgroup CPU quota on the process or an ancestor is found', async (t) => {
 
 test('under a CPU quota, utilization counts against the CPUs allowed', async (t) => {
   const server = http.createServer((req, res) => {
-    burn(20); // CPU work the loop does per request
+    burn(40); // CPU work the loop does per request
     res.end('ok');
   });
-  // A tenth of a CPU: 20 ms of CPU per request is a large share of it.
-  const r = new LoadReporter({ quota: 0.1 });
+  // A tenth of a CPU: 40 ms of CPU per request is a large share of it.
+  // One interval per window, updated by hand.
+  const r = new LoadReporter({ quota: 0.1, intervalMs: 60_000, windowMs: 60_000 });
   r.watch(server);
   t.after(() => {
     r.stop();
@@ -190,7 +192,7 @@ test('under a CPU quota, utilization counts against the CPUs allowed', async (t)
   for (let i = 0; i < 5; i++) await get(url);
   r.update();
   const m = parse(await get(url));
-  assert.ok(m.cpu_utilization > 0.5, `cpu_utilization ${m.cpu_utilization} with 100 ms of CPU against a 0.1 CPU quota`);
+  assert.ok(m.cpu_utilization > 0.5, `cpu_utilization ${m.cpu_utilization} with 200 ms of CPU against a 0.1 CPU quota`);
   assert.ok(m.application_utilization >= Math.min(1, m.cpu_utilization) - 1e-4,
     `application_utilization ${m.application_utilization} below cpu_utilization ${m.cpu_utilization}`);
 });
