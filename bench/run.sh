@@ -10,6 +10,7 @@
 #   bench/run.sh --quick         # smoke run, about a minute
 #   bench/run.sh --runs 5 --duration 20s --proxy-cpus 1 --load-cpus 0
 #   bench/run.sh --h2            # h2c gRPC unary calls with h2load instead of HTTP/1.1
+#   bench/run.sh --mtls          # the proxy-to-proxy hop over mTLS: A → TLS 1.3 → B, both counted
 #   bench/run.sh --cpbench       # the control-plane bench instead (flags follow)
 #   bench/run.sh --lb            # load balancing over unequal Node.js instances (issue 17)
 #   bench/run.sh --lb --quick    # its smoke run, about two minutes

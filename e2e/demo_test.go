@@ -9,8 +9,9 @@ import (
 )
 
 // TestDemo runs the README's run command (`shoal demo`) as a new user
-// would and checks what it promises: every strategy's table, and a
-// failover with zero errors.
+// would and checks what it promises: every strategy's table, mTLS between
+// the sidecars with the caller's identity reaching the app and a policy
+// denying one caller (issue 13), and a failover with zero errors.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	out, errOut, code := harness.Shoal(t, "demo", "--requests", "1500")
@@ -18,6 +19,17 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("shoal demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for _, want := range []string{"round robin", "least connections", "IP hash", "consistent hash", "failover", "demo finished"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{
+		"the app saw x-forwarded-client-cert: By=spiffe://shoal.local/ns/default/svc/web;URI=spiffe://shoal.local/ns/default/svc/gateway",
+		"batch   → web over mTLS: 200 (no policy yet: default allow)",
+		"gateway → web over mTLS: 200 (allowed)",
+		"batch   → web over mTLS: 403 Forbidden (denied by web's inbound sidecar: ",
+		"spiffe://shoal.local/ns/default/svc/batch may not call GET / on web",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

@@ -110,7 +110,9 @@ func (l *mtlsListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &mtlsConn{Conn: tls.Server(nc, l.m.server), m: l.m}, nil
+	// The proxy serves the connection from its raw read callbacks once the
+	// handshake is done (proxy.RawTLSConn).
+	return &mtlsConn{Conn: tls.Server(proxy.NewTLSSock(nc), l.m.server), m: l.m}, nil
 }
 
 // mtlsConn is an inbound mTLS connection. The handshake runs on the first
@@ -123,11 +125,14 @@ type mtlsConn struct {
 	err  error
 	xfcc []byte
 	peer string
+	// ready: the handshake is done and the peer's SVID accepted.
+	ready bool
 }
 
 var (
 	_ proxy.PeerIdentity = (*mtlsConn)(nil)
 	_ proxy.PeerID       = (*mtlsConn)(nil)
+	_ proxy.RawTLSConn   = (*mtlsConn)(nil)
 )
 
 func (c *mtlsConn) Read(p []byte) (int, error) {
@@ -157,6 +162,18 @@ func (c *mtlsConn) handshake() {
 	c.peer = peer.String()
 	// Envoy's x-forwarded-client-cert: By is the callee, URI the caller.
 	c.xfcc = fmt.Appendf(nil, "By=%s;URI=%s", c.m.id.ID(), peer)
+	c.ready = true
+}
+
+// RawTLS implements proxy.RawTLSConn: the *tls.Conn once the handshake
+// ran (on the first Read, by the connection's own goroutine, which is the
+// one that calls RawTLS) and accepted the peer; nil before or after a
+// failure.
+func (c *mtlsConn) RawTLS() *tls.Conn {
+	if !c.ready {
+		return nil
+	}
+	return c.Conn
 }
 
 // XFCC implements proxy.PeerIdentity.

@@ -333,8 +333,13 @@ func (p *Proxy) rebuildTable() {
 	} else {
 		opts.Service = p.cfg.Service
 		opts.LocalApp = &route.Endpoint{Address: net.JoinHostPort(p.cfg.AppAddress, strconv.Itoa(p.cfg.AppPort)), Healthy: true}
-		if p.cfg.AppProtocol == string(registry.ProtocolHTTP2) || p.cfg.AppProtocol == string(registry.ProtocolGRPC) {
+		switch registry.Protocol(p.cfg.AppProtocol) {
+		case registry.ProtocolHTTP2, registry.ProtocolGRPC:
 			opts.LocalAppProtocol = route.HTTP2
+		case registry.ProtocolTCP:
+			// The inbound listener passes the bytes through (after the
+			// mTLS handshake and the authorization policy, if any).
+			opts.LocalAppProtocol = route.TCP
 		}
 	}
 	snap := p.snap.Load()

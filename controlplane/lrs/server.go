@@ -166,13 +166,15 @@ func destinationOf(cs *endpointv3.ClusterStats) string {
 }
 
 // SplitCluster splits a cluster name of the xDS naming contract
-// (<service>, <service>/<strategy>, and subsets <service>[k=v]/<strategy>)
-// into the service and the strategy; the default cluster is round robin.
+// (<service>, <service>/<strategy>, subsets <service>[k=v]/<strategy>,
+// and variants <service>/<strategy>/balance-N or /cfg-<hash>) into the
+// service and the strategy; the default cluster is round robin.
 func SplitCluster(cluster string) (service, strategy string) {
 	name, strategy, ok := strings.Cut(cluster, "/")
 	if !ok {
 		strategy = "round_robin"
 	}
+	strategy, _, _ = strings.Cut(strategy, "/")
 	service, _, _ = strings.Cut(name, "[")
 	return service, strategy
 }

@@ -169,3 +169,18 @@ func waitFor(t *testing.T, ctx context.Context, cond func() bool) {
 		}
 	}
 }
+
+// Cluster variants keep their strategy: "<service>/<strategy>/balance-N"
+// and a rule's own "<service>/<strategy>/cfg-<hash>" (issue 17).
+func TestSplitClusterVariants(t *testing.T) {
+	for cluster, want := range map[string][2]string{
+		"orders":               {"orders", "round_robin"},
+		"orders/least_request": {"orders", "least_request"},
+		"orders[version=v2]/ring_hash/balance-125": {"orders", "ring_hash"},
+		"orders/round_robin/cfg-5c70353e":          {"orders", "round_robin"},
+	} {
+		if svc, st := SplitCluster(cluster); svc != want[0] || st != want[1] {
+			t.Errorf("SplitCluster(%q) = %q, %q, want %q, %q", cluster, svc, st, want[0], want[1])
+		}
+	}
+}

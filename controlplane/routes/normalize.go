@@ -23,6 +23,13 @@ func normalizeMessage(v any, md protoreflect.MessageDescriptor, path string) (an
 	if md.FullName() == "google.protobuf.Duration" {
 		return normalizeDuration(v, path)
 	}
+	if b, ok := v.(bool); ok && md.FullName() == (&shoalv1.StallDetection{}).ProtoReflect().Descriptor().FullName() {
+		// stall_detection: off (YAML reads off as false) or on.
+		if b {
+			return map[string]any{}, nil
+		}
+		return map[string]any{"disabled": true}, nil
+	}
 	obj, ok := v.(map[string]any)
 	if !ok {
 		return nil, fieldErr(path, "want an object, got %s", jsonKind(v))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -56,6 +57,25 @@ func TestParse(t *testing.T) {
 				Timeout:      durationpb.New(90 * time.Second),
 				Retry:        &shoalv1.RetryPolicy{Attempts: 2, PerTryTimeout: durationpb.New(500 * time.Millisecond), RetryOn: []string{"5xx"}},
 			}}}},
+		},
+		{
+			name: "per-rule proxy settings, stall_detection: off (issue 17)",
+			in: "name: web\nhosts: [web]\nrules:\n- match: {prefix: /poll}\n  destinations: [{service: web}]\n  stall_detection: off\n" +
+				"- destinations: [{service: web}]\n  circuit_breakers: {max_requests: 100, max_requests_per_endpoint: 1}\n" +
+				"  slow_start: {window: 30s, aggression: 2, min_weight_percent: 5}\n  stall_detection: {max_threshold: 10s}\n",
+			want: []*shoalv1.Route{{Name: "web", Hosts: []string{"web"}, Rules: []*shoalv1.Rule{
+				{
+					Match:          &shoalv1.Match{Path: &shoalv1.Match_Prefix{Prefix: "/poll"}},
+					Destinations:   []*shoalv1.Destination{{Service: "web"}},
+					StallDetection: &shoalv1.StallDetection{Disabled: true},
+				},
+				{
+					Destinations:    []*shoalv1.Destination{{Service: "web"}},
+					CircuitBreakers: &shoalv1.CircuitBreakers{MaxRequests: 100, MaxRequestsPerEndpoint: 1},
+					SlowStart:       &shoalv1.SlowStart{Window: durationpb.New(30 * time.Second), Aggression: proto.Float64(2), MinWeightPercent: proto.Float64(5)},
+					StallDetection:  &shoalv1.StallDetection{MaxThreshold: durationpb.New(10 * time.Second)},
+				},
+			}}},
 		},
 	}
 	for _, tc := range tests {

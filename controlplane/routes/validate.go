@@ -139,7 +139,16 @@ func validateRule(p string, rule *shoalv1.Rule) *FieldError {
 	if err := validateDuration(p+".timeout", rule.GetTimeout()); err != nil {
 		return err
 	}
-	return validateRetry(p+".retry", rule.GetRetry(), rule.GetTimeout())
+	if err := validateRetry(p+".retry", rule.GetRetry(), rule.GetTimeout()); err != nil {
+		return err
+	}
+	if err := validateCircuitBreakers(p+".circuit_breakers", rule.GetCircuitBreakers()); err != nil {
+		return err
+	}
+	if err := validateSlowStart(p+".slow_start", rule.GetStrategy(), rule.GetSlowStart()); err != nil {
+		return err
+	}
+	return validateStallDetection(p+".stall_detection", rule.GetStallDetection())
 }
 
 func validateMatch(p string, m *shoalv1.Match) *FieldError {
@@ -406,6 +415,101 @@ func CheckTotalSize(r *shoalv1.Route, others []*shoalv1.Route) error {
 	if total > MaxTotalSize {
 		return &FieldError{Route: r.GetName(), Reason: fmt.Sprintf(
 			"all routes together would be %d bytes, over the %d-byte (2 MiB) limit of what the xDS path carries; shrink or delete routes", total, MaxTotalSize)}
+	}
+	return nil
+}
+
+// Bounds of the per-rule proxy settings (issue 17). MaxLimit only catches
+// typos: no proxy holds a million requests to one service.
+const (
+	MaxLimit = 1_000_000
+	// MaxSlowStartWindow bounds SlowStart.window.
+	MaxSlowStartWindow = time.Hour
+	// MaxSlowStartAggression bounds SlowStart.aggression (Envoy takes any
+	// positive value; past 100 the ramp is a step).
+	MaxSlowStartAggression = 100
+	// MaxStallThreshold bounds StallDetection's thresholds.
+	MaxStallThreshold = time.Hour
+)
+
+func validateCircuitBreakers(p string, cb *shoalv1.CircuitBreakers) *FieldError {
+	if cb == nil {
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		v    uint32
+	}{
+		{"max_connections", cb.GetMaxConnections()}, {"max_pending_requests", cb.GetMaxPendingRequests()},
+		{"max_requests", cb.GetMaxRequests()}, {"max_retries", cb.GetMaxRetries()},
+		{"max_requests_per_endpoint", cb.GetMaxRequestsPerEndpoint()},
+	} {
+		if f.v > MaxLimit {
+			return fieldErr(p+"."+f.name, "%d is over %d (0 means the default)", f.v, MaxLimit)
+		}
+	}
+	if pe, mr := cb.GetMaxRequestsPerEndpoint(), cb.GetMaxRequests(); pe != 0 && mr != 0 && pe > mr {
+		return fieldErr(p+".max_requests_per_endpoint", "%d is over max_requests %d", pe, mr)
+	}
+	return nil
+}
+
+func validateSlowStart(p string, s shoalv1.Strategy, ss *shoalv1.SlowStart) *FieldError {
+	if ss == nil {
+		return nil
+	}
+	switch s {
+	case shoalv1.Strategy_STRATEGY_UNSPECIFIED, shoalv1.Strategy_STRATEGY_ROUND_ROBIN,
+		shoalv1.Strategy_STRATEGY_LEAST_REQUEST, shoalv1.Strategy_STRATEGY_LEAST_LOADED:
+	default:
+		return fieldErr(p, "ramps up ROUND_ROBIN, LEAST_REQUEST and LEAST_LOADED only, not %s", StrategyName(s))
+	}
+	w := ss.GetWindow()
+	if w == nil {
+		return fieldErr(p+".window", "is required (how long a new instance ramps up, such as 30s)")
+	}
+	if err := validateDuration(p+".window", w); err != nil {
+		return err
+	}
+	if d := w.AsDuration(); d <= 0 || d > MaxSlowStartWindow {
+		return fieldErr(p+".window", "%v is outside (0, %v]", d, MaxSlowStartWindow)
+	}
+	if ss.Aggression != nil {
+		if a := ss.GetAggression(); !(a > 0 && a <= MaxSlowStartAggression) {
+			return fieldErr(p+".aggression", "%v is outside (0, %d] (1 is linear)", a, MaxSlowStartAggression)
+		}
+	}
+	if ss.MinWeightPercent != nil {
+		if m := ss.GetMinWeightPercent(); !(m >= 0 && m <= 100) {
+			return fieldErr(p+".min_weight_percent", "%v is outside 0-100", m)
+		}
+	}
+	return nil
+}
+
+func validateStallDetection(p string, sd *shoalv1.StallDetection) *FieldError {
+	if sd == nil {
+		return nil
+	}
+	if sd.GetDisabled() && (sd.GetMinThreshold() != nil || sd.GetMaxThreshold() != nil) {
+		return fieldErr(p, "disabled and thresholds are both set; set one")
+	}
+	for _, f := range []struct {
+		name string
+		d    *durationpb.Duration
+	}{{"min_threshold", sd.GetMinThreshold()}, {"max_threshold", sd.GetMaxThreshold()}} {
+		if f.d == nil {
+			continue
+		}
+		if err := f.d.CheckValid(); err != nil {
+			return fieldErr(p+"."+f.name, "invalid duration: %v", err)
+		}
+		if v := f.d.AsDuration(); v <= 0 || v > MaxStallThreshold {
+			return fieldErr(p+"."+f.name, "%v is outside (0, %v]", v, MaxStallThreshold)
+		}
+	}
+	if mn, mx := sd.GetMinThreshold(), sd.GetMaxThreshold(); mn != nil && mx != nil && mn.AsDuration() > mx.AsDuration() {
+		return fieldErr(p+".max_threshold", "%v is below min_threshold %v", mx.AsDuration(), mn.AsDuration())
 	}
 	return nil
 }

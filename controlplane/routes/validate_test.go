@@ -4,8 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-mesh/shoal/controlplane/routes"
 	"github.com/shoal-mesh/shoal/controlplane/routes/routestest"
@@ -54,6 +56,16 @@ func TestValidateAccepts(t *testing.T) {
 			r.Rules[0].Strategy, r.Rules[0].BalanceFactor = shoalv1.Strategy_STRATEGY_MAGLEV, 125
 			r.Rules[0].HashKey = &shoalv1.HashKey{Key: &shoalv1.HashKey_Header{Header: "x-user"}}
 		}},
+		{"every proxy setting (issue 17)", func(r *shoalv1.Route) {
+			r.Rules[0].CircuitBreakers = &shoalv1.CircuitBreakers{MaxConnections: 10, MaxPendingRequests: 5, MaxRequests: 20, MaxRetries: 2, MaxRequestsPerEndpoint: 20}
+			r.Rules[0].SlowStart = &shoalv1.SlowStart{Window: durationpb.New(30 * time.Second), Aggression: proto.Float64(2), MinWeightPercent: proto.Float64(0)}
+			r.Rules[0].StallDetection = &shoalv1.StallDetection{MinThreshold: durationpb.New(5 * time.Second), MaxThreshold: durationpb.New(time.Minute)}
+		}},
+		{"slow start with least loaded, defaults", func(r *shoalv1.Route) {
+			r.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_LEAST_LOADED
+			r.Rules[0].SlowStart = &shoalv1.SlowStart{Window: durationpb.New(time.Minute)}
+		}},
+		{"stall detection off", func(r *shoalv1.Route) { r.Rules[1].StallDetection = &shoalv1.StallDetection{Disabled: true} }},
 		{"ip hash with the smallest balance factor", func(r *shoalv1.Route) {
 			r.Rules[0].Strategy, r.Rules[0].BalanceFactor = shoalv1.Strategy_STRATEGY_IP_HASH, 100
 		}},

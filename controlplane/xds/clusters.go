@@ -14,8 +14,10 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 	"github.com/shoal-mesh/shoal/registry"
 )
 
@@ -59,14 +61,8 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 		ConnectTimeout: durationpb.New(connectTimeout),
 		// Unroutable endpoints (unhealthy, suspect, draining, dead) never
 		// take traffic: no panic routing.
-		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{Value: 0}},
-		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
-			Priority:           corev3.RoutingPriority_DEFAULT,
-			MaxConnections:     wrapperspb.UInt32(maxConnections),
-			MaxPendingRequests: wrapperspb.UInt32(maxPendingRequests),
-			MaxRequests:        wrapperspb.UInt32(maxRequests),
-			MaxRetries:         wrapperspb.UInt32(maxRetries),
-		}}},
+		CommonLbConfig:  &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: &typev3.Percent{Value: 0}},
+		CircuitBreakers: t.circuitBreakers(spec.tune),
 		OutlierDetection: &clusterv3.OutlierDetection{
 			Consecutive_5Xx:            wrapperspb.UInt32(consecutiveErrors),
 			ConsecutiveGatewayFailure:  wrapperspb.UInt32(consecutiveErrors),
@@ -78,13 +74,25 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 			EnforcingFailurePercentage: wrapperspb.UInt32(0),
 		},
 	}
+	// Slow start and stall detection are for proxies: gRPC has neither.
+	var slow *shoalv1.SlowStart
+	if spec.tune != nil && t.caps.HTTPProxy {
+		slow = spec.tune.slow
+		c.Metadata = stallMetadata(spec.tune.stall)
+	}
 	switch spec.kind {
 	case lbRoundRobin:
 		c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
+		if slow != nil {
+			c.LbConfig = &clusterv3.Cluster_RoundRobinLbConfig_{RoundRobinLbConfig: &clusterv3.Cluster_RoundRobinLbConfig{
+				SlowStartConfig: slowStartConfig(slow),
+			}}
+		}
 	case lbLeastRequest:
 		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
 		c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{
-			ChoiceCount: wrapperspb.UInt32(leastRequestChoice),
+			ChoiceCount:     wrapperspb.UInt32(leastRequestChoice),
+			SlowStartConfig: slowStartConfig(slow),
 		}}
 	case lbRingHash:
 		c.LbPolicy = clusterv3.Cluster_RING_HASH
@@ -99,7 +107,7 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 	case lbRandom:
 		c.LbPolicy = clusterv3.Cluster_RANDOM
 	case lbLeastLoaded:
-		c.LoadBalancingPolicy = leastLoadedPolicy()
+		c.LoadBalancingPolicy = leastLoadedPolicy(slow)
 	}
 	if spec.balance != 0 {
 		// Bounded loads (issue 18): Envoy's hash_balance_factor, for ring
@@ -113,6 +121,9 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 	} else if !t.caps.HTTPProxy {
 		c.TransportSocket = t.grpcTransportSocket(svc)
 	}
+	if t.caps.HTTPProxy && t.speaksTCP(t.subsets[spec.cla].service) {
+		c.Metadata = tcpClusterMetadata()
+	}
 	if t.caps.HTTPProxy && t.speaksHTTP2(t.subsets[spec.cla].service) {
 		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(&httpv3.HttpProtocolOptions{
@@ -123,6 +134,28 @@ func (t *translator) cluster(name string, spec clusterSpec) *clusterv3.Cluster {
 		}
 	}
 	return c
+}
+
+// ClusterMetadataKey is the filter_metadata key of shoal's own cluster
+// metadata; its field "protocol" is "tcp" for a service whose instances
+// all declare tcp, which a sidecar's --upstream port then proxies as raw
+// bytes (Envoy's consumers ignore it: TCP is a listener's tcp_proxy
+// there).
+const ClusterMetadataKey = "shoal"
+
+func tcpClusterMetadata() *corev3.Metadata {
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		ClusterMetadataKey: {Fields: map[string]*structpb.Value{"protocol": structpb.NewStringValue(string(registry.ProtocolTCP))}},
+	}}
+}
+
+// speaksTCP reports whether a proxy must proxy raw TCP to the service:
+// when every instance declares tcp.
+func (t *translator) speaksTCP(svc string) bool {
+	eps := t.services[svc]
+	return len(eps) > 0 && !slices.ContainsFunc(eps, func(ep registry.Endpoint) bool {
+		return ep.Protocol != registry.ProtocolTCP
+	})
 }
 
 // speaksHTTP2 reports whether a proxy must use HTTP/2 upstream: when every
@@ -162,7 +195,9 @@ const (
 
 // leastLoadedPolicy is the load_balancing_policy of a least_loaded cluster.
 // When it is set Envoy and gRPC ignore lb_policy (gRFC A52).
-func leastLoadedPolicy() *clusterv3.LoadBalancingPolicy {
+// Envoy's client_side_weighted_round_robin takes a slow_start_config of
+// its own (common.v3.SlowStartConfig); gRPC ignores it.
+func leastLoadedPolicy(slow *shoalv1.SlowStart) *clusterv3.LoadBalancingPolicy {
 	return &clusterv3.LoadBalancingPolicy{Policies: []*clusterv3.LoadBalancingPolicy_Policy{{
 		TypedExtensionConfig: &corev3.TypedExtensionConfig{
 			Name: "envoy.load_balancing_policies.client_side_weighted_round_robin",
@@ -171,6 +206,7 @@ func leastLoadedPolicy() *clusterv3.LoadBalancingPolicy {
 				WeightExpirationPeriod:  durationpb.New(leastLoadedExpiration),
 				WeightUpdatePeriod:      durationpb.New(leastLoadedUpdate),
 				ErrorUtilizationPenalty: wrapperspb.Float(leastLoadedPenalty),
+				SlowStartConfig:         commonSlowStartConfig(slow),
 			}),
 		},
 	}}}

@@ -51,6 +51,9 @@ type compiledRule struct {
 	// timeoutSet is false when the rule gives no timeout: the default applies.
 	timeoutSet bool
 	retry      *shoalv1.RetryPolicy
+	// tune holds the rule's proxy settings for its clusters (issue 17);
+	// nil when it sets none, so the rule shares the default clusters.
+	tune *tuning
 }
 
 type dest struct {
@@ -195,6 +198,9 @@ func compileRule(r *shoalv1.Rule) (*compiledRule, error) {
 	cr.timeoutSet = r.GetTimeout() != nil
 	if err := checkRetry(r.GetRetry()); err != nil {
 		return nil, fmt.Errorf("retry: %w", err)
+	}
+	if cr.tune, err = compileTuning(r); err != nil {
+		return nil, err
 	}
 	return cr, nil
 }

@@ -91,14 +91,25 @@ func clusterName(claName string, k lbKind) string {
 	return claName
 }
 
-// variantName is clusterName with a bounded-load factor: a consistent
-// hashing cluster whose rule sets balance_factor N is "<name>/balance-N",
-// so rules with different bounds (or none) never share a cluster.
-func variantName(claName string, k lbKind, balance uint32) string {
-	if balance == 0 {
-		return clusterName(claName, k)
+// variantName is clusterName with a bounded-load factor and a rule's
+// proxy settings: a consistent hashing cluster whose rule sets
+// balance_factor N is "<name>/balance-N", and a rule with circuit
+// breakers, slow start or stall detection of its own (issue 17) adds
+// "/cfg-<hash>" (tuning.key), after "/round_robin" for the round robin
+// default, so rules with different bounds or settings never share a
+// cluster and the segment after the first "/" is always the strategy.
+func variantName(claName string, k lbKind, balance uint32, tu *tuning) string {
+	name := clusterName(claName, k)
+	if balance != 0 {
+		name += "/balance-" + strconv.FormatUint(uint64(balance), 10)
 	}
-	return clusterName(claName, k) + "/balance-" + strconv.FormatUint(uint64(balance), 10)
+	if tu != nil {
+		if k == lbRoundRobin {
+			name += "/round_robin"
+		}
+		name += "/" + tu.key
+	}
+	return name
 }
 
 // boundedLoad is the balance factor a cluster of kind k takes: only

@@ -140,12 +140,12 @@ func (t *translator) route(vhost string, i int, rule *compiledRule) *routev3.Rou
 	action := &routev3.RouteAction{HashPolicy: t.hashPolicy(rule.hashKey)}
 	if len(rule.dests) == 1 {
 		d := rule.dests[0]
-		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: variantName(subsetName(d.service, d.subset), kind, balance)}
+		action.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: variantName(subsetName(d.service, d.subset), kind, balance, rule.tune)}
 	} else {
 		wc := &routev3.WeightedCluster{}
 		for _, d := range rule.dests {
 			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
-				Name:   variantName(subsetName(d.service, d.subset), kind, balance),
+				Name:   variantName(subsetName(d.service, d.subset), kind, balance, rule.tune),
 				Weight: wrapperspb.UInt32(d.weight),
 			})
 		}

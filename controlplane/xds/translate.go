@@ -89,6 +89,8 @@ type clusterSpec struct {
 	kind lbKind
 	// balance is hash_balance_factor (consistent hashing only; 0: none).
 	balance uint32
+	// tune is the rule's proxy settings; nil: the defaults.
+	tune *tuning
 }
 
 func newTranslator(in Input, caps Capabilities) *translator {
@@ -137,7 +139,7 @@ func (t *translator) addServices(routes []*compiledRoute) {
 				}
 				cla := t.addSubset(d.service, d.subset)
 				balance := boundedLoad(kind, rule.balance)
-				t.clusterSpecs[variantName(cla, kind, balance)] = clusterSpec{cla: cla, kind: kind, balance: balance}
+				t.clusterSpecs[variantName(cla, kind, balance, rule.tune)] = clusterSpec{cla: cla, kind: kind, balance: balance, tune: rule.tune}
 			}
 		}
 	}

@@ -121,6 +121,40 @@ var goldenCases = []struct {
 		route("lr", []string{"orders"}, rule(shoalv1.Strategy_STRATEGY_LEAST_REQUEST, to("orders"))),
 	}}},
 	{name: "policy", in: policyInput()},
+	// Issue 17: per-rule circuit breakers, slow start and stall detection
+	// under every strategy that ramps up; two rules with equal settings
+	// share a cluster, a rule without settings keeps the default one.
+	{name: "tuned", in: Input{Endpoints: ordersFleet(), Routes: []*shoalv1.Route{
+		route("tuned", []string{"orders"},
+			tuned(&shoalv1.Rule{Match: &shoalv1.Match{Path: &shoalv1.Match_Prefix{Prefix: "/rr"}}, Destinations: []*shoalv1.Destination{to("orders")}}),
+			tuned(&shoalv1.Rule{Match: &shoalv1.Match{Path: &shoalv1.Match_Prefix{Prefix: "/rr-again"}}, Destinations: []*shoalv1.Destination{to("orders")}}),
+			tuned(rule(shoalv1.Strategy_STRATEGY_LEAST_REQUEST, to("orders")), func(r *shoalv1.Rule) {
+				r.Match = &shoalv1.Match{Path: &shoalv1.Match_Prefix{Prefix: "/lr"}}
+				r.SlowStart = &shoalv1.SlowStart{Window: dur(time.Minute)}
+			}),
+			tuned(rule(shoalv1.Strategy_STRATEGY_LEAST_LOADED, to("orders")), func(r *shoalv1.Rule) {
+				r.Match = &shoalv1.Match{Path: &shoalv1.Match_Prefix{Prefix: "/ll"}}
+				r.StallDetection = &shoalv1.StallDetection{MinThreshold: dur(2 * time.Second), MaxThreshold: dur(30 * time.Second)}
+			}),
+			&shoalv1.Rule{
+				Match:          &shoalv1.Match{Path: &shoalv1.Match_Prefix{Prefix: "/poll"}},
+				Destinations:   []*shoalv1.Destination{to("users")},
+				StallDetection: &shoalv1.StallDetection{Disabled: true},
+			},
+			rule(shoalv1.Strategy_STRATEGY_ROUND_ROBIN, to("orders")),
+		),
+	}}},
+}
+
+// tuned gives r every proxy setting (issue 17), then applies the changes.
+func tuned(r *shoalv1.Rule, changes ...func(*shoalv1.Rule)) *shoalv1.Rule {
+	r.CircuitBreakers = &shoalv1.CircuitBreakers{MaxConnections: 50, MaxPendingRequests: 20, MaxRequests: 100, MaxRetries: 5, MaxRequestsPerEndpoint: 10}
+	r.SlowStart = &shoalv1.SlowStart{Window: dur(30 * time.Second), Aggression: proto.Float64(2), MinWeightPercent: proto.Float64(5)}
+	r.StallDetection = &shoalv1.StallDetection{Disabled: true}
+	for _, c := range changes {
+		c(r)
+	}
+	return r
 }
 
 func TestTranslateGolden(t *testing.T) {

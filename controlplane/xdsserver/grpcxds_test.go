@@ -13,6 +13,7 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	grpcxds "google.golang.org/grpc/xds"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	"github.com/shoal-mesh/shoal/controlplane/xdsserver/xdsservertest"
@@ -203,6 +204,45 @@ func TestGRPCGoXDSClient(t *testing.T) {
 		})
 		seen := map[string]bool{}
 		pollUntil(ctx, t, "weighted round robin spreads over every backend", func() bool {
+			if id, err := tryCall(ctx, client, ""); err == nil {
+				seen[id] = true
+			}
+			return len(seen) == 3
+		})
+	})
+
+	// Issue 17: a rule's circuit breakers, slow start and stall detection
+	// give it clusters of its own (echo/least_loaded/cfg-...); grpc-go
+	// takes them (it reads max_requests, gRFC A32; slow start and the
+	// shoal metadata are left out for it).
+	t.Run("a rule's proxy settings are not NACKed", func(t *testing.T) {
+		clusters := func() (sent, acked string) {
+			for _, c := range srv.Status() {
+				for _, rs := range c.GetResources() {
+					if rs.GetNackError() != "" {
+						t.Fatalf("client %s NACKed %s: %s", c.GetNodeId(), rs.GetTypeUrl(), rs.GetNackError())
+					}
+					if rs.GetTypeUrl() == resource.ClusterType {
+						sent, acked = rs.GetSentVersion(), rs.GetAckedVersion()
+					}
+				}
+			}
+			return sent, acked
+		}
+		before, _ := clusters()
+		srv.Update(xds.Input{Endpoints: eps, Routes: []*shoalv1.Route{{Name: "echo", Hosts: []string{"echo"}, Rules: []*shoalv1.Rule{{
+			Destinations:    []*shoalv1.Destination{{Service: "echo"}},
+			Strategy:        shoalv1.Strategy_STRATEGY_LEAST_LOADED,
+			CircuitBreakers: &shoalv1.CircuitBreakers{MaxRequests: 50, MaxRequestsPerEndpoint: 5, MaxRetries: 2},
+			SlowStart:       &shoalv1.SlowStart{Window: durationpb.New(30 * time.Second)},
+			StallDetection:  &shoalv1.StallDetection{Disabled: true},
+		}}}}})
+		pollUntil(ctx, t, "grpc-go ACKed the clusters with the rule's own", func() bool {
+			sent, acked := clusters()
+			return sent != before && acked == sent
+		})
+		seen := map[string]bool{}
+		pollUntil(ctx, t, "calls through the rule's cluster reach every backend", func() bool {
 			if id, err := tryCall(ctx, client, ""); err == nil {
 				seen[id] = true
 			}

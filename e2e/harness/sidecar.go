@@ -157,6 +157,17 @@ type ClusterStatus struct {
 	Name      string           `json:"name"`
 	LB        string           `json:"lb"`
 	Endpoints []EndpointStatus `json:"endpoints"`
+	// Circuit-breaker limits and the cluster's stall detection (issue 17).
+	MaxRequests            int `json:"max_requests"`
+	MaxRequestsPerEndpoint int `json:"max_requests_per_endpoint"`
+	MaxConnections         int `json:"max_connections"`
+	MaxRetries             int `json:"max_retries"`
+	StallDetection         struct {
+		Disabled bool `json:"disabled"`
+	} `json:"stall_detection"`
+	SlowStart *struct {
+		WindowNS int64 `json:"window_ns"`
+	} `json:"slow_start"`
 }
 
 // EndpointStatus mirrors one endpoint of the admin /clusters JSON.
@@ -166,6 +177,8 @@ type EndpointStatus struct {
 	Ejected bool   `json:"ejected"`
 	// Stalled: requests in flight and none answered (a blocked event loop).
 	Stalled bool `json:"stalled"`
+	// Attempts is the sidecar's attempts in flight on the endpoint.
+	Attempts int64 `json:"attempts_in_flight"`
 }
 
 // Routable reports whether the endpoint may take traffic.

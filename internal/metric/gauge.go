@@ -1,6 +1,7 @@
 package metric
 
 import (
+	"fmt"
 	"math"
 	"sync/atomic"
 )
@@ -86,4 +87,40 @@ func (g *GaugeFunc) describe(dst []Family) []Family { return describeOne(dst, g.
 
 func (g *GaugeFunc) collect(dst []Family) []Family {
 	return collectOne(dst, g.d, Sample{Value: g.f()})
+}
+
+// GaugeVecFunc is a family of gauges computed when it is collected (a
+// scrape): f emits one sample per combination of label values, for state
+// that lives elsewhere (a proxy's clusters) and would cost the hot path
+// to mirror in gauges. Safe for concurrent use if f is.
+type GaugeVecFunc struct {
+	f func(emit func(value float64, labelValues ...string))
+	d *desc
+}
+
+// NewGaugeVecFunc returns a gauge family to register whose samples f
+// emits at every collection, label values in the order of labelNames.
+// f must be safe for concurrent use, must not block and must not emit
+// one combination twice.
+func NewGaugeVecFunc(o GaugeOpts, labelNames []string, f func(emit func(value float64, labelValues ...string))) *GaugeVecFunc {
+	return &GaugeVecFunc{f: f, d: newDesc(o.Name, o.Help, GaugeType, labelNames)}
+}
+
+func (g *GaugeVecFunc) describe(dst []Family) []Family { return append(dst, g.d.family()) }
+
+func (g *GaugeVecFunc) collect(dst []Family) []Family {
+	f := g.d.family()
+	g.f(func(v float64, lvs ...string) {
+		if len(lvs) != len(g.d.labels) {
+			panic(fmt.Sprintf("metric: %s: %d label values for %d label names", g.d.name, len(lvs), len(g.d.labels)))
+		}
+		lvs = validUTF8(lvs)
+		values := make([]string, len(lvs))
+		for i, pos := range g.d.order {
+			values[i] = lvs[pos]
+		}
+		f.Samples = append(f.Samples, Sample{LabelValues: values, Value: v})
+	})
+	sortSamples(f.Samples)
+	return append(dst, f)
 }

@@ -258,6 +258,21 @@ func TestServeHTTP(t *testing.T) {
 	}
 }
 
+func TestGaugeVecFuncEmitsSortedSamplesWhenCollected(t *testing.T) {
+	reg := NewRegistry()
+	limit := 7.0
+	reg.MustRegister(NewGaugeVecFunc(GaugeOpts{Name: "x_limit", Help: "Limits."}, []string{"resource", "cluster"}, func(emit func(float64, ...string)) {
+		emit(limit, "requests", "b")
+		emit(3, "retries", "a")
+	}))
+	limit = 9
+	text := string(AppendText(nil, reg.Gather()))
+	want := "x_limit{cluster=\"a\",resource=\"retries\"} 3\nx_limit{cluster=\"b\",resource=\"requests\"} 9\n"
+	if !strings.Contains(text, want) {
+		t.Errorf("text = %q, want %q", text, want)
+	}
+}
+
 func TestGaugeFuncIsComputedWhenCollected(t *testing.T) {
 	reg := NewRegistry()
 	n := 0.0

@@ -64,8 +64,10 @@ test('every response carries a report with the standard fields', async (t) => {
 
 test('a blocked event loop shows as utilization and delay', async (t) => {
   const server = http.createServer((req, res) => res.end('ok'));
-  // One interval per window, updated by hand: the block alone is measured.
-  const r = new LoadReporter({ intervalMs: 60_000, windowMs: 60_000 });
+  // The test updates the report itself, one interval per window: a
+  // periodic update firing late, right after the block, would start a new
+  // (idle) interval, and a longer window would hold the test's idle start.
+  const r = new LoadReporter({ intervalMs: 3_600_000, windowMs: 3_600_000 });
   r.watch(server);
   t.after(() => {
     r.stop();

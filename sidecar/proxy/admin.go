@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"time"
 )
 
@@ -14,7 +15,20 @@ type ClusterStatus struct {
 	// MaxRequestsPerEndpoint each endpoint's.
 	MaxRequests            int `json:"max_requests"`
 	MaxRequestsPerEndpoint int `json:"max_requests_per_endpoint"`
-	Ejected                int `json:"ejected"`
+	// MaxConnections bounds Connections, the open upstream HTTP/1.1 and
+	// TCP connections (pooled included); MaxRetries bounds
+	// RetriesInFlight, the requests retrying under a route retry policy.
+	// MaxPendingRequests is reported only: the proxy queues no request.
+	MaxConnections     int   `json:"max_connections"`
+	Connections        int64 `json:"connections"`
+	MaxPendingRequests int   `json:"max_pending_requests"`
+	MaxRetries         int   `json:"max_retries"`
+	RetriesInFlight    int64 `json:"retries_in_flight"`
+	// SlowStart is the cluster's ramp for new endpoints; absent when off.
+	SlowStart *SlowStartStatus `json:"slow_start,omitempty"`
+	// StallDetection is the cluster's stuck-endpoint detection.
+	StallDetection StallStatus `json:"stall_detection"`
+	Ejected        int         `json:"ejected"`
 	// Stalled counts endpoints currently marked stalled.
 	Stalled   int              `json:"stalled"`
 	Endpoints []EndpointStatus `json:"endpoints"`
@@ -50,6 +64,20 @@ type EndpointStatus struct {
 	IdleConns int `json:"idle_conns"`
 }
 
+// SlowStartStatus is a cluster's slow start (route.SlowStart).
+type SlowStartStatus struct {
+	Window           time.Duration `json:"window_ns"`
+	Aggression       float64       `json:"aggression"`
+	MinWeightPercent float64       `json:"min_weight_percent"`
+}
+
+// StallStatus is a cluster's stall detection (route.StallDetection).
+type StallStatus struct {
+	Disabled bool          `json:"disabled"`
+	Min      time.Duration `json:"min_threshold_ns"`
+	Max      time.Duration `json:"max_threshold_ns"`
+}
+
 // LoadReportStatus is an endpoint's last ORCA load report.
 type LoadReportStatus struct {
 	Utilization float64   `json:"utilization"`
@@ -67,7 +95,13 @@ func (p *Proxy) Clusters() []ClusterStatus {
 	for i, cl := range b.table.Clusters {
 		cs := b.clusters[i]
 		st := ClusterStatus{Name: cl.Name, Protocol: cl.Protocol.String(), LB: cl.LB.Name(), InFlight: cs.inflight.Load(),
-			MaxRequests: cl.MaxRequests, MaxRequestsPerEndpoint: cl.MaxRequestsPerEndpoint, Ejected: int(cs.ejected.Load()), Stalled: int(cs.stalled.Load())}
+			MaxRequests: cl.MaxRequests, MaxRequestsPerEndpoint: cl.MaxRequestsPerEndpoint, Ejected: int(cs.ejected.Load()), Stalled: int(cs.stalled.Load()),
+			MaxConnections: cl.MaxConnections, Connections: cs.conns.Load(), MaxPendingRequests: cl.MaxPendingRequests,
+			MaxRetries: cl.MaxRetries, RetriesInFlight: cs.retrying.Load(),
+			StallDetection: StallStatus{Disabled: cl.Stall.Disabled, Min: cl.Stall.Min, Max: cl.Stall.Max}}
+		if ss := cl.SlowStart; ss.Window > 0 {
+			st.SlowStart = &SlowStartStatus{Window: ss.Window, Aggression: cmp.Or(ss.Aggression, 1), MinWeightPercent: max(cmp.Or(ss.MinWeightPercent, 10), 0)}
+		}
 		for j, e := range cl.LBEndpoints() {
 			h := b.hosts[i][j]
 			es := EndpointStatus{Address: e.Address, Weight: e.EffectiveWeight(), Healthy: e.Healthy, InFlight: e.InFlight(), TimesEjected: int(h.timesEjected.Load()),

@@ -231,7 +231,13 @@ func BenchmarkProxyHTTP1NewConn(b *testing.B) {
 // benchmark ends, and returns its address.
 func benchProxy(b *testing.B, cc route.ClusterConfig) string {
 	b.Helper()
-	p, err := New(Config{})
+	return benchProxyWith(b, Config{}, cc)
+}
+
+// benchProxyWith is benchProxy with the proxy's configuration.
+func benchProxyWith(b *testing.B, cfg Config, cc route.ClusterConfig) string {
+	b.Helper()
+	p, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

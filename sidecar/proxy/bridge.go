@@ -15,6 +15,7 @@ import (
 // the slow path; the fast path is forward.
 func (c *conn) forwardViaTransport(a *attempt) (int, bool) {
 	x := &transportExchange{a: *a}
+	defer x.a.release() // the copy takes the retry slot
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if c.req.upgrade {

@@ -16,7 +16,9 @@ import (
 type clusterState struct {
 	name     string
 	m        *metrics
-	inflight atomic.Int64 // circuit breaker
+	inflight atomic.Int64 // circuit breaker: requests in flight
+	conns    atomic.Int64 // open HTTP/1.1 and TCP upstream connections (MaxConnections)
+	retrying atomic.Int64 // requests holding a retry slot (MaxRetries)
 	ejected  atomic.Int32 // hosts currently ejected
 	stalled  atomic.Int32 // hosts currently marked stalled
 	codes    codeCounters

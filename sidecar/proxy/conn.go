@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -71,8 +72,13 @@ type conn struct {
 
 	// serveRaw's state (rawio_unix.go): the raw connection (nil: blocking
 	// reads only), its callback bound once, and the step it leaves with.
-	rc       syscall.RawConn
-	w        *connWriter // under bw
+	rc syscall.RawConn
+	w  *connWriter // under bw
+	// Over TLS (RawTLSConn): tlsRT until its handshake is done, then the
+	// *tls.Conn and the socket under it (rc is the socket's).
+	tlsRT    RawTLSConn
+	tc       *tls.Conn
+	ts       *tlsSock
 	readable func(fd uintptr) bool
 	inRaw    bool
 	rawFirst bool
@@ -142,8 +148,27 @@ func (p *Proxy) newConn(nc net.Conn, mode Mode) *conn {
 	c.resp.headers = bufs.respH[:0]
 	c.out = bufs.out[:0]
 	c.rc = rawConn(nc)
+	if rt, ok := nc.(RawTLSConn); ok && c.rc == nil {
+		c.tlsRT = rt
+	}
 	c.readable = c.onClientReadable
 	return c
+}
+
+// rawTLS switches a TLS client connection to the raw path once its
+// handshake is done (the first request is read by the blocking path,
+// which runs the handshake).
+func (c *conn) rawTLS() {
+	tc := c.tlsRT.RawTLS()
+	if tc == nil {
+		return
+	}
+	c.tlsRT = nil
+	if ts, ok := tc.NetConn().(*tlsSock); ok {
+		if rc := rawConn(ts.Conn); rc != nil {
+			c.tc, c.ts, c.rc = tc, ts, rc
+		}
+	}
 }
 
 // release returns the connection's buffers to the pool when serve is done
@@ -204,11 +229,16 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	defer c.lingerIfPending()
 	defer c.endWriteTimedOut()
-	if c.mode.Kind == Fixed {
+	if k := c.mode.Kind; k == Fixed || k == Inbound {
+		// A TCP cluster: an --upstream port for a TCP service, or the
+		// inbound listener of a TCP app (--app-protocol tcp).
 		b := c.p.bound.Load()
 		if cl := b.table.Cluster(c.mode.Cluster); cl != nil && cl.Protocol == route.TCP {
 			c.pinned = true
 			c.state.Store(stateActive)
+			if k == Inbound && !c.admitTCP(b, cl) {
+				return
+			}
 			c.serveTCP(b, cl)
 			return
 		}
@@ -216,6 +246,9 @@ func (c *conn) serve() {
 	for first := true; ; first = false {
 		if c.p.shutting.Load() || !c.state.CompareAndSwap(stateActive, stateIdle) && !first {
 			return
+		}
+		if c.tlsRT != nil {
+			c.rawTLS()
 		}
 		if c.rc != nil {
 			if !c.afterRaw(c.serveRaw(first)) {

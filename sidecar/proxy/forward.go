@@ -22,6 +22,7 @@ const (
 	stale                        // a reused connection failed before any response
 	clientFailed                 // the client's body was malformed or cut
 	stalled                      // the host was marked stalled while nothing had arrived
+	connOverflow                 // no connection: the cluster is at MaxConnections
 )
 
 // attempt is the per-request retry state shared by forward (HTTP/1.1) and
@@ -41,6 +42,9 @@ type attempt struct {
 	last       int           // the status for the client when no attempt is left
 	idempotent bool          // the request's method is (a stalled host may be probed)
 	full       bool          // the last pick skipped a host at its in-flight limit
+	// retrySlot is set while the request holds one of its cluster's
+	// MaxRetries slots (from its first policy retry until release).
+	retrySlot bool
 
 	info   lb.PickInfo // hash key and excluded (tried) addresses
 	tried  [lb.MaxExcluded]*host
@@ -84,12 +88,10 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 		case h == nil && len(a.cl.Endpoints) == 0:
 			c.al.flags |= accesslog.NoHealthyUpstream
 			return 503, c.localReply(503, noInstanceMessage(a.cl.Name))
-		case h == nil && a.full:
-			c.al.flags |= accesslog.UpstreamOverflow
-			return 503, c.localReply(503, "upstream overflow (every endpoint at its in-flight limit)")
 		case h == nil:
-			c.al.flags |= accesslog.NoHealthyUpstream
-			return 502, c.localReply(502, "no healthy upstream")
+			code, msg, flag := a.noPick()
+			c.al.flags |= flag
+			return code, c.localReply(code, msg)
 		case a.triedHost(h):
 			c.al.flags |= accesslog.UpstreamRetryLimitExceeded
 			return a.last, c.localReply(a.last, failureMessage(a.last))
@@ -102,6 +104,9 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 			return code, keep
 		case clientFailed:
 			return code, false
+		case connOverflow:
+			c.al.flags |= accesslog.UpstreamOverflow
+			return 503, c.localReply(503, "upstream overflow (connection limit)")
 		}
 		c.al.flags |= outcomeFlag(out)
 		if !a.again(out, code, h, c.req.idempotent()) {
@@ -156,6 +161,13 @@ func (a *attempt) again(out outcome, code int, h *host, idempotent bool) bool {
 		case !idempotent || !a.replayable || (!a.deadline.IsZero() && !time.Now().Before(a.deadline)):
 			return false
 		case a.retries > 0:
+			// On the route's budget but not under max_retries: a stall
+			// leaves many requests waiting at once, and every proxy route
+			// has a policy (the control plane's default retries connect
+			// failures), so Envoy's default of 3 retries in flight would
+			// fail the rest of them (issue 17: none may be lost).
+			a.retries--
+			return true
 		case a.connects > 0:
 			a.connects--
 			return true
@@ -165,14 +177,47 @@ func (a *attempt) again(out outcome, code int, h *host, idempotent bool) bool {
 	case retryStatus:
 		a.last = code
 	}
+	if !a.takeRetrySlot() {
+		return false
+	}
 	a.retries--
 	return true
+}
+
+// takeRetrySlot reports whether a policy retry may start under the
+// cluster's circuit breaker on retries in flight (MaxRetries, Envoy's
+// max_retries): a request takes a slot at its first policy retry and
+// holds it until release.
+func (a *attempt) takeRetrySlot() bool {
+	if a.retrySlot {
+		return true
+	}
+	if int(a.cs.retrying.Add(1)) > a.cl.MaxRetries {
+		a.cs.retrying.Add(-1)
+		return false
+	}
+	a.retrySlot = true
+	return true
+}
+
+// retrySlotFree reports whether takeRetrySlot would succeed now.
+func (a *attempt) retrySlotFree() bool {
+	return a.retrySlot || int(a.cs.retrying.Load()) < a.cl.MaxRetries
+}
+
+// release gives back the request's retry slot; every path that inits an
+// attempt calls it when the request ends.
+func (a *attempt) release() {
+	if a.retrySlot {
+		a.retrySlot = false
+		a.cs.retrying.Add(-1)
+	}
 }
 
 // mayRetry reports whether a failed attempt without a response may be
 // retried under the route policy.
 func (a *attempt) mayRetry() bool {
-	if a.retries <= 0 || !a.replayable || !a.policy().RetryReset() {
+	if a.retries <= 0 || !a.replayable || !a.policy().RetryReset() || !a.retrySlotFree() {
 		return false
 	}
 	return a.deadline.IsZero() || time.Now().Before(a.deadline)
@@ -203,7 +248,7 @@ func (a *attempt) mayRetryGRPC(code int) bool {
 // mayRetryResponse reports whether a received response may be dropped for
 // another attempt: budget left, request replayable, an untried host left.
 func (a *attempt) mayRetryResponse() bool {
-	return a.retries > 0 && a.replayable && a.nTried < len(a.hosts)
+	return a.retries > 0 && a.replayable && a.nTried < len(a.hosts) && a.retrySlotFree()
 }
 
 func failureMessage(code int) string {
@@ -255,6 +300,17 @@ func (a *attempt) pick() (*lb.Endpoint, *host) {
 	return last, lastHost
 }
 
+// noPick is the answer when pick found no endpoint although the cluster
+// has some: 503 as Envoy answers, "upstream overflow" (UO) when it skipped
+// endpoints at their in-flight limit, else "no healthy upstream" (UH):
+// every endpoint is unhealthy, ejected or stalled.
+func (a *attempt) noPick() (code int, msg string, flag accesslog.Flags) {
+	if a.full {
+		return 503, "upstream overflow (every endpoint at its in-flight limit)", accesslog.UpstreamOverflow
+	}
+	return 503, "no healthy upstream", accesslog.NoHealthyUpstream
+}
+
 func (a *attempt) triedHost(h *host) bool {
 	for i := 0; i < a.nTried; i++ {
 		if a.tried[i] == h {
@@ -299,6 +355,9 @@ func (c *conn) tryOn(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 		}
 		reused := uc != nil
 		if uc == nil {
+			if !a.cs.roomForConn(a.cl.MaxConnections) {
+				return connOverflow, 503, false
+			}
 			var err error
 			if uc, err = c.p.dial(h, e, a.cl.ConnectTimeout, a.deadline); err != nil {
 				return connectFailed, 502, false

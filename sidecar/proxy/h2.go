@@ -207,6 +207,7 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	defer cs.inflight.Add(-1)
 	a := &x.a
 	a.init(b, rt, cl, start, h.p.cfg.ConnectRetries)
+	defer a.release()
 	if rt != nil {
 		if hk, ok := rt.HashKey(&x.view); ok {
 			a.info.SetHash(hk)

@@ -60,24 +60,29 @@ type fwState struct {
 	timerAt  time.Time   // when the timer fires; zero: not armed
 	tryAt    time.Time   // the attempt's deadline until its response headers; zero: none
 	idle     time.Duration
-	progress uint64 // counts frames moved either way (stream idle timeout)
-	seen     uint64 // progress when the idle timer was armed
-	body     []byte // request bytes from offset base on
-	base     int64  // bytes dropped from the front of body
-	sent     int64  // bytes sent on the current attempt
-	granted  int64  // bytes granted back to the client
-	recv     int64
-	reqEnd   bool
-	sentEnd  bool
-	relayed  bool // the response (or a local reply) started downstream
-	resp     []byte
-	respEnd  bool
-	respTr   []hpack.HeaderField // trailers waiting behind resp
-	hasTr    bool
-	kept     *keptResponse
-	code     int
-	done     bool
-	released bool // back in the pool; set by unlock
+	idleAt   time.Time // when the stream idle timeout is due if no frame moves
+	progress uint64    // counts frames moved either way (stream idle timeout)
+	seen     uint64    // progress when the idle timer was armed
+	// Stall detection (h2stall.go): when the attempt's request headers
+	// went out, and when its stall check is due (zero: no watch).
+	sentAt, stallAt time.Time
+	stallEnded      bool   // the exchange ended in 504 because its host stalled
+	body            []byte // request bytes from offset base on
+	base            int64  // bytes dropped from the front of body
+	sent            int64  // bytes sent on the current attempt
+	granted         int64  // bytes granted back to the client
+	recv            int64
+	reqEnd          bool
+	sentEnd         bool
+	relayed         bool // the response (or a local reply) started downstream
+	resp            []byte
+	respEnd         bool
+	respTr          []hpack.HeaderField // trailers waiting behind resp
+	hasTr           bool
+	kept            *keptResponse
+	code            int
+	done            bool
+	released        bool // back in the pool; set by unlock
 }
 
 // keptResponse is a retried trailers-only gRPC response, relayed when no
@@ -111,6 +116,7 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 		}
 	}
 	fw.idempotent = idempotentMethod(s.Method)
+	fw.a.idempotent = fw.idempotent // a stalled host may be probed by it
 	// The route timer starts once the request is completely received and
 	// stops at the response headers (Envoy's; as on HTTP/1.1); the stream
 	// idle timeout bounds the rest while nothing moves.
@@ -267,13 +273,15 @@ func (fw *h2Fwd) next() {
 		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
 		return
 	case hst == nil:
-		fw.reply(502, "no healthy upstream")
+		code, msg, _ := a.noPick()
+		fw.reply(code, msg)
 		return
 	case a.triedHost(hst):
 		fw.reply(a.last, failureMessage(a.last))
 		return
 	}
 	a.markTried(hst)
+	fw.stallEnded = false
 	hst.countRequest(fw.h.p.metrics)
 	hst.load.begin()
 	fw.loadAt = time.Now()
@@ -336,6 +344,9 @@ func (fw *h2Fwd) open(cc *h2.ClientConn) bool {
 		return false
 	}
 	fw.up, fw.sentEnd = up, end
+	if end {
+		fw.watchStall()
+	}
 	fw.pump()
 	return true
 }
@@ -361,6 +372,7 @@ func (fw *h2Fwd) pump() {
 			fw.up.WriteTrailers(fw.ds.Trailers)
 		}
 		fw.sentEnd = true
+		fw.watchStall() // the whole request is out: the wait for the answer starts
 	}
 }
 

@@ -35,10 +35,13 @@ func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.Hea
 	}
 	fw.tryAt = time.Time{} // the route and per-try timers end here
 	fw.progress++
+	a, hst := &fw.a, fw.host
+	if fw.responded(status, fields) {
+		return // another sidecar's stall answer: the request leaves hst
+	}
 	fw.armTimer()
 	fields = fw.takeLoad(fields)
 	fw.loadDone(status >= 500)
-	a, hst := &fw.a, fw.host
 	gs, trailersOnly := grpcStatusField(fields)
 	if status >= 500 || trailersOnly && grpcIsServerError(gs) {
 		hst.on5xx(&a.cl.Outlier, len(a.hosts))
@@ -156,6 +159,7 @@ func (fw *h2Fwd) loadDone(failed bool) {
 
 // endAttempt leaves the current attempt, resetting its stream.
 func (fw *h2Fwd) endAttempt(reset bool) {
+	fw.stallAt = time.Time{}
 	fw.loadDone(true) // no response headers: a failed attempt
 	if fw.up != nil && reset {
 		fw.up.Reset(http2.ErrCodeCancel)
@@ -183,10 +187,14 @@ func (fw *h2Fwd) relayHeaders(status int, fields []hpack.HeaderField, end bool) 
 // reply answers with a local plain-text response.
 func (fw *h2Fwd) reply(code int, msg string) {
 	fw.relayed, fw.code = true, code
-	fw.ds.WriteHeaders(code, []hpack.HeaderField{
+	fields := []hpack.HeaderField{
 		{Name: "content-type", Value: "text/plain; charset=utf-8"},
 		{Name: "content-length", Value: strconv.Itoa(len(msg) + 1)},
-	}, false)
+	}
+	if code == 504 && fw.stallEnded {
+		fields = append(fields, hpack.HeaderField{Name: stalledHeaderLower, Value: "1"})
+	}
+	fw.ds.WriteHeaders(code, fields, false)
 	fw.resp = append(append(fw.resp[:0], msg...), '\n')
 	fw.respEnd = true
 	fw.flushResponse()
@@ -233,6 +241,7 @@ func (fw *h2Fwd) finish() {
 		cs = fw.h.p.noCluster
 	} else {
 		fw.cs.inflight.Add(-1)
+		fw.a.release()
 	}
 	cs.codes.inc(fw.code)
 	cs.latency.observe(cs.name, time.Since(fw.start).Seconds())
@@ -255,12 +264,22 @@ func (fw *h2Fwd) startTry() {
 // armTimer sets the timer to the attempt's deadline or the stream idle
 // timeout from now, whichever is first.
 func (fw *h2Fwd) armTimer() {
-	at := fw.tryAt
 	if fw.idle > 0 {
-		if idle := time.Now().Add(fw.idle); at.IsZero() || idle.Before(at) {
-			at = idle
-		}
+		fw.idleAt = time.Now().Add(fw.idle)
 		fw.seen = fw.progress
+	}
+	fw.rearm()
+}
+
+// rearm sets the timer to the earliest of the attempt's deadline, the
+// stream idle timeout armed last and the stall check.
+func (fw *h2Fwd) rearm() {
+	at := fw.tryAt
+	if fw.idle > 0 && (at.IsZero() || fw.idleAt.Before(at)) {
+		at = fw.idleAt
+	}
+	if !fw.stallAt.IsZero() && (at.IsZero() || fw.stallAt.Before(at)) {
+		at = fw.stallAt
 	}
 	fw.timerAt = at
 	switch {
@@ -294,7 +313,14 @@ func (fw *h2Fwd) onTimer() {
 	if fw.timerAt.IsZero() || now.Before(fw.timerAt) || fw.done {
 		return
 	}
+	if fw.checkStall(now) {
+		return
+	}
 	tryOver := !fw.tryAt.IsZero() && !now.Before(fw.tryAt) && !fw.relayed
+	if !tryOver && (fw.idle <= 0 || now.Before(fw.idleAt)) {
+		fw.rearm() // only the stall check was due
+		return
+	}
 	if !tryOver && fw.progress != fw.seen {
 		fw.armTimer() // bytes moved: the idle timeout starts again
 		return

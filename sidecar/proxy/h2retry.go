@@ -68,7 +68,8 @@ func (h *h2Handler) roundTrip(ctx context.Context, out *http.Request, x *transpo
 			// A gRPC client needs a gRPC status, not a local reply.
 			return kept, kept.StatusCode, ""
 		case hst == nil:
-			return nil, 502, "no healthy upstream"
+			code, msg, _ := a.noPick()
+			return nil, code, msg
 		case a.triedHost(hst):
 			return nil, a.last, failureMessage(a.last)
 		}

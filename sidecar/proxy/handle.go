@@ -64,6 +64,7 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 	}
 	defer cs.inflight.Add(-1)
 	a := c.newAttempt(b, rt, cl, start)
+	defer a.release()
 	if rt != nil {
 		if h, ok := rt.HashKey(&c.view); ok {
 			a.info.SetHash(h)

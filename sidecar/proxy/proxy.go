@@ -115,6 +115,21 @@ type UpstreamTLS interface {
 	ClientConfig(serverID string) *tls.Config
 }
 
+// RawTLSConn is implemented by an inbound TLS connection whose *tls.Conn
+// runs over a socket from NewTLSSock (the sidecar's mTLS listener). Once
+// RawTLS returns the connection (its handshake done and its peer
+// accepted), the proxy serves it from inside raw read callbacks as it
+// does plain connections: the record layer reads and writes with raw
+// system calls there, and no read is wasted between keep-alive requests.
+type RawTLSConn interface {
+	RawTLS() *tls.Conn
+}
+
+// NewTLSSock wraps the TCP connection nc for a *tls.Conn the proxy serves
+// as a RawTLSConn (tls.Server(NewTLSSock(nc), cfg)); outside the proxy's
+// callbacks it is nc.
+func NewTLSSock(nc net.Conn) net.Conn { return newTLSSock(nc) }
+
 // PeerIdentity is implemented by client connections that authenticated
 // their peer (the sidecar's mTLS inbound listener): the proxy passes the
 // identity to the app in x-forwarded-client-cert.
@@ -196,6 +211,9 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{
 		cfg: cfg, log: cfg.Logger.With("component", "proxy"), metrics: m, loads: route.NewLoads(),
 		states: make(map[string]*clusterState), listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
+	}
+	if err := p.registerBreakerMetrics(cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("proxy: register metrics: %w", err)
 	}
 	p.h2 = newH2Handler(p)
 	p.noCluster = p.clusterState("")

@@ -51,3 +51,13 @@ func (uc *upConn) onReadable(uintptr) bool { return true }
 func (c *conn) serveRaw(bool) rawStep { return rawDone }
 
 func (c *conn) onClientReadable(uintptr) bool { return true }
+
+// newTLSSock is nc here: upstream TLS reads use the plain path.
+func newTLSSock(nc net.Conn) net.Conn { return nc }
+
+// tlsSock is never made here.
+type tlsSock struct {
+	net.Conn
+	short, probe, whole bool
+	reads               int
+}

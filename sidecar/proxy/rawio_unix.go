@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -163,9 +164,16 @@ func (uc *upConn) onReadable(fd uintptr) bool {
 			uc.werr = errNotQuiet
 			return true
 		}
-		uc.w.fd = int(fd)
+		if uc.ts != nil {
+			uc.ts.enter(fd) // the record layer writes raw; uc.w passes through
+		} else {
+			uc.w.fd = int(fd)
+		}
 		err := uc.bw.Flush()
 		uc.w.fd = -1
+		if uc.ts != nil {
+			uc.ts.leave()
+		}
 		if err != nil {
 			uc.werr = err
 			return true
@@ -178,6 +186,9 @@ func (uc *upConn) onReadable(fd uintptr) bool {
 		// Part of the request (a streamed body) left before: the answer,
 		// or an early one (a 413 before the body), may be here already
 		// and its wakeup is gone, so read first.
+	}
+	if uc.ts != nil {
+		return uc.tlsReadable(fd)
 	}
 	for {
 		n, err := rawRead(fd, uc.br.buf[uc.br.w:])
@@ -197,6 +208,149 @@ func (uc *upConn) onReadable(fd uintptr) bool {
 	}
 }
 
+// tlsReadable reads the first bytes of the answer through the *tls.Conn
+// inside the raw callback: its socket reads raw and says "would block"
+// (a temporary error, after which tls.Conn keeps the partial record and
+// its state) instead of waiting, so no read(2) is wasted before the
+// answer is there.
+func (uc *upConn) tlsReadable(fd uintptr) bool {
+	uc.ts.enter(fd)
+	n, err := uc.nc.Read(uc.br.buf[uc.br.w:])
+	uc.ts.leave()
+	uc.br.w += n
+	switch {
+	case n > 0:
+		return true
+	case err == errWouldBlock || err == nil:
+		return false
+	}
+	uc.rerr = err
+	return true
+}
+
+// tlsSock is the TCP connection under an upstream *tls.Conn. While fd is
+// set (inside a raw read callback of the connection) it reads and writes
+// with raw system calls like connWriter, and a read that would block
+// returns errWouldBlock instead of waiting; otherwise it is the plain
+// net.Conn.
+type tlsSock struct {
+	net.Conn
+	// raw is the descriptor + 1 inside a callback, 0 outside. Atomic: a
+	// Close from another goroutine (Shutdown, a pool) writes close_notify.
+	raw atomic.Int32
+	// short is set by each raw read: it left the socket empty.
+	short bool
+	// probe makes a read inside a callback return errWouldBlock without a
+	// system call (conn.tlsRead asks the record layer what it holds).
+	probe bool
+	// The TLS record framing of the bytes read so far (track): need is
+	// what the current record still lacks, hdr/hdrN a partial header.
+	need, hdrN int
+	hdr        [5]byte
+	// reads counts the raw reads (conn.tlsRead resets it); whole says the
+	// last one brought exactly one record, starting at a record boundary.
+	reads int
+	whole bool
+}
+
+// track follows the record framing of b, the next bytes read from the
+// socket, and returns how many records ended in it.
+func (s *tlsSock) track(b []byte) (ended int) {
+	for len(b) > 0 {
+		if s.need > 0 {
+			k := min(s.need, len(b))
+			s.need -= k
+			b = b[k:]
+			if s.need == 0 {
+				ended++
+			}
+			continue
+		}
+		k := copy(s.hdr[s.hdrN:], b)
+		s.hdrN += k
+		b = b[k:]
+		if s.hdrN == len(s.hdr) {
+			s.hdrN, s.need = 0, int(s.hdr[3])<<8|int(s.hdr[4])
+			if s.need == 0 {
+				ended++
+			}
+		}
+	}
+	return ended
+}
+
+func (s *tlsSock) aligned() bool { return s.need == 0 && s.hdrN == 0 }
+
+func newTLSSock(nc net.Conn) net.Conn {
+	if rawConn(nc) == nil {
+		return nc
+	}
+	return &tlsSock{Conn: nc}
+}
+
+func (s *tlsSock) enter(fd uintptr) { s.raw.Store(int32(fd) + 1) }
+func (s *tlsSock) leave()           { s.raw.Store(0) }
+
+func (s *tlsSock) Read(p []byte) (int, error) {
+	fd := int(s.raw.Load()) - 1
+	if fd < 0 || len(p) == 0 {
+		n, err := s.Conn.Read(p)
+		s.track(p[:max(n, 0)])
+		return n, err
+	}
+	if s.probe {
+		return 0, errWouldBlock
+	}
+	for {
+		n, e := rawRead(uintptr(fd), p)
+		s.short = n < len(p)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case e != 0:
+			return 0, os.NewSyscallError("read", e)
+		case n == 0:
+			return 0, io.EOF
+		}
+		aligned := s.aligned()
+		s.reads++
+		s.whole = aligned && s.track(p[:n]) == 1 && s.aligned()
+		return n, nil
+	}
+}
+
+func (s *tlsSock) Write(p []byte) (int, error) {
+	n := 0
+	fd := int(s.raw.Load()) - 1
+	for fd >= 0 && n < len(p) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			break // EAGAIN (the net.Conn waits for room), or an error it reports
+		}
+		n += int(m)
+	}
+	if n == len(p) {
+		return n, nil
+	}
+	m, err := s.Conn.Write(p[n:])
+	return n + m, err
+}
+
+// errWouldBlock is tlsSock's read error inside a callback when the socket
+// has nothing: temporary, so tls.Conn does not make it sticky.
+var errWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "proxy: read would block" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
 // serveRaw serves the client connection's requests from inside one raw
 // read for as long as each request is self-contained (head and body
 // buffered, plain HTTP/1.1 upstream): after a response it waits for the
@@ -206,6 +360,9 @@ func (uc *upConn) onReadable(fd uintptr) bool {
 // with a step for the blocking path in serve.
 func (c *conn) serveRaw(first bool) rawStep {
 	c.rawFirst, c.rawStep, c.rawErr, c.rawHerr = first, rawDone, nil, nil
+	if c.ts != nil {
+		c.ts.short = false // learnt again after this read's prepare
+	}
 	c.inRaw = true
 	err := c.rc.Read(c.readable)
 	c.inRaw = false
@@ -219,9 +376,16 @@ func (c *conn) serveRaw(first bool) rawStep {
 // onClientReadable is serveRaw's callback; it reports whether serveRaw
 // is done (c.rawStep says why).
 func (c *conn) onClientReadable(fd uintptr) bool {
-	c.w.fd = int(fd)
+	if c.ts != nil {
+		c.ts.enter(fd) // the record layer reads and writes raw; c.w passes through
+	} else {
+		c.w.fd = int(fd)
+	}
 	done := c.clientReadable(fd)
 	c.w.fd = -1
+	if c.ts != nil {
+		c.ts.leave()
+	}
 	return done
 }
 
@@ -244,17 +408,30 @@ func (c *conn) clientReadable(fd uintptr) bool {
 			return true
 		}
 		space := len(c.br.buf) - c.br.w
-		n, err := rawRead(fd, c.br.buf[c.br.w:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			drained = true
-			continue
-		case err != 0:
-			c.rawErr = os.NewSyscallError("read", err)
-		case n == 0:
-			c.rawErr = io.EOF
+		var n int
+		var short bool
+		if c.ts != nil {
+			n, short, c.rawErr = c.tlsRead(c.br.buf[c.br.w:])
+			if c.rawErr == errWouldBlock {
+				c.rawErr = nil
+				drained = true
+				continue
+			}
+		} else {
+			var err syscall.Errno
+			n, err = rawRead(fd, c.br.buf[c.br.w:])
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				drained = true
+				continue
+			case err != 0:
+				c.rawErr = os.NewSyscallError("read", err)
+			case n == 0:
+				c.rawErr = io.EOF
+			}
+			short = n < space
 		}
 		if c.rawErr != nil {
 			if c.br.r < c.br.w && c.rawErr == io.EOF {
@@ -265,6 +442,37 @@ func (c *conn) clientReadable(fd uintptr) bool {
 		}
 		c.br.w += n
 		// A short read emptied the socket: further data brings a wakeup.
-		drained = n < space
+		drained = short
 	}
+}
+
+// tlsRead reads decrypted bytes of a TLS client connection into p inside
+// the raw callback. drained reports that nothing is left to read without
+// a wakeup: the socket's last read was short (it was empty after it) and
+// the record layer holds no further record, which a probe read that may
+// not touch the socket tells. A read that would block returns
+// errWouldBlock.
+func (c *conn) tlsRead(p []byte) (n int, drained bool, err error) {
+	c.ts.reads = 0
+	n, err = c.tc.Read(p)
+	if n == 0 {
+		if err == nil {
+			err = errWouldBlock // len(p) == 0 cannot happen: makeRoom left room
+		}
+		return 0, false, err
+	}
+	// n > 0: an error (a close_notify right behind the data) is sticky in
+	// tls.Conn and comes back on the next read.
+	if !c.ts.short || n == len(p) {
+		return n, false, nil
+	}
+	if c.ts.reads == 1 && c.ts.whole {
+		// The socket's one read brought exactly the record whose data
+		// this is, onto an empty record layer: nothing is left in it.
+		return n, true, nil
+	}
+	c.ts.probe = true
+	m, perr := c.tc.Read(p[n:])
+	c.ts.probe = false
+	return n + m, m == 0 && perr == errWouldBlock, nil
 }

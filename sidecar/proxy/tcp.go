@@ -18,7 +18,7 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 	cs, hosts := b.clusters[cl.Index], b.hosts[cl.Index]
 	a := attempt{cl: cl, cs: cs, hosts: hosts}
 	a.info.SetHash(lb.HashBytes(c.peerIP))
-	var up net.Conn
+	var up *upConn
 	var e *lb.Endpoint
 	for range 1 + c.p.cfg.ConnectRetries {
 		var h *host
@@ -28,9 +28,12 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 		}
 		a.markTried(h)
 		h.countRequest(c.p.metrics)
+		if !cs.roomForConn(cl.MaxConnections) {
+			break // at the connection limit: refused like a failed connect
+		}
 		uc, err := c.p.dial(h, e, cl.ConnectTimeout, time.Time{})
 		if err == nil {
-			up = uc.nc
+			up = uc
 			h.onSuccess()
 			break
 		}
@@ -43,12 +46,34 @@ func (c *conn) serveTCP(b *binding, cl *route.Cluster) {
 	e.Begin()
 	defer e.End()
 	c.nc.SetReadDeadline(time.Time{})
-	if pipe(c.nc, up, c.p.cfg.TCPIdleTimeout) {
+	defer up.close() // counts it closed; pipe has closed it
+	if pipe(c.nc, up.nc, c.p.cfg.TCPIdleTimeout) {
 		c.p.metrics.tcpIdleTimeouts.Inc()
 		c.p.log.Debug("tcp proxy connection idle: closed both sides", "cluster", cl.Name,
 			"peer", c.nc.RemoteAddr().String(), "upstream", e.Address, "idle_timeout", c.p.cfg.TCPIdleTimeout)
 	}
 	cs.codes.inc(200)
+}
+
+// admitTCP decides whether an inbound TCP connection reaches the app: over
+// mTLS it first completes the handshake (a zero-length read runs it, under
+// ReadHeaderTimeout), then the service's authorization policy judges the
+// caller (a TCP connection has no method or path: rules that name paths
+// or methods never admit one). A denied caller's connection is closed, as
+// Envoy's network RBAC filter does.
+func (c *conn) admitTCP(b *binding, cl *route.Cluster) bool {
+	if _, ok := c.nc.(PeerIdentity); ok {
+		c.nc.SetReadDeadline(time.Now().Add(c.p.cfg.ReadHeaderTimeout))
+		if _, err := c.nc.Read(nil); err != nil {
+			return false
+		}
+	}
+	if reason := inboundDenied(b.table, c.mode, c.callerID(), &route.Request{}); reason != "" {
+		b.clusters[cl.Index].codes.inc(403)
+		c.p.log.Debug("tcp connection denied", "peer", c.nc.RemoteAddr().String(), "reason", reason)
+		return false
+	}
+	return true
 }
 
 // tcpCopyBuf is the size of each direction's copy buffer when the idle

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,14 +40,18 @@ type upConn struct {
 	stallAt, until time.Time
 
 	// flushAndFill's state: the raw connection (nil: plain reads), its
-	// callback bound once, and the outcome of one exchange.
+	// callback bound once, and the outcome of one exchange. Over mTLS, rc
+	// is the TCP connection's and ts the socket under the *tls.Conn nc,
+	// which the callback switches to raw system calls (see tlsSock).
 	rc         syscall.RawConn
+	ts         *tlsSock
 	w          *connWriter // under bw
 	readable   func(fd uintptr) bool
 	sent       bool
 	reused     bool // taken from the pool: check it is quiet before sending
 	early      bool // part of the request was written before flushAndFill
 	werr, rerr error
+	closed     atomic.Bool // close was called (the cluster's conns count)
 }
 
 // setDeadline sets or clears the connection deadline, skipping the call
@@ -93,7 +98,14 @@ func (uc *upConn) Read(p []byte) (int, error) {
 	return uc.nc.Read(p)
 }
 
-func (uc *upConn) close() { uc.nc.Close() }
+// close closes the connection; only the first call counts it closed in
+// its cluster (roomForConn).
+func (uc *upConn) close() {
+	if uc.closed.CompareAndSwap(false, true) && uc.h != nil {
+		uc.h.cluster.conns.Add(-1)
+	}
+	uc.nc.Close()
+}
 
 // pool is a LIFO stack of idle keep-alive connections to one host. LIFO
 // keeps the hottest connections busy and lets the coldest idle out.
@@ -183,7 +195,9 @@ func (p *Proxy) dial(h *host, e *lb.Endpoint, timeout time.Duration, deadline ti
 	if err != nil {
 		return nil, err
 	}
-	return newUpConn(nc, h, p.cfg.StreamIdleTimeout), nil
+	uc := newUpConn(nc, h, p.cfg.StreamIdleTimeout)
+	uc.opened()
+	return uc, nil
 }
 
 // dialConn connects to h, over mTLS when the endpoint requires it (the
@@ -202,7 +216,7 @@ func (p *Proxy) dialConn(h *host, timeout time.Duration) (net.Conn, error) {
 		nc.Close()
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errNoIdentity}
 	}
-	tc := tls.Client(nc, p.cfg.UpstreamTLS.ClientConfig(serverID))
+	tc := tls.Client(newTLSSock(nc), p.cfg.UpstreamTLS.ClientConfig(serverID))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout-time.Since(start))
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -222,6 +236,11 @@ var errNoIdentity = errors.New("the endpoint requires mTLS and this proxy has no
 // after streamIdle (<= 0: never) without progress.
 func newUpConn(nc net.Conn, h *host, streamIdle time.Duration) *upConn {
 	uc := &upConn{nc: nc, w: newConnWriter(nc, streamIdle), h: h, rc: rawConn(nc)}
+	if tc, ok := nc.(*tls.Conn); ok {
+		if ts, ok := tc.NetConn().(*tlsSock); ok {
+			uc.ts, uc.rc = ts, rawConn(ts.Conn)
+		}
+	}
 	uc.bw = bufio.NewWriterSize(uc.w, upstreamWriteBuf)
 	uc.br = bufReader{rd: uc, buf: make([]byte, upstreamReadBuf)}
 	uc.readable = uc.onReadable

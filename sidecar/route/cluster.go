@@ -40,6 +40,9 @@ func (p Protocol) String() string {
 // defaults where Envoy has one).
 const (
 	DefaultMaxRequests        = 1024
+	DefaultMaxConnections     = 1024
+	DefaultMaxPending         = 1024
+	DefaultMaxRetries         = 3
 	DefaultConnectTimeout     = 5 * time.Second
 	DefaultConsecutive5xx     = 5
 	DefaultConsecutiveConnect = 5
@@ -64,7 +67,8 @@ type SlowStart struct {
 	Window time.Duration
 	// Aggression shapes the ramp; zero means 1 (linear).
 	Aggression float64
-	// MinWeightPercent is the floor of the share; zero means 10.
+	// MinWeightPercent is the floor of the share; zero means 10 (Envoy's
+	// default) and a negative value 0 (an explicit 0 in xDS).
 	MinWeightPercent float64
 }
 
@@ -78,8 +82,11 @@ func (s *SlowStart) Factor(elapsed time.Duration) float64 {
 	if agg <= 0 {
 		agg = 1
 	}
-	if floor <= 0 {
+	switch {
+	case floor == 0:
 		floor = 10
+	case floor < 0:
+		floor = 0
 	}
 	f := math.Pow(max(float64(elapsed)/float64(s.Window), 0), 1/agg)
 	return min(1, max(f, floor/100))
@@ -206,6 +213,19 @@ type ClusterConfig struct {
 	// MaxRequests is the circuit breaker's limit on concurrent requests to
 	// the cluster. Zero means DefaultMaxRequests.
 	MaxRequests int
+	// MaxConnections is the circuit breaker's limit on open upstream
+	// HTTP/1.1 and TCP connections of the cluster (pooled ones included;
+	// the few multiplexed HTTP/2 connections are not counted). Zero means
+	// DefaultMaxConnections.
+	MaxConnections int
+	// MaxPendingRequests is Envoy's limit on requests queued for a
+	// connection. The proxy queues none (it dials at once), so it is only
+	// reported. Zero means DefaultMaxPending.
+	MaxPendingRequests int
+	// MaxRetries is the circuit breaker's limit on retries in flight under
+	// a route retry policy (as Envoy's; the connect-failure retry every
+	// request gets is not counted). Zero means DefaultMaxRetries.
+	MaxRetries int
 	// MaxRequestsPerEndpoint limits concurrent requests to one endpoint,
 	// so that one stuck endpoint cannot hold the cluster's whole budget:
 	// an endpoint at its limit is skipped, and a request is refused (503,
@@ -225,8 +245,8 @@ type ClusterConfig struct {
 // Cluster is a compiled, immutable cluster. Safe for concurrent use.
 type Cluster struct {
 	// ClusterConfig is the cluster's configuration with defaults filled in
-	// (Outlier, MaxRequests, MaxRequestsPerEndpoint, Stall, ConnectTimeout,
-	// LB). Its Endpoints slice holds
+	// (Outlier, MaxRequests, MaxConnections, MaxPendingRequests,
+	// MaxRetries, MaxRequestsPerEndpoint, Stall, ConnectTimeout, LB). Its Endpoints slice holds
 	// the compiled endpoints with Index set; it must not be modified.
 	ClusterConfig
 	// Index is the cluster's position in Table.Clusters.
@@ -265,6 +285,15 @@ func compileCluster(cc ClusterConfig, index int, loads *Loads) (*Cluster, error)
 	}
 	if cc.MaxRequests == 0 {
 		cc.MaxRequests = DefaultMaxRequests
+	}
+	if cc.MaxConnections <= 0 {
+		cc.MaxConnections = DefaultMaxConnections
+	}
+	if cc.MaxPendingRequests <= 0 {
+		cc.MaxPendingRequests = DefaultMaxPending
+	}
+	if cc.MaxRetries <= 0 {
+		cc.MaxRetries = DefaultMaxRetries
 	}
 	if cc.MaxRequestsPerEndpoint <= 0 {
 		cc.MaxRequestsPerEndpoint = min(cc.MaxRequests, max(MinMaxRequestsPerEndpoint, cc.MaxRequests/max(1, len(cc.Endpoints))))

@@ -23,6 +23,8 @@ func TestSlowStartFactor(t *testing.T) {
 		{route.SlowStart{Window: w}, w, 1},
 		{route.SlowStart{Window: w, Aggression: 2}, 2500 * time.Millisecond, 0.5},
 		{route.SlowStart{Window: w, MinWeightPercent: 30}, time.Second, 0.3},
+		{route.SlowStart{Window: w, MinWeightPercent: -1}, time.Second, 0.1},
+		{route.SlowStart{Window: w, MinWeightPercent: -1}, 0, 0},
 	} {
 		if got := tc.s.Factor(tc.elapsed); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%+v after %s: %v, want %v", tc.s, tc.elapsed, got, tc.want)

@@ -16,6 +16,7 @@ import (
 	endpointv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/endpoint/v3"
 	routev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/route/v3"
 	httpv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/type/v3"
 	"github.com/shoal-mesh/shoal/sidecar/internal/xdsres"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/lb/builtin"
@@ -207,13 +208,15 @@ func cluster(c *clusterv3.Cluster, claOf func(string) (*endpointv3.ClusterLoadAs
 	}
 	cc.LB, cc.LBConfig = b, lbcfg
 	cc.SlowStart = slowStart(c)
-	for _, th := range c.GetCircuitBreakers().GetThresholds() {
-		if th.GetPriority() == corev3.RoutingPriority_DEFAULT && th.GetMaxRequests() != nil {
-			cc.MaxRequests = int(th.GetMaxRequests().GetValue())
-		}
+	circuitBreakers(c.GetCircuitBreakers(), &cc)
+	if cc.Stall, err = stallDetection(c); err != nil {
+		return cc, fmt.Errorf("cluster %q: %w", c.GetName(), err)
 	}
 	if usesHTTP2(c) {
 		cc.Protocol = route.HTTP2
+	}
+	if c.GetMetadata().GetFilterMetadata()[xdsres.ClusterMetadataKey].GetFields()["protocol"].GetStringValue() == "tcp" {
+		cc.Protocol = route.TCP // every instance is a raw TCP app
 	}
 	claName := c.GetEdsClusterConfig().GetServiceName()
 	if claName == "" {
@@ -466,8 +469,16 @@ func virtualHosts(rc *routev3.RouteConfiguration, errs *[]string) []route.Virtua
 }
 
 // slowStart reads Envoy's slow_start_config of a round robin or least
-// request cluster.
+// request cluster, or of its client_side_weighted_round_robin policy
+// (least_loaded), which overrides lb_policy (gRFC A52).
 func slowStart(c *clusterv3.Cluster) route.SlowStart {
+	if w, _ := xdsres.LoadBalancingPolicy(c); w != nil { // validated when c was accepted
+		sc := w.GetSlowStartConfig()
+		if sc == nil {
+			return route.SlowStart{}
+		}
+		return slowStartOf(sc.GetSlowStartWindow(), sc.GetAggression(), sc.GetMinWeightPercent())
+	}
 	var sc *clusterv3.Cluster_SlowStartConfig
 	switch c.GetLbPolicy() {
 	case clusterv3.Cluster_ROUND_ROBIN:
@@ -478,9 +489,73 @@ func slowStart(c *clusterv3.Cluster) route.SlowStart {
 	if sc == nil {
 		return route.SlowStart{}
 	}
-	return route.SlowStart{
-		Window:           std(sc.GetSlowStartWindow()),
-		Aggression:       sc.GetAggression().GetDefaultValue(),
-		MinWeightPercent: sc.GetMinWeightPercent().GetValue(),
+	return slowStartOf(sc.GetSlowStartWindow(), sc.GetAggression(), sc.GetMinWeightPercent())
+}
+
+func slowStartOf(window *durationpb.Duration, aggression *corev3.RuntimeDouble, minWeight *typev3.Percent) route.SlowStart {
+	s := route.SlowStart{
+		Window:           std(window),
+		Aggression:       aggression.GetDefaultValue(),
+		MinWeightPercent: minWeight.GetValue(),
+	}
+	if minWeight != nil && s.MinWeightPercent == 0 {
+		s.MinWeightPercent = -1 // an explicit 0: no floor
+	}
+	return s
+}
+
+// circuitBreakers reads the DEFAULT-priority thresholds (the first, as
+// Envoy) and the per-host max_requests into cc; unset limits keep the
+// route package's defaults.
+func circuitBreakers(cb *clusterv3.CircuitBreakers, cc *route.ClusterConfig) {
+	for _, th := range cb.GetThresholds() {
+		if th.GetPriority() != corev3.RoutingPriority_DEFAULT {
+			continue
+		}
+		cc.MaxRequests = u32(th.GetMaxRequests())
+		cc.MaxConnections = u32(th.GetMaxConnections())
+		cc.MaxPendingRequests = u32(th.GetMaxPendingRequests())
+		cc.MaxRetries = u32(th.GetMaxRetries())
+		break
+	}
+	for _, th := range cb.GetPerHostThresholds() {
+		if th.GetPriority() == corev3.RoutingPriority_DEFAULT {
+			cc.MaxRequestsPerEndpoint = u32(th.GetMaxRequests())
+			break
+		}
 	}
 }
+
+// stallDetection reads the stall settings a route rule puts in the
+// cluster's metadata, filter_metadata.shoal.stall_detection:
+// {disabled: true} or {min_threshold, max_threshold} as Go durations.
+func stallDetection(c *clusterv3.Cluster) (route.StallDetection, error) {
+	var sd route.StallDetection
+	v := c.GetMetadata().GetFilterMetadata()[MetadataKey].GetFields()["stall_detection"]
+	if v == nil {
+		return sd, nil
+	}
+	f := v.GetStructValue().GetFields()
+	if f == nil {
+		return sd, errors.New("metadata shoal.stall_detection is not an object")
+	}
+	sd.Disabled = f["disabled"].GetBoolValue()
+	for _, b := range []struct {
+		key string
+		to  *time.Duration
+	}{{"min_threshold", &sd.Min}, {"max_threshold", &sd.Max}} {
+		fv, ok := f[b.key]
+		if !ok {
+			continue
+		}
+		d, err := time.ParseDuration(fv.GetStringValue())
+		if err != nil || d <= 0 {
+			return sd, fmt.Errorf("metadata shoal.stall_detection.%s %q is not a positive duration", b.key, fv.GetStringValue())
+		}
+		*b.to = d
+	}
+	return sd, nil
+}
+
+// MetadataKey is the filter_metadata key of shoal-only cluster settings.
+const MetadataKey = "shoal"

@@ -452,3 +452,27 @@ func TestBuildNoStallDetection(t *testing.T) {
 		}
 	}
 }
+
+// A service whose instances all declare tcp becomes a TCP cluster in the
+// sidecar (the control plane marks it in the cluster's shoal metadata),
+// so an --upstream port for it passes bytes through; a service with one
+// HTTP instance among TCP ones stays HTTP.
+func TestBuildTCPClusters(t *testing.T) {
+	tcp := func(e registry.Endpoint) registry.Endpoint { e.Protocol = "tcp"; return e }
+	in := xds.Input{Endpoints: []registry.Endpoint{
+		tcp(endpoint("redis", "redis-1", 6379, registry.HealthHealthy, nil)),
+		tcp(endpoint("redis", "redis-2", 6380, registry.HealthHealthy, nil)),
+		tcp(endpoint("mixed", "mixed-1", 7001, registry.HealthHealthy, nil)),
+		endpoint("mixed", "mixed-2", 7002, registry.HealthHealthy, nil),
+	}}
+	tbl, err := xdstable.Build(snapshotOf(t, in), xdstable.Options{RouteConfig: "outbound"})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if c := tbl.Cluster("redis"); c == nil || c.Protocol != route.TCP {
+		t.Errorf("redis cluster = %+v, want TCP", c)
+	}
+	if c := tbl.Cluster("mixed"); c == nil || c.Protocol != route.HTTP1 {
+		t.Errorf("mixed cluster = %+v, want HTTP/1.1", c)
+	}
+}

@@ -29,6 +29,9 @@ type Config struct {
 	// H2 measures h2c gRPC unary calls with h2load instead of HTTP/1.1
 	// with wrk (issue 19).
 	H2 bool
+	// MTLS measures the proxy-to-proxy hop over mTLS (issue 13): wrk →
+	// proxy A → mTLS TLS 1.3 keep-alive → proxy B → b1, both proxies' CPU.
+	MTLS bool
 
 	ProxyCPUs string // taskset list for the proxy under test
 	LoadCPUs  string // taskset list for wrk, backends and the control plane
@@ -59,6 +62,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.IntVar(&c.Threads, "threads", 0, "wrk threads (0: one per load CPU)")
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: 2 rounds of 2s after a 1s warmup (about a minute)")
 	fs.BoolVar(&c.H2, "h2", false, "h2c gRPC unary calls (grpc.health.v1.Health/Check) with h2load, 4 streams per connection, instead of HTTP/1.1 with wrk")
+	fs.BoolVar(&c.MTLS, "mtls", false, "two proxies per config with mTLS between them (TLS 1.3, keep-alive): wrk → A → mTLS → B → one backend; CPU of both proxies (nginx proxy_ssl, HAProxy ssl crt/verify, two shoal sidecars with identities)")
 	fs.StringVar(&c.H2LoadBin, "h2load", "h2load", "h2load binary (Debian's nghttp2-client)")
 	fs.StringVar(&c.ProxyCPUs, "proxy-cpus", "1", "taskset CPU list for the proxy under test")
 	fs.StringVar(&c.LoadCPUs, "load-cpus", "0", "taskset CPU list for wrk, the backends and the control plane")
@@ -100,7 +104,7 @@ func parseConfig(args []string) (Config, error) {
 	}
 	if *strategies == "" {
 		*strategies = strings.Join(allStrategies, ",")
-		if c.H2 {
+		if c.H2 || c.MTLS {
 			*strategies = "rr"
 		}
 	}
@@ -108,6 +112,10 @@ func parseConfig(args []string) (Config, error) {
 		return c, fmt.Errorf("-strategies: %w", err)
 	}
 	switch {
+	case c.H2 && c.MTLS:
+		return c, errors.New("-h2 and -mtls cannot be combined yet")
+	case c.MTLS && !slices.Equal(c.Strategies, []string{"rr"}):
+		return c, errors.New("-mtls measures round robin only (one proxy B per config): use -strategies rr")
 	case c.Duration < time.Second:
 		return c, errors.New("-duration must be at least 1s")
 	case c.Runs < 1:

@@ -27,6 +27,7 @@ type harness struct {
 	app      backendProc // the sidecar's local app (--app-port)
 	shoal    *shoalEnv   // nil when shoal is not measured
 	measured int         // measurements started, for per-run directories
+	pki      *benchPKI   // the mTLS mode's CA and certificates for nginx and HAProxy
 }
 
 type backendProc struct {
@@ -276,11 +277,20 @@ func (h *harness) start(ctx context.Context, t target) (*instance, error) {
 	switch t.Proxy {
 	case "direct":
 		return &instance{addr: h.backends[0].addr}, nil
+	case "nginx", "haproxy":
+		if h.cfg.MTLS {
+			return h.startPair(ctx, t.Proxy, dir)
+		}
+	}
+	switch t.Proxy {
 	case "nginx":
 		return h.startNginx(ctx, t.Strategy, dir)
 	case "haproxy":
 		return h.startHAProxy(ctx, t.Strategy, dir)
 	case "shoal":
+		if h.cfg.MTLS {
+			return h.startShoalPair(ctx, dir)
+		}
 		return h.startShoal(ctx, t.Strategy, dir)
 	}
 	return nil, fmt.Errorf("unknown proxy %q", t.Proxy)
@@ -297,6 +307,9 @@ func (h *harness) measure(ctx context.Context, t target, round int) runResult {
 	}
 	if inst.root != nil {
 		defer h.ps.Stop(inst.root, 3*time.Second)
+	}
+	for _, p := range inst.also {
+		defer h.ps.Stop(p, 3*time.Second)
 	}
 	res.Note = inst.note
 	if err := h.measureInstance(ctx, inst, &res); err != nil {
@@ -327,7 +340,7 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	var err error
 	var u0 proc.Usage
 	if inst.root != nil {
-		if u0, err = proc.TreeUsage(inst.root.Pid()); err != nil {
+		if u0, err = inst.usage(); err != nil {
 			return err
 		}
 	}
@@ -337,7 +350,7 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	}
 	res.Wrk = w
 	if inst.root != nil {
-		u1, err := proc.TreeUsage(inst.root.Pid())
+		u1, err := inst.usage()
 		if err != nil {
 			return fmt.Errorf("proxy died during the run: %w\n%s", err, inst.root.Tail())
 		}
@@ -368,7 +381,7 @@ func (h *harness) measureInstance(ctx context.Context, inst *instance, res *runR
 	if w.Requests == 0 {
 		return errors.New("wrk completed no request")
 	}
-	if n := spreadNote(res.Target.Strategy, res.BackendShares); n != "" {
+	if n := spreadNote(res.Target.Strategy, res.BackendShares); n != "" && !h.cfg.MTLS {
 		res.Note = strings.TrimPrefix(res.Note+"; "+n, "; ")
 	}
 	if errs := w.SocketErrs + w.Non2xx; errs > w.Requests/1000 {

@@ -25,7 +25,8 @@ type meta struct {
 	Runs       int               `json:"runs"`
 	Conns      int               `json:"conns"`
 	Threads    int               `json:"wrk_threads"`
-	H2         bool              `json:"h2,omitempty"` // h2load, gRPC unary calls
+	H2         bool              `json:"h2,omitempty"`   // h2load, gRPC unary calls
+	MTLS       bool              `json:"mtls,omitempty"` // two proxies with mTLS between them
 	Pinning    string            `json:"pinning"`
 	Strategies []string          `json:"strategies"`
 }
@@ -34,7 +35,7 @@ func collectMeta(cfg Config) meta {
 	m := meta{
 		Start: time.Now(), NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Duration: cfg.Duration, Warmup: cfg.Warmup, Runs: cfg.Runs, Conns: cfg.Conns,
-		Threads: cfg.Threads, H2: cfg.H2, Strategies: cfg.Strategies, Versions: map[string]string{},
+		Threads: cfg.Threads, H2: cfg.H2, MTLS: cfg.MTLS, Strategies: cfg.Strategies, Versions: map[string]string{},
 	}
 	m.Kernel = "Linux " + firstLine(readFile("/proc/sys/kernel/osrelease"))
 	if f := strings.Fields(readFile("/proc/loadavg")); len(f) >= 3 {
@@ -57,7 +58,11 @@ func collectMeta(cfg Config) meta {
 		if cfg.H2 {
 			load = "h2load"
 		}
-		m.Pinning = "Proxy pinned to CPU " + cfg.ProxyCPUs + "; " + load + ", backends and control plane to CPU " + cfg.LoadCPUs
+		what := "Proxy"
+		if cfg.MTLS {
+			what = "Both proxies"
+		}
+		m.Pinning = what + " pinned to CPU " + cfg.ProxyCPUs + "; " + load + ", backends and control plane to CPU " + cfg.LoadCPUs
 	}
 	return m
 }

@@ -17,7 +17,26 @@ import (
 type instance struct {
 	addr string     // where wrk sends its load
 	root *proc.Proc // the proxy's root process; nil for direct
-	note string     // caveat to report with the run
+	// also are more processes measured with root (the mTLS mode's proxy
+	// B) and stopped with it.
+	also []*proc.Proc
+	note string // caveat to report with the run
+}
+
+// usage is the CPU time and memory of root's process tree and also's.
+func (inst *instance) usage() (proc.Usage, error) {
+	u, err := proc.TreeUsage(inst.root.Pid())
+	if err != nil {
+		return u, err
+	}
+	for _, p := range inst.also {
+		v, err := proc.TreeUsage(p.Pid())
+		if err != nil {
+			return u, fmt.Errorf("%s: %w", p.Name, err)
+		}
+		u.Ticks, u.RSSKB, u.Procs = u.Ticks+v.Ticks, u.RSSKB+v.RSSKB, u.Procs+v.Procs
+	}
+	return u, nil
 }
 
 // nginxStrategy and haproxyStrategy map the harness's strategies to each

@@ -139,6 +139,11 @@ func (rep *report) markdown() string {
 	}
 	fmt.Fprintf(&b, "%s, %s measured after %s warmup, %d interleaved rounds, medians. %s.\n\n",
 		load, m.Duration, m.Warmup, m.Runs, m.Pinning)
+	if m.MTLS {
+		b.WriteString("mTLS hop: wrk → proxy A (plain) → TLS 1.3 with client certificates, keep-alive, " + mtlsSuite +
+			", ECDSA P-256 → proxy B → one backend. Every proxy row is two processes (A and B, one worker each): " +
+			"CPU µs/req and RSS are their sum; direct is wrk → the backend.\n\n")
+	}
 	b.WriteString("| proxy | strategy | rps | p50 | p99 | p99 added | proxy CPU µs/req | proxy RSS MiB | backend spread | runs |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|---|--:|\n")
 	direct := rep.find("direct", "")

@@ -48,8 +48,9 @@ var sidecarFlags = []string{"service", "app-port", "no-register", "etcd", "xds",
 // the backends registered in its etcd.
 type shoalEnv struct {
 	cp                            *proc.Proc
-	etcd, xds, api, admin, gossip string // addresses
-	routesCLI                     bool   // `shoal routes apply` exists
+	etcd, xds, api, admin, gossip string   // addresses
+	routesCLI                     bool     // `shoal routes apply` exists
+	tokens                        []string // the mTLS mode's join token files: sidecar B's, sidecar A's
 }
 
 // setupShoal checks that the shoal binary has a sidecar, starts a control
@@ -77,6 +78,9 @@ func (h *harness) setupShoal(ctx context.Context) (*shoalEnv, error) {
 	env := &shoalEnv{routesCLI: !strings.Contains(string(routesHelp), "unknown command")}
 	if err := h.startControlPlane(ctx, env); err != nil {
 		return nil, err
+	}
+	if h.cfg.MTLS {
+		return env, h.createMTLSTokens(ctx, env)
 	}
 	protocol := "http"
 	if h.cfg.H2 {

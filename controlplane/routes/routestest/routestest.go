@@ -138,6 +138,38 @@ func Invalid(name string) []Case {
 		mk("status codes without retriable-status-codes", "rules[0].retry.retriable_status_codes", func(r *shoalv1.Route) {
 			r.Rules[0].Retry.RetryOn = []string{"5xx"}
 		}),
+		// Issue 17: per-rule circuit breakers, slow start, stall detection.
+		mk("circuit breaker limit over a million", "rules[0].circuit_breakers.max_connections", func(r *shoalv1.Route) {
+			r.Rules[0].CircuitBreakers = &shoalv1.CircuitBreakers{MaxConnections: 1_000_001}
+		}),
+		mk("per-endpoint limit over max_requests", "rules[0].circuit_breakers.max_requests_per_endpoint", func(r *shoalv1.Route) {
+			r.Rules[0].CircuitBreakers = &shoalv1.CircuitBreakers{MaxRequests: 10, MaxRequestsPerEndpoint: 11}
+		}),
+		mk("slow start without a window", "rules[0].slow_start.window", func(r *shoalv1.Route) {
+			r.Rules[0].SlowStart = &shoalv1.SlowStart{}
+		}),
+		mk("slow start window 0s", "rules[0].slow_start.window", func(r *shoalv1.Route) {
+			r.Rules[0].SlowStart = &shoalv1.SlowStart{Window: durationpb.New(0)}
+		}),
+		mk("slow start aggression 0", "rules[0].slow_start.aggression", func(r *shoalv1.Route) {
+			r.Rules[0].SlowStart = &shoalv1.SlowStart{Window: durationpb.New(time.Minute), Aggression: proto.Float64(0)}
+		}),
+		mk("slow start min weight over 100", "rules[0].slow_start.min_weight_percent", func(r *shoalv1.Route) {
+			r.Rules[0].SlowStart = &shoalv1.SlowStart{Window: durationpb.New(time.Minute), MinWeightPercent: proto.Float64(101)}
+		}),
+		mk("slow start with ring hash", "rules[0].slow_start", func(r *shoalv1.Route) {
+			r.Rules[0].Strategy = shoalv1.Strategy_STRATEGY_IP_HASH
+			r.Rules[0].SlowStart = &shoalv1.SlowStart{Window: durationpb.New(time.Minute)}
+		}),
+		mk("stall detection off with a threshold", "rules[0].stall_detection", func(r *shoalv1.Route) {
+			r.Rules[0].StallDetection = &shoalv1.StallDetection{Disabled: true, MaxThreshold: durationpb.New(time.Minute)}
+		}),
+		mk("stall threshold 0s", "rules[0].stall_detection.min_threshold", func(r *shoalv1.Route) {
+			r.Rules[0].StallDetection = &shoalv1.StallDetection{MinThreshold: durationpb.New(0)}
+		}),
+		mk("stall max below min", "rules[0].stall_detection.max_threshold", func(r *shoalv1.Route) {
+			r.Rules[0].StallDetection = &shoalv1.StallDetection{MinThreshold: durationpb.New(5 * time.Second), MaxThreshold: durationpb.New(time.Second)}
+		}),
 	}
 	big := Valid(name)
 	big.Rules[0].Match.Headers = []*shoalv1.HeaderMatch{{Name: "x-big", Value: &shoalv1.HeaderMatch_Exact{Exact: strings.Repeat("x", 1<<20)}}}

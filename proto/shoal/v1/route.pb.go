@@ -215,8 +215,20 @@ type Rule struct {
 	// hashing with bounded loads, Mirrokni et al.). Emitted as Envoy's
 	// hash_balance_factor. 0 (unset) means unbounded; otherwise at least 100.
 	BalanceFactor uint32 `protobuf:"varint,7,opt,name=balance_factor,json=balanceFactor,proto3" json:"balance_factor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// CircuitBreakers bound what one proxy sends to this rule's
+	// destinations; unset fields keep the defaults. Emitted as Envoy's
+	// cluster circuit_breakers.
+	CircuitBreakers *CircuitBreakers `protobuf:"bytes,8,opt,name=circuit_breakers,json=circuitBreakers,proto3" json:"circuit_breakers,omitempty"`
+	// SlowStart ramps a new instance's share of traffic up over a window
+	// (Envoy's slow_start_config), for ROUND_ROBIN, LEAST_REQUEST and
+	// LEAST_LOADED: a Node.js process is slow until V8 has warmed up.
+	SlowStart *SlowStart `protobuf:"bytes,9,opt,name=slow_start,json=slowStart,proto3" json:"slow_start,omitempty"`
+	// StallDetection tunes stuck-instance detection for this rule (on by
+	// default): off for routes whose requests wait long on purpose (long
+	// polls, event streams), or other bounds of its threshold.
+	StallDetection *StallDetection `protobuf:"bytes,10,opt,name=stall_detection,json=stallDetection,proto3" json:"stall_detection,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Rule) Reset() {
@@ -298,6 +310,258 @@ func (x *Rule) GetBalanceFactor() uint32 {
 	return 0
 }
 
+func (x *Rule) GetCircuitBreakers() *CircuitBreakers {
+	if x != nil {
+		return x.CircuitBreakers
+	}
+	return nil
+}
+
+func (x *Rule) GetSlowStart() *SlowStart {
+	if x != nil {
+		return x.SlowStart
+	}
+	return nil
+}
+
+func (x *Rule) GetStallDetection() *StallDetection {
+	if x != nil {
+		return x.StallDetection
+	}
+	return nil
+}
+
+// CircuitBreakers are limits on one proxy's traffic to a destination (each
+// sidecar counts its own, as in Envoy). A request over a limit is refused
+// at once with 503 and the access-log flag UO. Rules with different
+// limits for one destination get clusters of their own, so each rule has
+// its own budget. Zero (unset) means the default.
+type CircuitBreakers struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// MaxConnections bounds the upstream connections (default 1024).
+	MaxConnections uint32 `protobuf:"varint,1,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
+	// MaxPendingRequests bounds the requests waiting for a connection
+	// (default 1024). The shoal sidecar queues none (it dials at once), so
+	// it only matters to Envoy.
+	MaxPendingRequests uint32 `protobuf:"varint,2,opt,name=max_pending_requests,json=maxPendingRequests,proto3" json:"max_pending_requests,omitempty"`
+	// MaxRequests bounds the requests in flight (default 1024).
+	MaxRequests uint32 `protobuf:"varint,3,opt,name=max_requests,json=maxRequests,proto3" json:"max_requests,omitempty"`
+	// MaxRetries bounds the retries in flight (default 3).
+	MaxRetries uint32 `protobuf:"varint,4,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
+	// MaxRequestsPerEndpoint bounds the requests in flight to one instance,
+	// so that one stuck instance cannot hold the whole budget: an instance
+	// at its limit is skipped, and a request is refused only when every one
+	// is. Default: max(64, max_requests / instances), at most max_requests.
+	// Emitted as per_host_thresholds (Envoy enforces only max_connections
+	// per host and ignores this one).
+	MaxRequestsPerEndpoint uint32 `protobuf:"varint,5,opt,name=max_requests_per_endpoint,json=maxRequestsPerEndpoint,proto3" json:"max_requests_per_endpoint,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *CircuitBreakers) Reset() {
+	*x = CircuitBreakers{}
+	mi := &file_shoal_v1_route_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CircuitBreakers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CircuitBreakers) ProtoMessage() {}
+
+func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_route_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
+func (*CircuitBreakers) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_route_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CircuitBreakers) GetMaxConnections() uint32 {
+	if x != nil {
+		return x.MaxConnections
+	}
+	return 0
+}
+
+func (x *CircuitBreakers) GetMaxPendingRequests() uint32 {
+	if x != nil {
+		return x.MaxPendingRequests
+	}
+	return 0
+}
+
+func (x *CircuitBreakers) GetMaxRequests() uint32 {
+	if x != nil {
+		return x.MaxRequests
+	}
+	return 0
+}
+
+func (x *CircuitBreakers) GetMaxRetries() uint32 {
+	if x != nil {
+		return x.MaxRetries
+	}
+	return 0
+}
+
+func (x *CircuitBreakers) GetMaxRequestsPerEndpoint() uint32 {
+	if x != nil {
+		return x.MaxRequestsPerEndpoint
+	}
+	return 0
+}
+
+// SlowStart is Envoy's slow_start_config: an instance that joins while
+// the proxy already routes to the destination takes
+// max(min_weight_percent / 100, (elapsed / window) ^ (1 / aggression)) of
+// its share until window has passed.
+type SlowStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Window is how long the ramp lasts; required, more than 0.
+	Window *durationpb.Duration `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	// Aggression shapes the ramp: 1 (the default) is linear, more is faster
+	// at first. More than 0.
+	Aggression *float64 `protobuf:"fixed64,2,opt,name=aggression,proto3,oneof" json:"aggression,omitempty"`
+	// MinWeightPercent is the smallest share a new instance takes, 0-100
+	// (default 10).
+	MinWeightPercent *float64 `protobuf:"fixed64,3,opt,name=min_weight_percent,json=minWeightPercent,proto3,oneof" json:"min_weight_percent,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SlowStart) Reset() {
+	*x = SlowStart{}
+	mi := &file_shoal_v1_route_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlowStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlowStart) ProtoMessage() {}
+
+func (x *SlowStart) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_route_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlowStart.ProtoReflect.Descriptor instead.
+func (*SlowStart) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_route_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SlowStart) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *SlowStart) GetAggression() float64 {
+	if x != nil && x.Aggression != nil {
+		return *x.Aggression
+	}
+	return 0
+}
+
+func (x *SlowStart) GetMinWeightPercent() float64 {
+	if x != nil && x.MinWeightPercent != nil {
+		return *x.MinWeightPercent
+	}
+	return 0
+}
+
+// StallDetection tunes how a proxy decides that an instance is stuck: it
+// holds requests and has answered none for the stall threshold, a
+// multiple of its recent peak latency bounded by min_threshold and
+// max_threshold (default 1s-2s).
+type StallDetection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Disabled turns stall detection off for the rule's destinations. In
+	// route YAML, `stall_detection: off` is short for this.
+	Disabled bool `protobuf:"varint,1,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// MinThreshold is the smallest threshold (default 1s).
+	MinThreshold *durationpb.Duration `protobuf:"bytes,2,opt,name=min_threshold,json=minThreshold,proto3" json:"min_threshold,omitempty"`
+	// MaxThreshold is the largest threshold (default 2s, and at least
+	// min_threshold).
+	MaxThreshold  *durationpb.Duration `protobuf:"bytes,3,opt,name=max_threshold,json=maxThreshold,proto3" json:"max_threshold,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StallDetection) Reset() {
+	*x = StallDetection{}
+	mi := &file_shoal_v1_route_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StallDetection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StallDetection) ProtoMessage() {}
+
+func (x *StallDetection) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_route_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StallDetection.ProtoReflect.Descriptor instead.
+func (*StallDetection) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_route_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StallDetection) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *StallDetection) GetMinThreshold() *durationpb.Duration {
+	if x != nil {
+		return x.MinThreshold
+	}
+	return nil
+}
+
+func (x *StallDetection) GetMaxThreshold() *durationpb.Duration {
+	if x != nil {
+		return x.MaxThreshold
+	}
+	return nil
+}
+
 // Match accepts a request when every condition it sets holds.
 type Match struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -319,7 +583,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_shoal_v1_route_proto_msgTypes[2]
+	mi := &file_shoal_v1_route_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +595,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_route_proto_msgTypes[2]
+	mi := &file_shoal_v1_route_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +608,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_route_proto_rawDescGZIP(), []int{2}
+	return file_shoal_v1_route_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Match) GetPath() isMatch_Path {
@@ -438,7 +702,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_shoal_v1_route_proto_msgTypes[3]
+	mi := &file_shoal_v1_route_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +714,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_route_proto_msgTypes[3]
+	mi := &file_shoal_v1_route_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +727,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_route_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_route_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HeaderMatch) GetName() string {
@@ -553,7 +817,7 @@ type Destination struct {
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_shoal_v1_route_proto_msgTypes[4]
+	mi := &file_shoal_v1_route_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +829,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_route_proto_msgTypes[4]
+	mi := &file_shoal_v1_route_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +842,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_route_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_route_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Destination) GetService() string {
@@ -617,7 +881,7 @@ type HashKey struct {
 
 func (x *HashKey) Reset() {
 	*x = HashKey{}
-	mi := &file_shoal_v1_route_proto_msgTypes[5]
+	mi := &file_shoal_v1_route_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +893,7 @@ func (x *HashKey) String() string {
 func (*HashKey) ProtoMessage() {}
 
 func (x *HashKey) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_route_proto_msgTypes[5]
+	mi := &file_shoal_v1_route_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +906,7 @@ func (x *HashKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashKey.ProtoReflect.Descriptor instead.
 func (*HashKey) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_route_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_route_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HashKey) GetKey() isHashKey_Key {
@@ -728,7 +992,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_shoal_v1_route_proto_msgTypes[6]
+	mi := &file_shoal_v1_route_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +1004,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_route_proto_msgTypes[6]
+	mi := &file_shoal_v1_route_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +1017,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_route_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_route_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RetryPolicy) GetAttempts() int32 {
@@ -793,7 +1057,7 @@ const file_shoal_v1_route_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12$\n" +
 	"\x05rules\x18\x03 \x03(\v2\x0e.shoal.v1.RuleR\x05rules\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"\xcf\x02\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\"\x8c\x04\n" +
 	"\x04Rule\x12%\n" +
 	"\x05match\x18\x01 \x01(\v2\x0f.shoal.v1.MatchR\x05match\x129\n" +
 	"\fdestinations\x18\x02 \x03(\v2\x15.shoal.v1.DestinationR\fdestinations\x12.\n" +
@@ -801,7 +1065,31 @@ const file_shoal_v1_route_proto_rawDesc = "" +
 	"\bhash_key\x18\x04 \x01(\v2\x11.shoal.v1.HashKeyR\ahashKey\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12+\n" +
 	"\x05retry\x18\x06 \x01(\v2\x15.shoal.v1.RetryPolicyR\x05retry\x12%\n" +
-	"\x0ebalance_factor\x18\a \x01(\rR\rbalanceFactor\"\xa4\x01\n" +
+	"\x0ebalance_factor\x18\a \x01(\rR\rbalanceFactor\x12D\n" +
+	"\x10circuit_breakers\x18\b \x01(\v2\x19.shoal.v1.CircuitBreakersR\x0fcircuitBreakers\x122\n" +
+	"\n" +
+	"slow_start\x18\t \x01(\v2\x13.shoal.v1.SlowStartR\tslowStart\x12A\n" +
+	"\x0fstall_detection\x18\n" +
+	" \x01(\v2\x18.shoal.v1.StallDetectionR\x0estallDetection\"\xeb\x01\n" +
+	"\x0fCircuitBreakers\x12'\n" +
+	"\x0fmax_connections\x18\x01 \x01(\rR\x0emaxConnections\x120\n" +
+	"\x14max_pending_requests\x18\x02 \x01(\rR\x12maxPendingRequests\x12!\n" +
+	"\fmax_requests\x18\x03 \x01(\rR\vmaxRequests\x12\x1f\n" +
+	"\vmax_retries\x18\x04 \x01(\rR\n" +
+	"maxRetries\x129\n" +
+	"\x19max_requests_per_endpoint\x18\x05 \x01(\rR\x16maxRequestsPerEndpoint\"\xbc\x01\n" +
+	"\tSlowStart\x121\n" +
+	"\x06window\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12#\n" +
+	"\n" +
+	"aggression\x18\x02 \x01(\x01H\x00R\n" +
+	"aggression\x88\x01\x01\x121\n" +
+	"\x12min_weight_percent\x18\x03 \x01(\x01H\x01R\x10minWeightPercent\x88\x01\x01B\r\n" +
+	"\v_aggressionB\x15\n" +
+	"\x13_min_weight_percent\"\xac\x01\n" +
+	"\x0eStallDetection\x12\x1a\n" +
+	"\bdisabled\x18\x01 \x01(\bR\bdisabled\x12>\n" +
+	"\rmin_threshold\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fminThreshold\x12>\n" +
+	"\rmax_threshold\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fmaxThreshold\"\xa4\x01\n" +
 	"\x05Match\x12\x18\n" +
 	"\x06prefix\x18\x01 \x01(\tH\x00R\x06prefix\x12\x16\n" +
 	"\x05exact\x18\x02 \x01(\tH\x00R\x05exact\x12\x16\n" +
@@ -856,35 +1144,44 @@ func file_shoal_v1_route_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_route_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shoal_v1_route_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_shoal_v1_route_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_shoal_v1_route_proto_goTypes = []any{
 	(Strategy)(0),               // 0: shoal.v1.Strategy
 	(*Route)(nil),               // 1: shoal.v1.Route
 	(*Rule)(nil),                // 2: shoal.v1.Rule
-	(*Match)(nil),               // 3: shoal.v1.Match
-	(*HeaderMatch)(nil),         // 4: shoal.v1.HeaderMatch
-	(*Destination)(nil),         // 5: shoal.v1.Destination
-	(*HashKey)(nil),             // 6: shoal.v1.HashKey
-	(*RetryPolicy)(nil),         // 7: shoal.v1.RetryPolicy
-	nil,                         // 8: shoal.v1.Destination.SubsetEntry
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
+	(*CircuitBreakers)(nil),     // 3: shoal.v1.CircuitBreakers
+	(*SlowStart)(nil),           // 4: shoal.v1.SlowStart
+	(*StallDetection)(nil),      // 5: shoal.v1.StallDetection
+	(*Match)(nil),               // 6: shoal.v1.Match
+	(*HeaderMatch)(nil),         // 7: shoal.v1.HeaderMatch
+	(*Destination)(nil),         // 8: shoal.v1.Destination
+	(*HashKey)(nil),             // 9: shoal.v1.HashKey
+	(*RetryPolicy)(nil),         // 10: shoal.v1.RetryPolicy
+	nil,                         // 11: shoal.v1.Destination.SubsetEntry
+	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
 }
 var file_shoal_v1_route_proto_depIdxs = []int32{
 	2,  // 0: shoal.v1.Route.rules:type_name -> shoal.v1.Rule
-	3,  // 1: shoal.v1.Rule.match:type_name -> shoal.v1.Match
-	5,  // 2: shoal.v1.Rule.destinations:type_name -> shoal.v1.Destination
+	6,  // 1: shoal.v1.Rule.match:type_name -> shoal.v1.Match
+	8,  // 2: shoal.v1.Rule.destinations:type_name -> shoal.v1.Destination
 	0,  // 3: shoal.v1.Rule.strategy:type_name -> shoal.v1.Strategy
-	6,  // 4: shoal.v1.Rule.hash_key:type_name -> shoal.v1.HashKey
-	9,  // 5: shoal.v1.Rule.timeout:type_name -> google.protobuf.Duration
-	7,  // 6: shoal.v1.Rule.retry:type_name -> shoal.v1.RetryPolicy
-	4,  // 7: shoal.v1.Match.headers:type_name -> shoal.v1.HeaderMatch
-	8,  // 8: shoal.v1.Destination.subset:type_name -> shoal.v1.Destination.SubsetEntry
-	9,  // 9: shoal.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	9,  // 4: shoal.v1.Rule.hash_key:type_name -> shoal.v1.HashKey
+	12, // 5: shoal.v1.Rule.timeout:type_name -> google.protobuf.Duration
+	10, // 6: shoal.v1.Rule.retry:type_name -> shoal.v1.RetryPolicy
+	3,  // 7: shoal.v1.Rule.circuit_breakers:type_name -> shoal.v1.CircuitBreakers
+	4,  // 8: shoal.v1.Rule.slow_start:type_name -> shoal.v1.SlowStart
+	5,  // 9: shoal.v1.Rule.stall_detection:type_name -> shoal.v1.StallDetection
+	12, // 10: shoal.v1.SlowStart.window:type_name -> google.protobuf.Duration
+	12, // 11: shoal.v1.StallDetection.min_threshold:type_name -> google.protobuf.Duration
+	12, // 12: shoal.v1.StallDetection.max_threshold:type_name -> google.protobuf.Duration
+	7,  // 13: shoal.v1.Match.headers:type_name -> shoal.v1.HeaderMatch
+	11, // 14: shoal.v1.Destination.subset:type_name -> shoal.v1.Destination.SubsetEntry
+	12, // 15: shoal.v1.RetryPolicy.per_try_timeout:type_name -> google.protobuf.Duration
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_route_proto_init() }
@@ -892,17 +1189,18 @@ func file_shoal_v1_route_proto_init() {
 	if File_shoal_v1_route_proto != nil {
 		return
 	}
-	file_shoal_v1_route_proto_msgTypes[2].OneofWrappers = []any{
+	file_shoal_v1_route_proto_msgTypes[3].OneofWrappers = []any{}
+	file_shoal_v1_route_proto_msgTypes[5].OneofWrappers = []any{
 		(*Match_Prefix)(nil),
 		(*Match_Exact)(nil),
 		(*Match_Regex)(nil),
 	}
-	file_shoal_v1_route_proto_msgTypes[3].OneofWrappers = []any{
+	file_shoal_v1_route_proto_msgTypes[6].OneofWrappers = []any{
 		(*HeaderMatch_Exact)(nil),
 		(*HeaderMatch_Prefix)(nil),
 		(*HeaderMatch_Regex)(nil),
 	}
-	file_shoal_v1_route_proto_msgTypes[5].OneofWrappers = []any{
+	file_shoal_v1_route_proto_msgTypes[8].OneofWrappers = []any{
 		(*HashKey_SourceIp)(nil),
 		(*HashKey_Header)(nil),
 		(*HashKey_Cookie)(nil),
@@ -913,7 +1211,7 @@ func file_shoal_v1_route_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_route_proto_rawDesc), len(file_shoal_v1_route_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -111,10 +111,12 @@ func TestRegistrationFailsOverAndRecovers(t *testing.T) {
 	if _, err := cli.Delete(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "registered again after the key was deleted", func() bool { l := leaseOf(); return l != 0 && l != first })
-	if r.LeaseID() != leaseOf() {
-		t.Fatalf("the registration holds lease %x, the key is on %x", r.LeaseID(), leaseOf())
-	}
+	// The key is written before Register returns the new lease to the
+	// registration: wait for both to agree.
+	waitFor(t, "registered again after the key was deleted, holding the new lease", func() bool {
+		l := leaseOf()
+		return l != 0 && l != first && r.LeaseID() == l
+	})
 
 	if err := r.Deregister(ctx); err != nil {
 		t.Fatalf("Deregister: %v", err)

@@ -16,6 +16,9 @@ const (
 	// TransportSocketMatchKey is the endpoint filter_metadata key that
 	// Cluster.transport_socket_matches entries match against.
 	TransportSocketMatchKey = "envoy.transport_socket_match"
+	// ClusterMetadataKey is the filter_metadata key of shoal's cluster
+	// metadata: field "protocol" "tcp" marks a raw TCP service.
+	ClusterMetadataKey = "shoal"
 )
 
 // UpstreamTLSContext returns ts's UpstreamTlsContext, nil when ts is not a

@@ -17,6 +17,7 @@ import (
 	routev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/config/route/v3"
 	hcmv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/type/matcher/v3"
+	typev3 "github.com/shoal-mesh/shoal/sidecar/internal/xdspb/envoy/type/v3"
 )
 
 // Validate checks r against the constraints the Envoy protos declare for
@@ -265,11 +266,7 @@ func (v *validator) cluster(c *clusterv3.Cluster) {
 		v.lte32("OutlierDetection.EnforcingConsecutiveGatewayFailure", o.GetEnforcingConsecutiveGatewayFailure(), 100)
 		v.lte32("OutlierDetection.EnforcingFailurePercentage", o.GetEnforcingFailurePercentage(), 100)
 	}
-	if p := c.GetCommonLbConfig().GetHealthyPanicThreshold(); p != nil {
-		if pv := p.GetValue(); !(pv >= 0 && pv <= 100) {
-			v.fail("Percent.Value", "value must be inside range [0, 100]")
-		}
-	}
+	v.percent("Percent.Value", c.GetCommonLbConfig().GetHealthyPanicThreshold())
 	if rh := c.GetRingHashLbConfig(); rh != nil {
 		v.lte64("Cluster_RingHashLbConfig.MinimumRingSize", rh.GetMinimumRingSize(), 8388608)
 		v.lte64("Cluster_RingHashLbConfig.MaximumRingSize", rh.GetMaximumRingSize(), 8388608)
@@ -280,11 +277,23 @@ func (v *validator) cluster(c *clusterv3.Cluster) {
 	}
 	if lr := c.GetLeastRequestLbConfig(); lr != nil {
 		v.gte32("Cluster_LeastRequestLbConfig.ChoiceCount", lr.GetChoiceCount(), 2)
+		v.percent("Cluster_SlowStartConfig.MinWeightPercent", lr.GetSlowStartConfig().GetMinWeightPercent())
 	}
+	v.percent("Cluster_SlowStartConfig.MinWeightPercent", c.GetRoundRobinLbConfig().GetSlowStartConfig().GetMinWeightPercent())
 	if _, err := HTTPProtocolOptions(c); err != nil {
 		v.fail("Cluster.TypedExtensionProtocolOptions", err.Error())
 	}
 	v.lbPolicy(c)
+}
+
+// percent checks an optional envoy.type.v3.Percent: [0, 100].
+func (v *validator) percent(path string, p *typev3.Percent) {
+	if p == nil {
+		return
+	}
+	if pv := p.GetValue(); !(pv >= 0 && pv <= 100) {
+		v.fail(path, "value must be inside range [0, 100]")
+	}
 }
 
 func (v *validator) cla(c *endpointv3.ClusterLoadAssignment) {
@@ -342,5 +351,6 @@ func (v *validator) lbPolicy(c *clusterv3.Cluster) {
 		if p := w.GetErrorUtilizationPenalty(); p != nil && !(p.GetValue() >= 0) {
 			v.fail("ClientSideWeightedRoundRobin.ErrorUtilizationPenalty", "value must be greater than or equal to 0")
 		}
+		v.percent("SlowStartConfig.MinWeightPercent", w.GetSlowStartConfig().GetMinWeightPercent())
 	}
 }

@@ -1,8 +1,9 @@
 // Package demo runs `shoal demo`: a whole mesh on one machine — embedded
 // etcd and the control plane, N Node.js instances each with a sidecar, and
 // a gateway — then drives traffic through each load-balancing strategy,
-// prints the distribution per instance, kills one instance and shows the
-// failover. Everything it starts is stopped when it returns.
+// prints the distribution per instance, shows mTLS between the sidecars
+// with an authorization policy that denies one caller, kills one instance
+// and shows the failover. Everything it starts is stopped when it returns.
 package demo
 
 import (
@@ -57,6 +58,14 @@ type mesh struct {
 	gwAdmin string
 	// appAddrs are the instances' host:port, parallel to appIDs.
 	appAddrs []string
+	// inAddrs are the instances' sidecar mTLS listeners (what is
+	// registered and what the gateway calls), parallel to appIDs.
+	inAddrs []string
+	// tokens are the join tokens by service (web, gateway, batch).
+	tokens map[string]string
+	// batchAddr is the batch sidecar's --upstream port for web: a caller
+	// with an identity that the demo's policy denies.
+	batchAddr string
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc

@@ -4,9 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
 func (m *mesh) scenarios(ctx context.Context) error {
@@ -39,10 +46,85 @@ func (m *mesh) scenarios(ctx context.Context) error {
 	m.table("consistent hash on header x-user — Host: user.demo, 30 users", res,
 		fmt.Sprintf("%d of %d users always reached the same instance (users per instance: %s)", s, k, formatOwners(owners)))
 
+	if err := m.authorization(ctx); err != nil {
+		return err
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return m.failover(ctx)
+}
+
+// The demo's identities (trust domain shoal.local, namespace default).
+const (
+	gatewayID = "spiffe://shoal.local/ns/default/svc/gateway"
+	batchID   = "spiffe://shoal.local/ns/default/svc/batch"
+)
+
+// authorization shows mTLS between the sidecars and a policy at work: web
+// accepts the gateway only, so the batch caller, authenticated as well,
+// is denied by web's inbound sidecars while the gateway's requests pass.
+func (m *mesh) authorization(ctx context.Context) error {
+	m.printf("\nmTLS and authorization\n")
+	m.printf("  every sidecar and the gateway have an X.509 SVID from the control plane's dev CA; web's sidecars take mTLS only\n")
+	code, caller, _ := m.call(ctx, "http://"+m.gwAddr+"/", "rr.demo")
+	m.printf("  gateway → web over mTLS: %d; the app saw x-forwarded-client-cert: %s\n", code, caller)
+	code, _, _ = m.call(ctx, "http://"+m.batchAddr+"/", "")
+	m.printf("  batch   → web over mTLS: %d (no policy yet: default allow)\n", code)
+
+	m.printf("  applying policy web-callers: web accepts %s only ... ", gatewayID)
+	conn, err := grpc.NewClient(m.cp.Addrs().API, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = shoalv1.NewPolicyServiceClient(conn).CreatePolicy(ctx, &shoalv1.CreatePolicyRequest{Policy: &shoalv1.AuthorizationPolicy{
+		Name: "web-callers", Service: "web", Rules: []*shoalv1.AuthorizationRule{{Callers: []string{gatewayID}}},
+	}})
+	if err != nil {
+		return fmt.Errorf("demo: create policy web-callers: %w", err)
+	}
+	// Every web sidecar enforces it once its xDS update is in: poll until
+	// a round of calls from batch (one per instance) is denied.
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var body string
+	for denied := 0; denied < len(m.appIDs); {
+		code, _, body = m.call(wctx, "http://"+m.batchAddr+"/", "")
+		if code == http.StatusForbidden {
+			denied++
+			continue
+		}
+		denied = 0
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("demo: batch is not denied by the policy (last answer %d %q): %w", code, body, wctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	m.printf("ok\n")
+	code, _, _ = m.call(ctx, "http://"+m.gwAddr+"/", "rr.demo")
+	m.printf("  gateway → web over mTLS: %d (allowed)\n", code)
+	m.printf("  batch   → web over mTLS: %d %s (denied by web's inbound sidecar: %s)\n", http.StatusForbidden,
+		http.StatusText(http.StatusForbidden), strings.TrimSpace(body))
+	return nil
+}
+
+// call sends one GET to url (with Host host, if set) and returns the
+// status (0 on a transport error), the caller the app saw (x-caller) and
+// the body.
+func (m *mesh) call(ctx context.Context, url, host string) (int, string, string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, resp.Header.Get("x-caller"), string(b)
 }
 
 // failover kills one instance (kill -9 of its Node.js process) under round
@@ -60,7 +142,7 @@ func (m *mesh) failover(ctx context.Context) error {
 		}
 		killedAt = time.Now()
 		m.apps[0].Process.Signal(syscall.SIGKILL)
-		ejected <- m.timeToEject(ctx, m.appAddrs[0], killedAt)
+		ejected <- m.timeToEject(ctx, m.inAddrs[0], killedAt)
 	}()
 	res := m.run(ctx, load{host: "rr.demo", duration: 4 * time.Second})
 	m.table("round robin while "+victim+" crashes", res, "")
@@ -109,11 +191,13 @@ The mesh keeps running (--keep) with light traffic on every route; Ctrl-C stops 
   dashboard: http://%[3]s/ui/
   curl -H 'Host: rr.demo' http://%[1]s/
   curl -H 'Host: user.demo' -H 'x-user: alice' http://%[1]s/
+  curl http://%[4]s/    # batch → web over mTLS: 403 (policy web-callers)
+  shoal policies list --api %[2]s
   shoal top --api %[2]s
   shoal status --api %[2]s
   shoal routes list --api %[2]s
   shoal instances web --api %[2]s
-`, m.gwAddr, a.API, a.Admin)
+`, m.gwAddr, a.API, a.Admin, m.batchAddr)
 }
 
 // timeToEject polls the gateway's /clusters until addr is unhealthy or

@@ -195,10 +195,11 @@ func (Cluster_RingHashLbConfig_HashFunction) EnumDescriptor() ([]byte, []int) {
 }
 
 type CircuitBreakers struct {
-	state         protoimpl.MessageState        `protogen:"open.v1"`
-	Thresholds    []*CircuitBreakers_Thresholds `protobuf:"bytes,1,rep,name=thresholds,proto3" json:"thresholds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState        `protogen:"open.v1"`
+	Thresholds        []*CircuitBreakers_Thresholds `protobuf:"bytes,1,rep,name=thresholds,proto3" json:"thresholds,omitempty"`
+	PerHostThresholds []*CircuitBreakers_Thresholds `protobuf:"bytes,2,rep,name=per_host_thresholds,json=perHostThresholds,proto3" json:"per_host_thresholds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CircuitBreakers) Reset() {
@@ -234,6 +235,13 @@ func (*CircuitBreakers) Descriptor() ([]byte, []int) {
 func (x *CircuitBreakers) GetThresholds() []*CircuitBreakers_Thresholds {
 	if x != nil {
 		return x.Thresholds
+	}
+	return nil
+}
+
+func (x *CircuitBreakers) GetPerHostThresholds() []*CircuitBreakers_Thresholds {
+	if x != nil {
+		return x.PerHostThresholds
 	}
 	return nil
 }
@@ -1330,11 +1338,12 @@ var File_shoal_xds_envoy_config_cluster_v3_cluster_proto protoreflect.FileDescri
 
 const file_shoal_xds_envoy_config_cluster_v3_cluster_proto_rawDesc = "" +
 	"\n" +
-	"/shoal/xds/envoy/config/cluster/v3/cluster.proto\x12!shoal.xds.envoy.config.cluster.v3\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a)shoal/xds/envoy/config/core/v3/core.proto\x1a\"shoal/xds/envoy/type/v3/type.proto\x1a\x16shoal/xds/opaque.proto\"\xe3\x03\n" +
+	"/shoal/xds/envoy/config/cluster/v3/cluster.proto\x12!shoal.xds.envoy.config.cluster.v3\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a)shoal/xds/envoy/config/core/v3/core.proto\x1a\"shoal/xds/envoy/type/v3/type.proto\x1a\x16shoal/xds/opaque.proto\"\xd2\x04\n" +
 	"\x0fCircuitBreakers\x12]\n" +
 	"\n" +
 	"thresholds\x18\x01 \x03(\v2=.shoal.xds.envoy.config.cluster.v3.CircuitBreakers.ThresholdsR\n" +
-	"thresholds\x1a\xf0\x02\n" +
+	"thresholds\x12m\n" +
+	"\x13per_host_thresholds\x18\x02 \x03(\v2=.shoal.xds.envoy.config.cluster.v3.CircuitBreakers.ThresholdsR\x11perHostThresholds\x1a\xf0\x02\n" +
 	"\n" +
 	"Thresholds\x12K\n" +
 	"\bpriority\x18\x01 \x01(\x0e2/.shoal.xds.envoy.config.core.v3.RoutingPriorityR\bpriority\x12E\n" +
@@ -1494,65 +1503,66 @@ var file_shoal_xds_envoy_config_cluster_v3_cluster_proto_goTypes = []any{
 }
 var file_shoal_xds_envoy_config_cluster_v3_cluster_proto_depIdxs = []int32{
 	7,  // 0: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.thresholds:type_name -> shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds
-	8,  // 1: shoal.xds.envoy.config.cluster.v3.Cluster.transport_socket_matches:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.TransportSocketMatch
-	0,  // 2: shoal.xds.envoy.config.cluster.v3.Cluster.type:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.DiscoveryType
-	9,  // 3: shoal.xds.envoy.config.cluster.v3.Cluster.cluster_type:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.CustomClusterType
-	10, // 4: shoal.xds.envoy.config.cluster.v3.Cluster.eds_cluster_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.EdsClusterConfig
-	20, // 5: shoal.xds.envoy.config.cluster.v3.Cluster.connect_timeout:type_name -> google.protobuf.Duration
-	1,  // 6: shoal.xds.envoy.config.cluster.v3.Cluster.lb_policy:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.LbPolicy
-	3,  // 7: shoal.xds.envoy.config.cluster.v3.Cluster.circuit_breakers:type_name -> shoal.xds.envoy.config.cluster.v3.CircuitBreakers
-	17, // 8: shoal.xds.envoy.config.cluster.v3.Cluster.typed_extension_protocol_options:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.TypedExtensionProtocolOptionsEntry
-	6,  // 9: shoal.xds.envoy.config.cluster.v3.Cluster.outlier_detection:type_name -> shoal.xds.envoy.config.cluster.v3.OutlierDetection
-	14, // 10: shoal.xds.envoy.config.cluster.v3.Cluster.ring_hash_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig
-	15, // 11: shoal.xds.envoy.config.cluster.v3.Cluster.maglev_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.MaglevLbConfig
-	21, // 12: shoal.xds.envoy.config.cluster.v3.Cluster.original_dst_lb_config:type_name -> shoal.xds.Opaque
-	13, // 13: shoal.xds.envoy.config.cluster.v3.Cluster.least_request_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.LeastRequestLbConfig
-	12, // 14: shoal.xds.envoy.config.cluster.v3.Cluster.round_robin_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.RoundRobinLbConfig
-	16, // 15: shoal.xds.envoy.config.cluster.v3.Cluster.common_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig
-	22, // 16: shoal.xds.envoy.config.cluster.v3.Cluster.transport_socket:type_name -> shoal.xds.envoy.config.core.v3.TransportSocket
-	23, // 17: shoal.xds.envoy.config.cluster.v3.Cluster.metadata:type_name -> shoal.xds.envoy.config.core.v3.Metadata
-	5,  // 18: shoal.xds.envoy.config.cluster.v3.Cluster.load_balancing_policy:type_name -> shoal.xds.envoy.config.cluster.v3.LoadBalancingPolicy
-	19, // 19: shoal.xds.envoy.config.cluster.v3.LoadBalancingPolicy.policies:type_name -> shoal.xds.envoy.config.cluster.v3.LoadBalancingPolicy.Policy
-	24, // 20: shoal.xds.envoy.config.cluster.v3.OutlierDetection.consecutive_5xx:type_name -> google.protobuf.UInt32Value
-	20, // 21: shoal.xds.envoy.config.cluster.v3.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	20, // 22: shoal.xds.envoy.config.cluster.v3.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	24, // 23: shoal.xds.envoy.config.cluster.v3.OutlierDetection.max_ejection_percent:type_name -> google.protobuf.UInt32Value
-	24, // 24: shoal.xds.envoy.config.cluster.v3.OutlierDetection.enforcing_consecutive_5xx:type_name -> google.protobuf.UInt32Value
-	24, // 25: shoal.xds.envoy.config.cluster.v3.OutlierDetection.enforcing_success_rate:type_name -> google.protobuf.UInt32Value
-	24, // 26: shoal.xds.envoy.config.cluster.v3.OutlierDetection.consecutive_gateway_failure:type_name -> google.protobuf.UInt32Value
-	24, // 27: shoal.xds.envoy.config.cluster.v3.OutlierDetection.enforcing_consecutive_gateway_failure:type_name -> google.protobuf.UInt32Value
-	24, // 28: shoal.xds.envoy.config.cluster.v3.OutlierDetection.enforcing_failure_percentage:type_name -> google.protobuf.UInt32Value
-	20, // 29: shoal.xds.envoy.config.cluster.v3.OutlierDetection.max_ejection_time:type_name -> google.protobuf.Duration
-	25, // 30: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.priority:type_name -> shoal.xds.envoy.config.core.v3.RoutingPriority
-	24, // 31: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_connections:type_name -> google.protobuf.UInt32Value
-	24, // 32: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_pending_requests:type_name -> google.protobuf.UInt32Value
-	24, // 33: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_requests:type_name -> google.protobuf.UInt32Value
-	24, // 34: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_retries:type_name -> google.protobuf.UInt32Value
-	26, // 35: shoal.xds.envoy.config.cluster.v3.Cluster.TransportSocketMatch.match:type_name -> google.protobuf.Struct
-	22, // 36: shoal.xds.envoy.config.cluster.v3.Cluster.TransportSocketMatch.transport_socket:type_name -> shoal.xds.envoy.config.core.v3.TransportSocket
-	27, // 37: shoal.xds.envoy.config.cluster.v3.Cluster.CustomClusterType.typed_config:type_name -> google.protobuf.Any
-	28, // 38: shoal.xds.envoy.config.cluster.v3.Cluster.EdsClusterConfig.eds_config:type_name -> shoal.xds.envoy.config.core.v3.ConfigSource
-	20, // 39: shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig.slow_start_window:type_name -> google.protobuf.Duration
-	29, // 40: shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig.aggression:type_name -> shoal.xds.envoy.config.core.v3.RuntimeDouble
-	30, // 41: shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig.min_weight_percent:type_name -> shoal.xds.envoy.type.v3.Percent
-	11, // 42: shoal.xds.envoy.config.cluster.v3.Cluster.RoundRobinLbConfig.slow_start_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig
-	24, // 43: shoal.xds.envoy.config.cluster.v3.Cluster.LeastRequestLbConfig.choice_count:type_name -> google.protobuf.UInt32Value
-	29, // 44: shoal.xds.envoy.config.cluster.v3.Cluster.LeastRequestLbConfig.active_request_bias:type_name -> shoal.xds.envoy.config.core.v3.RuntimeDouble
-	11, // 45: shoal.xds.envoy.config.cluster.v3.Cluster.LeastRequestLbConfig.slow_start_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig
-	31, // 46: shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig.minimum_ring_size:type_name -> google.protobuf.UInt64Value
-	2,  // 47: shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig.hash_function:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig.HashFunction
-	31, // 48: shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig.maximum_ring_size:type_name -> google.protobuf.UInt64Value
-	31, // 49: shoal.xds.envoy.config.cluster.v3.Cluster.MaglevLbConfig.table_size:type_name -> google.protobuf.UInt64Value
-	30, // 50: shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig.healthy_panic_threshold:type_name -> shoal.xds.envoy.type.v3.Percent
-	18, // 51: shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig.consistent_hashing_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig
-	27, // 52: shoal.xds.envoy.config.cluster.v3.Cluster.TypedExtensionProtocolOptionsEntry.value:type_name -> google.protobuf.Any
-	24, // 53: shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig.hash_balance_factor:type_name -> google.protobuf.UInt32Value
-	32, // 54: shoal.xds.envoy.config.cluster.v3.LoadBalancingPolicy.Policy.typed_extension_config:type_name -> shoal.xds.envoy.config.core.v3.TypedExtensionConfig
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	7,  // 1: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.per_host_thresholds:type_name -> shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds
+	8,  // 2: shoal.xds.envoy.config.cluster.v3.Cluster.transport_socket_matches:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.TransportSocketMatch
+	0,  // 3: shoal.xds.envoy.config.cluster.v3.Cluster.type:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.DiscoveryType
+	9,  // 4: shoal.xds.envoy.config.cluster.v3.Cluster.cluster_type:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.CustomClusterType
+	10, // 5: shoal.xds.envoy.config.cluster.v3.Cluster.eds_cluster_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.EdsClusterConfig
+	20, // 6: shoal.xds.envoy.config.cluster.v3.Cluster.connect_timeout:type_name -> google.protobuf.Duration
+	1,  // 7: shoal.xds.envoy.config.cluster.v3.Cluster.lb_policy:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.LbPolicy
+	3,  // 8: shoal.xds.envoy.config.cluster.v3.Cluster.circuit_breakers:type_name -> shoal.xds.envoy.config.cluster.v3.CircuitBreakers
+	17, // 9: shoal.xds.envoy.config.cluster.v3.Cluster.typed_extension_protocol_options:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.TypedExtensionProtocolOptionsEntry
+	6,  // 10: shoal.xds.envoy.config.cluster.v3.Cluster.outlier_detection:type_name -> shoal.xds.envoy.config.cluster.v3.OutlierDetection
+	14, // 11: shoal.xds.envoy.config.cluster.v3.Cluster.ring_hash_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig
+	15, // 12: shoal.xds.envoy.config.cluster.v3.Cluster.maglev_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.MaglevLbConfig
+	21, // 13: shoal.xds.envoy.config.cluster.v3.Cluster.original_dst_lb_config:type_name -> shoal.xds.Opaque
+	13, // 14: shoal.xds.envoy.config.cluster.v3.Cluster.least_request_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.LeastRequestLbConfig
+	12, // 15: shoal.xds.envoy.config.cluster.v3.Cluster.round_robin_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.RoundRobinLbConfig
+	16, // 16: shoal.xds.envoy.config.cluster.v3.Cluster.common_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig
+	22, // 17: shoal.xds.envoy.config.cluster.v3.Cluster.transport_socket:type_name -> shoal.xds.envoy.config.core.v3.TransportSocket
+	23, // 18: shoal.xds.envoy.config.cluster.v3.Cluster.metadata:type_name -> shoal.xds.envoy.config.core.v3.Metadata
+	5,  // 19: shoal.xds.envoy.config.cluster.v3.Cluster.load_balancing_policy:type_name -> shoal.xds.envoy.config.cluster.v3.LoadBalancingPolicy
+	19, // 20: shoal.xds.envoy.config.cluster.v3.LoadBalancingPolicy.policies:type_name -> shoal.xds.envoy.config.cluster.v3.LoadBalancingPolicy.Policy
+	24, // 21: shoal.xds.envoy.config.cluster.v3.OutlierDetection.consecutive_5xx:type_name -> google.protobuf.UInt32Value
+	20, // 22: shoal.xds.envoy.config.cluster.v3.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	20, // 23: shoal.xds.envoy.config.cluster.v3.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	24, // 24: shoal.xds.envoy.config.cluster.v3.OutlierDetection.max_ejection_percent:type_name -> google.protobuf.UInt32Value
+	24, // 25: shoal.xds.envoy.config.cluster.v3.OutlierDetection.enforcing_consecutive_5xx:type_name -> google.protobuf.UInt32Value
+	24, // 26: shoal.xds.envoy.config.cluster.v3.OutlierDetection.enforcing_success_rate:type_name -> google.protobuf.UInt32Value
+	24, // 27: shoal.xds.envoy.config.cluster.v3.OutlierDetection.consecutive_gateway_failure:type_name -> google.protobuf.UInt32Value
+	24, // 28: shoal.xds.envoy.config.cluster.v3.OutlierDetection.enforcing_consecutive_gateway_failure:type_name -> google.protobuf.UInt32Value
+	24, // 29: shoal.xds.envoy.config.cluster.v3.OutlierDetection.enforcing_failure_percentage:type_name -> google.protobuf.UInt32Value
+	20, // 30: shoal.xds.envoy.config.cluster.v3.OutlierDetection.max_ejection_time:type_name -> google.protobuf.Duration
+	25, // 31: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.priority:type_name -> shoal.xds.envoy.config.core.v3.RoutingPriority
+	24, // 32: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_connections:type_name -> google.protobuf.UInt32Value
+	24, // 33: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_pending_requests:type_name -> google.protobuf.UInt32Value
+	24, // 34: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_requests:type_name -> google.protobuf.UInt32Value
+	24, // 35: shoal.xds.envoy.config.cluster.v3.CircuitBreakers.Thresholds.max_retries:type_name -> google.protobuf.UInt32Value
+	26, // 36: shoal.xds.envoy.config.cluster.v3.Cluster.TransportSocketMatch.match:type_name -> google.protobuf.Struct
+	22, // 37: shoal.xds.envoy.config.cluster.v3.Cluster.TransportSocketMatch.transport_socket:type_name -> shoal.xds.envoy.config.core.v3.TransportSocket
+	27, // 38: shoal.xds.envoy.config.cluster.v3.Cluster.CustomClusterType.typed_config:type_name -> google.protobuf.Any
+	28, // 39: shoal.xds.envoy.config.cluster.v3.Cluster.EdsClusterConfig.eds_config:type_name -> shoal.xds.envoy.config.core.v3.ConfigSource
+	20, // 40: shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig.slow_start_window:type_name -> google.protobuf.Duration
+	29, // 41: shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig.aggression:type_name -> shoal.xds.envoy.config.core.v3.RuntimeDouble
+	30, // 42: shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig.min_weight_percent:type_name -> shoal.xds.envoy.type.v3.Percent
+	11, // 43: shoal.xds.envoy.config.cluster.v3.Cluster.RoundRobinLbConfig.slow_start_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig
+	24, // 44: shoal.xds.envoy.config.cluster.v3.Cluster.LeastRequestLbConfig.choice_count:type_name -> google.protobuf.UInt32Value
+	29, // 45: shoal.xds.envoy.config.cluster.v3.Cluster.LeastRequestLbConfig.active_request_bias:type_name -> shoal.xds.envoy.config.core.v3.RuntimeDouble
+	11, // 46: shoal.xds.envoy.config.cluster.v3.Cluster.LeastRequestLbConfig.slow_start_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.SlowStartConfig
+	31, // 47: shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig.minimum_ring_size:type_name -> google.protobuf.UInt64Value
+	2,  // 48: shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig.hash_function:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig.HashFunction
+	31, // 49: shoal.xds.envoy.config.cluster.v3.Cluster.RingHashLbConfig.maximum_ring_size:type_name -> google.protobuf.UInt64Value
+	31, // 50: shoal.xds.envoy.config.cluster.v3.Cluster.MaglevLbConfig.table_size:type_name -> google.protobuf.UInt64Value
+	30, // 51: shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig.healthy_panic_threshold:type_name -> shoal.xds.envoy.type.v3.Percent
+	18, // 52: shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig.consistent_hashing_lb_config:type_name -> shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig
+	27, // 53: shoal.xds.envoy.config.cluster.v3.Cluster.TypedExtensionProtocolOptionsEntry.value:type_name -> google.protobuf.Any
+	24, // 54: shoal.xds.envoy.config.cluster.v3.Cluster.CommonLbConfig.ConsistentHashingLbConfig.hash_balance_factor:type_name -> google.protobuf.UInt32Value
+	32, // 55: shoal.xds.envoy.config.cluster.v3.LoadBalancingPolicy.Policy.typed_extension_config:type_name -> shoal.xds.envoy.config.core.v3.TypedExtensionConfig
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_shoal_xds_envoy_config_cluster_v3_cluster_proto_init() }
