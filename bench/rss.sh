@@ -2,7 +2,7 @@
 # bench/rss.sh — the sidecar's memory with N endpoints loaded.
 #
 # Builds the sidecar binary the way it ships (CGO_ENABLED=0, -tags
-# shoal_slim) and the full binary for the control plane, starts a control
+# shoal_slim,grpcnotrace) and the full binary for the control plane, starts a control
 # plane with embedded etcd, registers N instances of one service straight
 # into etcd, starts a sidecar with an --upstream for that service, waits
 # until its /clusters lists all N endpoints and prints the highest VmRSS
@@ -28,7 +28,7 @@ trap cleanup EXIT
 go build -o "$work/shoal" ./cmd/shoal
 sidecar=${SIDECAR_BIN:-}
 if [[ -z $sidecar ]]; then
-	CGO_ENABLED=0 go build -tags shoal_slim -o "$work/shoal-sidecar" ./cmd/shoal
+	CGO_ENABLED=0 go build -tags shoal_slim,grpcnotrace -o "$work/shoal-sidecar" ./cmd/shoal
 	sidecar=$work/shoal-sidecar
 fi
 

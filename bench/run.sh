@@ -107,7 +107,7 @@ install_tools
 log "building shoal, backend and the harness into $bin"
 go build -o "$bin/shoal" ./cmd/shoal
 # The sidecar as it ships (README, Dockerfile): static, without the control plane.
-CGO_ENABLED=0 go build -tags shoal_slim -o "$bin/shoal-sidecar" ./cmd/shoal
+CGO_ENABLED=0 go build -tags shoal_slim,grpcnotrace -o "$bin/shoal-sidecar" ./cmd/shoal
 [[ $mode == lbbench ]] || go build -o "$bin/backend" ./bench/cmd/backend
 go build -o "$bin/$mode" "./bench/cmd/$mode"
 

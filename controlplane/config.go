@@ -49,6 +49,13 @@ type Config struct {
 	GossipKeys [][]byte
 	// GossipLabel keeps meshes apart; zero means "shoal".
 	GossipLabel string
+	// GossipAuth (--gossip-auth) is auto (zero: authenticated when
+	// GossipListen is beyond loopback), required or off. Authenticated
+	// gossip is encrypted (GossipKeys, else a keyring kept in etcd at
+	// GossipKeyringKey, made on first start), hands its keyring and tickets
+	// to members presenting an SVID (GossipService on the xDS port), and
+	// ignores health claims no ticket for the instance's service backs.
+	GossipAuth string
 
 	// CADir holds the mesh CA from `shoal ca init` (ca.crt, ca.key,
 	// root.crt); zero means a dev CA created under DataDir/ca on first

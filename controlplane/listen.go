@@ -57,6 +57,21 @@ func (c *Config) xdsAuthOn() bool {
 	return !isLoopback(c.XDSListen)
 }
 
+// gossipAuthOn reports whether gossip is encrypted with a keyring the
+// control plane hands to authenticated members, and requires tickets.
+func (c *Config) gossipAuthOn() bool {
+	if c.GossipListen == "" {
+		return false
+	}
+	switch c.GossipAuth {
+	case APIAuthRequired:
+		return true
+	case APIAuthOff:
+		return false
+	}
+	return !isLoopback(c.GossipListen)
+}
+
 // etcdTLSOn reports whether the embedded etcd serves TLS with client
 // certificates.
 func (c *Config) etcdTLSOn() bool {
@@ -111,6 +126,11 @@ func (c *Config) checkSecurity() error {
 	default:
 		return fmt.Errorf("controlplane: --etcd-tls %q: want auto, required or off", c.EtcdTLS)
 	}
+	switch c.GossipAuth {
+	case "", APIAuthAuto, APIAuthRequired, APIAuthOff:
+	default:
+		return fmt.Errorf("controlplane: --gossip-auth %q: want auto, required or off", c.GossipAuth)
+	}
 	if doors := c.openDoors(); len(doors) > 0 && !c.Insecure {
 		if strings.HasPrefix(doors[0], "--etcd-endpoints") {
 			return fmt.Errorf("controlplane: %s, or give --insecure on a trusted network", doors[0])
@@ -131,8 +151,6 @@ func (c *Config) openDoors() (doors []string) {
 	if !c.xdsAuthOn() {
 		plain = append(plain, listener{"--xds-listen", c.XDSListen, "anyone who reaches it could read every cluster and endpoint"})
 	}
-	plain = append(plain,
-		listener{"--admin-listen", c.AdminListen, "anyone who reaches it could read the mesh and rotate gossip keys"})
 	if len(c.EtcdEndpoints) == 0 && !c.etcdTLSOn() {
 		etcd := c.EtcdListen
 		if etcd == "" {
@@ -147,6 +165,14 @@ func (c *Config) openDoors() (doors []string) {
 		if strings.HasPrefix(e, "http://") && !isLoopback(e) {
 			doors = append(doors, fmt.Sprintf("--etcd-endpoints %s is beyond loopback in plain text (anyone on the path could read the registry and, without etcd authentication, rewrite it); use https:// with --etcd-cacert, --etcd-cert and --etcd-key", e))
 			break
+		}
+	}
+	if c.GossipListen != "" && !c.gossipAuthOn() && len(c.GossipKeys) == 0 {
+		plain = append(plain, listener{"--gossip-listen", c.GossipListen, "anyone who reaches it could join gossip and mark any instance unhealthy"})
+	}
+	for _, e := range c.EtcdEndpoints {
+		if strings.HasPrefix(e, "http://") && !isLoopback(e) {
+			doors = append(doors, fmt.Sprintf("--etcd-endpoints %s is plain http beyond loopback (anyone on the path could read and write the mesh's state): use https:// with --etcd-cacert/--etcd-cert/--etcd-key", e))
 		}
 	}
 	for _, l := range plain {

@@ -33,7 +33,7 @@ func TestPlainBeyondLoopbackRefused(t *testing.T) {
 		set        func(*controlplane.Config)
 	}{
 		{"xds-off", "--xds-listen", func(c *controlplane.Config) { c.XDSListen = "0.0.0.0:0"; c.XDSAuth = controlplane.APIAuthOff }},
-		{"admin", "--admin-listen", func(c *controlplane.Config) { c.AdminListen = ":0" }},
+		{"gossip-off", "--gossip-listen", func(c *controlplane.Config) { c.GossipListen = "0.0.0.0:0"; c.GossipAuth = controlplane.APIAuthOff }},
 		{"etcd-off", "--etcd-listen", func(c *controlplane.Config) { c.EtcdListen = "0.0.0.0:2379"; c.EtcdTLS = controlplane.APIAuthOff }},
 		{"api-off", "--api-listen", func(c *controlplane.Config) { c.APIListen = "0.0.0.0:0"; c.APIAuth = controlplane.APIAuthOff }},
 	} {

@@ -28,6 +28,7 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane/ui"
 	"github.com/shoal-mesh/shoal/controlplane/xds"
 	"github.com/shoal-mesh/shoal/controlplane/xdsserver"
+	"github.com/shoal-mesh/shoal/internal/adminauth"
 	"github.com/shoal-mesh/shoal/internal/etcdclient"
 	"github.com/shoal-mesh/shoal/internal/etcdserver"
 	"github.com/shoal-mesh/shoal/internal/metric"
@@ -426,6 +427,15 @@ func (s *Server) setupServices() error {
 	s.xdsGRPC = grpc.NewServer(append(opts, grpc.Creds(s.identity.Creds()))...)
 	s.xds.Register(s.xdsGRPC)
 	s.identity.Register(s.xdsGRPC)
+	var keys identity.GossipKeys
+	if s.cfg.gossipAuthOn() {
+		keys = s.gossipKeys
+	}
+	gs, err := identity.NewGossipService(s.ca, keys, s.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	gs.Register(s.xdsGRPC)
 	s.lrs.Register(s.xdsGRPC)
 	xdsReg, err := api.NewRegistration(api.RegistrationConfig{
 		Registrar: registrar, TrustDomain: s.identity.TrustDomain(), RequireIdentity: s.cfg.xdsAuthOn(), Logger: s.cfg.Logger,
@@ -455,23 +465,24 @@ func (s *Server) setupServices() error {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	// The dashboard reads the management API in-process, past its
-	// authentication: with API authentication on it is served only on a
-	// loopback admin listener, never beyond.
-	if !s.cfg.apiAuthOn() || isLoopback(s.cfg.AdminListen) {
-		mux.Handle("/ui/", ui.Handler(s.api.Local(), s.cfg.Logger))
-		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	} else {
-		s.log.Warn("dashboard not served: the management API authenticates and --admin-listen is beyond loopback", "admin", s.cfg.AdminListen)
-	}
+	// authentication: beyond loopback the admin guard serves it only to
+	// loopback peers and the admin identity.
+	mux.Handle("/ui/", ui.Handler(s.api.Local(), s.cfg.Logger))
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	// Key rotation for operators (shoal gossip keys); gossip starts after
 	// this mux is built, hence the lookup per request.
 	mux.Handle(keyadmin.Path, keyadmin.Handler(func() keyadmin.Keyring {
 		if s.member == nil {
 			return nil
 		}
-		return s.member
+		return persistedKeyring{Member: s.member, s: s}
 	}, s.log))
-	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.admin = &http.Server{Handler: mux, ConnContext: adminauth.ConnContext, ReadHeaderTimeout: 5 * time.Second}
+	if !isLoopback(s.cfg.AdminListen) {
+		s.admin.Handler = adminauth.Handler(mux, s.authorizeAdmin)
+		s.adminLis = adminauth.Listener(s.adminLis, s.identity.ServerTLSConfig())
+		s.log.Info("admin port beyond loopback: /metrics, /ready and /healthz open; the rest needs the admin SVID or an admin token over TLS (or a loopback peer)", "admin", s.adminLis.Addr())
+	}
 	return nil
 }
 
@@ -497,6 +508,7 @@ func (ss statusSource) Status() *shoalv1.StatusResponse {
 		Members:             s.members(),
 		Duplicates:          xds.DuplicateRegistrations(s.state.Endpoints()),
 		Identities:          s.identity.Identities(),
+		OpenDoors:           s.cfg.openDoors(),
 	}
 }
 

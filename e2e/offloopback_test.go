@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,9 +17,11 @@ import (
 // TestAuthOffLoopback runs the control plane in a network namespace with
 // its management API on a non-loopback address (10.213.0.1) and calls it
 // from a second namespace, as another machine on the pod network would:
-// plain admin beyond loopback is refused at start, the API authenticates
-// with no flag asking for it (--api-auth auto), a viewer reads and cannot
-// write.
+// plain unauthenticated gossip beyond loopback is refused at start, the
+// API authenticates with no flag asking for it (--api-auth auto), a viewer
+// reads and cannot write, and the admin port beyond loopback serves
+// /metrics to anyone and its gossip keys to nobody without the admin
+// identity.
 func TestAuthOffLoopback(t *testing.T) {
 	if why := harness.NetnsUnavailable(); why != "" {
 		t.Skip(why)
@@ -29,17 +32,17 @@ func TestAuthOffLoopback(t *testing.T) {
 	api, xds := pair.AddrA+":18001", pair.AddrA+":18000"
 	base := []string{"controlplane", "--data-dir", data, "--api-listen", api, "--xds-listen", xds}
 
-	// The one rule: the admin port in plain text beyond loopback stops the
-	// start, naming the flag and --insecure.
-	refused := pair.A.Start(t, append(base, "--admin-listen", pair.AddrA+":18002")...)
+	// The one rule: gossip in plain text without authentication beyond
+	// loopback stops the start, naming the flag and --insecure.
+	refused := pair.A.Start(t, append(base, "--gossip-listen", pair.AddrA+":7946", "--gossip-auth", "off")...)
 	if !refused.Wait(harness.DefaultTimeout) {
-		t.Fatal("the control plane kept running with a plain admin port beyond loopback")
+		t.Fatal("the control plane kept running with plain gossip beyond loopback")
 	}
-	if out := refused.Output(); refused.ExitCode() == 0 || !strings.Contains(out, "--admin-listen") || !strings.Contains(out, "--insecure") {
-		t.Fatalf("refused start: exit %d:\n%s\nwant a line naming --admin-listen and --insecure", refused.ExitCode(), out)
+	if out := refused.Output(); refused.ExitCode() == 0 || !strings.Contains(out, "--gossip-listen") || !strings.Contains(out, "--insecure") {
+		t.Fatalf("refused start: exit %d:\n%s\nwant a line naming --gossip-listen and --insecure", refused.ExitCode(), out)
 	}
 
-	cp := pair.A.Start(t, base...)
+	cp := pair.A.Start(t, append(base, "--admin-listen", pair.AddrA+":18002")...)
 	// From B: up and speaking TLS once a plain call is told so.
 	harness.Eventually(t, harness.DefaultTimeout, "the API answers from the other namespace", func() bool {
 		if cp.Exited() {
@@ -78,7 +81,7 @@ func TestAuthOffLoopback(t *testing.T) {
 	pair.B.Start(t, "sidecar", "--service", "web", "--app-port", "3000", "--xds", xds, "--no-register", "--outbound", "127.0.0.1:15001", "--admin-listen", "127.0.0.1:15000")
 	metrics := pair.A.HTTPClient()
 	harness.Eventually(t, harness.DefaultTimeout, "a refused plain-text xDS stream", func() bool {
-		resp, err := metrics.Get("http://127.0.0.1:18002/metrics")
+		resp, err := metrics.Get("http://" + pair.AddrA + ":18002/metrics")
 		if err != nil {
 			return false
 		}
@@ -86,4 +89,15 @@ func TestAuthOffLoopback(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return regexp.MustCompile(`(?m)^shoal_xds_rejected_streams_total\{reason="plaintext"\} [1-9]`).Match(b)
 	})
+	// The admin port from the other namespace: the gossip keyring needs
+	// the admin identity.
+	fromB := pair.B.HTTPClient()
+	resp, err := fromB.Get("http://" + pair.AddrA + ":18002/gossip/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /gossip/keys from another namespace: %s, want 401", resp.Status)
+	}
 }

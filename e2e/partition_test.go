@@ -33,10 +33,11 @@ func TestGossipPartitionNetns(t *testing.T) {
 		"--etcd-listen", "127.0.0.1:2379", "--etcd-peer-listen", "127.0.0.1:2380",
 		"--xds-listen", net.JoinHostPort(p.AddrA, cpXDS), "--api-listen", "127.0.0.1:"+cpAPI,
 		"--admin-listen", "127.0.0.1:"+cpAdmin, "--gossip-listen", net.JoinHostPort(p.AddrA, cpGossip),
-		// A gossip test: the sidecars have no identity, so xDS beyond
-		// loopback stays plain here (secure by default refuses that
-		// without these two flags; TestAuthOffLoopback covers it).
-		"--xds-auth=off", "--insecure")
+		// A gossip test: the sidecars have no identity, so xDS and gossip
+		// beyond loopback stay plain here (secure by default refuses that
+		// without --insecure; TestAuthOffLoopback and
+		// TestGossipAuthRogueClaimsChangeNothing cover it).
+		"--xds-auth=off", "--gossip-auth=off", "--insecure")
 	waitNetnsReady(t, p.A, cp, "127.0.0.1:"+cpAdmin)
 	seed := net.JoinHostPort(p.AddrA, cpGossip)
 	sidecar := func(ns *harness.Netns, id, addr string) *harness.Proc {

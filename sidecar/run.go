@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-mesh/shoal/identity"
 	"github.com/shoal-mesh/shoal/internal/etcdlite"
+	identityv1 "github.com/shoal-mesh/shoal/proto/shoal/identity/v1"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
 	"github.com/shoal-mesh/shoal/sidecar/healthcheck"
@@ -30,7 +31,10 @@ import (
 // user_agent_version.
 var Version = "dev"
 
-func (p *Proxy) startGossip() error {
+// startGossip joins gossip with keys, a ticket and ticket keys from the
+// control plane (from startGossipWithIdentity), or with --gossip-key when
+// fromCP is nil.
+func (p *Proxy) startGossip(fromCP *identityv1.GetGossipKeysResponse) error {
 	c := p.cfg
 	if c.GossipListen == "" {
 		return nil
@@ -39,14 +43,22 @@ func (p *Proxy) startGossip() error {
 	if err != nil {
 		return fmt.Errorf("sidecar: --gossip-listen: %w", err)
 	}
-	role, name := gossip.RoleSidecar, c.InstanceID
+	role := gossip.RoleSidecar
 	if c.Mode == ModeGateway {
-		role, name = gossip.RoleGateway, "gateway-"+p.listeners[0].l.Addr().String()
+		role = gossip.RoleGateway
 	}
-	gc := gossip.DefaultConfig(name, role)
+	gc := gossip.DefaultConfig(p.gossipName(), role)
 	gc.BindAddr, gc.BindPort, gc.Seeds, gc.Label = host, port, c.GossipJoin, c.GossipLabel
 	gc.Logger, gc.Registerer = c.Logger, p.reg
-	if gc.Keys, err = gossip.ParseKeys(c.GossipKey); err != nil {
+	if fromCP != nil {
+		gc.Keys, gc.Ticket = fromCP.GetKeys(), fromCP.GetTicket()
+		if gc.TicketKeys, err = ticketKeys(fromCP.GetTicketKeys()); err != nil {
+			return err
+		}
+		if l := fromCP.GetLabel(); l != "" {
+			gc.Label = l
+		}
+	} else if gc.Keys, err = gossip.ParseKeys(c.GossipKey); err != nil {
 		return fmt.Errorf("sidecar: --gossip-key: %w", err)
 	}
 	if c.Mode == ModeSidecar {
@@ -128,6 +140,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if err := p.startIdentity(ctx); err != nil {
 		return err
 	}
+	if p.id != nil {
+		if err := p.startGossipWithIdentity(ctx); err != nil {
+			return err
+		}
+	}
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 	var wg sync.WaitGroup
@@ -153,6 +170,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 		goRun(func() error { return ignoreClosed(p.admin.Serve(p.adminLis)) })
 	}
 	goRun(func() error { return p.xds.Run(bg) })
+	if p.member != nil && !p.gossipTicketExp.IsZero() {
+		goRun(func() error { return p.followGossipKeys(bg) })
+	}
 	if p.id != nil {
 		goRun(func() error { return p.id.Run(bg) })
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-mesh/shoal/identity"
+	"github.com/shoal-mesh/shoal/internal/adminauth"
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/registry"
 	"github.com/shoal-mesh/shoal/registry/gossip"
@@ -59,7 +60,11 @@ type Proxy struct {
 	tracer   *tracing.Tracer
 	otlpConn *grpc.ClientConn
 	member   *gossip.Member // nil without gossip
-	self     registry.Instance
+	// gossipTicketExp is when the member's ticket expires; zero when its
+	// keys did not come from the control plane. Set in Run before the
+	// follow goroutine starts, then owned by it.
+	gossipTicketExp time.Time
+	self            registry.Instance
 
 	listeners []served     // bound in New, served in Run
 	adminLis  net.Listener // nil without admin
@@ -113,7 +118,11 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if p.drainM, err = newDrainMetrics(p.reg); err != nil {
 		return nil, err
 	}
-	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout}
+	pc := proxy.Config{Logger: cfg.Logger, Registerer: p.reg, WriteTimeout: cfg.WriteTimeout, TCPIdleTimeout: cfg.TCPIdleTimeout,
+		Service: cfg.Service}
+	if cfg.Mode == ModeGateway && pc.Service == "" {
+		pc.Service = "gateway" // the source of the gateway's edges
+	}
 	if pc.AccessLog, err = p.openAccessLog(); err != nil {
 		return nil, err
 	}
@@ -144,11 +153,15 @@ func New(cfg Config) (_ *Proxy, err error) {
 	if err := p.bind(); err != nil {
 		return nil, err
 	}
-	if err := p.startGossip(); err != nil {
-		return nil, err
-	}
 	if err := p.newXDSClient(); err != nil {
 		return nil, err
+	}
+	// With an identity, gossip starts in Run, once the SVID is in and the
+	// control plane has handed out the keyring (gossipkeys.go).
+	if p.id == nil {
+		if err := p.startGossip(nil); err != nil {
+			return nil, err
+		}
 	}
 	p.rebuildTable() // the local app is routable before xDS arrives
 	return p, nil
@@ -280,8 +293,9 @@ func (p *Proxy) bind() error {
 		if err != nil {
 			return fmt.Errorf("sidecar: admin listener %s: %w", c.AdminListen, err)
 		}
-		p.adminLis = l
-		p.admin = &http.Server{Handler: p.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+		var h http.Handler
+		p.adminLis, h = p.guardAdmin(l, p.adminMux())
+		p.admin = &http.Server{Handler: h, ConnContext: adminauth.ConnContext, ReadHeaderTimeout: 5 * time.Second}
 	}
 	return nil
 }

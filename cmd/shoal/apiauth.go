@@ -28,11 +28,8 @@ const controlPlanePath = "/shoal/controlplane"
 // the token's fingerprint names), with the client certificate and the
 // bearer token when given.
 func (f *apiFlags) authOptions() ([]grpc.DialOption, error) {
-	token := f.token
-	if token == "" {
-		token = os.Getenv("SHOAL_TOKEN")
-	}
-	if token == "" && f.cert == "" && f.caBundle == "" {
+	token := f.bearerToken()
+	if f.plain() {
 		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
 	}
 	var roots *x509.CertPool
@@ -77,6 +74,19 @@ func (f *apiFlags) authOptions() ([]grpc.DialOption, error) {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(token)))
 	}
 	return opts, nil
+}
+
+// bearerToken is --token, else $SHOAL_TOKEN.
+func (f *apiFlags) bearerToken() string {
+	if f.token != "" {
+		return f.token
+	}
+	return os.Getenv("SHOAL_TOKEN")
+}
+
+// plain reports whether calls go in plain text: no credentials and no CA.
+func (f *apiFlags) plain() bool {
+	return f.bearerToken() == "" && f.cert == "" && f.caBundle == ""
 }
 
 // verifyControlPlane checks the server's chain against roots, or against

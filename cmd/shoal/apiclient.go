@@ -22,12 +22,23 @@ type apiFlags struct {
 	// caBundle, token, cert and key authenticate to an API that requires
 	// it (beyond loopback, or --api-auth=required).
 	caBundle, token, cert, key string
+	// fs is the flag set the flags are on, to tell given flags from
+	// defaults when applying the config file; configApplied makes that
+	// happen once.
+	fs            *pflag.FlagSet
+	configApplied bool
 }
 
 func (f *apiFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.addr, "api", "127.0.0.1:18001", "management API address (host:port)")
 	fs.StringVarP(&f.output, "output", "o", "table", "output format: table, yaml or json")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the management API")
+	f.registerConn(fs)
+}
+
+// registerConn registers --api and the credential flags.
+func (f *apiFlags) registerConn(fs *pflag.FlagSet) {
+	f.fs = fs
+	fs.StringVar(&f.addr, "api", "127.0.0.1:18001", "management API address (host:port; default from $SHOAL_API or the config file of shoal login)")
 	fs.StringVar(&f.caBundle, "ca-bundle", "", "PEM file with the mesh's root CA to verify the management API (default with --token: the root the token names)")
 	fs.StringVar(&f.token, "token", "", "bearer token for the management API (shoal tokens create --admin|--viewer; default $SHOAL_TOKEN)")
 	fs.StringVar(&f.cert, "cert", "", "client certificate (PEM) for the management API, e.g. from shoal ca issue-admin")
@@ -35,6 +46,9 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 }
 
 func (f *apiFlags) check() error {
+	if err := f.applyConfig(); err != nil {
+		return err
+	}
 	switch f.output {
 	case "table", "yaml", "json":
 	default:
@@ -50,6 +64,9 @@ func (f *apiFlags) check() error {
 // connect until the first call (grpc.NewClient), which fails with
 // Unavailable when nothing listens.
 func (f *apiFlags) dial() (*grpc.ClientConn, error) {
+	if err := f.applyConfig(); err != nil {
+		return nil, err
+	}
 	opts, err := f.authOptions()
 	if err != nil {
 		return nil, err

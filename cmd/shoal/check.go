@@ -57,7 +57,7 @@ func newCheckCmd() *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.addr, "api", "127.0.0.1:18001", "management API address (host:port)")
+	f.registerConn(fs)
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each answer of the management API")
 	fs.DurationVar(&ackWithin, "ack-within", 30*time.Second, "how long an xDS client may take to ACK the last config pushed to it")
 	return cmd
@@ -89,7 +89,24 @@ func runChecks(ctx context.Context, f apiFlags, ackWithin time.Duration, now tim
 	} else {
 		results = append(results, pass("etcd healthy", "the control plane reads and lists routes"))
 	}
-	return append(results, evaluateStatus(st, ackWithin, now)...)
+	results = append(results, evaluateStatus(st, ackWithin, now)...)
+	return append(results, checkDoors(f, st))
+}
+
+// checkDoors fails for every listener anyone who reaches it may use: the
+// ones the control plane reports (plain beyond loopback under --insecure),
+// and the management API itself when this command reached it beyond
+// loopback in plain text.
+func checkDoors(f apiFlags, st *shoalv1.StatusResponse) checkResult {
+	doors := st.GetOpenDoors()
+	if f.plain() && !isLoopbackAddr(f.addr) {
+		doors = append([]string{fmt.Sprintf("--api-listen: the management API at %s answered in plain text without credentials (anyone who reaches it could rewrite routes)", f.addr)}, doors...)
+	}
+	if len(doors) > 0 {
+		return fail("no open doors", fmt.Sprintf("%d listeners beyond loopback without TLS and authentication", len(doors)),
+			"bind them to 127.0.0.1, or drop --insecure and the =off auth flags (--api-auth, --xds-auth, --etcd-tls, --gossip-auth) so they authenticate", doors...)
+	}
+	return pass("no open doors", "every listener beyond loopback authenticates its callers")
 }
 
 // evaluateStatus turns a Status answer into the remaining checks.

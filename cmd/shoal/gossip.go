@@ -224,6 +224,13 @@ func keyCall(ctx context.Context, client *http.Client, addr string, req *keyadmi
 		return res
 	}
 	defer resp.Body.Close()
+	if (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
+		strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		// The admin port's guard: the member is beyond loopback.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		res.Err = fmt.Sprintf("%s: %s: %s (reach the admin port from loopback, e.g. kubectl port-forward)", url, resp.Status, strings.TrimSpace(string(b)))
+		return res
+	}
 	var kr keyadmin.Response
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&kr); err != nil {
 		res.Err = fmt.Sprintf("%s: %s (not a shoal admin endpoint?)", url, resp.Status)

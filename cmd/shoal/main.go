@@ -82,6 +82,7 @@ func newRootCmd() *cobra.Command {
 		newTokensCmd(),
 		newIdentityCmd(),
 		newStatusCmd(),
+		newLoginCmd(),
 		newCheckCmd(),
 		newTopCmd(),
 		newGossipCmd(),

@@ -25,7 +25,13 @@ import (
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, etcdtest.LeakOptions()...) }
+func TestMain(m *testing.M) {
+	// The CLI reads defaults from the config file of shoal login: point it
+	// at one that does not exist, so that the developer's own login does
+	// not change what the tests run against.
+	os.Setenv(configEnv, filepath.Join(os.TempDir(), "shoal-test-no-config", "config.yaml"))
+	goleak.VerifyTestMain(m, etcdtest.LeakOptions()...)
+}
 
 // startAPI serves the management API on loopback over embedded etcd and
 // returns its address.

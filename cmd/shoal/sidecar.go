@@ -94,6 +94,7 @@ func (f *proxyFlags) apply(cfg *sidecar.Config, stderr io.Writer) error {
 		return usageErrorf("--access-log-format %q: want text or json", f.accessLogFormat)
 	}
 	f.memoryLimit.apply()
+	setHeapProfiling(f.pprof)
 	if cfg.Logger, err = newLogger(stderr, f.logLevel); err != nil {
 		return err
 	}

@@ -100,14 +100,21 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 // from the CA (client SVIDs verified when given) for IdentityService,
 // plain for xDS clients that do not start TLS.
 func (s *Service) Creds() credentials.TransportCredentials {
+	return NewSniffingCreds(s.ServerTLSConfig())
+}
+
+// ServerTLSConfig is the TLS server side of the control plane's ports:
+// its serving certificate from the CA, client certificates of the mesh
+// verified when given. The caller may modify the returned config.
+func (s *Service) ServerTLSConfig() *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.cfg.CA.Root())
-	return NewSniffingCreds(&tls.Config{
+	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.servingCert() },
 		ClientAuth:     tls.VerifyClientCertIfGiven,
 		ClientCAs:      pool,
-	})
+	}
 }
 
 // servingCert returns the current serving certificate, making a new one

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,6 +43,9 @@ type SidecarOptions struct {
 	// GossipJoin overrides the seeds (default: the control plane's gossip
 	// address); GossipLabel and GossipKey are passed through when set.
 	GossipJoin, GossipLabel, GossipKey string
+	// AdminBeyondLoopback binds the admin listener to 0.0.0.0 (Admin keeps
+	// the 127.0.0.1 address, which reaches it as a loopback peer).
+	AdminBeyondLoopback bool
 	// Extra flags are appended last.
 	Extra []string
 }
@@ -115,7 +119,12 @@ func proxyArgs(t testing.TB, o SidecarOptions) (*Sidecar, []string) {
 	if sc.StateDir == "" {
 		sc.StateDir = t.TempDir()
 	}
-	args := []string{"--xds", o.CP.XDS, "--admin-listen", sc.Admin, "--state-dir", sc.StateDir}
+	adminListen := sc.Admin
+	if o.AdminBeyondLoopback {
+		_, port, _ := net.SplitHostPort(sc.Admin)
+		adminListen = "0.0.0.0:" + port
+	}
+	args := []string{"--xds", o.CP.XDS, "--admin-listen", adminListen, "--state-dir", sc.StateDir}
 	if !o.NoGossip {
 		sc.Gossip = FreeAddr(t)
 		join := o.GossipJoin

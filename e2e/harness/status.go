@@ -32,6 +32,9 @@ type StatusMember struct {
 	Name  string `json:"name"`
 	State string `json:"state"`
 	Role  string `json:"role"`
+	// Instances are the instances whose health the control plane takes
+	// from this member ("service/id").
+	Instances []string `json:"instances"`
 }
 
 // Status runs `shoal status -o json` against the control plane's API.

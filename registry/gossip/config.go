@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -131,6 +132,15 @@ type Config struct {
 	// Keys are 32-byte AES-256-GCM keys; Keys[0] is the primary. Empty: no
 	// encryption (and no key rotation later).
 	Keys [][]byte
+	// Ticket is this member's encoded ticket from the control plane
+	// (SignTicket), published in its metadata. Nil: none (members that
+	// require tickets then ignore its health claims). See SetTicket.
+	Ticket []byte
+	// TicketKeys are the public keys tickets must be signed by (the mesh
+	// CA's). Non-empty: other members' health claims count only for
+	// instances of the service their valid ticket names. Empty: every
+	// member's claims count, as before identities. See SetTicketKeys.
+	TicketKeys []crypto.PublicKey
 	// Label is the cluster label bound into every packet and stream; members
 	// with different labels never talk. Empty: "shoal".
 	Label string

@@ -93,6 +93,12 @@
 // Each step must finish on all members before the next starts; then no
 // packet is ever unreadable, and rotation costs no suspicion.
 //
+// The key keeps strangers out but every key holder looks alike. Tickets
+// (ticket.go) bind a member's name to the service of its identity: a
+// member with TicketKeys counts another member's health claims only for
+// instances of the service its ticket names, so one compromised member
+// cannot take other services out of rotation (issue 14).
+//
 // # Partitions
 //
 // Halves of a partition declare each other dead and may not re-merge on

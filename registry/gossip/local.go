@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,15 +43,38 @@ func (m *Member) LocalInstances() []InstanceHealth {
 	return slices.Clone(m.local)
 }
 
+// SetTicket replaces the ticket this member publishes (a renewed one from
+// the control plane) and sends the new metadata like SetLocalHealth.
+func (m *Member) SetTicket(ticket []byte) error {
+	return m.publish(func() ([]InstanceHealth, []byte) { return slices.Clone(m.local), slices.Clone(ticket) })
+}
+
+// SetTicketKeys replaces the keys other members' tickets must be signed
+// by (Config.TicketKeys). It applies to metadata received from now on.
+// The caller must not modify keys afterwards.
+func (m *Member) SetTicketKeys(keys []crypto.PublicKey) {
+	if len(keys) == 0 {
+		m.view.ticketKeys.Store(nil)
+		return
+	}
+	m.view.ticketKeys.Store(&keys)
+}
+
 func (m *Member) editLocal(edit func([]InstanceHealth) []InstanceHealth) error {
+	return m.publish(func() ([]InstanceHealth, []byte) { return edit(slices.Clone(m.local)), m.ticket })
+}
+
+// publish encodes the instances and ticket next returns (called with
+// localMu held) and sends them.
+func (m *Member) publish(next func() ([]InstanceHealth, []byte)) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
 	m.localMu.Lock()
-	next := edit(slices.Clone(m.local))
-	b, err := encodeMeta(nodeMeta{Role: m.cfg.Role, Instances: next})
+	local, ticket := next()
+	b, err := encodeMeta(nodeMeta{Role: m.cfg.Role, Instances: local, Ticket: ticket})
 	if err == nil {
-		m.local = next
+		m.local, m.ticket = local, ticket
 		m.meta.Store(&b)
 	}
 	m.localMu.Unlock()

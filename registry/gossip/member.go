@@ -33,10 +33,11 @@ type Member struct {
 	met  *metrics
 	port int
 
-	// localMu guards local (the instances this member fronts) and orders
-	// its encoding into meta.
+	// localMu guards local (the instances this member fronts) and ticket,
+	// and orders their encoding into meta.
 	localMu sync.Mutex
 	local   []InstanceHealth
+	ticket  []byte
 	meta    atomic.Pointer[[]byte]
 
 	// refuteCh carries peers' requests to refute a suspicion (delegate →
@@ -61,10 +62,10 @@ func New(cfg Config) (m *Member, err error) {
 		return nil, err
 	}
 	cfg.Instances = slices.Clone(cfg.Instances)
-	m = &Member{cfg: cfg, met: newMetrics(), local: cfg.Instances,
+	m = &Member{cfg: cfg, met: newMetrics(), local: cfg.Instances, ticket: cfg.Ticket,
 		refuteCh: make(chan struct{}, 1), nudgeCh: make(chan []Peer, 1),
 		log: cfg.Logger.With("component", "gossip", "node", cfg.Name)}
-	meta, err := encodeMeta(nodeMeta{Role: cfg.Role, Instances: m.local})
+	meta, err := encodeMeta(nodeMeta{Role: cfg.Role, Instances: m.local, Ticket: m.ticket})
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +87,7 @@ func New(cfg Config) (m *Member, err error) {
 		}
 	}
 	m.view = newView(cfg.Name, m.met, m.suspectTTL, m.log.Warn)
+	m.SetTicketKeys(cfg.TicketKeys)
 	if err := m.start(); err != nil {
 		return nil, err
 	}

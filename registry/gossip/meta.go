@@ -10,7 +10,12 @@ import (
 
 // metaVersion is the first byte of every node metadata blob. A member that
 // reads an unknown version treats the node as fronting no instances.
-const metaVersion = 1
+// Version 2 appends the member's ticket (ticket.go); a member without one
+// still writes version 1, which every shoal release reads.
+const (
+	metaVersion       = 1
+	metaVersionTicket = 2
+)
 
 // ErrMetaTooLarge is returned when the instances a member fronts do not fit
 // in memberlist's node metadata (memberlist.MetaMaxSize, 512 bytes). The
@@ -37,17 +42,24 @@ type InstanceHealth struct {
 type nodeMeta struct {
 	Role      Role
 	Instances []InstanceHealth
+	// Ticket is the member's encoded ticket (ticket.go); nil: none.
+	Ticket []byte
 }
 
 // encodeMeta is a compact binary encoding:
 //
 //	[version u8][role u8][count uvarint] then per instance
 //	[len uvarint][service][len uvarint][id][flags u8 (bit 0: healthy)]
+//	and, in version 2, [len uvarint][ticket]
 //
 // About 25 bytes per instance with typical names, so a member fits well
 // over a dozen instances in 512 bytes.
 func encodeMeta(m nodeMeta) ([]byte, error) {
-	b := []byte{metaVersion, byte(m.Role)}
+	v := byte(metaVersion)
+	if len(m.Ticket) > 0 {
+		v = metaVersionTicket
+	}
+	b := []byte{v, byte(m.Role)}
 	b = binary.AppendUvarint(b, uint64(len(m.Instances)))
 	for _, in := range m.Instances {
 		b = appendString(b, in.Service)
@@ -57,6 +69,9 @@ func encodeMeta(m nodeMeta) ([]byte, error) {
 			flags |= 1
 		}
 		b = append(b, flags)
+	}
+	if len(m.Ticket) > 0 {
+		b = appendString(b, string(m.Ticket))
 	}
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, ErrMetaTooLarge
@@ -73,7 +88,7 @@ var errBadMeta = errors.New("gossip: malformed node metadata")
 
 // decodeMeta parses a blob written by encodeMeta. The result does not alias b.
 func decodeMeta(b []byte) (nodeMeta, error) {
-	if len(b) < 2 || b[0] != metaVersion {
+	if len(b) < 2 || (b[0] != metaVersion && b[0] != metaVersionTicket) {
 		return nodeMeta{}, errBadMeta
 	}
 	m := nodeMeta{Role: Role(b[1])}
@@ -89,6 +104,9 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 		in.ID = r.string()
 		in.Healthy = r.byte()&1 != 0
 		m.Instances = append(m.Instances, in)
+	}
+	if b[0] == metaVersionTicket {
+		m.Ticket = []byte(r.string())
 	}
 	if r.bad {
 		return nodeMeta{}, errBadMeta

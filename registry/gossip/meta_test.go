@@ -18,6 +18,9 @@ func TestMetaRoundTrips(t *testing.T) {
 			{InstanceKey: InstanceKey{Service: "orders", ID: "orders-1"}, Healthy: true},
 			{InstanceKey: InstanceKey{Service: "payments", ID: "p-2"}, Healthy: false},
 		}}},
+		{"sidecar with a ticket (version 2)", nodeMeta{Role: RoleSidecar, Instances: []InstanceHealth{
+			{InstanceKey: InstanceKey{Service: "web", ID: "web-1"}, Healthy: true},
+		}, Ticket: []byte("\x03web\x01\x02sg")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

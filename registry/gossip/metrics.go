@@ -17,6 +17,9 @@ type metrics struct {
 	rejoins   *metric.CounterVec // by result
 	tapErrors *metric.Counter
 	nudges    *metric.CounterVec // by result
+	// claimsIgnored counts instance health claims dropped for want of a
+	// ticket naming the instance's service.
+	claimsIgnored *metric.Counter
 }
 
 func newMetrics() *metrics {
@@ -48,11 +51,14 @@ func newMetrics() *metrics {
 		nudges: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_gossip_refute_nudges_total", Help: "Long-suspected members asked to refute, by result.",
 		}, []string{"result"}),
+		claimsIgnored: metric.NewCounter(metric.CounterOpts{
+			Name: "shoal_gossip_claims_ignored_total", Help: "Instance health claims ignored: the member had no valid ticket, or the instance is not of its identity's service.",
+		}),
 	}
 }
 
 func (m *metrics) collectors() []metric.Collector {
-	return []metric.Collector{m.members, m.suspect, m.refuted, m.dead, m.flips, m.coalesced, m.rejoins, m.tapErrors, m.nudges}
+	return []metric.Collector{m.members, m.suspect, m.refuted, m.dead, m.flips, m.coalesced, m.rejoins, m.tapErrors, m.nudges, m.claimsIgnored}
 }
 
 // register registers every collector with r, undoing on failure.

@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"crypto"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -23,6 +25,10 @@ type view struct {
 	deadTTL time.Duration
 	met     *metrics
 	onErr   func(msg string, args ...any)
+	// ticketKeys, when it holds keys, makes every other member's health
+	// claims need a ticket signed by one of them (ticket.go); claims about
+	// instances of other services than the ticket's are dropped.
+	ticketKeys atomic.Pointer[[]crypto.PublicKey]
 
 	// mu guards peers, byInstance and subs, and orders event delivery.
 	mu         sync.RWMutex
@@ -58,6 +64,7 @@ func (v *view) join(n *memberlist.Node) {
 	if err != nil {
 		v.onErr("gossip: ignoring node metadata", "node", n.Name, "err", err)
 	}
+	meta.Instances = v.admit(n.Name, meta)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	p, ok := v.peers[n.Name]
@@ -73,6 +80,27 @@ func (v *view) join(n *memberlist.Node) {
 	p.Instances = meta.Instances
 	v.setState(p, MemberAlive)
 	v.emit(p)
+}
+
+// admit returns the instances whose health member name may claim: all of
+// them without ticket keys (or for this member itself), else those of the
+// service its valid ticket names. It does not take mu.
+func (v *view) admit(name string, meta nodeMeta) []InstanceHealth {
+	keys := v.ticketKeys.Load()
+	if name == v.self || keys == nil || len(*keys) == 0 || len(meta.Instances) == 0 {
+		return meta.Instances
+	}
+	svc, err := VerifyTicket(*keys, name, meta.Ticket, v.now())
+	kept := slices.DeleteFunc(slices.Clone(meta.Instances), func(in InstanceHealth) bool { return err != nil || in.Service != svc })
+	if dropped := len(meta.Instances) - len(kept); dropped > 0 {
+		v.met.claimsIgnored.Add(uint64(dropped))
+		reason := "instances of another service than its identity's (" + svc + ")"
+		if err != nil {
+			reason = err.Error()
+		}
+		v.onErr("gossip: ignoring a member's health claims", "node", name, "claims", dropped, "reason", reason)
+	}
+	return kept
 }
 
 // leave handles memberlist's NotifyLeave, which covers both a graceful

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 )
@@ -89,7 +91,8 @@ func TestRunWritesAndDropsWhenFull(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
-	// Half the buffer filled: Run writes without waiting for the interval.
+	// WriteBytes (here half of MaxBuffer) buffered: Run writes without
+	// waiting for the interval.
 	deadline := time.Now().Add(10 * time.Second)
 	for out.String() == "" && time.Now().Before(deadline) {
 		l.Log(entry())
@@ -141,6 +144,78 @@ func TestTimestampCacheFollowsTheSecond(t *testing.T) {
 	} {
 		if got := string(appendTime(nil, l.timestamp(tc.t))); got != tc.want {
 			t.Errorf("%v: %s, want %s", tc.t, got, tc.want)
+		}
+	}
+}
+
+// escapeOneByOne is the escaping rule applied a byte (or rune) at a time,
+// the reference appendEscaped's run-at-a-time fast path must match.
+func escapeOneByOne(b []byte) string {
+	var out []byte
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				out = append(out, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				out = append(out, fmt.Sprintf(`\u%04x`, c)...)
+			default:
+				out = append(out, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			out = append(out, `\ufffd`...)
+		} else {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	return string(out)
+}
+
+func TestEscapingMatchesTheByteRule(t *testing.T) {
+	for _, s := range []string{
+		"", "plain", "curl/8.5.0", `a"b\c`, "tab\there", "\x00\x1f\x7f", "caf\u00e9 \u65e5\u672c",
+		"bad \xff\xfe utf8", "\xe2\x82", "trailing\\", `"`, "mixed\"\x01\u00e9\xffend",
+	} {
+		if got, want := string(appendEscaped([]byte("x"), []byte(s))), "x"+escapeOneByOne([]byte(s)); got != want {
+			t.Errorf("escape %q = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func FuzzEscaping(f *testing.F) {
+	f.Add([]byte("curl/8.5.0"))
+	f.Add([]byte("a\"\\\x00\xff\u00e9"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := appendEscaped(nil, b)
+		if want := escapeOneByOne(b); string(got) != want {
+			t.Fatalf("escape %q = %q, want %q", b, got, want)
+		}
+		if bytes.ContainsAny(got, "\n\r") || !utf8.Valid(got) {
+			t.Fatalf("escape %q = %q: a newline or invalid UTF-8", b, got)
+		}
+	})
+}
+
+// BenchmarkEscape is the escaping of a line's typical fields: a UUID
+// request id, a browser's User-Agent, an authority and a path.
+func BenchmarkEscape(b *testing.B) {
+	fields := [][]byte{
+		[]byte("7a19157c-8053-4700-b718-9e0dc680c155"),
+		[]byte("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+		[]byte("orders.shop.svc:8080"), []byte("/api/v1/orders?id=12345&expand=items"),
+	}
+	dst := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = dst[:0]
+		for _, f := range fields {
+			dst = appendEscaped(dst, f)
 		}
 	}
 }

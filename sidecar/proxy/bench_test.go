@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/lb/leastloaded"
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -161,6 +164,37 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 	addr := benchProxy(b, route.ClusterConfig{Name: "bench", Endpoints: []route.Endpoint{{Address: be.l.Addr().String(), Healthy: true}}})
 	b.ReportAllocs()
 	b.SetParallelism(25) // about 50 keep-alive clients on two cores
+	defer reportCPU(b)()
+	b.RunParallel(func(pb *testing.PB) {
+		rc := newRawClient(b, addr)
+		for pb.Next() {
+			if err := rc.do(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+		rc.c.Close()
+	})
+}
+
+// BenchmarkProxyHTTP1AccessLog is BenchmarkProxyHTTP1 with the access
+// log on, written to a file as --access-log FILE does (issue 15: the
+// line's cost next to nginx's).
+func BenchmarkProxyHTTP1AccessLog(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "access.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	al := accesslog.New(accesslog.Config{W: f})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { al.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done; f.Close() })
+	be := startRawBackend(b)
+	addr := benchProxyWith(b, Config{AccessLog: al}, route.ClusterConfig{Name: "bench", Endpoints: []route.Endpoint{{Address: be.l.Addr().String(), Healthy: true}}})
+	b.ReportAllocs()
+	b.SetParallelism(25)
+	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		rc := newRawClient(b, addr)
 		for pb.Next() {
@@ -416,6 +450,7 @@ func BenchmarkProxyH2C(b *testing.B) {
 				Endpoints: []route.Endpoint{{Address: up.start(b), Healthy: true}}})
 			b.ReportAllocs()
 			b.SetParallelism(25)
+			defer reportCPU(b)()
 			b.RunParallel(func(pb *testing.PB) {
 				rc := newRawH2Client(b, addr)
 				for pb.Next() {

@@ -22,6 +22,7 @@ type clusterState struct {
 	ejected  atomic.Int32 // hosts currently ejected
 	stalled  atomic.Int32 // hosts currently marked stalled
 	codes    codeCounters
+	edges    edgeCache // per route: the golden metrics per edge
 	// latency and ejects are resolved on first use: a cluster without
 	// traffic creates no series.
 	latency lazyObserver
@@ -132,7 +133,8 @@ func (p *Proxy) clusterState(name string) *clusterState {
 	cs := &clusterState{
 		name:    name,
 		m:       p.metrics,
-		codes:   codeCounters{vec: p.metrics.requests, cluster: name},
+		codes:   codeCounters{vec: p.metrics.requests, labels: []string{name}},
+		edges:   edgeCache{em: p.metrics.edges, destination: destinationOf(name)},
 		latency: lazyObserver{vec: p.metrics.latency},
 		hosts:   make(map[string]*host),
 	}

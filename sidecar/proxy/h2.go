@@ -12,8 +12,10 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
+	"github.com/shoal-mesh/shoal/sidecar/tracing"
 )
 
 // h2Preface is the head bufReader.head returns for the HTTP/2 connection
@@ -139,6 +141,9 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 	b := h.p.bound.Load()
 	x := &h2Exchange{}
 	x.fillView(r, hc.peerIP)
+	if t := h.p.cfg.Tracer; t != nil {
+		x.startSpan(t, r)
+	}
 	rt, cl := resolve(b.table, hc.mode, &x.view, hc.fixed)
 	cs := h.p.noCluster
 	if cl != nil {
@@ -151,7 +156,15 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 		code = h.forward(w, r, x, b, rt, cl, cs, hc, start)
 	}
 	cs.codes.inc(code)
-	cs.latency.observe(cs.name, time.Since(start).Seconds())
+	took := time.Since(start)
+	cs.latency.observe(cs.name, took.Seconds())
+	countEdge(hc.mode, cs, rt, code, took.Seconds())
+	if l := h.p.cfg.AccessLog; l != nil {
+		x.logAccess(l, r, start, took, code, cs.name)
+	}
+	if t := h.p.cfg.Tracer; t != nil {
+		x.span.end(t, hc.mode.Kind, start, x.view.Method, x.view.Path, code, x.al.upstream, cs.name)
+	}
 }
 
 // h2Exchange is the state of one request of an h2c connection, allocated
@@ -159,6 +172,8 @@ func (h *h2Handler) serveHTTP(w http.ResponseWriter, r *http.Request, hc *h2Conn
 // strings are copied into scratch (route.Request holds byte slices).
 type h2Exchange struct {
 	transportExchange
+	reqID   string // the X-Request-Id sent upstream
+	span    spanInfo
 	view    route.Request
 	fields  [24]route.HeaderField
 	scratch [1 << 10]byte
@@ -197,11 +212,13 @@ func (x *h2Exchange) fillView(r *http.Request, peer []byte) {
 func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchange, b *binding, rt *route.Route, cl *route.Cluster, cs *clusterState, hc *h2Conn, start time.Time) int {
 	switch {
 	case rt == nil && cl == nil:
+		x.al.flags |= accesslog.NoRouteFound
 		return plainError(w, 404, notFoundMessage(b.table, x.view.Host, []byte(r.URL.Path)))
 	case cl == nil:
 		return plainError(w, 503, "cluster not found")
 	case int(cs.inflight.Add(1)) > cl.MaxRequests:
 		cs.inflight.Add(-1)
+		x.al.flags |= accesslog.UpstreamOverflow
 		return plainError(w, 503, "upstream overflow (circuit breaker)")
 	}
 	defer cs.inflight.Add(-1)
@@ -225,6 +242,13 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	out.Header = cloneHeader(r.Header, 4)
 	out.Trailer = r.Trailer.Clone()
 	rewriteHeaders(out.Header, hc.trusted, hc.peer)
+	if x.span.on {
+		delete(out.Header, "Traceparent")
+		out.Header["Traceparent"] = []string{string(tracing.AppendTraceparent(nil, x.span.ctx))}
+	}
+	if vs := out.Header["X-Request-Id"]; len(vs) > 0 {
+		x.reqID = vs[0] // the client's or a generated one, for the access log
+	}
 	setXFCC(out.Header, hc.mode, hc.xfcc)
 	x.setBody(r.Body, r.ContentLength, h.p.cfg.ReplayBufferBytes)
 	defer x.end()

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -81,6 +82,11 @@ type fwState struct {
 	hasTr           bool
 	kept            *keptResponse
 	code            int
+	al              accessInfo // response flags and the last endpoint, for the access log
+	span            spanInfo   // this hop's span (Config.Tracer)
+	tp              [55]byte   // backs the traceparent sent upstream
+	grpc            string     // the response's grpc-status, "" when none
+	sentDown        int64      // response body bytes written to the client
 	done            bool
 	released        bool // back in the pool; set by unlock
 }
@@ -109,6 +115,9 @@ func (f *h2Front) newH2Fwd(s *h2.Stream) (*h2Fwd, bool) {
 		return nil, false
 	}
 	fw.cs = b.clusters[cl.Index]
+	if t := f.h.p.cfg.Tracer; t != nil {
+		fw.startSpan(t)
+	}
 	fw.a.init(b, rt, cl, start, f.h.p.cfg.ConnectRetries)
 	if rt != nil {
 		if hk, ok := rt.HashKey(&fw.view); ok {
@@ -219,6 +228,10 @@ func (fw *h2Fwd) buildRequest() {
 			hasProto = hasProto || hf.Name == "x-forwarded-proto"
 		case "x-request-id":
 			hasID = true
+		case "traceparent":
+			if fw.span.on {
+				continue // replaced below with this hop's span
+			}
 		case "x-forwarded-client-cert":
 			// Removed from clients inbound and at the edge (Envoy's
 			// SANITIZE); an authenticated caller's is set below.
@@ -234,6 +247,9 @@ func (fw *h2Fwd) buildRequest() {
 	req = append(req, hpack.HeaderField{Name: "x-forwarded-for", Value: xff + fw.hc.peer})
 	if !hasProto {
 		req = append(req, hpack.HeaderField{Name: "x-forwarded-proto", Value: "http"})
+	}
+	if fw.span.on {
+		req = append(req, fw.traceparent())
 	}
 	if !hasID {
 		// Sensitive: a unique value is never worth an HPACK table entry,
@@ -266,21 +282,26 @@ func (fw *h2Fwd) next() {
 	e, hst := a.pick()
 	switch {
 	case hst == nil && len(a.cl.Endpoints) == 0:
+		fw.al.flags |= accesslog.NoHealthyUpstream
 		fw.reply(503, noInstanceMessage(a.cl.Name))
 		return
 	case fw.kept != nil && (hst == nil || a.triedHost(hst)):
 		// A gRPC client needs a gRPC status, not a local reply.
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
 		return
 	case hst == nil:
-		code, msg, _ := a.noPick()
+		code, msg, flag := a.noPick()
+		fw.al.flags |= flag
 		fw.reply(code, msg)
 		return
 	case a.triedHost(hst):
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 		fw.reply(a.last, failureMessage(a.last))
 		return
 	}
 	a.markTried(hst)
+	fw.al.upstream = hst.addr
 	fw.stallEnded = false
 	hst.countRequest(fw.h.p.metrics)
 	hst.load.begin()
@@ -420,6 +441,7 @@ func (fw *h2Fwd) OnReset(s *h2.Stream) {
 	if !fw.relayed {
 		fw.code = 502 // as classify's clientFailed
 	}
+	fw.al.flags |= accesslog.DownstreamConnectionTermination
 	fw.finish()
 }
 

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/proxy/h2"
 )
@@ -100,6 +101,7 @@ func (u *h2FwdUp) OnReset(up *h2.ClientStream, err error) {
 	if fw.relayed {
 		fw.up = nil
 		fw.ds.Reset(http2.ErrCodeInternal) // the response is cut short
+		fw.al.flags |= accesslog.UpstreamConnectionTermination
 		fw.finish()
 		return
 	}
@@ -137,9 +139,13 @@ func (fw *h2Fwd) retry(out outcome, code int) {
 		// Part of the body is gone: no attempt can send it again.
 		fw.a.connects, fw.a.retries = 0, 0
 	}
+	fw.al.flags |= outcomeFlag(out)
 	if fw.a.again(out, code, fw.host, fw.idempotent) && fw.base == 0 {
 		fw.next()
 		return
+	}
+	if fw.a.nTried > 1 {
+		fw.al.flags |= accesslog.UpstreamRetryLimitExceeded
 	}
 	if fw.kept != nil {
 		fw.relayHeaders(fw.kept.status, fw.kept.fields, true)
@@ -178,6 +184,9 @@ func (fw *h2Fwd) endAttempt(reset bool) {
 // relayHeaders sends the response headers downstream.
 func (fw *h2Fwd) relayHeaders(status int, fields []hpack.HeaderField, end bool) {
 	fw.relayed, fw.code = true, status
+	if end && fw.h.p.cfg.AccessLog != nil {
+		fw.grpc = grpcStatusValue(fields) // trailers-only
+	}
 	fw.ds.WriteHeaders(status, fields, end)
 	if end {
 		fw.finish()
@@ -208,6 +217,7 @@ func (fw *h2Fwd) flushResponse() {
 	}
 	if len(fw.resp) > 0 || fw.respEnd && !fw.hasTr {
 		n, err := fw.ds.WriteData(fw.resp, fw.respEnd && !fw.hasTr)
+		fw.sentDown += int64(n)
 		if n > 0 && fw.up != nil {
 			fw.up.Consumed(n)
 		}
@@ -222,6 +232,9 @@ func (fw *h2Fwd) flushResponse() {
 	}
 	if fw.hasTr {
 		fw.ds.WriteTrailers(fw.respTr)
+		if fw.h.p.cfg.AccessLog != nil {
+			fw.grpc = grpcStatusValue(fw.respTr)
+		}
 	}
 	fw.finish()
 }
@@ -244,7 +257,15 @@ func (fw *h2Fwd) finish() {
 		fw.a.release()
 	}
 	cs.codes.inc(fw.code)
-	cs.latency.observe(cs.name, time.Since(fw.start).Seconds())
+	took := time.Since(fw.start)
+	cs.latency.observe(cs.name, took.Seconds())
+	countEdge(fw.hc.mode, cs, fw.a.rt, fw.code, took.Seconds())
+	if l := fw.h.p.cfg.AccessLog; l != nil {
+		fw.logAccess(l, took, cs.name)
+	}
+	if t := fw.h.p.cfg.Tracer; t != nil {
+		fw.span.end(t, fw.hc.mode.Kind, fw.start, fw.view.Method, fw.view.Path, fw.code, fw.al.upstream, cs.name)
+	}
 }
 
 // startTry arms the attempt's deadline once the request is completely
@@ -328,6 +349,7 @@ func (fw *h2Fwd) onTimer() {
 	fw.timerAt = time.Time{}
 	if fw.relayed {
 		fw.ds.Reset(http2.ErrCodeCancel) // the stream stalled
+		fw.al.flags |= accesslog.StreamIdleTimeout
 		fw.finish()
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/lb"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
@@ -30,6 +31,8 @@ type transportExchange struct {
 	// stop releases the per-try context of the relayed attempt, whose
 	// response body is read under it until the request ends.
 	stop context.CancelCauseFunc
+	// al is what the access log records beyond the request.
+	al accessInfo
 }
 
 // end releases the relayed attempt's context.
@@ -63,27 +66,37 @@ func (h *h2Handler) roundTrip(ctx context.Context, out *http.Request, x *transpo
 		e, hst := a.pick()
 		switch {
 		case hst == nil && len(a.cl.Endpoints) == 0:
+			x.al.flags |= accesslog.NoHealthyUpstream
 			return nil, 503, noInstanceMessage(a.cl.Name)
 		case kept != nil && (hst == nil || a.triedHost(hst)):
 			// A gRPC client needs a gRPC status, not a local reply.
+			x.al.flags |= accesslog.UpstreamRetryLimitExceeded
 			return kept, kept.StatusCode, ""
 		case hst == nil:
-			code, msg, _ := a.noPick()
+			code, msg, flag := a.noPick()
+			x.al.flags |= flag
 			return nil, code, msg
 		case a.triedHost(hst):
+			x.al.flags |= accesslog.UpstreamRetryLimitExceeded
 			return nil, a.last, failureMessage(a.last)
 		}
 		a.markTried(hst)
+		x.al.upstream = hst.addr
 		res, oc, code := h.try(ctx, out, x, e, hst)
 		switch oc {
 		case relayed:
 			return res, code, ""
 		case clientFailed:
+			x.al.flags |= accesslog.DownstreamConnectionTermination
 			return nil, 502, failureMessage(502)
 		}
+		x.al.flags |= outcomeFlag(oc)
 		kept = res
 		a.replayable = x.body.replayable()
 		if !a.again(oc, code, hst, idempotent) {
+			if a.nTried > 1 {
+				x.al.flags |= accesslog.UpstreamRetryLimitExceeded
+			}
 			return nil, a.last, failureMessage(a.last)
 		}
 	}

@@ -34,9 +34,11 @@ func (c *conn) handle() bool {
 	}
 	code, keep := c.dispatch(b, rt, cl, cs, start)
 	cs.codes.inc(code)
-	cs.latency.observe(cs.name, time.Since(start).Seconds())
+	took := time.Since(start)
+	cs.latency.observe(cs.name, took.Seconds())
+	countEdge(c.mode, cs, rt, code, took.Seconds())
 	if l := c.p.cfg.AccessLog; l != nil {
-		c.logAccess(l, start, code, cs.name)
+		c.logAccess(l, start, took, code, cs.name)
 	}
 	if t := c.p.cfg.Tracer; t != nil {
 		c.endSpan(t, start, code, cs.name)
@@ -91,7 +93,13 @@ func (c *conn) dispatch(b *binding, rt *route.Route, cl *route.Cluster, cs *clus
 	}
 	a.replayable = ok
 	if ok || !c.req.hasBody() {
-		a.startTimer(time.Now()) // the whole request is here
+		// The whole request is here; one without a body was when handle
+		// began.
+		now := start
+		if c.req.hasBody() {
+			now = time.Now()
+		}
+		a.startTimer(now)
 	}
 	return c.forward(a)
 }

@@ -24,16 +24,21 @@ type metrics struct {
 	// writeTimeouts and tcpIdleTimeouts are timeouts' two children.
 	writeTimeouts, tcpIdleTimeouts *metric.Counter
 	acceptErrors                   *metric.Counter // failed Accepts, retried
+	// edges are the golden metrics per edge (edges.go).
+	edges *edgeMetrics
 }
 
-func newMetrics(reg metric.Registerer) (*metrics, error) {
+// latencyBuckets are the request latency histograms' buckets, seconds.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+func newMetrics(reg metric.Registerer, service string) (*metrics, error) {
 	m := &metrics{
 		requests: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_requests_total", Help: "Requests by cluster and response status code.",
 		}, []string{"cluster", "code"}),
 		latency: metric.NewHistogramVec(metric.HistogramOpts{
 			Name: "shoal_sidecar_request_duration_seconds", Help: "Request latency through the proxy until the response is complete.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: latencyBuckets,
 		}, []string{"cluster"}),
 		upstream: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_upstream_requests_total", Help: "Upstream attempts per endpoint, retries included.",
@@ -61,12 +66,13 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 			Help: "Failed accepts on the proxy's listeners (out of file descriptors, aborted connections), retried with a backoff.",
 		}),
 	}
+	m.edges = newEdgeMetrics(service)
 	m.writeTimeouts = m.timeouts.WithLabelValues("write")
 	m.tcpIdleTimeouts = m.timeouts.WithLabelValues("tcp_idle")
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.stalls, m.rejected, m.timeouts, m.acceptErrors, m.handshakes} {
+	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.stalls, m.rejected, m.timeouts, m.acceptErrors, m.handshakes, m.edges.requests, m.edges.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -79,9 +85,9 @@ func newMetrics(reg metric.Registerer) (*metrics, error) {
 // clusters that never see traffic (most of them in a large mesh) cost a
 // pointer. Safe for concurrent use.
 type codeCounters struct {
-	vec     *metric.CounterVec
-	cluster string
-	byCode  atomic.Pointer[[500]atomic.Pointer[counterRef]] // codes 100-599
+	vec    *metric.CounterVec
+	labels []string                                        // the label values before the code
+	byCode atomic.Pointer[[500]atomic.Pointer[counterRef]] // codes 100-599
 }
 
 type counterRef struct{ c *metric.Counter }
@@ -97,7 +103,8 @@ func (cc *codeCounters) inc(code int) {
 	}
 	ref := t[code-100].Load()
 	if ref == nil {
-		ref = &counterRef{cc.vec.WithLabelValues(cc.cluster, strconv.Itoa(code))}
+		lvs := append(append(make([]string, 0, len(cc.labels)+1), cc.labels...), strconv.Itoa(code))
+		ref = &counterRef{cc.vec.WithLabelValues(lvs...)}
 		t[code-100].Store(ref)
 	}
 	ref.c.Inc()

@@ -47,6 +47,9 @@ type Config struct {
 	// traceparent the upstream gets (sidecar/tracing); nil passes the
 	// trace context through untouched.
 	Tracer *tracing.Tracer
+	// Service is this proxy's service: the source label of the per-edge
+	// metrics (shoal_requests_total, shoal_request_duration_seconds).
+	Service string
 	// AccessLog, when set, gets a line per request (sidecar/accesslog);
 	// nil means no access log.
 	AccessLog *accesslog.Logger
@@ -204,7 +207,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxHeaderBytes < cfg.MaxRequestLine {
 		return nil, fmt.Errorf("proxy: MaxHeaderBytes %d below MaxRequestLine %d", cfg.MaxHeaderBytes, cfg.MaxRequestLine)
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, cfg.Service)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: register metrics: %w", err)
 	}

@@ -89,17 +89,19 @@ func startTCPProxy(t *testing.T, upAddr string, idle time.Duration) (*Proxy, str
 }
 
 func TestTCPIdleTimeout(t *testing.T) {
-	const idle = 300 * time.Millisecond
+	// Long enough that a stalled test process (a loaded machine) does not
+	// leave a gap of a whole timeout between two writes of the traffic.
+	const idle = time.Second
 	upAddr, ended := startLineServer(t)
 	p, addr := startTCPProxy(t, upAddr, idle)
 
-	// traffic writes a line every idle/6 for four idle timeouts; with
-	// echo it expects each line back at once.
+	// traffic writes a line every idle/20 for one and a half idle
+	// timeouts; with echo it expects each line back at once.
 	traffic := func(t *testing.T, c net.Conn, br *bufio.Reader, echo bool) {
 		t.Helper()
-		tick := time.NewTicker(idle / 6) // stimulus: the traffic's pace
+		tick := time.NewTicker(idle / 20) // stimulus: the traffic's pace
 		defer tick.Stop()
-		for i, end := 0, time.Now().Add(4*idle); time.Now().Before(end); i++ {
+		for i, end := 0, time.Now().Add(idle*3/2); time.Now().Before(end); i++ {
 			<-tick.C
 			line := fmt.Sprintf("sink %d\n", i)
 			if echo {

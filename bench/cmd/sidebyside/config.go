@@ -50,6 +50,14 @@ type Config struct {
 	// Envoy's default format, the sidecar with --access-log, both to a file
 	// in WorkDir (HAProxy logs only to syslog: leave it out with -proxies).
 	AccessLog bool
+	// AccessLogAB measures every proxy (nginx, shoal) both without and
+	// with access logs in each round, so that one run gives the log's own
+	// cost (with/without per proxy) next to shoal/nginx for both.
+	AccessLogAB bool
+	// BaselineSidecar is a second sidecar binary (say main's build),
+	// measured as target "shoal-base" next to every shoal target, so that
+	// a change's cost comes from paired runs: shoal/shoal-base.
+	BaselineSidecar string
 }
 
 func parseConfig(args []string) (Config, error) {
@@ -79,6 +87,8 @@ func parseConfig(args []string) (Config, error) {
 	fs.StringVar(&c.WorkDir, "work", "", "working directory for configs and logs (default: a temp dir)")
 	fs.BoolVar(&c.KeepWork, "keep-work", false, "keep the working directory (logs of every process)")
 	fs.BoolVar(&c.AccessLog, "access-log", false, "access logs on: nginx (buffered access_log, Envoy's default format) and the sidecar (--access-log) write a line per request to a file; use with -proxies nginx,shoal")
+	fs.BoolVar(&c.AccessLogAB, "access-log-ab", false, "measure each proxy without and with access logs (as -access-log) in every round: the log's cost per proxy and shoal/nginx both ways; use with -proxies nginx,shoal")
+	fs.StringVar(&c.BaselineSidecar, "baseline-sidecar", "", "a second sidecar binary (e.g. main's slim build) measured as shoal-base beside every shoal run; reports CPU/req and p99 shoal/shoal-base")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -97,6 +107,9 @@ func parseConfig(args []string) (Config, error) {
 		if !set["runs"] {
 			c.Runs = 2
 		}
+	}
+	if c.AccessLogAB && (c.AccessLog || c.H2) {
+		return c, errors.New("-access-log-ab measures with and without access logs already: not with -access-log or -h2")
 	}
 	var err error
 	if c.Proxies, err = subset(*proxies, allProxies); err != nil {

@@ -39,15 +39,27 @@ type backendProc struct {
 type target struct {
 	Proxy    string `json:"proxy"`    // direct, nginx, haproxy, shoal
 	Strategy string `json:"strategy"` // rr, least, hash; empty for direct
+	// Log is true when the proxy writes an access log (-access-log, or
+	// half the targets with -access-log-ab).
+	Log bool `json:"access_log,omitempty"`
 	// Unavailable is why the target cannot be measured here, if it cannot.
 	Unavailable string `json:"unavailable,omitempty"`
 }
 
 func (t target) String() string {
-	if t.Strategy == "" {
-		return t.Proxy
+	s := t.Proxy
+	if t.Strategy != "" {
+		s += "/" + t.Strategy
 	}
-	return t.Proxy + "/" + t.Strategy
+	if t.Log {
+		s += "+log"
+	}
+	return s
+}
+
+// same reports whether a and b are the same configuration.
+func (t target) same(o target) bool {
+	return t.Proxy == o.Proxy && t.Strategy == o.Strategy && t.Log == o.Log
 }
 
 // Run measures every target cfg selects and prints the report.
@@ -175,14 +187,45 @@ func (h *harness) backendAddrs() []string {
 // targets lists direct and every selected proxy × strategy, marking the
 // ones that cannot run here.
 func (h *harness) targets(ctx context.Context) []target {
-	ts := []target{{Proxy: "direct"}}
 	reasons := map[string]string{}
 	for _, p := range h.cfg.Proxies {
 		reasons[p] = h.availability(ctx, p)
 	}
-	for _, s := range h.cfg.Strategies {
-		for _, p := range h.cfg.Proxies {
-			ts = append(ts, target{Proxy: p, Strategy: s, Unavailable: reasons[p]})
+	if h.cfg.BaselineSidecar != "" {
+		reasons["shoal-base"] = reasons["shoal"]
+		if _, err := os.Stat(h.cfg.BaselineSidecar); err != nil {
+			reasons["shoal-base"] = "baseline sidecar: " + err.Error()
+		}
+	}
+	return listTargets(h.cfg, reasons)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// listTargets is direct and every proxy × strategy of cfg (each twice,
+// without and with access logs, under -access-log-ab), marked with the
+// proxy's reason not to run.
+func listTargets(cfg Config, reasons map[string]string) []target {
+	ts := []target{{Proxy: "direct"}}
+	for _, s := range cfg.Strategies {
+		for _, p := range cfg.Proxies {
+			t := target{Proxy: p, Strategy: s, Log: cfg.AccessLog, Unavailable: reasons[p]}
+			ts = append(ts, t)
+			if cfg.AccessLogAB && p != "haproxy" { // HAProxy logs to syslog only
+				t.Log = true
+				ts = append(ts, t)
+			}
+			if p == "shoal" && cfg.BaselineSidecar != "" {
+				for _, t := range slices.Clone(ts[len(ts)-1-btoi(cfg.AccessLogAB):]) {
+					t.Proxy, t.Unavailable = "shoal-base", reasons["shoal-base"]
+					ts = append(ts, t)
+				}
+			}
 		}
 	}
 	return ts
@@ -271,6 +314,9 @@ func (r runResult) brief() string {
 func (h *harness) start(ctx context.Context, t target) (*instance, error) {
 	h.measured++
 	dir := filepath.Join(h.work, fmt.Sprintf("run%03d-%s-%s", h.measured, t.Proxy, t.Strategy))
+	if t.Log {
+		dir += "-log"
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -284,14 +330,16 @@ func (h *harness) start(ctx context.Context, t target) (*instance, error) {
 	}
 	switch t.Proxy {
 	case "nginx":
-		return h.startNginx(ctx, t.Strategy, dir)
+		return h.startNginx(ctx, t.Strategy, t.Log, dir)
 	case "haproxy":
 		return h.startHAProxy(ctx, t.Strategy, dir)
 	case "shoal":
 		if h.cfg.MTLS {
 			return h.startShoalPair(ctx, dir)
 		}
-		return h.startShoal(ctx, t.Strategy, dir)
+		return h.startShoal(ctx, h.cfg.sidecarBin(), t.Strategy, t.Log, dir)
+	case "shoal-base":
+		return h.startShoal(ctx, h.cfg.BaselineSidecar, t.Strategy, t.Log, dir)
 	}
 	return nil, fmt.Errorf("unknown proxy %q", t.Proxy)
 }

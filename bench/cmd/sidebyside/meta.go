@@ -12,23 +12,29 @@ import (
 // meta is the context a result needs to be read: the machine, the load
 // on it, the tools' versions and the harness's settings.
 type meta struct {
-	Start      time.Time         `json:"start"`
-	Kernel     string            `json:"kernel"`
-	CPUModel   string            `json:"cpu_model"`
-	NumCPU     int               `json:"num_cpu"`
-	LoadAvg    string            `json:"load_avg_at_start"`
-	GoVersion  string            `json:"go_version"`
-	ShoalRev   string            `json:"shoal_revision"`
-	Versions   map[string]string `json:"versions"`
-	Duration   time.Duration     `json:"duration_ns"`
-	Warmup     time.Duration     `json:"warmup_ns"`
-	Runs       int               `json:"runs"`
-	Conns      int               `json:"conns"`
-	Threads    int               `json:"wrk_threads"`
-	H2         bool              `json:"h2,omitempty"`   // h2load, gRPC unary calls
-	MTLS       bool              `json:"mtls,omitempty"` // two proxies with mTLS between them
-	Pinning    string            `json:"pinning"`
-	Strategies []string          `json:"strategies"`
+	Start     time.Time         `json:"start"`
+	Kernel    string            `json:"kernel"`
+	CPUModel  string            `json:"cpu_model"`
+	NumCPU    int               `json:"num_cpu"`
+	LoadAvg   string            `json:"load_avg_at_start"`
+	GoVersion string            `json:"go_version"`
+	ShoalRev  string            `json:"shoal_revision"`
+	Versions  map[string]string `json:"versions"`
+	Duration  time.Duration     `json:"duration_ns"`
+	Warmup    time.Duration     `json:"warmup_ns"`
+	Runs      int               `json:"runs"`
+	Conns     int               `json:"conns"`
+	Threads   int               `json:"wrk_threads"`
+	H2        bool              `json:"h2,omitempty"`   // h2load, gRPC unary calls
+	MTLS      bool              `json:"mtls,omitempty"` // two proxies with mTLS between them
+	// AccessLog: every proxy with its access log; AccessLogAB: each
+	// without and with.
+	AccessLog   bool `json:"access_log,omitempty"`
+	AccessLogAB bool `json:"access_log_ab,omitempty"`
+	// Baseline is the second sidecar binary (-baseline-sidecar).
+	Baseline   string   `json:"baseline_sidecar,omitempty"`
+	Pinning    string   `json:"pinning"`
+	Strategies []string `json:"strategies"`
 }
 
 func collectMeta(cfg Config) meta {
@@ -36,6 +42,7 @@ func collectMeta(cfg Config) meta {
 		Start: time.Now(), NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Duration: cfg.Duration, Warmup: cfg.Warmup, Runs: cfg.Runs, Conns: cfg.Conns,
 		Threads: cfg.Threads, H2: cfg.H2, MTLS: cfg.MTLS, Strategies: cfg.Strategies, Versions: map[string]string{},
+		AccessLog: cfg.AccessLog, AccessLogAB: cfg.AccessLogAB, Baseline: cfg.BaselineSidecar,
 	}
 	m.Kernel = "Linux " + firstLine(readFile("/proc/sys/kernel/osrelease"))
 	if f := strings.Fields(readFile("/proc/loadavg")); len(f) >= 3 {

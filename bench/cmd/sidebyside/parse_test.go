@@ -176,3 +176,60 @@ func TestNginxAccessLogMatchesTheSidecarsFormat(t *testing.T) {
 		t.Errorf("nginx conf with access log:\n%s", conf)
 	}
 }
+
+// -access-log-ab measures nginx and shoal without and with their access
+// logs in every round and reports each log's cost from paired runs.
+func TestAccessLogAB(t *testing.T) {
+	c, err := parseConfig([]string{"-access-log-ab", "-proxies", "nginx,shoal", "-strategies", "rr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tg := range listTargets(c, nil) {
+		names = append(names, tg.String())
+	}
+	if diff := cmp.Diff([]string{"direct", "nginx/rr", "nginx/rr+log", "shoal/rr", "shoal/rr+log"}, names); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
+	}
+	if _, err := parseConfig([]string{"-access-log-ab", "-access-log"}); err == nil {
+		t.Error("-access-log-ab with -access-log accepted")
+	}
+	run := func(proxy string, log bool, cpu float64) runResult {
+		return runResult{Target: target{Proxy: proxy, Strategy: "rr", Log: log}, Round: 1, CPUusPerReq: cpu}
+	}
+	rep := &report{Meta: meta{Strategies: []string{"rr"}, AccessLogAB: true}, Runs: []runResult{
+		run("shoal", false, 10), run("shoal", true, 10.3), run("nginx", false, 10), run("nginx", true, 10.6),
+	}}
+	var b strings.Builder
+	rep.ratios(&b)
+	for _, want := range []string{"| round robin | 1.00 |", "| round robin, access logs on | 0.97 |", "| round robin | 1.03 | 1.06 |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// -baseline-sidecar runs a second sidecar binary beside every shoal
+// target and reports shoal against it from paired runs.
+func TestBaselineSidecar(t *testing.T) {
+	c, err := parseConfig([]string{"-access-log-ab", "-proxies", "shoal", "-strategies", "rr", "-baseline-sidecar", "/main/shoal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tg := range listTargets(c, nil) {
+		names = append(names, tg.String())
+	}
+	if diff := cmp.Diff([]string{"direct", "shoal/rr", "shoal/rr+log", "shoal-base/rr", "shoal-base/rr+log"}, names); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
+	}
+	run := func(proxy string, cpu float64) runResult {
+		return runResult{Target: target{Proxy: proxy, Strategy: "rr"}, Round: 1, CPUusPerReq: cpu}
+	}
+	rep := &report{Meta: meta{Strategies: []string{"rr"}, Baseline: "/main/shoal"}, Runs: []runResult{run("shoal", 9.9), run("shoal-base", 10)}}
+	var b strings.Builder
+	rep.ratios(&b)
+	if !strings.Contains(b.String(), "| round robin | 0.99 |") || !strings.Contains(b.String(), "shoal-base is /main/shoal") {
+		t.Errorf("report lacks shoal/shoal-base 0.99:\n%s", b.String())
+	}
+}

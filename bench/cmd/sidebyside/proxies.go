@@ -124,14 +124,14 @@ backend be
 %s`, listen, haproxyStrategy[strategy], servers.String())
 }
 
-func (h *harness) startNginx(ctx context.Context, strategy, dir string) (*instance, error) {
+func (h *harness) startNginx(ctx context.Context, strategy string, accessLog bool, dir string) (*instance, error) {
 	listen, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "nginx.conf")
 	text := nginxConf(dir, listen, strategy, h.backendAddrs())
-	if h.cfg.AccessLog {
+	if accessLog {
 		text = withNginxAccessLog(text, filepath.Join(dir, "access.log"))
 	}
 	if h.cfg.H2 {

@@ -46,7 +46,7 @@ func summarize(t target, runs []runResult) summary {
 	var rps, p50, p99, cpu, rss []float64
 	var shares [][]float64
 	for _, r := range runs {
-		if r.Target != t {
+		if !r.Target.same(t) {
 			continue
 		}
 		if r.Err != "" {
@@ -181,7 +181,11 @@ func (rep *report) row(b *strings.Builder, s summary, direct *summary) {
 	if s.Failed > 0 {
 		runs = fmt.Sprintf("%d (+%d failed)", s.Runs, s.Failed)
 	}
-	fmt.Fprintf(b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", s.Target.Proxy, strategy,
+	proxy := s.Target.Proxy
+	if s.Target.Log {
+		proxy += " + access log"
+	}
+	fmt.Fprintf(b, "| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", proxy, strategy,
 		s.RPS, fmtUS(s.P50us), fmtUS(s.P99us), added, cpu, rss, spreadF(s.Shares), runs)
 }
 
@@ -194,16 +198,66 @@ func (rep *report) row(b *strings.Builder, s summary, direct *summary) {
 func (rep *report) ratios(b *strings.Builder) {
 	b.WriteString("| strategy | CPU/req shoal/nginx | p99 shoal/nginx | rps shoal/nginx | CPU/req shoal/HAProxy | p99 shoal/HAProxy | rps shoal/HAProxy |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
-	for _, st := range rep.Meta.Strategies {
-		r := func(other string, f func(runResult) float64) string {
-			return rep.pairedRatio(target{Proxy: "shoal", Strategy: st}, target{Proxy: other, Strategy: st}, f)
+	logs := []bool{rep.Meta.AccessLog}
+	if rep.Meta.AccessLogAB {
+		logs = []bool{false, true}
+	}
+	for _, lg := range logs {
+		for _, st := range rep.Meta.Strategies {
+			r := func(other string, f func(runResult) float64) string {
+				return rep.pairedRatio(target{Proxy: "shoal", Strategy: st, Log: lg}, target{Proxy: other, Strategy: st, Log: lg}, f)
+			}
+			title := strategyTitle(st)
+			if lg {
+				title += ", access logs on"
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", title,
+				r("nginx", cpuOf), r("nginx", p99Of), r("nginx", rpsOf),
+				r("haproxy", cpuOf), r("haproxy", p99Of), r("haproxy", rpsOf))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", strategyTitle(st),
-			r("nginx", cpuOf), r("nginx", p99Of), r("nginx", rpsOf),
-			r("haproxy", cpuOf), r("haproxy", p99Of), r("haproxy", rpsOf))
 	}
 	b.WriteString("\nEach ratio is the median over rounds of shoal's run divided by the other proxy's run in the same round. ")
 	b.WriteString("CPU/req and p99 ratios ≤ 1.00 and rps ratios ≥ 1.00 mean shoal is at least as good.\n")
+	if rep.Meta.AccessLogAB {
+		rep.logCost(b)
+	}
+	if rep.Meta.Baseline != "" {
+		rep.baselineCost(b, logs)
+	}
+}
+
+// baselineCost prints shoal against the baseline sidecar binary, paired
+// per round.
+func (rep *report) baselineCost(b *strings.Builder, logs []bool) {
+	fmt.Fprintf(b, "\n| strategy | CPU/req shoal/shoal-base | p99 shoal/shoal-base | rps shoal/shoal-base |\n|---|--:|--:|--:|\n")
+	for _, lg := range logs {
+		for _, st := range rep.Meta.Strategies {
+			r := func(f func(runResult) float64) string {
+				return rep.pairedRatio(target{Proxy: "shoal", Strategy: st, Log: lg}, target{Proxy: "shoal-base", Strategy: st, Log: lg}, f)
+			}
+			title := strategyTitle(st)
+			if lg {
+				title += ", access logs on"
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s |\n", title, r(cpuOf), r(p99Of), r(rpsOf))
+		}
+	}
+	fmt.Fprintf(b, "\nshoal-base is %s, run beside shoal in every round.\n", rep.Meta.Baseline)
+}
+
+// logCost prints each proxy's CPU per request and p99 with its access
+// log divided by without, paired per round like the other ratios.
+func (rep *report) logCost(b *strings.Builder) {
+	b.WriteString("\n| strategy | CPU/req shoal log/no log | CPU/req nginx log/no log | p99 shoal log/no log | p99 nginx log/no log |\n")
+	b.WriteString("|---|--:|--:|--:|--:|\n")
+	for _, st := range rep.Meta.Strategies {
+		r := func(proxy string, f func(runResult) float64) string {
+			return rep.pairedRatio(target{Proxy: proxy, Strategy: st, Log: true}, target{Proxy: proxy, Strategy: st}, f)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", strategyTitle(st),
+			r("shoal", cpuOf), r("nginx", cpuOf), r("shoal", p99Of), r("nginx", p99Of))
+	}
+	b.WriteString("\nThe access log's own cost: each proxy's run with its access log divided by its run without in the same round.\n")
 }
 
 func cpuOf(r runResult) float64 { return r.CPUusPerReq }
@@ -215,13 +269,13 @@ func rpsOf(r runResult) float64 { return r.Wrk.RPS }
 func (rep *report) pairedRatio(a, b target, f func(runResult) float64) string {
 	byRound := map[int]runResult{}
 	for _, r := range rep.Runs {
-		if r.Err == "" && r.Target.Proxy == b.Proxy && r.Target.Strategy == b.Strategy {
+		if r.Err == "" && r.Target.same(b) {
 			byRound[r.Round] = r
 		}
 	}
 	var xs []float64
 	for _, r := range rep.Runs {
-		if r.Err != "" || r.Target.Proxy != a.Proxy || r.Target.Strategy != a.Strategy {
+		if r.Err != "" || !r.Target.same(a) {
 			continue
 		}
 		if o, ok := byRound[r.Round]; ok && f(o) > 0 {

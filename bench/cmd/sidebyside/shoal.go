@@ -200,7 +200,7 @@ func (h *harness) applyRoute(ctx context.Context, env *shoalEnv, strategy, dir s
 // strategy's last good config is loaded) and waits until a backend answers
 // through its --upstream port and, for least request and IP hash, until
 // its /config_dump shows the strategy's cluster.
-func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instance, error) {
+func (h *harness) startShoal(ctx context.Context, bin, strategy string, accessLog bool, dir string) (*instance, error) {
 	env := h.shoal
 	note, err := h.applyRoute(ctx, env, strategy, dir)
 	if err != nil {
@@ -216,12 +216,12 @@ func (h *harness) startShoal(ctx context.Context, strategy, dir string) (*instan
 	_, appPort, _ := strings.Cut(h.app.addr, ":")
 	// SHOAL_BENCH_SIDECAR_ARGS adds flags for experiments, e.g. "--pprof".
 	extra := strings.Fields(os.Getenv("SHOAL_BENCH_SIDECAR_ARGS"))
-	if h.cfg.AccessLog {
+	if accessLog {
 		extra = append(extra, "--access-log", filepath.Join(dir, "access.log"))
 	}
 	p, err := h.ps.Start(proc.Spec{
 		Name: "shoal-sidecar-" + strategy,
-		Args: append([]string{h.cfg.sidecarBin(), "sidecar", "--service", "bench-client", "--app-port", appPort,
+		Args: append([]string{bin, "sidecar", "--service", "bench-client", "--app-port", appPort,
 			"--no-register", "--etcd", "http://" + env.etcd, "--xds", env.xds,
 			"--listen", inbound, "--outbound", outbound, "--upstream", benchService + "=" + upstream,
 			"--admin-listen", admin, "--state-dir", filepath.Join(dir, "state"),

@@ -76,7 +76,11 @@ type StatusResponse struct {
 	Duplicates []*DuplicateRegistration `protobuf:"bytes,7,rep,name=duplicates,proto3" json:"duplicates,omitempty"`
 	// Identities are the workload certificates this control plane signed
 	// that are still valid, one per instance (the latest).
-	Identities    []*WorkloadIdentity `protobuf:"bytes,8,rep,name=identities,proto3" json:"identities,omitempty"`
+	Identities []*WorkloadIdentity `protobuf:"bytes,8,rep,name=identities,proto3" json:"identities,omitempty"`
+	// OpenDoors are this control plane's listeners that serve plain text
+	// without authentication beyond loopback (allowed by --insecure), one
+	// line each naming the flag, for `shoal check`.
+	OpenDoors     []string `protobuf:"bytes,9,rep,name=open_doors,json=openDoors,proto3" json:"open_doors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,6 +167,13 @@ func (x *StatusResponse) GetDuplicates() []*DuplicateRegistration {
 func (x *StatusResponse) GetIdentities() []*WorkloadIdentity {
 	if x != nil {
 		return x.Identities
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetOpenDoors() []string {
+	if x != nil {
+		return x.OpenDoors
 	}
 	return nil
 }
@@ -1038,7 +1049,7 @@ var File_shoal_v1_mesh_service_proto protoreflect.FileDescriptor
 const file_shoal_v1_mesh_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1bshoal/v1/mesh_service.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
-	"\rStatusRequest\"\x8b\x03\n" +
+	"\rStatusRequest\"\xaa\x03\n" +
 	"\x0eStatusResponse\x122\n" +
 	"\x15control_plane_version\x18\x01 \x01(\tR\x13controlPlaneVersion\x12(\n" +
 	"\x10control_plane_id\x18\x02 \x01(\tR\x0econtrolPlaneId\x12\x14\n" +
@@ -1051,7 +1062,9 @@ const file_shoal_v1_mesh_service_proto_rawDesc = "" +
 	"duplicates\x12:\n" +
 	"\n" +
 	"identities\x18\b \x03(\v2\x1a.shoal.v1.WorkloadIdentityR\n" +
-	"identities\"\xeb\x01\n" +
+	"identities\x12\x1d\n" +
+	"\n" +
+	"open_doors\x18\t \x03(\tR\topenDoors\"\xeb\x01\n" +
 	"\x10WorkloadIdentity\x12\x1b\n" +
 	"\tspiffe_id\x18\x01 \x01(\tR\bspiffeId\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\tR\binstance\x12\x16\n" +

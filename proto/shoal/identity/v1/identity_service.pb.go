@@ -160,6 +160,135 @@ func (x *SignResponse) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type GetGossipKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// MemberName is the caller's gossip node name (a sidecar's instance id).
+	MemberName    string `protobuf:"bytes,1,opt,name=member_name,json=memberName,proto3" json:"member_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGossipKeysRequest) Reset() {
+	*x = GetGossipKeysRequest{}
+	mi := &file_shoal_identity_v1_identity_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGossipKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGossipKeysRequest) ProtoMessage() {}
+
+func (x *GetGossipKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_identity_v1_identity_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGossipKeysRequest.ProtoReflect.Descriptor instead.
+func (*GetGossipKeysRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_identity_v1_identity_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetGossipKeysRequest) GetMemberName() string {
+	if x != nil {
+		return x.MemberName
+	}
+	return ""
+}
+
+type GetGossipKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keys are 32-byte AES-256-GCM keys, the primary (encrypting) key first.
+	Keys [][]byte `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Ticket binds member_name to the caller's service, to publish in the
+	// member's gossip metadata.
+	Ticket []byte `protobuf:"bytes,2,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	// TicketKeys are the public keys (PKIX DER) other members' tickets are
+	// signed with; a member holding them ignores health claims that no
+	// ticket for the instance's service backs.
+	TicketKeys [][]byte `protobuf:"bytes,3,rep,name=ticket_keys,json=ticketKeys,proto3" json:"ticket_keys,omitempty"`
+	// TicketExpiresAt is when the ticket stops being valid.
+	TicketExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ticket_expires_at,json=ticketExpiresAt,proto3" json:"ticket_expires_at,omitempty"`
+	// Label is the gossip cluster label.
+	Label         string `protobuf:"bytes,5,opt,name=label,proto3" json:"label,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGossipKeysResponse) Reset() {
+	*x = GetGossipKeysResponse{}
+	mi := &file_shoal_identity_v1_identity_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGossipKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGossipKeysResponse) ProtoMessage() {}
+
+func (x *GetGossipKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_identity_v1_identity_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGossipKeysResponse.ProtoReflect.Descriptor instead.
+func (*GetGossipKeysResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_identity_v1_identity_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetGossipKeysResponse) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *GetGossipKeysResponse) GetTicket() []byte {
+	if x != nil {
+		return x.Ticket
+	}
+	return nil
+}
+
+func (x *GetGossipKeysResponse) GetTicketKeys() [][]byte {
+	if x != nil {
+		return x.TicketKeys
+	}
+	return nil
+}
+
+func (x *GetGossipKeysResponse) GetTicketExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TicketExpiresAt
+	}
+	return nil
+}
+
+func (x *GetGossipKeysResponse) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
 var File_shoal_identity_v1_identity_service_proto protoreflect.FileDescriptor
 
 const file_shoal_identity_v1_identity_service_proto_rawDesc = "" +
@@ -176,9 +305,21 @@ const file_shoal_identity_v1_identity_service_proto_rawDesc = "" +
 	"\ftrust_bundle\x18\x02 \x03(\fR\vtrustBundle\x12\x1b\n" +
 	"\tspiffe_id\x18\x03 \x01(\tR\bspiffeId\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt2Z\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"7\n" +
+	"\x14GetGossipKeysRequest\x12\x1f\n" +
+	"\vmember_name\x18\x01 \x01(\tR\n" +
+	"memberName\"\xc2\x01\n" +
+	"\x15GetGossipKeysResponse\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\x12\x16\n" +
+	"\x06ticket\x18\x02 \x01(\fR\x06ticket\x12\x1f\n" +
+	"\vticket_keys\x18\x03 \x03(\fR\n" +
+	"ticketKeys\x12F\n" +
+	"\x11ticket_expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0fticketExpiresAt\x12\x14\n" +
+	"\x05label\x18\x05 \x01(\tR\x05label2Z\n" +
 	"\x0fIdentityService\x12G\n" +
-	"\x04Sign\x12\x1e.shoal.identity.v1.SignRequest\x1a\x1f.shoal.identity.v1.SignResponseB@Z>github.com/shoal-mesh/shoal/proto/shoal/identity/v1;identityv1b\x06proto3"
+	"\x04Sign\x12\x1e.shoal.identity.v1.SignRequest\x1a\x1f.shoal.identity.v1.SignResponse2s\n" +
+	"\rGossipService\x12b\n" +
+	"\rGetGossipKeys\x12'.shoal.identity.v1.GetGossipKeysRequest\x1a(.shoal.identity.v1.GetGossipKeysResponseB@Z>github.com/shoal-mesh/shoal/proto/shoal/identity/v1;identityv1b\x06proto3"
 
 var (
 	file_shoal_identity_v1_identity_service_proto_rawDescOnce sync.Once
@@ -192,21 +333,26 @@ func file_shoal_identity_v1_identity_service_proto_rawDescGZIP() []byte {
 	return file_shoal_identity_v1_identity_service_proto_rawDescData
 }
 
-var file_shoal_identity_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_shoal_identity_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_shoal_identity_v1_identity_service_proto_goTypes = []any{
 	(*SignRequest)(nil),           // 0: shoal.identity.v1.SignRequest
 	(*SignResponse)(nil),          // 1: shoal.identity.v1.SignResponse
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	(*GetGossipKeysRequest)(nil),  // 2: shoal.identity.v1.GetGossipKeysRequest
+	(*GetGossipKeysResponse)(nil), // 3: shoal.identity.v1.GetGossipKeysResponse
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_shoal_identity_v1_identity_service_proto_depIdxs = []int32{
-	2, // 0: shoal.identity.v1.SignResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0, // 1: shoal.identity.v1.IdentityService.Sign:input_type -> shoal.identity.v1.SignRequest
-	1, // 2: shoal.identity.v1.IdentityService.Sign:output_type -> shoal.identity.v1.SignResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4, // 0: shoal.identity.v1.SignResponse.expires_at:type_name -> google.protobuf.Timestamp
+	4, // 1: shoal.identity.v1.GetGossipKeysResponse.ticket_expires_at:type_name -> google.protobuf.Timestamp
+	0, // 2: shoal.identity.v1.IdentityService.Sign:input_type -> shoal.identity.v1.SignRequest
+	2, // 3: shoal.identity.v1.GossipService.GetGossipKeys:input_type -> shoal.identity.v1.GetGossipKeysRequest
+	1, // 4: shoal.identity.v1.IdentityService.Sign:output_type -> shoal.identity.v1.SignResponse
+	3, // 5: shoal.identity.v1.GossipService.GetGossipKeys:output_type -> shoal.identity.v1.GetGossipKeysResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_shoal_identity_v1_identity_service_proto_init() }
@@ -220,9 +366,9 @@ func file_shoal_identity_v1_identity_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_identity_v1_identity_service_proto_rawDesc), len(file_shoal_identity_v1_identity_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_shoal_identity_v1_identity_service_proto_goTypes,
 		DependencyIndexes: file_shoal_identity_v1_identity_service_proto_depIdxs,

@@ -141,3 +141,125 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "shoal/identity/v1/identity_service.proto",
 }
+
+const (
+	GossipService_GetGossipKeys_FullMethodName = "/shoal.identity.v1.GossipService/GetGossipKeys"
+)
+
+// GossipServiceClient is the client API for GossipService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// GossipService hands the gossip keyring and a ticket to authenticated
+// members (issue 14). It is served on the xDS port next to IdentityService
+// and needs the caller's SVID as the TLS client certificate: the gossip key
+// never appears in argv or manifests, and the ticket binds the member's
+// gossip name to the service of that SVID.
+type GossipServiceClient interface {
+	// GetGossipKeys returns the current keyring and a ticket for member_name.
+	// A member calls it before joining gossip and then periodically, to
+	// follow key rotations and renew its ticket. FAILED_PRECONDITION when the
+	// control plane's gossip is not authenticated (--gossip-auth off).
+	GetGossipKeys(ctx context.Context, in *GetGossipKeysRequest, opts ...grpc.CallOption) (*GetGossipKeysResponse, error)
+}
+
+type gossipServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewGossipServiceClient(cc grpc.ClientConnInterface) GossipServiceClient {
+	return &gossipServiceClient{cc}
+}
+
+func (c *gossipServiceClient) GetGossipKeys(ctx context.Context, in *GetGossipKeysRequest, opts ...grpc.CallOption) (*GetGossipKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetGossipKeysResponse)
+	err := c.cc.Invoke(ctx, GossipService_GetGossipKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GossipServiceServer is the server API for GossipService service.
+// All implementations must embed UnimplementedGossipServiceServer
+// for forward compatibility.
+//
+// GossipService hands the gossip keyring and a ticket to authenticated
+// members (issue 14). It is served on the xDS port next to IdentityService
+// and needs the caller's SVID as the TLS client certificate: the gossip key
+// never appears in argv or manifests, and the ticket binds the member's
+// gossip name to the service of that SVID.
+type GossipServiceServer interface {
+	// GetGossipKeys returns the current keyring and a ticket for member_name.
+	// A member calls it before joining gossip and then periodically, to
+	// follow key rotations and renew its ticket. FAILED_PRECONDITION when the
+	// control plane's gossip is not authenticated (--gossip-auth off).
+	GetGossipKeys(context.Context, *GetGossipKeysRequest) (*GetGossipKeysResponse, error)
+	mustEmbedUnimplementedGossipServiceServer()
+}
+
+// UnimplementedGossipServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedGossipServiceServer struct{}
+
+func (UnimplementedGossipServiceServer) GetGossipKeys(context.Context, *GetGossipKeysRequest) (*GetGossipKeysResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetGossipKeys not implemented")
+}
+func (UnimplementedGossipServiceServer) mustEmbedUnimplementedGossipServiceServer() {}
+func (UnimplementedGossipServiceServer) testEmbeddedByValue()                       {}
+
+// UnsafeGossipServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to GossipServiceServer will
+// result in compilation errors.
+type UnsafeGossipServiceServer interface {
+	mustEmbedUnimplementedGossipServiceServer()
+}
+
+func RegisterGossipServiceServer(s grpc.ServiceRegistrar, srv GossipServiceServer) {
+	// If the following call pancis, it indicates UnimplementedGossipServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&GossipService_ServiceDesc, srv)
+}
+
+func _GossipService_GetGossipKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetGossipKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GossipServiceServer).GetGossipKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GossipService_GetGossipKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GossipServiceServer).GetGossipKeys(ctx, req.(*GetGossipKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// GossipService_ServiceDesc is the grpc.ServiceDesc for GossipService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var GossipService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "shoal.identity.v1.GossipService",
+	HandlerType: (*GossipServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetGossipKeys",
+			Handler:    _GossipService_GetGossipKeys_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "shoal/identity/v1/identity_service.proto",
+}
