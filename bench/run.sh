@@ -12,6 +12,8 @@
 #   bench/run.sh --h2            # h2c gRPC unary calls with h2load instead of HTTP/1.1
 #   bench/run.sh --mtls          # the proxy-to-proxy hop over mTLS: A → TLS 1.3 → B, both counted
 #   bench/run.sh --cpbench       # the control-plane bench instead (flags follow)
+#   bench/run.sh --lb            # load balancing over unequal Node.js instances (issue 17)
+#   bench/run.sh --lb --quick    # its smoke run, about two minutes
 #
 # Every other flag goes to the harness (bench/results/bin/sidebyside -h).
 # The markdown table goes to stdout; JSON and markdown to bench/results/.
@@ -31,6 +33,10 @@ install_tools() {
 	command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 	command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 	command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+	if [[ $mode == lbbench ]]; then
+		command -v gnuplot >/dev/null 2>&1 || missing+=(gnuplot-nox)
+		command -v node >/dev/null 2>&1 || missing+=(nodejs)
+	fi
 	((${#missing[@]} == 0)) && return 0
 	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
 		log "missing ${missing[*]}: install them (apt-get install ${missing[*]}) and retry"
@@ -54,6 +60,7 @@ install_tools() {
 # process groups listed in its pid file (never by name).
 work=$(mktemp -d "${TMPDIR:-/tmp}/shoal-bench.XXXXXX")
 harness_pid=
+lb_pid=
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -73,6 +80,13 @@ cleanup() {
 			fi
 		done <"$work/pids"
 	fi
+	# lbbench's cgroup for the half-CPU instance, if it could not remove it
+	# itself (it is empty once its processes ended above).
+	if [[ -n $lb_pid ]]; then
+		for d in /sys/fs/cgroup/shoal-lbbench-"$lb_pid" /sys/fs/cgroup/cpu/shoal-lbbench-"$lb_pid"; do
+			[[ -d $d ]] && rmdir "$d" 2>/dev/null || true
+		done
+	fi
 	[[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$work"
 	exit "$rc"
 }
@@ -84,6 +98,9 @@ mode=sidebyside
 if [[ ${1:-} == --cpbench ]]; then
 	mode=cpbench
 	shift
+elif [[ ${1:-} == --lb ]]; then
+	mode=lbbench
+	shift
 fi
 
 install_tools
@@ -91,7 +108,7 @@ log "building shoal, backend and the harness into $bin"
 go build -o "$bin/shoal" ./cmd/shoal
 # The sidecar as it ships (README, Dockerfile): static, without the control plane.
 CGO_ENABLED=0 go build -tags shoal_slim,grpcnotrace -o "$bin/shoal-sidecar" ./cmd/shoal
-go build -o "$bin/backend" ./bench/cmd/backend
+[[ $mode == lbbench ]] || go build -o "$bin/backend" ./bench/cmd/backend
 go build -o "$bin/$mode" "./bench/cmd/$mode"
 
 # Run in the background and wait, so that the traps run as soon as a
@@ -102,10 +119,16 @@ if [[ $mode == sidebyside ]]; then
 		--nginx "$(command -v nginx || echo /usr/sbin/nginx)" \
 		--haproxy "$(command -v haproxy || echo /usr/sbin/haproxy)" --h2load "$(command -v h2load || echo h2load)" \
 		--results "$root/bench/results" --work "$work" "$@" &
+elif [[ $mode == lbbench ]]; then
+	"$bin/lbbench" --shoal "$bin/shoal" --sidecar "$bin/shoal-sidecar" \
+		--nginx "$(command -v nginx || echo /usr/sbin/nginx)" \
+		--haproxy "$(command -v haproxy || echo /usr/sbin/haproxy)" \
+		--nodejs "$root/nodejs" --results "$root/bench/results" --work "$work" "$@" &
 else
 	"$bin/cpbench" --shoal "$bin/shoal" --results "$root/bench/results" --work "$work" "$@" &
 fi
 harness_pid=$!
+[[ $mode == lbbench ]] && lb_pid=$harness_pid
 wait "$harness_pid"
 harness_pid=
 if [[ $mode == sidebyside ]]; then

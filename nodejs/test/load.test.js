@@ -64,9 +64,10 @@ test('every response carries a report with the standard fields', async (t) => {
 
 test('a blocked event loop shows as utilization and delay', async (t) => {
   const server = http.createServer((req, res) => res.end('ok'));
-  // The test updates the report itself: a periodic update firing late,
-  // right after the block, would start a new (idle) window before ours.
-  const r = new LoadReporter({ intervalMs: 3_600_000 });
+  // The test updates the report itself, one interval per window: a
+  // periodic update firing late, right after the block, would start a new
+  // (idle) interval, and a longer window would hold the test's idle start.
+  const r = new LoadReporter({ intervalMs: 3_600_000, windowMs: 3_600_000 });
   r.watch(server);
   t.after(() => {
     r.stop();
@@ -140,4 +141,85 @@ test('register with a server reports load unless loadReports is false', async (t
     else parse(v);
   }
   await assert.rejects(register({ service: 'orders', etcd: etcd.endpoint, server: http.createServer(), loadReports: 'yes' }), { name: 'TypeError', field: 'loadReports' });
+});
+
+test('a cgroup CPU quota on the process or an ancestor is found', async (t) => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const { cpuQuota } = require('../lib/load');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-cgroup-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const write = (rel, body) => {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), body);
+  };
+  const self = path.join(root, 'self-cgroup');
+
+  // cgroup v2: the quota is on the parent (a pod), the process's own is "max".
+  write('pod/app/cpu.max', 'max 100000\n');
+  write('pod/cpu.max', '150000 100000\n');
+  write('self-cgroup', '0::/pod/app\n');
+  assert.equal(cpuQuota(root, self), 1.5);
+
+  // cgroup v1: cpu.cfs_quota_us over cpu.cfs_period_us; -1 means none.
+  write('cpu,cpuacct/half/cpu.cfs_quota_us', '50000\n');
+  write('cpu,cpuacct/half/cpu.cfs_period_us', '100000\n');
+  write('cpu,cpuacct/cpu.cfs_quota_us', '-1\n');
+  write('cpu,cpuacct/cpu.cfs_period_us', '100000\n');
+  write('self-cgroup', '4:memory:/half\n3:cpu,cpuacct:/half\n0::/\n');
+  assert.equal(cpuQuota(root, self), 0.5);
+
+  // No quota anywhere, or no cgroup file at all.
+  write('self-cgroup', '0::/\n');
+  assert.equal(cpuQuota(root, self), Infinity);
+  assert.equal(cpuQuota(root, path.join(root, 'missing')), Infinity);
+});
+
+test('under a CPU quota, utilization counts against the CPUs allowed', async (t) => {
+  const server = http.createServer((req, res) => {
+    burn(40); // CPU work the loop does per request
+    res.end('ok');
+  });
+  // A tenth of a CPU: 40 ms of CPU per request is a large share of it.
+  // One interval per window, updated by hand.
+  const r = new LoadReporter({ quota: 0.1, intervalMs: 60_000, windowMs: 60_000 });
+  r.watch(server);
+  t.after(() => {
+    r.stop();
+    server.close();
+  });
+  const url = await listen(server);
+  r.update();
+  for (let i = 0; i < 5; i++) await get(url);
+  r.update();
+  const m = parse(await get(url));
+  assert.ok(m.cpu_utilization > 0.5, `cpu_utilization ${m.cpu_utilization} with 200 ms of CPU against a 0.1 CPU quota`);
+  assert.ok(m.application_utilization >= Math.min(1, m.cpu_utilization) - 1e-4,
+    `application_utilization ${m.application_utilization} below cpu_utilization ${m.cpu_utilization}`);
+});
+
+test('a recurring stall shows in every report of the window', async (t) => {
+  const server = http.createServer((req, res) => res.end('ok'));
+  // Updates by hand (the timer's interval is a minute), four per window:
+  // a 200 ms block stays in the next three reports, not just in its own.
+  const r = new LoadReporter({ intervalMs: 60_000, windowMs: 240_000 });
+  r.watch(server);
+  t.after(() => {
+    r.stop();
+    server.close();
+  });
+  r.update();
+  const start = performance.now();
+  burn(200);
+  r.update(); // the interval with the block
+  for (let i = 0; i < 3; i++) {
+    await new Promise((res) => setTimeout(res, 20)); // an idle interval
+    r.update();
+    const u = parse(r.header).application_utilization;
+    // The window reaches back past the block: at least 200 ms busy of the
+    // time since it began, however slow the timers were.
+    const floor = 200 / (performance.now() - start);
+    assert.ok(u >= 0.9 * floor, `application_utilization ${u} after ${i + 1} idle intervals, want ≥ ${floor.toFixed(3)}`);
+  }
 });

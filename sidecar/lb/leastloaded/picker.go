@@ -3,7 +3,7 @@
 // (ORCA endpoint-load-metrics, see lb.ParseORCA and Endpoint.ReportLoad),
 // with gRFC A58's formula, blackout and expiration, and each pick is the
 // less busy of two candidates drawn in proportion to those weights, busy
-// meaning requests this sidecar has in flight to it.
+// meaning requests this sidecar has in flight to it per unit of weight.
 //
 // Why both: the weights come from the instance, so they carry its whole
 // load (every caller's share, and work no proxy sees, such as a blocked
@@ -19,6 +19,7 @@ package leastloaded
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,9 +41,21 @@ var (
 // scaled to it (at least 1), keeping a 1:10000 dynamic range.
 const weightScale = lb.MaxWeight
 
-// maxDrawAttempts bounds redraws of excluded candidates before the picker
-// falls back to a scan.
-const maxDrawAttempts = 4
+// maxWeightRatio bounds how much lighter than the heaviest a reported
+// weight may make an endpoint: with weights 4:1 the heavy one takes up to
+// three more requests in flight before the light one gets one. An A58
+// weight, rps / utilization, is an instance's capacity only when its
+// utilization grows with its traffic from zero; an instance with load of
+// its own (a timer that blocks its loop 150 ms a second, a background job)
+// reports utilization 0.15 at 1 rps, a weight a hundred times too light,
+// gets no traffic because of it and cannot report better. Unbounded, a
+// heavy endpoint then queued ~80 requests before the light one got one
+// (bench/run.sh --lb, issue 17).
+const maxWeightRatio = 4
+
+// maxDistinct bounds the candidates (excluded ones included) one pick
+// draws; when all it drew are excluded the picker falls back to a scan.
+const maxDistinct = 8
 
 // Builder builds least loaded pickers. The zero value is ready to use.
 type Builder struct{}
@@ -89,9 +102,10 @@ func New(eps []*lb.Endpoint, cfg lb.Config) *Picker {
 // must not be modified.
 func (p *Picker) Weights() []uint32 { return p.current(timeNow()).weights }
 
-// Pick implements lb.Picker: the endpoint with fewer requests in flight of
-// ChoiceCount candidates drawn in proportion to the reported weights, ties
-// broken at random, avoiding excluded addresses while another exists.
+// Pick implements lb.Picker: the endpoint with the least expected wait
+// ((requests in flight + 1) / weight) of ChoiceCount distinct candidates
+// drawn in proportion to the reported weights, ties broken at random,
+// avoiding excluded addresses while another exists.
 func (p *Picker) Pick(info *lb.PickInfo) (*lb.Endpoint, error) {
 	if len(p.eps) == 0 {
 		return nil, lb.ErrNoEndpoint
@@ -127,9 +141,10 @@ func (p *Picker) current(now time.Time) *snapshot {
 	return s
 }
 
-// build computes weights at now (gRFC A58): each endpoint's ORCA weight;
-// endpoints without one (no report yet, in blackout, expired) take the
-// mean of the others; with no weight at all, the static weights.
+// build computes weights at now (gRFC A58): each endpoint's ORCA weight,
+// at least 1/maxWeightRatio of the heaviest; endpoints without one (no
+// report yet, in blackout, expired) take the mean of the others; with no
+// weight at all, the static weights.
 func (p *Picker) build(now time.Time) *snapshot {
 	raw := make([]float64, len(p.eps))
 	var sum, maxW float64
@@ -146,36 +161,55 @@ func (p *Picker) build(now time.Time) *snapshot {
 	for i, e := range p.eps {
 		switch {
 		case n == 0:
-			ws[i] = e.EffectiveWeight()
+			ws[i] = max(1, e.EffectiveWeight()) // IndexExcluding needs a positive weight left
 			continue
 		case raw[i] == 0:
 			raw[i] = sum / float64(n)
 		}
-		ws[i] = uint32(max(1, raw[i]/maxW*weightScale))
+		ws[i] = uint32(max(weightScale/maxWeightRatio, raw[i]/maxW*weightScale))
 	}
 	return &snapshot{at: now.UnixNano(), weights: ws, sampler: wrand.New(ws)}
 }
 
-// draw returns the index with the fewest requests in flight among
-// ChoiceCount weighted candidates (redrawing excluded ones a few times),
-// or -1.
+// draw returns the index of the best of ChoiceCount distinct candidates
+// drawn in proportion to the weights without replacement (an excluded one
+// is set aside and another drawn), or -1. Best is the least expected wait,
+// (in flight + 1) / weight: the weight is the rate the instance serves per
+// unit of its utilization, so a request queued behind k others waits about
+// k+1 of its service times, and a lighter instance's are longer. This is
+// the dynamic weight Envoy's least request uses for unequal weights
+// (weight / (active_requests + 1), active_request_bias 1).
+//
+// Distinct candidates matter with few endpoints: drawn with replacement, a
+// stalled instance is both candidates with the square of its share and is
+// then picked however many requests it holds (1 in 9 picks for one of
+// three equal instances, and each waits out the stall); with two distinct
+// candidates it gets a request only when its expected wait is the smaller.
 func (p *Picker) draw(s *snapshot, info *lb.PickInfo) int {
 	best, ties := -1, 0
-	var bestLoad int64
-	for c, attempts := 0, 0; c < p.cfg.ChoiceCount && attempts < p.cfg.ChoiceCount+maxDrawAttempts; attempts++ {
-		i := s.sampler.Index(randUint64())
+	var bestLoad, bestWeight uint64
+	var drawn [maxDistinct]int // sorted ascending, for IndexExcluding
+	n := 0
+	for c := 0; c < p.cfg.ChoiceCount && n < min(len(p.eps), maxDistinct); {
+		i := s.sampler.IndexExcluding(randUint64(), drawn[:n])
+		j, _ := slices.BinarySearch(drawn[:n], i)
+		copy(drawn[j+1:n+1], drawn[j:n])
+		drawn[j] = i
+		n++
 		e := p.eps[i]
 		if info.IsExcluded(e.Address) {
 			continue
 		}
 		c++
-		switch l := e.InFlight(); {
-		case best < 0 || l < bestLoad:
-			best, bestLoad, ties = i, l, 1
-		case l == bestLoad:
+		l, w := uint64(max(e.InFlight(), 0))+1, uint64(max(s.weights[i], 1))
+		// l/w < bestLoad/bestWeight without division.
+		switch a, b := l*bestWeight, bestLoad*w; {
+		case best < 0 || a < b:
+			best, bestLoad, bestWeight, ties = i, l, w, 1
+		case a == b:
 			ties++
 			if wrand.Intn(randUint64(), ties) == 0 {
-				best = i
+				best, bestLoad, bestWeight = i, l, w
 			}
 		}
 	}

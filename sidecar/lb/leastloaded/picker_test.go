@@ -1,6 +1,7 @@
 package leastloaded
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -33,6 +34,18 @@ func report(e *lb.Endpoint, now time.Time, u, qps float64) {
 	e.ReportLoad(lb.LoadReport{ApplicationUtilization: u, QPS: qps}, now)
 }
 
+// hold begins n requests on e until the test ends.
+func hold(t *testing.T, e *lb.Endpoint, n int) {
+	for range n {
+		e.Begin()
+	}
+	t.Cleanup(func() {
+		for range n {
+			e.End()
+		}
+	})
+}
+
 func TestPickFollowsReportedLoad(t *testing.T) {
 	now := clock(t)
 	eps := lbtest.Equal(3)
@@ -53,13 +66,21 @@ func TestPickFollowsReportedLoad(t *testing.T) {
 		report(e, *now, 0.2, 100)
 	}
 	report(eps[2], *now, 0.8, 100)
-	got = lbtest.Count(t, p, 9000, nil)
-	t.Run("weights 4:4:1 after it", func(t *testing.T) {
-		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 4.0 / 9, lbtest.Addr(1): 4.0 / 9, lbtest.Addr(2): 1.0 / 9}, 9000, 0.03)
-	})
 	if w := p.Weights(); w[0] != lb.MaxWeight || w[2] != lb.MaxWeight/4 {
 		t.Errorf("weights = %v, want [%d %d %d]", w, lb.MaxWeight, lb.MaxWeight, lb.MaxWeight/4)
 	}
+	t.Run("idle, the light endpoint would wait longest and gets nothing", func(t *testing.T) {
+		got := lbtest.Count(t, p, 9000, nil)
+		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 0.5, lbtest.Addr(1): 0.5, lbtest.Addr(2): 0}, 9000, 0.03)
+	})
+	t.Run("it takes a request whenever it is a candidate and the heavy ones hold 4", func(t *testing.T) {
+		// Expected waits 5/4 against 1/1. Endpoint 2 is a candidate with
+		// probability 1/9 + 8/9 × 1/5 (drawn second from the other two).
+		hold(t, eps[0], 4)
+		hold(t, eps[1], 4)
+		got := lbtest.Count(t, p, 9000, nil)
+		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(2): 1.0/9 + 8.0/45}, 9000, 0.03)
+	})
 
 	*now = now.Add(2 * time.Minute)
 	got = lbtest.Count(t, p, 9000, nil)
@@ -75,27 +96,37 @@ func TestEndpointWithoutReportTakesTheMean(t *testing.T) {
 	report(eps[1], *now, 0.5, 100) // weight 200
 	*now = now.Add(11 * time.Second)
 	p := New(eps, cfg())
-	// Endpoint 2 has no report: the mean, 600. Shares 1000:200:600.
-	got := lbtest.Count(t, p, 9000, nil)
-	lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 10.0 / 18, lbtest.Addr(1): 2.0 / 18, lbtest.Addr(2): 6.0 / 18}, 9000, 0.03)
+	// Endpoint 2 has no report: the mean, 600, scaled to the heaviest.
+	// Endpoint 1's fifth of the heaviest is raised to the floor, a quarter.
+	if got, want := p.Weights(), []uint32{lb.MaxWeight, lb.MaxWeight / 4, lb.MaxWeight * 3 / 5}; !slices.Equal(got, want) {
+		t.Errorf("weights = %v, want %v", got, want)
+	}
 }
 
-func TestPickPrefersFewerInFlight(t *testing.T) {
-	clock(t)
-	eps := lbtest.Equal(2)
-	p := New(eps, cfg())
-	for range 5 {
-		eps[0].Begin()
-	}
-	defer func() {
-		for range 5 {
-			eps[0].End()
-		}
-	}()
-	// Two equal weights: endpoint 0 is taken only when both candidates
-	// are endpoint 0, a quarter of the picks.
-	got := lbtest.Count(t, p, 8000, nil)
-	lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 0.25, lbtest.Addr(1): 0.75}, 8000, 0.03)
+func TestPickPrefersLeastExpectedWait(t *testing.T) {
+	t.Run("equal weights: never the busier of two", func(t *testing.T) {
+		clock(t)
+		eps := lbtest.Equal(2)
+		hold(t, eps[0], 1)
+		got := lbtest.Count(t, New(eps, cfg()), 2000, nil)
+		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 0, lbtest.Addr(1): 1}, 2000, 0)
+	})
+	t.Run("a four times heavier endpoint takes up to three more in flight", func(t *testing.T) {
+		now := clock(t)
+		eps := lbtest.Equal(2)
+		report(eps[0], *now, 0.1, 100)
+		report(eps[1], *now, 0.4, 100)
+		*now = now.Add(11 * time.Second)
+		report(eps[0], *now, 0.1, 100)
+		report(eps[1], *now, 0.4, 100)
+		p := New(eps, cfg())
+		hold(t, eps[0], 2) // 3/4 against 1/1
+		got := lbtest.Count(t, p, 2000, nil)
+		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 1}, 2000, 0)
+		hold(t, eps[0], 2) // 5/4 against 1/1
+		got = lbtest.Count(t, p, 2000, nil)
+		lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(1): 1}, 2000, 0)
+	})
 }
 
 func TestPickAvoidsExcluded(t *testing.T) {

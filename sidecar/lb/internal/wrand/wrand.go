@@ -1,5 +1,5 @@
 // Package wrand picks indices at random in proportion to integer weights.
-// It is shared by the random and least request pickers.
+// It is shared by the random, least request and least loaded pickers.
 package wrand
 
 import (
@@ -49,4 +49,40 @@ func (s *Sampler) Index(r uint64) int {
 func Intn(r uint64, n int) int {
 	hi, _ := bits.Mul64(r, uint64(n))
 	return int(hi)
+}
+
+// IndexExcluding is Index over the indices not in excluded, which must be
+// sorted ascending, distinct, each in [0, n), and fewer than n: each
+// remaining index i with probability weights[i] / (sum of the remaining
+// weights). It samples without replacement in one draw (no redraws), so
+// that a heavy index does not crowd the others out of a set of distinct
+// candidates.
+func (s *Sampler) IndexExcluding(r uint64, excluded []int) int {
+	if s.cum == nil {
+		i := Intn(r, s.n-len(excluded))
+		for _, e := range excluded { // shift over each excluded index at or below
+			if i >= e {
+				i++
+			}
+		}
+		return i
+	}
+	total := s.cum[len(s.cum)-1]
+	for _, e := range excluded {
+		total -= s.weight(e)
+	}
+	x, _ := bits.Mul64(r, total)
+	for _, e := range excluded { // shift over each excluded interval at or below
+		if start := s.cum[e] - s.weight(e); x >= start {
+			x += s.weight(e)
+		}
+	}
+	return sort.Search(len(s.cum), func(i int) bool { return s.cum[i] > x })
+}
+
+func (s *Sampler) weight(i int) uint64 {
+	if i == 0 {
+		return s.cum[0]
+	}
+	return s.cum[i] - s.cum[i-1]
 }
