@@ -2,6 +2,7 @@ package xds
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"time"
 
@@ -30,7 +31,13 @@ const (
 	maxConnections     = 1024
 	maxPendingRequests = 1024
 	maxRequests        = 1024
-	maxRetries         = 3
+	// maxRetries is no limit, as Istio sets it: each request's retries
+	// are already bounded by its route (num_retries, per-try timeouts),
+	// and Envoy's default of 3 retries in flight per cluster fails the
+	// requests that happen to be 4th when an instance dies under load
+	// (every request on it fails at once). A rule sets a limit with
+	// circuit_breakers.max_retries.
+	maxRetries         = math.MaxUint32
 	consecutiveErrors  = 5
 	odInterval         = 10 * time.Second
 	odBaseEjection     = 30 * time.Second

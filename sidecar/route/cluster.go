@@ -39,10 +39,12 @@ func (p Protocol) String() string {
 // Defaults for zero ClusterConfig and OutlierDetection fields (Envoy's
 // defaults where Envoy has one).
 const (
-	DefaultMaxRequests        = 1024
-	DefaultMaxConnections     = 1024
-	DefaultMaxPending         = 1024
-	DefaultMaxRetries         = 3
+	DefaultMaxRequests    = 1024
+	DefaultMaxConnections = 1024
+	DefaultMaxPending     = 1024
+	// DefaultMaxRetries is no limit (the control plane's default too,
+	// as Istio's): a request's retries are bounded by its route policy.
+	DefaultMaxRetries         = math.MaxUint32
 	DefaultConnectTimeout     = 5 * time.Second
 	DefaultConsecutive5xx     = 5
 	DefaultConsecutiveConnect = 5

@@ -88,7 +88,7 @@ func TestBuildReadsRuleTuning(t *testing.T) {
 
 	users := tbl.Cluster("users")
 	def := route.StallDetection{}.WithDefaults()
-	if users == nil || users.MaxRequests != 1024 || users.MaxConnections != 1024 || users.MaxRetries != 3 ||
+	if users == nil || users.MaxRequests != 1024 || users.MaxConnections != 1024 || users.MaxRetries != route.DefaultMaxRetries ||
 		users.MaxRequestsPerEndpoint != 1024 || users.SlowStart.Window != 0 || users.Stall != def {
 		t.Errorf("users (no route) = %+v, want the defaults", users)
 	}
