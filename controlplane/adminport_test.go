@@ -18,32 +18,16 @@ import (
 	"github.com/shoal-mesh/shoal/controlplane"
 	"github.com/shoal-mesh/shoal/controlplane/identity"
 	shoalidentity "github.com/shoal-mesh/shoal/identity"
+	"github.com/shoal-mesh/shoal/internal/testutil/hostaddr"
 	shoalv1 "github.com/shoal-mesh/shoal/proto/shoal/v1"
 )
-
-// hostIP returns an address of this host beyond loopback: a connection to
-// it has a non-loopback peer, as a caller on the pod network would.
-func hostIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Skipf("no interface addresses: %v", err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this host has no non-loopback IPv4 address to bind the admin port to")
-	return ""
-}
 
 // Issue 14 item 6: the control plane's admin port bound beyond loopback
 // starts without --insecure; /metrics and /ready answer anyone in plain
 // text (probes, Prometheus); the gossip keyring, the dashboard and the
 // rest need the admin SVID or an admin token over TLS on the same port.
 func TestAdminPortBeyondLoopback(t *testing.T) {
-	ip := hostIP(t)
+	ip := hostaddr.IPv4(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	srv, _ := start(t, func(c *controlplane.Config) {
 		c.DataDir = dataDir

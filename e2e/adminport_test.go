@@ -11,31 +11,15 @@ import (
 	"time"
 
 	"github.com/shoal-mesh/shoal/e2e/harness"
+	"github.com/shoal-mesh/shoal/internal/testutil/hostaddr"
 )
-
-// hostIPv4 is an address of this host beyond loopback: a call to it has a
-// non-loopback peer, as one from the pod network would.
-func hostIPv4(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Skipf("no interface addresses: %v", err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this host has no non-loopback IPv4 address to call the admin port from")
-	return ""
-}
 
 // Issue 14 item 6, sidecars: an admin listener on 0.0.0.0 serves /metrics
 // and /ready to anyone; /config_dump, /clusters, /members and the gossip
 // keyring only to the admin SVID over TLS (a sidecar with an identity), or
 // to loopback peers (a sidecar without one, and kubectl exec / preStop).
 func TestSidecarAdminBeyondLoopback(t *testing.T) {
-	ip := hostIPv4(t)
+	ip := hostaddr.IPv4(t)
 	cp := harness.StartControlPlane(t)
 	dir := t.TempDir()
 	withID := harness.StartSidecar(t, harness.SidecarOptions{CP: cp, Service: "orders", InstanceID: "orders-1", AppPort: harness.FreePort(t),
