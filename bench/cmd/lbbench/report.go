@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/shoal-mesh/shoal/bench/internal/hostinfo"
 )
 
 // meta is what a result needs to be read: the machine, its load, the
@@ -39,16 +39,16 @@ type meta struct {
 func collectMeta(cfg Config) meta {
 	m := meta{Start: time.Now(), NumCPU: runtime.NumCPU(), Duration: cfg.Duration, Warmup: cfg.Warmup,
 		Runs: cfg.Runs, WorkMS: cfg.WorkMS, Stall: cfg.Stall, Load: cfg.Load, Versions: map[string]string{}}
-	m.Kernel = "Linux " + firstLine(readFile("/proc/sys/kernel/osrelease"))
-	m.LoadAvg = loadAvg()
-	m.CPUModel = cpuModel()
-	m.ShoalRev = firstLine(output("git", "rev-parse", "--short", "HEAD"))
-	if strings.TrimSpace(output("git", "status", "--porcelain", "--untracked-files=no")) != "" {
+	m.Kernel = "Linux " + hostinfo.FirstLine(hostinfo.ReadFile("/proc/sys/kernel/osrelease"))
+	m.LoadAvg = hostinfo.LoadAvg()
+	m.CPUModel = hostinfo.CPUModel()
+	m.ShoalRev = hostinfo.FirstLine(hostinfo.Output("git", "rev-parse", "--short", "HEAD"))
+	if strings.TrimSpace(hostinfo.Output("git", "status", "--porcelain", "--untracked-files=no")) != "" {
 		m.ShoalRev += "+uncommitted"
 	}
-	m.Versions["nginx"] = firstLine(output(cfg.NginxBin, "-v"))
-	m.Versions["haproxy"] = firstLine(output(cfg.HAProxyBin, "-v"))
-	m.Versions["node"] = firstLine(output(cfg.NodeBin, "--version"))
+	m.Versions["nginx"] = hostinfo.FirstLine(hostinfo.Output(cfg.NginxBin, "-v"))
+	m.Versions["haproxy"] = hostinfo.FirstLine(hostinfo.Output(cfg.HAProxyBin, "-v"))
+	m.Versions["node"] = hostinfo.FirstLine(hostinfo.Output(cfg.NodeBin, "--version"))
 	return m
 }
 
@@ -82,7 +82,7 @@ type summary struct {
 }
 
 func newReport(m meta, targets []target, runs []measurement) *report {
-	m.LoadAvgEnd = loadAvg()
+	m.LoadAvgEnd = hostinfo.LoadAvg()
 	rep := &report{Meta: m, Runs: runs}
 	for _, t := range targets {
 		s := summary{Target: t, Shares: map[string]float64{}}
@@ -165,7 +165,7 @@ func (rep *report) markdown() string {
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range rep.Targets {
 		if s.Rounds == 0 {
-			fmt.Fprintf(&b, "| %s | %s | failed: %s |||||\n", s.Target.Proxy, s.Target.Strategy, firstLine(strings.Join(s.Failed, "; ")))
+			fmt.Fprintf(&b, "| %s | %s | failed: %s |||||\n", s.Target.Proxy, s.Target.Strategy, hostinfo.FirstLine(strings.Join(s.Failed, "; ")))
 			continue
 		}
 		var sh []string
@@ -301,42 +301,4 @@ func sharesString(sh map[string]float64) string {
 		parts = append(parts, fmt.Sprintf("%s %.0f%%", id, sh[id]*100))
 	}
 	return strings.Join(parts, " ")
-}
-
-func loadAvg() string {
-	if f := strings.Fields(readFile("/proc/loadavg")); len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
-}
-
-func readFile(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
-}
-
-// output runs a version command; some print to stderr (nginx -v).
-func output(name string, args ...string) string {
-	out, _ := exec.Command(name, args...).CombinedOutput()
-	return string(out)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/shoal-mesh/shoal/bench/internal/hostinfo"
 )
 
 // meta is the context a result needs to be read: the machine, the load
@@ -44,20 +44,20 @@ func collectMeta(cfg Config) meta {
 		Threads: cfg.Threads, H2: cfg.H2, MTLS: cfg.MTLS, Strategies: cfg.Strategies, Versions: map[string]string{},
 		AccessLog: cfg.AccessLog, AccessLogAB: cfg.AccessLogAB, Baseline: cfg.BaselineSidecar,
 	}
-	m.Kernel = "Linux " + firstLine(readFile("/proc/sys/kernel/osrelease"))
-	if f := strings.Fields(readFile("/proc/loadavg")); len(f) >= 3 {
+	m.Kernel = "Linux " + hostinfo.FirstLine(hostinfo.ReadFile("/proc/sys/kernel/osrelease"))
+	if f := strings.Fields(hostinfo.ReadFile("/proc/loadavg")); len(f) >= 3 {
 		m.LoadAvg = strings.Join(f[:3], " ")
 	}
-	m.CPUModel = cpuModel()
-	m.ShoalRev = firstLine(output("git", "rev-parse", "--short", "HEAD"))
+	m.CPUModel = hostinfo.CPUModel()
+	m.ShoalRev = hostinfo.FirstLine(hostinfo.Output("git", "rev-parse", "--short", "HEAD"))
 	// run.sh builds from the work tree: say so when it differs from HEAD.
-	if strings.TrimSpace(output("git", "status", "--porcelain", "--untracked-files=no")) != "" {
+	if strings.TrimSpace(hostinfo.Output("git", "status", "--porcelain", "--untracked-files=no")) != "" {
 		m.ShoalRev += "+uncommitted"
 	}
-	m.Versions["nginx"] = firstLine(output(cfg.NginxBin, "-v"))
-	m.Versions["haproxy"] = firstLine(output(cfg.HAProxyBin, "-v"))
-	m.Versions["wrk"] = firstLine(output(cfg.WrkBin, "--version"))
-	m.Versions["shoal"] = firstLine(output(cfg.ShoalBin, "version"))
+	m.Versions["nginx"] = hostinfo.FirstLine(hostinfo.Output(cfg.NginxBin, "-v"))
+	m.Versions["haproxy"] = hostinfo.FirstLine(hostinfo.Output(cfg.HAProxyBin, "-v"))
+	m.Versions["wrk"] = hostinfo.FirstLine(hostinfo.Output(cfg.WrkBin, "--version"))
+	m.Versions["shoal"] = hostinfo.FirstLine(hostinfo.Output(cfg.ShoalBin, "version"))
 	if cfg.NoPin {
 		m.Pinning = "Not pinned"
 	} else {
@@ -72,38 +72,6 @@ func collectMeta(cfg Config) meta {
 		m.Pinning = what + " pinned to CPU " + cfg.ProxyCPUs + "; " + load + ", backends and control plane to CPU " + cfg.LoadCPUs
 	}
 	return m
-}
-
-func readFile(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
-}
-
-// output runs a version command; some tools print to stderr or exit
-// non-zero (wrk --version), so both streams are taken and errors ignored.
-func output(name string, args ...string) string {
-	out, _ := exec.Command(name, args...).CombinedOutput()
-	return string(out)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
