@@ -32,7 +32,7 @@ func newControlPlaneCmd() *cobra.Command {
 			cfg.EtcdEndpoints = splitList(etcdEndpoints)
 			cfg.TLSNames = splitList(tlsNames)
 			for _, n := range cfg.TLSNames {
-				if net.ParseIP(n) == nil && !validDNSName(n) {
+				if net.ParseIP(n) == nil && !isDNSName(n) {
 					return usageErrorf("--tls-san %q: want a DNS name or an IP address", n)
 				}
 			}
@@ -162,24 +162,4 @@ func resolveEtcdAuth(cfg *controlplane.Config, passwordFile string) error {
 		return usageErrorf("--etcd-username %s: no password (--etcd-password-file or $%s)", cfg.EtcdUsername, etcdPasswordEnv)
 	}
 	return nil
-}
-
-// validDNSName reports whether n is a DNS name: dot-separated labels of
-// letters, digits and hyphens, none empty or over 63 bytes, at most 253
-// bytes in all.
-func validDNSName(n string) bool {
-	if n == "" || len(n) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(n, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }
