@@ -1,14 +1,14 @@
 package controlplane
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
+
+	"github.com/shoal-mesh/shoal/internal/certfile"
 )
 
 // externalEtcdTLS is the client TLS configuration for an external etcd
@@ -47,62 +47,11 @@ func (c *Config) externalEtcdTLS() (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if c.EtcdCertFile != "" {
-		kp := &reloadingKeyPair{certFile: c.EtcdCertFile, keyFile: c.EtcdKeyFile}
-		if _, err := kp.get(); err != nil {
+		kp := &certfile.KeyPair{CertFile: c.EtcdCertFile, KeyFile: c.EtcdKeyFile}
+		if _, err := kp.Get(); err != nil {
 			return nil, fmt.Errorf("controlplane: --etcd-cert/--etcd-key: %w", err)
 		}
-		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get() }
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.Get() }
 	}
 	return tc, nil
-}
-
-// reloadingKeyPair is a client certificate read from files, read again
-// when their contents change: a Kubernetes Secret renewed by cert-manager
-// replaces the mounted files, and the next connection (etcd's client
-// redials on failure) presents the new certificate without a restart.
-type reloadingKeyPair struct {
-	certFile, keyFile string
-
-	mu      sync.Mutex
-	certPEM []byte
-	keyPEM  []byte
-	keyPair *tls.Certificate
-}
-
-func (r *reloadingKeyPair) get() (*tls.Certificate, error) {
-	certPEM, err := os.ReadFile(r.certFile)
-	if err != nil {
-		return r.fallback(err)
-	}
-	keyPEM, err := os.ReadFile(r.keyFile)
-	if err != nil {
-		return r.fallback(err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.keyPair != nil && bytes.Equal(certPEM, r.certPEM) && bytes.Equal(keyPEM, r.keyPEM) {
-		return r.keyPair, nil
-	}
-	kp, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		// A Secret update is two files written one after the other: keep
-		// the last good pair until both match again.
-		if r.keyPair != nil {
-			return r.keyPair, nil
-		}
-		return nil, err
-	}
-	r.certPEM, r.keyPEM, r.keyPair = certPEM, keyPEM, &kp
-	return r.keyPair, nil
-}
-
-// fallback keeps the last good pair while the files are briefly missing
-// (a Secret's symlink swap).
-func (r *reloadingKeyPair) fallback(err error) (*tls.Certificate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.keyPair != nil {
-		return r.keyPair, nil
-	}
-	return nil, err
 }

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/shoal-mesh/shoal/deploy/inject"
+	"github.com/shoal-mesh/shoal/internal/certfile"
 )
 
 // injectFlags are the injector-wide settings `shoal inject` and
@@ -180,16 +180,22 @@ func runInjectWebhook(ctx context.Context, f injectFlags, w webhookFlags, stderr
 	if err != nil {
 		return err
 	}
-	kp := &keyPair{cert: w.certFile, key: w.keyFile}
-	if _, err := kp.get(nil); err != nil {
-		return err
+	kp := &certfile.KeyPair{CertFile: w.certFile, KeyFile: w.keyFile}
+	if _, err := kp.Get(); err != nil {
+		return fmt.Errorf("inject-webhook: load key pair: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /mutate", wh)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	srv := &http.Server{
-		Handler:           mux,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get},
+		Handler: mux,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c, err := kp.Get()
+			if err != nil {
+				return nil, fmt.Errorf("inject-webhook: load key pair: %w", err)
+			}
+			return c, nil
+		}},
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	l, err := net.Listen("tcp", w.listen)
@@ -211,42 +217,4 @@ func runInjectWebhook(ctx context.Context, f injectFlags, w webhookFlags, stderr
 		err = serr
 	}
 	return err
-}
-
-// keyPair serves a certificate from files, reloading when either file's
-// modification time changes. get is safe for concurrent use.
-type keyPair struct {
-	cert, key string
-	// mu guards loaded and stamp.
-	mu     sync.Mutex
-	loaded *tls.Certificate
-	stamp  string
-}
-
-func (k *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	stamp := ""
-	for _, p := range []string{k.cert, k.key} {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("inject-webhook: %w", err)
-		}
-		stamp += st.ModTime().String() + ";"
-	}
-	k.mu.Lock()
-	last, fresh := k.loaded, k.loaded != nil && stamp == k.stamp
-	k.mu.Unlock()
-	if fresh {
-		return last, nil
-	}
-	c, err := tls.LoadX509KeyPair(k.cert, k.key)
-	if err != nil {
-		if last != nil {
-			return last, nil // mid-rotation: keep the last good pair
-		}
-		return nil, fmt.Errorf("inject-webhook: load key pair: %w", err)
-	}
-	k.mu.Lock()
-	k.loaded, k.stamp = &c, stamp
-	k.mu.Unlock()
-	return &c, nil
 }
