@@ -382,7 +382,7 @@ func (c *conn) tryOn(a *attempt, e *lb.Endpoint, h *host, start time.Time) (outc
 		uc.reused = reused
 		e.Begin()
 		c.resp.hasLoad = false
-		out, code, keep := c.exchange(a, uc, h, reused, now)
+		out, code, keep := c.exchange(a, uc, e, h, reused, now)
 		e.End()
 		if c.resp.hasLoad {
 			e.ReportLoad(c.resp.load, now) // least_loaded's weights (issue 17)
@@ -397,7 +397,7 @@ func (c *conn) tryOn(a *attempt, e *lb.Endpoint, h *host, start time.Time) (outc
 }
 
 // exchange writes the request on uc and relays the response.
-func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.Time) (outcome, int, bool) {
+func (c *conn) exchange(a *attempt, uc *upConn, e *lb.Endpoint, h *host, reused bool, now time.Time) (outcome, int, bool) {
 	streamed := !a.replayable && c.req.hasBody()
 	if streamed {
 		// The route and per-try timeouts start once the body is received;
@@ -425,7 +425,15 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		c.waitDeadline(uc, a, now)
 	}
 	c.watchStall(uc, a, h, now)
-	if werr, rerr, st := c.awaitResponse(a, uc, h, now); st || werr != nil || rerr != nil {
+	track := a.cl.TracksAnswers()
+	if track {
+		e.Sent(now.UnixNano())
+	}
+	werr, rerr, st := c.awaitResponse(a, uc, h, now)
+	if track {
+		e.Answered(now.UnixNano(), time.Now().UnixNano(), !st && werr == nil && rerr == nil)
+	}
+	if st || werr != nil || rerr != nil {
 		uc.close()
 		if st {
 			return stalled, 504, false

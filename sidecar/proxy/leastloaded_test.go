@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,5 +100,116 @@ func TestInboundKeepsTheLoadReport(t *testing.T) {
 	res.Body.Close()
 	if v := res.Header.Get(lb.ORCAHeader); v == "" {
 		t.Errorf("inbound response lost %s", lb.ORCAHeader)
+	}
+}
+
+// An instance whose event loop is blocked takes requests and answers none:
+// least_loaded stops sending it requests once it has owed answers for a
+// few of its usual times to first byte, although it holds fewer requests
+// than the instance that answers (least request would keep choosing it).
+func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proto route.Protocol
+		c     func(*testing.T) *http.Client
+	}{
+		{"HTTP/1.1", route.HTTP1, client},
+		{"HTTP/2", route.HTTP2, h2cClient},
+		{"HTTP/1.1 to HTTP/2", route.HTTP2, client},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h2 := tc.proto == route.HTTP2
+			gate := make(chan struct{})
+			var release sync.Once
+			open := func() { release.Do(func() { close(gate) }) }
+			blocked := startBackendProto(t, "blocked", func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-gate:
+				case <-r.Context().Done():
+				}
+			}, h2)
+			// The answering instance holds each request a little, so that
+			// with four callers it has more in flight than the blocked one.
+			free := startBackendProto(t, "free", func(w http.ResponseWriter, r *http.Request) {
+				time.Sleep(2 * time.Millisecond) // service time, not synchronisation
+			}, h2)
+			t.Cleanup(open) // before the backends close (cleanups run last first)
+			cc := leastLoadedCluster(tc.proto, blocked, free)
+			cc.Stall = route.StallDetection{Disabled: true} // the picker alone
+			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+			p.SetTable(simpleTable(t, p, cc, route.Route{}))
+			c := tc.c(t)
+			silent := func() bool {
+				for _, e := range p.bound.Load().table.Clusters[0].LBEndpoints() {
+					if e.Address == blocked.addr() {
+						return e.Load.Unanswered(time.Now().UnixNano())
+					}
+				}
+				return false
+			}
+
+			// Requests one after another until one is stuck on the blocked
+			// instance; each caller waits for its answer or for that.
+			var wg sync.WaitGroup
+			t.Cleanup(wg.Wait)
+			for blocked.count.Load() == 0 {
+				done := make(chan struct{})
+				wg.Go(func() {
+					defer close(done)
+					if res, err := c.Get("http://" + addr + "/"); err == nil {
+						res.Body.Close()
+					}
+				})
+				eventually(t, "an answer or a request on the blocked instance", func() bool {
+					select {
+					case <-done:
+						return true
+					default:
+						return blocked.count.Load() > 0
+					}
+				})
+			}
+			eventually(t, "the blocked instance to count as not answering", silent)
+			stuck := blocked.count.Load()
+
+			// Four callers, 25 requests each.
+			var callers sync.WaitGroup
+			var failed atomic.Int64
+			for range 4 {
+				callers.Go(func() {
+					for range 25 {
+						if blocked.count.Load() > stuck {
+							return // the test has failed; stop sending
+						}
+						res, err := c.Get("http://" + addr + "/")
+						if err != nil || res.StatusCode != http.StatusOK || res.Header.Get("X-Backend") != "free" {
+							failed.Add(1)
+						}
+						if err == nil {
+							res.Body.Close()
+						}
+					}
+				})
+			}
+			finished := make(chan struct{})
+			go func() { callers.Wait(); close(finished) }()
+			eventually(t, "100 requests answered or one sent to the blocked instance", func() bool {
+				select {
+				case <-finished:
+					return true
+				default:
+					return blocked.count.Load() > stuck
+				}
+			})
+			if n := blocked.count.Load() - stuck; n > 0 {
+				t.Errorf("the instance that stopped answering got %d more requests", n)
+			}
+			open()
+			<-finished
+			if n := failed.Load(); n > 0 {
+				t.Errorf("%d of 100 requests failed or were not answered by the free instance", n)
+			}
+			t.Logf("%d request(s) stuck on the blocked instance before it counted as silent", stuck)
+		})
 	}
 }
