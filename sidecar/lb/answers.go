@@ -11,9 +11,9 @@ import (
 // runs again; a balancer that counts requests in flight keeps sending it
 // its share meanwhile, and every one waits out the block. Strategies that
 // opt in (NeedsAnswers, the least loaded strategy) see the block as it
-// happens instead: requests sent that have not received a response head,
-// and no head received for several times the address's usual time to
-// first byte.
+// happens instead: two or more requests sent that have not received a
+// response head, and no head received for several times the address's
+// usual time to first byte.
 //
 // Only the wait for the response head counts: a long download or an event
 // stream in flight is an answer, not a stall.
@@ -80,16 +80,27 @@ func (e *Endpoint) Answered(sent, now int64, head bool) {
 	a.waiting.Add(-1)
 }
 
-// Unanswered reports whether the address owes answers and has sent no
-// response head for longer than AnswerMultiplier times its usual time to
-// first byte (bounded by MinUnanswered and MaxUnanswered), at now (unix
-// nanoseconds). False for nil.
+// Unanswered reports whether the address owes at least two answers and
+// has sent no response head for longer than AnswerLimit, at now (unix
+// nanoseconds). False for nil. One request is never enough: a long
+// request on a free event loop is not a block, and a request sent after
+// it is answered.
 func (l *Load) Unanswered(now int64) bool {
-	if l == nil || l.answers.waiting.Load() <= 0 {
+	if l == nil || l.answers.waiting.Load() < 2 {
 		return false
 	}
-	limit := min(max(AnswerMultiplier*l.answers.ttfb.Load(), int64(MinUnanswered)), int64(MaxUnanswered))
-	return now-l.answers.progress.Load() > limit
+	return now-l.answers.progress.Load() > int64(l.AnswerLimit())
+}
+
+// AnswerLimit is how long the address may owe answers without sending a
+// response head before it counts as not answering: AnswerMultiplier times
+// its usual time to first byte, within [MinUnanswered, MaxUnanswered].
+func (l *Load) AnswerLimit() time.Duration {
+	var ttfb int64
+	if l != nil {
+		ttfb = l.answers.ttfb.Load()
+	}
+	return time.Duration(min(max(AnswerMultiplier*ttfb, int64(MinUnanswered)), int64(MaxUnanswered)))
 }
 
 // Waiting returns the requests sent to the address that have not received

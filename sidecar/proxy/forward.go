@@ -41,6 +41,7 @@ type attempt struct {
 	connects   int           // connect-failure retries left
 	last       int           // the status for the client when no attempt is left
 	idempotent bool          // the request's method is (a stalled host may be probed)
+	hedged     bool          // the request left an endpoint that stopped answering (mayHedge)
 	full       bool          // the last pick skipped a host at its in-flight limit
 	// retrySlot is set while the request holds one of its cluster's
 	// MaxRetries slots (from its first policy retry until release).
@@ -424,13 +425,17 @@ func (c *conn) exchange(a *attempt, uc *upConn, e *lb.Endpoint, h *host, reused 
 		a.startTimer(now)
 		c.waitDeadline(uc, a, now)
 	}
-	c.watchStall(uc, a, h, now)
+	c.watchStall(uc, a, e, h, now)
 	track := a.cl.TracksAnswers()
 	if track {
 		e.Sent(now.UnixNano())
 	}
-	werr, rerr, st := c.awaitResponse(a, uc, h, now)
-	if track {
+	werr, rerr, st := c.awaitResponse(a, uc, e, h, now)
+	switch {
+	case st && track && a.hedged:
+		c.p.park(uc, e, now.UnixNano()) // e owes the answer until it gives it
+		return stalled, 504, false
+	case track:
 		e.Answered(now.UnixNano(), time.Now().UnixNano(), !st && werr == nil && rerr == nil)
 	}
 	if st || werr != nil || rerr != nil {

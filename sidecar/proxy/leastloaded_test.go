@@ -148,27 +148,28 @@ func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
 				return false
 			}
 
-			// Requests one after another until one is stuck on the blocked
-			// instance; each caller waits for its answer or for that.
+			// Four callers until two requests are stuck on the blocked
+			// instance (one is never enough to count as a block).
 			var wg sync.WaitGroup
+			var pending atomic.Int64
 			t.Cleanup(wg.Wait)
-			for blocked.count.Load() == 0 {
-				done := make(chan struct{})
+			for range 4 {
 				wg.Go(func() {
-					defer close(done)
-					if res, err := c.Get("http://" + addr + "/"); err == nil {
-						res.Body.Close()
-					}
-				})
-				eventually(t, "an answer or a request on the blocked instance", func() bool {
-					select {
-					case <-done:
-						return true
-					default:
-						return blocked.count.Load() > 0
+					for blocked.count.Load() < 2 {
+						pending.Add(1)
+						if res, err := c.Get("http://" + addr + "/"); err == nil {
+							res.Body.Close()
+						}
+						pending.Add(-1)
 					}
 				})
 			}
+			// Every request of this phase still pending is on the blocked
+			// instance: none is on its way there.
+			eventually(t, "two requests on the blocked instance and no other pending", func() bool {
+				n := blocked.count.Load()
+				return n >= 2 && pending.Load() == n
+			})
 			eventually(t, "the blocked instance to count as not answering", silent)
 			stuck := blocked.count.Load()
 
@@ -212,4 +213,68 @@ func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
 			t.Logf("%d request(s) stuck on the blocked instance before it counted as silent", stuck)
 		})
 	}
+}
+
+// A GET already waiting on an instance that stopped answering does not
+// wait out the block: once the instance counts as not answering, the GET
+// goes to another instance (a hedged retry), long before the stall
+// threshold (here a minute), and the blocked instance stays passed over
+// while it owes the first attempt's answer.
+func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
+	gate := make(chan struct{})
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate) }) }
+	blocked := startBackend(t, "blocked", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+	})
+	free := startBackend(t, "free", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond) // service time, not synchronisation
+	})
+	t.Cleanup(open)
+	cc := leastLoadedCluster(route.HTTP1, blocked, free)
+	cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
+	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+	p.SetTable(simpleTable(t, p, cc, route.Route{}))
+	c := client(t)
+
+	var callers sync.WaitGroup
+	var failed, answered atomic.Int64
+	for range 4 {
+		callers.Go(func() {
+			for range 50 {
+				res, err := c.Get("http://" + addr + "/")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				if res.StatusCode == http.StatusOK && res.Header.Get("X-Backend") == "free" {
+					answered.Add(1)
+				} else {
+					failed.Add(1)
+				}
+				res.Body.Close()
+			}
+		})
+	}
+	finished := make(chan struct{})
+	go func() { callers.Wait(); close(finished) }()
+	eventually(t, "200 GETs answered while the blocked instance answers nothing", func() bool {
+		select {
+		case <-finished:
+			return true
+		default:
+			return false
+		}
+	})
+	if n := blocked.count.Load(); n < 2 {
+		t.Errorf("the blocked instance got %d requests, want at least 2 (the picker alone passes over it only then)", n)
+	}
+	if a, f := answered.Load(), failed.Load(); a != 200 || f != 0 {
+		t.Errorf("%d of 200 GETs answered by the free instance, %d failed", a, f)
+	}
+	t.Logf("the blocked instance got %d requests; every one was answered by the other", blocked.count.Load())
+	open()
 }

@@ -35,6 +35,81 @@ import (
 // the wait for the response head is moved to the check time
 // (conn.watchStall) and moved back once bytes arrive.
 
+// Hedging (least loaded). The strategy knows within milliseconds that an
+// endpoint stopped answering (lb.Load.Unanswered: two or more requests
+// owed, no response head for a few of its usual times to first byte); a
+// request already waiting on it would still wait out the whole block. An
+// idempotent request that can be sent again checks, at that limit and a
+// few times after it until the stall threshold, whether its endpoint
+// stopped answering while another endpoint answers; if so it is sent to
+// another endpoint once (a hedged retry, on the route's retry budget or
+// the connect-failure one), the stall watch takes over for the rest. The
+// first attempt is not cancelled: its connection is parked until the
+// endpoint answers (or the stall threshold's bound passes), so that the
+// endpoint keeps owing the answer and stays passed over meanwhile.
+
+// maxQuickChecks bounds the early checks of one attempt.
+const maxQuickChecks = 8
+
+// maxParked bounds how long a parked attempt's connection waits for the
+// first byte of its answer.
+const maxParked = route.DefaultStallMax
+
+// mayHedge reports whether the attempt's request may leave an endpoint
+// that stopped answering for another: least loaded clusters, idempotent
+// requests that can be sent again, once per request.
+func (a *attempt) mayHedge() bool {
+	return a.cl.TracksAnswers() && a.idempotent && a.replayable && !a.hedged
+}
+
+// hedgeFrom reports whether the attempt waiting on e leaves it: e stopped
+// answering and another endpoint of the cluster answers. It marks the
+// request hedged.
+func (a *attempt) hedgeFrom(e *lb.Endpoint, now int64) bool {
+	if !e.Load.Unanswered(now) {
+		return false
+	}
+	eps := a.cl.LBEndpoints()
+	for i, o := range eps {
+		if i == 64 {
+			break // a large cluster: some other endpoint answers
+		}
+		if o != e && o.Healthy && !o.Load.Unanswered(now) {
+			a.hedged = true
+			return true
+		}
+	}
+	return false
+}
+
+// park keeps the connection of an attempt that left a silent endpoint
+// until the endpoint answers on it or maxParked passes, then records the
+// answer (lb.Endpoint.Answered) and closes it. The connection is closed
+// at once when the proxy shuts down.
+func (p *Proxy) park(uc *upConn, e *lb.Endpoint, sent int64) {
+	p.mu.Lock()
+	if p.shutting.Load() {
+		p.mu.Unlock()
+		uc.close()
+		e.Answered(sent, 0, false)
+		return
+	}
+	p.parked[uc] = struct{}{}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		uc.nc.SetReadDeadline(time.Now().Add(maxParked))
+		var b [1]byte
+		n, _ := uc.nc.Read(b[:])
+		e.Answered(sent, time.Now().UnixNano(), n > 0)
+		p.mu.Lock()
+		delete(p.parked, uc)
+		p.mu.Unlock()
+		uc.close()
+	}()
+}
+
 // doneGranularity bounds how often host.lastDone is written: a busy host
 // costs one shared store per interval, not one per response.
 const doneGranularity = int64(10 * time.Millisecond)
@@ -161,8 +236,8 @@ func (a *attempt) scan() (*lb.Endpoint, *host) {
 // watchStall arms the stall check of an attempt on h sent at now, after
 // waitDeadline: the read deadline moves to the stall threshold unless the
 // attempt's own deadline comes first.
-func (c *conn) watchStall(uc *upConn, a *attempt, h *host, now time.Time) {
-	uc.stallAt = time.Time{}
+func (c *conn) watchStall(uc *upConn, a *attempt, e *lb.Endpoint, h *host, now time.Time) {
+	uc.stallAt, uc.quick = time.Time{}, 0
 	if a.cl.Stall.Disabled {
 		return
 	}
@@ -174,7 +249,13 @@ func (c *conn) watchStall(uc *upConn, a *attempt, h *host, now time.Time) {
 		until = uc.rdl
 	}
 	check := now.Add(h.stallThreshold(&a.cl.Stall))
+	if a.mayHedge() {
+		if q := now.Add(e.Load.AnswerLimit()); q.Before(check) {
+			check, uc.quick = q, maxQuickChecks
+		}
+	}
 	if !until.IsZero() && !check.Before(until) {
+		uc.quick = 0
 		return
 	}
 	uc.stallAt, uc.until = check, until
@@ -188,17 +269,28 @@ func (c *conn) watchStall(uc *upConn, a *attempt, h *host, now time.Time) {
 // answer (flushAndFill), checking for a stall each time the watch's
 // deadline passes. stalled reports that h was marked stalled while
 // nothing had arrived.
-func (c *conn) awaitResponse(a *attempt, uc *upConn, h *host, sent time.Time) (werr, rerr error, stalled bool) {
+func (c *conn) awaitResponse(a *attempt, uc *upConn, e *lb.Endpoint, h *host, sent time.Time) (werr, rerr error, stalled bool) {
 	werr, rerr = uc.flushAndFill()
 	for werr == nil && !uc.stallAt.IsZero() && errors.Is(rerr, os.ErrDeadlineExceeded) && len(uc.br.buffered()) == 0 {
 		now := time.Now()
 		if !uc.until.IsZero() && !now.Before(uc.until) {
 			break // the attempt's own deadline
 		}
-		if h.checkStall(&a.cl.Stall, sent, now) {
+		next := now.Add(h.stallThreshold(&a.cl.Stall))
+		if uc.quick > 0 {
+			uc.quick--
+			if a.hedgeFrom(e, now.UnixNano()) {
+				return nil, rerr, true
+			}
+			if q := now.Add(e.Load.AnswerLimit()); uc.quick > 0 && q.Before(sent.Add(h.stallThreshold(&a.cl.Stall))) {
+				next = q
+			} else {
+				uc.quick = 0
+				next = sent.Add(h.stallThreshold(&a.cl.Stall))
+			}
+		} else if h.checkStall(&a.cl.Stall, sent, now) {
 			return nil, rerr, true
 		}
-		next := now.Add(h.stallThreshold(&a.cl.Stall))
 		if !uc.until.IsZero() && !next.Before(uc.until) {
 			next = uc.until
 		}

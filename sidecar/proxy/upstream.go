@@ -38,6 +38,9 @@ type upConn struct {
 	// stallAt is the read deadline of a running stall watch (zero: none),
 	// until the attempt's own deadline it stands in for (see watchStall).
 	stallAt, until time.Time
+	// quick counts the early checks left of a watch that may hedge
+	// (attempt.mayHedge); zero: none.
+	quick int
 
 	// flushAndFill's state: the raw connection (nil: plain reads), its
 	// callback bound once, and the outcome of one exchange. Over mTLS, rc

@@ -185,13 +185,15 @@ func TestPickPassesOverEndpointThatStoppedAnswering(t *testing.T) {
 		e.Sent(at)
 		e.Answered(at, at+int64(2*time.Millisecond), true)
 	}
-	// Endpoint 0 took one request and went quiet; the others hold two
+	// Endpoint 0 took two requests and went quiet; the others hold three
 	// each and answer.
 	sent := ns()
-	eps[0].Begin()
-	eps[0].Sent(sent)
-	hold(t, eps[1], 2)
-	hold(t, eps[2], 2)
+	for range 2 {
+		eps[0].Begin()
+		eps[0].Sent(sent)
+	}
+	hold(t, eps[1], 3)
+	hold(t, eps[2], 3)
 
 	*now = now.Add(4 * time.Millisecond) // within 4 × 2 ms, bounded below by 5 ms
 	got := lbtest.Count(t, p, 9000, nil)
@@ -208,9 +210,29 @@ func TestPickPassesOverEndpointThatStoppedAnswering(t *testing.T) {
 	eps[0].Answered(sent, ns(), true)
 	eps[0].End()
 	got = lbtest.Count(t, p, 9000, nil)
+	eps[0].Answered(sent, ns(), true)
+	eps[0].End()
 	if got[lbtest.Addr(0)] < 3000 {
 		t.Errorf("once it answered, the idle endpoint got %d of 9000 picks, want the most: %v", got[lbtest.Addr(0)], got)
 	}
+}
+
+// One long request on a free event loop is not a block: an endpoint
+// owing one answer keeps its share however long it takes.
+func TestPickKeepsEndpointWithOneLongRequest(t *testing.T) {
+	now := clock(t)
+	eps := lbtest.Equal(2)
+	p := New(eps, cfg())
+	eps[0].Begin()
+	eps[0].Sent(now.UnixNano())
+	t.Cleanup(func() {
+		eps[0].Answered(0, 0, false)
+		eps[0].End()
+	})
+	hold(t, eps[1], 1)
+	*now = now.Add(time.Second)
+	got := lbtest.Count(t, p, 9000, nil)
+	lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 0.5, lbtest.Addr(1): 0.5}, 9000, 0.03)
 }
 
 // Every endpoint silent (the proxy itself was descheduled, or every
@@ -220,13 +242,17 @@ func TestPickWhenNothingAnswers(t *testing.T) {
 	eps := lbtest.Equal(2)
 	p := New(eps, cfg())
 	for _, e := range eps {
-		e.Begin()
-		e.Sent(now.UnixNano())
+		for range 2 {
+			e.Begin()
+			e.Sent(now.UnixNano())
+		}
 	}
 	t.Cleanup(func() {
 		for _, e := range eps {
-			e.Answered(0, 0, false)
-			e.End()
+			for range 2 {
+				e.Answered(0, 0, false)
+				e.End()
+			}
 		}
 	})
 	*now = now.Add(time.Second)
