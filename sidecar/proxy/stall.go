@@ -63,8 +63,11 @@ func (a *attempt) mayHedge() bool {
 }
 
 // hedgeFrom reports whether the attempt waiting on e leaves it: e stopped
-// answering and another endpoint of the cluster answers. It marks the
-// request hedged.
+// answering and another endpoint of the cluster has room, owing at most
+// one answer. When every endpoint queues, the instances are short of CPU,
+// not stuck (on a machine they share, one blocked loop that burns a core
+// starves the others), and a second copy of the request would only add
+// to the queue: it waits. It marks the request hedged.
 func (a *attempt) hedgeFrom(e *lb.Endpoint, now int64) bool {
 	if !e.Load.Unanswered(now) {
 		return false
@@ -74,7 +77,7 @@ func (a *attempt) hedgeFrom(e *lb.Endpoint, now int64) bool {
 		if i == 64 {
 			break // a large cluster: some other endpoint answers
 		}
-		if o != e && o.Healthy && !o.Load.Unanswered(now) {
+		if o != e && o.Healthy && o.Load.Waiting() < 2 {
 			a.hedged = true
 			return true
 		}
