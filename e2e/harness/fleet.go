@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -119,21 +120,37 @@ func (m *Mesh) URL() string { return m.Client.UpstreamURL(m.Service) }
 // the given instances (routable: healthy and not ejected).
 func (m *Mesh) Routes(s *Sidecar, cluster string, instances ...int) bool {
 	got := s.RoutableEndpoints(cluster)
-	want := make([]string, 0, len(instances))
-	for _, i := range instances {
-		want = append(want, m.Addr(i))
-	}
+	want := m.addrs(instances)
 	slices.Sort(got)
 	slices.Sort(want)
 	return slices.Equal(got, want)
 }
 
 // WaitRoutable waits until proxy s routes cluster to exactly instances.
+// On a timeout it logs what the proxy's /clusters last said of cluster.
 func (m *Mesh) WaitRoutable(t testing.TB, s *Sidecar, cluster string, instances ...int) time.Duration {
 	t.Helper()
-	return Eventually(t, DefaultTimeout, fmt.Sprintf("%s routes %s to instances %v", s.Admin, cluster, instances), func() bool {
+	done := false
+	defer func() {
+		if !done {
+			st, _ := json.Marshal(s.Cluster(cluster))
+			t.Logf("harness: %s /clusters %s (want %v): %s", s.Admin, cluster, m.addrs(instances), st)
+		}
+	}()
+	d := Eventually(t, DefaultTimeout, fmt.Sprintf("%s routes %s to instances %v", s.Admin, cluster, instances), func() bool {
 		return m.Routes(s, cluster, instances...)
 	})
+	done = true
+	return d
+}
+
+// addrs returns the app addresses of instances.
+func (m *Mesh) addrs(instances []int) []string {
+	out := make([]string, 0, len(instances))
+	for _, i := range instances {
+		out = append(out, m.Addr(i))
+	}
+	return out
 }
 
 // ApplyRoute applies a route given as YAML through `shoal routes apply`
