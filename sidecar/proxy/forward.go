@@ -452,7 +452,6 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 	// the mesh (to the app or at the edge) without it. Inbound, it goes
 	// on to the caller's sidecar.
 	c.resp.stripLoad = c.mode.Kind != Inbound
-	uc.clearStallWatch()
 	code := c.resp.code
 	if code >= 500 {
 		h.on5xx(&a.cl.Outlier, len(a.hosts))
@@ -515,9 +514,6 @@ func (c *conn) readResponseHead(uc *upConn) ([]byte, error) {
 	for {
 		head, err := uc.br.head(c.p.cfg.MaxHeaderBytes, c.p.cfg.MaxHeaderBytes, nil)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && uc.endStallWatch() {
-				continue // part of the head arrived: not stalled
-			}
 			return nil, err
 		}
 		if len(head) > 12 && head[9] == '1' && string(head[9:12]) != "101" {
