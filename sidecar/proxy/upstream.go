@@ -25,11 +25,11 @@ const (
 // upConn is one HTTP/1.1 connection to an upstream endpoint. It is owned by
 // one request at a time: taken from the pool, returned when reusable.
 type upConn struct {
-	nc          net.Conn
-	br          bufReader
-	bw          *bufio.Writer
-	h           *host
-	idleSince   time.Time
+	nc        net.Conn
+	br        bufReader
+	bw        *bufio.Writer
+	h         *host
+	idleSince time.Time
 	// The read deadline is armed lazily: rdl (zero: none) is the one set
 	// on the connection, which may come before the read's due (readDue)
 	// but never after it. A deadline that passes early is moved on and
