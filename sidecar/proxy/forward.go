@@ -346,6 +346,13 @@ func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 	h.load.begin()
 	out, code, keep := c.tryOn(a, e, h, start)
 	now := time.Now()
+	if uc := c.idle; uc != nil {
+		c.idle = nil
+		h.pool.put(uc, now, c.p.cfg.MaxIdlePerHost)
+	}
+	if out == relayed {
+		c.end = now // forward returns at once
+	}
 	d := now.Sub(start)
 	h.load.end(d, failedAttempt(out, code))
 	if out == relayed || out == retryStatus {
@@ -471,7 +478,7 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 	// Envoy's for streamed responses): a download or an event stream
 	// longer than them goes on while it makes progress.
 	uc.idleDeadline(c.p.cfg.StreamIdleTimeout)
-	keep := c.relay(uc, h)
+	keep := c.relay(uc)
 	return relayed, code, keep
 }
 
@@ -547,10 +554,10 @@ func (a *attempt) tryDeadline(now time.Time) time.Time {
 	return a.deadline
 }
 
-// relay writes the response head and body to the client and returns the
-// upstream connection to the pool when it can be reused. It reports
-// whether the client connection stays open.
-func (c *conn) relay(uc *upConn, h *host) bool {
+// relay writes the response head and body to the client and leaves the
+// upstream connection in c.idle for try to pool when it can be reused. It
+// reports whether the client connection stays open.
+func (c *conn) relay(uc *upConn) bool {
 	head := string(c.req.method) == "HEAD"
 	fr := c.resp.framing(head)
 	closeClient := c.req.closeConn || c.p.shutting.Load()
@@ -579,7 +586,7 @@ func (c *conn) relay(uc *upConn, h *host) bool {
 		uc.close()
 	} else {
 		uc.setDeadline(time.Time{})
-		h.pool.put(uc, time.Now(), c.p.cfg.MaxIdlePerHost)
+		c.idle = uc
 	}
 	return err == nil && !closeClient
 }
