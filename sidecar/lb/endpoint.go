@@ -67,7 +67,8 @@ type Load struct {
 	active     atomic.Int64
 	connecting atomic.Int64
 	orca       orcaState
-	_          [8]byte
+	answers    answerState
+	_          [48]byte // to 128 bytes, two cache lines
 }
 
 // add is nil-safe so that untracked endpoints cost one branch.

@@ -41,6 +41,7 @@ type attempt struct {
 	connects   int           // connect-failure retries left
 	last       int           // the status for the client when no attempt is left
 	idempotent bool          // the request's method is (a stalled host may be probed)
+	hedged     bool          // the request left an endpoint that stopped answering (mayHedge)
 	full       bool          // the last pick skipped a host at its in-flight limit
 	// retrySlot is set while the request holds one of its cluster's
 	// MaxRetries slots (from its first policy retry until release).
@@ -389,7 +390,7 @@ func (c *conn) tryOn(a *attempt, e *lb.Endpoint, h *host, start time.Time) (outc
 		uc.reused = reused
 		e.Begin()
 		c.resp.hasLoad = false
-		out, code, keep := c.exchange(a, uc, h, reused, now)
+		out, code, keep := c.exchange(a, uc, e, h, reused, now)
 		e.End()
 		if c.resp.hasLoad {
 			e.ReportLoad(c.resp.load, now) // least_loaded's weights (issue 17)
@@ -404,7 +405,7 @@ func (c *conn) tryOn(a *attempt, e *lb.Endpoint, h *host, start time.Time) (outc
 }
 
 // exchange writes the request on uc and relays the response.
-func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.Time) (outcome, int, bool) {
+func (c *conn) exchange(a *attempt, uc *upConn, e *lb.Endpoint, h *host, reused bool, now time.Time) (outcome, int, bool) {
 	streamed := !a.replayable && c.req.hasBody()
 	if streamed {
 		// The route and per-try timeouts start once the body is received;
@@ -431,8 +432,20 @@ func (c *conn) exchange(a *attempt, uc *upConn, h *host, reused bool, now time.T
 		a.startTimer(now)
 		c.waitDeadline(uc, a, now)
 	}
-	c.watchStall(uc, a, h, now)
-	if werr, rerr, st := c.awaitResponse(a, uc, h, now); st || werr != nil || rerr != nil {
+	c.watchStall(uc, a, e, h, now)
+	track := a.cl.TracksAnswers()
+	if track {
+		e.Sent(now.UnixNano())
+	}
+	werr, rerr, st := c.awaitResponse(a, uc, e, h, now)
+	switch {
+	case st && track && a.hedged:
+		c.p.park(uc, e, now.UnixNano()) // e owes the answer until it gives it
+		return stalled, 504, false
+	case track:
+		e.Answered(now.UnixNano(), time.Now().UnixNano(), !st && werr == nil && rerr == nil)
+	}
+	if st || werr != nil || rerr != nil {
 		uc.close()
 		if st {
 			return stalled, 504, false

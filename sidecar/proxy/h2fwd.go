@@ -57,6 +57,7 @@ type fwState struct {
 	waitGen  uint64      // invalidates a pending pool wait
 	dialing  bool        // the attempt waits for a connection (BeginConnect)
 	loadAt   time.Time   // the attempt's start for load reports; zero: counted
+	answerAt int64       // unix nanoseconds the attempt was sent, awaiting its head for least loaded; 0: none
 	timer    *time.Timer // fires onTimer; made once, re-armed
 	timerAt  time.Time   // when the timer fires; zero: not armed
 	tryAt    time.Time   // the attempt's deadline until its response headers; zero: none
@@ -307,6 +308,10 @@ func (fw *h2Fwd) next() {
 	hst.load.begin()
 	fw.loadAt = time.Now()
 	e.Begin()
+	if a.cl.TracksAnswers() {
+		fw.answerAt = fw.loadAt.UnixNano()
+		e.Sent(fw.answerAt)
+	}
 	fw.host, fw.ep = hst, e
 	fw.sent, fw.sentEnd = 0, false
 	fw.startTry()

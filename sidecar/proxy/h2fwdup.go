@@ -36,6 +36,7 @@ func (u *h2FwdUp) OnResponse(up *h2.ClientStream, status int, fields []hpack.Hea
 	}
 	fw.tryAt = time.Time{} // the route and per-try timers end here
 	fw.progress++
+	fw.answered(true)
 	a, hst := &fw.a, fw.host
 	if fw.responded(status, fields) {
 		return // another sidecar's stall answer: the request leaves hst
@@ -163,6 +164,20 @@ func (fw *h2Fwd) loadDone(failed bool) {
 	}
 }
 
+// answered ends the attempt's wait for its response head for least
+// loaded (lb.Endpoint.Answered), once: head reports that it arrived.
+func (fw *h2Fwd) answered(head bool) {
+	if fw.answerAt == 0 || fw.ep == nil {
+		return
+	}
+	var now int64
+	if head {
+		now = time.Now().UnixNano()
+	}
+	fw.ep.Answered(fw.answerAt, now, head)
+	fw.answerAt = 0
+}
+
 // endAttempt leaves the current attempt, resetting its stream.
 func (fw *h2Fwd) endAttempt(reset bool) {
 	fw.stallAt = time.Time{}
@@ -176,6 +191,7 @@ func (fw *h2Fwd) endAttempt(reset bool) {
 			fw.dialing = false
 			fw.ep.EndConnect()
 		}
+		fw.answered(false)
 		fw.ep.End()
 		fw.ep = nil
 	}

@@ -122,7 +122,14 @@ func (h *h2Handler) try(ctx context.Context, out *http.Request, x *transportExch
 	hst.load.begin()
 	start := time.Now()
 	e.Begin()
+	track := a.cl.TracksAnswers()
+	if track {
+		e.Sent(start.UnixNano())
+	}
 	res, err := h.transport(a.cl).RoundTrip(req)
+	if track {
+		e.Answered(start.UnixNano(), time.Now().UnixNano(), err == nil)
+	}
 	e.End()
 	if err == nil {
 		if v := res.Header["Endpoint-Load-Metrics"]; len(v) > 0 {

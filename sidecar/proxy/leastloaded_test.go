@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,4 +101,180 @@ func TestInboundKeepsTheLoadReport(t *testing.T) {
 	if v := res.Header.Get(lb.ORCAHeader); v == "" {
 		t.Errorf("inbound response lost %s", lb.ORCAHeader)
 	}
+}
+
+// An instance whose event loop is blocked takes requests and answers none:
+// least_loaded stops sending it requests once it has owed answers for a
+// few of its usual times to first byte, although it holds fewer requests
+// than the instance that answers (least request would keep choosing it).
+func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proto route.Protocol
+		c     func(*testing.T) *http.Client
+	}{
+		{"HTTP/1.1", route.HTTP1, client},
+		{"HTTP/2", route.HTTP2, h2cClient},
+		{"HTTP/1.1 to HTTP/2", route.HTTP2, client},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h2 := tc.proto == route.HTTP2
+			gate := make(chan struct{})
+			var release sync.Once
+			open := func() { release.Do(func() { close(gate) }) }
+			blocked := startBackendProto(t, "blocked", func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-gate:
+				case <-r.Context().Done():
+				}
+			}, h2)
+			// The answering instance holds each request a little, so that
+			// with four callers it has more in flight than the blocked one.
+			free := startBackendProto(t, "free", func(w http.ResponseWriter, r *http.Request) {
+				time.Sleep(2 * time.Millisecond) // service time, not synchronisation
+			}, h2)
+			t.Cleanup(open) // before the backends close (cleanups run last first)
+			cc := leastLoadedCluster(tc.proto, blocked, free)
+			cc.Stall = route.StallDetection{Disabled: true} // the picker alone
+			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+			p.SetTable(simpleTable(t, p, cc, route.Route{}))
+			c := tc.c(t)
+			silent := func() bool {
+				for _, e := range p.bound.Load().table.Clusters[0].LBEndpoints() {
+					if e.Address == blocked.addr() {
+						return e.Load.Unanswered(time.Now().UnixNano())
+					}
+				}
+				return false
+			}
+
+			// Four callers until two requests are stuck on the blocked
+			// instance (one is never enough to count as a block).
+			var wg sync.WaitGroup
+			var pending atomic.Int64
+			t.Cleanup(wg.Wait)
+			for range 4 {
+				wg.Go(func() {
+					for blocked.count.Load() < 2 {
+						pending.Add(1)
+						if res, err := c.Get("http://" + addr + "/"); err == nil {
+							res.Body.Close()
+						}
+						pending.Add(-1)
+					}
+				})
+			}
+			// Every request of this phase still pending is on the blocked
+			// instance: none is on its way there.
+			eventually(t, "two requests on the blocked instance and no other pending", func() bool {
+				n := blocked.count.Load()
+				return n >= 2 && pending.Load() == n
+			})
+			eventually(t, "the blocked instance to count as not answering", silent)
+			stuck := blocked.count.Load()
+
+			// Four callers, 25 requests each.
+			var callers sync.WaitGroup
+			var failed atomic.Int64
+			for range 4 {
+				callers.Go(func() {
+					for range 25 {
+						if blocked.count.Load() > stuck {
+							return // the test has failed; stop sending
+						}
+						res, err := c.Get("http://" + addr + "/")
+						if err != nil || res.StatusCode != http.StatusOK || res.Header.Get("X-Backend") != "free" {
+							failed.Add(1)
+						}
+						if err == nil {
+							res.Body.Close()
+						}
+					}
+				})
+			}
+			finished := make(chan struct{})
+			go func() { callers.Wait(); close(finished) }()
+			eventually(t, "100 requests answered or one sent to the blocked instance", func() bool {
+				select {
+				case <-finished:
+					return true
+				default:
+					return blocked.count.Load() > stuck
+				}
+			})
+			if n := blocked.count.Load() - stuck; n > 0 {
+				t.Errorf("the instance that stopped answering got %d more requests", n)
+			}
+			open()
+			<-finished
+			if n := failed.Load(); n > 0 {
+				t.Errorf("%d of 100 requests failed or were not answered by the free instance", n)
+			}
+			t.Logf("%d request(s) stuck on the blocked instance before it counted as silent", stuck)
+		})
+	}
+}
+
+// A GET already waiting on an instance that stopped answering does not
+// wait out the block: once the instance counts as not answering, the GET
+// goes to another instance (a hedged retry), long before the stall
+// threshold (here a minute), and the blocked instance stays passed over
+// while it owes the first attempt's answer.
+func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
+	gate := make(chan struct{})
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate) }) }
+	blocked := startBackend(t, "blocked", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+	})
+	free := startBackend(t, "free", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond) // service time, not synchronisation
+	})
+	t.Cleanup(open)
+	cc := leastLoadedCluster(route.HTTP1, blocked, free)
+	cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
+	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+	p.SetTable(simpleTable(t, p, cc, route.Route{}))
+	c := client(t)
+
+	var callers sync.WaitGroup
+	var failed, answered atomic.Int64
+	for range 4 {
+		callers.Go(func() {
+			for range 50 {
+				res, err := c.Get("http://" + addr + "/")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				if res.StatusCode == http.StatusOK && res.Header.Get("X-Backend") == "free" {
+					answered.Add(1)
+				} else {
+					failed.Add(1)
+				}
+				res.Body.Close()
+			}
+		})
+	}
+	finished := make(chan struct{})
+	go func() { callers.Wait(); close(finished) }()
+	eventually(t, "200 GETs answered while the blocked instance answers nothing", func() bool {
+		select {
+		case <-finished:
+			return true
+		default:
+			return false
+		}
+	})
+	if n := blocked.count.Load(); n < 2 {
+		t.Errorf("the blocked instance got %d requests, want at least 2 (the picker alone passes over it only then)", n)
+	}
+	if a, f := answered.Load(), failed.Load(); a != 200 || f != 0 {
+		t.Errorf("%d of 200 GETs answered by the free instance, %d failed", a, f)
+	}
+	t.Logf("the blocked instance got %d requests; every one was answered by the other", blocked.count.Load())
+	open()
 }

@@ -197,7 +197,8 @@ type Proxy struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	wg        sync.WaitGroup // connection goroutines
+	parked    map[*upConn]struct{} // attempts left for another endpoint (park)
+	wg        sync.WaitGroup       // connection and parked-attempt goroutines
 }
 
 // New returns a Proxy with an empty table: every request gets 404 until
@@ -213,7 +214,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{
 		cfg: cfg, log: cfg.Logger.With("component", "proxy"), metrics: m, loads: route.NewLoads(),
-		states: make(map[string]*clusterState), listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
+		states: make(map[string]*clusterState), listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}), parked: make(map[*upConn]struct{}),
 	}
 	if err := p.registerBreakerMetrics(cfg.Registerer); err != nil {
 		return nil, fmt.Errorf("proxy: register metrics: %w", err)
@@ -370,6 +371,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.shutting.Store(true)
 	for l := range p.listeners {
 		l.Close()
+	}
+	for uc := range p.parked {
+		uc.nc.Close() // its goroutine ends at once
 	}
 	p.mu.Unlock()
 	p.h2.shutdown()

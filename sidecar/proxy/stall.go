@@ -35,6 +35,81 @@ import (
 // first bytes of the response has a read deadline no later than the check
 // time (conn.watchStall), and the watch ends once bytes arrive.
 
+// Hedging (least loaded). The strategy knows within milliseconds that an
+// endpoint stopped answering (lb.Load.Unanswered: two or more requests
+// owed, no response head for a few of its usual times to first byte); a
+// request already waiting on it would still wait out the whole block. An
+// idempotent request that can be sent again checks, at that limit and a
+// few times after it until the stall threshold, whether its endpoint
+// stopped answering while another endpoint answers; if so it is sent to
+// another endpoint once (a hedged retry, on the route's retry budget or
+// the connect-failure one), the stall watch takes over for the rest. The
+// first attempt is not cancelled: its connection is parked until the
+// endpoint answers (or the stall threshold's bound passes), so that the
+// endpoint keeps owing the answer and stays passed over meanwhile.
+
+// maxQuickChecks bounds the early checks of one attempt.
+const maxQuickChecks = 8
+
+// maxParked bounds how long a parked attempt's connection waits for the
+// first byte of its answer.
+const maxParked = route.DefaultStallMax
+
+// mayHedge reports whether the attempt's request may leave an endpoint
+// that stopped answering for another: least loaded clusters, idempotent
+// requests that can be sent again, once per request.
+func (a *attempt) mayHedge() bool {
+	return a.cl.TracksAnswers() && a.idempotent && a.replayable && !a.hedged
+}
+
+// hedgeFrom reports whether the attempt waiting on e leaves it: e stopped
+// answering and another endpoint of the cluster answers. It marks the
+// request hedged.
+func (a *attempt) hedgeFrom(e *lb.Endpoint, now int64) bool {
+	if !e.Load.Unanswered(now) {
+		return false
+	}
+	eps := a.cl.LBEndpoints()
+	for i, o := range eps {
+		if i == 64 {
+			break // a large cluster: some other endpoint answers
+		}
+		if o != e && o.Healthy && !o.Load.Unanswered(now) {
+			a.hedged = true
+			return true
+		}
+	}
+	return false
+}
+
+// park keeps the connection of an attempt that left a silent endpoint
+// until the endpoint answers on it or maxParked passes, then records the
+// answer (lb.Endpoint.Answered) and closes it. The connection is closed
+// at once when the proxy shuts down.
+func (p *Proxy) park(uc *upConn, e *lb.Endpoint, sent int64) {
+	p.mu.Lock()
+	if p.shutting.Load() {
+		p.mu.Unlock()
+		uc.close()
+		e.Answered(sent, 0, false)
+		return
+	}
+	p.parked[uc] = struct{}{}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		uc.nc.SetReadDeadline(time.Now().Add(maxParked))
+		var b [1]byte
+		n, _ := uc.nc.Read(b[:])
+		e.Answered(sent, time.Now().UnixNano(), n > 0)
+		p.mu.Lock()
+		delete(p.parked, uc)
+		p.mu.Unlock()
+		uc.close()
+	}()
+}
+
 // doneGranularity bounds how often host.lastDone is written: a busy host
 // costs one shared store per interval, not one per response.
 const doneGranularity = int64(10 * time.Millisecond)
@@ -158,25 +233,33 @@ func (a *attempt) scan() (*lb.Endpoint, *host) {
 	return nil, nil
 }
 
-// watchStall starts the stall watch of an attempt on h sent at now,
-// after waitDeadline, unless the attempt's own deadline comes first.
-func (c *conn) watchStall(uc *upConn, a *attempt, h *host, now time.Time) {
-	uc.stallAt = time.Time{}
+// watchStall starts the stall watch of an attempt on e (h) sent at now,
+// after waitDeadline, unless the attempt's own deadline comes first; its
+// first check comes at e's answer limit when the request may hedge.
+func (c *conn) watchStall(uc *upConn, a *attempt, e *lb.Endpoint, h *host, now time.Time) {
+	uc.stallAt, uc.quick = time.Time{}, 0
 	if a.cl.Stall.Disabled {
 		return
 	}
 	check := now.Add(h.stallThreshold(&a.cl.Stall))
+	quick := 0
+	if a.mayHedge() {
+		if q := now.Add(e.Load.AnswerLimit()); q.Before(check) {
+			check, quick = q, maxQuickChecks
+		}
+	}
 	if due := uc.readDue(now); due.IsZero() || check.Before(due) {
-		uc.stallAt = check
+		uc.stallAt, uc.quick = check, quick
 	}
 }
 
 // awaitResponse sends the request and waits for the first bytes of the
-// answer (flushAndFill), checking for a stall each time the watch's time
-// comes. stalled reports that h was marked stalled while nothing had
-// arrived. The watch ends when it returns.
-func (c *conn) awaitResponse(a *attempt, uc *upConn, h *host, sent time.Time) (werr, rerr error, stalled bool) {
-	defer func() { uc.stallAt = time.Time{} }()
+// answer (flushAndFill), running the watch's check each time its time
+// comes. stalled reports that the attempt left e while nothing had
+// arrived: h was marked stalled, or the request hedges. The watch ends
+// when it returns.
+func (c *conn) awaitResponse(a *attempt, uc *upConn, e *lb.Endpoint, h *host, sent time.Time) (werr, rerr error, stalled bool) {
+	defer func() { uc.stallAt, uc.quick = time.Time{}, 0 }()
 	uc.armRead(sent, uc.readDue(sent))
 	werr, rerr = uc.flushAndFill()
 	for werr == nil && errors.Is(rerr, os.ErrDeadlineExceeded) && len(uc.br.buffered()) == 0 {
@@ -190,15 +273,36 @@ func (c *conn) awaitResponse(a *attempt, uc *upConn, h *host, sent time.Time) (w
 		case check.IsZero():
 		case now.Before(check):
 			uc.stallAt = check // an earlier deadline passed
-		case h.checkStall(&a.cl.Stall, sent, now):
-			return nil, rerr, true
 		default:
-			uc.stallAt = now.Add(h.stallThreshold(&a.cl.Stall))
+			next, leave := a.checkWatch(uc, e, h, sent, now)
+			if leave {
+				return nil, rerr, true
+			}
+			uc.stallAt = next
 		}
 		uc.armRead(now, uc.readDue(sent))
 		rerr = uc.fillMore()
 	}
 	return werr, rerr, false
+}
+
+// checkWatch is the watch's check at now of an attempt on e (h) sent at
+// sent: leave reports that the attempt leaves e (it hedges, or h is
+// stalled); otherwise next is the time of the next check.
+func (a *attempt) checkWatch(uc *upConn, e *lb.Endpoint, h *host, sent, now time.Time) (next time.Time, leave bool) {
+	if uc.quick == 0 {
+		return now.Add(h.stallThreshold(&a.cl.Stall)), h.checkStall(&a.cl.Stall, sent, now)
+	}
+	uc.quick--
+	if a.hedgeFrom(e, now.UnixNano()) {
+		return time.Time{}, true
+	}
+	thr := sent.Add(h.stallThreshold(&a.cl.Stall))
+	if q := now.Add(e.Load.AnswerLimit()); uc.quick > 0 && q.Before(thr) {
+		return q, false
+	}
+	uc.quick = 0
+	return thr, false
 }
 
 // warm reports whether h takes this pick under slow start: always once it

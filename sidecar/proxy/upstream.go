@@ -48,6 +48,9 @@ type upConn struct {
 	// stallAt is the time of a running stall watch's next check (zero:
 	// none), a read deadline of its own (see watchStall).
 	stallAt time.Time
+	// quick counts the early checks left of a watch that may hedge
+	// (attempt.mayHedge); zero: none.
+	quick int
 
 	// flushAndFill's state: the raw connection (nil: plain reads), its
 	// callback bound once, and the outcome of one exchange. Over mTLS, rc

@@ -256,7 +256,13 @@ type Cluster struct {
 
 	lbEndpoints []*lb.Endpoint
 	picker      lb.Picker
+	answers     bool // the picker reads answer times (lb.NeedsAnswers)
 }
+
+// TracksAnswers reports whether the proxy records, for the cluster's
+// picker, when each request was sent and when its response head arrived
+// (lb.Endpoint.Sent and Answered).
+func (c *Cluster) TracksAnswers() bool { return c.answers }
 
 // Pick picks an endpoint with the cluster's picker; see lb.Picker. It does
 // not allocate. Use EndpointOf to get the route Endpoint (and its Index).
@@ -317,7 +323,7 @@ func compileCluster(cc ClusterConfig, index int, loads *Loads) (*Cluster, error)
 	}
 	cc.Endpoints = eps
 	loads.store(cc.Name).Attach(lbs)
-	return &Cluster{ClusterConfig: cc, Index: index, lbEndpoints: lbs, picker: cc.LB.Build(lbs, cc.LBConfig)}, nil
+	return &Cluster{ClusterConfig: cc, Index: index, lbEndpoints: lbs, picker: cc.LB.Build(lbs, cc.LBConfig), answers: lb.NeedsAnswers(cc.LB)}, nil
 }
 
 // Loads keeps one lb.LoadStore per cluster name so that in-flight counts

@@ -8,6 +8,8 @@
 //   INSTANCE_ID     the instance's id, also sent as X-Backend
 //   WORK_ITERS      iterations of the work loop per request
 //   STALL_MS        when set, the event loop blocks this long every second
+//   STALL_CPU       when 1, the block burns CPU (a long JSON.parse); else it
+//                   waits (a synchronous fs or child_process call)
 //   SHOAL_ETCD      etcd to register in
 //
 // node app.js --calibrate prints the iterations that take about 1 ms of CPU.
@@ -41,6 +43,7 @@ const { register } = require(process.env.SHOAL_NODE_PKG);
 const id = process.env.INSTANCE_ID;
 const iters = Number(process.env.WORK_ITERS || 100000);
 const stallMs = Number(process.env.STALL_MS || 0);
+const stallCPU = process.env.STALL_CPU === '1';
 let sink = 0;
 
 const server = http.createServer((req, res) => {
@@ -51,10 +54,18 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 60000;
 
 if (stallMs > 0) {
-  // The event loop blocks stallMs every second (a synchronous JSON.parse of
-  // a big body, a sync fs call, a long regex...): no request is answered
-  // meanwhile, and the kernel still accepts connections.
+  // The event loop blocks stallMs every second: no request is answered
+  // meanwhile, and the kernel still accepts connections. By default it
+  // waits, as in a synchronous fs or child_process call: on this small
+  // machine the instances share two cores, and a block that burns one
+  // (a synchronous JSON.parse of a big body, a long regex) also slows the
+  // other instances, which on their own machines it would not.
+  const cell = new Int32Array(new SharedArrayBuffer(4));
   setInterval(() => {
+    if (!stallCPU) {
+      Atomics.wait(cell, 0, 0, stallMs);
+      return;
+    }
     const until = performance.now() + stallMs;
     while (performance.now() < until) sink ^= work(1000);
   }, 1000);

@@ -38,6 +38,7 @@ type Config struct {
 	Rate     float64       // requests per second; 0: Load × measured capacity
 	WorkMS   float64       // CPU per request in each instance, ms
 	Stall    time.Duration // the stalling instance's block, every second
+	StallCPU bool          // the block burns CPU instead of waiting
 	CPUQuota float64       // the limited instance's CPUs (cgroup quota)
 
 	CapacityConns    int           // closed-loop connections for the capacity run
@@ -64,6 +65,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.Float64Var(&c.Rate, "rate", 0, "open-loop rate in requests per second (skips the capacity run)")
 	fs.Float64Var(&c.WorkMS, "work-ms", 1, "CPU time per request in each Node.js instance, ms")
 	fs.DurationVar(&c.Stall, "stall", 150*time.Millisecond, "how long the stalling instance blocks its event loop every second")
+	fs.BoolVar(&c.StallCPU, "stall-cpu", false, "the stalling instance burns CPU while blocked (by default it waits, as in a synchronous fs call, and leaves the shared cores to the other instances)")
 	fs.Float64Var(&c.CPUQuota, "cpu-quota", 0.5, "CPUs the limited instance gets (cgroup cpu.max / cfs_quota_us)")
 	fs.IntVar(&c.CapacityConns, "capacity-conns", 24, "connections of the closed-loop capacity run")
 	fs.DurationVar(&c.CapacityDuration, "capacity-duration", 5*time.Second, "closed-loop capacity run (after 2s warmup)")
@@ -78,7 +80,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.StringVar(&c.NodePkg, "nodejs", "nodejs", "the @shoal-mesh/node package directory")
 	fs.StringVar(&c.ResultsDir, "results", "bench/results", "directory for JSON, markdown and the chart")
 	fs.StringVar(&c.WorkDir, "work", "", "working directory for configs and logs (default: a temp dir)")
-	fs.BoolVar(&c.KeepWork, "keep-work", false, "keep the working directory (logs of every process)")
+	fs.BoolVar(&c.KeepWork, "keep-work", false, "keep the working directory: logs of every process and each measured run's requests (requests.csv: due time, latency, instance)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -108,13 +108,17 @@ func (h *harness) startFleet(ctx context.Context) error {
 		return err
 	}
 	stallMS := strconv.FormatInt(h.cfg.Stall.Milliseconds(), 10)
+	stallHow, stallCPU := "waiting", "0"
+	if h.cfg.StallCPU {
+		stallHow, stallCPU = "burning CPU", "1"
+	}
 	specs := []struct {
 		id, role string
 		env      []string
 		limited  bool
 	}{
 		{id: "a", role: "healthy"},
-		{id: "b", role: "event loop blocked " + stallMS + " ms every second", env: []string{"STALL_MS=" + stallMS}},
+		{id: "b", role: "event loop blocked " + stallMS + " ms every second (" + stallHow + ")", env: []string{"STALL_MS=" + stallMS, "STALL_CPU=" + stallCPU}},
 		{id: "c", role: fmt.Sprintf("limited to %g CPU", h.cfg.CPUQuota), limited: true},
 	}
 	for _, s := range specs {

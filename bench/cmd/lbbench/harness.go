@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shoal-mesh/shoal/bench/internal/openloop"
@@ -228,6 +229,7 @@ func (h *harness) measure(ctx context.Context, t target, round int, rate float64
 		throttled0 = h.fleet.limit.Throttled()
 	}
 	cfg.Duration = h.cfg.Duration
+	cfg.KeepSamples = h.cfg.KeepWork
 	var reports chan map[string]loadReport
 	sctx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
@@ -254,6 +256,12 @@ func (h *harness) measure(ctx context.Context, t target, round int, rate float64
 		return m
 	}
 	m.fill(res, h.fleet.ids())
+	if cfg.KeepSamples {
+		if err := writeSamples(filepath.Join(dir, "requests.csv"), res.Samples); err != nil {
+			m.Err = err.Error()
+			return m
+		}
+	}
 	if res.Sent > 0 {
 		m.ProxyCPUus = float64(u1.Ticks-u0.Ticks) * 1e6 / float64(proc.ClockTicks()) / float64(res.Sent)
 	}
@@ -283,3 +291,15 @@ func padBuckets(bs []map[string]int64, n int) []map[string]int64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// writeSamples writes every answered request of a measured run as CSV
+// (-keep-work): when it was due in ms from the start, its latency in ms
+// and the instance that answered, to see which requests make the tail.
+func writeSamples(path string, samples []openloop.Sample) error {
+	var b strings.Builder
+	b.WriteString("intended_ms,latency_ms,instance\n")
+	for _, s := range samples {
+		fmt.Fprintf(&b, "%.3f,%.3f,%s\n", ms(s.Intended), ms(s.Latency), s.Backend)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}

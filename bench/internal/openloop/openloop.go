@@ -46,6 +46,8 @@ type Config struct {
 	// BackendHeader names the response header that says which backend
 	// answered. Empty means "X-Backend".
 	BackendHeader string
+	// KeepSamples keeps every answered request in Result.Samples.
+	KeepSamples bool
 }
 
 func (c Config) withDefaults() Config {
@@ -90,10 +92,20 @@ type Result struct {
 	// Buckets counts OK answers per backend per Bucket of intended send
 	// time, from the start of the schedule.
 	Buckets []map[string]int64 `json:"buckets"`
+	// Samples are the OK requests in the order they completed, with
+	// Config.KeepSamples.
+	Samples []Sample `json:"-"`
 	// Late is the largest delay between a request's intended send time and
 	// the moment the generator launched it: near zero unless the generator
 	// itself could not keep up (then the run says little).
 	Late time.Duration `json:"late_ns"`
+}
+
+// Sample is one answered request: when it was due (from the start of the
+// schedule), how long it took from then, and which backend answered.
+type Sample struct {
+	Intended, Latency time.Duration
+	Backend           string
 }
 
 // ErrorCount is the total of Errors.
@@ -117,7 +129,8 @@ func (r *Result) Quantile(q float64) time.Duration {
 
 // recorder collects the outcomes of a run; safe for concurrent use.
 type recorder struct {
-	bucket time.Duration
+	bucket  time.Duration
+	samples bool
 	// mu guards everything below.
 	mu   sync.Mutex
 	res  Result
@@ -129,6 +142,9 @@ func (rec *recorder) ok(intended time.Duration, lat time.Duration, backend strin
 	defer rec.mu.Unlock()
 	rec.res.OK++
 	rec.res.Latencies = append(rec.res.Latencies, lat)
+	if rec.samples {
+		rec.res.Samples = append(rec.res.Samples, Sample{intended, lat, backend})
+	}
 	rec.res.Backends[backend]++
 	b := int(intended / rec.bucket)
 	for len(rec.res.Buckets) <= b {
@@ -163,7 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
 	client := newClient(cfg.MaxConns, cfg.Timeout)
 	defer client.CloseIdleConnections()
-	rec := &recorder{bucket: cfg.Bucket, res: Result{Errors: map[string]int64{}, Backends: map[string]int64{}}}
+	rec := &recorder{bucket: cfg.Bucket, samples: cfg.KeepSamples, res: Result{Errors: map[string]int64{}, Backends: map[string]int64{}}}
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	total := int64(cfg.Duration / interval)
 	var wg sync.WaitGroup

@@ -62,6 +62,10 @@ type Builder struct{}
 
 var _ lb.Builder = Builder{}
 
+// NeedsAnswers implements lb.NeedsAnswers: draw passes over an endpoint
+// that owes answers it does not give (lb.Load.Unanswered).
+func (Builder) NeedsAnswers() bool { return true }
+
 // Name implements lb.Builder.
 func (Builder) Name() string { return Name }
 
@@ -113,8 +117,9 @@ func (p *Picker) Pick(info *lb.PickInfo) (*lb.Endpoint, error) {
 	if !info.HasExclusions() {
 		info = nil
 	}
-	s := p.current(timeNow())
-	if i := p.draw(s, info); i >= 0 {
+	now := timeNow()
+	s := p.current(now)
+	if i := p.draw(s, info, now.UnixNano()); i >= 0 {
 		return p.eps[i], nil
 	}
 	for _, e := range p.eps { // every draw excluded: the first that is not
@@ -185,9 +190,10 @@ func (p *Picker) build(now time.Time) *snapshot {
 // then picked however many requests it holds (1 in 9 picks for one of
 // three equal instances, and each waits out the stall); with two distinct
 // candidates it gets a request only when its expected wait is the smaller.
-func (p *Picker) draw(s *snapshot, info *lb.PickInfo) int {
+func (p *Picker) draw(s *snapshot, info *lb.PickInfo, now int64) int {
 	best, ties := -1, 0
 	var bestLoad, bestWeight uint64
+	bestMute := false
 	var drawn [maxDistinct]int // sorted ascending, for IndexExcluding
 	n := 0
 	for c := 0; c < p.cfg.ChoiceCount && n < min(len(p.eps), maxDistinct); {
@@ -202,11 +208,12 @@ func (p *Picker) draw(s *snapshot, info *lb.PickInfo) int {
 		}
 		c++
 		l, w := uint64(max(e.InFlight(), 0))+1, uint64(max(s.weights[i], 1))
+		mute := e.Load.Unanswered(now)
 		// l/w < bestLoad/bestWeight without division.
 		switch a, b := l*bestWeight, bestLoad*w; {
-		case best < 0 || a < b:
-			best, bestLoad, bestWeight, ties = i, l, w, 1
-		case a == b:
+		case best < 0 || bestMute && !mute || mute == bestMute && a < b:
+			best, bestLoad, bestWeight, bestMute, ties = i, l, w, mute, 1
+		case mute == bestMute && a == b:
 			ties++
 			if wrand.Intn(randUint64(), ties) == 0 {
 				best, bestLoad, bestWeight = i, l, w

@@ -169,3 +169,93 @@ func TestPickDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkPick(b *testing.B) { lbtest.BenchmarkPick(b, Builder{}, false) }
+
+// A blocked event loop takes requests and answers none of them: once an
+// endpoint owes answers for longer than a few of its usual times to first
+// byte, it loses every comparison, however few requests it holds, and
+// wins again with its next answer.
+func TestPickPassesOverEndpointThatStoppedAnswering(t *testing.T) {
+	now := clock(t)
+	eps := lbtest.Equal(3)
+	p := New(eps, cfg())
+	ns := func() int64 { return now.UnixNano() }
+	// Every endpoint answered in 2 ms so far.
+	for _, e := range eps {
+		at := ns()
+		e.Sent(at)
+		e.Answered(at, at+int64(2*time.Millisecond), true)
+	}
+	// Endpoint 0 took two requests and went quiet; the others hold three
+	// each and answer.
+	sent := ns()
+	for range 2 {
+		eps[0].Begin()
+		eps[0].Sent(sent)
+	}
+	hold(t, eps[1], 3)
+	hold(t, eps[2], 3)
+
+	*now = now.Add(4 * time.Millisecond) // within 4 × 2 ms, bounded below by 5 ms
+	got := lbtest.Count(t, p, 9000, nil)
+	if got[lbtest.Addr(0)] == 0 {
+		t.Fatalf("after 4 ms the endpoint with the fewest requests got none: %v", got)
+	}
+
+	*now = now.Add(5 * time.Millisecond) // 9 ms unanswered: more than 8 ms
+	got = lbtest.Count(t, p, 9000, nil)
+	if got[lbtest.Addr(0)] != 0 {
+		t.Errorf("an endpoint unanswered for 9 ms (usual 2 ms) still got %d of 9000 picks: %v", got[lbtest.Addr(0)], got)
+	}
+
+	eps[0].Answered(sent, ns(), true)
+	eps[0].End()
+	got = lbtest.Count(t, p, 9000, nil)
+	eps[0].Answered(sent, ns(), true)
+	eps[0].End()
+	if got[lbtest.Addr(0)] < 3000 {
+		t.Errorf("once it answered, the idle endpoint got %d of 9000 picks, want the most: %v", got[lbtest.Addr(0)], got)
+	}
+}
+
+// One long request on a free event loop is not a block: an endpoint
+// owing one answer keeps its share however long it takes.
+func TestPickKeepsEndpointWithOneLongRequest(t *testing.T) {
+	now := clock(t)
+	eps := lbtest.Equal(2)
+	p := New(eps, cfg())
+	eps[0].Begin()
+	eps[0].Sent(now.UnixNano())
+	t.Cleanup(func() {
+		eps[0].Answered(0, 0, false)
+		eps[0].End()
+	})
+	hold(t, eps[1], 1)
+	*now = now.Add(time.Second)
+	got := lbtest.Count(t, p, 9000, nil)
+	lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 0.5, lbtest.Addr(1): 0.5}, 9000, 0.03)
+}
+
+// Every endpoint silent (the proxy itself was descheduled, or every
+// instance is blocked): the picks spread as without the signal.
+func TestPickWhenNothingAnswers(t *testing.T) {
+	now := clock(t)
+	eps := lbtest.Equal(2)
+	p := New(eps, cfg())
+	for _, e := range eps {
+		for range 2 {
+			e.Begin()
+			e.Sent(now.UnixNano())
+		}
+	}
+	t.Cleanup(func() {
+		for _, e := range eps {
+			for range 2 {
+				e.Answered(0, 0, false)
+				e.End()
+			}
+		}
+	})
+	*now = now.Add(time.Second)
+	got := lbtest.Count(t, p, 9000, nil)
+	lbtest.CheckShares(t, got, map[string]float64{lbtest.Addr(0): 0.5, lbtest.Addr(1): 0.5}, 9000, 0.03)
+}
