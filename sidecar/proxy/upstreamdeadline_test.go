@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -78,4 +80,32 @@ func TestEarlierRequestsDeadlineDoesNotCutTheNext(t *testing.T) {
 	// A deadline armed further ahead by the previous request is brought
 	// in for this one's 100 ms.
 	check("GET", "/slow-short", 504, "")
+}
+
+// A request buffered for retries that the upstream does not take (it
+// accepted the connection and reads nothing) ends at the route timeout:
+// the blocked write is bounded by it, not by the stream idle timeout.
+func TestRouteTimeoutBoundsABlockedRequestWrite(t *testing.T) {
+	stop := make(chan struct{})
+	be := startAcceptLoop(t, func(net.Conn) { <-stop })
+	t.Cleanup(func() { close(stop) }) // before the accept loop's cleanup
+	p, addr := startProxy(t, Config{ReplayBufferBytes: 32 << 20, StreamIdleTimeout: time.Hour}, Mode{Kind: Outbound})
+	p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "a", Endpoints: []route.Endpoint{{Address: be.l.Addr().String(), Healthy: true}},
+		Outlier: route.OutlierDetection{Disabled: true}},
+		route.Route{Timeout: 300 * time.Millisecond, Retry: &route.RetryPolicy{On: route.RetryConnectFailure}}))
+	req, err := http.NewRequest("POST", "http://"+addr+"/", bytes.NewReader(make([]byte, 32<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "a"
+	cl := client(t)
+	cl.Timeout = 10 * time.Second // the stream idle timeout would take an hour
+	res, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 504 {
+		t.Errorf("status %d, want 504", res.StatusCode)
+	}
 }
