@@ -53,6 +53,12 @@ type EndpointStatus struct {
 	// for StallThreshold: it gets no new request until one completes.
 	Stalled        bool          `json:"stalled"`
 	StallThreshold time.Duration `json:"stall_threshold_ns"`
+	// Unanswered reports, for least loaded, that the endpoint owes two or
+	// more answers and sent no response head for AnswerLimit (a few of its
+	// usual times to first byte): it loses every pick, and GETs waiting
+	// on it go elsewhere (hedged). Both absent for other strategies.
+	Unanswered  bool          `json:"unanswered,omitempty"`
+	AnswerLimit time.Duration `json:"answer_limit_ns,omitempty"`
 	// SlowStart is the share of its weight a warming endpoint takes
 	// (route.SlowStart); absent once warmed up.
 	SlowStart float64 `json:"slow_start,omitempty"`
@@ -106,6 +112,9 @@ func (p *Proxy) Clusters() []ClusterStatus {
 			h := b.hosts[i][j]
 			es := EndpointStatus{Address: e.Address, Weight: e.EffectiveWeight(), Healthy: e.Healthy, InFlight: e.InFlight(), TimesEjected: int(h.timesEjected.Load()),
 				Attempts: h.load.inProgress.Load(), Stalled: h.stalled.Load(), StallThreshold: h.stallThreshold(&cl.Stall)}
+			if cl.TracksAnswers() {
+				es.Unanswered, es.AnswerLimit = e.Load.Unanswered(now.UnixNano()), e.Load.AnswerLimit()
+			}
 			if joined := h.joined.Load(); joined != 0 {
 				if f := cl.SlowStart.Factor(now.Sub(time.Unix(0, joined))); f < 1 {
 					es.SlowStart = f

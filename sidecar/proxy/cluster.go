@@ -28,6 +28,7 @@ type clusterState struct {
 	latency lazyObserver
 	ejects  lazyCounter
 	stalls  lazyCounter
+	hedges  lazyCounter
 
 	// bound is set once the cluster was in a binding (p.stateMu): hosts
 	// added later warm up (route.SlowStart).

@@ -275,6 +275,15 @@ func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
 	if a, f := answered.Load(), failed.Load(); a != 200 || f != 0 {
 		t.Errorf("%d of 200 GETs answered by the free instance, %d failed", a, f)
 	}
+	hedged := p.metrics.hedges.WithLabelValues("orders").Value()
+	if n := float64(blocked.count.Load()); hedged != n {
+		t.Errorf("hedged_requests_total = %v, want %v (every request the blocked instance got)", hedged, n)
+	}
+	for _, es := range p.Clusters()[0].Endpoints {
+		if want := es.Address == blocked.addr(); es.Unanswered != want || es.AnswerLimit <= 0 {
+			t.Errorf("/clusters endpoint %s: unanswered %v, answer limit %v; want %v and a limit", es.Address, es.Unanswered, es.AnswerLimit, want)
+		}
+	}
 	t.Logf("the blocked instance got %d requests; every one was answered by the other", blocked.count.Load())
 	open()
 }

@@ -16,6 +16,7 @@ type metrics struct {
 	upstream  *metric.CounterVec   // cluster, endpoint
 	ejections *metric.CounterVec   // cluster
 	stalls    *metric.CounterVec   // cluster
+	hedges    *metric.CounterVec   // cluster
 	rejected  *metric.CounterVec   // code: requests refused before routing
 	timeouts  *metric.CounterVec   // kind: connections closed by a timeout
 	// handshakes counts mTLS handshakes by direction (inbound, upstream)
@@ -50,6 +51,10 @@ func newMetrics(reg metric.Registerer, service string) (*metrics, error) {
 			Name: "shoal_sidecar_endpoint_stalls_total",
 			Help: "Endpoints marked stalled: requests in flight and none answered for the stall threshold (a blocked event loop).",
 		}, []string{"cluster"}),
+		hedges: metric.NewCounterVec(metric.CounterOpts{
+			Name: "shoal_sidecar_hedged_requests_total",
+			Help: "Requests sent to another endpoint while waiting on one that stopped answering (least_loaded; GETs and other idempotent requests).",
+		}, []string{"cluster"}),
 		rejected: metric.NewCounterVec(metric.CounterOpts{
 			Name: "shoal_sidecar_rejected_requests_total", Help: "Malformed or over-limit requests refused before routing.",
 		}, []string{"code"}),
@@ -72,7 +77,7 @@ func newMetrics(reg metric.Registerer, service string) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.stalls, m.rejected, m.timeouts, m.acceptErrors, m.handshakes, m.edges.requests, m.edges.latency} {
+	for _, c := range []metric.Collector{m.requests, m.latency, m.upstream, m.ejections, m.stalls, m.hedges, m.rejected, m.timeouts, m.acceptErrors, m.handshakes, m.edges.requests, m.edges.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

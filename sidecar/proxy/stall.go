@@ -39,17 +39,18 @@ import (
 // endpoint stopped answering (lb.Load.Unanswered: two or more requests
 // owed, no response head for a few of its usual times to first byte); a
 // request already waiting on it would still wait out the whole block. An
-// idempotent request that can be sent again checks, at that limit and a
-// few times after it until the stall threshold, whether its endpoint
-// stopped answering while another endpoint answers; if so it is sent to
-// another endpoint once (a hedged retry, on the route's retry budget or
-// the connect-failure one), the stall watch takes over for the rest. The
+// idempotent request that can be sent again checks, at that limit and
+// again until the stall threshold, whether its endpoint stopped answering
+// while another answers and queues no deeper; if so it is sent to another
+// endpoint once (a hedged retry, on the route's retry budget or the
+// connect-failure one), and the stall watch takes over for the rest. The
 // first attempt is not cancelled: its connection is parked until the
 // endpoint answers (or the stall threshold's bound passes), so that the
 // endpoint keeps owing the answer and stays passed over meanwhile.
 
-// maxQuickChecks bounds the early checks of one attempt.
-const maxQuickChecks = 8
+// maxQuickChecks bounds the early checks of one attempt (each a timer
+// wake-up, only while it waits on an endpoint that answers nothing).
+const maxQuickChecks = 32
 
 // maxParked bounds how long a parked attempt's connection waits for the
 // first byte of its answer.
@@ -63,19 +64,25 @@ func (a *attempt) mayHedge() bool {
 }
 
 // hedgeFrom reports whether the attempt waiting on e leaves it: e stopped
-// answering and another endpoint of the cluster answers. It marks the
-// request hedged.
+// answering and another endpoint of the cluster answers and owes no more
+// answers than e. When the others queue deeper, the instances are short
+// of CPU rather than one of them stuck (on a machine they share, a blocked
+// loop that burns a core starves the others), and a second copy of the
+// request would only add to their queue: it waits. It marks the request
+// hedged.
 func (a *attempt) hedgeFrom(e *lb.Endpoint, now int64) bool {
 	if !e.Load.Unanswered(now) {
 		return false
 	}
+	owed := e.Load.Waiting()
 	eps := a.cl.LBEndpoints()
 	for i, o := range eps {
 		if i == 64 {
 			break // a large cluster: some other endpoint answers
 		}
-		if o != e && o.Healthy && !o.Load.Unanswered(now) {
+		if o != e && o.Healthy && o.Load.Waiting() <= owed && !o.Load.Unanswered(now) {
 			a.hedged = true
+			a.cs.hedges.inc(a.cs.m.hedges, a.cs.name)
 			return true
 		}
 	}
