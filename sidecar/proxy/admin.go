@@ -59,6 +59,10 @@ type EndpointStatus struct {
 	// on it go elsewhere (hedged). Both absent for other strategies.
 	Unanswered  bool          `json:"unanswered,omitempty"`
 	AnswerLimit time.Duration `json:"answer_limit_ns,omitempty"`
+	// PickerWeight is the weight least loaded picks by now, from the load
+	// reports (the heaviest endpoint MaxWeight, none under a quarter of
+	// it); absent for other strategies.
+	PickerWeight uint32 `json:"picker_weight,omitempty"`
 	// SlowStart is the share of its weight a warming endpoint takes
 	// (route.SlowStart); absent once warmed up.
 	SlowStart float64 `json:"slow_start,omitempty"`
@@ -108,6 +112,7 @@ func (p *Proxy) Clusters() []ClusterStatus {
 		if ss := cl.SlowStart; ss.Window > 0 {
 			st.SlowStart = &SlowStartStatus{Window: ss.Window, Aggression: cmp.Or(ss.Aggression, 1), MinWeightPercent: max(cmp.Or(ss.MinWeightPercent, 10), 0)}
 		}
+		weights := cl.PickerWeights()
 		for j, e := range cl.LBEndpoints() {
 			h := b.hosts[i][j]
 			es := EndpointStatus{Address: e.Address, Weight: e.EffectiveWeight(), Healthy: e.Healthy, InFlight: e.InFlight(), TimesEjected: int(h.timesEjected.Load()),
@@ -115,6 +120,7 @@ func (p *Proxy) Clusters() []ClusterStatus {
 			if cl.TracksAnswers() {
 				es.Unanswered, es.AnswerLimit = e.Load.Unanswered(now.UnixNano()), e.Load.AnswerLimit()
 			}
+			es.PickerWeight = weights[e.Address]
 			if joined := h.joined.Load(); joined != 0 {
 				if f := cl.SlowStart.Factor(now.Sub(time.Unix(0, joined))); f < 1 {
 					es.SlowStart = f

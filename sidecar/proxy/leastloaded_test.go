@@ -23,6 +23,21 @@ func orcaBackend(t *testing.T, name string, util float64, h2c bool) *backend {
 	}, h2c)
 }
 
+// leastLoadedPaths are the proxy's paths a least_loaded cluster is
+// tested on: its own HTTP/1.1 and HTTP/2 paths, and through Go's net/http
+// an HTTP/1.1 client to an h2c upstream and an h2c client to an HTTP/1.1
+// upstream.
+var leastLoadedPaths = []struct {
+	name  string
+	proto route.Protocol
+	c     func(*testing.T) *http.Client
+}{
+	{"HTTP/1.1", route.HTTP1, client},
+	{"HTTP/2", route.HTTP2, h2cClient},
+	{"HTTP/1.1 to HTTP/2", route.HTTP2, client},
+	{"HTTP/2 to HTTP/1.1", route.HTTP1, h2cClient},
+}
+
 // leastLoadedCluster is a least_loaded cluster whose weights count at
 // once (no blackout) and are recomputed as often as allowed.
 func leastLoadedCluster(proto route.Protocol, bs ...*backend) route.ClusterConfig {
@@ -37,18 +52,7 @@ func leastLoadedCluster(proto route.Protocol, bs ...*backend) route.ClusterConfi
 // a tenth of the requests (weights 100/0.9 and 100/0.1), and the ORCA
 // header never reaches the client.
 func TestLeastLoadedSendsLessToTheBusyInstance(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		proto route.Protocol
-		c     func(*testing.T) *http.Client
-	}{
-		{"HTTP/1.1", route.HTTP1, client},
-		{"HTTP/2", route.HTTP2, h2cClient},
-		// Through Go's net/http: an HTTP/1.1 client to an h2c upstream, an
-		// h2c client to an HTTP/1.1 upstream.
-		{"HTTP/1.1 to HTTP/2", route.HTTP2, client},
-		{"HTTP/2 to HTTP/1.1", route.HTTP1, h2cClient},
-	} {
+	for _, tc := range leastLoadedPaths {
 		t.Run(tc.name, func(t *testing.T) {
 			h2 := tc.proto == route.HTTP2
 			idle, busy := orcaBackend(t, "idle", 0.1, h2), orcaBackend(t, "busy", 0.9, h2)
@@ -108,32 +112,9 @@ func TestInboundKeepsTheLoadReport(t *testing.T) {
 // few of its usual times to first byte, although it holds fewer requests
 // than the instance that answers (least request would keep choosing it).
 func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		proto route.Protocol
-		c     func(*testing.T) *http.Client
-	}{
-		{"HTTP/1.1", route.HTTP1, client},
-		{"HTTP/2", route.HTTP2, h2cClient},
-		{"HTTP/1.1 to HTTP/2", route.HTTP2, client},
-	} {
+	for _, tc := range leastLoadedPaths {
 		t.Run(tc.name, func(t *testing.T) {
-			h2 := tc.proto == route.HTTP2
-			gate := make(chan struct{})
-			var release sync.Once
-			open := func() { release.Do(func() { close(gate) }) }
-			blocked := startBackendProto(t, "blocked", func(w http.ResponseWriter, r *http.Request) {
-				select {
-				case <-gate:
-				case <-r.Context().Done():
-				}
-			}, h2)
-			// The answering instance holds each request a little, so that
-			// with four callers it has more in flight than the blocked one.
-			free := startBackendProto(t, "free", func(w http.ResponseWriter, r *http.Request) {
-				time.Sleep(2 * time.Millisecond) // service time, not synchronisation
-			}, h2)
-			t.Cleanup(open) // before the backends close (cleanups run last first)
+			blocked, free, open := blockedAndFree(t, tc.proto == route.HTTP2)
 			cc := leastLoadedCluster(tc.proto, blocked, free)
 			cc.Stall = route.StallDetection{Disabled: true} // the picker alone
 			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
@@ -192,15 +173,8 @@ func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
 					}
 				})
 			}
-			finished := make(chan struct{})
-			go func() { callers.Wait(); close(finished) }()
-			eventually(t, "100 requests answered or one sent to the blocked instance", func() bool {
-				select {
-				case <-finished:
-					return true
-				default:
-					return blocked.count.Load() > stuck
-				}
+			finished := waitUntil(t, "100 requests answered or one sent to the blocked instance", &callers, func() bool {
+				return blocked.count.Load() > stuck
 			})
 			if n := blocked.count.Load() - stuck; n > 0 {
 				t.Errorf("the instance that stopped answering got %d more requests", n)
@@ -221,19 +195,7 @@ func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
 // threshold (here a minute), and the blocked instance stays passed over
 // while it owes the first attempt's answer.
 func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
-	gate := make(chan struct{})
-	var release sync.Once
-	open := func() { release.Do(func() { close(gate) }) }
-	blocked := startBackend(t, "blocked", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-		}
-	})
-	free := startBackend(t, "free", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(2 * time.Millisecond) // service time, not synchronisation
-	})
-	t.Cleanup(open)
+	blocked, free, open := blockedAndFree(t, false)
 	cc := leastLoadedCluster(route.HTTP1, blocked, free)
 	cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
 	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
@@ -259,16 +221,7 @@ func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
 			}
 		})
 	}
-	finished := make(chan struct{})
-	go func() { callers.Wait(); close(finished) }()
-	eventually(t, "200 GETs answered while the blocked instance answers nothing", func() bool {
-		select {
-		case <-finished:
-			return true
-		default:
-			return false
-		}
-	})
+	waitUntil(t, "200 GETs answered while the blocked instance answers nothing", &callers, func() bool { return false })
 	if n := blocked.count.Load(); n < 2 {
 		t.Errorf("the blocked instance got %d requests, want at least 2 (the picker alone passes over it only then)", n)
 	}
@@ -286,4 +239,43 @@ func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
 	}
 	t.Logf("the blocked instance got %d requests; every one was answered by the other", blocked.count.Load())
 	open()
+}
+
+// blockedAndFree starts two backends: blocked holds every request until
+// open is called (a blocked event loop; at the latest at cleanup), free
+// answers each after 2 ms, so that with a few callers it has requests in
+// flight.
+func blockedAndFree(t *testing.T, h2c bool) (blocked, free *backend, open func()) {
+	t.Helper()
+	gate := make(chan struct{})
+	var release sync.Once
+	open = func() { release.Do(func() { close(gate) }) }
+	blocked = startBackendProto(t, "blocked", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+	}, h2c)
+	free = startBackendProto(t, "free", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond) // service time, not synchronisation
+	}, h2c)
+	t.Cleanup(open) // before the backends close (cleanups run last first)
+	return blocked, free, open
+}
+
+// waitUntil waits until wg is done or stop holds, and returns a channel
+// closed once wg is done.
+func waitUntil(t *testing.T, what string, wg *sync.WaitGroup, stop func() bool) <-chan struct{} {
+	t.Helper()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	eventually(t, what, func() bool {
+		select {
+		case <-finished:
+			return true
+		default:
+			return stop()
+		}
+	})
+	return finished
 }

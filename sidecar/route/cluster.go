@@ -270,6 +270,16 @@ func (c *Cluster) Pick(info *lb.PickInfo) (*lb.Endpoint, error) {
 	return c.picker.Pick(info)
 }
 
+// PickerWeights returns, for pickers whose weights change at run time
+// (least loaded's, from load reports), the current weight of each eligible
+// endpoint by address; nil for the others.
+func (c *Cluster) PickerWeights() map[string]uint32 {
+	if w, ok := c.picker.(interface{ WeightsByAddress() map[string]uint32 }); ok {
+		return w.WeightsByAddress()
+	}
+	return nil
+}
+
 // LBEndpoints returns the lb endpoints, parallel to Endpoints. The slice
 // must not be modified.
 func (c *Cluster) LBEndpoints() []*lb.Endpoint { return c.lbEndpoints }

@@ -80,7 +80,7 @@ func parseConfig(args []string) (Config, error) {
 	fs.StringVar(&c.NodePkg, "nodejs", "nodejs", "the @shoal-mesh/node package directory")
 	fs.StringVar(&c.ResultsDir, "results", "bench/results", "directory for JSON, markdown and the chart")
 	fs.StringVar(&c.WorkDir, "work", "", "working directory for configs and logs (default: a temp dir)")
-	fs.BoolVar(&c.KeepWork, "keep-work", false, "keep the working directory: logs of every process and each measured run's requests (requests.csv: due time, latency, instance)")
+	fs.BoolVar(&c.KeepWork, "keep-work", false, "keep the working directory: logs of every process, each measured run's requests (requests.csv: due time, latency, instance) and least_loaded's load reports and picker weights every second (reports.csv)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

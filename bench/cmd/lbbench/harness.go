@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -235,7 +236,17 @@ func (h *harness) measure(ctx context.Context, t target, round int, rate float64
 	defer stopSampling()
 	if r.admin != "" {
 		reports = make(chan map[string]loadReport, 1)
-		go func() { reports <- sampleReports(sctx, r.admin, h.fleet.idOf()) }()
+		var trace io.Writer
+		if h.cfg.KeepWork {
+			f, err := os.Create(filepath.Join(dir, "reports.csv"))
+			if err != nil {
+				m.Err = err.Error()
+				return m
+			}
+			defer f.Close()
+			trace = f
+		}
+		go func() { reports <- sampleReports(sctx, r.admin, h.fleet.idOf(), trace) }()
 	}
 	u0, _ := proc.TreeUsage(r.p.Pid())
 	res, err := openloop.Run(ctx, cfg)

@@ -190,7 +190,7 @@ func (rep *report) markdown() string {
 		var parts []string
 		for _, id := range ids {
 			if lr, ok := r.Reports[id]; ok {
-				parts = append(parts, fmt.Sprintf("%s utilization %.2f at %.0f rps (weight %.0f)", id, lr.Utilization, lr.RPS, lr.Weight))
+				parts = append(parts, fmt.Sprintf("%s utilization %.2f at %.0f rps (A58 weight %.0f, picker weight %.0f)", id, lr.Utilization, lr.RPS, lr.Weight, lr.PickerWeight))
 			}
 		}
 		fmt.Fprintf(&b, "- least_loaded round %d, load reports as the sidecar saw them (medians): %s\n", r.Round+1, strings.Join(parts, "; "))

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 )
@@ -13,13 +15,17 @@ type loadReport struct {
 	Utilization float64 `json:"utilization"`
 	RPS         float64 `json:"rps"`
 	Weight      float64 `json:"a58_weight"`
+	// PickerWeight is the weight the sidecar's picker used (the heaviest
+	// 10000, none under a quarter of it).
+	PickerWeight float64 `json:"picker_weight"`
 }
 
 // clustersDoc is the part of the sidecar's /clusters the bench reads.
 type clustersDoc []struct {
 	Endpoints []struct {
-		Address    string `json:"address"`
-		LoadReport *struct {
+		Address      string  `json:"address"`
+		PickerWeight float64 `json:"picker_weight"`
+		LoadReport   *struct {
 			Utilization float64 `json:"utilization"`
 			RPS         float64 `json:"rps"`
 		} `json:"load_report"`
@@ -28,10 +34,16 @@ type clustersDoc []struct {
 
 // sampleReports reads the sidecar's /clusters every second until ctx ends
 // and returns, per instance id, the median of what it saw: how the
-// instances' reports looked to least_loaded during the run.
-func sampleReports(ctx context.Context, admin string, idOf map[string]string) map[string]loadReport {
+// instances' reports looked to least_loaded during the run. With trace,
+// it also writes every sample there as CSV (seconds from the start,
+// instance, utilization, rps, picker weight).
+func sampleReports(ctx context.Context, admin string, idOf map[string]string, trace io.Writer) map[string]loadReport {
 	samples := map[string][]loadReport{}
 	var mu sync.Mutex
+	start := time.Now()
+	if trace != nil {
+		fmt.Fprintln(trace, "t_s,instance,utilization,rps,picker_weight")
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -41,11 +53,11 @@ func sampleReports(ctx context.Context, admin string, idOf map[string]string) ma
 			defer mu.Unlock()
 			out := map[string]loadReport{}
 			for id, ss := range samples {
-				var u, r, w []float64
+				var u, r, w, pw []float64
 				for _, s := range ss {
-					u, r, w = append(u, s.Utilization), append(r, s.RPS), append(w, s.Weight)
+					u, r, w, pw = append(u, s.Utilization), append(r, s.RPS), append(w, s.Weight), append(pw, s.PickerWeight)
 				}
-				out[id] = loadReport{Utilization: median(u), RPS: median(r), Weight: median(w)}
+				out[id] = loadReport{Utilization: median(u), RPS: median(r), Weight: median(w), PickerWeight: median(pw)}
 			}
 			return out
 		case <-tick.C:
@@ -66,8 +78,11 @@ func sampleReports(ctx context.Context, admin string, idOf map[string]string) ma
 				}
 				mu.Lock()
 				samples[id] = append(samples[id], loadReport{Utilization: e.LoadReport.Utilization, RPS: e.LoadReport.RPS,
-					Weight: e.LoadReport.RPS / e.LoadReport.Utilization})
+					Weight: e.LoadReport.RPS / e.LoadReport.Utilization, PickerWeight: e.PickerWeight})
 				mu.Unlock()
+				if trace != nil {
+					fmt.Fprintf(trace, "%.1f,%s,%.3f,%.1f,%.0f\n", time.Since(start).Seconds(), id, e.LoadReport.Utilization, e.LoadReport.RPS, e.PickerWeight)
+				}
 			}
 		}
 	}

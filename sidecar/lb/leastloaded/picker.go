@@ -106,6 +106,17 @@ func New(eps []*lb.Endpoint, cfg lb.Config) *Picker {
 // must not be modified.
 func (p *Picker) Weights() []uint32 { return p.current(timeNow()).weights }
 
+// WeightsByAddress returns the current weights by endpoint address, for
+// /clusters: how the picker weighs each eligible endpoint now.
+func (p *Picker) WeightsByAddress() map[string]uint32 {
+	ws := p.current(timeNow()).weights
+	m := make(map[string]uint32, len(ws))
+	for i, e := range p.eps {
+		m[e.Address] = ws[i]
+	}
+	return m
+}
+
 // Pick implements lb.Picker: the endpoint with the least expected wait
 // ((requests in flight + 1) / weight) of ChoiceCount distinct candidates
 // drawn in proportion to the reported weights, ties broken at random,
