@@ -347,6 +347,13 @@ func (c *conn) try(a *attempt, e *lb.Endpoint, h *host) (outcome, int, bool) {
 	h.load.begin()
 	out, code, keep := c.tryOn(a, e, h, start)
 	now := time.Now()
+	if uc := c.idle; uc != nil {
+		c.idle = nil
+		h.pool.put(uc, now, c.p.cfg.MaxIdlePerHost)
+	}
+	if out == relayed {
+		c.end = now // forward returns at once
+	}
 	d := now.Sub(start)
 	h.load.end(d, failedAttempt(out, code))
 	if out == relayed || out == retryStatus {
@@ -465,7 +472,6 @@ func (c *conn) exchange(a *attempt, uc *upConn, e *lb.Endpoint, h *host, reused 
 	// the mesh (to the app or at the edge) without it. Inbound, it goes
 	// on to the caller's sidecar.
 	c.resp.stripLoad = c.mode.Kind != Inbound
-	uc.clearStallWatch()
 	code := c.resp.code
 	if code >= 500 {
 		h.on5xx(&a.cl.Outlier, len(a.hosts))
@@ -485,7 +491,7 @@ func (c *conn) exchange(a *attempt, uc *upConn, e *lb.Endpoint, h *host, reused 
 	// Envoy's for streamed responses): a download or an event stream
 	// longer than them goes on while it makes progress.
 	uc.idleDeadline(c.p.cfg.StreamIdleTimeout)
-	keep := c.relay(uc, h)
+	keep := c.relay(uc)
 	return relayed, code, keep
 }
 
@@ -528,9 +534,6 @@ func (c *conn) readResponseHead(uc *upConn) ([]byte, error) {
 	for {
 		head, err := uc.br.head(c.p.cfg.MaxHeaderBytes, c.p.cfg.MaxHeaderBytes, nil)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && uc.endStallWatch() {
-				continue // part of the head arrived: not stalled
-			}
 			return nil, err
 		}
 		if len(head) > 12 && head[9] == '1' && string(head[9:12]) != "101" {
@@ -564,10 +567,10 @@ func (a *attempt) tryDeadline(now time.Time) time.Time {
 	return a.deadline
 }
 
-// relay writes the response head and body to the client and returns the
-// upstream connection to the pool when it can be reused. It reports
-// whether the client connection stays open.
-func (c *conn) relay(uc *upConn, h *host) bool {
+// relay writes the response head and body to the client and leaves the
+// upstream connection in c.idle for try to pool when it can be reused. It
+// reports whether the client connection stays open.
+func (c *conn) relay(uc *upConn) bool {
 	head := string(c.req.method) == "HEAD"
 	fr := c.resp.framing(head)
 	closeClient := c.req.closeConn || c.p.shutting.Load()
@@ -596,7 +599,7 @@ func (c *conn) relay(uc *upConn, h *host) bool {
 		uc.close()
 	} else {
 		uc.setDeadline(time.Time{})
-		h.pool.put(uc, time.Now(), c.p.cfg.MaxIdlePerHost)
+		c.idle = uc
 	}
 	return err == nil && !closeClient
 }

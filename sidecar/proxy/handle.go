@@ -17,6 +17,7 @@ import (
 func (c *conn) handle() bool {
 	start := time.Now()
 	c.al = accessInfo{}
+	c.end = time.Time{}
 	if t := c.p.cfg.Tracer; t != nil {
 		c.startSpan(t)
 	}
@@ -34,7 +35,11 @@ func (c *conn) handle() bool {
 	}
 	code, keep := c.dispatch(b, rt, cl, cs, start)
 	cs.codes.inc(code)
-	took := time.Since(start)
+	end := c.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	took := end.Sub(start)
 	cs.latency.observe(cs.name, took.Seconds())
 	countEdge(c.mode, cs, rt, code, took.Seconds())
 	if l := c.p.cfg.AccessLog; l != nil {

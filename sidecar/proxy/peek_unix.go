@@ -23,10 +23,12 @@ func (uc *upConn) peerClosed() bool {
 	}
 	closed := false
 	var b [1]byte
-	err := uc.rc.Read(func(fd uintptr) bool {
+	// Control, not Read: an idle connection's read deadline may have
+	// passed (it is armed lazily, see upConn.armRead), which a raw Read
+	// would report before calling back.
+	err := uc.rc.Control(func(fd uintptr) {
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		closed = n > 0 || !errors.Is(err, syscall.EAGAIN)
-		return true // never wait for readability
 	})
 	return closed || err != nil
 }

@@ -62,14 +62,14 @@ func (w *connWriter) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for w.fd >= 0 && n < len(p) {
-		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(w.fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		m, e := rawWrite(uintptr(w.fd), p[n:])
 		if e == syscall.EINTR {
 			continue
 		}
 		if e != 0 {
 			break // EAGAIN, or an error the net.Conn reports in its own words
 		}
-		n += int(m)
+		n += m
 	}
 	if n == len(p) {
 		return n, nil
@@ -99,9 +99,18 @@ func quiet(fd uintptr, scratch []byte) bool {
 	}
 }
 
-// rawRead reads from fd without the runtime's syscall bookkeeping.
+// rawRead reads from the socket fd without the runtime's syscall
+// bookkeeping. It is recvfrom, not read: on Linux a socket's read(2) goes
+// through the file layer first (about 20 ns more per call).
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
+	return int(n), e
+}
+
+// rawWrite writes p (not empty) to the socket fd without the runtime's
+// syscall bookkeeping; sendto rather than write for the same reason.
+func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
 	return int(n), e
 }
 
@@ -325,14 +334,14 @@ func (s *tlsSock) Write(p []byte) (int, error) {
 	n := 0
 	fd := int(s.raw.Load()) - 1
 	for fd >= 0 && n < len(p) {
-		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+		m, e := rawWrite(uintptr(fd), p[n:])
 		if e == syscall.EINTR {
 			continue
 		}
 		if e != 0 {
 			break // EAGAIN (the net.Conn waits for room), or an error it reports
 		}
-		n += int(m)
+		n += m
 	}
 	if n == len(p) {
 		return n, nil

@@ -31,9 +31,9 @@ import (
 // A stalled endpoint is probed by one idempotent request per
 // Stall.ProbeInterval; a response on it clears the mark.
 //
-// The check costs no goroutine or timer of its own: the read deadline of
-// the wait for the response head is moved to the check time
-// (conn.watchStall) and moved back once bytes arrive.
+// The check costs no goroutine or timer of its own: the wait for the
+// first bytes of the response has a read deadline no later than the check
+// time (conn.watchStall), and the watch ends once bytes arrive.
 
 // Hedging (least loaded). The strategy knows within milliseconds that an
 // endpoint stopped answering (lb.Load.Unanswered: two or more requests
@@ -240,102 +240,76 @@ func (a *attempt) scan() (*lb.Endpoint, *host) {
 	return nil, nil
 }
 
-// watchStall arms the stall check of an attempt on h sent at now, after
-// waitDeadline: the read deadline moves to the stall threshold unless the
-// attempt's own deadline comes first.
+// watchStall starts the stall watch of an attempt on e (h) sent at now,
+// after waitDeadline, unless the attempt's own deadline comes first; its
+// first check comes at e's answer limit when the request may hedge.
 func (c *conn) watchStall(uc *upConn, a *attempt, e *lb.Endpoint, h *host, now time.Time) {
 	uc.stallAt, uc.quick = time.Time{}, 0
 	if a.cl.Stall.Disabled {
 		return
 	}
-	var until time.Time
-	switch {
-	case uc.hasDeadline:
-		until = a.tryDeadline(now)
-	case uc.streamIdle > 0:
-		until = uc.rdl
-	}
 	check := now.Add(h.stallThreshold(&a.cl.Stall))
+	quick := 0
 	if a.mayHedge() {
 		if q := now.Add(e.Load.AnswerLimit()); q.Before(check) {
-			check, uc.quick = q, maxQuickChecks
+			check, quick = q, maxQuickChecks
 		}
 	}
-	if !until.IsZero() && !check.Before(until) {
-		uc.quick = 0
-		return
-	}
-	uc.stallAt, uc.until = check, until
-	uc.nc.SetReadDeadline(check)
-	if !uc.hasDeadline {
-		uc.rdl = check // armRead moves it back once the watch ends
+	if due := uc.readDue(now); due.IsZero() || check.Before(due) {
+		uc.stallAt, uc.quick = check, quick
 	}
 }
 
 // awaitResponse sends the request and waits for the first bytes of the
-// answer (flushAndFill), checking for a stall each time the watch's
-// deadline passes. stalled reports that h was marked stalled while
-// nothing had arrived.
+// answer (flushAndFill), running the watch's check each time its time
+// comes. stalled reports that the attempt left e while nothing had
+// arrived: h was marked stalled, or the request hedges. The watch ends
+// when it returns.
 func (c *conn) awaitResponse(a *attempt, uc *upConn, e *lb.Endpoint, h *host, sent time.Time) (werr, rerr error, stalled bool) {
+	defer func() { uc.stallAt, uc.quick = time.Time{}, 0 }()
+	uc.armRead(sent, uc.readDue(sent))
 	werr, rerr = uc.flushAndFill()
-	for werr == nil && !uc.stallAt.IsZero() && errors.Is(rerr, os.ErrDeadlineExceeded) && len(uc.br.buffered()) == 0 {
+	for werr == nil && errors.Is(rerr, os.ErrDeadlineExceeded) && len(uc.br.buffered()) == 0 {
 		now := time.Now()
-		if !uc.until.IsZero() && !now.Before(uc.until) {
+		check := uc.stallAt
+		uc.stallAt = time.Time{}
+		if due := uc.readDue(sent); !due.IsZero() && !now.Before(due) {
 			break // the attempt's own deadline
 		}
-		next := now.Add(h.stallThreshold(&a.cl.Stall))
-		if uc.quick > 0 {
-			uc.quick--
-			if a.hedgeFrom(e, now.UnixNano()) {
+		switch {
+		case check.IsZero():
+		case now.Before(check):
+			uc.stallAt = check // an earlier deadline passed
+		default:
+			next, leave := a.checkWatch(uc, e, h, sent, now)
+			if leave {
 				return nil, rerr, true
 			}
-			if q := now.Add(e.Load.AnswerLimit()); uc.quick > 0 && q.Before(sent.Add(h.stallThreshold(&a.cl.Stall))) {
-				next = q
-			} else {
-				uc.quick = 0
-				next = sent.Add(h.stallThreshold(&a.cl.Stall))
-			}
-		} else if h.checkStall(&a.cl.Stall, sent, now) {
-			return nil, rerr, true
+			uc.stallAt = next
 		}
-		if !uc.until.IsZero() && !next.Before(uc.until) {
-			next = uc.until
-		}
-		uc.stallAt = next
-		uc.nc.SetReadDeadline(next)
-		if !uc.hasDeadline {
-			uc.rdl = next
-		}
+		uc.armRead(now, uc.readDue(sent))
 		rerr = uc.fillMore()
 	}
 	return werr, rerr, false
 }
 
-// endStallWatch restores the attempt's own read deadline once bytes of
-// the response arrived; it reports whether a watch was running.
-func (uc *upConn) endStallWatch() bool {
-	if uc.stallAt.IsZero() {
-		return false
+// checkWatch is the watch's check at now of an attempt on e (h) sent at
+// sent: leave reports that the attempt leaves e (it hedges, or h is
+// stalled); otherwise next is the time of the next check.
+func (a *attempt) checkWatch(uc *upConn, e *lb.Endpoint, h *host, sent, now time.Time) (next time.Time, leave bool) {
+	if uc.quick == 0 {
+		return now.Add(h.stallThreshold(&a.cl.Stall)), h.checkStall(&a.cl.Stall, sent, now)
 	}
-	uc.stallAt = time.Time{}
-	if uc.hasDeadline || uc.streamIdle <= 0 {
-		uc.nc.SetReadDeadline(uc.until)
-	} else {
-		uc.armRead()
+	uc.quick--
+	if a.hedgeFrom(e, now.UnixNano()) {
+		return time.Time{}, true
 	}
-	return true
-}
-
-// clearStallWatch ends a stall watch once the response head is read,
-// before exchange sets the deadline of the body (idleDeadline).
-func (uc *upConn) clearStallWatch() {
-	if uc.stallAt.IsZero() {
-		return
+	thr := sent.Add(h.stallThreshold(&a.cl.Stall))
+	if q := now.Add(e.Load.AnswerLimit()); uc.quick > 0 && q.Before(thr) {
+		return q, false
 	}
-	uc.stallAt = time.Time{}
-	if !uc.hasDeadline && uc.streamIdle <= 0 {
-		uc.nc.SetReadDeadline(time.Time{})
-	}
+	uc.quick = 0
+	return thr, false
 }
 
 // warm reports whether h takes this pick under slow start: always once it

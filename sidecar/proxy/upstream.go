@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,20 +25,29 @@ const (
 // upConn is one HTTP/1.1 connection to an upstream endpoint. It is owned by
 // one request at a time: taken from the pool, returned when reusable.
 type upConn struct {
-	nc          net.Conn
-	br          bufReader
-	bw          *bufio.Writer
-	h           *host
-	idleSince   time.Time
-	hasDeadline bool // an absolute deadline (setDeadline) is set
-	// streamIdle (> 0) makes reads progress-based (idleDeadline): a read
-	// deadline streamIdle ahead, moved at most once a second so that a
-	// busy connection costs no deadline update per request.
+	nc        net.Conn
+	br        bufReader
+	bw        *bufio.Writer
+	h         *host
+	idleSince time.Time
+	// The read deadline is armed lazily: rdl (zero: none) is the one set
+	// on the connection, which may come before the read's due (readDue)
+	// but never after it. A deadline that passes early is moved on and
+	// the read goes on (see armRead), so that a busy connection costs no
+	// deadline update per request: one armed for an earlier request is
+	// still ahead and still early enough.
+	//
+	// until (zero: none) is an absolute deadline for reads and writes (an
+	// attempt's route and per-try timeouts, setDeadline); streamIdle (> 0)
+	// makes them progress-based instead (idleDeadline): a read fails after
+	// streamIdle without data, a blocking write after streamIdle without
+	// progress (the writer's writeDeadline).
+	until      time.Time
 	streamIdle time.Duration
-	rdl        time.Time // the read deadline streamIdle armed; zero: none
-	// stallAt is the read deadline of a running stall watch (zero: none),
-	// until the attempt's own deadline it stands in for (see watchStall).
-	stallAt, until time.Time
+	rdl        time.Time
+	// stallAt is the time of a running stall watch's next check (zero:
+	// none), a read deadline of its own (see watchStall).
+	stallAt time.Time
 	// quick counts the early checks left of a watch that may hedge
 	// (attempt.mayHedge); zero: none.
 	quick int
@@ -57,16 +67,12 @@ type upConn struct {
 	closed     atomic.Bool // close was called (the cluster's conns count)
 }
 
-// setDeadline sets or clears the connection deadline, skipping the call
-// when there is nothing to change (the common case without timeouts).
+// setDeadline makes t (zero: none) the deadline of the connection's
+// reads and writes. It costs no system call or timer update: reads arm
+// their deadline lazily (armRead), blocking writes theirs (writeDeadline).
 func (uc *upConn) setDeadline(t time.Time) {
-	uc.streamIdle = 0
-	if t.IsZero() && !uc.hasDeadline {
-		return
-	}
-	uc.nc.SetDeadline(t)
-	uc.hasDeadline = !t.IsZero()
-	uc.rdl, uc.w.wd.at, uc.w.wd.limit = time.Time{}, t, t
+	uc.until, uc.streamIdle = t, 0
+	uc.w.wd.limit = t
 }
 
 // idleDeadline replaces an absolute deadline by the progress-based one of
@@ -74,31 +80,60 @@ func (uc *upConn) setDeadline(t time.Time) {
 // data, blocking writes after d without progress (the writer's
 // writeDeadline, set up in newUpConn).
 func (uc *upConn) idleDeadline(d time.Duration) {
-	if uc.hasDeadline {
-		uc.nc.SetDeadline(time.Time{})
-		uc.hasDeadline = false
-		uc.rdl, uc.w.wd.at, uc.w.wd.limit = time.Time{}, time.Time{}, time.Time{}
-	}
-	uc.streamIdle = d
-	uc.armRead()
+	uc.until, uc.streamIdle = time.Time{}, d
+	uc.w.wd.limit = time.Time{}
 }
 
-// armRead moves the idle read deadline forward, at most once a second.
-func (uc *upConn) armRead() {
-	if uc.streamIdle <= 0 || !uc.stallAt.IsZero() {
+// readDue is when a read that starts (or last made progress) at from must
+// fail: the earliest of until, from+streamIdle and stallAt; zero: never.
+func (uc *upConn) readDue(from time.Time) time.Time {
+	due := uc.until
+	if uc.streamIdle > 0 {
+		due = earliest(due, from.Add(uc.streamIdle))
+	}
+	return earliest(due, uc.stallAt)
+}
+
+// earliest returns the earlier of a and b, where zero means none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// armRead makes the read deadline pass no later than due (zero: never)
+// for a read starting at now. A deadline still ahead and not after due is
+// kept: it may pass before due, and the read then re-arms and goes on.
+func (uc *upConn) armRead(now, due time.Time) {
+	switch {
+	case due.IsZero():
+		if uc.rdl.IsZero() || uc.rdl.After(now) {
+			return // none, or one that passes early at most once
+		}
+	case !uc.rdl.IsZero() && !uc.rdl.After(due) && uc.rdl.After(now):
 		return
 	}
-	if d := time.Now().Add(uc.streamIdle); d.Sub(uc.rdl) > time.Second {
-		uc.nc.SetReadDeadline(d)
-		uc.rdl = d
-	}
+	uc.nc.SetReadDeadline(due)
+	uc.rdl = due
 }
 
-// Read reads from the upstream connection, under the stream idle timeout
-// when one is armed (see idleDeadline).
+// Read reads from the upstream connection under its read deadline
+// (readDue from the start of the call).
 func (uc *upConn) Read(p []byte) (int, error) {
-	uc.armRead()
-	return uc.nc.Read(p)
+	now := time.Now()
+	due := uc.readDue(now)
+	uc.armRead(now, due)
+	for {
+		n, err := uc.nc.Read(p)
+		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		if now = time.Now(); !due.IsZero() && !now.Before(due) {
+			return n, err
+		}
+		uc.armRead(now, due) // an earlier deadline passed
+	}
 }
 
 // close closes the connection; only the first call counts it closed in

@@ -27,7 +27,7 @@ type writeDeadline struct {
 	slack   time.Duration
 	at      time.Time // the write deadline set on the connection; zero: none
 	// limit (non-zero) is an absolute deadline the connection has (an
-	// upstream's route timeout, see upConn.setDeadline): arm never moves
+	// upstream's route timeout, see upConn.setDeadline): arm never sets
 	// the write deadline past it.
 	limit   time.Time
 	expired bool // a write failed on the deadline
@@ -42,7 +42,7 @@ func newWriteDeadline(timeout time.Duration) writeDeadline {
 // on and the write goes on, so a write fails only after timeout (at most
 // twice timeout for one large write) without progress.
 func (wd *writeDeadline) write(nc net.Conn, p []byte) (int, error) {
-	if wd.timeout <= 0 {
+	if wd.timeout <= 0 && wd.limit.IsZero() && wd.at.IsZero() {
 		return nc.Write(p)
 	}
 	n := 0
@@ -60,14 +60,23 @@ func (wd *writeDeadline) write(nc net.Conn, p []byte) (int, error) {
 	}
 }
 
-// arm moves the write deadline to timeout from now unless it is less than
-// slack older than that.
+// arm moves the write deadline to timeout from now (capped at limit; with
+// no timeout, limit or none) unless it is less than slack older than
+// that. A deadline that has passed, or that comes after the one wanted
+// (an upstream connection's earlier limit), is always replaced.
 func (wd *writeDeadline) arm(nc net.Conn) {
-	d := time.Now().Add(wd.timeout)
-	if !wd.limit.IsZero() && d.After(wd.limit) {
+	now := time.Now()
+	var d time.Time
+	if wd.timeout > 0 {
+		d = now.Add(wd.timeout)
+	}
+	if !wd.limit.IsZero() && (d.IsZero() || d.After(wd.limit)) {
 		d = wd.limit
 	}
-	if d.Sub(wd.at) > wd.slack {
+	switch {
+	case d.Equal(wd.at):
+		return
+	case d.IsZero(), wd.at.IsZero(), d.Before(wd.at), !wd.at.After(now), d.Sub(wd.at) > wd.slack:
 		nc.SetWriteDeadline(d)
 		wd.at = d
 	}
