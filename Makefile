@@ -41,13 +41,20 @@ $(PM2DIR)/node_modules/.package-lock.json: $(PM2DIR)/package.json $(PM2DIR)/pack
 	@test -x $(PM2DIR)/node_modules/.bin/pm2 || { echo "npm ci did not install pm2"; exit 1; }
 	@touch $@
 
-## browser-deps: headless Chromium for the dashboard's browser test
-## (controlplane TestDashboard), from Debian's packages.
+## browser-deps: the Debian packages tests drive: headless Chromium for the
+## dashboard's browser test (controlplane TestDashboard), openssl for the
+## s_client checks (e2e identity) and iproute2's `ip netns` for the network
+## namespace tests. Installed when missing (as root, with apt); `make test`
+## fails rather than skips without them (SHOAL_TEST_STRICT=1).
+APT_DEPS := chromium:chromium openssl:openssl ip:iproute2
 browser-deps:
-	@command -v chromium >/dev/null || { \
+	@for dep in $(APT_DEPS); do \
+	  cmd=$${dep%%:*}; pkg=$${dep#*:}; \
+	  command -v $$cmd >/dev/null && continue; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "the dashboard test needs Chromium: apt-get install chromium (as root)"; exit 1; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null || exit 1; \
+	  else echo "the tests need $$cmd: apt-get install $$pkg (as root)"; exit 1; fi; \
+	done
 
 ## h2spec-deps: h2spec, the HTTP/2 conformance suite sidecar/proxy's
 ## TestH2Spec runs against the proxy's listeners (go install, pinned).

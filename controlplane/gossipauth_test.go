@@ -222,7 +222,7 @@ func waitStatus(t *testing.T, conn *grpc.ClientConn, what string, ok func(*shoal
 		if ctx.Err() != nil {
 			t.Fatalf("%s: not within 20s (last %v)", what, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 }
 

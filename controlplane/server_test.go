@@ -59,7 +59,7 @@ func waitReady(t *testing.T, admin string) {
 				return
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	t.Fatal("control plane not ready within 20s")
 }
@@ -98,7 +98,7 @@ func TestServerServesEtcdAPIAndStatus(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("ListInstances = %v, %v; want web-1", resp, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	st, err := shoalv1.NewMeshServiceClient(conn).Status(ctx, &shoalv1.StatusRequest{})
 	if err != nil || !st.GetReady() || st.GetControlPlaneId() == "" {

@@ -285,7 +285,7 @@ func TestMTLSBetweenSidecars(t *testing.T) {
 func sClient(t *testing.T, addr string, extra ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl is not installed: the s_client checks need it")
+		harness.Unavailable(t, "openssl is not installed: the s_client checks need it (apt install openssl)")
 	}
 	args := append([]string{"s_client", "-connect", addr, "-tls1_3", "-ign_eof"}, extra...)
 	cmd := exec.Command("openssl", args...)

@@ -37,7 +37,7 @@ func TestLoadReportsMakeTheMeshVisible(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	for ctx.Err() == nil && (edge("client", "success") < viaClient || edge("gateway", "success") < viaGateway) {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	// Every request was one upstream attempt: the edges match exactly
 	// (the issue allows ±1 %).
@@ -107,7 +107,7 @@ func TestAccessLogFlags(t *testing.T) {
 	}
 	m.WaitRoutable(t, sc, "web", 0)
 	for ctx.Err() == nil && len(sc.RoutableEndpoints("dead")) == 0 {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	client := harness.NewHTTPClient("")
 	url := "http://" + sc.Outbound + "/path?q=1"
@@ -127,7 +127,7 @@ func TestAccessLogFlags(t *testing.T) {
 		if len(lines) >= 3 {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	want := map[string]*regexp.Regexp{
 		"web":    regexp.MustCompile(`^\[\S+\] "GET /path\?q=1 HTTP/1\.1" 200 - 0 (\d+|-) \d+ - "-" "e2e-web" "[0-9a-f-]{36}" "web" "` + regexp.QuoteMeta(m.Addr(0)) + `"$`),

@@ -24,7 +24,7 @@ import (
 // identity.
 func TestAuthOffLoopback(t *testing.T) {
 	if why := harness.NetnsUnavailable(); why != "" {
-		t.Skip(why)
+		harness.Unavailable(t, "network namespace test of authentication beyond loopback: "+why)
 	}
 	t.Parallel()
 	pair := harness.StartNetPair(t)

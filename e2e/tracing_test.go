@@ -90,7 +90,7 @@ func TestTraceAcrossTwoHops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	for ctx.Err() == nil && (len(gw.RoutableEndpoints("web")) == 0 || len(webSC.RoutableEndpoints("orders")) == 0) {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	client := harness.NewHTTPClient("")
 	if _, code, err := harness.Fetch(ctx, client, "GET", "http://"+gw.Listen+"/", "web", nil, 10*time.Second); err != nil || code != 200 {
@@ -102,7 +102,7 @@ func TestTraceAcrossTwoHops(t *testing.T) {
 		if len(in) > 0 && len(out) > 0 {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	if len(in) != 1 || len(out) != 1 {
 		t.Fatalf("spans: %d 'ingress web' (gateway), %d 'egress orders' (web's sidecar); want one each", len(in), len(out))

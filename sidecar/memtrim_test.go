@@ -17,7 +17,7 @@ func TestMemTrimmerDebounces(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for trims.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // poll interval of a loop with a deadline
 	}
 	if got := trims.Load(); got != 1 {
 		t.Fatalf("trims after a burst = %d, want 1", got)

@@ -57,7 +57,7 @@ func TestCLIAgainstAnAuthenticatedAPI(t *testing.T) {
 		viewer, stderr, code = shoal("tokens", "create", "--viewer", "--api", api,
 			"--cert", filepath.Join(admin, "cert.pem"), "--key", filepath.Join(admin, "key.pem"), "--ca-bundle", filepath.Join(admin, "ca.pem"))
 		if code != 0 {
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // poll interval of a loop with a deadline
 		}
 	}
 	if code != 0 || !strings.Contains(stderr, "role viewer") {

@@ -107,7 +107,7 @@ func TestCheckAgainstARealControlPlane(t *testing.T) {
 	for code != 0 && time.Now().Before(deadline) { // until the first read of etcd is done
 		stdout, stderr, code = shoal("check", "--api", api)
 		if code != 0 {
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // poll interval of a loop with a deadline
 		}
 	}
 	if code != 0 || strings.Contains(stdout, "✖") || !strings.Contains(stdout, "✔ etcd healthy") || !strings.Contains(stdout, "Status check results are ✔") {

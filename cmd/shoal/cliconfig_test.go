@@ -58,7 +58,7 @@ func until(t *testing.T, args ...string) (string, string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("shoal %v: exit %d: %s%s", args, code, stdout, stderr)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 }
 
@@ -151,7 +151,7 @@ func TestCheckReportsOpenDoors(t *testing.T) {
 			}
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	if !strings.Contains(stdout, "✖ no open doors") || !strings.Contains(stdout, "--gossip-listen 0.0.0.0:0") {
 		t.Errorf("check does not report the plain gossip listener:\n%s", stdout)

@@ -139,7 +139,7 @@ func TestWatchFollowsPolicies(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", what)
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // poll interval of a loop with a deadline
 		}
 	}
 	if _, err := s.Create(t.Context(), ordersPolicy()); err != nil {

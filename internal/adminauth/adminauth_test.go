@@ -19,26 +19,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shoal-mesh/shoal/internal/adminauth"
+	"github.com/shoal-mesh/shoal/internal/testutil/hostaddr"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// nonLoopbackIP returns an address of this host beyond loopback, so that a
-// connection to it has a non-loopback peer, as a pod network caller would.
-func nonLoopbackIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Skipf("no interface addresses: %v", err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this host has no non-loopback IPv4 address to call the admin listener from")
-	return ""
-}
 
 type pki struct {
 	pool   *x509.CertPool
@@ -132,7 +116,7 @@ func get(t *testing.T, url string, cfg *tls.Config, token string) (int, string) 
 }
 
 func TestAdminBeyondLoopback(t *testing.T) {
-	ip := nonLoopbackIP(t)
+	ip := hostaddr.IPv4(t)
 	p := newPKI(t)
 	serverTLS := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{p.server},
 		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: p.pool}
@@ -175,7 +159,7 @@ func TestAdminBeyondLoopback(t *testing.T) {
 func TestLoopbackPeersAndNoIdentity(t *testing.T) {
 	// Without TLS and an authorizer (a sidecar without identity), beyond
 	// loopback only the open paths are served...
-	ip := nonLoopbackIP(t)
+	ip := hostaddr.IPv4(t)
 	addr := serve(t, ip, nil, nil)
 	if code, body := get(t, "http://"+addr+"/config_dump", nil, ""); code != 403 || !strings.Contains(body, "loopback only") {
 		t.Errorf("/config_dump from beyond loopback = %d %q, want 403 saying loopback only", code, body)

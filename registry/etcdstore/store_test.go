@@ -52,7 +52,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		if time.Since(start) > timeout {
 			t.Fatalf("%s: not within %s", what, timeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	return time.Since(start)
 }

@@ -109,7 +109,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		if time.Since(start) > timeout {
 			t.Fatalf("%s: not within %s", what, timeout)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(pollInterval) // poll interval of a loop with a deadline
 	}
 	return time.Since(start)
 }

@@ -169,7 +169,7 @@ func TestMismatchedSecurityNeverJoins(t *testing.T) {
 				if n := len(stranger.Peers()); n != 1 {
 					t.Fatalf("stranger sees %d members, want only itself", n)
 				}
-				time.Sleep(pollInterval)
+				time.Sleep(pollInterval) // poll interval of a loop with a deadline
 			}
 		})
 	}

@@ -96,7 +96,7 @@ func TestRunWritesAndDropsWhenFull(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for out.String() == "" && time.Now().Before(deadline) {
 		l.Log(entry())
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // pacing the writes until Run flushes (deadline above)
 	}
 	if out.String() == "" {
 		t.Fatal("nothing written")

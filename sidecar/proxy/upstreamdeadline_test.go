@@ -27,7 +27,7 @@ func TestEarlierRequestsDeadlineDoesNotCutTheNext(t *testing.T) {
 		conns[r.RemoteAddr] = true
 		mu.Unlock()
 		if strings.HasPrefix(r.URL.Path, "/slow") {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond) // the slow answer itself (service time), not synchronisation
 		}
 		w.Write([]byte("ok " + r.Method + " " + r.URL.Path))
 	})

@@ -119,7 +119,7 @@ func TestExportReachesACollector(t *testing.T) {
 	tr.End(&Span{Context: unsampled, Name: "not sampled"})
 	deadline := time.Now().Add(10 * time.Second)
 	for tr.Sent() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // poll interval of a loop with a deadline
 	}
 	cancel()
 	<-ran
