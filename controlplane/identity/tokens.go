@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shoal-mesh/shoal/identity"
@@ -75,26 +76,34 @@ func (s *TokenStore) Create(ctx context.Context, ca *CA, id spiffeid.ID, ttl tim
 // Lookup returns the identity tok is bound to without using it;
 // ErrTokenUnknown when it expired, is used up or was never made.
 func (s *TokenStore) Lookup(ctx context.Context, tok identity.Token) (spiffeid.ID, error) {
-	key := TokensPrefix + tok.Hash()
+	id, _, _, err := s.read(ctx, TokensPrefix+tok.Hash())
+	return id, err
+}
+
+// read returns the live token record at key, its etcd key-value and the
+// identity it is bound to; ErrTokenUnknown when it expired, is used up or
+// is not there.
+func (s *TokenStore) read(ctx context.Context, key string) (spiffeid.ID, tokenRecord, *mvccpb.KeyValue, error) {
+	var rec tokenRecord
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return spiffeid.ID{}, fmt.Errorf("identity: read token: %w", err)
+		return spiffeid.ID{}, rec, nil, fmt.Errorf("identity: read token: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return spiffeid.ID{}, ErrTokenUnknown
+		return spiffeid.ID{}, rec, nil, ErrTokenUnknown
 	}
-	var rec tokenRecord
-	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
-		return spiffeid.ID{}, fmt.Errorf("identity: token record %s: %w", key, err)
+	kv := resp.Kvs[0]
+	if err := json.Unmarshal(kv.Value, &rec); err != nil {
+		return spiffeid.ID{}, rec, nil, fmt.Errorf("identity: token record %s: %w", key, err)
 	}
 	if !s.now().Before(rec.ExpiresAt) || rec.UsesLeft < 1 {
-		return spiffeid.ID{}, ErrTokenUnknown
+		return spiffeid.ID{}, rec, nil, ErrTokenUnknown
 	}
 	id, err := spiffeid.FromString(rec.SPIFFEID)
 	if err != nil {
-		return spiffeid.ID{}, fmt.Errorf("identity: token record %s: %w", key, err)
+		return spiffeid.ID{}, rec, nil, fmt.Errorf("identity: token record %s: %w", key, err)
 	}
-	return id, nil
+	return id, rec, kv, nil
 }
 
 // Redeem uses the token once and returns the identity it is bound to. A
@@ -104,24 +113,9 @@ func (s *TokenStore) Lookup(ctx context.Context, tok identity.Token) (spiffeid.I
 func (s *TokenStore) Redeem(ctx context.Context, tok identity.Token) (spiffeid.ID, error) {
 	key := TokensPrefix + tok.Hash()
 	for {
-		resp, err := s.cli.Get(ctx, key)
+		id, rec, kv, err := s.read(ctx, key)
 		if err != nil {
-			return spiffeid.ID{}, fmt.Errorf("identity: read token: %w", err)
-		}
-		if len(resp.Kvs) == 0 {
-			return spiffeid.ID{}, ErrTokenUnknown
-		}
-		kv := resp.Kvs[0]
-		var rec tokenRecord
-		if err := json.Unmarshal(kv.Value, &rec); err != nil {
-			return spiffeid.ID{}, fmt.Errorf("identity: token record %s: %w", key, err)
-		}
-		if !s.now().Before(rec.ExpiresAt) || rec.UsesLeft < 1 {
-			return spiffeid.ID{}, ErrTokenUnknown
-		}
-		id, err := spiffeid.FromString(rec.SPIFFEID)
-		if err != nil {
-			return spiffeid.ID{}, fmt.Errorf("identity: token record %s: %w", key, err)
+			return spiffeid.ID{}, err
 		}
 		var op clientv3.Op
 		if rec.UsesLeft == 1 {
