@@ -13,10 +13,10 @@
 // to etcd. Zero dependencies: node:https.
 
 const fs = require('node:fs');
-const http = require('node:http');
 const https = require('node:https');
 const path = require('node:path');
 const { UnavailableError } = require('./etcd');
+const { postJSON } = require('./post');
 
 const PATH = '/shoal.registry.v1.RegistryService/';
 
@@ -98,40 +98,28 @@ class Registrar {
     throw new UnavailableError(`control plane unavailable at ${this.endpoints.join(',')}: ${lastErr.message}`, lastErr);
   }
 
-  post(endpoint, method, body, background) {
+  async post(endpoint, method, body, background) {
     const url = new URL(PATH + method, endpoint);
-    const data = JSON.stringify(body);
-    const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+    const headers = {};
     if (this.tokenFile) headers.authorization = `Bearer ${this.files.read(this.tokenFile).toString('utf8').trim()}`;
-    const secure = url.protocol === 'https:';
-    return new Promise((resolve, reject) => {
-      const req = (secure ? https : http).request(url, { method: 'POST', headers, agent: secure ? this.httpsAgent() : undefined });
-      if (background) req.on('socket', (s) => s.unref());
-      req.setTimeout(this.requestTimeout, () => req.destroy(new Error(`${method}: timed out after ${this.requestTimeout} ms`)));
-      req.on('error', reject);
-      req.on('response', (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            reject(new UnavailableError(`${method}: HTTP ${res.statusCode} from ${endpoint}: not JSON: ${text.slice(0, 200)}`));
-            return;
-          }
-          if (res.statusCode !== 200) {
-            const code = json.code ?? (res.statusCode === 503 ? 'unavailable' : 'unknown');
-            reject(new ControlPlaneError(`${method} at ${endpoint}: ${code}: ${json.message ?? `HTTP ${res.statusCode}`}`, { code, status: res.statusCode, endpoint }));
-            return;
-          }
-          resolve(json);
-        });
-      });
-      req.end(data);
+    const { status, text } = await postJSON(url, JSON.stringify(body), {
+      agent: url.protocol === 'https:' ? this.httpsAgent() : undefined,
+      headers,
+      timeoutMs: this.requestTimeout,
+      timeoutMessage: `${method}: timed out after ${this.requestTimeout} ms`,
+      background,
     });
+    let json;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new UnavailableError(`${method}: HTTP ${status} from ${endpoint}: not JSON: ${text.slice(0, 200)}`);
+    }
+    if (status !== 200) {
+      const code = json.code ?? (status === 503 ? 'unavailable' : 'unknown');
+      throw new ControlPlaneError(`${method} at ${endpoint}: ${code}: ${json.message ?? `HTTP ${status}`}`, { code, status, endpoint });
+    }
+    return json;
   }
 
   /** register writes instance under a new lease: {lease (string), ttl (seconds)}. */

@@ -7,6 +7,7 @@
 
 const http = require('node:http');
 const https = require('node:https');
+const { postJSON } = require('./post');
 
 // gRPC status codes the gateway reports in {"code": N, "message": ...}.
 const GRPC_NOT_FOUND = 5;
@@ -70,32 +71,15 @@ class Client {
     throw new UnavailableError(`etcd unavailable at ${this.endpoints.join(',')}: ${lastErr.message}`, lastErr);
   }
 
-  post(endpoint, path, body, background) {
+  async post(endpoint, path, body, background) {
     const url = new URL(path, endpoint);
-    const data = JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? https : http).request(url, {
-        method: 'POST',
-        agent: this.agents[url.protocol],
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
-      });
-      if (background) req.on('socket', (s) => s.unref());
-      req.setTimeout(this.requestTimeout, () => req.destroy(new Error(`${path}: timed out after ${this.requestTimeout} ms`)));
-      req.on('error', reject);
-      req.on('response', (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          try {
-            resolve(parseAnswer(endpoint, path, res.statusCode, Buffer.concat(chunks).toString('utf8')));
-          } catch (err) {
-            reject(err);
-          }
-        });
-      });
-      req.end(data);
+    const { status, text } = await postJSON(url, JSON.stringify(body), {
+      agent: this.agents[url.protocol],
+      timeoutMs: this.requestTimeout,
+      timeoutMessage: `${path}: timed out after ${this.requestTimeout} ms`,
+      background,
     });
+    return parseAnswer(endpoint, path, status, text);
   }
 
   grant(ttl, opts) {

@@ -9,8 +9,7 @@
 //   POST /drain/wait {"service","instance_id","address","port","timeout_ms"}
 //   200 {"converged":bool,"waited_ms":n,"pending":["<node id>",...]}
 
-const http = require('node:http');
-const https = require('node:https');
+const { postJSON } = require('./post');
 
 const WAIT_PATH = '/drain/wait';
 // The answer may take the whole bound; allow this much more for the round trip.
@@ -21,35 +20,22 @@ const SLACK_MS = 1000;
  * a non-200 answer or a reply that is not the expected JSON. The request
  * never outlives timeoutMs + 1 s.
  */
-function waitGate(gate, { service, id, address, port, timeoutMs }) {
+async function waitGate(gate, { service, id, address, port, timeoutMs }) {
   const url = new URL(WAIT_PATH, gate);
   const body = JSON.stringify({ service, instance_id: id, address, port, timeout_ms: Math.max(0, Math.floor(timeoutMs)) });
-  return new Promise((resolve, reject) => {
-    const req = (url.protocol === 'https:' ? https : http).request(url, {
-      method: 'POST',
-      agent: false,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    });
-    req.setTimeout(timeoutMs + SLACK_MS, () => req.destroy(new Error(`${url}: no answer within ${timeoutMs + SLACK_MS} ms`)));
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode !== 200) return reject(new Error(`${url}: HTTP ${res.statusCode}: ${text.trim().slice(0, 200)}`));
-        try {
-          const ans = JSON.parse(text);
-          if (typeof ans.converged !== 'boolean') throw new Error('no "converged" field');
-          resolve({ converged: ans.converged, waitedMs: Number(ans.waited_ms ?? 0), pending: ans.pending ?? [] });
-        } catch (err) {
-          reject(new Error(`${url}: not a drain answer: ${err.message}`));
-        }
-      });
-    });
-    req.end(body);
+  const { status, text } = await postJSON(url, body, {
+    agent: false,
+    timeoutMs: timeoutMs + SLACK_MS,
+    timeoutMessage: `${url}: no answer within ${timeoutMs + SLACK_MS} ms`,
   });
+  if (status !== 200) throw new Error(`${url}: HTTP ${status}: ${text.trim().slice(0, 200)}`);
+  try {
+    const ans = JSON.parse(text);
+    if (typeof ans.converged !== 'boolean') throw new Error('no "converged" field');
+    return { converged: ans.converged, waitedMs: Number(ans.waited_ms ?? 0), pending: ans.pending ?? [] };
+  } catch (err) {
+    throw new Error(`${url}: not a drain answer: ${err.message}`);
+  }
 }
 
 module.exports = { waitGate, WAIT_PATH };
