@@ -119,6 +119,18 @@ func TestSidecarRegistersRoutesAndDeregistersOnShutdown(t *testing.T) {
 
 	// Both the per-upstream port and the Host-routed outbound reach web-1.
 	poll(t, "web reachable through the upstream port", func() bool { return get("http://"+addrs["upstream web"]+"/") == http.StatusOK })
+	// The upstream port needs only the cluster; the Host-routed outbound
+	// needs the route too, which may come in a later xDS response.
+	poll(t, "web reachable through the outbound by Host", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addrs["outbound"]+"/", nil)
+		req.Host = "web"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	checkConfigDump(t, addrs["admin"])
 	checkMembers(t, web.Addrs()["admin"])
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addrs["outbound"]+"/", nil)
