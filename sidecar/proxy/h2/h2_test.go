@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -234,4 +235,74 @@ func TestDrainRetiresConnections(t *testing.T) {
 		t.Fatal("Wait returned the drained connection")
 	}
 	eventually(t, "a second connection", func() bool { return s.conns.Load() == 2 })
+}
+
+type noStreams struct{}
+
+func (noStreams) ServeStream(s *Stream) { s.Reset(http2.ErrCodeRefusedStream) }
+
+// A client's GOAWAY with more frames behind it than the server reads at
+// once (h2spec 3.8.1 sends a PING right after its GOAWAY): the server
+// answers with its own GOAWAY and ends the connection with a FIN, not a
+// reset that could destroy that GOAWAY in the client's receive buffer, so
+// the client reads the GOAWAY and then the end of the stream.
+func TestServerEndsWithoutResetAfterClientGoAway(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		pre := make([]byte, len(http2.ClientPreface)-len(clientPrefaceTail))
+		if _, err := io.ReadFull(nc, pre); err != nil {
+			nc.Close()
+			return
+		}
+		NewServerConn(nc, nil, ServerConfig{}, noStreams{}).Serve()
+	}()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testTimeout))
+	var out bytes.Buffer
+	out.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&out, nil)
+	fr.WriteSettings()
+	fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	for i := 0; i < 20000; i++ { // 340 KB: many reads' worth
+		fr.WritePing(false, [8]byte{})
+	}
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		c.Write(out.Bytes()) // fails if the server resets
+	}()
+	in := http2.NewFramer(nil, c)
+	sawGoAway := false
+	for {
+		f, err := in.ReadFrame()
+		if err != nil {
+			if err != io.EOF {
+				t.Errorf("read after the server's GOAWAY (seen: %v): %v, want EOF", sawGoAway, err)
+			}
+			break
+		}
+		if _, ok := f.(*http2.GoAwayFrame); ok {
+			sawGoAway = true
+		}
+	}
+	if !sawGoAway {
+		t.Error("the server did not answer the GOAWAY with its own")
+	}
+	c.Close()
+	<-wrote
+	<-served
 }

@@ -51,7 +51,11 @@ type link struct {
 	peerMaxFrame uint32
 	closing      bool // close the connection once buf is written
 	closed       bool
-	timedOut     bool // a write failed on the write timeout
+	// lingers: after a GOAWAY, shut down the write side only and leave
+	// the close to the owner, which reads on (see finish). halfClosed: it
+	// did.
+	lingers, halfClosed bool
+	timedOut   bool // a write failed on the write timeout
 
 	// kick wakes the write loop; it has room for one token.
 	kick chan struct{}
@@ -154,7 +158,31 @@ func (l *link) closeLocked() {
 		l.closed = true
 		l.nc.Close()
 		l.flush()
+	} else if l.halfClosed {
+		l.nc.Close() // no more lingering
 	}
+}
+
+// lingerTimeout bounds how long a connection closed after a GOAWAY keeps
+// reading what its peer still sends (nginx's lingering close, net/http's
+// closeWriteAndWait).
+const lingerTimeout = time.Second
+
+// finish ends the write side once the last frames (a GOAWAY) are written:
+// a close with unread bytes in the socket (a PING the peer sent before it
+// read the GOAWAY) makes the kernel answer with a reset, and a reset can
+// destroy the GOAWAY in the peer's receive buffer before the peer reads
+// it. So it sends FIN only and lets the reader drain until the peer
+// closes or lingerTimeout passes; the owner closes. mu is held.
+func (l *link) finish() {
+	cw, ok := l.nc.(interface{ CloseWrite() error })
+	if !l.lingers || !ok || cw.CloseWrite() != nil {
+		l.closeLocked()
+		return
+	}
+	l.closed, l.halfClosed = true, true
+	l.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	l.flush()
 }
 
 // closeAfterFlush closes the connection once what is queued is written
@@ -197,7 +225,7 @@ func (l *link) writeLoop() {
 			}
 			l.closeLocked()
 		} else if closing && len(l.buf) == 0 {
-			l.closeLocked()
+			l.finish()
 		} else if len(l.buf) > 0 {
 			l.flush()
 		}

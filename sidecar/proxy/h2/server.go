@@ -89,6 +89,7 @@ func NewServerConn(nc net.Conn, buffered []byte, cfg ServerConfig, h Handler) *S
 	sc := &ServerConn{cfg: cfg, h: h, streams: make(map[uint32]*Stream),
 		sendWindow: initialWindow, peerInitial: initialWindow, recvWindow: initialWindow}
 	sc.l.init(nc, &sc.mu, cfg.WriteTimeout)
+	sc.l.lingers = true
 	sc.l.drained = sc.wakeBlocked
 	rest := append([]byte(nil), buffered...)
 	sc.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rest), deadlineReader{sc}), 16<<10)
@@ -135,6 +136,11 @@ func (sc *ServerConn) Serve() (writeTimedOut bool) {
 		<-done
 	}
 	sc.mu.Lock()
+	if sc.l.halfClosed {
+		sc.mu.Unlock()
+		sc.linger()
+		sc.mu.Lock()
+	}
 	sc.l.nc.Close()
 	sc.l.closed = true
 	left := make([]*Stream, 0, len(sc.streams))
@@ -151,6 +157,16 @@ func (sc *ServerConn) Serve() (writeTimedOut bool) {
 		}
 	}
 	return timedOut
+}
+
+// linger reads and drops what the client still sends after the write side
+// was shut down (link.finish), until it closes or lingerTimeout passes, so
+// that the close that follows finds no unread bytes and sends no reset.
+// The reader may have stopped before the client saw the GOAWAY (a
+// connection error).
+func (sc *ServerConn) linger() {
+	sc.l.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.CopyN(io.Discard, sc.l.nc, 1<<20)
 }
 
 // Shutdown starts a graceful close: GOAWAY, no new streams, close once
@@ -193,7 +209,7 @@ func (sc *ServerConn) expired() bool {
 	defer sc.mu.Unlock()
 	now := time.Now()
 	switch {
-	case !sc.sawHeaders:
+	case !sc.sawHeaders, sc.l.halfClosed:
 		return true
 	case sc.cfg.IdleTimeout <= 0:
 		sc.setReadDeadline(time.Time{})
