@@ -55,7 +55,7 @@ type link struct {
 	// the close to the owner, which reads on (see finish). halfClosed: it
 	// did.
 	lingers, halfClosed bool
-	timedOut   bool // a write failed on the write timeout
+	timedOut            bool // a write failed on the write timeout
 
 	// kick wakes the write loop; it has room for one token.
 	kick chan struct{}
