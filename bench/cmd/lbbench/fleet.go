@@ -112,13 +112,17 @@ func (h *harness) startFleet(ctx context.Context) error {
 	if h.cfg.StallCPU {
 		stallHow, stallCPU = "burning CPU", "1"
 	}
+	stallRole := "event loop blocked " + stallMS + " ms every second (" + stallHow + ")"
+	if h.cfg.Stall == 0 {
+		stallRole = "healthy (--stall 0: the fleet without the stall, for reference)"
+	}
 	specs := []struct {
 		id, role string
 		env      []string
 		limited  bool
 	}{
 		{id: "a", role: "healthy"},
-		{id: "b", role: "event loop blocked " + stallMS + " ms every second (" + stallHow + ")", env: []string{"STALL_MS=" + stallMS, "STALL_CPU=" + stallCPU}},
+		{id: "b", role: stallRole, env: []string{"STALL_MS=" + stallMS, "STALL_CPU=" + stallCPU}},
 		{id: "c", role: fmt.Sprintf("limited to %g CPU", h.cfg.CPUQuota), limited: true},
 	}
 	for _, s := range specs {

@@ -179,9 +179,8 @@ func (rep *report) markdown() string {
 	if late := rep.maxLate(); late > 10 {
 		fmt.Fprintf(&b, "**The generator fell up to %.0f ms behind its schedule**: the machine was too busy for these latencies to be the proxies' (rerun on a quiet machine).\n\n", late)
 	}
-	if rep.P99VsNginx > 0 || rep.P99VsHAProxy > 0 {
-		fmt.Fprintf(&b, "least_loaded p99 over nginx least_conn's: %.2f, over HAProxy leastconn's: %.2f (median of per-round ratios). Goal ≤ 0.50 with no more errors: %s\n\n",
-			rep.P99VsNginx, rep.P99VsHAProxy, rep.verdict())
+	if s := rep.ratios(); s != "" {
+		fmt.Fprintf(&b, "least_loaded p99 %s (median of per-round ratios). Goal ≤ 0.50 with no more errors: %s\n\n", s, rep.verdict())
 	}
 	for _, r := range rep.Runs {
 		if r.Target.Name != "shoal-loaded" || len(r.Reports) == 0 {
@@ -208,6 +207,18 @@ func (rep *report) maxLate() float64 {
 		late = max(late, s.LateMS)
 	}
 	return late
+}
+
+// ratios names least_loaded's p99 ratios that were measured ("" if none).
+func (rep *report) ratios() string {
+	var parts []string
+	if rep.P99VsNginx > 0 {
+		parts = append(parts, fmt.Sprintf("over nginx least_conn's: %.2f", rep.P99VsNginx))
+	}
+	if rep.P99VsHAProxy > 0 {
+		parts = append(parts, fmt.Sprintf("over HAProxy leastconn's: %.2f", rep.P99VsHAProxy))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // verdict says whether least_loaded met issue 17's goal in this run.

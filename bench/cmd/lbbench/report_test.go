@@ -57,6 +57,15 @@ func TestVerdict(t *testing.T) {
 	}
 }
 
+// A run without HAProxy names only the nginx ratio (not "over HAProxy's:
+// 0.00").
+func TestRatiosNameOnlyWhatWasMeasured(t *testing.T) {
+	md := newReport(meta{}, allTargets, []measurement{run("nginx", 0, 10, 0), run("shoal-loaded", 0, 5, 0)}).markdown()
+	if !strings.Contains(md, "over nginx least_conn's: 0.50") || strings.Contains(md, "HAProxy leastconn's") {
+		t.Errorf("report without HAProxy:\n%s", md)
+	}
+}
+
 func TestShareDataSkipsEmptyBuckets(t *testing.T) {
 	m := measurement{Target: target{Proxy: "nginx", Strategy: "least_conn"}, Buckets: []map[string]int64{
 		{"a": 3, "b": 1}, {}, {"c": 2},
