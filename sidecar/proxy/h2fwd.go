@@ -68,6 +68,7 @@ type fwState struct {
 	// Stall detection (h2stall.go): when the attempt's request headers
 	// went out, and when its stall check is due (zero: no watch).
 	sentAt, stallAt time.Time
+	quick           int    // early checks left of a watch that may hedge (checkHedge); zero: none
 	stallEnded      bool   // the exchange ended in 504 because its host stalled
 	body            []byte // request bytes from offset base on
 	base            int64  // bytes dropped from the front of body

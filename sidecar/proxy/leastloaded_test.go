@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,56 +191,237 @@ func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
 	}
 }
 
+// hedgePaths are the proxy's paths that hedge: its own HTTP/1.1 path and
+// its frame-level HTTP/2 path (an h2c client to an h2c upstream, h2Fwd).
+var hedgePaths = leastLoadedPaths[:2]
+
 // A GET already waiting on an instance that stopped answering does not
 // wait out the block: once the instance counts as not answering, the GET
 // goes to another instance (a hedged retry), long before the stall
 // threshold (here a minute), and the blocked instance stays passed over
-// while it owes the first attempt's answer.
+// while it owes the first attempt's answer. Once it answers again, no
+// answer is owed any more: every first attempt's wait was ended exactly
+// once.
 func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
-	blocked, free, open := blockedAndFree(t, false)
-	cc := leastLoadedCluster(route.HTTP1, blocked, free)
+	for _, tc := range hedgePaths {
+		t.Run(tc.name, func(t *testing.T) {
+			blocked, free, open := blockedAndFree(t, tc.proto == route.HTTP2)
+			cc := leastLoadedCluster(tc.proto, blocked, free)
+			cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
+			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+			p.SetTable(simpleTable(t, p, cc, route.Route{}))
+			c := tc.c(t)
+
+			var callers sync.WaitGroup
+			var failed, answered atomic.Int64
+			for range 4 {
+				callers.Go(func() {
+					for range 50 {
+						res, err := c.Get("http://" + addr + "/")
+						if err != nil {
+							failed.Add(1)
+							continue
+						}
+						if res.StatusCode == http.StatusOK && res.Header.Get("X-Backend") == "free" {
+							answered.Add(1)
+						} else {
+							failed.Add(1)
+						}
+						res.Body.Close()
+					}
+				})
+			}
+			waitUntil(t, "200 GETs answered while the blocked instance answers nothing", &callers, func() bool { return false })
+			if n := blocked.count.Load(); n < 2 {
+				t.Errorf("the blocked instance got %d requests, want at least 2 (the picker alone passes over it only then)", n)
+			}
+			if a, f := answered.Load(), failed.Load(); a != 200 || f != 0 {
+				t.Errorf("%d of 200 GETs answered by the free instance, %d failed", a, f)
+			}
+			hedged := p.metrics.hedges.WithLabelValues("orders").Value()
+			if n := float64(blocked.count.Load()); hedged != n {
+				t.Errorf("hedged_requests_total = %v, want %v (every request the blocked instance got)", hedged, n)
+			}
+			for _, es := range p.Clusters()[0].Endpoints {
+				if want := es.Address == blocked.addr(); es.Unanswered != want || es.AnswerLimit <= 0 {
+					t.Errorf("/clusters endpoint %s: unanswered %v, answer limit %v; want %v and a limit", es.Address, es.Unanswered, es.AnswerLimit, want)
+				}
+			}
+			t.Logf("the blocked instance got %d requests; every one was answered by the other", blocked.count.Load())
+			open()
+			eventually(t, "no answer owed and no attempt in flight once the blocked instance answers", func() bool {
+				return answersSettled(p)
+			})
+		})
+	}
+}
+
+// A POST is never hedged: waiting on an instance that stopped answering,
+// it waits (here until the instance answers again; the stall threshold is
+// a minute) and is sent once, while the picker passes the instance over.
+func TestLeastLoadedNeverHedgesAPOST(t *testing.T) {
+	for _, tc := range hedgePaths {
+		t.Run(tc.name, func(t *testing.T) {
+			blocked, free, open := blockedAndFree(t, tc.proto == route.HTTP2)
+			cc := leastLoadedCluster(tc.proto, blocked, free)
+			cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
+			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+			p.SetTable(simpleTable(t, p, cc, route.Route{}))
+			c := tc.c(t)
+
+			// Eight callers post until two POSTs are stuck on the blocked
+			// instance and it counts as not answering, then until the
+			// free one answered 100 more: a hedge would have come long
+			// before (within a few of its times to first byte). A caller
+			// whose POST waits on the blocked instance stops there.
+			var callers sync.WaitGroup
+			var sent, failed, fromBlocked atomic.Int64
+			var afterSilent atomic.Int64
+			var silent atomic.Bool
+			for range 8 {
+				callers.Go(func() {
+					for !silent.Load() || afterSilent.Load() < 100 {
+						if blocked.count.Load() >= 2 && !silent.Load() && answersUnanswered(p, blocked.addr()) {
+							silent.Store(true)
+						}
+						sent.Add(1)
+						res, err := c.Post("http://"+addr+"/", "text/plain", strings.NewReader("order"))
+						if err != nil {
+							failed.Add(1)
+							continue
+						}
+						res.Body.Close()
+						switch {
+						case res.StatusCode != http.StatusOK:
+							failed.Add(1)
+						case res.Header.Get("X-Backend") == "blocked":
+							fromBlocked.Add(1)
+							return // it waited out the block: its caller stops
+						case silent.Load():
+							afterSilent.Add(1)
+						}
+					}
+				})
+			}
+			eventually(t, "the blocked instance to hold POSTs and count as not answering, and 100 more POSTs answered", func() bool {
+				return silent.Load() && afterSilent.Load() >= 100
+			})
+			open()
+			waitUntil(t, "every caller's last POST answered", &callers, func() bool { return false })
+			if hedged := p.metrics.hedges.WithLabelValues("orders").Value(); hedged != 0 {
+				t.Errorf("hedged_requests_total = %v, want 0 (a POST is never sent twice)", hedged)
+			}
+			if n, held := fromBlocked.Load(), blocked.count.Load(); n != held || n < 2 {
+				t.Errorf("%d POSTs answered by the blocked instance, want every one of the %d (at least 2) it held", n, held)
+			}
+			if got, want := blocked.count.Load()+free.count.Load(), sent.Load(); got != want || failed.Load() != 0 {
+				t.Errorf("the instances got %d POSTs for %d sent (%d failed), want each sent once", got, want, failed.Load())
+			}
+			eventually(t, "no answer owed and no attempt in flight", func() bool { return answersSettled(p) })
+		})
+	}
+}
+
+// Streams parked on the frame-level HTTP/2 path (the first attempts of
+// hedged GETs, still waiting on the blocked instance) end when the proxy
+// shuts down, and each ends its wait for the answer: none is owed after
+// Shutdown, and no goroutine is left (goleak, TestMain).
+func TestLeastLoadedH2ParkedStreamsEndWithTheProxy(t *testing.T) {
+	blocked, free, _ := blockedAndFree(t, true)
+	cc := leastLoadedCluster(route.HTTP2, blocked, free)
 	cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
 	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
 	p.SetTable(simpleTable(t, p, cc, route.Route{}))
-	c := client(t)
+	c := h2cClient(t)
+	hedges := func() float64 { return p.metrics.hedges.WithLabelValues("orders").Value() }
 
 	var callers sync.WaitGroup
-	var failed, answered atomic.Int64
 	for range 4 {
 		callers.Go(func() {
-			for range 50 {
-				res, err := c.Get("http://" + addr + "/")
-				if err != nil {
-					failed.Add(1)
-					continue
+			for hedges() < 2 {
+				if res, err := c.Get("http://" + addr + "/"); err == nil {
+					res.Body.Close()
 				}
-				if res.StatusCode == http.StatusOK && res.Header.Get("X-Backend") == "free" {
-					answered.Add(1)
-				} else {
-					failed.Add(1)
-				}
-				res.Body.Close()
 			}
 		})
 	}
-	waitUntil(t, "200 GETs answered while the blocked instance answers nothing", &callers, func() bool { return false })
-	if n := blocked.count.Load(); n < 2 {
-		t.Errorf("the blocked instance got %d requests, want at least 2 (the picker alone passes over it only then)", n)
+	waitUntil(t, "two GETs hedged", &callers, func() bool { return false })
+	var owed int64
+	for _, e := range p.bound.Load().table.Clusters[0].LBEndpoints() {
+		owed += e.Load.Waiting()
 	}
-	if a, f := answered.Load(), failed.Load(); a != 200 || f != 0 {
-		t.Errorf("%d of 200 GETs answered by the free instance, %d failed", a, f)
+	ctx, cancel := context.WithTimeout(t.Context(), defaultTestTimeout)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
-	hedged := p.metrics.hedges.WithLabelValues("orders").Value()
-	if n := float64(blocked.count.Load()); hedged != n {
-		t.Errorf("hedged_requests_total = %v, want %v (every request the blocked instance got)", hedged, n)
-	}
-	for _, es := range p.Clusters()[0].Endpoints {
-		if want := es.Address == blocked.addr(); es.Unanswered != want || es.AnswerLimit <= 0 {
-			t.Errorf("/clusters endpoint %s: unanswered %v, answer limit %v; want %v and a limit", es.Address, es.Unanswered, es.AnswerLimit, want)
+	for _, e := range p.bound.Load().table.Clusters[0].LBEndpoints() {
+		if n := e.Load.Waiting(); n != 0 {
+			t.Errorf("after Shutdown %s owes %d answers, want 0", e.Address, n)
 		}
 	}
-	t.Logf("the blocked instance got %d requests; every one was answered by the other", blocked.count.Load())
-	open()
+	t.Logf("%d answer(s) owed (parked streams) when the proxy shut down", owed)
+}
+
+// A first attempt parked by a hedge waits at most maxParked for its
+// answer: then it is given up (its stream cancelled, its connection
+// closed) and the instance owes nothing, although it still answers
+// nothing.
+func TestLeastLoadedParkedAttemptsGiveUpAfterMaxParked(t *testing.T) {
+	for _, tc := range hedgePaths {
+		t.Run(tc.name, func(t *testing.T) {
+			blocked, free, _ := blockedAndFree(t, tc.proto == route.HTTP2)
+			cc := leastLoadedCluster(tc.proto, blocked, free)
+			cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
+			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
+			p.SetTable(simpleTable(t, p, cc, route.Route{}))
+			c := tc.c(t)
+			hedges := func() float64 { return p.metrics.hedges.WithLabelValues("orders").Value() }
+
+			var callers sync.WaitGroup
+			for range 4 {
+				callers.Go(func() {
+					for hedges() < 2 {
+						if res, err := c.Get("http://" + addr + "/"); err == nil {
+							res.Body.Close()
+						}
+					}
+				})
+			}
+			waitUntil(t, "two GETs hedged", &callers, func() bool { return false })
+			eventually(t, "the parked attempts given up while the instance answers nothing", func() bool {
+				return answersSettled(p)
+			})
+		})
+	}
+}
+
+// answersUnanswered reports whether the endpoint at addr of the proxy's
+// first cluster counts as not answering (lb.Load.Unanswered).
+func answersUnanswered(p *Proxy, addr string) bool {
+	for _, e := range p.bound.Load().table.Clusters[0].LBEndpoints() {
+		if e.Address == addr {
+			return e.Load.Unanswered(time.Now().UnixNano())
+		}
+	}
+	return false
+}
+
+// answersSettled reports whether no endpoint of the proxy's first cluster
+// owes an answer (lb.Load.Waiting: every Sent was paired with its
+// Answered) and /clusters shows no request or attempt in flight on it.
+func answersSettled(p *Proxy) bool {
+	for _, e := range p.bound.Load().table.Clusters[0].LBEndpoints() {
+		if e.Load.Waiting() != 0 {
+			return false
+		}
+	}
+	for _, es := range p.Clusters()[0].Endpoints {
+		if es.InFlight != 0 || es.Attempts != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // blockedAndFree starts two backends: blocked holds every request until

@@ -47,6 +47,12 @@ import (
 // first attempt is not cancelled: its connection is parked until the
 // endpoint answers (or the stall threshold's bound passes), so that the
 // endpoint keeps owing the answer and stays passed over meanwhile.
+//
+// Paths: this file's HTTP/1.1 path and the frame-level HTTP/2 path
+// (h2stall.go: h2Fwd parks the first attempt's stream, not a connection)
+// hedge; the net/http bridge between the protocols (h2Handler.roundTrip)
+// has neither hedging nor a stall watch: its requests wait for their
+// answer or their route or per-try timeout.
 
 // maxQuickChecks bounds the early checks of one attempt (each a timer
 // wake-up, only while it waits on an endpoint that answers nothing).
@@ -63,14 +69,23 @@ func (a *attempt) mayHedge() bool {
 	return a.cl.TracksAnswers() && a.idempotent && a.replayable && !a.hedged
 }
 
-// hedgeFrom reports whether the attempt waiting on e leaves it: e stopped
-// answering and another endpoint of the cluster answers and owes no more
-// answers than e. When the others queue deeper, the instances are short
-// of CPU rather than one of them stuck (on a machine they share, a blocked
-// loop that burns a core starves the others), and a second copy of the
-// request would only add to their queue: it waits. It marks the request
-// hedged.
+// hedgeFrom reports whether the attempt waiting on e leaves it
+// (shouldLeave), and then marks the request hedged (hedge).
 func (a *attempt) hedgeFrom(e *lb.Endpoint, now int64) bool {
+	if !a.shouldLeave(e, now) {
+		return false
+	}
+	a.hedge()
+	return true
+}
+
+// shouldLeave reports whether an attempt waiting on e should leave it: e
+// stopped answering and another endpoint of the cluster answers and owes
+// no more answers than e. When the others queue deeper, the instances are
+// short of CPU rather than one of them stuck (on a machine they share, a
+// blocked loop that burns a core starves the others), and a second copy
+// of the request would only add to their queue: it waits.
+func (a *attempt) shouldLeave(e *lb.Endpoint, now int64) bool {
 	if !e.Load.Unanswered(now) {
 		return false
 	}
@@ -81,12 +96,17 @@ func (a *attempt) hedgeFrom(e *lb.Endpoint, now int64) bool {
 			break // a large cluster: some other endpoint answers
 		}
 		if o != e && o.Healthy && o.Load.Waiting() <= owed && !o.Load.Unanswered(now) {
-			a.hedged = true
-			a.cs.hedges.inc(a.cs.m.hedges, a.cs.name)
 			return true
 		}
 	}
 	return false
+}
+
+// hedge marks the request hedged (it leaves its endpoint for another
+// once) and counts it (shoal_sidecar_hedged_requests_total).
+func (a *attempt) hedge() {
+	a.hedged = true
+	a.cs.hedges.inc(a.cs.m.hedges, a.cs.name)
 }
 
 // park keeps the connection of an attempt that left a silent endpoint

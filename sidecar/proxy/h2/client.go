@@ -53,8 +53,11 @@ type Receiver interface {
 type ClientStream struct {
 	cc *ClientConn
 	id uint32
-	r  Receiver
-	// Guarded by cc.mu.
+	// Guarded by cc.mu. r changes (SetReceiver) only until the response
+	// headers arrive or the stream ends, both marked under cc.mu: an event
+	// reads r in the critical section that decides it, or after the stream
+	// ended there.
+	r          Receiver
 	sendWindow int32
 	recvWindow int32
 	unacked    int32
@@ -316,6 +319,22 @@ func (cs *ClientStream) Reset(code http2.ErrCode) {
 	cc.maybeClose(cs)
 }
 
+// SetReceiver hands the stream's events to r from now on, unless its
+// response headers arrived or the stream ended (reset, refused, connection
+// closed): it reports whether r receives the response, or the end of the
+// stream, and nothing else does. A Receiver that gives the stream away
+// may still get an OnWritable it must ignore.
+func (cs *ClientStream) SetReceiver(r Receiver) bool {
+	cc := cs.cc
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cs.gotHeaders || cs.remoteDone || cs.closed {
+		return false
+	}
+	cs.r = r
+	return true
+}
+
 // Consumed grants the upstream n more bytes of the response body.
 func (cs *ClientStream) Consumed(n int) {
 	cc := cs.cc
@@ -373,7 +392,10 @@ func (cc *ClientConn) wakeBlocked() {
 	}
 	cc.mu.Unlock()
 	for _, cs := range list {
-		cs.r.OnWritable(cs)
+		cc.mu.Lock() // a blocked stream may change hands (SetReceiver)
+		r := cs.r
+		cc.mu.Unlock()
+		r.OnWritable(cs)
 	}
 }
 

@@ -50,6 +50,7 @@ func (cc *ClientConn) finish() {
 	clear(cc.streams)
 	cc.mu.Unlock()
 	for _, cs := range left {
+		// Ended under mu above: r no longer changes (SetReceiver).
 		cs.r.OnReset(cs, ErrConnClosed)
 	}
 	cc.pool.remove(cc)
@@ -111,6 +112,7 @@ func (cc *ClientConn) onGoAway(f *http2.GoAwayFrame) {
 	}
 	cc.mu.Unlock()
 	for _, cs := range refused {
+		// Ended under mu above: r no longer changes (SetReceiver).
 		cs.r.OnReset(cs, ErrRefused)
 	}
 }
@@ -123,13 +125,15 @@ func (cc *ClientConn) failStream(id uint32, code http2.ErrCode, err error) {
 		cc.l.fr.WriteRSTStream(id, code)
 		cc.l.flush()
 	}
+	var r Receiver
 	if cs != nil {
 		cs.localDone, cs.remoteDone = true, true
 		cc.maybeClose(cs)
+		r = cs.r
 	}
 	cc.mu.Unlock()
-	if cs != nil {
-		cs.r.OnReset(cs, err)
+	if r != nil {
+		r.OnReset(cs, err)
 	}
 }
 
@@ -185,12 +189,14 @@ func (cc *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		return nil
 	}
 	cs := cc.streams[f.StreamID]
+	var r Receiver
 	if cs != nil {
 		cs.sendWindow += int32(f.Increment)
+		r = cs.r
 	}
 	cc.mu.Unlock()
-	if cs != nil {
-		cs.r.OnWritable(cs)
+	if r != nil {
+		r.OnWritable(cs)
 	}
 	return nil
 }
@@ -222,8 +228,9 @@ func (cc *ClientConn) onData(f *http2.DataFrame) error {
 		cs.remoteDone = true
 		cc.maybeClose(cs)
 	}
+	r := cs.r
 	cc.mu.Unlock()
-	cs.r.OnData(cs, data, end)
+	r.OnData(cs, data, end)
 	return nil
 }
 
@@ -265,11 +272,12 @@ func (cc *ClientConn) onBlock(id uint32, frag []byte, endHeaders, endStream bool
 		cs.remoteDone = true
 		cc.maybeClose(cs)
 	}
+	r := cs.r
 	cc.mu.Unlock()
 	if trailers {
-		cs.r.OnTrailers(cs, b.fields)
+		r.OnTrailers(cs, b.fields)
 	} else {
-		cs.r.OnResponse(cs, b.status, b.fields, end)
+		r.OnResponse(cs, b.status, b.fields, end)
 	}
 	return nil
 }

@@ -306,3 +306,32 @@ func TestServerEndsWithoutResetAfterClientGoAway(t *testing.T) {
 	<-wrote
 	<-served
 }
+
+// SetReceiver hands a stream waiting for its answer to another Receiver:
+// its end goes to that one only, and a stream that ended stays with its
+// receiver.
+func TestSetReceiverHandsTheStreamOver(t *testing.T) {
+	s := startRawServer(t, 100, false)
+	p := NewPool(s.l.Addr().String(), PoolConfig{})
+	defer p.Join()
+	cc := dial(t, p)
+	var first, second recorder
+	cs, ok := cc.NewStream(request, true, &first)
+	if !ok {
+		t.Fatal("the connection refused a stream")
+	}
+	if !cs.SetReceiver(&second) {
+		t.Fatal("SetReceiver refused a stream waiting for its answer")
+	}
+	p.Close()
+	eventually(t, "the stream's end", func() bool { return len(second.got()) == 1 })
+	if got := second.got(); got[0] != ErrConnClosed {
+		t.Errorf("the new receiver got %v, want %v", got[0], ErrConnClosed)
+	}
+	if got := first.got(); len(got) != 0 {
+		t.Errorf("the former receiver got %v, want nothing", got)
+	}
+	if cs.SetReceiver(&first) {
+		t.Error("SetReceiver took a stream that ended")
+	}
+}
