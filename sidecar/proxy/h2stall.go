@@ -37,15 +37,8 @@ func (fw *h2Fwd) watchStall() {
 	if fw.a.cl.Stall.Disabled {
 		return
 	}
-	fw.stallAt = now.Add(fw.host.stallThreshold(&fw.a.cl.Stall))
-	if fw.a.cl.TracksAnswers() {
-		fw.a.replayable = fw.base == 0
-		if fw.a.mayHedge() {
-			if q := now.Add(fw.ep.Load.AnswerLimit()); q.Before(fw.stallAt) {
-				fw.stallAt, fw.quick = q, maxQuickChecks
-			}
-		}
-	}
+	fw.a.replayable = fw.base == 0 // for mayHedge
+	fw.stallAt, fw.quick = fw.a.firstCheck(fw.ep, fw.host, now)
 	fw.rearm()
 }
 
@@ -85,12 +78,7 @@ func (fw *h2Fwd) checkHedge(now time.Time) bool {
 		fw.leaveStalled()
 		return true
 	}
-	thr := fw.sentAt.Add(fw.host.stallThreshold(&fw.a.cl.Stall))
-	if q := now.Add(fw.ep.Load.AnswerLimit()); fw.quick > 0 && q.Before(thr) {
-		fw.stallAt = q
-		return false
-	}
-	fw.stallAt, fw.quick = thr, 0
+	fw.stallAt, fw.quick = fw.a.nextCheck(fw.ep, fw.host, fw.sentAt, now, fw.quick)
 	return false
 }
 

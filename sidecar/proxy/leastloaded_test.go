@@ -205,11 +205,7 @@ var hedgePaths = leastLoadedPaths[:2]
 func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
 	for _, tc := range hedgePaths {
 		t.Run(tc.name, func(t *testing.T) {
-			blocked, free, open := blockedAndFree(t, tc.proto == route.HTTP2)
-			cc := leastLoadedCluster(tc.proto, blocked, free)
-			cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
-			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
-			p.SetTable(simpleTable(t, p, cc, route.Route{}))
+			p, addr, blocked, _, open := startBlockedAndFree(t, tc.proto)
 			c := tc.c(t)
 
 			var callers sync.WaitGroup
@@ -262,11 +258,7 @@ func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
 func TestLeastLoadedNeverHedgesAPOST(t *testing.T) {
 	for _, tc := range hedgePaths {
 		t.Run(tc.name, func(t *testing.T) {
-			blocked, free, open := blockedAndFree(t, tc.proto == route.HTTP2)
-			cc := leastLoadedCluster(tc.proto, blocked, free)
-			cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
-			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
-			p.SetTable(simpleTable(t, p, cc, route.Route{}))
+			p, addr, blocked, free, open := startBlockedAndFree(t, tc.proto)
 			c := tc.c(t)
 
 			// Eight callers post until two POSTs are stuck on the blocked
@@ -327,25 +319,8 @@ func TestLeastLoadedNeverHedgesAPOST(t *testing.T) {
 // shuts down, and each ends its wait for the answer: none is owed after
 // Shutdown, and no goroutine is left (goleak, TestMain).
 func TestLeastLoadedH2ParkedStreamsEndWithTheProxy(t *testing.T) {
-	blocked, free, _ := blockedAndFree(t, true)
-	cc := leastLoadedCluster(route.HTTP2, blocked, free)
-	cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
-	p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
-	p.SetTable(simpleTable(t, p, cc, route.Route{}))
-	c := h2cClient(t)
-	hedges := func() float64 { return p.metrics.hedges.WithLabelValues("orders").Value() }
-
-	var callers sync.WaitGroup
-	for range 4 {
-		callers.Go(func() {
-			for hedges() < 2 {
-				if res, err := c.Get("http://" + addr + "/"); err == nil {
-					res.Body.Close()
-				}
-			}
-		})
-	}
-	waitUntil(t, "two GETs hedged", &callers, func() bool { return false })
+	p, addr, _, _, _ := startBlockedAndFree(t, route.HTTP2)
+	hedgeTwoGETs(t, p, h2cClient(t), addr)
 	var owed int64
 	for _, e := range p.bound.Load().table.Clusters[0].LBEndpoints() {
 		owed += e.Load.Waiting()
@@ -370,30 +345,43 @@ func TestLeastLoadedH2ParkedStreamsEndWithTheProxy(t *testing.T) {
 func TestLeastLoadedParkedAttemptsGiveUpAfterMaxParked(t *testing.T) {
 	for _, tc := range hedgePaths {
 		t.Run(tc.name, func(t *testing.T) {
-			blocked, free, _ := blockedAndFree(t, tc.proto == route.HTTP2)
-			cc := leastLoadedCluster(tc.proto, blocked, free)
-			cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
-			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
-			p.SetTable(simpleTable(t, p, cc, route.Route{}))
-			c := tc.c(t)
-			hedges := func() float64 { return p.metrics.hedges.WithLabelValues("orders").Value() }
-
-			var callers sync.WaitGroup
-			for range 4 {
-				callers.Go(func() {
-					for hedges() < 2 {
-						if res, err := c.Get("http://" + addr + "/"); err == nil {
-							res.Body.Close()
-						}
-					}
-				})
-			}
-			waitUntil(t, "two GETs hedged", &callers, func() bool { return false })
+			p, addr, _, _, _ := startBlockedAndFree(t, tc.proto)
+			hedgeTwoGETs(t, p, tc.c(t), addr)
 			eventually(t, "the parked attempts given up while the instance answers nothing", func() bool {
 				return answersSettled(p)
 			})
 		})
 	}
+}
+
+// startBlockedAndFree starts a blocked and a free instance
+// (blockedAndFree) of proto behind a proxy whose least_loaded cluster has
+// a one-minute stall threshold: only a hedge takes a request off the
+// blocked one in time.
+func startBlockedAndFree(t *testing.T, proto route.Protocol) (p *Proxy, addr string, blocked, free *backend, open func()) {
+	t.Helper()
+	blocked, free, open = blockedAndFree(t, proto == route.HTTP2)
+	cc := leastLoadedCluster(proto, blocked, free)
+	cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
+	p, addr = startProxy(t, Config{}, Mode{Kind: Outbound})
+	p.SetTable(simpleTable(t, p, cc, route.Route{}))
+	return p, addr, blocked, free, open
+}
+
+// hedgeTwoGETs sends GETs from four callers until two were hedged.
+func hedgeTwoGETs(t *testing.T, p *Proxy, c *http.Client, addr string) {
+	t.Helper()
+	var callers sync.WaitGroup
+	for range 4 {
+		callers.Go(func() {
+			for p.metrics.hedges.WithLabelValues("orders").Value() < 2 {
+				if res, err := c.Get("http://" + addr + "/"); err == nil {
+					res.Body.Close()
+				}
+			}
+		})
+	}
+	waitUntil(t, "two GETs hedged", &callers, func() bool { return false })
 }
 
 // answersUnanswered reports whether the endpoint at addr of the proxy's

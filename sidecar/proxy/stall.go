@@ -268,13 +268,7 @@ func (c *conn) watchStall(uc *upConn, a *attempt, e *lb.Endpoint, h *host, now t
 	if a.cl.Stall.Disabled {
 		return
 	}
-	check := now.Add(h.stallThreshold(&a.cl.Stall))
-	quick := 0
-	if a.mayHedge() {
-		if q := now.Add(e.Load.AnswerLimit()); q.Before(check) {
-			check, quick = q, maxQuickChecks
-		}
-	}
+	check, quick := a.firstCheck(e, h, now)
 	if due := uc.readDue(now); due.IsZero() || check.Before(due) {
 		uc.stallAt, uc.quick = check, quick
 	}
@@ -324,12 +318,33 @@ func (a *attempt) checkWatch(uc *upConn, e *lb.Endpoint, h *host, sent, now time
 	if a.hedgeFrom(e, now.UnixNano()) {
 		return time.Time{}, true
 	}
-	thr := sent.Add(h.stallThreshold(&a.cl.Stall))
-	if q := now.Add(e.Load.AnswerLimit()); uc.quick > 0 && q.Before(thr) {
-		return q, false
+	next, uc.quick = a.nextCheck(e, h, sent, now, uc.quick)
+	return next, false
+}
+
+// firstCheck returns the time of the first check of a stall watch on e
+// (h) sent at now, and the early checks it has: at e's answer limit when
+// the request may hedge, else at the stall threshold.
+func (a *attempt) firstCheck(e *lb.Endpoint, h *host, now time.Time) (check time.Time, quick int) {
+	check = now.Add(h.stallThreshold(&a.cl.Stall))
+	if a.mayHedge() {
+		if q := now.Add(e.Load.AnswerLimit()); q.Before(check) {
+			return q, maxQuickChecks
+		}
 	}
-	uc.quick = 0
-	return thr, false
+	return check, 0
+}
+
+// nextCheck returns the time of the check after an early one at now of a
+// watch on e (h) sent at sent, with quick early checks left: early again
+// while some are left and e's answer limit comes before the stall
+// threshold, else at the threshold (and none are left).
+func (a *attempt) nextCheck(e *lb.Endpoint, h *host, sent, now time.Time, quick int) (time.Time, int) {
+	thr := sent.Add(h.stallThreshold(&a.cl.Stall))
+	if q := now.Add(e.Load.AnswerLimit()); quick > 0 && q.Before(thr) {
+		return q, quick
+	}
+	return thr, 0
 }
 
 // warm reports whether h takes this pick under slow start: always once it
