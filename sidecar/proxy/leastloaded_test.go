@@ -205,7 +205,7 @@ var hedgePaths = leastLoadedPaths[:2]
 func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
 	for _, tc := range hedgePaths {
 		t.Run(tc.name, func(t *testing.T) {
-			p, addr, blocked, _, open := startBlockedAndFree(t, tc.proto)
+			p, addr, blocked, _, open := startBlockedAndFree(t, tc.proto, Config{})
 			c := tc.c(t)
 
 			var callers sync.WaitGroup
@@ -258,7 +258,7 @@ func TestLeastLoadedHedgesGETsStuckOnASilentInstance(t *testing.T) {
 func TestLeastLoadedNeverHedgesAPOST(t *testing.T) {
 	for _, tc := range hedgePaths {
 		t.Run(tc.name, func(t *testing.T) {
-			p, addr, blocked, free, open := startBlockedAndFree(t, tc.proto)
+			p, addr, blocked, free, open := startBlockedAndFree(t, tc.proto, Config{})
 			c := tc.c(t)
 
 			// Eight callers post until two POSTs are stuck on the blocked
@@ -314,12 +314,66 @@ func TestLeastLoadedNeverHedgesAPOST(t *testing.T) {
 	}
 }
 
+// A GET with no retry budget left (no route retries, no connect-failure
+// retries) does not leave an instance that stopped answering: a hedge it
+// could not send would end it with 504, while waiting gets its answer once
+// the instance runs again.
+func TestLeastLoadedDoesNotHedgeWithoutARetryBudget(t *testing.T) {
+	for _, tc := range hedgePaths {
+		t.Run(tc.name, func(t *testing.T) {
+			p, addr, blocked, free, open := startBlockedAndFree(t, tc.proto, Config{ConnectRetries: -1})
+			c := tc.c(t)
+			var callers sync.WaitGroup
+			var failed, fromBlocked atomic.Int64
+			var silent atomic.Bool
+			startFree := free.count.Load()
+			for range 4 {
+				callers.Go(func() {
+					for !silent.Load() || free.count.Load() < startFree+100 {
+						if blocked.count.Load() >= 2 && !silent.Load() && answersUnanswered(p, blocked.addr()) {
+							silent.Store(true)
+						}
+						res, err := c.Get("http://" + addr + "/")
+						if err != nil {
+							failed.Add(1)
+							continue
+						}
+						res.Body.Close()
+						switch {
+						case res.StatusCode != http.StatusOK:
+							failed.Add(1)
+						case res.Header.Get("X-Backend") == "blocked":
+							fromBlocked.Add(1)
+							return // it waited out the block: its caller stops
+						}
+					}
+				})
+			}
+			eventually(t, "the blocked instance to hold GETs and count as not answering, and 100 more answered by the free one", func() bool {
+				return silent.Load() && free.count.Load() >= startFree+100
+			})
+			open()
+			waitUntil(t, "every caller's last GET answered", &callers, func() bool { return false })
+			if hedged := p.metrics.hedges.WithLabelValues("orders").Value(); hedged != 0 {
+				t.Errorf("hedged_requests_total = %v, want 0 (no retry budget)", hedged)
+			}
+			if n := failed.Load(); n != 0 {
+				t.Errorf("%d GETs failed, want none (they wait for the blocked instance)", n)
+			}
+			if n, held := fromBlocked.Load(), blocked.count.Load(); n != held || n < 2 {
+				t.Errorf("%d GETs answered by the blocked instance, want every one of the %d (at least 2) it held", n, held)
+			}
+			eventually(t, "no answer owed and no attempt in flight", func() bool { return answersSettled(p) })
+		})
+	}
+}
+
 // Streams parked on the frame-level HTTP/2 path (the first attempts of
 // hedged GETs, still waiting on the blocked instance) end when the proxy
 // shuts down, and each ends its wait for the answer: none is owed after
 // Shutdown, and no goroutine is left (goleak, TestMain).
 func TestLeastLoadedH2ParkedStreamsEndWithTheProxy(t *testing.T) {
-	p, addr, _, _, _ := startBlockedAndFree(t, route.HTTP2)
+	p, addr, _, _, _ := startBlockedAndFree(t, route.HTTP2, Config{})
 	hedgeTwoGETs(t, p, h2cClient(t), addr)
 	var owed int64
 	for _, e := range p.bound.Load().table.Clusters[0].LBEndpoints() {
@@ -345,7 +399,7 @@ func TestLeastLoadedH2ParkedStreamsEndWithTheProxy(t *testing.T) {
 func TestLeastLoadedParkedAttemptsGiveUpAfterMaxParked(t *testing.T) {
 	for _, tc := range hedgePaths {
 		t.Run(tc.name, func(t *testing.T) {
-			p, addr, _, _, _ := startBlockedAndFree(t, tc.proto)
+			p, addr, _, _, _ := startBlockedAndFree(t, tc.proto, Config{})
 			hedgeTwoGETs(t, p, tc.c(t), addr)
 			eventually(t, "the parked attempts given up while the instance answers nothing", func() bool {
 				return answersSettled(p)
@@ -358,12 +412,12 @@ func TestLeastLoadedParkedAttemptsGiveUpAfterMaxParked(t *testing.T) {
 // (blockedAndFree) of proto behind a proxy whose least_loaded cluster has
 // a one-minute stall threshold: only a hedge takes a request off the
 // blocked one in time.
-func startBlockedAndFree(t *testing.T, proto route.Protocol) (p *Proxy, addr string, blocked, free *backend, open func()) {
+func startBlockedAndFree(t *testing.T, proto route.Protocol, cfg Config) (p *Proxy, addr string, blocked, free *backend, open func()) {
 	t.Helper()
 	blocked, free, open = blockedAndFree(t, proto == route.HTTP2)
 	cc := leastLoadedCluster(proto, blocked, free)
 	cc.Stall = route.StallDetection{Min: time.Minute, Max: time.Minute}
-	p, addr = startProxy(t, Config{}, Mode{Kind: Outbound})
+	p, addr = startProxy(t, cfg, Mode{Kind: Outbound})
 	p.SetTable(simpleTable(t, p, cc, route.Route{}))
 	return p, addr, blocked, free, open
 }

@@ -64,9 +64,11 @@ const maxParked = route.DefaultStallMax
 
 // mayHedge reports whether the attempt's request may leave an endpoint
 // that stopped answering for another: least loaded clusters, idempotent
-// requests that can be sent again, once per request.
+// requests that can be sent again, once per request, while a retry budget
+// is left (attempt.again): a hedge with none would end the request with
+// 504 where its first attempt may still be answered.
 func (a *attempt) mayHedge() bool {
-	return a.cl.TracksAnswers() && a.idempotent && a.replayable && !a.hedged
+	return a.cl.TracksAnswers() && a.idempotent && a.replayable && !a.hedged && (a.retries > 0 || a.connects > 0)
 }
 
 // hedgeFrom reports whether the attempt waiting on e leaves it
