@@ -224,6 +224,7 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	defer cs.inflight.Add(-1)
 	a := &x.a
 	a.init(b, rt, cl, start, h.p.cfg.ConnectRetries)
+	a.idempotent = idempotentMethod(r.Method) // a stalled host may be probed by it
 	defer a.release()
 	if rt != nil {
 		if hk, ok := rt.HashKey(&x.view); ok {
@@ -254,6 +255,9 @@ func (h *h2Handler) forward(w http.ResponseWriter, r *http.Request, x *h2Exchang
 	defer x.end()
 	res, code, msg := h.roundTrip(ctx, out, &x.transportExchange, idempotentMethod(r.Method))
 	if res == nil {
+		if code == http.StatusGatewayTimeout && x.al.flags&accesslog.UpstreamStalled != 0 {
+			w.Header().Set(stalledHeader, "1") // its endpoint is stuck (a sidecar contract)
+		}
 		return plainError(w, code, msg)
 	}
 	defer res.Body.Close()

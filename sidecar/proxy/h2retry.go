@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar/accesslog"
@@ -18,6 +19,77 @@ import (
 // errPerTryTimeout is the cause of an attempt cancelled by the route's
 // per-try timeout before its response headers arrived.
 var errPerTryTimeout = errors.New("proxy: per-try timeout")
+
+// errStalled is the cause of an attempt cancelled because its host was
+// found stalled (bridgeStall).
+var errStalled = errors.New("proxy: endpoint stalled")
+
+// bridgeStall is the stall watch of an attempt on the net/http path (as
+// conn.watchStall on HTTP/1.1 and h2Fwd.watchStall): once per stall
+// threshold after the request was sent completely, it checks whether the
+// attempt's host answered anything meanwhile (host.checkStall), and when
+// the host is found stalled it cancels the attempt; attempt.again then
+// sends an idempotent request elsewhere and answers others 504 with the
+// stalled mark. The transport holds the attempt until its response
+// headers, so the watch is a timer of its own.
+type bridgeStall struct {
+	hst    *host
+	s      *route.StallDetection
+	body   *replayBody
+	cancel context.CancelCauseFunc
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	t       *time.Timer
+	sent    time.Time // when the request body was seen complete; zero: not yet
+	stopped bool
+	fired   bool // the host was found stalled and the attempt cancelled
+}
+
+// watchBridgeStall starts the stall watch of an attempt on hst that
+// started at start with body (nil: none).
+func watchBridgeStall(hst *host, s *route.StallDetection, body *replayBody, start time.Time, cancel context.CancelCauseFunc) *bridgeStall {
+	w := &bridgeStall{hst: hst, s: s, body: body, cancel: cancel}
+	if body.complete() {
+		w.sent = start
+	}
+	w.mu.Lock() // check waits for t
+	w.t = time.AfterFunc(hst.stallThreshold(s), w.check)
+	w.mu.Unlock()
+	return w
+}
+
+// check runs on the timer: a client still sending is not waiting for an
+// answer yet; else the host is checked.
+func (w *bridgeStall) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	now := time.Now()
+	switch {
+	case w.sent.IsZero():
+		if w.body.complete() {
+			w.sent = now
+		}
+	case w.hst.checkStall(w.s, w.sent, now):
+		w.fired = true
+		w.cancel(errStalled)
+		return
+	}
+	w.t.Reset(w.hst.stallThreshold(w.s))
+}
+
+// stop ends the watch once the transport returned, and reports whether it
+// had found the host stalled.
+func (w *bridgeStall) stop() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.t.Stop()
+	return w.fired
+}
 
 // transportExchange is one request's state on the net/http path: h2c
 // clients and HTTP/1.1 requests to HTTP2 clusters or upgrades. It is
@@ -110,17 +182,25 @@ func (h *h2Handler) try(ctx context.Context, out *http.Request, x *transportExch
 	req, tctx := x.request(ctx, out, e.Address), ctx
 	var timer *time.Timer
 	cancel := context.CancelCauseFunc(func(error) {})
-	if d := a.tryDeadline(time.Now()); d != a.deadline {
+	perTry := a.tryDeadline(time.Now())
+	watchStall := !a.cl.Stall.Disabled
+	if perTry != a.deadline || watchStall {
+		tctx, cancel = context.WithCancelCause(ctx)
+		req = req.WithContext(tctx)
+	}
+	if perTry != a.deadline {
 		// The per-try timeout bounds the attempt until its response
 		// headers (route.RetryPolicy.PerTryTimeout), so it cancels the
 		// attempt's context from a timer stopped once they arrive.
-		tctx, cancel = context.WithCancelCause(ctx)
-		timer = time.AfterFunc(time.Until(d), func() { cancel(errPerTryTimeout) })
-		req = req.WithContext(tctx)
+		timer = time.AfterFunc(time.Until(perTry), func() { cancel(errPerTryTimeout) })
 	}
 	hst.countRequest(h.p.metrics)
 	hst.load.begin()
 	start := time.Now()
+	var watch *bridgeStall
+	if watchStall {
+		watch = watchBridgeStall(hst, &a.cl.Stall, x.body, start, cancel)
+	}
 	e.Begin()
 	track := a.cl.TracksAnswers()
 	if track {
@@ -145,7 +225,13 @@ func (h *h2Handler) try(ctx context.Context, out *http.Request, x *transportExch
 		res.Body.Close()
 		res, err = nil, errPerTryTimeout
 	}
-	res, oc, code := h.outcome(ctx, tctx, x, hst, res, err)
+	if watch != nil && watch.stop() && err == nil {
+		// The host was found stalled as the headers arrived: the attempt
+		// was cancelled, and its body with it.
+		res.Body.Close()
+		res, err = nil, errStalled
+	}
+	res, oc, code := h.outcome(ctx, tctx, x, hst, start, res, err)
 	if oc == relayed {
 		x.stop = cancel
 	} else {
@@ -156,12 +242,21 @@ func (h *h2Handler) try(ctx context.Context, out *http.Request, x *transportExch
 
 // outcome accounts the attempt's result on hst and decides whether the
 // response is relayed (see try).
-func (h *h2Handler) outcome(ctx, tctx context.Context, x *transportExchange, hst *host, res *http.Response, err error) (*http.Response, outcome, int) {
+func (h *h2Handler) outcome(ctx, tctx context.Context, x *transportExchange, hst *host, start time.Time, res *http.Response, err error) (*http.Response, outcome, int) {
 	a := &x.a
 	if err != nil {
 		return nil, h.classify(ctx, tctx, err, x.body), 502
 	}
 	code := res.StatusCode
+	now := time.Now()
+	if code == http.StatusGatewayTimeout && res.Header.Get(stalledHeader) != "" {
+		// Another sidecar's app is stuck behind this endpoint (see
+		// stalledHeader): as if this proxy had seen the stall.
+		res.Body.Close()
+		hst.markStalled(now)
+		return nil, stalled, code
+	}
+	hst.onResponse(now, now.Sub(start))
 	gs, trailersOnly := grpcStatus(res.Header)
 	// Outlier detection sees a trailers-only gRPC failure as the HTTP
 	// status Envoy maps it to (UNAVAILABLE is a 503), so a backend that
@@ -211,6 +306,8 @@ func (h *h2Handler) classify(ctx, tctx context.Context, err error, body *replayB
 		return clientFailed // the client reset its stream or went away
 	case ctx.Err() != nil || errors.Is(err, errPerTryTimeout) || context.Cause(tctx) == errPerTryTimeout:
 		return timedOut
+	case errors.Is(err, errStalled) || context.Cause(tctx) == errStalled:
+		return stalled
 	case errors.As(err, &oe) && oe.Op == "dial":
 		return connectFailed
 	}

@@ -51,8 +51,10 @@ import (
 // Paths: this file's HTTP/1.1 path and the frame-level HTTP/2 path
 // (h2stall.go: h2Fwd parks the first attempt's stream, not a connection)
 // hedge; the net/http bridge between the protocols (h2Handler.roundTrip)
-// has neither hedging nor a stall watch: its requests wait for their
-// answer or their route or per-try timeout.
+// has the stall watch (bridgeStall) but no hedging: the transport gives
+// no way to keep an attempt's stream or connection once the request
+// leaves it, so a request waiting on an instance that stopped answering
+// leaves it at the stall threshold.
 
 // maxQuickChecks bounds the early checks of one attempt (each a timer
 // wake-up, only while it waits on an endpoint that answers nothing).
