@@ -20,6 +20,13 @@ type accessInfo struct {
 	reqID    string // a generated X-Request-Id sent through net/http (bridge.go)
 }
 
+// retriedFlags are the flags of failed attempts (outcomeFlag). They
+// describe the response the client got, as Envoy's do: an attempt that
+// failed and was retried leaves none once another attempt's response is
+// relayed (Envoy sets them only on the local reply it sends).
+const retriedFlags = accesslog.UpstreamConnectionFailure | accesslog.UpstreamConnectionTermination |
+	accesslog.UpstreamRequestTimeout | accesslog.UpstreamStalled
+
 // outcomeFlag is the response flag of a failed attempt.
 func outcomeFlag(out outcome) accesslog.Flags {
 	switch out {

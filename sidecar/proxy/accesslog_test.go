@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,4 +195,73 @@ func TestAccessLogHTTP2Streams(t *testing.T) {
 			t.Errorf("%s: request_id %q, want the generated UUID", key, id)
 		}
 	}
+}
+
+// Response flags describe the response the client got, as Envoy's do: a
+// GET whose first attempt hit an instance that closes every connection
+// unanswered, and which another instance then answered, logs "200 -", not
+// the failed attempt's UC or UF (Envoy sets those only on the local reply
+// it sends). On every protocol path.
+func TestAccessLogFlagsDescribeTheResponse(t *testing.T) {
+	for _, tc := range leastLoadedPaths {
+		t.Run(tc.name, func(t *testing.T) {
+			var logBuf lockedBuffer
+			logger := accesslog.New(accesslog.Config{W: &logBuf, FlushInterval: time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			logged := make(chan struct{})
+			go func() { defer close(logged); logger.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-logged })
+			p, addr := startProxy(t, Config{AccessLog: logger}, Mode{Kind: Outbound})
+			closer, closed := startCloser(t)
+			live := startBackendProto(t, "live", nil, tc.proto == route.HTTP2)
+			eps := append([]route.Endpoint{{Address: closer, Healthy: true}}, endpoints(live)...)
+			p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "svc", Protocol: tc.proto, Endpoints: eps,
+				Outlier: route.OutlierDetection{Disabled: true}}, route.Route{}))
+			c := tc.c(t)
+			const n = 6
+			for range n {
+				if code, from, body := get(t, c, addr, "svc", "/"); code != 200 || from != "live" {
+					t.Fatalf("GET: %d from %q (%q), want 200 from the live instance", code, from, body)
+				}
+			}
+			if closed.Load() == 0 {
+				t.Fatal("no attempt reached the instance that closes connections: the test proves nothing")
+			}
+			var lines []string
+			eventually(t, fmt.Sprintf("%d access log lines", n), func() bool {
+				lines = strings.Split(strings.TrimSpace(logBuf.String()), "\n")
+				return len(lines) >= n
+			})
+			for _, l := range lines {
+				if !strings.Contains(l, `" 200 - `) {
+					t.Errorf("access log line %q, want status 200 with no flags", l)
+				}
+			}
+		})
+	}
+}
+
+// startCloser listens on loopback and closes every connection it accepts
+// without reading or answering; it counts them.
+func startCloser(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return l.Addr().String(), &n
 }

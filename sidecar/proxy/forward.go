@@ -102,6 +102,7 @@ func (c *conn) forward(a *attempt) (code int, keep bool) {
 		out, code, keep := c.try(a, e, h)
 		switch out {
 		case relayed:
+			c.al.flags &^= retriedFlags
 			return code, keep
 		case clientFailed:
 			return code, false

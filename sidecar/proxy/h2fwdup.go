@@ -200,6 +200,7 @@ func (fw *h2Fwd) endAttempt(reset bool) {
 // relayHeaders sends the response headers downstream.
 func (fw *h2Fwd) relayHeaders(status int, fields []hpack.HeaderField, end bool) {
 	fw.relayed, fw.code = true, status
+	fw.al.flags &^= retriedFlags
 	if end && fw.h.p.cfg.AccessLog != nil {
 		fw.grpc = grpcStatusValue(fields) // trailers-only
 	}

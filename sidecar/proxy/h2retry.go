@@ -143,6 +143,7 @@ func (h *h2Handler) roundTrip(ctx context.Context, out *http.Request, x *transpo
 		case kept != nil && (hst == nil || a.triedHost(hst)):
 			// A gRPC client needs a gRPC status, not a local reply.
 			x.al.flags |= accesslog.UpstreamRetryLimitExceeded
+			x.al.flags &^= retriedFlags
 			return kept, kept.StatusCode, ""
 		case hst == nil:
 			code, msg, flag := a.noPick()
@@ -157,6 +158,7 @@ func (h *h2Handler) roundTrip(ctx context.Context, out *http.Request, x *transpo
 		res, oc, code := h.try(ctx, out, x, e, hst)
 		switch oc {
 		case relayed:
+			x.al.flags &^= retriedFlags
 			return res, code, ""
 		case clientFailed:
 			x.al.flags |= accesslog.DownstreamConnectionTermination
