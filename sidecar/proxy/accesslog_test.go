@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
@@ -22,12 +20,7 @@ import (
 // User-Agent, first X-Forwarded-For and X-Request-Id (or the generated
 // one the upstream got), the body sizes and the endpoint.
 func TestAccessLogLineFields(t *testing.T) {
-	var logBuf lockedBuffer
-	logger := accesslog.New(accesslog.Config{W: &logBuf, FlushInterval: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	logged := make(chan struct{})
-	go func() { defer close(logged); logger.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-logged })
+	logger, logBuf := startAccessLog(t, accesslog.Text)
 	p, addr := startProxy(t, Config{AccessLog: logger}, Mode{Kind: Outbound})
 	gotID := make(chan string, 2)
 	be := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
@@ -89,12 +82,7 @@ func TestAccessLogLineFields(t *testing.T) {
 // response flags of a missing route and of an endpoint that refuses
 // connections.
 func TestAccessLogHTTP2Streams(t *testing.T) {
-	var logBuf lockedBuffer
-	logger := accesslog.New(accesslog.Config{W: &logBuf, Format: accesslog.JSON, FlushInterval: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	logged := make(chan struct{})
-	go func() { defer close(logged); logger.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-logged })
+	logger, logBuf := startAccessLog(t, accesslog.JSON)
 	p, addr := startProxy(t, Config{AccessLog: logger}, Mode{Kind: Outbound})
 	be := startH2CBackend(t, "grpc", func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)        // as a gRPC server reads the request first
@@ -205,12 +193,7 @@ func TestAccessLogHTTP2Streams(t *testing.T) {
 func TestAccessLogFlagsDescribeTheResponse(t *testing.T) {
 	for _, tc := range leastLoadedPaths {
 		t.Run(tc.name, func(t *testing.T) {
-			var logBuf lockedBuffer
-			logger := accesslog.New(accesslog.Config{W: &logBuf, FlushInterval: time.Millisecond})
-			ctx, cancel := context.WithCancel(context.Background())
-			logged := make(chan struct{})
-			go func() { defer close(logged); logger.Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-logged })
+			logger, logBuf := startAccessLog(t, accesslog.Text)
 			p, addr := startProxy(t, Config{AccessLog: logger}, Mode{Kind: Outbound})
 			closer, closed := startCloser(t)
 			live := startBackendProto(t, "live", nil, tc.proto == route.HTTP2)

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/shoal-mesh/shoal/sidecar/accesslog"
 	"github.com/shoal-mesh/shoal/sidecar/route"
 )
 
@@ -204,4 +205,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		case <-tick.C:
 		}
 	}
+}
+
+// startAccessLog starts an access logger in format that writes to the
+// returned buffer every millisecond; it stops at the test's cleanup.
+func startAccessLog(t *testing.T, format accesslog.Format) (*accesslog.Logger, *lockedBuffer) {
+	t.Helper()
+	buf := &lockedBuffer{}
+	logger := accesslog.New(accesslog.Config{W: buf, Format: format, FlushInterval: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	logged := make(chan struct{})
+	go func() { defer close(logged); logger.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-logged })
+	return logger, buf
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -259,55 +260,15 @@ func TestLeastLoadedNeverHedgesAPOST(t *testing.T) {
 	for _, tc := range hedgePaths {
 		t.Run(tc.name, func(t *testing.T) {
 			p, addr, blocked, free, open := startBlockedAndFree(t, tc.proto, Config{})
-			c := tc.c(t)
-
-			// Eight callers post until two POSTs are stuck on the blocked
-			// instance and it counts as not answering, then until the
-			// free one answered 100 more: a hedge would have come long
-			// before (within a few of its times to first byte). A caller
-			// whose POST waits on the blocked instance stops there.
-			var callers sync.WaitGroup
-			var sent, failed, fromBlocked atomic.Int64
-			var afterSilent atomic.Int64
-			var silent atomic.Bool
-			for range 8 {
-				callers.Go(func() {
-					for !silent.Load() || afterSilent.Load() < 100 {
-						if blocked.count.Load() >= 2 && !silent.Load() && answersUnanswered(p, blocked.addr()) {
-							silent.Store(true)
-						}
-						sent.Add(1)
-						res, err := c.Post("http://"+addr+"/", "text/plain", strings.NewReader("order"))
-						if err != nil {
-							failed.Add(1)
-							continue
-						}
-						res.Body.Close()
-						switch {
-						case res.StatusCode != http.StatusOK:
-							failed.Add(1)
-						case res.Header.Get("X-Backend") == "blocked":
-							fromBlocked.Add(1)
-							return // it waited out the block: its caller stops
-						case silent.Load():
-							afterSilent.Add(1)
-						}
-					}
-				})
-			}
-			eventually(t, "the blocked instance to hold POSTs and count as not answering, and 100 more POSTs answered", func() bool {
-				return silent.Load() && afterSilent.Load() >= 100
-			})
-			open()
-			waitUntil(t, "every caller's last POST answered", &callers, func() bool { return false })
+			w := waitOutBlock(t, p, tc.c(t), addr, "POST", blocked, open)
 			if hedged := p.metrics.hedges.WithLabelValues("orders").Value(); hedged != 0 {
 				t.Errorf("hedged_requests_total = %v, want 0 (a POST is never sent twice)", hedged)
 			}
-			if n, held := fromBlocked.Load(), blocked.count.Load(); n != held || n < 2 {
+			if n, held := w.fromBlocked, blocked.count.Load(); n != held || n < 2 {
 				t.Errorf("%d POSTs answered by the blocked instance, want every one of the %d (at least 2) it held", n, held)
 			}
-			if got, want := blocked.count.Load()+free.count.Load(), sent.Load(); got != want || failed.Load() != 0 {
-				t.Errorf("the instances got %d POSTs for %d sent (%d failed), want each sent once", got, want, failed.Load())
+			if got := blocked.count.Load() + free.count.Load(); got != w.sent || w.failed != 0 {
+				t.Errorf("the instances got %d POSTs for %d sent (%d failed), want each sent once", got, w.sent, w.failed)
 			}
 			eventually(t, "no answer owed and no attempt in flight", func() bool { return answersSettled(p) })
 		})
@@ -321,51 +282,72 @@ func TestLeastLoadedNeverHedgesAPOST(t *testing.T) {
 func TestLeastLoadedDoesNotHedgeWithoutARetryBudget(t *testing.T) {
 	for _, tc := range hedgePaths {
 		t.Run(tc.name, func(t *testing.T) {
-			p, addr, blocked, free, open := startBlockedAndFree(t, tc.proto, Config{ConnectRetries: -1})
-			c := tc.c(t)
-			var callers sync.WaitGroup
-			var failed, fromBlocked atomic.Int64
-			var silent atomic.Bool
-			startFree := free.count.Load()
-			for range 4 {
-				callers.Go(func() {
-					for !silent.Load() || free.count.Load() < startFree+100 {
-						if blocked.count.Load() >= 2 && !silent.Load() && answersUnanswered(p, blocked.addr()) {
-							silent.Store(true)
-						}
-						res, err := c.Get("http://" + addr + "/")
-						if err != nil {
-							failed.Add(1)
-							continue
-						}
-						res.Body.Close()
-						switch {
-						case res.StatusCode != http.StatusOK:
-							failed.Add(1)
-						case res.Header.Get("X-Backend") == "blocked":
-							fromBlocked.Add(1)
-							return // it waited out the block: its caller stops
-						}
-					}
-				})
-			}
-			eventually(t, "the blocked instance to hold GETs and count as not answering, and 100 more answered by the free one", func() bool {
-				return silent.Load() && free.count.Load() >= startFree+100
-			})
-			open()
-			waitUntil(t, "every caller's last GET answered", &callers, func() bool { return false })
+			p, addr, blocked, _, open := startBlockedAndFree(t, tc.proto, Config{ConnectRetries: -1})
+			w := waitOutBlock(t, p, tc.c(t), addr, "GET", blocked, open)
 			if hedged := p.metrics.hedges.WithLabelValues("orders").Value(); hedged != 0 {
 				t.Errorf("hedged_requests_total = %v, want 0 (no retry budget)", hedged)
 			}
-			if n := failed.Load(); n != 0 {
-				t.Errorf("%d GETs failed, want none (they wait for the blocked instance)", n)
+			if w.failed != 0 {
+				t.Errorf("%d GETs failed, want none (they wait for the blocked instance)", w.failed)
 			}
-			if n, held := fromBlocked.Load(), blocked.count.Load(); n != held || n < 2 {
+			if n, held := w.fromBlocked, blocked.count.Load(); n != held || n < 2 {
 				t.Errorf("%d GETs answered by the blocked instance, want every one of the %d (at least 2) it held", n, held)
 			}
 			eventually(t, "no answer owed and no attempt in flight", func() bool { return answersSettled(p) })
 		})
 	}
+}
+
+// blockWaited is what waitOutBlock's callers saw.
+type blockWaited struct{ sent, failed, fromBlocked int64 }
+
+// waitOutBlock has eight callers send method requests until two are held
+// by the blocked instance and it counts as not answering, then until the
+// free one answered 100 more: a hedge would have come long before (within
+// a few of its times to first byte). A caller whose request waits on the
+// blocked instance stops there. Then it releases the blocked instance and
+// waits for every caller's last answer.
+func waitOutBlock(t *testing.T, p *Proxy, c *http.Client, addr, method string, blocked *backend, open func()) blockWaited {
+	t.Helper()
+	var callers sync.WaitGroup
+	var sent, failed, fromBlocked, afterSilent atomic.Int64
+	var silent atomic.Bool
+	for range 8 {
+		callers.Go(func() {
+			for !silent.Load() || afterSilent.Load() < 100 {
+				if blocked.count.Load() >= 2 && !silent.Load() && answersUnanswered(p, blocked.addr()) {
+					silent.Store(true)
+				}
+				sent.Add(1)
+				var body io.Reader // a GET has none
+				if method == "POST" {
+					body = strings.NewReader("order")
+				}
+				req, _ := http.NewRequest(method, "http://"+addr+"/", body)
+				res, err := c.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				res.Body.Close()
+				switch {
+				case res.StatusCode != http.StatusOK:
+					failed.Add(1)
+				case res.Header.Get("X-Backend") == "blocked":
+					fromBlocked.Add(1)
+					return // it waited out the block: its caller stops
+				case silent.Load():
+					afterSilent.Add(1)
+				}
+			}
+		})
+	}
+	eventually(t, "the blocked instance to hold "+method+"s and count as not answering, and 100 more answered", func() bool {
+		return silent.Load() && afterSilent.Load() >= 100
+	})
+	open()
+	waitUntil(t, "every caller's last "+method+" answered", &callers, func() bool { return false })
+	return blockWaited{sent.Load(), failed.Load(), fromBlocked.Load()}
 }
 
 // Streams parked on the frame-level HTTP/2 path (the first attempts of

@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/shoal-mesh/shoal/internal/metric"
 	"github.com/shoal-mesh/shoal/sidecar/accesslog"
@@ -61,12 +59,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	a, b := startBackend(t, "a", h), startBackend(t, "b", h)
 	reg := metric.NewRegistry()
-	var logs lockedBuffer
-	logger := accesslog.New(accesslog.Config{W: &logs, FlushInterval: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	logged := make(chan struct{})
-	go func() { defer close(logged); logger.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-logged })
+	logger, logs := startAccessLog(t, accesslog.Text)
 	p, addr := startProxy(t, Config{Registerer: reg, AccessLog: logger}, Mode{})
 	p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "orders", Endpoints: endpoints(a, b), MaxConnections: 1}, route.Route{}))
 	c := client(t)

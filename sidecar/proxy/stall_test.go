@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -251,12 +250,7 @@ func TestEveryEndpointFullIsOverflow(t *testing.T) {
 // hung on it are retried on healthy endpoints, POSTs on it end with 504,
 // nothing is answered 503, and the stall is counted.
 func TestStalledEndpointDefaults(t *testing.T) {
-	var logBuf lockedBuffer
-	logger := accesslog.New(accesslog.Config{W: &logBuf, FlushInterval: time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	logged := make(chan struct{})
-	go func() { defer close(logged); logger.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-logged })
+	logger, logBuf := startAccessLog(t, accesslog.Text)
 	p, addr := startProxy(t, Config{AccessLog: logger}, Mode{Kind: Outbound})
 	_, hb, eps := fleet(t)
 	cc := route.ClusterConfig{Name: "svc", Endpoints: eps} // defaults, no route policy
