@@ -191,7 +191,7 @@ func TestAccessLogHTTP2Streams(t *testing.T) {
 // the failed attempt's UC or UF (Envoy sets those only on the local reply
 // it sends). On every protocol path.
 func TestAccessLogFlagsDescribeTheResponse(t *testing.T) {
-	for _, tc := range leastLoadedPaths {
+	for _, tc := range protocolPaths {
 		t.Run(tc.name, func(t *testing.T) {
 			logger, logBuf := startAccessLog(t, accesslog.Text)
 			p, addr := startProxy(t, Config{AccessLog: logger}, Mode{Kind: Outbound})

@@ -20,15 +20,7 @@ import (
 // ends 504 with the stalled mark, and it gets no new request until it
 // answers again.
 func TestH2StalledEndpoint(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		proto route.Protocol
-		c     func(*testing.T) *http.Client
-	}{
-		{"HTTP/2", route.HTTP2, h2cClient},
-		{"HTTP/1.1 to HTTP/2", route.HTTP2, client},
-		{"HTTP/2 to HTTP/1.1", route.HTTP1, h2cClient},
-	} {
+	for _, tc := range protocolPaths[1:] { // HTTP/1.1 to HTTP/1.1: stall_test.go
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel() // each waits out a 5 s probe interval
 			testStalledEndpoint(t, tc.proto, tc.c(t))

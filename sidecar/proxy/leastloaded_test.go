@@ -26,11 +26,11 @@ func orcaBackend(t *testing.T, name string, util float64, h2c bool) *backend {
 	}, h2c)
 }
 
-// leastLoadedPaths are the proxy's paths a least_loaded cluster is
-// tested on: its own HTTP/1.1 and HTTP/2 paths, and through Go's net/http
+// protocolPaths are the proxy's paths for tests that run on each: its own
+// HTTP/1.1 and HTTP/2 paths, and through Go's net/http
 // an HTTP/1.1 client to an h2c upstream and an h2c client to an HTTP/1.1
 // upstream.
-var leastLoadedPaths = []struct {
+var protocolPaths = []struct {
 	name  string
 	proto route.Protocol
 	c     func(*testing.T) *http.Client
@@ -55,7 +55,7 @@ func leastLoadedCluster(proto route.Protocol, bs ...*backend) route.ClusterConfi
 // a tenth of the requests (weights 100/0.9 and 100/0.1), and the ORCA
 // header never reaches the client.
 func TestLeastLoadedSendsLessToTheBusyInstance(t *testing.T) {
-	for _, tc := range leastLoadedPaths {
+	for _, tc := range protocolPaths {
 		t.Run(tc.name, func(t *testing.T) {
 			h2 := tc.proto == route.HTTP2
 			idle, busy := orcaBackend(t, "idle", 0.1, h2), orcaBackend(t, "busy", 0.9, h2)
@@ -115,7 +115,7 @@ func TestInboundKeepsTheLoadReport(t *testing.T) {
 // few of its usual times to first byte, although it holds fewer requests
 // than the instance that answers (least request would keep choosing it).
 func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
-	for _, tc := range leastLoadedPaths {
+	for _, tc := range protocolPaths {
 		t.Run(tc.name, func(t *testing.T) {
 			blocked, free, open := blockedAndFree(t, tc.proto == route.HTTP2)
 			cc := leastLoadedCluster(tc.proto, blocked, free)
@@ -194,7 +194,7 @@ func TestLeastLoadedPassesOverAnInstanceThatStoppedAnswering(t *testing.T) {
 
 // hedgePaths are the proxy's paths that hedge: its own HTTP/1.1 path and
 // its frame-level HTTP/2 path (an h2c client to an h2c upstream, h2Fwd).
-var hedgePaths = leastLoadedPaths[:2]
+var hedgePaths = protocolPaths[:2]
 
 // A GET already waiting on an instance that stopped answering does not
 // wait out the block: once the instance counts as not answering, the GET
