@@ -53,6 +53,12 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 60000;
 
+// SIGUSR2 pauses the stall and resumes it (the harness's floor target).
+let stalling = true;
+process.on('SIGUSR2', () => {
+  stalling = !stalling;
+});
+
 if (stallMs > 0) {
   // The event loop blocks stallMs every second: no request is answered
   // meanwhile, and the kernel still accepts connections. By default it
@@ -62,6 +68,7 @@ if (stallMs > 0) {
   // other instances, which on their own machines it would not.
   const cell = new Int32Array(new SharedArrayBuffer(4));
   setInterval(() => {
+    if (!stalling) return;
     if (!stallCPU) {
       Atomics.wait(cell, 0, 0, stallMs);
       return;

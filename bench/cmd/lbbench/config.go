@@ -14,6 +14,11 @@ type target struct {
 	Name     string `json:"name"`     // as the report and -targets name it
 	Proxy    string `json:"proxy"`    // nginx, haproxy, shoal
 	Strategy string `json:"strategy"` // the proxy's own name for it
+	// Floor: b does not stall during this target's runs. The fleet's
+	// p99 then is the queueing the machine adds at this load whatever
+	// the balancer, the reference the other targets' p99 are read
+	// against.
+	Floor bool `json:"floor,omitempty"`
 }
 
 // allTargets in report order; the first is the baseline for ratios.
@@ -23,9 +28,18 @@ var allTargets = []target{
 	{Name: "shoal-rr", Proxy: "shoal", Strategy: "round_robin"},
 	{Name: "shoal-least", Proxy: "shoal", Strategy: "least_request"},
 	{Name: "shoal-loaded", Proxy: "shoal", Strategy: "least_loaded"},
+	{Name: "nginx-floor", Proxy: "nginx", Strategy: "least_conn", Floor: true},
 }
 
-func (t target) String() string { return t.Proxy + " " + t.Strategy }
+func (t target) String() string { return t.Proxy + " " + t.strategyLabel() }
+
+// strategyLabel is the strategy as the report's table names it.
+func (t target) strategyLabel() string {
+	if t.Floor {
+		return t.Strategy + ", b not stalling"
+	}
+	return t.Strategy
+}
 
 // Config is the harness's configuration; parseConfig fills it from flags.
 type Config struct {

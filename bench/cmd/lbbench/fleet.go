@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shoal-mesh/shoal/bench/internal/proc"
@@ -209,6 +210,16 @@ func (f *fleet) ids() []string {
 		out[i] = in.ID
 	}
 	return out
+}
+
+// toggleStall pauses b's stall, or resumes it (app.js, SIGUSR2).
+func (f *fleet) toggleStall() error {
+	for _, in := range f.instances {
+		if in.ID == "b" {
+			return syscall.Kill(in.p.Pid(), syscall.SIGUSR2)
+		}
+	}
+	return errors.New("no instance b")
 }
 
 // idOf maps an instance's address to its id.

@@ -207,6 +207,14 @@ func (h *harness) measure(ctx context.Context, t target, round int, rate float64
 		m.Err = err.Error()
 		return m
 	}
+	if t.Floor {
+		// b stops stalling for this target's warmup and run.
+		if err := h.fleet.toggleStall(); err != nil {
+			m.Err = err.Error()
+			return m
+		}
+		defer h.fleet.toggleStall()
+	}
 	r, err := h.start(ctx, t, dir)
 	if err != nil {
 		m.Err = err.Error()

@@ -165,14 +165,14 @@ func (rep *report) markdown() string {
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range rep.Targets {
 		if s.Rounds == 0 {
-			fmt.Fprintf(&b, "| %s | %s | failed: %s |||||\n", s.Target.Proxy, s.Target.Strategy, hostinfo.FirstLine(strings.Join(s.Failed, "; ")))
+			fmt.Fprintf(&b, "| %s | %s | failed: %s |||||\n", s.Target.Proxy, s.Target.strategyLabel(), hostinfo.FirstLine(strings.Join(s.Failed, "; ")))
 			continue
 		}
 		var sh []string
 		for _, id := range ids {
 			sh = append(sh, fmt.Sprintf("%.0f", s.Shares[id]*100))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %d of %d | %s %% | %.2f | %.0f |\n", s.Target.Proxy, s.Target.Strategy,
+		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.1f | %d of %d | %s %% | %.2f | %.0f |\n", s.Target.Proxy, s.Target.strategyLabel(),
 			s.P50, s.P99, s.P999, s.Errors, s.Sent, strings.Join(sh, " / "), s.P99VsNginx, s.LateMS)
 	}
 	b.WriteString("\n")
@@ -181,6 +181,9 @@ func (rep *report) markdown() string {
 	}
 	if s := rep.ratios(); s != "" {
 		fmt.Fprintf(&b, "least_loaded p99 %s (median of per-round ratios). Goal ≤ 0.50 with no more errors: %s\n\n", s, rep.verdict())
+	}
+	if s := rep.floor(); s != "" {
+		b.WriteString(s + "\n\n")
 	}
 	for _, r := range rep.Runs {
 		if r.Target.Name != "shoal-loaded" || len(r.Reports) == 0 {
@@ -207,6 +210,28 @@ func (rep *report) maxLate() float64 {
 		late = max(late, s.LateMS)
 	}
 	return late
+}
+
+// floor compares half of nginx's p99 with the floor target's (nginx with
+// b not stalling): "" unless both were measured.
+func (rep *report) floor() string {
+	var ng, fl *summary
+	for i := range rep.Targets {
+		switch rep.Targets[i].Target.Name {
+		case "nginx":
+			ng = &rep.Targets[i]
+		case "nginx-floor":
+			fl = &rep.Targets[i]
+		}
+	}
+	if ng == nil || fl == nil || ng.Rounds == 0 || fl.Rounds == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("The floor: nginx least_conn with b not stalling has p99 %.1f ms at the same rate; half of nginx's p99 with the stall is %.1f ms", fl.P99, ng.P99/2)
+	if ng.P99/2 < fl.P99 {
+		return s + ": **below the floor**, the queueing this machine adds at this load whatever the balancer (on a machine with a core per instance the floor is lower)."
+	}
+	return s + "."
 }
 
 // ratios names least_loaded's p99 ratios that were measured ("" if none).

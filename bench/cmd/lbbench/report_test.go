@@ -66,6 +66,19 @@ func TestRatiosNameOnlyWhatWasMeasured(t *testing.T) {
 	}
 }
 
+// The floor line says when half of nginx's p99 is below the p99 of the
+// fleet without the stall.
+func TestFloorLine(t *testing.T) {
+	md := newReport(meta{}, allTargets, []measurement{run("nginx", 0, 8, 0), run("nginx-floor", 0, 5, 0)}).markdown()
+	if !strings.Contains(md, "half of nginx's p99 with the stall is 4.0 ms: **below the floor**") || !strings.Contains(md, "| nginx | least_conn, b not stalling | ") {
+		t.Errorf("report with the floor target:\n%s", md)
+	}
+	md = newReport(meta{}, allTargets, []measurement{run("nginx", 0, 8, 0)}).markdown()
+	if strings.Contains(md, "The floor") {
+		t.Errorf("report without the floor target names it:\n%s", md)
+	}
+}
+
 func TestShareDataSkipsEmptyBuckets(t *testing.T) {
 	m := measurement{Target: target{Proxy: "nginx", Strategy: "least_conn"}, Buckets: []map[string]int64{
 		{"a": 3, "b": 1}, {}, {"c": 2},
