@@ -212,19 +212,22 @@ func (rep *report) maxLate() float64 {
 	return late
 }
 
+// measured returns the summary of the target named name, nil unless it
+// was measured in at least one round.
+func (rep *report) measured(name string) *summary {
+	for i := range rep.Targets {
+		if s := &rep.Targets[i]; s.Target.Name == name && s.Rounds > 0 {
+			return s
+		}
+	}
+	return nil
+}
+
 // floor compares half of nginx's p99 with the floor target's (nginx with
 // b not stalling): "" unless both were measured.
 func (rep *report) floor() string {
-	var ng, fl *summary
-	for i := range rep.Targets {
-		switch rep.Targets[i].Target.Name {
-		case "nginx":
-			ng = &rep.Targets[i]
-		case "nginx-floor":
-			fl = &rep.Targets[i]
-		}
-	}
-	if ng == nil || fl == nil || ng.Rounds == 0 || fl.Rounds == 0 {
+	ng, fl := rep.measured("nginx"), rep.measured("nginx-floor")
+	if ng == nil || fl == nil {
 		return ""
 	}
 	s := fmt.Sprintf("The floor: nginx least_conn with b not stalling has p99 %.1f ms at the same rate; half of nginx's p99 with the stall is %.1f ms", fl.P99, ng.P99/2)
@@ -248,18 +251,8 @@ func (rep *report) ratios() string {
 
 // verdict says whether least_loaded met issue 17's goal in this run.
 func (rep *report) verdict() string {
-	var ll, ng, ha *summary
-	for i := range rep.Targets {
-		switch rep.Targets[i].Target.Name {
-		case "shoal-loaded":
-			ll = &rep.Targets[i]
-		case "nginx":
-			ng = &rep.Targets[i]
-		case "haproxy":
-			ha = &rep.Targets[i]
-		}
-	}
-	if ll == nil || ng == nil || ha == nil || ll.Rounds == 0 || ng.Rounds == 0 || ha.Rounds == 0 {
+	ll, ng, ha := rep.measured("shoal-loaded"), rep.measured("nginx"), rep.measured("haproxy")
+	if ll == nil || ng == nil || ha == nil {
 		return "not measured (needs shoal-loaded, nginx and haproxy)"
 	}
 	var why []string
