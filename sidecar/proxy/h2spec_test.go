@@ -23,12 +23,18 @@ const h2specModule = "github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatibl
 // and skips, saying why, otherwise.
 func h2specBinary(t *testing.T) string {
 	t.Helper()
+	unavailable := func(why string) {
+		if os.Getenv("SHOAL_TEST_STRICT") == "1" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
 	if p, err := exec.LookPath("h2spec"); err == nil {
 		return p
 	}
 	gopath, err := exec.Command("go", "env", "GOPATH").Output()
 	if err != nil {
-		t.Skipf("h2spec not found and go env GOPATH failed: %v", err)
+		unavailable(fmt.Sprintf("h2spec not found and go env GOPATH failed: %v", err))
 	}
 	bin := filepath.Join(string(regexp.MustCompile(`\s+$`).ReplaceAll(gopath, nil)), "bin")
 	p := filepath.Join(bin, "h2spec")
@@ -38,11 +44,7 @@ func h2specBinary(t *testing.T) string {
 	cmd := exec.Command("go", "install", h2specModule)
 	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		why := fmt.Sprintf("h2spec is not installed and go install %s failed: %v\n%s", h2specModule, err, out)
-		if os.Getenv("SHOAL_TEST_STRICT") == "1" {
-			t.Fatal(why)
-		}
-		t.Skip(why)
+		unavailable(fmt.Sprintf("h2spec is not installed and go install %s failed: %v\n%s", h2specModule, err, out))
 	}
 	return p
 }
@@ -52,7 +54,7 @@ func h2specBinary(t *testing.T) string {
 // --upstream port to an h2c cluster, and the gateway.
 func TestH2Spec(t *testing.T) {
 	if testing.Short() {
-		t.Skip("h2spec runs about 150 cases per listener")
+		t.Skip("-short: h2spec runs about 150 cases per listener (make test and CI run it)")
 	}
 	bin := h2specBinary(t)
 	be := startH2CBackend(t, "up", nil)
