@@ -195,20 +195,11 @@ func TestMaxRetries(t *testing.T) {
 func TestNoHealthyUpstreamIs503(t *testing.T) {
 	up := startH2CBackend(t, "up", nil)
 	down := []route.Endpoint{{Address: up.addr(), Healthy: false}}
-	for _, tc := range []struct {
-		name     string
-		protocol route.Protocol
-		client   func(*testing.T) *http.Client
-	}{
-		{"HTTP/1.1 to HTTP/1.1", route.HTTP1, client},
-		{"HTTP/1.1 to h2c", route.HTTP2, client},
-		{"h2c to h2c", route.HTTP2, h2cClient},
-		{"h2c to HTTP/1.1", route.HTTP1, h2cClient},
-	} {
+	for _, tc := range protocolPaths {
 		t.Run(tc.name, func(t *testing.T) {
 			p, addr := startProxy(t, Config{}, Mode{Kind: Outbound})
-			p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "svc", Protocol: tc.protocol, Endpoints: down}, route.Route{}))
-			if code, _, body := get(t, tc.client(t), addr, "svc", "/"); code != 503 || !strings.Contains(body, "no healthy upstream") {
+			p.SetTable(simpleTable(t, p, route.ClusterConfig{Name: "svc", Protocol: tc.proto, Endpoints: down}, route.Route{}))
+			if code, _, body := get(t, tc.c(t), addr, "svc", "/"); code != 503 || !strings.Contains(body, "no healthy upstream") {
 				t.Errorf("got %d %q, want 503 no healthy upstream", code, body)
 			}
 		})
