@@ -160,12 +160,11 @@ func (sc *ServerConn) Serve() (writeTimedOut bool) {
 }
 
 // linger reads and drops what the client still sends after the write side
-// was shut down (link.finish), until it closes or lingerTimeout passes, so
-// that the close that follows finds no unread bytes and sends no reset.
-// The reader may have stopped before the client saw the GOAWAY (a
-// connection error).
+// was shut down (link.finish), until it closes or the read deadline
+// link.finish set (lingerTimeout after the shutdown) passes, so that the
+// close that follows finds no unread bytes and sends no reset. The reader
+// may have stopped before the client saw the GOAWAY (a connection error).
 func (sc *ServerConn) linger() {
-	sc.l.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
 	io.CopyN(io.Discard, sc.l.nc, 1<<20)
 }
 
